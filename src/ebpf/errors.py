@@ -1,0 +1,254 @@
+"""The whole public exception tree of :mod:`ebpf`.
+
+One root, :class:`BPFError`. Errors that come from a syscall are :class:`SyscallError`, which is
+also an :class:`OSError` carrying ``errno``, so ``except OSError`` and ``e.errno == ENOENT`` keep
+working. Where a builtin exception is the natural expectation, the error is that builtin too:
+a missed lookup is a :class:`KeyError`, a refused privilege a :class:`PermissionError`, a parse
+failure a :class:`ValueError`.
+
+:func:`from_errno` is the single place where an errno becomes an exception; only the syscall
+layer calls it.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+from collections.abc import Sequence
+
+__all__ = [
+    "ENOTSUPP",
+    "AssemblerError",
+    "BPFError",
+    "BPFPermissionError",
+    "BusyError",
+    "KeyExistsError",
+    "KeyNotFoundError",
+    "LinkError",
+    "NotSupportedError",
+    "ParseError",
+    "SyscallError",
+    "VerifierError",
+    "from_errno",
+]
+
+#: Kernel-internal "operation not supported" (524). It leaks to userspace from bpf(2), and
+#: Python's :mod:`errno` does not know it.
+ENOTSUPP = 524
+
+_EXTRA_NAMES = {ENOTSUPP: "ENOTSUPP"}
+_EXTRA_STRINGS = {ENOTSUPP: "Operation not supported (kernel ENOTSUPP)"}
+
+
+def errno_name(code: int) -> str:
+    """Symbolic name of an errno value, including the kernel-internal ones."""
+    return _errno.errorcode.get(code) or _EXTRA_NAMES.get(code) or f"errno {code}"
+
+
+def errno_string(code: int) -> str:
+    """Human text of an errno value, including the kernel-internal ones."""
+    if code in _EXTRA_STRINGS:
+        return _EXTRA_STRINGS[code]
+    return os.strerror(code)
+
+
+class BPFError(Exception):
+    """Root of every error raised by :mod:`ebpf`."""
+
+
+class SyscallError(BPFError, OSError):
+    """A syscall failed. ``str(e)`` reads ``"BPF_MAP_UPDATE_ELEM: File exists"``.
+
+    Attributes: ``errno`` (int), ``strerror`` (str), ``cmd`` (the command name, e.g.
+    ``"BPF_PROG_LOAD"``), ``hint`` (an explanation when the cause is likely known, else ``""``).
+    """
+
+    cmd: str
+    hint: str
+
+    def __init__(self, cmd: str, code: int, hint: str = "", detail: str = "") -> None:
+        OSError.__init__(self, code, errno_string(code))
+        self.cmd = cmd
+        self.hint = hint
+        self.detail = detail
+
+    def __str__(self) -> str:
+        text = f"{self.cmd}: {self.strerror}"
+        if self.detail:
+            text += f": {self.detail}"
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.cmd, self.errno, self.hint, self.detail))
+
+
+class KeyNotFoundError(SyscallError, KeyError):
+    """The key is not in the map (ENOENT from a lookup or delete). Also a :class:`KeyError`."""
+
+    def __str__(self) -> str:
+        return SyscallError.__str__(self)
+
+
+class KeyExistsError(SyscallError):
+    """The key already exists and ``NOEXIST`` was asked for (EEXIST)."""
+
+
+class BusyError(SyscallError):
+    """The object is busy (EBUSY), e.g. an XDP link already holds the interface."""
+
+
+class BPFPermissionError(SyscallError, PermissionError):
+    """EPERM or EACCES. ``hint`` names the likely cause (capabilities, lockdown, sysctl)."""
+
+
+class LinkError(BPFError):
+    """Attaching or detaching failed for a reason that is not a plain errno (e.g. netlink)."""
+
+
+class NotSupportedError(BPFError):
+    """The running kernel lacks a feature.
+
+    ``str(e)`` reads ``"BPF_MAP_TYPE_RINGBUF not supported (requires >= 5.8)"``.
+    """
+
+    def __init__(self, feature: str, min_kernel: str = "", detail: str = "") -> None:
+        super().__init__(feature, min_kernel, detail)
+        self.feature = feature
+        self.min_kernel = min_kernel
+        self.detail = detail
+
+    def __str__(self) -> str:
+        text = f"{self.feature} not supported"
+        if self.min_kernel:
+            text += f" (requires >= {self.min_kernel})"
+        if self.detail:
+            text += f": {self.detail}"
+        return text
+
+
+class ParseError(BPFError, ValueError):
+    """Malformed binary input (BTF, ELF, instructions). ``offset`` is where it went wrong."""
+
+    def __init__(self, what: str, offset: int | None = None) -> None:
+        super().__init__(what, offset)
+        self.what = what
+        self.offset = offset
+
+    def __str__(self) -> str:
+        if self.offset is None:
+            return self.what
+        return f"{self.what} (at offset {self.offset:#x})"
+
+
+class AssemblerError(BPFError, ValueError):
+    """An instruction or program cannot be encoded (bad register, range, label...)."""
+
+
+def _is_noise(line: str) -> bool:
+    return (
+        line.startswith("processed ")
+        or line.startswith("verification time ")
+        or line.startswith("stack depth ")
+        or not line.strip()
+    )
+
+
+class VerifierError(SyscallError):
+    """The verifier (or BTF loader) rejected the object.
+
+    ``str(e)`` is a one-line summary: the command, the errno text and the log's last meaningful
+    line. ``log`` holds every line of the log; :meth:`format` prints head or tail of it.
+    ``insn`` is the index of the instruction the verifier stopped at when it can be told, and
+    ``source`` is the caller's label or instruction description for it.
+    """
+
+    def __init__(
+        self,
+        cmd: str,
+        code: int,
+        log: str | bytes | Sequence[str] = (),
+        *,
+        truncated: bool = False,
+        hint: str = "",
+    ) -> None:
+        if isinstance(log, bytes):
+            log = log.split(b"\0", 1)[0].decode("utf-8", "replace")
+        lines = log.splitlines() if isinstance(log, str) else list(log)
+        self.log: tuple[str, ...] = tuple(line.rstrip() for line in lines)
+        self.truncated = truncated
+        self.insn: int | None = _failing_insn(self.log)
+        self.source: str = ""
+        super().__init__(cmd, code, hint=hint, detail=self.summary())
+
+    def summary(self) -> str:
+        """The last meaningful log line, and the one before it when that is context."""
+        useful = [line for line in self.log if not _is_noise(line)]
+        if not useful:
+            return "(no verifier log)"
+        last = useful[-1].strip()
+        text = last
+        omitted = len(useful) - 1
+        # Name the instruction the verifier stopped at: the nearest "N: (op) ..." line above.
+        for back in range(len(useful) - 2, max(-1, len(useful) - 5), -1):
+            prev = useful[back]
+            head, sep, _ = prev.partition(": (")
+            if sep and head.strip().isdigit():
+                text = f"{prev.strip()}: {last}"
+                omitted -= 1
+                break
+        if omitted > 0:
+            text += f" ({omitted} line(s) omitted)"
+        if self.truncated:
+            text += " [log truncated]"
+        return text
+
+    def format(self, *, head: int | None = None, tail: int | None = None) -> str:
+        """The log as text; ``head``/``tail`` limit it to the first/last lines."""
+        lines = self.log
+        if head is not None:
+            lines = lines[:head]
+        if tail is not None:
+            lines = lines[-tail:] if tail else ()
+        return "\n".join(lines)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.cmd, self.errno, self.log))
+
+
+def _failing_insn(log: Sequence[str]) -> int | None:
+    """Instruction index of the last ``N: (op) ...`` line of a verifier log."""
+    for line in reversed(log):
+        head, sep, _ = line.partition(": (")
+        if sep and head.strip().isdigit():
+            return int(head.strip())
+    return None
+
+
+_EPERM_HINT = (
+    "needs CAP_BPF (+CAP_PERFMON/CAP_NET_ADMIN for some program types) or CAP_SYS_ADMIN; "
+    "check kernel.unprivileged_bpf_disabled and /sys/kernel/security/lockdown"
+)
+
+
+def from_errno(cmd: str, code: int, *, hint: str = "") -> SyscallError:
+    """Build the exception for a failed syscall; the one place errno becomes an exception."""
+    cls: type[SyscallError]
+    if code == _errno.ENOENT and cmd in (
+        "BPF_MAP_LOOKUP_ELEM",
+        "BPF_MAP_DELETE_ELEM",
+        "BPF_MAP_LOOKUP_AND_DELETE_ELEM",
+        "BPF_MAP_GET_NEXT_KEY",
+    ):
+        cls = KeyNotFoundError
+    elif code == _errno.EEXIST and cmd == "BPF_MAP_UPDATE_ELEM":
+        cls = KeyExistsError
+    elif code in (_errno.EPERM, _errno.EACCES):
+        cls = BPFPermissionError
+        hint = hint or _EPERM_HINT
+    elif code == _errno.EBUSY:
+        cls = BusyError
+    else:
+        cls = SyscallError
+    return cls(cmd, code, hint)
