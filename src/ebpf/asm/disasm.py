@@ -1,0 +1,490 @@
+"""Disassembler: bytes or instructions to text in LLVM's BPF assembly syntax.
+
+The syntax is the one ``llvm-objdump -d`` prints (``r0 = 0x2``, ``if r1 > 0x5 goto +0x3``,
+``lock *(u64 *)(r1 + 0x0) += r2``), with labels for jump targets. Where LLVM's text loses
+information, this module extends it so that :func:`ebpf.asm.assemble` reads every line back
+to the same bytes:
+
+* ld_imm64 pseudo sources: ``r1 = map[counts]`` / ``map[fd:5]``, ``map_value[counts] + 8``,
+  ``map_idx[3]``, ``map_idx_value[3] + 8``, ``btf_id[1234]`` (``btf_id[1234, btf_fd:7]``),
+  ``func[label]``;
+* calls: ``call bpf_map_lookup_elem`` for helpers (by id when the id is unknown),
+  ``call label`` / ``call pc+3`` for bpf-to-bpf calls, ``call kfunc[1234]`` (``kfunc[name]``,
+  ``kfunc[1234, btf:2]``) for kfuncs;
+* ``r0 = *(u8 *)skb[r1 + 0x4]`` for legacy indirect loads with a nonzero immediate;
+* ``w0 = load_acquire((u8 *)(r1 + 0x0))``, ``store_release((u8 *)(r1 + 0x0), w2)`` as LLVM 21;
+* ``.8byte 0x...`` for a slot that is not a valid instruction.
+
+``style="llvm"`` prints exactly what ``llvm-objdump-19 -d --mcpu=v4`` prints instead (lossy).
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+import sys
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+from ..errors import ParseError
+from .helpers import helper_name
+from .instruction import Instruction
+from .program import Instructions
+
+__all__ = ["disassemble", "format_instruction", "objdump"]
+
+_SLOT: Final = struct.Struct("<BBhi")
+_U64: Final = struct.Struct("<Q")
+
+_ALU_OPS: Final = {
+    0x00: "+=", 0x10: "-=", 0x20: "*=", 0x30: "/=", 0x40: "|=", 0x50: "&=", 0x60: "<<=",
+    0x70: ">>=", 0x90: "%=", 0xA0: "^=", 0xB0: "=", 0xC0: "s>>=",
+}
+_JMP_OPS: Final = {
+    0x10: "==", 0x20: ">", 0x30: ">=", 0x40: "&", 0x50: "!=", 0x60: "s>", 0x70: "s>=",
+    0xA0: "<", 0xB0: "<=", 0xC0: "s<", 0xD0: "s<=",
+}
+_SIZE_NAME: Final = {0x00: "u32", 0x08: "u16", 0x10: "u8", 0x18: "u64"}
+_SSIZE_NAME: Final = {0x00: "s32", 0x08: "s16", 0x10: "s8"}
+_ATOMIC_RMW: Final = {0x00: "+=", 0x40: "|=", 0x50: "&=", 0xA0: "^="}
+_ATOMIC_FETCH: Final = {0x01: "add", 0x41: "or", 0x51: "and", 0xA1: "xor"}
+
+
+def _h(v: int) -> str:
+    return hex(v)
+
+
+def _mem(reg: int, off: int) -> str:
+    return f"(r{reg} + {hex(off)})" if off >= 0 else f"(r{reg} - {hex(-off)})"
+
+
+def _rel(off: int) -> str:
+    return f"+{hex(off)}" if off >= 0 else f"-{hex(-off)}"
+
+
+
+
+def _fmt(  # noqa: PLR0917
+    op: int,
+    dst: int,
+    src: int,
+    off: int,
+    imm: int,
+    imm2: int,
+    target: str | None,
+    ref: object,
+    alu32: bool,
+    llvm: bool,
+) -> str | None:
+    """Text of one instruction, or None if it is not a valid instruction."""
+    if dst > 10 or src > 10:
+        return None
+    cls = op & 7
+    if cls in {7, 4}:
+        r = "r" if cls == 7 else "w"
+        code = op & 0xF0
+        if op & 8:
+            if code == 0xB0:
+                if off == 1 and cls == 7:
+                    das, sas = hex(imm >> 16 & 0xFFFF), hex(imm & 0xFFFF)
+                    return f"r{dst} = addr_space_cast(r{src}, {das}, {sas})"
+                if imm:
+                    return None
+                if off == 0:
+                    return f"{r}{dst} = {r}{src}"
+                if off in (8, 16) or (off == 32 and cls == 7):
+                    return f"{r}{dst} = (s{off}){r}{src}"
+                return None
+            if code == 0xD0:
+                if cls == 7 or src or off or imm not in (16, 32, 64):
+                    return None
+                return f"r{dst} = be{imm} r{dst}"
+            if imm or code in (0x80,):
+                return None
+            opname = _ALU_OPS.get(code)
+            if opname is None:
+                return None
+            if off:
+                if off != 1 or code not in (0x30, 0x90):
+                    return None
+                opname = "s" + opname
+            return f"{r}{dst} {opname} {r}{src}"
+        if src:
+            return None
+        if code == 0x80:
+            return f"{r}{dst} = -{r}{dst}" if not off and not imm else None
+        if code == 0xD0:
+            if off or imm not in (16, 32, 64):
+                return None
+            return f"r{dst} = {'bswap' if cls == 7 else 'le'}{imm} r{dst}"
+        opname = _ALU_OPS.get(code)
+        if opname is None:
+            return None
+        if off:
+            if off != 1 or code not in (0x30, 0x90):
+                return None
+            opname = "s" + opname
+        return f"{r}{dst} {opname} {hex(imm)}"
+    if cls in {5, 6}:
+        code = op & 0xF0
+        if code == 0x00:
+            if op & 8 or dst or src:
+                return None
+            if cls == 5:
+                if imm:
+                    return None
+                return f"goto {target if target and not llvm else _rel(off)}"
+            if off:
+                return None
+            return f"gotol {target if target and not llvm else _rel(imm)}"
+        if code == 0x80:
+            if cls == 6:
+                return None
+            if op & 8:
+                return f"callx r{dst}" if not src and not off and not imm else None
+            if dst:
+                return None
+            if llvm:
+                return f"call {hex(imm)}" if src <= 2 else None
+            if src == 0:
+                if off:
+                    return None
+                name = helper_name(imm)
+                return f"call {name}" if name else f"call {hex(imm)}"
+            if src == 1:
+                if off:
+                    return None
+                return f"call {target}" if target else f"call pc{_rel(imm)}"
+            if src == 2:
+                what = ref if isinstance(ref, str) else str(imm)
+                return f"call kfunc[{what}, btf:{off}]" if off else f"call kfunc[{what}]"
+            return None
+        if code == 0x90:
+            return "exit" if cls == 5 and not (op & 8 or dst or src or off or imm) else None
+        if code == 0xE0:
+            if cls == 6 or op & 8 or dst or src or imm:
+                return None
+            return f"may_goto {target if target and not llvm else _rel(off)}"
+        cond = _JMP_OPS.get(code)
+        if cond is None:
+            return None
+        r = "r" if cls == 5 else "w"
+        where = target if target and not llvm else _rel(off)
+        if op & 8:
+            if imm:
+                return None
+            return f"if {r}{dst} {cond} {r}{src} goto {where}"
+        if src:
+            return None
+        return f"if {r}{dst} {cond} {hex(imm)} goto {where}"
+    mode = op & 0xE0
+    size = op & 0x18
+    if cls == 1:
+        if imm:
+            return None
+        if mode == 0x60:
+            r = "w" if alu32 and size != 0x18 else "r"
+            return f"{r}{dst} = *({_SIZE_NAME[size]} *){_mem(src, off)}"
+        if mode == 0x80 and size != 0x18:
+            return f"r{dst} = *({_SSIZE_NAME[size]} *){_mem(src, off)}"
+        return None
+    if cls == 3:
+        if mode == 0x60:
+            if imm:
+                return None
+            r = "w" if alu32 and size != 0x18 else "r"
+            return f"*({_SIZE_NAME[size]} *){_mem(dst, off)} = {r}{src}"
+        if mode != 0xC0:
+            return None
+        sname = _SIZE_NAME[size]
+        if imm == 0x100:
+            r = "r" if size == 0x18 else "w"
+            return f"{r}{dst} = load_acquire(({sname} *){_mem(src, off)})"
+        if imm == 0x110:
+            r = "r" if size == 0x18 else "w"
+            return f"store_release(({sname} *){_mem(dst, off)}, {r}{src})"
+        if size == 0x18:
+            r = "r"
+            sfx = "_64"
+        elif size == 0x00:
+            r = "w" if alu32 else "r"
+            sfx = "32_32"
+        else:
+            return None
+        rmw = _ATOMIC_RMW.get(imm)
+        if rmw is not None:
+            return f"lock *({sname} *){_mem(dst, off)} {rmw} {r}{src}"
+        fetch = _ATOMIC_FETCH.get(imm)
+        if fetch is not None:
+            return f"{r}{src} = atomic_fetch_{fetch}(({sname} *){_mem(dst, off)}, {r}{src})"
+        m = _mem(dst, off)[1:-1]
+        if imm == 0xE1:
+            return f"{r}{src} = xchg{sfx}({m}, {r}{src})"
+        if imm == 0xF1:
+            return f"{r}0 = cmpxchg{sfx}({m}, {r}0, {r}{src})"
+        return None
+    if cls == 2:
+        if mode != 0x60 or src:
+            return None
+        return f"*({_SIZE_NAME[size]} *){_mem(dst, off)} = {hex(imm)}"
+    # cls == 0: LD
+    if mode == 0x00:
+        if size != 0x18 or off:
+            return None
+        if src == 0 or llvm:
+            if llvm and src:
+                v = ((imm2 & 0xFFFF_FFFF) << 32) | (imm & 0xFFFF_FFFF)
+                return f"ld_pseudo\tr{dst}, {hex(src)}, {hex(imm & 0xFFFF_FFFF)}" if v else None
+            v = ((imm2 & 0xFFFF_FFFF) << 32) | (imm & 0xFFFF_FFFF)
+            if v >= 1 << 63:
+                v -= 1 << 64
+            return f"r{dst} = {hex(v)} ll"
+        if src in {1, 2}:
+            if ref is not None:
+                what = ref if isinstance(ref, str) else getattr(ref, "name", None) or "?"
+                if not isinstance(what, str) or not _is_name(what):
+                    what = f"fd:{imm}"
+            else:
+                what = f"fd:{imm}"
+            if src == 1:
+                return f"r{dst} = map[{what}]" if not imm2 else None
+            return f"r{dst} = map_value[{what}]" + (f" + {hex(imm2)}" if imm2 else "")
+        if src == 5:
+            return f"r{dst} = map_idx[{imm}]" if not imm2 else None
+        if src == 6:
+            return f"r{dst} = map_idx_value[{imm}]" + (f" + {hex(imm2)}" if imm2 else "")
+        if src == 3:
+            return f"r{dst} = btf_id[{imm}, btf_fd:{imm2}]" if imm2 else f"r{dst} = btf_id[{imm}]"
+        if src == 4:
+            if imm2:
+                return None
+            return f"r{dst} = func[{target}]" if target else f"r{dst} = func[pc{_rel(imm)}]"
+        return None
+    if mode in (0x20, 0x40):
+        if size == 0x18 or dst or off:
+            return None
+        sname = _SIZE_NAME[size]
+        if mode == 0x20:
+            return None if src else f"r0 = *({sname} *)skb[{hex(imm)}]"
+        if imm and not llvm:
+            return f"r0 = *({sname} *)skb[r{src} + {hex(imm)}]" if imm > 0 else (
+                f"r0 = *({sname} *)skb[r{src} - {hex(-imm)}]"
+            )
+        return f"r0 = *({sname} *)skb[r{src}]"
+    return None
+
+
+def _is_name(s: str) -> bool:
+    return bool(s) and all(c.isalnum() or c in "_.$" for c in s) and not s[0].isdigit()
+
+
+def _raw_text(op: int, dst: int, src: int, off: int, imm: int) -> str:
+    raw = _SLOT.pack(op, (src << 4) | dst, off, imm)
+    return f".8byte {hex(_U64.unpack(raw)[0])}"
+
+
+def format_instruction(insn: Instruction, *, alu32: bool = True, style: str = "default") -> str:
+    """One instruction as text (jump targets as labels when it has one)."""
+    text = _fmt(
+        insn._op, insn._dst, insn._src, insn._off, insn._imm, insn._imm2, insn._target,
+        insn._ref, alu32, style == "llvm",
+    )
+    if text is None:
+        if style == "llvm":
+            return "<unknown>"
+        return _raw_text(insn._op, insn._dst, insn._src, insn._off, insn._imm)
+    return text
+
+
+_Fields = tuple[int, int, int, int, int, int]
+
+
+def _slots(
+    x: object,
+) -> tuple[list[_Fields], list[Instruction] | None, Mapping[int, list[str]] | None]:
+    """Normalise input to decoded field tuples (op, dst, src, off, imm, imm2)."""
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        code = bytes(x)
+        if len(code) % 8:
+            raise ParseError(f"program length {len(code)} is not a multiple of 8", len(code))
+        out = []
+        it = _SLOT.iter_unpack(code)
+        pos = 0
+        for op, regs, off, imm in it:
+            if op == 0x18:
+                nxt = next(it, None)
+                if nxt is None:
+                    raise ParseError("ld_imm64 without its second slot", pos)
+                if nxt[0] or nxt[1] or nxt[2]:
+                    raise ParseError("ld_imm64 second slot has nonzero reserved fields", pos + 8)
+                out.append((op, regs & 15, regs >> 4, off, imm, nxt[3]))
+                pos += 16
+            else:
+                out.append((op, regs & 15, regs >> 4, off, imm, 0))
+                pos += 8
+        return out, None, None
+    prog = x if isinstance(x, Instructions) else Instructions(x)  # type: ignore[arg-type]
+    insns = list(prog)
+    fields = [(i._op, i._dst, i._src, i._off, i._imm, i._imm2) for i in insns]
+    names: dict[int, list[str]] = {}
+    for name, pc in prog.labels.items():
+        names.setdefault(pc, []).append(name)
+    return fields, insns, names
+
+
+def disassemble(
+    x: bytes | bytearray | memoryview | Iterable[object],
+    *,
+    labels: bool = True,
+    numbers: bool = False,
+    alu32: bool = True,
+    style: str = "default",
+) -> str:
+    """Text of a program: ``x`` is bytes, an :class:`Instructions` or a list of items.
+
+    ``labels``: name jump targets (``L<insn>:`` lines, or the program's own labels) and print
+    jumps to them by name; ``numbers``: prefix each instruction with its slot index;
+    ``alu32``: print 32-bit sub-registers of narrow loads/stores (``w0 = *(u8 *)...``), as
+    ``llvm-objdump --mcpu=v3`` and later do; ``style="llvm"``: print exactly LLVM's (lossy)
+    text. The result ends with a newline; :func:`ebpf.asm.assemble` reads it back.
+    """
+    llvm = style == "llvm"
+    if style not in ("default", "llvm"):
+        raise ValueError(f"style must be 'default' or 'llvm', not {style!r}")
+    fields, insns, names = _slots(x)
+    n = len(fields)
+    pcs = []
+    pc = 0
+    for f in fields:
+        pcs.append(pc)
+        pc += 2 if f[0] == 0x18 else 1
+    total = pc
+    starts = set(pcs)
+    targets: dict[int, str] = {}
+    if labels and not llvm:
+        if names:
+            for tpc, pc_names in names.items():
+                targets[tpc] = pc_names[-1]
+        for i, (op, _d, src, off, imm, _i2) in enumerate(fields):
+            cls = op & 7
+            if cls in {5, 6}:
+                if op == 0x85:
+                    if src != 1:
+                        continue
+                    tpc = pcs[i] + 1 + imm
+                elif op == 0x06:
+                    tpc = pcs[i] + 1 + imm
+                elif op in (0x95, 0x8D):
+                    continue
+                else:
+                    tpc = pcs[i] + 1 + off
+            elif op == 0x18 and src == 4:
+                tpc = pcs[i] + 1 + imm
+            else:
+                continue
+            if 0 <= tpc < total and tpc not in targets and tpc in starts:
+                targets[tpc] = f"L{tpc}"
+    lines: list[str] = []
+    append = lines.append
+    cache: dict[tuple[int, int, int, int, int, int], str] = {}
+    for i in range(n):
+        f = fields[i]
+        pc = pcs[i]
+        if targets:
+            if names and pc in names:
+                for nm in names[pc]:
+                    append(f"{nm}:")
+            elif pc in targets:
+                append(f"{targets[pc]}:")
+        op = f[0]
+        cls = op & 7
+        insn = insns[i] if insns is not None else None
+        target: str | None = None
+        ref: object = None
+        if insn is not None:
+            ref = insn._ref
+        if targets and (cls in {5, 6} or op == 24):
+            src = f[2]
+            if op == 0x85:
+                if src == 1:
+                    target = targets.get(pc + 1 + f[4])
+            elif op == 0x06:
+                target = targets.get(pc + 1 + f[4])
+            elif op == 0x18:
+                if src == 4:
+                    target = targets.get(pc + 1 + f[4])
+            elif op not in (0x95, 0x8D):
+                target = targets.get(pc + 1 + f[3])
+        if target is None and ref is None:
+            text = cache.get(f)
+            if text is None:
+                text = _fmt(f[0], f[1], f[2], f[3], f[4], f[5], None, None, alu32, llvm)
+                if text is None:
+                    text = "<unknown>" if llvm else _raw_text(f[0], f[1], f[2], f[3], f[4])
+                cache[f] = text
+        else:
+            text = _fmt(f[0], f[1], f[2], f[3], f[4], f[5], target, ref, alu32, llvm)
+            if text is None:
+                text = "<unknown>" if llvm else _raw_text(f[0], f[1], f[2], f[3], f[4])
+        if numbers:
+            append(f"{pc:>6}: {text}")
+        else:
+            append(f"    {text}")
+    append("")
+    return "\n".join(lines)
+
+
+def objdump(
+    code: bytes,
+    symbols: Mapping[int, str] | None = None,
+    *,
+    section: str = ".text",
+    alu32: bool = True,
+) -> str:
+    """The body ``llvm-objdump -d`` prints for one section of a BPF object.
+
+    ``symbols`` maps byte offsets to function names (``<name>:`` headers and the
+    ``<name+0x..>`` annotations of jumps); without them, LLVM's ``<.text+0x..>`` form is used.
+    """
+    syms = dict(symbols or {})
+    if 0 not in syms:
+        syms = {0: section, **syms}
+    starts = sorted(syms)
+    fields, _, _ = _slots(code)
+    lines: list[str] = []
+    pc = 0
+
+    def annotate(addr: int) -> str:
+        j = bisect.bisect_right(starts, addr) - 1
+        base = starts[max(j, 0)]
+        delta = (addr - base) & 0xFFFF_FFFF_FFFF_FFFF
+        name = syms[base]
+        return f"<{name}>" if delta == 0 else f"<{name}+{hex(delta)}>"
+
+    for f in fields:
+        op, dst, src, off, imm, imm2 = f
+        if pc * 8 in syms and (pc or syms.get(0) != section or symbols):
+            if lines:
+                lines.append("")
+            lines.append(f"{pc * 8:016x} <{syms[pc * 8]}>:")
+        elif pc == 0:
+            lines.append(f"{0:016x} <{syms[0]}>:")
+        raw = _SLOT.pack(op, (src << 4) | dst, off, imm)
+        if op == 0x18:
+            raw += _SLOT.pack(0, 0, 0, imm2)
+        text = _fmt(op, dst, src, off, imm, imm2, None, None, alu32, True) or "<unknown>"
+        cls = op & 7
+        if (cls in {5, 6}) and op not in (0x85, 0x95, 0x8D) and text != "<unknown>":
+            rel = imm if op == 0x06 else off
+            text += f" {annotate((pc + 1 + rel) * 8)}"
+        lines.append(f"{pc:>8}:\t{' '.join(f'{b:02x}' for b in raw)}\t{text}")
+        pc += 2 if op == 0x18 else 1
+    return "\n".join(lines) + "\n"
+
+
+def _main() -> None:  # pragma: no cover - manual use: python -m ebpf.asm.disasm < prog.bin
+    sys.stdout.write(disassemble(sys.stdin.buffer.read()))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _main()

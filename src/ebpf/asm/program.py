@@ -1,0 +1,522 @@
+"""Programs: label scopes, label resolution, reference resolution, the kernel's program tag.
+
+Items of a program are :class:`Instruction` values, :class:`Label` markers, and nested
+sequences of items. A nested ``list``/``tuple`` is spliced in place and shares the label
+scope around it. A :class:`Fragment` opens a new scope: labels defined inside it are private
+to that occurrence, so one fragment (or one function returning a ``Fragment``) can be used
+any number of times in a program. A jump inside a fragment looks for its label in the
+fragment first, then outwards, so fragments can jump to labels of the code around them
+(``on_short="out"``)::
+
+    def bounds_check(n: int) -> asm.Fragment:
+        return asm.Fragment([
+            asm.mov(R4, R2), asm.add(R4, n),
+            asm.jle(R4, R3, "ok"),        # "ok" is private to this occurrence
+            asm.ja("drop"),               # "drop" is found in the enclosing program
+            asm.label("ok"),
+        ], name="bounds_check")
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import struct
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Final, Union
+
+from ..errors import AssemblerError
+from .instruction import HasFileno, Instruction, Reference, _make, _make2, decode
+
+__all__ = ["Fragment", "Instructions", "Item", "Label", "label", "program_tag"]
+
+_SLOT: Final = struct.Struct("<BBhi")
+
+
+class Label:
+    """A position in a program that jumps and calls can name: ``asm.label("out")``."""
+
+    __slots__ = ("name",)
+    name: str
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise AssemblerError(f"label name must be a non-empty str, not {name!r}")
+        object.__setattr__(self, "name", name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Label is frozen")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Label and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(("Label", self.name))
+
+    def __repr__(self) -> str:
+        return f"label({self.name!r})"
+
+
+def label(name: str) -> Label:
+    """Mark the position of the next instruction as ``name``."""
+    return Label(name)
+
+
+class Fragment:
+    """A reusable sequence of items with its own label scope (see the module docs)."""
+
+    __slots__ = ("items", "name")
+    items: tuple[Item, ...]
+    name: str | None
+
+    def __init__(self, items: Iterable[Item], name: str | None = None) -> None:
+        object.__setattr__(self, "items", tuple(items))
+        object.__setattr__(self, "name", name)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Fragment is frozen")
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __repr__(self) -> str:
+        return f"Fragment({len(self.items)} items, name={self.name!r})"
+
+
+Item = Union[Instruction, Label, Fragment, "Instructions", Sequence["Item"]]
+
+
+class _Scope:
+    __slots__ = ("labels", "name", "parent")
+
+    def __init__(self, parent: _Scope | None, name: str) -> None:
+        self.parent = parent
+        self.name = name
+        self.labels: dict[str, int] = {}
+
+    def qualify(self, label_name: str) -> str:
+        return f"{self.name}/{label_name}" if self.name else label_name
+
+
+_JUMP_CLASSES: Final = frozenset((0x05, 0x06))
+# Opcodes after which execution does not fall through to the next instruction.
+_NO_FALLTHROUGH: Final = frozenset((0x95, 0x05, 0x06))
+
+
+class Instructions(Sequence[Instruction]):
+    """An assembled program: items flattened, labels resolved and checked.
+
+    ``Instructions(items)`` resolves every label (raising :class:`AssemblerError` for an
+    undefined or duplicate label, or a jump whose distance does not fit its field).
+    :meth:`encode` resolves map and kfunc references and returns the bytes for ``BPF_PROG_LOAD``.
+    The sequence holds the :class:`Instruction` values with label offsets filled in; indexes
+    of the sequence are instructions, while kernel positions (``insn_index`` in
+    :attr:`references`, :meth:`source`) count 8-byte slots, as the verifier does.
+    """
+
+    __slots__ = (
+        "_checked",
+        "_fixups",
+        "_insns",
+        "_kfuncs",
+        "_label_pcs",
+        "_labels",
+        "_len",
+        "_pcs",
+        "_refs",
+        "_resolved",
+        "_scope_n",
+    )
+
+    def __init__(self, items: Iterable[Item] = ()) -> None:
+        self._insns: list[Instruction] = []
+        self._fixups: list[tuple[int, int, _Scope]] = []
+        self._refs: list[tuple[int, int]] = []
+        self._labels: list[tuple[int, str]] = []
+        self._scope_n = 0
+        self._pcs: list[int] | None = None
+        self._checked = False
+        self._len = self._flatten(items, _Scope(None, ""), 0)
+        self._resolved = self._resolve()
+        self._label_pcs: list[int] | None = None
+
+    # -- building ----------------------------------------------------------------------------
+    def _flatten(self, items: Iterable[Item], scope: _Scope, pc: int) -> int:
+        insns = self._insns
+        append = insns.append
+        fixups = self._fixups
+        refs = self._refs
+        for it in items:
+            t = type(it)
+            if t is Instruction:
+                assert isinstance(it, Instruction)
+                if it._target is not None:
+                    fixups.append((len(insns), pc, scope))
+                if it._ref is not None:
+                    refs.append((len(insns), pc))
+                append(it)
+                pc += 2 if it._op == 0x18 else 1
+            elif t is Label:
+                assert isinstance(it, Label)
+                name = it.name
+                if name in scope.labels:
+                    raise AssemblerError(f"duplicate label {scope.qualify(name)!r}")
+                scope.labels[name] = pc
+                self._labels.append((pc, scope.qualify(name)))
+            elif t is list or t is tuple:
+                assert isinstance(it, (list, tuple))
+                pc = self._flatten(it, scope, pc)
+            elif isinstance(it, Fragment):
+                self._scope_n += 1
+                sname = f"{it.name or 'fragment'}#{self._scope_n}"
+                pc = self._flatten(it.items, _Scope(scope, scope.qualify(sname)), pc)
+            elif isinstance(it, Instructions):
+                self._scope_n += 1
+                pc = self._flatten(it._insns, _Scope(scope, scope.qualify(f"#{self._scope_n}")), pc)
+            elif isinstance(it, Iterable) and not isinstance(it, (str, bytes)):
+                pc = self._flatten(it, scope, pc)
+            else:
+                raise AssemblerError(f"not an instruction, label or sequence: {it!r}")
+        return pc
+
+    def _resolve(self) -> list[Instruction]:
+        insns = self._insns
+        if not self._fixups:
+            return insns
+        out = list(insns)
+        total = self._len
+        for idx, pc, scope in self._fixups:
+            insn = insns[idx]
+            name = insn._target
+            assert name is not None
+            s: _Scope | None = scope
+            tpc = None
+            while s is not None:
+                tpc = s.labels.get(name)
+                if tpc is not None:
+                    break
+                s = s.parent
+            if tpc is None:
+                raise AssemblerError(f"undefined label {scope.qualify(name)!r} (insn {pc})")
+            if tpc >= total:
+                raise AssemblerError(
+                    f"label {name!r} is at the end of the program, insn {pc} cannot jump there"
+                )
+            rel = tpc - pc - 1
+            op = insn._op
+            if op == 0x18:
+                out[idx] = _make2(op, insn._dst, insn._src, 0, rel, 0, name, insn._ref)
+            elif op in {6, 133}:
+                if not -0x8000_0000 <= rel <= 0x7FFF_FFFF:
+                    raise AssemblerError(f"label {name!r} is too far from insn {pc}")
+                out[idx] = _make(op, insn._dst, insn._src, insn._off, rel, name, insn._ref)
+            else:
+                if not -0x8000 <= rel <= 0x7FFF:
+                    raise AssemblerError(
+                        f"jump out of range: insn {pc} to label {name!r} is {rel} insns away"
+                        " (16-bit offset; use gotol for long unconditional jumps)"
+                    )
+                out[idx] = _make(op, insn._dst, insn._src, rel, insn._imm, name, insn._ref)
+        return out
+
+    # -- checks ------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Check the control flow: every jump lands on an instruction of the program, and no
+        path can fall off the end of the program or into a subprogram."""
+        if self._checked:
+            return
+        insns = self._resolved
+        total = self._len
+        if not insns:
+            raise AssemblerError("empty program")
+        starts: set[int] = set()
+        pc = 0
+        second_slots: set[int] = set()
+        for insn in insns:
+            op = insn._op
+            if op == 0x18:
+                second_slots.add(pc + 1)
+                if insn._src == 4:
+                    starts.add(pc + 1 + insn._imm)
+                pc += 2
+                continue
+            cls = op & 7
+            if cls in {5, 6}:
+                if op == 0x85:
+                    if insn._src == 1:
+                        starts.add(pc + 1 + insn._imm)
+                elif op not in {149, 141}:
+                    rel = insn._imm if op == 0x06 else insn._off
+                    tgt = pc + 1 + rel
+                    if not 0 <= tgt < total:
+                        raise AssemblerError(
+                            f"insn {pc} jumps to {tgt}, outside the program (0..{total - 1})"
+                        )
+            pc += 1
+        pcs = self._slot_pcs()
+        for tgt in starts:
+            if not 0 <= tgt < total:
+                raise AssemblerError(f"call to {tgt}, outside the program (0..{total - 1})")
+        bad = second_slots.intersection(self._jump_targets())
+        if bad:
+            raise AssemblerError(f"jump into the middle of an ld_imm64 at insn {min(bad) - 1}")
+        last = insns[-1]
+        if last._op not in _NO_FALLTHROUGH:
+            raise AssemblerError(
+                f"program can fall off its end: last insn {pcs[-1]} ({last}) is not exit or goto"
+            )
+        for start in starts:
+            if start == 0:
+                continue
+            i = bisect.bisect_left(pcs, start)
+            if i < len(pcs) and pcs[i] == start and insns[i - 1]._op not in _NO_FALLTHROUGH:
+                raise AssemblerError(
+                    f"insn {pcs[i - 1]} falls through into the subprogram at insn {start}"
+                )
+        self._checked = True
+
+    def _jump_targets(self) -> Iterator[int]:
+        pc = 0
+        for insn in self._resolved:
+            op = insn._op
+            if op == 0x18:
+                pc += 2
+                continue
+            cls = op & 7
+            if (cls in {5, 6}) and op not in (0x85, 0x95, 0x8D):
+                yield pc + 1 + (insn._imm if op == 0x06 else insn._off)
+            pc += 1
+
+    def _slot_pcs(self) -> list[int]:
+        pcs = self._pcs
+        if pcs is None:
+            pcs = []
+            pc = 0
+            for insn in self._insns:
+                pcs.append(pc)
+                pc += 2 if insn._op == 0x18 else 1
+            self._pcs = pcs
+        return pcs
+
+    # -- encoding ----------------------------------------------------------------------------
+    def encode(
+        self,
+        maps: Mapping[object, int | HasFileno] | None = None,
+        *,
+        kfuncs: Mapping[str, int | tuple[int, int]] | None = None,
+        byteorder: str = sys.byteorder,
+        check: bool = True,
+    ) -> bytes:
+        """The program's bytes, with every reference resolved.
+
+        ``maps`` maps reference keys (map names, or the map objects themselves) to an fd or an
+        object with ``fileno()``; a map object not in ``maps`` gives its own ``fileno()``.
+        ``kfuncs`` maps kfunc names to a BTF id or ``(btf_id, fd_array_index)``. An unresolved
+        reference raises :class:`AssemblerError` naming it. With ``check`` (the default) the
+        control flow is checked first (:meth:`check`).
+        """
+        if check:
+            self.check()
+        insns = self._resolved
+        if byteorder != "little":
+            if byteorder != "big":
+                raise ValueError(f"byteorder must be 'little' or 'big', not {byteorder!r}")
+            return b"".join(i.replace(target=None, reference=None).encode("big")
+                            for i in self._patched(maps, kfuncs))
+        if not self._refs:
+            return b"".join([i._raw for i in insns])
+        return b"".join([i._raw for i in self._patched(maps, kfuncs)])
+
+    def _patched(
+        self,
+        maps: Mapping[object, int | HasFileno] | None,
+        kfuncs: Mapping[str, int | tuple[int, int]] | None,
+        placeholder: bool = False,
+    ) -> list[Instruction]:
+        out = list(self._resolved)
+        for idx, pc in self._refs:
+            insn = out[idx]
+            ref = insn._ref
+            assert ref is not None
+            if insn._op == 0x85:
+                btf_id, module = (0, insn._off) if placeholder else _resolve_kfunc(ref, kfuncs, pc)
+                out[idx] = _make(0x85, insn._dst, insn._src, module, btf_id, insn._target, ref)
+            else:
+                fd = 0 if placeholder else _resolve_map(ref, maps, pc)
+                out[idx] = _make2(
+                    insn._op, insn._dst, insn._src, insn._off, fd, insn._imm2, insn._target, ref
+                )
+        return out
+
+    @property
+    def references(self) -> list[tuple[int, Reference]]:
+        """Map references still symbolic: ``(insn_index, map object or name)``, in order."""
+        out: list[tuple[int, Reference]] = []
+        for idx, pc in self._refs:
+            insn = self._insns[idx]
+            if insn._op == 0x18 and insn._ref is not None:
+                out.append((pc, insn._ref))
+        return out
+
+    @property
+    def kfunc_references(self) -> list[tuple[int, str]]:
+        """Kfunc calls by name: ``(insn_index, kfunc name)``, resolved at load."""
+        out: list[tuple[int, str]] = []
+        for idx, pc in self._refs:
+            insn = self._insns[idx]
+            if insn._op == 0x85 and isinstance(insn._ref, str):
+                out.append((pc, insn._ref))
+        return out
+
+    @property
+    def labels(self) -> dict[str, int]:
+        """Every label (fragment labels qualified as ``name#n/label``) and its insn index."""
+        return {name: pc for pc, name in self._labels}
+
+    def tag(self, code: bytes | None = None) -> bytes:
+        """The 8-byte tag the kernel reports for this program (see :func:`program_tag`).
+
+        Without ``code``, map fds are irrelevant to the tag, so references need no resolving.
+        """
+        if code is None:
+            code = b"".join([i._raw for i in self._patched(None, None, placeholder=True)])
+        return program_tag(code)
+
+    # -- mapping back to the source ------------------------------------------------------------
+    def source(self, insn_index: int) -> str:
+        """Describe slot ``insn_index`` for error messages, e.g. ``"insn 7: r0 = 0x2 (label
+        'miss' + 1)"``."""
+        pcs = self._slot_pcs()
+        i = bisect.bisect_right(pcs, insn_index) - 1
+        if i < 0 or insn_index >= self._len:
+            return f"insn {insn_index} (outside the program)"
+        insn = self._resolved[i]
+        text = f"insn {insn_index}"
+        if pcs[i] != insn_index:
+            text += f" (second slot of the ld_imm64 at insn {pcs[i]})"
+        from .disasm import format_instruction  # noqa: PLC0415 - import cycle
+
+        text += f": {format_instruction(insn)}"
+        if self._label_pcs is None:
+            self._label_pcs = [pc for pc, _ in self._labels]
+        j = bisect.bisect_right(self._label_pcs, pcs[i]) - 1
+        if j >= 0:
+            lpc, lname = self._labels[j]
+            # the last of several labels at one position is the closest
+            delta = pcs[i] - lpc
+            text += f" (label {lname!r})" if delta == 0 else f" (label {lname!r} + {delta})"
+        return text
+
+    # -- sequence protocol -------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._resolved)
+
+    def __getitem__(self, index: int) -> Instruction:  # type: ignore[override]
+        return self._resolved[index]
+
+    def __iter__(self) -> Iterator[Instruction]:
+        return iter(self._resolved)
+
+    @property
+    def slots(self) -> int:
+        """Length in 8-byte slots (what the kernel calls ``insn_cnt``)."""
+        return self._len
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Instructions):
+            return self._resolved == other._resolved and self._labels == other._labels
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Instructions: {len(self._resolved)} instructions, {self._len} slots>"
+
+    def __str__(self) -> str:
+        from .disasm import disassemble  # noqa: PLC0415 - import cycle
+
+        return disassemble(self)
+
+    def __format__(self, spec: str) -> str:
+        return str(self) if not spec else format(str(self), spec)
+
+    @classmethod
+    def decode(cls, code: bytes, byteorder: str = sys.byteorder) -> Instructions:
+        """Instructions from program bytes (jump offsets stay numeric)."""
+        return cls(decode(code, byteorder))
+
+
+def _resolve_map(ref: Reference, maps: Mapping[object, int | HasFileno] | None, pc: int) -> int:
+    value: object = None
+    if maps is not None:
+        try:
+            value = maps.get(ref)
+        except TypeError:  # unhashable map object
+            value = None
+    if value is None:
+        if isinstance(ref, str):
+            raise AssemblerError(
+                f"map {ref!r} (insn {pc}) is not resolved; pass encode(maps={{{ref!r}: fd}})"
+            )
+        value = ref
+    if isinstance(value, int) and not isinstance(value, bool):
+        fd = value
+    elif isinstance(value, HasFileno):
+        fd = value.fileno()
+    else:
+        raise AssemblerError(f"map {ref!r} (insn {pc}) resolved to {value!r}, not an fd")
+    if not 0 <= fd <= 0x7FFF_FFFF:
+        raise AssemblerError(f"map {ref!r} (insn {pc}) has invalid fd {fd}")
+    return fd
+
+
+def _resolve_kfunc(
+    ref: Reference, kfuncs: Mapping[str, int | tuple[int, int]] | None, pc: int
+) -> tuple[int, int]:
+    assert isinstance(ref, str)
+    value = None if kfuncs is None else kfuncs.get(ref)
+    if value is None:
+        raise AssemblerError(
+            f"kfunc {ref!r} (insn {pc}) is not resolved; pass encode(kfuncs={{{ref!r}: btf_id}})"
+        )
+    if isinstance(value, tuple):
+        return value[0], value[1]
+    return value, 0
+
+
+def program_tag(code: bytes) -> bytes:
+    """The 8-byte program tag the kernel computes (``bpf_prog_calc_tag``).
+
+    SHA-1 over the instructions with the fds of map loads (``BPF_PSEUDO_MAP_FD`` and
+    ``BPF_PSEUDO_MAP_VALUE``: both immediates of the ld_imm64) zeroed; the first 8 bytes of the
+    digest. ``bpftool prog`` prints it as hex and ``ebpf.Program.info().tag`` returns it.
+    """
+    n = len(code)
+    if n % 8:
+        raise AssemblerError(f"program length {n} is not a multiple of 8")
+    buf = bytearray(code)
+    # Only ld_imm64 map loads change; find them without decoding every slot.
+    pos = buf.find(b"\x18")
+    was_ld_map = False
+    while pos != -1:
+        if pos % 8 == 0:
+            break
+        pos = buf.find(b"\x18", pos + 1)
+    if pos != -1:
+        was_ld_map = False
+        for off in range(0, n, 8):
+            code_b = buf[off]
+            regs = buf[off + 1]
+            if not was_ld_map and code_b == 0x18 and (regs >> 4) in (1, 2):
+                was_ld_map = True
+                buf[off + 4 : off + 8] = b"\0\0\0\0"
+            elif was_ld_map and code_b == 0 and regs == 0 and buf[off + 2 : off + 4] == b"\0\0":
+                was_ld_map = False
+                buf[off + 4 : off + 8] = b"\0\0\0\0"
+            else:
+                was_ld_map = False
+    return hashlib.sha1(bytes(buf), usedforsecurity=False).digest()[:8]
