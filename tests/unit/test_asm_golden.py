@@ -230,13 +230,6 @@ def test_objdump_text_equals_llvm(tmp_path: Path, alu32: bool) -> None:
     ours = [line for line in asm.objdump(code, alu32=alu32).splitlines() if "\t" in line]
     assert len(ours) == len(theirs)
     bad = [(a, b) for a, b in zip(ours, theirs, strict=True) if a != b]
-    if not alu32:
-        # LLVM without --mcpu=v3 cannot print 32-bit xchg/cmpxchg ("<unknown>") and prints a
-        # 32-bit atomic_fetch_add as a plain "lock +=" (its non-alu32 decoder ignores imm).
-        bad = [
-            (a, b) for a, b in bad
-            if not b.endswith("<unknown>") and "atomic_fetch_add((u32" not in a
-        ]
     assert not bad, f"{len(bad)} mismatches, first: {bad[:5]}"
 
 

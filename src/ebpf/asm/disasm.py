@@ -15,7 +15,8 @@ to the same bytes:
 * ``w0 = load_acquire((u8 *)(r1 + 0x0))``, ``store_release((u8 *)(r1 + 0x0), w2)`` as LLVM 21;
 * ``.8byte 0x...`` for a slot that is not a valid instruction.
 
-``style="llvm"`` prints exactly what ``llvm-objdump-19 -d --mcpu=v4`` prints instead (lossy).
+``style="llvm"`` prints exactly what ``llvm-objdump-19 -d`` prints instead, quirks included
+(lossy; ``alu32=True`` for ``--mcpu=v3`` and later).
 """
 
 from __future__ import annotations
@@ -197,6 +198,12 @@ def _fmt(  # noqa: PLR0917
         if mode != 0xC0:
             return None
         sname = _SIZE_NAME[size]
+        if llvm and (imm in (0x100, 0x110) or (size == 0x00 and not alu32)):
+            # LLVM 19 has no load-acquire/store-release; without alu32 its only 32-bit atomic
+            # is the old XADDW, which it prints for any imm with the low bits clear.
+            if imm in (0x00, 0x01) and size == 0x00:
+                return f"lock *({sname} *){_mem(dst, off)} += r{src}"
+            return None
         if imm == 0x100:
             r = "r" if size == 0x18 else "w"
             return f"{r}{dst} = load_acquire(({sname} *){_mem(src, off)})"
