@@ -98,13 +98,14 @@ class NetNS:
     """A network namespace this object owns.
 
     ``NetNS()`` creates an anonymous namespace, ``NetNS("name")`` one that ``ip netns`` sees
-    (bind-mounted at ``/run/netns/name``; ``FileExistsError`` if that exists). ``fd`` refers
+    (bind-mounted at ``/run/netns/name``; ``FileExistsError`` if that exists). Its loopback
+    interface is brought up unless ``lo_up=False``. ``fd`` refers
     to it (pass it as ``netns=`` to :mod:`ebpf._sys.netlink` or to :func:`os.setns`).
     :meth:`close` deletes every interface in it (so veth peers elsewhere go at once), the
     name, and the fd. Use it as a context manager.
     """
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, name: str | None = None, *, lo_up: bool = True) -> None:
         self._name = name
         self._mount: str | None = None
         if name is not None and (not name or "/" in name or name in (".", "..")):
@@ -121,8 +122,10 @@ class NetNS:
                     os.unlink(path)
                     raise
                 self._mount = path
+            if lo_up:
+                netlink.link_set_up("lo", netns=fd)
         except BaseException:
-            os.close(fd)
+            _release(fd, self._mount)
             raise
         self._fd: int | None = fd
         self._finalizer = weakref.finalize(
@@ -167,8 +170,9 @@ class NetNS:
     def enter(self) -> Iterator[NetNS]:
         """Switch the *calling thread* into this namespace for the ``with`` block.
 
-        The thread switches back afterwards, also when the block raises. Sockets opened inside
-        stay in this namespace after the block.
+        The thread switches back afterwards, also when the block raises. Other threads stay
+        where they are, but threads *started* inside the block inherit this namespace. Sockets
+        opened inside stay in this namespace after the block.
         """
         origin = os.open(_SELF_NS, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -290,7 +294,6 @@ def veth_pair(
         for ns, ifname, host in ((ns_a, names[0], 1), (ns_b, names[1], 2)):
             v4 = ipaddress.IPv4Interface(f"10.77.{y}.{host}/24")
             v6 = ipaddress.IPv6Interface(f"fd00:77:{y:x}::{host}/64")
-            netlink.link_set_up("lo", netns=ns.fd)
             netlink.addr_add(ifname, v4, netns=ns.fd)
             netlink.addr_add(ifname, v6, netns=ns.fd)
             netlink.link_set_up(ifname, netns=ns.fd)
