@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import shutil
@@ -12,6 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ebpf import errors
 from ebpf._sys import _nlattr as nl
@@ -650,3 +653,43 @@ def test_addr_add_messages(fake: Callable[[Handler], FakeKernel]) -> None:
     with pytest.raises(ValueError):
         netlink.addr_add(4, "10.77.3.300/24")
     assert len(kernel.sent) == 2
+
+
+# --- fuzz: decoders raise ParseError or succeed -------------------------------------------------
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200))
+def test_fuzz_decode_messages(data: bytes) -> None:
+    try:
+        msgs = nl.decode_messages(data)
+    except errors.ParseError:
+        return
+    for msg in msgs:
+        if msg.type == nl.NLMSG_ERROR:
+            with contextlib.suppress(errors.ParseError):
+                nl.decode_error(msg)
+        else:
+            nl.decode_done(msg)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200))
+def test_fuzz_attrs(data: bytes) -> None:
+    try:
+        attrs = nl.Attrs(data)
+    except errors.ParseError as exc:
+        assert exc.offset is not None
+        return
+    for kind in attrs:
+        with contextlib.suppress(errors.ParseError):
+            attrs.u32(kind)
+        attrs.str(kind)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.integers(1, 0x3FFF), st.binary(max_size=40)), max_size=8))
+def test_attr_stream_round_trip_property(items: list[tuple[int, bytes]]) -> None:
+    stream = b"".join(nl.attr(kind, payload) for kind, payload in items)
+    assert len(stream) % 4 == 0
+    assert list(nl.iter_attrs(stream)) == items

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from ..errors import ParseError
+
 # --- include/uapi/linux/netlink.h -----------------------------------------------------------
 NETLINK_ROUTE = 0  # netlink.h: protocol of AF_NETLINK for rtnetlink
 SOL_NETLINK = 270  # include/linux/socket.h (not uapi; glibc bits/socket.h has it too)
@@ -278,8 +280,12 @@ NLMSG_HDRLEN = align(ctypes.sizeof(NlMsgHdr))  # NLMSG_HDRLEN of netlink.h
 NLA_HDRLEN = align(ctypes.sizeof(NlAttr))  # NLA_HDRLEN of netlink.h
 
 
-class NetlinkDecodeError(ValueError):
-    """A reply from the kernel did not parse (truncated or inconsistent lengths)."""
+class NetlinkDecodeError(ParseError):
+    """A netlink reply did not parse (truncated or inconsistent lengths).
+
+    A :class:`~ebpf.errors.ParseError`, hence also a :class:`ValueError`; ``offset`` is where
+    in the datagram or attribute stream it went wrong, when known.
+    """
 
 
 # --- attributes ------------------------------------------------------------------------------
@@ -335,7 +341,7 @@ def iter_attrs(data: bytes | memoryview) -> Iterator[tuple[int, bytes]]:
         hdr = NlAttr.from_buffer_copy(view[off : off + NLA_HDRLEN])
         if hdr.nla_len < NLA_HDRLEN or off + hdr.nla_len > len(view):
             raise NetlinkDecodeError(
-                f"bad netlink attribute length {hdr.nla_len} at offset {off} of {len(view)}"
+                f"bad netlink attribute length {hdr.nla_len} in {len(view)} bytes", off
             )
         yield hdr.nla_type & NLA_TYPE_MASK, bytes(view[off + NLA_HDRLEN : off + hdr.nla_len])
         off += align(hdr.nla_len, NLA_ALIGNTO)
@@ -354,6 +360,9 @@ class Attrs:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._items)
 
     def __repr__(self) -> str:
         return f"Attrs({self._items!r})"
@@ -438,13 +447,13 @@ def decode_messages(data: bytes | memoryview) -> list[Message]:
         hdr = NlMsgHdr.from_buffer_copy(view[off : off + NLMSG_HDRLEN])
         if hdr.nlmsg_len < NLMSG_HDRLEN or off + hdr.nlmsg_len > len(view):
             raise NetlinkDecodeError(
-                f"bad nlmsg_len {hdr.nlmsg_len} at offset {off} of a {len(view)}-byte datagram"
+                f"bad nlmsg_len {hdr.nlmsg_len} in a {len(view)}-byte datagram", off
             )
         payload = bytes(view[off + NLMSG_HDRLEN : off + hdr.nlmsg_len])
         out.append(Message(hdr.nlmsg_type, hdr.nlmsg_flags, hdr.nlmsg_seq, hdr.nlmsg_pid, payload))
         off += align(hdr.nlmsg_len)
     if off < len(view) and any(view[off:]):
-        raise NetlinkDecodeError(f"{len(view) - off} trailing bytes after netlink messages")
+        raise NetlinkDecodeError(f"{len(view) - off} trailing bytes after netlink messages", off)
     return out
 
 

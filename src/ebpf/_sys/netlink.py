@@ -106,14 +106,14 @@ def setns(fd: int, nstype: int = nl.CLONE_NEWNET) -> None:
     """
     if _get_libc().setns(ctypes.c_int(fd), ctypes.c_int(nstype)) != 0:
         code = ctypes.get_errno()
-        raise from_errno("setns", code)
+        raise from_errno("setns", code, hint="setns(CLONE_NEWNET) needs CAP_SYS_ADMIN")
 
 
 def unshare(flags: int = nl.CLONE_NEWNET) -> None:
     """``unshare(2)`` for the calling thread (``CLONE_NEWNET`` by default)."""
     if _get_libc().unshare(ctypes.c_int(flags)) != 0:
         code = ctypes.get_errno()
-        raise from_errno("unshare", code)
+        raise from_errno("unshare", code, hint="unshare(CLONE_NEWNET) needs CAP_SYS_ADMIN")
 
 
 MS_BIND = 4096  # include/uapi/linux/mount.h
@@ -472,7 +472,7 @@ def link_list(*, netns: int | None = None) -> list[LinkInfo]:
 
 
 def veth_create(
-    name: str, peer_name: str, *, peer_netns: int | None = None, netns: int | None = None
+    name: str, peer_name: str, peer_netns: int | None = None, *, netns: int | None = None
 ) -> int:
     """Create a veth pair and return the index of ``name``.
 
@@ -634,8 +634,8 @@ def xdp_attach(
     link: Interface,
     prog_fd: int,
     flags: int = 0,
-    *,
     expected_fd: int | None = None,
+    *,
     netns: int | None = None,
 ) -> None:
     """Attach an XDP program through ``IFLA_XDP`` (the pre-bpf_link way).
@@ -658,8 +658,8 @@ def xdp_attach(
 def xdp_detach(
     link: Interface,
     flags: int = 0,
-    *,
     expected_fd: int | None = None,
+    *,
     netns: int | None = None,
 ) -> None:
     """Detach the XDP program of the mode ``flags`` selects (pass the mode used to attach).
