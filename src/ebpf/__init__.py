@@ -1,8 +1,61 @@
-"""ebpf: a pure-Python library to write, load, attach and observe eBPF programs."""
+"""ebpf: a pure-Python library to write, load, attach and observe eBPF programs.
+
+The kernel is entered only through ``bpf(2)`` and ``perf_event_open(2)`` via ctypes; there is
+no native dependency. See the README for a tour and ``docs/`` for the concepts.
+"""
 
 from __future__ import annotations
 
 from . import errors as errors
+from . import platform as platform
+from ._programs import Program as Program
+from ._programs import ProgramInfo as ProgramInfo
+from ._programs import TestRunResult as TestRunResult
+from ._types import AttachType as AttachType
+from ._types import LinkType as LinkType
+from ._types import MapFlags as MapFlags
+from ._types import MapType as MapType
+from ._types import ProgramFlags as ProgramFlags
+from ._types import ProgramType as ProgramType
+from ._types import StatsType as StatsType
+from ._types import UpdateFlags as UpdateFlags
+from ._types import XDPAction as XDPAction
+from ._types import XDPMode as XDPMode
+from .errors import BPFError as BPFError
+from .errors import NotSupportedError as NotSupportedError
+from .errors import SyscallError as SyscallError
+from .errors import VerifierError as VerifierError
 
 __version__ = "0.1.0"
-__all__ = ["errors"]
+
+__all__ = [
+    "AttachType",
+    "BPFError",
+    "LinkType",
+    "MapFlags",
+    "MapType",
+    "NotSupportedError",
+    "Program",
+    "ProgramFlags",
+    "ProgramInfo",
+    "ProgramType",
+    "StatsType",
+    "SyscallError",
+    "TestRunResult",
+    "UpdateFlags",
+    "VerifierError",
+    "XDPAction",
+    "XDPMode",
+    "errors",
+    "platform",
+]
+
+
+def __getattr__(name: str) -> object:
+    # Subpackages that are heavier or optional load on first use: ebpf.asm, ebpf.btf,
+    # ebpf.features, ebpf.link, ebpf.packet.
+    import importlib
+
+    if name in ("asm", "btf", "features", "link", "packet", "testing", "cli"):
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'ebpf' has no attribute {name!r}")

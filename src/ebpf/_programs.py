@@ -1,0 +1,457 @@
+"""Programs: load with a readable verifier error, run with BPF_PROG_TEST_RUN, introspect, pin."""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, final
+
+from . import errors
+from ._sys import commands
+from ._sys.fd import FD
+from ._sys.syscall import bpf, bpf_fd
+from ._types import AttachType, ProgramType
+from ._uapi import _generated_types as _t
+
+__all__ = ["Program", "ProgramInfo", "TestRunResult"]
+
+C = _t.bpf_cmd
+
+#: First log buffer size when a load failed; doubled on ENOSPC up to LOG_SIZE_MAX.
+LOG_SIZE_START = 64 * 1024
+LOG_SIZE_MAX = 1 << 28  # kernels >= 5.2 accept up to UINT_MAX >> 2
+
+
+class _Encodable(Protocol):
+    def encode(self, *, maps: Mapping[str, Any] | None = ...) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TestRunResult:
+    """Result of :meth:`Program.test_run`.
+
+    ``duration_ns`` is the kernel's average per run; ``data``/``ctx`` are the output buffers
+    (``None`` when no input was given for them).
+    """
+
+    __test__ = False  # not a pytest class
+
+    retval: int
+    duration_ns: int
+    data: bytes | None
+    ctx: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramInfo:
+    """What the kernel reports about a loaded program (``struct bpf_prog_info``)."""
+
+    id: int
+    type: ProgramType | int
+    name: str
+    tag: bytes
+    xlated_prog_len: int
+    jited_prog_len: int
+    load_time: int
+    created_by_uid: int
+    map_ids: tuple[int, ...]
+    btf_id: int
+    run_time_ns: int
+    run_cnt: int
+    verified_insns: int
+    gpl_compatible: bool
+
+
+def _as_program_type(t: ProgramType | int) -> ProgramType | int:
+    try:
+        return ProgramType(t)
+    except ValueError:
+        return int(t)
+
+
+def _encode_insns(insns: Any, maps: Mapping[Any, Any] | None) -> tuple[bytes, Any]:
+    """Bytes of the program and the object that can map indices back to source (or None)."""
+    if isinstance(insns, (bytes, bytearray, memoryview)):
+        code = bytes(insns)
+        src = None
+    elif hasattr(insns, "encode") and not isinstance(insns, str):
+        code = insns.encode(maps=maps)
+        src = insns
+    elif isinstance(insns, str):
+        from . import asm
+
+        prog = asm.Instructions(asm.assemble(insns))
+        code, src = prog.encode(maps=maps), prog
+    elif isinstance(insns, Iterable):
+        from . import asm
+
+        prog = asm.Instructions(list(insns))
+        code, src = prog.encode(maps=maps), prog
+    else:
+        raise TypeError(f"cannot load instructions of type {type(insns).__name__}")
+    if not code or len(code) % 8:
+        raise ValueError(f"program must be a non-empty multiple of 8 bytes, got {len(code)}")
+    return code, src
+
+
+@final
+class Program:
+    """A BPF program loaded into the kernel; holds its fd.
+
+    Build one with :meth:`load`, :meth:`from_pin`, :meth:`from_id` or :meth:`from_fd`.
+    """
+
+    __slots__ = ("_fd", "_insns", "_test_attr", "expected_attach_type", "name", "type")
+
+    def __init__(self, fd: FD, prog_type: ProgramType | int, name: str = "",
+                 insns: bytes | None = None,
+                 expected_attach_type: AttachType | int | None = None) -> None:
+        self._fd = fd
+        self.type = _as_program_type(prog_type)
+        self.name = name
+        self._insns = insns
+        self.expected_attach_type = expected_attach_type
+        self._test_attr: _t.ProgTestRunAttr | None = None
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        prog_type: ProgramType | int,
+        insns: Any,
+        *,
+        license: str = "GPL",
+        name: str = "",
+        expected_attach_type: AttachType | int | None = None,
+        attach_btf_id: int = 0,
+        attach_to: str | None = None,
+        attach_btf_obj_fd: int = 0,
+        attach_prog_fd: int = 0,
+        flags: int = 0,
+        kern_version: int = 0,
+        maps: Mapping[str, Any] | None = None,
+        prog_btf_fd: int = 0,
+        func_info: bytes = b"",
+        func_info_rec_size: int = 0,
+        line_info: bytes = b"",
+        line_info_rec_size: int = 0,
+        fd_array: Iterable[int] = (),
+        ifindex: int = 0,
+        log_level: int = 0,
+        log_size: int = LOG_SIZE_START,
+    ) -> Program:
+        """Load a program (``BPF_PROG_LOAD``) and return it.
+
+        ``insns`` is bytes, an :class:`ebpf.asm.Instructions`, a list of instructions and
+        labels, or assembler text. ``maps`` resolves map references kept by name.
+        ``attach_to`` names the kernel function/type whose BTF id becomes ``attach_btf_id``
+        (tracing, LSM, struct_ops, iterators; looked up in vmlinux BTF).
+
+        Verifier log strategy: the load runs without a log first; on failure it is retried with
+        a log (``log_level`` 1 unless given), whose buffer grows on ``ENOSPC`` and is sized from
+        ``log_true_size`` when the kernel reports it (>= 6.4). A rejection raises
+        :class:`~ebpf.errors.VerifierError` with the whole log and the failing instruction.
+        """
+        code, source = _encode_insns(insns, maps)
+        if attach_to is not None and not attach_btf_id:
+            attach_btf_id = _resolve_attach_btf_id(prog_type, expected_attach_type, attach_to)
+        lic = ctypes.create_string_buffer(license.encode() + b"\0")
+        code_buf = ctypes.create_string_buffer(code, len(code))
+        attr = _t.ProgLoadAttr()
+        attr.prog_type = int(prog_type)
+        attr.insn_cnt = len(code) // 8
+        attr.insns = ctypes.addressof(code_buf)
+        attr.license = ctypes.addressof(lic)
+        attr.kern_version = kern_version
+        attr.prog_flags = flags
+        attr.prog_name = _object_name(name)
+        attr.prog_ifindex = ifindex
+        if expected_attach_type is not None:
+            attr.expected_attach_type = int(expected_attach_type)
+        attr.attach_btf_id = attach_btf_id
+        if attach_btf_obj_fd:
+            attr.attach_btf_obj_fd = attach_btf_obj_fd
+        elif attach_prog_fd:
+            attr.attach_prog_fd = attach_prog_fd
+        keep: list[Any] = [lic, code_buf]
+        if prog_btf_fd:
+            attr.prog_btf_fd = prog_btf_fd
+        if func_info:
+            fi = ctypes.create_string_buffer(func_info, len(func_info))
+            keep.append(fi)
+            attr.func_info = ctypes.addressof(fi)
+            attr.func_info_rec_size = func_info_rec_size
+            attr.func_info_cnt = len(func_info) // func_info_rec_size
+        if line_info:
+            li = ctypes.create_string_buffer(line_info, len(line_info))
+            keep.append(li)
+            attr.line_info = ctypes.addressof(li)
+            attr.line_info_rec_size = line_info_rec_size
+            attr.line_info_cnt = len(line_info) // line_info_rec_size
+        fds = list(fd_array)
+        if fds:
+            arr = (ctypes.c_int32 * len(fds))(*fds)
+            keep.append(arr)
+            attr.fd_array = ctypes.addressof(arr)
+        fd: FD | None = None
+        if not log_level:
+            try:
+                fd = bpf_fd(C.BPF_PROG_LOAD, attr, keep=keep, what="program")
+            except errors.SyscallError as e:
+                if e.errno in (_errno.E2BIG,):
+                    raise
+                first_error = e
+            else:
+                return cls(fd, prog_type, name, code, expected_attach_type)
+        else:
+            first_error = None
+        fd = _load_with_log(attr, keep, max(log_level, 1), log_size, source, first_error)
+        return cls(fd, prog_type, name, code, expected_attach_type)
+
+    @classmethod
+    def from_fd(cls, fd: int | FD) -> Program:
+        """Adopt an existing program fd (an int is duplicated, an :class:`FD` is taken over)."""
+        owned = fd if isinstance(fd, FD) else FD(os.dup(fd), "program")
+        info = commands.obj_info(owned.fileno(), _t.BpfProgInfo())
+        name = bytes(info.name).split(b"\0", 1)[0].decode("utf-8", "replace")
+        return cls(owned, info.type, name)
+
+    @classmethod
+    def from_pin(cls, path: str | os.PathLike[str]) -> Program:
+        """Open a program pinned on a bpffs."""
+        return cls.from_fd(commands.obj_get(path, what="program"))
+
+    @classmethod
+    def from_id(cls, prog_id: int) -> Program:
+        """Open a loaded program by its kernel id."""
+        return cls.from_fd(commands.fd_by_id(commands.ObjKind.PROG, prog_id, "program"))
+
+    # --- object protocol ------------------------------------------------------------------
+    @property
+    def fd(self) -> FD:
+        return self._fd
+
+    def fileno(self) -> int:
+        return self._fd.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._fd.closed
+
+    def close(self) -> None:
+        """Release the program's fd (the kernel frees it once nothing else holds it)."""
+        self._fd.close()
+
+    def __enter__(self) -> Program:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        t = self.type.name if isinstance(self.type, ProgramType) else self.type
+        state = "closed" if self.closed else f"fd={self._fd.fileno()}"
+        return f"<Program {t} {self.name!r} {state}>"
+
+    @property
+    def instructions(self) -> bytes:
+        """The bytecode as loaded (from the kernel's xlated dump when not loaded here)."""
+        if self._insns is not None:
+            return self._insns
+        return self.xlated()
+
+    def xlated(self) -> bytes:
+        """The instructions as the kernel holds them after verification (``xlated_prog_insns``)."""
+        info = commands.obj_info(self.fileno(), _t.BpfProgInfo())
+        buf = ctypes.create_string_buffer(info.xlated_prog_len)
+        info2 = _t.BpfProgInfo()
+        info2.xlated_prog_len = info.xlated_prog_len
+        info2.xlated_prog_insns = ctypes.addressof(buf)
+        commands.obj_info(self.fileno(), info2)
+        return buf.raw
+
+    def info(self) -> ProgramInfo:
+        """``BPF_OBJ_GET_INFO_BY_FD`` for this program."""
+        info = commands.obj_info(self.fileno(), _t.BpfProgInfo())
+        n = info.nr_map_ids
+        ids: tuple[int, ...] = ()
+        if n:
+            arr = (ctypes.c_uint32 * n)()
+            info2 = _t.BpfProgInfo()
+            info2.nr_map_ids = n
+            info2.map_ids = ctypes.addressof(arr)
+            commands.obj_info(self.fileno(), info2)
+            ids = tuple(arr)
+        return ProgramInfo(
+            id=info.id,
+            type=_as_program_type(info.type),
+            name=bytes(info.name).split(b"\0", 1)[0].decode("utf-8", "replace"),
+            tag=bytes(info.tag),
+            xlated_prog_len=info.xlated_prog_len,
+            jited_prog_len=info.jited_prog_len,
+            load_time=info.load_time,
+            created_by_uid=info.created_by_uid,
+            map_ids=ids,
+            btf_id=info.btf_id,
+            run_time_ns=info.run_time_ns,
+            run_cnt=info.run_cnt,
+            verified_insns=info.verified_insns,
+            gpl_compatible=bool(info.gpl_compatible),
+        )
+
+    @property
+    def id(self) -> int:
+        return self.info().id
+
+    @property
+    def tag(self) -> bytes:
+        return self.info().tag
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin on a bpffs so the program outlives this process."""
+        commands.obj_pin(self.fileno(), path)
+
+    # --- test run -------------------------------------------------------------------------
+    def test_run(
+        self,
+        data: bytes | bytearray | memoryview | None = None,
+        *,
+        ctx: bytes | bytearray | ctypes.Structure | None = None,
+        repeat: int = 1,
+        data_out_size: int | None = None,
+        ctx_out_size: int | None = None,
+        flags: int = 0,
+        cpu: int = 0,
+        batch_size: int = 0,
+    ) -> TestRunResult:
+        """Run the program in the kernel on ``data``/``ctx`` (``BPF_PROG_TEST_RUN``, >= 4.12).
+
+        ``data_out_size`` defaults to ``len(data) + 256`` so programs that grow the packet fit.
+        ``ctx`` may be a ctypes struct such as ``XdpMd``; the context written back by the
+        kernel is returned as bytes in ``result.ctx``. Raw tracepoint and syscall programs take
+        ``ctx`` only; syscall programs write their context back into the input (returned too).
+        """
+        if repeat < 0:
+            raise ValueError("repeat must be >= 0")
+        attr = self._test_attr
+        if attr is None:
+            attr = self._test_attr = _t.ProgTestRunAttr()
+        else:
+            ctypes.memset(ctypes.addressof(attr), 0, ctypes.sizeof(attr))
+        attr.prog_fd = self._fd.fileno()
+        attr.repeat = repeat
+        attr.flags = flags
+        attr.cpu = cpu
+        attr.batch_size = batch_size
+        dout: Any = None
+        din: Any = None
+        if data is not None:
+            n = len(data)
+            din = (ctypes.c_char * n).from_buffer_copy(data) if n else None
+            out_n = n + 256 if data_out_size is None else data_out_size
+            dout = ctypes.create_string_buffer(out_n) if out_n else None
+            attr.data_size_in = n
+            attr.data_in = ctypes.addressof(din) if din is not None else 0
+            attr.data_size_out = out_n
+            attr.data_out = ctypes.addressof(dout) if dout is not None else 0
+        cin: Any = None
+        cout: Any = None
+        if ctx is not None:
+            raw = bytes(ctx)
+            cin = ctypes.create_string_buffer(raw, len(raw))
+            attr.ctx_size_in = len(raw)
+            attr.ctx_in = ctypes.addressof(cin)
+            if self.type != ProgramType.SYSCALL:
+                out_n = len(raw) if ctx_out_size is None else ctx_out_size
+                cout = ctypes.create_string_buffer(out_n)
+                attr.ctx_size_out = out_n
+                attr.ctx_out = ctypes.addressof(cout)
+        bpf(C.BPF_PROG_TEST_RUN, attr, keep=(din, dout, cin, cout))
+        data_res = dout.raw[: attr.data_size_out] if dout is not None else None
+        if data is not None and dout is None:
+            data_res = b""
+        ctx_res: bytes | None = None
+        if cout is not None:
+            ctx_res = cout.raw[: attr.ctx_size_out]
+        elif cin is not None:
+            ctx_res = cin.raw
+        return TestRunResult(attr.retval, attr.duration, data_res, ctx_res)
+
+
+def _object_name(name: str) -> bytes:
+    """Kernel object names: at most 15 bytes of [A-Za-z0-9_.]; other characters dropped."""
+    clean = "".join(ch for ch in name if ch.isalnum() or ch in "_.")
+    return clean.encode("ascii", "ignore")[:15]
+
+
+def _resolve_attach_btf_id(prog_type: ProgramType | int,
+                           attach_type: AttachType | int | None, name: str) -> int:
+    """Find the vmlinux BTF id a tracing/LSM/iter/struct_ops program attaches to."""
+    from . import btf
+
+    spec = btf.load_kernel()
+    pt = int(prog_type)
+    at = int(attach_type) if attach_type is not None else -1
+    candidates: list[str]
+    kind: Any
+    if pt == ProgramType.STRUCT_OPS:
+        candidates, kind = [name], btf.Struct
+    elif pt == ProgramType.TRACING and at == AttachType.TRACE_RAW_TP:
+        candidates, kind = [f"btf_trace_{name}"], btf.Typedef
+    elif pt == ProgramType.TRACING and at == AttachType.TRACE_ITER:
+        candidates, kind = [f"bpf_iter_{name}"], btf.Func
+    elif pt == ProgramType.LSM:
+        candidates, kind = [f"bpf_lsm_{name}", name], btf.Func
+    else:
+        candidates, kind = [name], btf.Func
+    for cand in candidates:
+        try:
+            found: int = spec.find(cand, kind=kind).id
+            return found
+        except KeyError:
+            continue
+    raise errors.NotSupportedError(f"attach target {candidates[0]!r}", detail="not in kernel BTF")
+
+
+def _load_with_log(attr: _t.ProgLoadAttr, keep: list[Any], level: int, size: int, source: Any,
+                   first_error: errors.SyscallError | None) -> FD:
+    """Retry a failed load with a verifier log, growing the buffer until the log fits."""
+    while True:
+        log = ctypes.create_string_buffer(size)
+        attr.log_level = level
+        attr.log_size = size
+        attr.log_buf = ctypes.addressof(log)
+        attr.log_true_size = 0
+        try:
+            fd = bpf_fd(C.BPF_PROG_LOAD, attr, keep=(keep, log), what="program")
+        except errors.SyscallError as e:
+            true_size = attr.log_true_size
+            if e.errno == _errno.ENOSPC and size < LOG_SIZE_MAX:
+                size = max(true_size + 1, size * 2) if true_size >= size else size * 2
+                size = min(size, LOG_SIZE_MAX)
+                continue
+            raw = log.raw
+            text = raw.split(b"\0", 1)[0]
+            if not text and first_error is not None:
+                raise first_error from None
+            err = errors.VerifierError(
+                "BPF_PROG_LOAD", e.errno or 0, text,
+                truncated=e.errno == _errno.ENOSPC,
+                hint=e.hint if isinstance(e, errors.BPFPermissionError) and not text else "",
+            )
+            if err.insn is not None and source is not None and hasattr(source, "source"):
+                try:
+                    err.source = str(source.source(err.insn))
+                except Exception:  # mapping is best effort
+                    err.source = ""
+            raise err from None
+        # Loaded with a log: the first failure was transient or log-dependent.
+        attr.log_level = 0
+        attr.log_size = 0
+        attr.log_buf = 0
+        return fd

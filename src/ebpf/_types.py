@@ -1,0 +1,433 @@
+"""Public enums and flags. Names are Python-style; values come from the generated kernel ABI.
+
+Each member's comment names the kernel constant and, where it matters, the first kernel that
+has it. A test checks that every member of the kernel's enums has a counterpart here.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from ._uapi import _defines as _d
+from ._uapi import _generated_types as _k
+
+__all__ = [
+    "AttachType",
+    "LinkType",
+    "MapFlags",
+    "MapType",
+    "ProgramFlags",
+    "ProgramType",
+    "StatsType",
+    "UpdateFlags",
+    "XDPAction",
+    "XDPMode",
+]
+
+
+class MapType(enum.IntEnum):
+    """Kind of map.
+
+    Values are the kernel's ``enum bpf_map_type``.
+    """
+
+    #: ``BPF_MAP_TYPE_UNSPEC``
+    UNSPEC = _k.BPF_MAP_TYPE_UNSPEC
+    #: ``BPF_MAP_TYPE_HASH``; kernel >= 3.19
+    HASH = _k.BPF_MAP_TYPE_HASH
+    #: ``BPF_MAP_TYPE_ARRAY``; kernel >= 3.19
+    ARRAY = _k.BPF_MAP_TYPE_ARRAY
+    #: ``BPF_MAP_TYPE_PROG_ARRAY``; kernel >= 4.2
+    PROG_ARRAY = _k.BPF_MAP_TYPE_PROG_ARRAY
+    #: ``BPF_MAP_TYPE_PERF_EVENT_ARRAY``; kernel >= 4.3
+    PERF_EVENT_ARRAY = _k.BPF_MAP_TYPE_PERF_EVENT_ARRAY
+    #: ``BPF_MAP_TYPE_PERCPU_HASH``; kernel >= 4.6
+    PERCPU_HASH = _k.BPF_MAP_TYPE_PERCPU_HASH
+    #: ``BPF_MAP_TYPE_PERCPU_ARRAY``; kernel >= 4.6
+    PERCPU_ARRAY = _k.BPF_MAP_TYPE_PERCPU_ARRAY
+    #: ``BPF_MAP_TYPE_STACK_TRACE``; kernel >= 4.6
+    STACK_TRACE = _k.BPF_MAP_TYPE_STACK_TRACE
+    #: ``BPF_MAP_TYPE_CGROUP_ARRAY``; kernel >= 4.8
+    CGROUP_ARRAY = _k.BPF_MAP_TYPE_CGROUP_ARRAY
+    #: ``BPF_MAP_TYPE_LRU_HASH``; kernel >= 4.10
+    LRU_HASH = _k.BPF_MAP_TYPE_LRU_HASH
+    #: ``BPF_MAP_TYPE_LRU_PERCPU_HASH``; kernel >= 4.10
+    LRU_PERCPU_HASH = _k.BPF_MAP_TYPE_LRU_PERCPU_HASH
+    #: ``BPF_MAP_TYPE_LPM_TRIE``; kernel >= 4.11
+    LPM_TRIE = _k.BPF_MAP_TYPE_LPM_TRIE
+    #: ``BPF_MAP_TYPE_ARRAY_OF_MAPS``; kernel >= 4.12
+    ARRAY_OF_MAPS = _k.BPF_MAP_TYPE_ARRAY_OF_MAPS
+    #: ``BPF_MAP_TYPE_HASH_OF_MAPS``; kernel >= 4.12
+    HASH_OF_MAPS = _k.BPF_MAP_TYPE_HASH_OF_MAPS
+    #: ``BPF_MAP_TYPE_DEVMAP``; kernel >= 4.14
+    DEVMAP = _k.BPF_MAP_TYPE_DEVMAP
+    #: ``BPF_MAP_TYPE_SOCKMAP``; kernel >= 4.14
+    SOCKMAP = _k.BPF_MAP_TYPE_SOCKMAP
+    #: ``BPF_MAP_TYPE_CPUMAP``; kernel >= 4.15
+    CPUMAP = _k.BPF_MAP_TYPE_CPUMAP
+    #: ``BPF_MAP_TYPE_XSKMAP``; kernel >= 4.18
+    XSKMAP = _k.BPF_MAP_TYPE_XSKMAP
+    #: ``BPF_MAP_TYPE_SOCKHASH``; kernel >= 4.18
+    SOCKHASH = _k.BPF_MAP_TYPE_SOCKHASH
+    #: ``BPF_MAP_TYPE_CGROUP_STORAGE``; kernel >= 4.19
+    CGROUP_STORAGE = _k.BPF_MAP_TYPE_CGROUP_STORAGE
+    #: ``BPF_MAP_TYPE_REUSEPORT_SOCKARRAY``; kernel >= 4.19
+    REUSEPORT_SOCKARRAY = _k.BPF_MAP_TYPE_REUSEPORT_SOCKARRAY
+    #: ``BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE``; kernel >= 4.20
+    PERCPU_CGROUP_STORAGE = _k.BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE
+    #: ``BPF_MAP_TYPE_QUEUE``; kernel >= 4.20
+    QUEUE = _k.BPF_MAP_TYPE_QUEUE
+    #: ``BPF_MAP_TYPE_STACK``; kernel >= 4.20
+    STACK = _k.BPF_MAP_TYPE_STACK
+    #: ``BPF_MAP_TYPE_SK_STORAGE``; kernel >= 5.2
+    SK_STORAGE = _k.BPF_MAP_TYPE_SK_STORAGE
+    #: ``BPF_MAP_TYPE_DEVMAP_HASH``; kernel >= 5.4
+    DEVMAP_HASH = _k.BPF_MAP_TYPE_DEVMAP_HASH
+    #: ``BPF_MAP_TYPE_STRUCT_OPS``; kernel >= 5.6
+    STRUCT_OPS = _k.BPF_MAP_TYPE_STRUCT_OPS
+    #: ``BPF_MAP_TYPE_RINGBUF``; kernel >= 5.8
+    RINGBUF = _k.BPF_MAP_TYPE_RINGBUF
+    #: ``BPF_MAP_TYPE_INODE_STORAGE``; kernel >= 5.10
+    INODE_STORAGE = _k.BPF_MAP_TYPE_INODE_STORAGE
+    #: ``BPF_MAP_TYPE_TASK_STORAGE``; kernel >= 5.11
+    TASK_STORAGE = _k.BPF_MAP_TYPE_TASK_STORAGE
+    #: ``BPF_MAP_TYPE_BLOOM_FILTER``; kernel >= 5.16
+    BLOOM_FILTER = _k.BPF_MAP_TYPE_BLOOM_FILTER
+    #: ``BPF_MAP_TYPE_USER_RINGBUF``; kernel >= 6.1
+    USER_RINGBUF = _k.BPF_MAP_TYPE_USER_RINGBUF
+    #: ``BPF_MAP_TYPE_CGRP_STORAGE``; kernel >= 6.2
+    CGRP_STORAGE = _k.BPF_MAP_TYPE_CGRP_STORAGE
+    #: ``BPF_MAP_TYPE_ARENA``; kernel >= 6.9
+    ARENA = _k.BPF_MAP_TYPE_ARENA
+
+
+class ProgramType(enum.IntEnum):
+    """Kind of program.
+
+    Values are the kernel's ``enum bpf_prog_type``.
+    """
+
+    #: ``BPF_PROG_TYPE_UNSPEC``
+    UNSPEC = _k.BPF_PROG_TYPE_UNSPEC
+    #: ``BPF_PROG_TYPE_SOCKET_FILTER``; kernel >= 3.19
+    SOCKET_FILTER = _k.BPF_PROG_TYPE_SOCKET_FILTER
+    #: ``BPF_PROG_TYPE_KPROBE``; kernel >= 4.1
+    KPROBE = _k.BPF_PROG_TYPE_KPROBE
+    #: ``BPF_PROG_TYPE_SCHED_CLS``; kernel >= 4.1
+    SCHED_CLS = _k.BPF_PROG_TYPE_SCHED_CLS
+    #: ``BPF_PROG_TYPE_SCHED_ACT``; kernel >= 4.1
+    SCHED_ACT = _k.BPF_PROG_TYPE_SCHED_ACT
+    #: ``BPF_PROG_TYPE_TRACEPOINT``; kernel >= 4.7
+    TRACEPOINT = _k.BPF_PROG_TYPE_TRACEPOINT
+    #: ``BPF_PROG_TYPE_XDP``; kernel >= 4.8
+    XDP = _k.BPF_PROG_TYPE_XDP
+    #: ``BPF_PROG_TYPE_PERF_EVENT``; kernel >= 4.9
+    PERF_EVENT = _k.BPF_PROG_TYPE_PERF_EVENT
+    #: ``BPF_PROG_TYPE_CGROUP_SKB``; kernel >= 4.10
+    CGROUP_SKB = _k.BPF_PROG_TYPE_CGROUP_SKB
+    #: ``BPF_PROG_TYPE_CGROUP_SOCK``; kernel >= 4.10
+    CGROUP_SOCK = _k.BPF_PROG_TYPE_CGROUP_SOCK
+    #: ``BPF_PROG_TYPE_LWT_IN``; kernel >= 4.10
+    LWT_IN = _k.BPF_PROG_TYPE_LWT_IN
+    #: ``BPF_PROG_TYPE_LWT_OUT``; kernel >= 4.10
+    LWT_OUT = _k.BPF_PROG_TYPE_LWT_OUT
+    #: ``BPF_PROG_TYPE_LWT_XMIT``; kernel >= 4.10
+    LWT_XMIT = _k.BPF_PROG_TYPE_LWT_XMIT
+    #: ``BPF_PROG_TYPE_SOCK_OPS``; kernel >= 4.13
+    SOCK_OPS = _k.BPF_PROG_TYPE_SOCK_OPS
+    #: ``BPF_PROG_TYPE_SK_SKB``; kernel >= 4.14
+    SK_SKB = _k.BPF_PROG_TYPE_SK_SKB
+    #: ``BPF_PROG_TYPE_CGROUP_DEVICE``; kernel >= 4.15
+    CGROUP_DEVICE = _k.BPF_PROG_TYPE_CGROUP_DEVICE
+    #: ``BPF_PROG_TYPE_SK_MSG``; kernel >= 4.17
+    SK_MSG = _k.BPF_PROG_TYPE_SK_MSG
+    #: ``BPF_PROG_TYPE_RAW_TRACEPOINT``; kernel >= 4.17
+    RAW_TRACEPOINT = _k.BPF_PROG_TYPE_RAW_TRACEPOINT
+    #: ``BPF_PROG_TYPE_CGROUP_SOCK_ADDR``; kernel >= 4.17
+    CGROUP_SOCK_ADDR = _k.BPF_PROG_TYPE_CGROUP_SOCK_ADDR
+    #: ``BPF_PROG_TYPE_LWT_SEG6LOCAL``; kernel >= 4.18
+    LWT_SEG6LOCAL = _k.BPF_PROG_TYPE_LWT_SEG6LOCAL
+    #: ``BPF_PROG_TYPE_LIRC_MODE2``; kernel >= 4.18
+    LIRC_MODE2 = _k.BPF_PROG_TYPE_LIRC_MODE2
+    #: ``BPF_PROG_TYPE_SK_REUSEPORT``; kernel >= 4.19
+    SK_REUSEPORT = _k.BPF_PROG_TYPE_SK_REUSEPORT
+    #: ``BPF_PROG_TYPE_FLOW_DISSECTOR``; kernel >= 4.20
+    FLOW_DISSECTOR = _k.BPF_PROG_TYPE_FLOW_DISSECTOR
+    #: ``BPF_PROG_TYPE_CGROUP_SYSCTL``; kernel >= 5.2
+    CGROUP_SYSCTL = _k.BPF_PROG_TYPE_CGROUP_SYSCTL
+    #: ``BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE``; kernel >= 5.2
+    RAW_TRACEPOINT_WRITABLE = _k.BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE
+    #: ``BPF_PROG_TYPE_CGROUP_SOCKOPT``; kernel >= 5.3
+    CGROUP_SOCKOPT = _k.BPF_PROG_TYPE_CGROUP_SOCKOPT
+    #: ``BPF_PROG_TYPE_TRACING``; kernel >= 5.5
+    TRACING = _k.BPF_PROG_TYPE_TRACING
+    #: ``BPF_PROG_TYPE_STRUCT_OPS``; kernel >= 5.6
+    STRUCT_OPS = _k.BPF_PROG_TYPE_STRUCT_OPS
+    #: ``BPF_PROG_TYPE_EXT``; kernel >= 5.6
+    EXT = _k.BPF_PROG_TYPE_EXT
+    #: ``BPF_PROG_TYPE_LSM``; kernel >= 5.7
+    LSM = _k.BPF_PROG_TYPE_LSM
+    #: ``BPF_PROG_TYPE_SK_LOOKUP``; kernel >= 5.9
+    SK_LOOKUP = _k.BPF_PROG_TYPE_SK_LOOKUP
+    #: ``BPF_PROG_TYPE_SYSCALL``; kernel >= 5.14
+    SYSCALL = _k.BPF_PROG_TYPE_SYSCALL
+    #: ``BPF_PROG_TYPE_NETFILTER``; kernel >= 6.4
+    NETFILTER = _k.BPF_PROG_TYPE_NETFILTER
+
+
+class AttachType(enum.IntEnum):
+    """Where a program attaches (``expected_attach_type``, link attach types).
+
+    Values are the kernel's ``enum bpf_attach_type``.
+    """
+
+    #: ``BPF_CGROUP_INET_INGRESS``
+    CGROUP_INET_INGRESS = _k.BPF_CGROUP_INET_INGRESS
+    #: ``BPF_CGROUP_INET_EGRESS``
+    CGROUP_INET_EGRESS = _k.BPF_CGROUP_INET_EGRESS
+    #: ``BPF_CGROUP_INET_SOCK_CREATE``
+    CGROUP_INET_SOCK_CREATE = _k.BPF_CGROUP_INET_SOCK_CREATE
+    #: ``BPF_CGROUP_SOCK_OPS``
+    CGROUP_SOCK_OPS = _k.BPF_CGROUP_SOCK_OPS
+    #: ``BPF_SK_SKB_STREAM_PARSER``
+    SK_SKB_STREAM_PARSER = _k.BPF_SK_SKB_STREAM_PARSER
+    #: ``BPF_SK_SKB_STREAM_VERDICT``
+    SK_SKB_STREAM_VERDICT = _k.BPF_SK_SKB_STREAM_VERDICT
+    #: ``BPF_CGROUP_DEVICE``
+    CGROUP_DEVICE = _k.BPF_CGROUP_DEVICE
+    #: ``BPF_SK_MSG_VERDICT``
+    SK_MSG_VERDICT = _k.BPF_SK_MSG_VERDICT
+    #: ``BPF_CGROUP_INET4_BIND``
+    CGROUP_INET4_BIND = _k.BPF_CGROUP_INET4_BIND
+    #: ``BPF_CGROUP_INET6_BIND``
+    CGROUP_INET6_BIND = _k.BPF_CGROUP_INET6_BIND
+    #: ``BPF_CGROUP_INET4_CONNECT``
+    CGROUP_INET4_CONNECT = _k.BPF_CGROUP_INET4_CONNECT
+    #: ``BPF_CGROUP_INET6_CONNECT``
+    CGROUP_INET6_CONNECT = _k.BPF_CGROUP_INET6_CONNECT
+    #: ``BPF_CGROUP_INET4_POST_BIND``
+    CGROUP_INET4_POST_BIND = _k.BPF_CGROUP_INET4_POST_BIND
+    #: ``BPF_CGROUP_INET6_POST_BIND``
+    CGROUP_INET6_POST_BIND = _k.BPF_CGROUP_INET6_POST_BIND
+    #: ``BPF_CGROUP_UDP4_SENDMSG``
+    CGROUP_UDP4_SENDMSG = _k.BPF_CGROUP_UDP4_SENDMSG
+    #: ``BPF_CGROUP_UDP6_SENDMSG``
+    CGROUP_UDP6_SENDMSG = _k.BPF_CGROUP_UDP6_SENDMSG
+    #: ``BPF_LIRC_MODE2``
+    LIRC_MODE2 = _k.BPF_LIRC_MODE2
+    #: ``BPF_FLOW_DISSECTOR``
+    FLOW_DISSECTOR = _k.BPF_FLOW_DISSECTOR
+    #: ``BPF_CGROUP_SYSCTL``
+    CGROUP_SYSCTL = _k.BPF_CGROUP_SYSCTL
+    #: ``BPF_CGROUP_UDP4_RECVMSG``
+    CGROUP_UDP4_RECVMSG = _k.BPF_CGROUP_UDP4_RECVMSG
+    #: ``BPF_CGROUP_UDP6_RECVMSG``
+    CGROUP_UDP6_RECVMSG = _k.BPF_CGROUP_UDP6_RECVMSG
+    #: ``BPF_CGROUP_GETSOCKOPT``
+    CGROUP_GETSOCKOPT = _k.BPF_CGROUP_GETSOCKOPT
+    #: ``BPF_CGROUP_SETSOCKOPT``
+    CGROUP_SETSOCKOPT = _k.BPF_CGROUP_SETSOCKOPT
+    #: ``BPF_TRACE_RAW_TP``
+    TRACE_RAW_TP = _k.BPF_TRACE_RAW_TP
+    #: ``BPF_TRACE_FENTRY``
+    TRACE_FENTRY = _k.BPF_TRACE_FENTRY
+    #: ``BPF_TRACE_FEXIT``
+    TRACE_FEXIT = _k.BPF_TRACE_FEXIT
+    #: ``BPF_MODIFY_RETURN``
+    MODIFY_RETURN = _k.BPF_MODIFY_RETURN
+    #: ``BPF_LSM_MAC``
+    LSM_MAC = _k.BPF_LSM_MAC
+    #: ``BPF_TRACE_ITER``
+    TRACE_ITER = _k.BPF_TRACE_ITER
+    #: ``BPF_CGROUP_INET4_GETPEERNAME``
+    CGROUP_INET4_GETPEERNAME = _k.BPF_CGROUP_INET4_GETPEERNAME
+    #: ``BPF_CGROUP_INET6_GETPEERNAME``
+    CGROUP_INET6_GETPEERNAME = _k.BPF_CGROUP_INET6_GETPEERNAME
+    #: ``BPF_CGROUP_INET4_GETSOCKNAME``
+    CGROUP_INET4_GETSOCKNAME = _k.BPF_CGROUP_INET4_GETSOCKNAME
+    #: ``BPF_CGROUP_INET6_GETSOCKNAME``
+    CGROUP_INET6_GETSOCKNAME = _k.BPF_CGROUP_INET6_GETSOCKNAME
+    #: ``BPF_XDP_DEVMAP``
+    XDP_DEVMAP = _k.BPF_XDP_DEVMAP
+    #: ``BPF_CGROUP_INET_SOCK_RELEASE``
+    CGROUP_INET_SOCK_RELEASE = _k.BPF_CGROUP_INET_SOCK_RELEASE
+    #: ``BPF_XDP_CPUMAP``
+    XDP_CPUMAP = _k.BPF_XDP_CPUMAP
+    #: ``BPF_SK_LOOKUP``
+    SK_LOOKUP = _k.BPF_SK_LOOKUP
+    #: ``BPF_XDP``
+    XDP = _k.BPF_XDP
+    #: ``BPF_SK_SKB_VERDICT``
+    SK_SKB_VERDICT = _k.BPF_SK_SKB_VERDICT
+    #: ``BPF_SK_REUSEPORT_SELECT``
+    SK_REUSEPORT_SELECT = _k.BPF_SK_REUSEPORT_SELECT
+    #: ``BPF_SK_REUSEPORT_SELECT_OR_MIGRATE``
+    SK_REUSEPORT_SELECT_OR_MIGRATE = _k.BPF_SK_REUSEPORT_SELECT_OR_MIGRATE
+    #: ``BPF_PERF_EVENT``
+    PERF_EVENT = _k.BPF_PERF_EVENT
+    #: ``BPF_TRACE_KPROBE_MULTI``
+    TRACE_KPROBE_MULTI = _k.BPF_TRACE_KPROBE_MULTI
+    #: ``BPF_LSM_CGROUP``
+    LSM_CGROUP = _k.BPF_LSM_CGROUP
+    #: ``BPF_STRUCT_OPS``
+    STRUCT_OPS = _k.BPF_STRUCT_OPS
+    #: ``BPF_NETFILTER``
+    NETFILTER = _k.BPF_NETFILTER
+    #: ``BPF_TCX_INGRESS``
+    TCX_INGRESS = _k.BPF_TCX_INGRESS
+    #: ``BPF_TCX_EGRESS``
+    TCX_EGRESS = _k.BPF_TCX_EGRESS
+    #: ``BPF_TRACE_UPROBE_MULTI``
+    TRACE_UPROBE_MULTI = _k.BPF_TRACE_UPROBE_MULTI
+    #: ``BPF_CGROUP_UNIX_CONNECT``
+    CGROUP_UNIX_CONNECT = _k.BPF_CGROUP_UNIX_CONNECT
+    #: ``BPF_CGROUP_UNIX_SENDMSG``
+    CGROUP_UNIX_SENDMSG = _k.BPF_CGROUP_UNIX_SENDMSG
+    #: ``BPF_CGROUP_UNIX_RECVMSG``
+    CGROUP_UNIX_RECVMSG = _k.BPF_CGROUP_UNIX_RECVMSG
+    #: ``BPF_CGROUP_UNIX_GETPEERNAME``
+    CGROUP_UNIX_GETPEERNAME = _k.BPF_CGROUP_UNIX_GETPEERNAME
+    #: ``BPF_CGROUP_UNIX_GETSOCKNAME``
+    CGROUP_UNIX_GETSOCKNAME = _k.BPF_CGROUP_UNIX_GETSOCKNAME
+    #: ``BPF_NETKIT_PRIMARY``
+    NETKIT_PRIMARY = _k.BPF_NETKIT_PRIMARY
+    #: ``BPF_NETKIT_PEER``
+    NETKIT_PEER = _k.BPF_NETKIT_PEER
+    #: ``BPF_TRACE_KPROBE_SESSION``
+    TRACE_KPROBE_SESSION = _k.BPF_TRACE_KPROBE_SESSION
+    #: ``BPF_TRACE_UPROBE_SESSION``
+    TRACE_UPROBE_SESSION = _k.BPF_TRACE_UPROBE_SESSION
+
+
+class LinkType(enum.IntEnum):
+    """Kind of bpf_link.
+
+    Values are the kernel's ``enum bpf_link_type``.
+    """
+
+    #: ``BPF_LINK_TYPE_UNSPEC``
+    UNSPEC = _k.BPF_LINK_TYPE_UNSPEC
+    #: ``BPF_LINK_TYPE_RAW_TRACEPOINT``; kernel >= 5.8
+    RAW_TRACEPOINT = _k.BPF_LINK_TYPE_RAW_TRACEPOINT
+    #: ``BPF_LINK_TYPE_TRACING``; kernel >= 5.8
+    TRACING = _k.BPF_LINK_TYPE_TRACING
+    #: ``BPF_LINK_TYPE_CGROUP``; kernel >= 5.7
+    CGROUP = _k.BPF_LINK_TYPE_CGROUP
+    #: ``BPF_LINK_TYPE_ITER``; kernel >= 5.8
+    ITER = _k.BPF_LINK_TYPE_ITER
+    #: ``BPF_LINK_TYPE_NETNS``; kernel >= 5.8
+    NETNS = _k.BPF_LINK_TYPE_NETNS
+    #: ``BPF_LINK_TYPE_XDP``; kernel >= 5.9
+    XDP = _k.BPF_LINK_TYPE_XDP
+    #: ``BPF_LINK_TYPE_PERF_EVENT``; kernel >= 5.15
+    PERF_EVENT = _k.BPF_LINK_TYPE_PERF_EVENT
+    #: ``BPF_LINK_TYPE_KPROBE_MULTI``; kernel >= 5.18
+    KPROBE_MULTI = _k.BPF_LINK_TYPE_KPROBE_MULTI
+    #: ``BPF_LINK_TYPE_STRUCT_OPS``; kernel >= 6.4
+    STRUCT_OPS = _k.BPF_LINK_TYPE_STRUCT_OPS
+    #: ``BPF_LINK_TYPE_NETFILTER``; kernel >= 6.4
+    NETFILTER = _k.BPF_LINK_TYPE_NETFILTER
+    #: ``BPF_LINK_TYPE_TCX``; kernel >= 6.6
+    TCX = _k.BPF_LINK_TYPE_TCX
+    #: ``BPF_LINK_TYPE_UPROBE_MULTI``; kernel >= 6.6
+    UPROBE_MULTI = _k.BPF_LINK_TYPE_UPROBE_MULTI
+    #: ``BPF_LINK_TYPE_NETKIT``; kernel >= 6.7
+    NETKIT = _k.BPF_LINK_TYPE_NETKIT
+    #: ``BPF_LINK_TYPE_SOCKMAP``; kernel >= 6.10
+    SOCKMAP = _k.BPF_LINK_TYPE_SOCKMAP
+
+
+class XDPAction(enum.IntEnum):
+    """XDP program verdicts.
+
+    Values are the kernel's ``enum xdp_action``.
+    """
+
+    #: ``XDP_ABORTED``
+    ABORTED = _k.XDP_ABORTED
+    #: ``XDP_DROP``
+    DROP = _k.XDP_DROP
+    #: ``XDP_PASS``
+    PASS = _k.XDP_PASS
+    #: ``XDP_TX``
+    TX = _k.XDP_TX
+    #: ``XDP_REDIRECT``
+    REDIRECT = _k.XDP_REDIRECT
+
+
+class StatsType(enum.IntEnum):
+    """Statistics ``BPF_ENABLE_STATS`` can turn on.
+
+    Values are the kernel's ``enum bpf_stats_type``.
+    """
+
+    #: ``BPF_STATS_RUN_TIME``
+    RUN_TIME = _k.BPF_STATS_RUN_TIME
+
+
+class MapFlags(enum.IntFlag):
+    """``map_flags`` of ``BPF_MAP_CREATE`` (``BPF_F_*``)."""
+
+    NONE = 0
+    NO_PREALLOC = _k.BPF_F_NO_PREALLOC
+    NO_COMMON_LRU = _k.BPF_F_NO_COMMON_LRU
+    NUMA_NODE = _k.BPF_F_NUMA_NODE
+    RDONLY = _k.BPF_F_RDONLY
+    WRONLY = _k.BPF_F_WRONLY
+    STACK_BUILD_ID = _k.BPF_F_STACK_BUILD_ID
+    ZERO_SEED = _k.BPF_F_ZERO_SEED
+    RDONLY_PROG = _k.BPF_F_RDONLY_PROG
+    WRONLY_PROG = _k.BPF_F_WRONLY_PROG
+    CLONE = _k.BPF_F_CLONE
+    MMAPABLE = _k.BPF_F_MMAPABLE
+    PRESERVE_ELEMS = _k.BPF_F_PRESERVE_ELEMS
+    INNER_MAP = _k.BPF_F_INNER_MAP
+    LINK = _k.BPF_F_LINK
+    PATH_FD = _k.BPF_F_PATH_FD
+    VTYPE_BTF_OBJ_FD = _k.BPF_F_VTYPE_BTF_OBJ_FD
+    TOKEN_FD = _k.BPF_F_TOKEN_FD
+    SEGV_ON_FAULT = _k.BPF_F_SEGV_ON_FAULT
+    NO_USER_CONV = _k.BPF_F_NO_USER_CONV
+
+
+class UpdateFlags(enum.IntFlag):
+    """Flags of ``BPF_MAP_UPDATE_ELEM``.
+
+    ``BPF_ANY``, ``BPF_NOEXIST``, ``BPF_EXIST``, ``BPF_F_LOCK``.
+    """
+
+    ANY = _k.BPF_ANY
+    NOEXIST = _k.BPF_NOEXIST
+    EXIST = _k.BPF_EXIST
+    LOCK = _k.BPF_F_LOCK
+
+
+class ProgramFlags(enum.IntFlag):
+    """``prog_flags`` of ``BPF_PROG_LOAD``."""
+
+    NONE = 0
+    STRICT_ALIGNMENT = _d.BPF_F_STRICT_ALIGNMENT
+    ANY_ALIGNMENT = _d.BPF_F_ANY_ALIGNMENT
+    TEST_RND_HI32 = _d.BPF_F_TEST_RND_HI32
+    TEST_STATE_FREQ = _d.BPF_F_TEST_STATE_FREQ
+    #: Sleepable tracing/LSM/syscall programs; kernel >= 5.10
+    SLEEPABLE = _d.BPF_F_SLEEPABLE
+    #: XDP program handles multi-buffer frames; kernel >= 5.18
+    XDP_HAS_FRAGS = _d.BPF_F_XDP_HAS_FRAGS
+    XDP_DEV_BOUND_ONLY = _d.BPF_F_XDP_DEV_BOUND_ONLY
+
+
+class XDPMode(enum.Enum):
+    """How an XDP program is attached; :meth:`flags` gives the kernel's ``XDP_FLAGS_*``."""
+
+    #: Let the kernel choose (native when the driver supports it, else generic).
+    DEFAULT = 0
+    #: Generic XDP in the core network stack (``XDP_FLAGS_SKB_MODE``); works on any device.
+    GENERIC = _d.XDP_FLAGS_SKB_MODE
+    #: In the driver (``XDP_FLAGS_DRV_MODE``).
+    NATIVE = _d.XDP_FLAGS_DRV_MODE
+    #: Offloaded to the NIC (``XDP_FLAGS_HW_MODE``).
+    OFFLOAD = _d.XDP_FLAGS_HW_MODE
+
+    def flags(self) -> int:
+        return int(self.value)

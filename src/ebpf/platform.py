@@ -1,0 +1,243 @@
+"""Facts about the machine the library runs on, in one place.
+
+Architecture, page size (queried, not assumed), possible CPUs (what per-CPU maps are sized by,
+not the online count), kernel version, bpffs/tracefs mount points (mounted on request) and the
+effective capabilities. Reads /proc and /sys only; never calls bpf(2).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ._uapi import _arch
+
+__all__ = [
+    "ARCH",
+    "Capability",
+    "KernelVersion",
+    "bpffs_mounts",
+    "capabilities",
+    "find_mount",
+    "has_capability",
+    "kernel_version",
+    "mount",
+    "mount_bpffs",
+    "page_size",
+    "possible_cpus",
+    "tracefs_path",
+    "umount",
+]
+
+#: Normalised machine name: x86_64, aarch64, riscv64, s390x, ppc64le, arm, i386, loongarch64.
+ARCH: str = _arch.ARCH
+
+
+@functools.cache
+def page_size() -> int:
+    """The kernel page size in bytes (``sysconf(_SC_PAGESIZE)``)."""
+    return os.sysconf("SC_PAGE_SIZE")
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """Parse the kernel's CPU list format (``"0-3,5,7-8"``)."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+@functools.cache
+def possible_cpus() -> int:
+    """Number of possible CPUs: the count the kernel sizes per-CPU map values by.
+
+    From ``/sys/devices/system/cpu/possible`` (highest id + 1), not the online count.
+    """
+    text = Path("/sys/devices/system/cpu/possible").read_text()
+    return max(parse_cpu_list(text)) + 1
+
+
+def online_cpus() -> list[int]:
+    """Ids of the CPUs online now."""
+    return parse_cpu_list(Path("/sys/devices/system/cpu/online").read_text())
+
+
+@functools.total_ordering
+@dataclass(frozen=True, slots=True)
+class KernelVersion:
+    """A kernel release as ``(major, minor, patch)``; compares with tuples and ``"5.9"`` strings."""
+
+    major: int
+    minor: int = 0
+    patch: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> KernelVersion:
+        m = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", text.strip())
+        if not m:
+            raise ValueError(f"not a kernel version: {text!r}")
+        return cls(int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0))
+
+    def _key(self, other: object) -> tuple[int, int, int] | None:
+        if isinstance(other, KernelVersion):
+            return (other.major, other.minor, other.patch)
+        if isinstance(other, str):
+            o = KernelVersion.parse(other)
+            return (o.major, o.minor, o.patch)
+        if isinstance(other, tuple):
+            padded = (*(int(x) for x in other), 0, 0, 0)[:3]
+            return (padded[0], padded[1], padded[2])
+        return None
+
+    def __eq__(self, other: object) -> bool:
+        k = self._key(other)
+        return k is not None and (self.major, self.minor, self.patch) == k
+
+    def __lt__(self, other: object) -> bool:
+        k = self._key(other)
+        if k is None:
+            return NotImplemented
+        return (self.major, self.minor, self.patch) < k
+
+    def __hash__(self) -> int:
+        return hash((self.major, self.minor, self.patch))
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+    @property
+    def code(self) -> int:
+        """``LINUX_VERSION_CODE`` (what ``kern_version`` of old kprobe loads expects)."""
+        return (self.major << 16) | (self.minor << 8) | min(self.patch, 255)
+
+
+@functools.cache
+def kernel_version() -> KernelVersion:
+    """The running kernel's version, from ``uname -r`` (Ubuntu's signature file when present)."""
+    sig = Path("/proc/version_signature")
+    if sig.exists():  # Ubuntu: "Ubuntu 5.4.0-42.46-generic 5.4.44"
+        parts = sig.read_text().split()
+        if parts:
+            try:
+                return KernelVersion.parse(parts[-1])
+            except ValueError:
+                pass
+    return KernelVersion.parse(os.uname().release)
+
+
+# --- mounts ----------------------------------------------------------------------------------
+
+def _mountinfo() -> list[tuple[str, str]]:
+    """(mount point, fs type) for every mount of this process's mount namespace."""
+    result = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        fstype = right.split()[0] if right else ""
+        point = fields[4].replace("\\040", " ") if len(fields) > 4 else ""
+        result.append((point, fstype))
+    return result
+
+
+def find_mount(fstype: str) -> list[str]:
+    """Mount points of filesystems of type ``fstype`` (e.g. ``"bpf"``, ``"tracefs"``)."""
+    return [p for p, t in _mountinfo() if t == fstype]
+
+
+def bpffs_mounts() -> list[str]:
+    """Every bpffs mount point visible to this process."""
+    return find_mount("bpf")
+
+
+def is_mounted(path: str, fstype: str) -> bool:
+    real = os.path.realpath(path)
+    return any(os.path.realpath(p) == real and t == fstype for p, t in _mountinfo())
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0, data: str | None = None) -> None:
+    """``mount(2)``. Raises :class:`OSError` with the errno on failure."""
+    r = _libc.mount(source.encode(), target.encode(), fstype.encode(), ctypes.c_ulong(flags),
+                    data.encode() if data else None)
+    if r != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {fstype} on {target}: {os.strerror(err)}")
+
+
+def umount(target: str, lazy: bool = False) -> None:
+    """``umount2(2)``; ``lazy`` adds ``MNT_DETACH``."""
+    r = _libc.umount2(target.encode(), 2 if lazy else 0)
+    if r != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {target}: {os.strerror(err)}")
+
+
+def mount_bpffs(path: str = "/sys/fs/bpf") -> str:
+    """Make sure a bpffs is mounted at ``path`` (creating the directory); returns ``path``."""
+    os.makedirs(path, exist_ok=True)
+    if not is_mounted(path, "bpf"):
+        mount("bpf", path, "bpf")
+    return path
+
+
+def tracefs_path(mount_if_missing: bool = False) -> str | None:
+    """Where tracefs is mounted (``/sys/kernel/tracing`` preferred); optionally mount it there."""
+    points = find_mount("tracefs")
+    for p in points:
+        if p == "/sys/kernel/tracing":
+            return p
+    if points:
+        return points[0]
+    debug = [p for p in find_mount("debugfs") if os.path.isdir(os.path.join(p, "tracing"))]
+    if debug and os.path.isfile(os.path.join(debug[0], "tracing", "available_events")):
+        return os.path.join(debug[0], "tracing")
+    if mount_if_missing:
+        mount("tracefs", "/sys/kernel/tracing", "tracefs")
+        return "/sys/kernel/tracing"
+    return None
+
+
+# --- capabilities ----------------------------------------------------------------------------
+
+class Capability:
+    """Capability numbers (``include/uapi/linux/capability.h``)."""
+
+    NET_ADMIN = 12
+    NET_RAW = 13
+    SYS_ADMIN = 21
+    SYS_RESOURCE = 24
+    PERFMON = 38
+    BPF = 39
+
+
+def capabilities() -> int:
+    """The effective capability set (``CapEff`` of ``/proc/self/status``) as a bit mask."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+    return 0
+
+
+def has_capability(*caps: int) -> bool:
+    """True if every capability in ``caps`` is effective.
+
+    ``CAP_BPF`` and ``CAP_PERFMON`` count as present when ``CAP_SYS_ADMIN`` is (kernels before
+    5.8 know only the latter).
+    """
+    eff = capabilities()
+    for c in caps:
+        if eff & (1 << c):
+            continue
+        if c in (Capability.BPF, Capability.PERFMON) and eff & (1 << Capability.SYS_ADMIN):
+            continue
+        return False
+    return True
