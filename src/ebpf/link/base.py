@@ -1,0 +1,256 @@
+"""What every attachment has in common.
+
+Two families:
+
+* :class:`Link` wraps a kernel ``bpf_link`` (``BPF_LINK_CREATE``, ``BPF_RAW_TRACEPOINT_OPEN``,
+  ``BPF_LINK_CREATE`` via perf events...): it can be pinned, reopened from its pin, updated to
+  another program, detached and queried. One subclass per ``bpf_link_type``.
+* :class:`Attachment` is for hooks that predate bpf_link (netlink XDP, clsact filters,
+  ``BPF_PROG_ATTACH``, perf event ioctls, ``SO_ATTACH_BPF``): the same ``detach()``/``close()``
+  and context-manager protocol, but no pinning.
+
+Closing a link object releases the fd; a link that is not pinned then detaches. ``close()``
+and ``detach()`` are idempotent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import warnings
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar
+
+from .. import errors
+from .._programs import Program
+from .._sys import commands
+from .._sys.fd import FD
+from .._sys.syscall import bpf, bpf_fd
+from .._types import LinkType
+from .._uapi import _defines as _d
+from .._uapi import _generated_types as _t
+
+__all__ = ["Attachment", "Link", "LinkInfo", "link_create"]
+
+C = _t.bpf_cmd
+
+
+@dataclass(frozen=True, slots=True)
+class LinkInfo:
+    """``struct bpf_link_info``: the common fields plus the raw struct for type specifics."""
+
+    id: int
+    type: LinkType | int
+    prog_id: int
+    raw: _t.BpfLinkInfo
+
+
+def link_create(program: Program | int, target_fd: int, attach_type: int, flags: int = 0,
+                **extra: Any) -> FD:
+    """``BPF_LINK_CREATE``; ``extra`` sets fields of the attach-type union by dotted path.
+
+    Example: ``link_create(prog, ifindex, AttachType.XDP, flags=2)`` or
+    ``link_create(prog, 0, AttachType.NETFILTER, **{"netfilter.pf": 2, ...})``.
+    """
+    attr = _t.LinkCreateAttr()
+    attr.prog_fd = program if isinstance(program, int) else program.fileno()
+    attr.target_fd = target_fd
+    attr.attach_type = int(attach_type)
+    attr.flags = flags
+    keep = []
+    for path, value in extra.items():
+        obj: Any = attr
+        *parents, leaf = path.split(".")
+        for p in parents:
+            obj = getattr(obj, p)
+        if isinstance(value, ctypes.Array):
+            keep.append(value)
+            setattr(obj, leaf, ctypes.addressof(value))
+        else:
+            setattr(obj, leaf, value)
+    return bpf_fd(C.BPF_LINK_CREATE, attr, keep=keep, what="link")
+
+
+class Link:
+    """A kernel ``bpf_link``. Built by an ``attach_*`` function or :meth:`from_pin`.
+
+    ``program`` is the program attached (``None`` when the link was reopened from a pin or an
+    id and the program object is not known here).
+    """
+
+    __slots__ = ("_fd", "_pinned", "program")
+
+    #: bpf_link_type -> class, filled by subclasses (for :meth:`from_fd`).
+    _registry: ClassVar[dict[int, type[Link]]] = {}
+    link_type: ClassVar[LinkType | None] = None
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.link_type is not None:
+            Link._registry[int(cls.link_type)] = cls
+
+    def __init__(self, fd: FD, program: Program | None = None) -> None:
+        self._fd = fd
+        self.program = program
+        self._pinned: str | None = None
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def from_fd(cls, fd: FD | int) -> Link:
+        """Adopt a link fd (an int is duplicated); the class follows the kernel's link type."""
+        owned = fd if isinstance(fd, FD) else FD(os.dup(fd), "link")
+        info = commands.obj_info(owned.fileno(), _t.BpfLinkInfo())
+        klass = Link._registry.get(info.type, Link)
+        if cls is not Link and not issubclass(klass, cls):
+            owned.close()
+            raise TypeError(f"link is of type {info.type}, not {cls.__name__}")
+        link = klass.__new__(klass)
+        Link.__init__(link, owned, None)
+        return link
+
+    @classmethod
+    def from_pin(cls, path: str | os.PathLike[str]) -> Link:
+        """Open a link pinned on a bpffs."""
+        link = cls.from_fd(commands.obj_get(path, what="link"))
+        link._pinned = os.fspath(path)
+        return link
+
+    @classmethod
+    def from_id(cls, link_id: int) -> Link:
+        """Open a link by its kernel id."""
+        return cls.from_fd(commands.fd_by_id(commands.ObjKind.LINK, link_id, "link"))
+
+    # --- the link protocol ----------------------------------------------------------------
+    def fileno(self) -> int:
+        return self._fd.fileno()
+
+    @property
+    def fd(self) -> FD:
+        return self._fd
+
+    @property
+    def closed(self) -> bool:
+        return self._fd.closed
+
+    def info(self) -> LinkInfo:
+        """``BPF_OBJ_GET_INFO_BY_FD`` for this link."""
+        raw = commands.obj_info(self.fileno(), _t.BpfLinkInfo())
+        try:
+            lt: LinkType | int = LinkType(raw.type)
+        except ValueError:
+            lt = raw.type
+        return LinkInfo(raw.id, lt, raw.prog_id, raw)
+
+    @property
+    def id(self) -> int:
+        return self.info().id
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        """Pin the link on a bpffs: it stays attached after this process closes it."""
+        commands.obj_pin(self.fileno(), path)
+        self._pinned = os.fspath(path)
+
+    def unpin(self) -> None:
+        """Remove the pin made by :meth:`pin` or opened by :meth:`from_pin`."""
+        if self._pinned is None:
+            raise ValueError("link is not pinned (by this object)")
+        os.unlink(self._pinned)
+        self._pinned = None
+
+    @property
+    def pinned_path(self) -> str | None:
+        return self._pinned
+
+    def update(self, program: Program, *, expected: Program | None = None) -> None:
+        """Atomically replace the attached program (``BPF_LINK_UPDATE``, kernel >= 5.7).
+
+        With ``expected``, the update fails unless that program is the one attached.
+        """
+        attr = _t.LinkUpdateAttr()
+        attr.link_fd = self.fileno()
+        attr.new_prog_fd = program.fileno()
+        if expected is not None:
+            attr.old_prog_fd = expected.fileno()
+            attr.flags = _d.BPF_F_REPLACE
+        bpf(C.BPF_LINK_UPDATE, attr)
+        self.program = program
+
+    def detach(self) -> None:
+        """Detach now (``BPF_LINK_DETACH``, >= 5.9), even if pinned; the fd stays open."""
+        if self.closed:
+            return
+        attr = _t.LinkDetachAttr()
+        attr.link_fd = self.fileno()
+        try:
+            bpf(C.BPF_LINK_DETACH, attr)
+        except errors.SyscallError as e:
+            # Some link types (e.g. tracing, perf_event on old kernels) cannot be detached
+            # separately from close.
+            if e.errno not in (22, 95, errors.ENOTSUPP):  # EINVAL, EOPNOTSUPP
+                raise
+            self.close()
+
+    def close(self) -> None:
+        """Release the fd; the link goes away unless it is pinned. Idempotent."""
+        self._fd.close()
+
+    def __enter__(self) -> Link:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"fd={self._fd.fileno()}"
+        return f"<{type(self).__name__} {state}>"
+
+
+class Attachment:
+    """An attachment without a kernel link object: ``detach()`` undoes it, ``close()`` too.
+
+    Subclasses implement :meth:`_detach`. Not pinnable; :meth:`pin` raises
+    :class:`~ebpf.errors.NotSupportedError` naming the link-based alternative.
+    """
+
+    __slots__ = ("_attached", "program")
+
+    def __init__(self, program: Program | None) -> None:
+        self.program = program
+        self._attached = True
+
+    def _detach(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        return not self._attached
+
+    def detach(self) -> None:
+        """Undo the attachment. Idempotent."""
+        if self._attached:
+            self._attached = False
+            self._detach()
+
+    def close(self) -> None:
+        self.detach()
+
+    def pin(self, path: str | os.PathLike[str]) -> None:
+        raise errors.NotSupportedError(f"pinning a {type(self).__name__}",
+                                       detail="only bpf_link attachments can be pinned")
+
+    def __enter__(self) -> Attachment:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.detach()
+
+    def __del__(self) -> None:
+        if getattr(self, "_attached", False):
+            warnings.warn(f"{type(self).__name__} was never detached; detaching now",
+                          ResourceWarning, stacklevel=1)
+            with contextlib.suppress(Exception):  # interpreter shutdown or already gone
+                self.detach()
