@@ -7,20 +7,19 @@ interfaces) and is removed afterwards, also when a test fails half-way.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import json
-import os
-import platform
 import shutil
 import subprocess
 from collections.abc import Iterator
 
 import pytest
 
-from ebpf import errors
+import ebpf
+from ebpf import asm, errors
 from ebpf._sys import _nlattr as nl
 from ebpf._sys import netlink
+from ebpf.asm import R0
 from ebpf.testing.netns import NetNS, VethPair, icmp_echo, veth_pair
 
 
@@ -32,90 +31,28 @@ def _cap_eff() -> int:
     return 0
 
 
-CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_BPF = 12, 21, 39
+CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
 pytestmark = pytest.mark.skipif(
     not all(_cap_eff() >> c & 1 for c in (CAP_NET_ADMIN, CAP_SYS_ADMIN)),
     reason="needs CAP_NET_ADMIN and CAP_SYS_ADMIN (setns, rtnetlink changes)",
 )
 
-# --- a tiny program loader, until every test here can use ebpf.Program ---------------------
-
-_SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(platform.machine())
-BPF_PROG_LOAD, BPF_OBJ_GET_INFO_BY_FD = 5, 15
-PROG_TYPE_SCHED_CLS, PROG_TYPE_XDP = 3, 6
-XDP_DROP, XDP_PASS = 1, 2
-TC_ACT_OK, TC_ACT_SHOT = 0, 2
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-class _ProgLoadAttr(ctypes.Structure):
-    _fields_ = (
-        ("prog_type", ctypes.c_uint32),
-        ("insn_cnt", ctypes.c_uint32),
-        ("insns", ctypes.c_uint64),
-        ("license", ctypes.c_uint64),
-        ("log_level", ctypes.c_uint32),
-        ("log_size", ctypes.c_uint32),
-        ("log_buf", ctypes.c_uint64),
-        ("kern_version", ctypes.c_uint32),
-        ("prog_flags", ctypes.c_uint32),
-        ("prog_name", ctypes.c_char * 16),
-    )
-
-
-class _InfoAttr(ctypes.Structure):
-    _fields_ = (
-        ("bpf_fd", ctypes.c_uint32),
-        ("info_len", ctypes.c_uint32),
-        ("info", ctypes.c_uint64),
-    )
-
-
-def _bpf(cmd: int, attr: ctypes.Structure) -> int:
-    if _SYS_BPF is None:
-        pytest.skip(f"bpf(2) syscall number unknown for {platform.machine()}")
-    ret: int = _libc.syscall(
-        ctypes.c_long(_SYS_BPF),
-        ctypes.c_int(cmd),
-        ctypes.byref(attr),
-        ctypes.c_uint(ctypes.sizeof(attr)),
-    )
-    if ret < 0:
-        code = ctypes.get_errno()
-        raise OSError(code, os.strerror(code))
-    return ret
-
-
-def load_prog(prog_type: int, ret: int, name: str = "nltest") -> int:
-    """Load ``r0 = ret; exit`` and return the program fd."""
-    insns = bytes([0xB7, 0, 0, 0]) + ret.to_bytes(4, "little") + bytes([0x95]) + bytes(7)
-    code = ctypes.create_string_buffer(insns, len(insns))
-    lic = ctypes.create_string_buffer(b"GPL")
-    attr = _ProgLoadAttr(
-        prog_type=prog_type,
-        insn_cnt=2,
-        insns=ctypes.addressof(code),
-        license=ctypes.addressof(lic),
-        prog_name=name.encode(),
-    )
-    return _bpf(BPF_PROG_LOAD, attr)
-
-
-def prog_id(fd: int) -> int:
-    """``bpf_prog_info.id`` (offset 4) through BPF_OBJ_GET_INFO_BY_FD."""
-    info = ctypes.create_string_buffer(232)
-    _bpf(BPF_OBJ_GET_INFO_BY_FD, _InfoAttr(bpf_fd=fd, info_len=232, info=ctypes.addressof(info)))
-    return int.from_bytes(info.raw[4:8], "little")
+XDP_DROP, XDP_PASS = ebpf.XDPAction.DROP, ebpf.XDPAction.PASS
+TC_ACT_OK, TC_ACT_SHOT = 0, 2  # linux/pkt_cls.h
+PROG_TYPE_SCHED_CLS, PROG_TYPE_XDP = ebpf.ProgramType.SCHED_CLS, ebpf.ProgramType.XDP
 
 
 @contextlib.contextmanager
-def program(prog_type: int, ret: int) -> Iterator[int]:
-    fd = load_prog(prog_type, ret)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
+def program(prog_type: ebpf.ProgramType, ret: int) -> Iterator[int]:
+    """Load ``r0 = ret; exit`` and yield its fd."""
+    with ebpf.Program.load(prog_type, [asm.mov(R0, int(ret)), asm.exit()], name="nltest") as prog:
+        yield prog.fileno()
+
+
+def prog_id(fd: int) -> int:
+    """The kernel id of the program behind ``fd``."""
+    with ebpf.Program.from_fd(fd) as prog:  # from_fd duplicates an int fd
+        return prog.id
 
 
 @pytest.fixture
