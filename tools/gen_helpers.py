@@ -150,11 +150,10 @@ def existing_probe() -> tuple[dict[int, frozenset[int]] | None, str]:
 def probe(ids: list[tuple[str, int]]) -> tuple[dict[int, frozenset[int]], str]:
     """Ask the running kernel which program types may call each helper."""
     # Probing needs the loader (layer 3+), which the generator does not otherwise import.
-    from ebpf._types import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+    from ebpf import errors, features
+    from ebpf._types import (  # type: ignore[import-not-found,unused-ignore]
         ProgramType,
     )
-
-    from ebpf import errors, features  # noqa: PLC0415
 
     table: dict[int, set[int]] = {hid: set() for _, hid in ids}
     for pt in ProgramType:

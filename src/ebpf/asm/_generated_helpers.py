@@ -228,6 +228,8 @@ class Helper(HelperBase):
     TCP_RAW_CHECK_SYNCOOKIE_IPV6 = 207  #: ``BPF_FUNC_tcp_raw_check_syncookie_ipv6``
     KTIME_GET_TAI_NS = 208  #: ``BPF_FUNC_ktime_get_tai_ns``
     USER_RINGBUF_DRAIN = 209  #: ``BPF_FUNC_user_ringbuf_drain``
+    CGRP_STORAGE_GET = 210  #: ``BPF_FUNC_cgrp_storage_get``
+    CGRP_STORAGE_DELETE = 211  #: ``BPF_FUNC_cgrp_storage_delete``
 
 
 #: helper id -> (C prototype, one-line description)
@@ -1406,6 +1408,17 @@ SIGNATURES: dict[int, tuple[str, str]] = {
             'Drain samples from the specified user ring buffer, and invoke the provided callback '
             'for each such sample:'
         ),
+    ),
+    210: (
+        (
+            'void *bpf_cgrp_storage_get(struct bpf_map *map, struct cgroup *cgroup, void *value, '
+            'u64 flags)'
+        ),
+        'Get a bpf_local_storage from the cgroup.',
+    ),
+    211: (
+        'long bpf_cgrp_storage_delete(struct bpf_map *map, struct cgroup *cgroup)',
+        'Delete a bpf_local_storage from a cgroup.',
     ),
 }
 

@@ -82,7 +82,7 @@ class HelperBase(enum.IntEnum):
     @property
     def signature(self) -> HelperSignature | None:
         """Prototype and description from the uapi header, None where the header lacks it."""
-        from ._generated_helpers import SIGNATURES  # noqa: PLC0415 - import cycle
+        from ._generated_helpers import SIGNATURES
 
         entry = SIGNATURES.get(int(self))
         if entry is None:
@@ -99,7 +99,7 @@ class HelperBase(enum.IntEnum):
     def program_types(self) -> frozenset[int] | None:
         """Values of the program types allowed to call this helper, or None if not recorded
         (``tools/gen_helpers.py --probe`` records them from a running kernel)."""
-        from ._generated_helpers import PROGRAM_TYPES  # noqa: PLC0415 - import cycle
+        from ._generated_helpers import PROGRAM_TYPES
 
         if PROGRAM_TYPES is None:
             return None
@@ -107,6 +107,6 @@ class HelperBase(enum.IntEnum):
 
     def call(self) -> Instruction:
         """The ``call`` instruction for this helper."""
-        from .dsl import call  # noqa: PLC0415 - import cycle
+        from .dsl import call
 
         return call(int(self))

@@ -65,7 +65,7 @@ def _rel(off: int) -> str:
 
 
 
-def _fmt(  # noqa: PLR0917
+def _fmt(
     op: int,
     dst: int,
     src: int,
@@ -303,40 +303,51 @@ def format_instruction(insn: Instruction, *, alu32: bool = True, style: str = "d
     return text
 
 
-_Fields = tuple[int, int, int, int, int, int]
+# Per opcode: 0 plain; 1 jump by off; 2 gotol (imm); 3 call (imm when src == 1); 4 ld_imm64.
+_KIND: Final = tuple(
+    4 if op == 0x18
+    else 3 if op == 0x85
+    else 2 if op == 0x06
+    else 1 if (op & 7) in (5, 6) and op not in (0x95, 0x8D)
+    else 0
+    for op in range(256)
+)
+
+_Slot = tuple[int, ...]  # (op, regs, off, imm) or, for ld_imm64, (op, regs, off, imm, imm2)
 
 
-def _slots(
-    x: object,
-) -> tuple[list[_Fields], list[Instruction] | None, Mapping[int, list[str]] | None]:
-    """Normalise input to decoded field tuples (op, dst, src, off, imm, imm2)."""
-    if isinstance(x, (bytes, bytearray, memoryview)):
-        code = bytes(x)
-        if len(code) % 8:
-            raise ParseError(f"program length {len(code)} is not a multiple of 8", len(code))
-        out = []
-        it = _SLOT.iter_unpack(code)
-        pos = 0
-        for op, regs, off, imm in it:
-            if op == 0x18:
-                nxt = next(it, None)
-                if nxt is None:
-                    raise ParseError("ld_imm64 without its second slot", pos)
-                if nxt[0] or nxt[1] or nxt[2]:
-                    raise ParseError("ld_imm64 second slot has nonzero reserved fields", pos + 8)
-                out.append((op, regs & 15, regs >> 4, off, imm, nxt[3]))
-                pos += 16
-            else:
-                out.append((op, regs & 15, regs >> 4, off, imm, 0))
-                pos += 8
-        return out, None, None
-    prog = x if isinstance(x, Instructions) else Instructions(x)  # type: ignore[arg-type]
-    insns = list(prog)
-    fields = [(i._op, i._dst, i._src, i._off, i._imm, i._imm2) for i in insns]
-    names: dict[int, list[str]] = {}
-    for name, pc in prog.labels.items():
-        names.setdefault(pc, []).append(name)
-    return fields, insns, names
+def _decode_slots(code: bytes) -> list[_Slot]:
+    n = len(code)
+    if n % 8:
+        raise ParseError(f"program length {n} is not a multiple of 8", n - n % 8)
+    if b"\x18" not in code:
+        return list(_SLOT.iter_unpack(code))
+    out: list[_Slot] = []
+    append = out.append
+    it = _SLOT.iter_unpack(code)
+    pos = 0
+    for f in it:
+        if f[0] == 0x18:
+            nxt = next(it, None)
+            if nxt is None:
+                raise ParseError("ld_imm64 without its second slot", pos)
+            if nxt[0] or nxt[1] or nxt[2]:
+                raise ParseError("ld_imm64 second slot has nonzero reserved fields", pos + 8)
+            append((*f, nxt[3]))
+            pos += 16
+        else:
+            append(f)
+            pos += 8
+    return out
+
+
+def _slot_text(f: _Slot, target: str | None, ref: object, alu32: bool, llvm: bool) -> str:
+    op, regs, off, imm = f[0], f[1], f[2], f[3]
+    text = _fmt(op, regs & 15, regs >> 4, off, imm, f[4] if len(f) > 4 else 0, target, ref,
+                alu32, llvm)
+    if text is None:
+        return "<unknown>" if llvm else _raw_text(op, regs & 15, regs >> 4, off, imm)
+    return text
 
 
 def disassemble(
@@ -355,88 +366,88 @@ def disassemble(
     ``llvm-objdump --mcpu=v3`` and later do; ``style="llvm"``: print exactly LLVM's (lossy)
     text. The result ends with a newline; :func:`ebpf.asm.assemble` reads it back.
     """
-    llvm = style == "llvm"
     if style not in ("default", "llvm"):
         raise ValueError(f"style must be 'default' or 'llvm', not {style!r}")
-    fields, insns, names = _slots(x)
-    n = len(fields)
-    pcs = []
+    llvm = style == "llvm"
+    refs: list[object] | None = None
+    names: dict[int, list[str]] = {}
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        fields = _decode_slots(bytes(x))
+    else:
+        prog = x if isinstance(x, Instructions) else Instructions(x)  # type: ignore[arg-type]
+        insns = list(prog)
+        fields = [
+            (i._op, (i._src << 4) | i._dst, i._off, i._imm, i._imm2) if i._op == 0x18
+            else (i._op, (i._src << 4) | i._dst, i._off, i._imm)
+            for i in insns
+        ]
+        if any(i._ref is not None for i in insns):
+            refs = [i._ref for i in insns]
+        for name, lpc in prog.labels.items():
+            names.setdefault(lpc, []).append(name)
+
+    # pass 1: jump targets
+    kind = _KIND
+    found: list[int] = []
+    second: set[int] = set()
     pc = 0
     for f in fields:
-        pcs.append(pc)
-        pc += 2 if f[0] == 0x18 else 1
+        k = kind[f[0]]
+        if k:
+            if k == 1:
+                found.append(pc + 1 + f[2])
+            elif k == 2:
+                found.append(pc + 1 + f[3])
+            elif k == 3:
+                if f[1] >> 4 == 1:
+                    found.append(pc + 1 + f[3])
+            else:
+                second.add(pc + 1)
+                if f[1] >> 4 == 4:
+                    found.append(pc + 1 + f[3])
+                pc += 1
+        pc += 1
     total = pc
-    starts = set(pcs)
     targets: dict[int, str] = {}
     if labels and not llvm:
-        if names:
-            for tpc, pc_names in names.items():
-                targets[tpc] = pc_names[-1]
-        for i, (op, _d, src, off, imm, _i2) in enumerate(fields):
-            cls = op & 7
-            if cls in {5, 6}:
-                if op == 0x85:
-                    if src != 1:
-                        continue
-                    tpc = pcs[i] + 1 + imm
-                elif op == 0x06:
-                    tpc = pcs[i] + 1 + imm
-                elif op in (0x95, 0x8D):
-                    continue
-                else:
-                    tpc = pcs[i] + 1 + off
-            elif op == 0x18 and src == 4:
-                tpc = pcs[i] + 1 + imm
-            else:
-                continue
-            if 0 <= tpc < total and tpc not in targets and tpc in starts:
-                targets[tpc] = f"L{tpc}"
+        for lpc, pc_names in names.items():
+            targets[lpc] = pc_names[-1]
+        for t in found:
+            if 0 <= t < total and t not in second and t not in targets:
+                targets[t] = f"L{t}"
+
+    # pass 2: text
     lines: list[str] = []
     append = lines.append
-    cache: dict[tuple[int, int, int, int, int, int], str] = {}
-    for i in range(n):
-        f = fields[i]
-        pc = pcs[i]
-        if targets:
-            if names and pc in names:
+    cache: dict[_Slot, str] = {}
+    get = cache.get
+    pc = 0
+    for i, f in enumerate(fields):
+        if pc in targets:
+            if pc in names:
                 for nm in names[pc]:
                     append(f"{nm}:")
-            elif pc in targets:
+            else:
                 append(f"{targets[pc]}:")
-        op = f[0]
-        cls = op & 7
-        insn = insns[i] if insns is not None else None
-        target: str | None = None
-        ref: object = None
-        if insn is not None:
-            ref = insn._ref
-        if targets and (cls in {5, 6} or op == 24):
-            src = f[2]
-            if op == 0x85:
-                if src == 1:
-                    target = targets.get(pc + 1 + f[4])
-            elif op == 0x06:
-                target = targets.get(pc + 1 + f[4])
-            elif op == 0x18:
-                if src == 4:
-                    target = targets.get(pc + 1 + f[4])
-            elif op not in (0x95, 0x8D):
-                target = targets.get(pc + 1 + f[3])
-        if target is None and ref is None:
-            text = cache.get(f)
+        k = kind[f[0]]
+        ref = refs[i] if refs is not None else None
+        if k == 0 and ref is None:
+            text = get(f)
             if text is None:
-                text = _fmt(f[0], f[1], f[2], f[3], f[4], f[5], None, None, alu32, llvm)
-                if text is None:
-                    text = "<unknown>" if llvm else _raw_text(f[0], f[1], f[2], f[3], f[4])
-                cache[f] = text
+                text = cache[f] = _slot_text(f, None, None, alu32, llvm)
         else:
-            text = _fmt(f[0], f[1], f[2], f[3], f[4], f[5], target, ref, alu32, llvm)
-            if text is None:
-                text = "<unknown>" if llvm else _raw_text(f[0], f[1], f[2], f[3], f[4])
+            target = None
+            if targets:
+                if k == 1:
+                    target = targets.get(pc + 1 + f[2])
+                elif k == 2 or (k == 3 and f[1] >> 4 == 1) or (k == 4 and f[1] >> 4 == 4):
+                    target = targets.get(pc + 1 + f[3])
+            text = _slot_text(f, target, ref, alu32, llvm)
         if numbers:
             append(f"{pc:>6}: {text}")
         else:
-            append(f"    {text}")
+            append("    " + text)
+        pc += 2 if k == 4 else 1
     append("")
     return "\n".join(lines)
 
@@ -457,7 +468,7 @@ def objdump(
     if 0 not in syms:
         syms = {0: section, **syms}
     starts = sorted(syms)
-    fields, _, _ = _slots(code)
+    fields = _decode_slots(code)
     lines: list[str] = []
     pc = 0
 
@@ -469,7 +480,8 @@ def objdump(
         return f"<{name}>" if delta == 0 else f"<{name}+{hex(delta)}>"
 
     for f in fields:
-        op, dst, src, off, imm, imm2 = f
+        op, regs, off, imm = f[0], f[1], f[2], f[3]
+        dst, src, imm2 = regs & 15, regs >> 4, (f[4] if len(f) > 4 else 0)
         if pc * 8 in syms and (pc or syms.get(0) != section or symbols):
             if lines:
                 lines.append("")

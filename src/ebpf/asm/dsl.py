@@ -181,7 +181,7 @@ def _size(s: object, what: str, allowed: tuple[Size, ...] = _ALL_SIZES) -> Size:
 
 
 # -- arithmetic -----------------------------------------------------------------------------
-def _alu(  # noqa: PLR0917
+def _alu(
     cls: int, op: int, dst: object, src: object, what: str, off: int = 0
 ) -> Instruction:
     d = _wreg(dst, what)
@@ -426,7 +426,7 @@ def store_imm(size: Size, dst: Register, off: int, imm: int) -> Instruction:
     )
 
 
-def _atomic(  # noqa: PLR0917
+def _atomic(
     size: object, dst: object, src: object, off: object, op: int, what: str
 ) -> Instruction:
     s = _size(size, what, (Size.W, Size.DW))
@@ -578,7 +578,7 @@ def load_func(dst: Register, target: Target) -> Instruction:
 
 
 # -- jumps ----------------------------------------------------------------------------------
-def _jmp(  # noqa: PLR0917
+def _jmp(
     cls: int, op: int, dst: object, src: object, target: object, what: str
 ) -> Instruction:
     d = _reg(dst, what)

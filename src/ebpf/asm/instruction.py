@@ -62,7 +62,9 @@ class Instruction:
     alike; ``with_target``/``with_reference`` return modified copies.
     """
 
-    __slots__ = ("_dst", "_imm", "_imm2", "_off", "_op", "_raw", "_ref", "_src", "_target")
+    __slots__ = (
+        "_dst", "_flags", "_imm", "_imm2", "_off", "_op", "_raw", "_ref", "_src", "_target"
+    )
 
     _op: int
     _dst: int
@@ -73,8 +75,10 @@ class Instruction:
     _target: str | None
     _ref: Reference | None
     _raw: bytes
+    # bit 0: has a target label; 1: has a reference; 2: two slots; 3: numeric jump/call offset
+    _flags: int
 
-    def __init__(  # noqa: PLR0917 - the fields of struct bpf_insn
+    def __init__(
         self,
         opcode: int,
         dst: int = 0,
@@ -110,6 +114,7 @@ class Instruction:
         if opcode == LD_IMM64:
             raw += _pack(0, 0, 0, next_imm)
         self._raw = raw
+        self._flags = _flags(opcode, src, target, reference)
 
     # -- fields ------------------------------------------------------------------------------
     @property
@@ -191,12 +196,12 @@ class Instruction:
         )
 
     def __repr__(self) -> str:
-        from .disasm import format_instruction  # noqa: PLC0415 - import cycle
+        from .disasm import format_instruction
 
         return f"Instruction({format_instruction(self)!r})"
 
     def __str__(self) -> str:
-        from .disasm import format_instruction  # noqa: PLC0415 - import cycle
+        from .disasm import format_instruction
 
         return format_instruction(self)
 
@@ -270,14 +275,14 @@ class Instruction:
         )
 
 
-def _encode_be(op: int, dst: int, src: int, off: int, imm: int, imm2: int) -> bytes:  # noqa: PLR0917
+def _encode_be(op: int, dst: int, src: int, off: int, imm: int, imm2: int) -> bytes:
     raw = _SLOT_BE.pack(op, (dst << 4) | src, off, imm)
     if op == LD_IMM64:
         raw += _SLOT_BE.pack(0, 0, 0, imm2)
     return raw
 
 
-def _rebuild(  # noqa: PLR0917
+def _rebuild(
     op: int, dst: int, src: int, off: int, imm: int, imm2: int, target: str | None, ref: Any
 ) -> Instruction:
     return Instruction(op, dst, src, off, imm, imm2, target=target, reference=ref)
@@ -286,7 +291,7 @@ def _rebuild(  # noqa: PLR0917
 _new = object.__new__
 
 
-def _make(  # noqa: PLR0917
+def _make(
     op: int,
     dst: int,
     src: int,
@@ -306,10 +311,17 @@ def _make(  # noqa: PLR0917
     i._target = target
     i._ref = ref
     i._raw = _pack(op, (src << 4) | dst, off, imm)
+    f = 0 if target is None else 1
+    if ref is not None:
+        f |= 2
+    cls = op & 7
+    if cls in {5, 6} and f == 0 and op not in {0x95, 0x8D} and (op != 0x85 or src == 1):
+        f = 8
+    i._flags = f
     return i
 
 
-def _make2(  # noqa: PLR0917
+def _make2(
     op: int,
     dst: int,
     src: int,
@@ -330,7 +342,23 @@ def _make2(  # noqa: PLR0917
     i._target = target
     i._ref = ref
     i._raw = _pack2(op, (src << 4) | dst, off, imm, 0, 0, 0, imm2)
+    i._flags = _flags(op, src, target, ref)
     return i
+
+
+def _flags(op: int, src: int, target: object, ref: object) -> int:
+    f = 0 if target is None else 1
+    if ref is not None:
+        f |= 2
+    if op == LD_IMM64:
+        f |= 4
+        if src == 4 and target is None:
+            f |= 8
+        return f
+    cls = op & 7
+    if cls in {5, 6} and target is None and op not in (0x95, 0x8D) and (op != 0x85 or src == 1):
+        f |= 8
+    return f
 
 
 def iter_decode(code: bytes, byteorder: str = sys.byteorder) -> Iterator[Instruction]:

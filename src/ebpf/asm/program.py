@@ -24,6 +24,7 @@ import hashlib
 import struct
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from itertools import compress
 from typing import Final, Union
 
 from ..errors import AssemblerError
@@ -32,6 +33,8 @@ from .instruction import HasFileno, Instruction, Reference, _make, _make2, decod
 __all__ = ["Fragment", "Instructions", "Item", "Label", "label", "program_tag"]
 
 _SLOT: Final = struct.Struct("<BBhi")
+_I32: Final = struct.Struct("<i").pack
+_LABEL_FLAG: Final = 16
 
 
 class Label:
@@ -39,6 +42,7 @@ class Label:
 
     __slots__ = ("name",)
     name: str
+    _flags: Final = _LABEL_FLAG  # lets Instructions tell labels apart in bulk
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name:
@@ -96,7 +100,7 @@ class _Scope:
     def __init__(self, parent: _Scope | None, name: str) -> None:
         self.parent = parent
         self.name = name
-        self.labels: dict[str, int] = {}
+        self.labels: dict[str, tuple[int, int]] = {}  # name -> (slot, insn index)
 
     def qualify(self, label_name: str) -> str:
         return f"{self.name}/{label_name}" if self.name else label_name
@@ -112,20 +116,23 @@ class Instructions(Sequence[Instruction]):
 
     ``Instructions(items)`` resolves every label (raising :class:`AssemblerError` for an
     undefined or duplicate label, or a jump whose distance does not fit its field).
-    :meth:`encode` resolves map and kfunc references and returns the bytes for ``BPF_PROG_LOAD``.
-    The sequence holds the :class:`Instruction` values with label offsets filled in; indexes
-    of the sequence are instructions, while kernel positions (``insn_index`` in
-    :attr:`references`, :meth:`source`) count 8-byte slots, as the verifier does.
+    :meth:`encode` checks the control flow, resolves map and kfunc references and returns the
+    bytes for ``BPF_PROG_LOAD``. The sequence holds the :class:`Instruction` values with label
+    offsets filled in; indexes of the sequence are instructions, while kernel positions
+    (``insn_index`` in :attr:`references`, :meth:`source`) count 8-byte slots, as the
+    verifier does.
     """
 
     __slots__ = (
+        "_calls",
         "_checked",
         "_fixups",
         "_insns",
-        "_kfuncs",
         "_label_pcs",
         "_labels",
         "_len",
+        "_numeric",
+        "_patches",
         "_pcs",
         "_refs",
         "_resolved",
@@ -136,39 +143,51 @@ class Instructions(Sequence[Instruction]):
         self._insns: list[Instruction] = []
         self._fixups: list[tuple[int, int, _Scope]] = []
         self._refs: list[tuple[int, int]] = []
+        self._numeric: list[tuple[int, int]] = []
         self._labels: list[tuple[int, str]] = []
         self._scope_n = 0
         self._pcs: list[int] | None = None
+        self._resolved: list[Instruction] | None = None
+        self._label_pcs: list[int] | None = None
         self._checked = False
         self._len = self._flatten(items, _Scope(None, ""), 0)
-        self._resolved = self._resolve()
-        self._label_pcs: list[int] | None = None
+        # (insn index, slot) of subprogram entries reached through labels: (call site, target)
+        self._calls: list[tuple[int, int]] = []
+        self._patches: list[tuple[int, int, bytes]] = self._resolve()
 
     # -- building ----------------------------------------------------------------------------
     def _flatten(self, items: Iterable[Item], scope: _Scope, pc: int) -> int:
+        if type(items) is list or type(items) is tuple:
+            try:
+                flags = [it._flags for it in items]
+            except AttributeError:
+                pass  # nested sequences or fragments: item by item below
+            else:
+                return self._flatten_flat(items, flags, scope, pc)
         insns = self._insns
         append = insns.append
-        fixups = self._fixups
-        refs = self._refs
+        labels = scope.labels
         for it in items:
-            t = type(it)
-            if t is Instruction:
-                assert isinstance(it, Instruction)
-                if it._target is not None:
-                    fixups.append((len(insns), pc, scope))
-                if it._ref is not None:
-                    refs.append((len(insns), pc))
+            if type(it) is Instruction:
+                f = it._flags
+                if f:
+                    if f & 1:
+                        self._fixups.append((len(insns), pc, scope))
+                    if f & 2:
+                        self._refs.append((len(insns), pc))
+                    if f & 8:
+                        self._numeric.append((len(insns), pc))
+                    if f & 4:
+                        pc += 1
                 append(it)
-                pc += 2 if it._op == 0x18 else 1
-            elif t is Label:
-                assert isinstance(it, Label)
+                pc += 1
+            elif type(it) is Label:
                 name = it.name
-                if name in scope.labels:
+                if name in labels:
                     raise AssemblerError(f"duplicate label {scope.qualify(name)!r}")
-                scope.labels[name] = pc
+                labels[name] = (pc, len(insns))
                 self._labels.append((pc, scope.qualify(name)))
-            elif t is list or t is tuple:
-                assert isinstance(it, (list, tuple))
+            elif type(it) is list or type(it) is tuple:
                 pc = self._flatten(it, scope, pc)
             elif isinstance(it, Fragment):
                 self._scope_n += 1
@@ -176,52 +195,145 @@ class Instructions(Sequence[Instruction]):
                 pc = self._flatten(it.items, _Scope(scope, scope.qualify(sname)), pc)
             elif isinstance(it, Instructions):
                 self._scope_n += 1
-                pc = self._flatten(it._insns, _Scope(scope, scope.qualify(f"#{self._scope_n}")), pc)
+                sub = _Scope(scope, scope.qualify(f"#{self._scope_n}"))
+                pc = self._flatten(it._original(), sub, pc)
+            elif isinstance(it, Instruction):
+                pc = self._flatten([Instruction.replace(it)], scope, pc)
             elif isinstance(it, Iterable) and not isinstance(it, (str, bytes)):
                 pc = self._flatten(it, scope, pc)
             else:
                 raise AssemblerError(f"not an instruction, label or sequence: {it!r}")
         return pc
 
-    def _resolve(self) -> list[Instruction]:
+    def _flatten_flat(
+        self, items: Sequence[Instruction | Label], flags: list[int], scope: _Scope, pc: int
+    ) -> int:
+        """Bulk path for a flat sequence of instructions and labels."""
         insns = self._insns
-        if not self._fixups:
-            return insns
-        out = list(insns)
+        base = len(insns)
+        specials = list(compress(range(len(flags)), flags))
+        if not specials:
+            insns.extend(items)  # type: ignore[arg-type]
+            return pc + len(items)
+        labels = scope.labels
+        fixups = self._fixups
+        refs = self._refs
+        extend = insns.extend
+        nl = 0  # labels seen so far
+        nw = 0  # ld_imm64 seen so far
+        prev = 0  # start of the run of instructions not yet copied
+        for i in specials:
+            f = flags[i]
+            if f == _LABEL_FLAG:
+                name = items[i].name  # type: ignore[union-attr]
+                if name in labels:
+                    raise AssemblerError(f"duplicate label {scope.qualify(name)!r}")
+                extend(items[prev:i])  # type: ignore[arg-type]
+                prev = i + 1
+                lpc = pc + i - nl + nw
+                labels[name] = (lpc, base + i - nl)
+                self._labels.append((lpc, scope.qualify(name)))
+                nl += 1
+                continue
+            idx = base + i - nl
+            ipc = pc + i - nl + nw
+            if f & 1:
+                fixups.append((idx, ipc, scope))
+            if f & 2:
+                refs.append((idx, ipc))
+            if f & 8:
+                self._numeric.append((idx, ipc))
+            if f & 4:
+                nw += 1
+        extend(items[prev:])  # type: ignore[arg-type]
+        return pc + len(items) - nl + nw
+
+    def _original(self) -> list[Item]:
+        """Items that rebuild this program (labels and targets kept symbolic)."""
+        out: list[Item] = []
+        at: dict[int, list[str]] = {}
+        for pc, name in self._labels:
+            at.setdefault(pc, []).append(name)
+        pc = 0
+        for insn in self._insns:
+            for name in at.pop(pc, ()):
+                out.append(Label(name))
+            out.append(insn)
+            pc += insn.size
+        return out
+
+    def _resolve(self) -> list[tuple[int, int, bytes]]:
+        """Offsets of label references: (insn index, relative offset, patched bytes)."""
+        insns = self._insns
         total = self._len
+        patches: list[tuple[int, int, bytes]] = []
+        append = patches.append
+        calls = self._calls
+        pack = _SLOT.pack
         for idx, pc, scope in self._fixups:
             insn = insns[idx]
             name = insn._target
-            assert name is not None
-            s: _Scope | None = scope
-            tpc = None
-            while s is not None:
-                tpc = s.labels.get(name)
-                if tpc is not None:
-                    break
-                s = s.parent
-            if tpc is None:
-                raise AssemblerError(f"undefined label {scope.qualify(name)!r} (insn {pc})")
-            if tpc >= total:
+            entry = scope.labels.get(name)  # type: ignore[arg-type]
+            if entry is None:
+                s: _Scope | None = scope.parent
+                while s is not None:
+                    entry = s.labels.get(name)  # type: ignore[arg-type]
+                    if entry is not None:
+                        break
+                    s = s.parent
+                if entry is None:
+                    raise AssemblerError(
+                        f"undefined label {scope.qualify(name or '')!r} (insn {pc})"
+                    )
+            rel = entry[0] - pc - 1
+            op = insn._op
+            if -0x8000 <= rel <= 0x7FFF and op & 7 in (5, 6) and op not in {0x85, 0x06}:
+                if entry[0] >= total:
+                    raise AssemblerError(
+                        f"label {name!r} is at the end of the program, insn {pc} cannot jump"
+                        " there"
+                    )
+                append((idx, rel, pack(op, insn._raw[1], rel, insn._imm)))
+                continue
+            if entry[0] >= total:
                 raise AssemblerError(
                     f"label {name!r} is at the end of the program, insn {pc} cannot jump there"
                 )
-            rel = tpc - pc - 1
-            op = insn._op
+            raw = insn._raw
             if op == 0x18:
-                out[idx] = _make2(op, insn._dst, insn._src, 0, rel, 0, name, insn._ref)
-            elif op in {6, 133}:
+                append((idx, rel, raw[:4] + _I32(rel) + raw[8:]))
+                if insn._src == 4:
+                    calls.append((idx, entry[1]))
+            elif op in {0x06, 0x85}:
                 if not -0x8000_0000 <= rel <= 0x7FFF_FFFF:
                     raise AssemblerError(f"label {name!r} is too far from insn {pc}")
-                out[idx] = _make(op, insn._dst, insn._src, insn._off, rel, name, insn._ref)
+                append((idx, rel, raw[:4] + _I32(rel)))
+                if op == 0x85:
+                    calls.append((idx, entry[1]))
             else:
-                if not -0x8000 <= rel <= 0x7FFF:
-                    raise AssemblerError(
-                        f"jump out of range: insn {pc} to label {name!r} is {rel} insns away"
-                        " (16-bit offset; use gotol for long unconditional jumps)"
-                    )
-                out[idx] = _make(op, insn._dst, insn._src, rel, insn._imm, name, insn._ref)
-        return out
+                raise AssemblerError(
+                    f"jump out of range: insn {pc} to label {name!r} is {rel} insns away"
+                    " (16-bit offset; use gotol for long unconditional jumps)"
+                )
+        return patches
+
+    def _resolved_insns(self) -> list[Instruction]:
+        res = self._resolved
+        if res is None:
+            res = list(self._insns)
+            for idx, rel, _ in self._patches:
+                insn = res[idx]
+                if insn._op == 0x18:
+                    res[idx] = _make2(0x18, insn._dst, insn._src, 0, rel, insn._imm2,
+                                      insn._target, insn._ref)
+                elif insn._op in (0x06, 0x85):
+                    res[idx] = _make(insn._op, insn._dst, insn._src, insn._off, rel,
+                                     insn._target, insn._ref)
+                else:
+                    res[idx] = _make(insn._op, insn._dst, insn._src, rel, insn._imm,
+                                     insn._target, insn._ref)
+            self._resolved = res
+        return res
 
     # -- checks ------------------------------------------------------------------------------
     def check(self) -> None:
@@ -229,67 +341,52 @@ class Instructions(Sequence[Instruction]):
         path can fall off the end of the program or into a subprogram."""
         if self._checked:
             return
-        insns = self._resolved
+        insns = self._insns
         total = self._len
         if not insns:
             raise AssemblerError("empty program")
-        starts: set[int] = set()
-        pc = 0
-        second_slots: set[int] = set()
-        for insn in insns:
-            op = insn._op
-            if op == 0x18:
-                second_slots.add(pc + 1)
-                if insn._src == 4:
-                    starts.add(pc + 1 + insn._imm)
-                pc += 2
-                continue
-            cls = op & 7
-            if cls in {5, 6}:
-                if op == 0x85:
-                    if insn._src == 1:
-                        starts.add(pc + 1 + insn._imm)
-                elif op not in {149, 141}:
-                    rel = insn._imm if op == 0x06 else insn._off
-                    tgt = pc + 1 + rel
-                    if not 0 <= tgt < total:
-                        raise AssemblerError(
-                            f"insn {pc} jumps to {tgt}, outside the program (0..{total - 1})"
-                        )
-            pc += 1
-        pcs = self._slot_pcs()
-        for tgt in starts:
-            if not 0 <= tgt < total:
-                raise AssemblerError(f"call to {tgt}, outside the program (0..{total - 1})")
-        bad = second_slots.intersection(self._jump_targets())
-        if bad:
-            raise AssemblerError(f"jump into the middle of an ld_imm64 at insn {min(bad) - 1}")
         last = insns[-1]
         if last._op not in _NO_FALLTHROUGH:
             raise AssemblerError(
-                f"program can fall off its end: last insn {pcs[-1]} ({last}) is not exit or goto"
+                f"program can fall off its end: last insn {total - last.size} ({last}) is not"
+                " exit or goto"
             )
-        for start in starts:
-            if start == 0:
-                continue
-            i = bisect.bisect_left(pcs, start)
-            if i < len(pcs) and pcs[i] == start and insns[i - 1]._op not in _NO_FALLTHROUGH:
+        for idx, tidx in self._calls:
+            if tidx > 0 and insns[tidx - 1]._op not in _NO_FALLTHROUGH:
+                pcs = self._slot_pcs()
                 raise AssemblerError(
-                    f"insn {pcs[i - 1]} falls through into the subprogram at insn {start}"
+                    f"insn {pcs[tidx - 1]} falls through into the subprogram at insn"
+                    f" {pcs[tidx]} (called from insn {pcs[idx]})"
                 )
+        if self._numeric:
+            self._check_numeric()
         self._checked = True
 
-    def _jump_targets(self) -> Iterator[int]:
-        pc = 0
-        for insn in self._resolved:
+    def _check_numeric(self) -> None:
+        insns = self._insns
+        total = self._len
+        pcs = self._slot_pcs()
+        second = {pcs[i] + 1 for i, insn in enumerate(insns) if insn._op == 0x18}
+        for idx, pc in self._numeric:
+            insn = insns[idx]
             op = insn._op
-            if op == 0x18:
-                pc += 2
-                continue
-            cls = op & 7
-            if (cls in {5, 6}) and op not in (0x85, 0x95, 0x8D):
-                yield pc + 1 + (insn._imm if op == 0x06 else insn._off)
-            pc += 1
+            rel = insn._off if op not in (0x06, 0x85, 0x18) else insn._imm
+            tgt = pc + 1 + rel
+            what = "calls" if op in (0x85, 0x18) else "jumps to"
+            if not 0 <= tgt < total:
+                raise AssemblerError(
+                    f"insn {pc} {what} {tgt}, outside the program (0..{total - 1})"
+                )
+            if tgt in second:
+                raise AssemblerError(
+                    f"insn {pc} {what} the middle of an ld_imm64 at insn {tgt - 1}"
+                )
+            if op in (0x85, 0x18) and tgt > 0:
+                j = bisect.bisect_left(pcs, tgt)
+                if insns[j - 1]._op not in _NO_FALLTHROUGH:
+                    raise AssemblerError(
+                        f"insn {pcs[j - 1]} falls through into the subprogram at insn {tgt}"
+                    )
 
     def _slot_pcs(self) -> list[int]:
         pcs = self._pcs
@@ -319,38 +416,48 @@ class Instructions(Sequence[Instruction]):
         reference raises :class:`AssemblerError` naming it. With ``check`` (the default) the
         control flow is checked first (:meth:`check`).
         """
-        if check:
+        if check and not self._checked:
             self.check()
-        insns = self._resolved
         if byteorder != "little":
             if byteorder != "big":
                 raise ValueError(f"byteorder must be 'little' or 'big', not {byteorder!r}")
-            return b"".join(i.replace(target=None, reference=None).encode("big")
-                            for i in self._patched(maps, kfuncs))
-        if not self._refs:
-            return b"".join([i._raw for i in insns])
-        return b"".join([i._raw for i in self._patched(maps, kfuncs)])
+            little = self.encode(maps, kfuncs=kfuncs, check=False)
+            return b"".join(
+                i.replace(target=None, reference=None).encode("big") for i in decode(little)
+            )
+        raws = [i._raw for i in self._insns]
+        for idx, _, raw in self._patches:
+            raws[idx] = raw
+        if self._refs:
+            self._patch_refs(raws, maps, kfuncs, False)
+        return b"".join(raws)
 
-    def _patched(
+    def _patch_refs(
         self,
+        raws: list[bytes],
         maps: Mapping[object, int | HasFileno] | None,
         kfuncs: Mapping[str, int | tuple[int, int]] | None,
-        placeholder: bool = False,
-    ) -> list[Instruction]:
-        out = list(self._resolved)
+        placeholder: bool,
+    ) -> None:
+        insns = self._insns
+        cache: dict[int, int] = {}
         for idx, pc in self._refs:
-            insn = out[idx]
+            insn = insns[idx]
             ref = insn._ref
             assert ref is not None
+            raw = raws[idx]
             if insn._op == 0x85:
                 btf_id, module = (0, insn._off) if placeholder else _resolve_kfunc(ref, kfuncs, pc)
-                out[idx] = _make(0x85, insn._dst, insn._src, module, btf_id, insn._target, ref)
+                raws[idx] = _SLOT.pack(0x85, raw[1], module, btf_id) + raw[8:]
+                continue
+            if placeholder:
+                fd = 0
             else:
-                fd = 0 if placeholder else _resolve_map(ref, maps, pc)
-                out[idx] = _make2(
-                    insn._op, insn._dst, insn._src, insn._off, fd, insn._imm2, insn._target, ref
-                )
-        return out
+                key = id(ref)
+                fd = cache.get(key, -1)
+                if fd < 0:
+                    fd = cache[key] = _resolve_map(ref, maps, pc)
+            raws[idx] = raw[:4] + _I32(fd) + raw[8:]
 
     @property
     def references(self) -> list[tuple[int, Reference]]:
@@ -383,7 +490,11 @@ class Instructions(Sequence[Instruction]):
         Without ``code``, map fds are irrelevant to the tag, so references need no resolving.
         """
         if code is None:
-            code = b"".join([i._raw for i in self._patched(None, None, placeholder=True)])
+            raws = [i._raw for i in self._insns]
+            for idx, _, raw in self._patches:
+                raws[idx] = raw
+            self._patch_refs(raws, None, None, True)
+            code = b"".join(raws)
         return program_tag(code)
 
     # -- mapping back to the source ------------------------------------------------------------
@@ -394,11 +505,11 @@ class Instructions(Sequence[Instruction]):
         i = bisect.bisect_right(pcs, insn_index) - 1
         if i < 0 or insn_index >= self._len:
             return f"insn {insn_index} (outside the program)"
-        insn = self._resolved[i]
+        insn = self._resolved_insns()[i]
         text = f"insn {insn_index}"
         if pcs[i] != insn_index:
             text += f" (second slot of the ld_imm64 at insn {pcs[i]})"
-        from .disasm import format_instruction  # noqa: PLC0415 - import cycle
+        from .disasm import format_instruction
 
         text += f": {format_instruction(insn)}"
         if self._label_pcs is None:
@@ -406,20 +517,19 @@ class Instructions(Sequence[Instruction]):
         j = bisect.bisect_right(self._label_pcs, pcs[i]) - 1
         if j >= 0:
             lpc, lname = self._labels[j]
-            # the last of several labels at one position is the closest
             delta = pcs[i] - lpc
             text += f" (label {lname!r})" if delta == 0 else f" (label {lname!r} + {delta})"
         return text
 
     # -- sequence protocol -------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._resolved)
+        return len(self._insns)
 
     def __getitem__(self, index: int) -> Instruction:  # type: ignore[override]
-        return self._resolved[index]
+        return self._resolved_insns()[index]
 
     def __iter__(self) -> Iterator[Instruction]:
-        return iter(self._resolved)
+        return iter(self._resolved_insns())
 
     @property
     def slots(self) -> int:
@@ -428,16 +538,16 @@ class Instructions(Sequence[Instruction]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Instructions):
-            return self._resolved == other._resolved and self._labels == other._labels
+            return self._insns == other._insns and self._labels == other._labels
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"<Instructions: {len(self._resolved)} instructions, {self._len} slots>"
+        return f"<Instructions: {len(self._insns)} instructions, {self._len} slots>"
 
     def __str__(self) -> str:
-        from .disasm import disassemble  # noqa: PLC0415 - import cycle
+        from .disasm import disassemble
 
         return disassemble(self)
 
