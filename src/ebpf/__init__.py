@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import errors as errors
 from . import platform as platform
+from ._maps import Map as Map
 from ._programs import Program as Program
 from ._programs import ProgramInfo as ProgramInfo
 from ._programs import TestRunResult as TestRunResult
@@ -32,6 +33,7 @@ __all__ = [
     "AttachType",
     "BPFError",
     "LinkType",
+    "Map",
     "MapFlags",
     "MapType",
     "NotSupportedError",
