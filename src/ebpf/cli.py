@@ -33,7 +33,7 @@ def _demo(args: argparse.Namespace) -> int:
           f"({ebpf.platform.ARCH}, {ebpf.platform.possible_cpus()} possible CPUs)")
     with ebpf.Map.create(ebpf.MapType.ARRAY, key_size=4, value_size=8, max_entries=2,
                          name="demo_counts") as counts:
-        insns = [
+        insns: list[asm.Item] = [
             # Count packets in slot 0 and their bytes in slot 1 of the array map.
             asm.mov(asm.R6, R1),
             asm.store_imm(asm.W, R10, -4, 0),
