@@ -7,13 +7,13 @@ effective capabilities. Reads /proc and /sys only; never calls bpf(2).
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._sys.mount import mount, umount
 from ._uapi import _arch
 
 __all__ = [
@@ -159,26 +159,6 @@ def bpffs_mounts() -> list[str]:
 def is_mounted(path: str, fstype: str) -> bool:
     real = os.path.realpath(path)
     return any(os.path.realpath(p) == real and t == fstype for p, t in _mountinfo())
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def mount(source: str, target: str, fstype: str, flags: int = 0, data: str | None = None) -> None:
-    """``mount(2)``. Raises :class:`OSError` with the errno on failure."""
-    r = _libc.mount(source.encode(), target.encode(), fstype.encode(), ctypes.c_ulong(flags),
-                    data.encode() if data else None)
-    if r != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {fstype} on {target}: {os.strerror(err)}")
-
-
-def umount(target: str, lazy: bool = False) -> None:
-    """``umount2(2)``; ``lazy`` adds ``MNT_DETACH``."""
-    r = _libc.umount2(target.encode(), 2 if lazy else 0)
-    if r != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"umount {target}: {os.strerror(err)}")
 
 
 def mount_bpffs(path: str = "/sys/fs/bpf") -> str:
