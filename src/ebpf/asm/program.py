@@ -484,7 +484,7 @@ class Instructions(Sequence[Instruction]):
         """Every label (fragment labels qualified as ``name#n/label``) and its insn index."""
         return {name: pc for pc, name in self._labels}
 
-    def tag(self, code: bytes | None = None) -> bytes:
+    def tag(self, code: bytes | None = None, algorithm: str = "sha256") -> bytes:
         """The 8-byte tag the kernel reports for this program (see :func:`program_tag`).
 
         Without ``code``, map fds are irrelevant to the tag, so references need no resolving.
@@ -495,7 +495,7 @@ class Instructions(Sequence[Instruction]):
                 raws[idx] = raw
             self._patch_refs(raws, None, None, True)
             code = b"".join(raws)
-        return program_tag(code)
+        return program_tag(code, algorithm)
 
     # -- mapping back to the source ------------------------------------------------------------
     def source(self, insn_index: int) -> str:
@@ -598,13 +598,17 @@ def _resolve_kfunc(
     return value, 0
 
 
-def program_tag(code: bytes) -> bytes:
+def program_tag(code: bytes, algorithm: str = "sha256") -> bytes:
     """The 8-byte program tag the kernel computes (``bpf_prog_calc_tag``).
 
-    SHA-1 over the instructions with the fds of map loads (``BPF_PSEUDO_MAP_FD`` and
-    ``BPF_PSEUDO_MAP_VALUE``: both immediates of the ld_imm64) zeroed; the first 8 bytes of the
-    digest. ``bpftool prog`` prints it as hex and ``ebpf.Program.info().tag`` returns it.
+    A digest of the instructions with the fds of map loads (``BPF_PSEUDO_MAP_FD`` and
+    ``BPF_PSEUDO_MAP_VALUE``: both immediates of the ld_imm64) zeroed, truncated to 8 bytes.
+    Linux 6.18 and later use SHA-256 (the default); earlier kernels SHA-1: pass
+    ``algorithm="sha1"``. ``bpftool prog`` prints the tag as hex and
+    ``ebpf.Program.info().tag`` returns it.
     """
+    if algorithm not in ("sha256", "sha1"):
+        raise ValueError(f"algorithm must be 'sha256' or 'sha1', not {algorithm!r}")
     n = len(code)
     if n % 8:
         raise AssemblerError(f"program length {n} is not a multiple of 8")
@@ -629,4 +633,4 @@ def program_tag(code: bytes) -> bytes:
                 buf[off + 4 : off + 8] = b"\0\0\0\0"
             else:
                 was_ld_map = False
-    return hashlib.sha1(bytes(buf), usedforsecurity=False).digest()[:8]
+    return hashlib.new(algorithm, bytes(buf), usedforsecurity=False).digest()[:8]
