@@ -17,9 +17,97 @@ from __future__ import annotations
 from .disasm import disassemble as disassemble
 from .disasm import format_instruction as format_instruction
 from .disasm import objdump as objdump
-from .dsl import *  # noqa: F403
-from .dsl import __all__ as _dsl_all
+from .dsl import DW as DW
+from .dsl import B as B
+from .dsl import H as H
+from .dsl import W as W
+from .dsl import add as add
+from .dsl import add32 as add32
+from .dsl import addr_space_cast as addr_space_cast
+from .dsl import and32 as and32
+from .dsl import and_ as and_
+from .dsl import arsh as arsh
+from .dsl import arsh32 as arsh32
+from .dsl import atomic_add as atomic_add
+from .dsl import atomic_and as atomic_and
+from .dsl import atomic_cmpxchg as atomic_cmpxchg
+from .dsl import atomic_or as atomic_or
+from .dsl import atomic_xchg as atomic_xchg
+from .dsl import atomic_xor as atomic_xor
+from .dsl import bswap as bswap
+from .dsl import call as call
 from .dsl import call_pc as call_pc
+from .dsl import callx as callx
+from .dsl import div as div
+from .dsl import div32 as div32
+from .dsl import exit as exit
+from .dsl import gotol as gotol
+from .dsl import ja as ja
+from .dsl import jeq as jeq
+from .dsl import jeq32 as jeq32
+from .dsl import jge as jge
+from .dsl import jge32 as jge32
+from .dsl import jgt as jgt
+from .dsl import jgt32 as jgt32
+from .dsl import jle as jle
+from .dsl import jle32 as jle32
+from .dsl import jlt as jlt
+from .dsl import jlt32 as jlt32
+from .dsl import jne as jne
+from .dsl import jne32 as jne32
+from .dsl import jset as jset
+from .dsl import jset32 as jset32
+from .dsl import jsge as jsge
+from .dsl import jsge32 as jsge32
+from .dsl import jsgt as jsgt
+from .dsl import jsgt32 as jsgt32
+from .dsl import jsle as jsle
+from .dsl import jsle32 as jsle32
+from .dsl import jslt as jslt
+from .dsl import jslt32 as jslt32
+from .dsl import kfunc_call as kfunc_call
+from .dsl import ld_abs as ld_abs
+from .dsl import ld_ind as ld_ind
+from .dsl import load as load
+from .dsl import load_acquire as load_acquire
+from .dsl import load_btf_id as load_btf_id
+from .dsl import load_func as load_func
+from .dsl import load_imm64 as load_imm64
+from .dsl import load_map as load_map
+from .dsl import load_map_idx as load_map_idx
+from .dsl import load_map_idx_value as load_map_idx_value
+from .dsl import load_map_value as load_map_value
+from .dsl import loadsx as loadsx
+from .dsl import lsh as lsh
+from .dsl import lsh32 as lsh32
+from .dsl import may_goto as may_goto
+from .dsl import mod as mod
+from .dsl import mod32 as mod32
+from .dsl import mov as mov
+from .dsl import mov32 as mov32
+from .dsl import movsx as movsx
+from .dsl import movsx32 as movsx32
+from .dsl import mul as mul
+from .dsl import mul32 as mul32
+from .dsl import neg as neg
+from .dsl import neg32 as neg32
+from .dsl import or32 as or32
+from .dsl import or_ as or_
+from .dsl import rsh as rsh
+from .dsl import rsh32 as rsh32
+from .dsl import sdiv as sdiv
+from .dsl import sdiv32 as sdiv32
+from .dsl import smod as smod
+from .dsl import smod32 as smod32
+from .dsl import store as store
+from .dsl import store_imm as store_imm
+from .dsl import store_release as store_release
+from .dsl import sub as sub
+from .dsl import sub32 as sub32
+from .dsl import to_be as to_be
+from .dsl import to_le as to_le
+from .dsl import xor as xor
+from .dsl import xor32 as xor32
 from .helpers import Helper as Helper
 from .helpers import HelperSignature as HelperSignature
 from .helpers import helpers_for as helpers_for
@@ -58,8 +146,8 @@ from .register import RFP as RFP
 from .register import Register as Register
 from .text import assemble as assemble
 
-__all__ = [  # noqa: PLE0604
-    *_dsl_all,
+__all__ = [
+    "DW",
     "FETCH",
     "R0",
     "R1",
@@ -75,8 +163,10 @@ __all__ = [  # noqa: PLE0604
     "RFP",
     "ALUOp",
     "AtomicOp",
+    "B",
     "Class",
     "Fragment",
+    "H",
     "HasFileno",
     "Helper",
     "HelperSignature",
@@ -92,13 +182,100 @@ __all__ = [  # noqa: PLE0604
     "Register",
     "Size",
     "Source",
+    "W",
+    "add",
+    "add32",
+    "addr_space_cast",
+    "and32",
+    "and_",
+    "arsh",
+    "arsh32",
     "assemble",
+    "atomic_add",
+    "atomic_and",
+    "atomic_cmpxchg",
+    "atomic_or",
+    "atomic_xchg",
+    "atomic_xor",
+    "bswap",
+    "call",
     "call_pc",
+    "callx",
     "decode",
     "disassemble",
+    "div",
+    "div32",
+    "exit",
     "format_instruction",
+    "gotol",
     "helpers_for",
+    "ja",
+    "jeq",
+    "jeq32",
+    "jge",
+    "jge32",
+    "jgt",
+    "jgt32",
+    "jle",
+    "jle32",
+    "jlt",
+    "jlt32",
+    "jne",
+    "jne32",
+    "jset",
+    "jset32",
+    "jsge",
+    "jsge32",
+    "jsgt",
+    "jsgt32",
+    "jsle",
+    "jsle32",
+    "jslt",
+    "jslt32",
+    "kfunc_call",
     "label",
+    "ld_abs",
+    "ld_ind",
+    "load",
+    "load_acquire",
+    "load_btf_id",
+    "load_func",
+    "load_imm64",
+    "load_map",
+    "load_map_idx",
+    "load_map_idx_value",
+    "load_map_value",
+    "loadsx",
+    "lsh",
+    "lsh32",
+    "may_goto",
+    "mod",
+    "mod32",
+    "mov",
+    "mov32",
+    "movsx",
+    "movsx32",
+    "mul",
+    "mul32",
+    "neg",
+    "neg32",
     "objdump",
+    "or32",
+    "or_",
     "program_tag",
+    "rsh",
+    "rsh32",
+    "sdiv",
+    "sdiv32",
+    "smod",
+    "smod32",
+    "store",
+    "store_imm",
+    "store_release",
+    "sub",
+    "sub32",
+    "to_be",
+    "to_le",
+    "xor",
+    "xor32",
 ]

@@ -46,13 +46,19 @@ def helpers_for(prog_type: object) -> frozenset[Helper] | None:
     return frozenset(Helper(h) for h, types in PROGRAM_TYPES.items() if pt in types)
 
 
+@cache
+def _probed_types() -> frozenset[int]:
+    """Program types the recorded table knows about (a type no helper lists is unknown)."""
+    return frozenset().union(*PROGRAM_TYPES.values()) if PROGRAM_TYPES else frozenset()
+
+
 def check_helper_allowed(helper_id: int, prog_type: object) -> None:
     """Raise :class:`AssemblerError` if ``prog_type`` is known not to allow ``helper_id``."""
     if PROGRAM_TYPES is None:
         return
     pt = _prog_type_value(prog_type)
     allowed = PROGRAM_TYPES.get(helper_id)
-    if allowed is None or pt in allowed:
+    if allowed is None or pt in allowed or pt not in _probed_types():
         return
     name = helper_name(helper_id) or f"helper {helper_id}"
     pname = getattr(prog_type, "name", str(pt))
