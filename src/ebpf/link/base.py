@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno as _errno
 import os
 import warnings
 from dataclasses import dataclass
@@ -28,11 +29,21 @@ from .._programs import Program
 from .._sys import commands
 from .._sys.fd import FD
 from .._sys.syscall import bpf, bpf_fd
-from .._types import LinkType
+from .._types import LinkType, ProgramType
 from .._uapi import _defines as _d
 from .._uapi import _generated_types as _t
 
-__all__ = ["Attachment", "Link", "LinkInfo", "link_create"]
+__all__ = [
+    "Attachment",
+    "Link",
+    "LinkInfo",
+    "ProgQuery",
+    "check_program_type",
+    "link_create",
+    "prog_attach",
+    "prog_detach",
+    "prog_query",
+]
 
 C = _t.bpf_cmd
 
@@ -254,3 +265,118 @@ class Attachment:
                           ResourceWarning, stacklevel=1)
             with contextlib.suppress(Exception):  # interpreter shutdown or already gone
                 self.detach()
+
+
+# --- shared by the attach_* modules ---------------------------------------------------------
+
+
+def check_program_type(program: Program, *expected: ProgramType, hook: str = "") -> None:
+    """Raise :class:`ValueError` naming the expected type unless ``program`` is one of them.
+
+    Called by every ``attach_*`` function before any syscall.
+    """
+    if not isinstance(program, Program):
+        raise TypeError(f"expected an ebpf.Program, not {type(program).__name__}")
+    if program.type in expected:
+        return
+    got = program.type.name if isinstance(program.type, ProgramType) else str(program.type)
+    want = " or ".join(t.name for t in expected)
+    where = f" for {hook}" if hook else ""
+    raise ValueError(f"invalid program type {got}{where}, expected {want}")
+
+
+def prog_attach(program: Program | int, target_fd: int, attach_type: int, flags: int = 0, *,
+                replace: Program | int | None = None, relative_fd: int = 0,
+                relative_id: int = 0, expected_revision: int = 0) -> None:
+    """``BPF_PROG_ATTACH``: the pre-bpf_link attachment (cgroups, sockmaps, flow dissector,
+    mprog hooks such as TCX).
+
+    ``replace`` sets ``BPF_F_REPLACE`` with ``replace_bpf_fd`` (cgroup multi mode, >= 5.6).
+    """
+    attr = _t.ProgAttachAttr()
+    attr.target_fd = target_fd
+    attr.attach_bpf_fd = program if isinstance(program, int) else program.fileno()
+    attr.attach_type = int(attach_type)
+    if replace is not None:
+        flags |= _d.BPF_F_REPLACE
+        attr.replace_bpf_fd = replace if isinstance(replace, int) else replace.fileno()
+    attr.attach_flags = flags
+    if relative_fd:
+        attr.relative_fd = relative_fd
+    elif relative_id:
+        attr.relative_id = relative_id
+    attr.expected_revision = expected_revision
+    bpf(C.BPF_PROG_ATTACH, attr)
+
+
+def prog_detach(program: Program | int | None, target_fd: int, attach_type: int,
+                flags: int = 0) -> None:
+    """``BPF_PROG_DETACH``; ``program`` selects which one when several are attached."""
+    attr = _t.ProgAttachAttr()
+    attr.target_fd = target_fd
+    if program is not None:
+        attr.attach_bpf_fd = program if isinstance(program, int) else program.fileno()
+    attr.attach_type = int(attach_type)
+    attr.attach_flags = flags
+    bpf(C.BPF_PROG_DETACH, attr)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgQuery:
+    """Result of ``BPF_PROG_QUERY``: what is attached to one hook, in execution order.
+
+    ``attach_flags`` are the hook's ``BPF_F_ALLOW_*`` flags (cgroups); ``link_ids`` has the
+    link id for each program attached through a bpf_link, else 0 (mprog hooks, >= 6.6);
+    ``revision`` changes on every attach/detach (mprog hooks, cgroups >= 6.12).
+    """
+
+    prog_ids: tuple[int, ...]
+    attach_flags: int = 0
+    prog_attach_flags: tuple[int, ...] = ()
+    link_ids: tuple[int, ...] = ()
+    revision: int = 0
+
+
+def prog_query(target_fd: int, attach_type: int, *, effective: bool = False) -> ProgQuery:
+    """``BPF_PROG_QUERY`` on a cgroup fd, an ifindex (TCX), a netns fd or a map fd.
+
+    ``effective`` (cgroups) lists the programs that run, inherited ones included.
+    """
+    mprog = int(attach_type) in _MPROG_ATTACH_TYPES
+    count = 16
+    while True:
+        ids = (ctypes.c_uint32 * count)()
+        pflags = (ctypes.c_uint32 * count)()
+        lids = (ctypes.c_uint32 * count)()
+        attr = _t.ProgQueryAttr()
+        attr.target_fd = target_fd
+        attr.attach_type = int(attach_type)
+        attr.query_flags = _d.BPF_F_QUERY_EFFECTIVE if effective else 0
+        attr.prog_ids = ctypes.addressof(ids)
+        attr.prog_cnt = count
+        if not effective:
+            attr.prog_attach_flags = ctypes.addressof(pflags)
+        if mprog:  # link_ids is only known to (and only filled by) the mprog hooks, >= 6.6
+            attr.link_ids = ctypes.addressof(lids)
+        try:
+            bpf(C.BPF_PROG_QUERY, attr, keep=(ids, pflags, lids))
+        except errors.SyscallError as e:
+            if e.errno == _errno.ENOSPC and attr.prog_cnt > count:
+                count = attr.prog_cnt
+                continue
+            raise
+        n = min(attr.prog_cnt, count)
+        return ProgQuery(
+            prog_ids=tuple(ids[:n]),
+            attach_flags=attr.attach_flags,
+            prog_attach_flags=() if effective else tuple(pflags[:n]),
+            link_ids=tuple(lids[:n]) if mprog else (),
+            revision=attr.revision,
+        )
+
+
+_MPROG_ATTACH_TYPES = frozenset(
+    int(getattr(_t, name)) for name in ("BPF_TCX_INGRESS", "BPF_TCX_EGRESS",
+                                        "BPF_NETKIT_PRIMARY", "BPF_NETKIT_PEER")
+    if hasattr(_t, name)
+)
