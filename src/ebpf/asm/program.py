@@ -43,6 +43,7 @@ class Label:
     __slots__ = ("name",)
     name: str
     _flags: Final = _LABEL_FLAG  # lets Instructions tell labels apart in bulk
+    _raw: Final = b""  # labels stay in the flat list and encode to nothing
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name:
@@ -140,7 +141,8 @@ class Instructions(Sequence[Instruction]):
     )
 
     def __init__(self, items: Iterable[Item] = ()) -> None:
-        self._insns: list[Instruction] = []
+        # Instructions, and labels left in place by the bulk path (they encode to b"").
+        self._insns: list[Instruction | Label] = []
         self._fixups: list[tuple[int, int, _Scope]] = []
         self._refs: list[tuple[int, int]] = []
         self._numeric: list[tuple[int, int]] = []
@@ -151,8 +153,8 @@ class Instructions(Sequence[Instruction]):
         self._label_pcs: list[int] | None = None
         self._checked = False
         self._len = self._flatten(items, _Scope(None, ""), 0)
-        # (insn index, slot) of subprogram entries reached through labels: (call site, target)
-        self._calls: list[tuple[int, int]] = []
+        # subprogram entries reached through labels: (flat index, slot, slot of the call site)
+        self._calls: list[tuple[int, int, int]] = []
         self._patches: list[tuple[int, int, bytes]] = self._resolve()
 
     # -- building ----------------------------------------------------------------------------
@@ -212,30 +214,26 @@ class Instructions(Sequence[Instruction]):
         insns = self._insns
         base = len(insns)
         specials = list(compress(range(len(flags)), flags))
+        insns.extend(items)
         if not specials:
-            insns.extend(items)  # type: ignore[arg-type]
             return pc + len(items)
         labels = scope.labels
         fixups = self._fixups
         refs = self._refs
-        extend = insns.extend
         nl = 0  # labels seen so far
         nw = 0  # ld_imm64 seen so far
-        prev = 0  # start of the run of instructions not yet copied
         for i in specials:
             f = flags[i]
+            idx = base + i
             if f == _LABEL_FLAG:
                 name = items[i].name  # type: ignore[union-attr]
                 if name in labels:
                     raise AssemblerError(f"duplicate label {scope.qualify(name)!r}")
-                extend(items[prev:i])  # type: ignore[arg-type]
-                prev = i + 1
                 lpc = pc + i - nl + nw
-                labels[name] = (lpc, base + i - nl)
+                labels[name] = (lpc, idx)
                 self._labels.append((lpc, scope.qualify(name)))
                 nl += 1
                 continue
-            idx = base + i - nl
             ipc = pc + i - nl + nw
             if f & 1:
                 fixups.append((idx, ipc, scope))
@@ -245,7 +243,6 @@ class Instructions(Sequence[Instruction]):
                 self._numeric.append((idx, ipc))
             if f & 4:
                 nw += 1
-        extend(items[prev:])  # type: ignore[arg-type]
         return pc + len(items) - nl + nw
 
     def _original(self) -> list[Item]:
@@ -256,15 +253,17 @@ class Instructions(Sequence[Instruction]):
             at.setdefault(pc, []).append(name)
         pc = 0
         for insn in self._insns:
+            if type(insn) is Label:
+                continue
             for name in at.pop(pc, ()):
                 out.append(Label(name))
             out.append(insn)
-            pc += insn.size
+            pc += insn.size  # type: ignore[union-attr]
         return out
 
     def _resolve(self) -> list[tuple[int, int, bytes]]:
         """Offsets of label references: (insn index, relative offset, patched bytes)."""
-        insns = self._insns
+        insns: list[Instruction] = self._insns  # type: ignore[assignment]  # labels are never indexed here
         total = self._len
         patches: list[tuple[int, int, bytes]] = []
         append = patches.append
@@ -303,13 +302,13 @@ class Instructions(Sequence[Instruction]):
             if op == 0x18:
                 append((idx, rel, raw[:4] + _I32(rel) + raw[8:]))
                 if insn._src == 4:
-                    calls.append((idx, entry[1]))
+                    calls.append((entry[1], entry[0], pc))
             elif op in {0x06, 0x85}:
                 if not -0x8000_0000 <= rel <= 0x7FFF_FFFF:
                     raise AssemblerError(f"label {name!r} is too far from insn {pc}")
                 append((idx, rel, raw[:4] + _I32(rel)))
                 if op == 0x85:
-                    calls.append((idx, entry[1]))
+                    calls.append((entry[1], entry[0], pc))
             else:
                 raise AssemblerError(
                     f"jump out of range: insn {pc} to label {name!r} is {rel} insns away"
@@ -320,18 +319,20 @@ class Instructions(Sequence[Instruction]):
     def _resolved_insns(self) -> list[Instruction]:
         res = self._resolved
         if res is None:
-            res = list(self._insns)
+            flat = list(self._insns)
             for idx, rel, _ in self._patches:
-                insn = res[idx]
+                insn = flat[idx]
+                assert type(insn) is Instruction
                 if insn._op == 0x18:
-                    res[idx] = _make2(0x18, insn._dst, insn._src, 0, rel, insn._imm2,
+                    flat[idx] = _make2(0x18, insn._dst, insn._src, 0, rel, insn._imm2,
                                       insn._target, insn._ref)
                 elif insn._op in (0x06, 0x85):
-                    res[idx] = _make(insn._op, insn._dst, insn._src, insn._off, rel,
+                    flat[idx] = _make(insn._op, insn._dst, insn._src, insn._off, rel,
                                      insn._target, insn._ref)
                 else:
-                    res[idx] = _make(insn._op, insn._dst, insn._src, rel, insn._imm,
-                                     insn._target, insn._ref)
+                    flat[idx] = _make(insn._op, insn._dst, insn._src, rel, insn._imm,
+                                      insn._target, insn._ref)
+            res = [i for i in flat if type(i) is Instruction]
             self._resolved = res
         return res
 
@@ -343,32 +344,41 @@ class Instructions(Sequence[Instruction]):
             return
         insns = self._insns
         total = self._len
-        if not insns:
+        if not total:
             raise AssemblerError("empty program")
-        last = insns[-1]
+        last = self._before(len(insns))
         if last._op not in _NO_FALLTHROUGH:
             raise AssemblerError(
                 f"program can fall off its end: last insn {total - last.size} ({last}) is not"
                 " exit or goto"
             )
-        for idx, tidx in self._calls:
-            if tidx > 0 and insns[tidx - 1]._op not in _NO_FALLTHROUGH:
-                pcs = self._slot_pcs()
+        for tidx, tpc, call_pc in self._calls:
+            if tpc > 0 and self._before(tidx)._op not in _NO_FALLTHROUGH:
                 raise AssemblerError(
-                    f"insn {pcs[tidx - 1]} falls through into the subprogram at insn"
-                    f" {pcs[tidx]} (called from insn {pcs[idx]})"
+                    f"the insn before {tpc} falls through into the subprogram there (called"
+                    f" from insn {call_pc})"
                 )
         if self._numeric:
             self._check_numeric()
         self._checked = True
 
+    def _before(self, flat_index: int) -> Instruction:
+        """The last instruction before position ``flat_index`` of the flat list."""
+        insns = self._insns
+        i = flat_index - 1
+        while type(insns[i]) is Label:
+            i -= 1
+        return insns[i]  # type: ignore[return-value]
+
     def _check_numeric(self) -> None:
         insns = self._insns
         total = self._len
+        plain = self._resolved_insns()
         pcs = self._slot_pcs()
-        second = {pcs[i] + 1 for i, insn in enumerate(insns) if insn._op == 0x18}
+        second = {pcs[i] + 1 for i, insn in enumerate(plain) if insn._op == 0x18}
         for idx, pc in self._numeric:
             insn = insns[idx]
+            assert type(insn) is Instruction
             op = insn._op
             rel = insn._off if op not in (0x06, 0x85, 0x18) else insn._imm
             tgt = pc + 1 + rel
@@ -383,17 +393,18 @@ class Instructions(Sequence[Instruction]):
                 )
             if op in (0x85, 0x18) and tgt > 0:
                 j = bisect.bisect_left(pcs, tgt)
-                if insns[j - 1]._op not in _NO_FALLTHROUGH:
+                if plain[j - 1]._op not in _NO_FALLTHROUGH:
                     raise AssemblerError(
                         f"insn {pcs[j - 1]} falls through into the subprogram at insn {tgt}"
                     )
 
     def _slot_pcs(self) -> list[int]:
+        """Slot of each instruction of :meth:`_resolved_insns`."""
         pcs = self._pcs
         if pcs is None:
             pcs = []
             pc = 0
-            for insn in self._insns:
+            for insn in self._resolved_insns():
                 pcs.append(pc)
                 pc += 2 if insn._op == 0x18 else 1
             self._pcs = pcs
@@ -439,7 +450,7 @@ class Instructions(Sequence[Instruction]):
         kfuncs: Mapping[str, int | tuple[int, int]] | None,
         placeholder: bool,
     ) -> None:
-        insns = self._insns
+        insns: list[Instruction] = self._insns  # type: ignore[assignment]  # labels are never indexed here
         cache: dict[int, int] = {}
         for idx, pc in self._refs:
             insn = insns[idx]
@@ -465,6 +476,7 @@ class Instructions(Sequence[Instruction]):
         out: list[tuple[int, Reference]] = []
         for idx, pc in self._refs:
             insn = self._insns[idx]
+            assert type(insn) is Instruction
             if insn._op == 0x18 and insn._ref is not None:
                 out.append((pc, insn._ref))
         return out
@@ -475,6 +487,7 @@ class Instructions(Sequence[Instruction]):
         out: list[tuple[int, str]] = []
         for idx, pc in self._refs:
             insn = self._insns[idx]
+            assert type(insn) is Instruction
             if insn._op == 0x85 and isinstance(insn._ref, str):
                 out.append((pc, insn._ref))
         return out
@@ -523,7 +536,7 @@ class Instructions(Sequence[Instruction]):
 
     # -- sequence protocol -------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._insns)
+        return len(self._resolved_insns())
 
     def __getitem__(self, index: int) -> Instruction:  # type: ignore[override]
         return self._resolved_insns()[index]
@@ -538,13 +551,16 @@ class Instructions(Sequence[Instruction]):
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Instructions):
-            return self._insns == other._insns and self._labels == other._labels
+            return (
+                self._resolved_insns() == other._resolved_insns()
+                and self._labels == other._labels
+            )
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"<Instructions: {len(self._insns)} instructions, {self._len} slots>"
+        return f"<Instructions: {len(self)} instructions, {self._len} slots>"
 
     def __str__(self) -> str:
         from .disasm import disassemble
