@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import errno as _errno
 import os
+import socket
 import warnings
 from dataclasses import dataclass
 from types import TracebackType
@@ -26,7 +27,7 @@ from typing import Any, ClassVar
 
 from .. import errors
 from .._programs import Program
-from .._sys import commands
+from .._sys import commands, netlink
 from .._sys.fd import FD
 from .._sys.syscall import bpf, bpf_fd
 from .._types import LinkType, ProgramType
@@ -39,10 +40,13 @@ __all__ = [
     "LinkInfo",
     "ProgQuery",
     "check_program_type",
+    "current_netns",
     "link_create",
+    "netns_arg",
     "prog_attach",
     "prog_detach",
     "prog_query",
+    "resolve_interface",
 ]
 
 C = _t.bpf_cmd
@@ -380,3 +384,36 @@ _MPROG_ATTACH_TYPES = frozenset(
                                         "BPF_NETKIT_PRIMARY", "BPF_NETKIT_PEER")
     if hasattr(_t, name)
 )
+
+
+def resolve_interface(interface: int | str) -> int:
+    """The index of ``interface`` (a name or an index) in the calling thread's namespace.
+
+    An invalid or unknown name raises :class:`ValueError`.
+    """
+    if isinstance(interface, bool) or not isinstance(interface, (int, str)):
+        raise TypeError(f"interface must be a name or an index, not {interface!r}")
+    if isinstance(interface, int):
+        if not 0 < interface <= 0x7FFFFFFF:
+            raise ValueError(f"invalid interface index {interface}")
+        return interface
+    netlink.check_ifname(interface)
+    try:
+        return socket.if_nametoindex(interface)
+    except OSError:
+        raise ValueError(f"no network interface named {interface!r}") from None
+
+
+_SELF_NS = "/proc/thread-self/ns/net"
+
+
+def current_netns() -> FD:
+    """An owned fd of the calling thread's network namespace."""
+    return FD(os.open(_SELF_NS, os.O_RDONLY | os.O_CLOEXEC), "netns")
+
+
+def netns_arg(ns: FD) -> int | None:
+    """``ns`` as the ``netns=`` of :mod:`ebpf._sys.netlink`: ``None`` (no helper thread) when
+    the calling thread is already in that namespace."""
+    st, here = os.fstat(ns.fileno()), os.stat(_SELF_NS)
+    return None if (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino) else ns.fileno()

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import errno as _errno
-import os
-import socket
 from typing import Literal, final, overload
 
 from .. import errors
@@ -29,43 +27,19 @@ from .._sys import netlink
 from .._sys.fd import FD
 from .._types import AttachType, LinkType, ProgramType, XDPMode
 from .._uapi import _defines as _d
-from .base import Attachment, Link, check_program_type, link_create
+from .base import (
+    Attachment,
+    Link,
+    check_program_type,
+    current_netns,
+    link_create,
+    netns_arg,
+    resolve_interface,
+)
 
-__all__ = ["XDPAttachment", "XDPLink", "attach_xdp", "resolve_interface"]
+__all__ = ["XDPAttachment", "XDPLink", "attach_xdp"]
 
 Method = Literal["link", "netlink"]
-
-
-def resolve_interface(interface: int | str) -> int:
-    """The index of ``interface`` (a name or an index) in the calling thread's namespace.
-
-    An invalid or unknown name raises :class:`ValueError`.
-    """
-    if isinstance(interface, bool) or not isinstance(interface, (int, str)):
-        raise TypeError(f"interface must be a name or an index, not {interface!r}")
-    if isinstance(interface, int):
-        if not 0 < interface <= 0x7FFFFFFF:
-            raise ValueError(f"invalid interface index {interface}")
-        return interface
-    netlink.check_ifname(interface)
-    try:
-        return socket.if_nametoindex(interface)
-    except OSError:
-        raise ValueError(f"no network interface named {interface!r}") from None
-
-
-_SELF_NS = "/proc/thread-self/ns/net"
-
-
-def _current_netns() -> FD:
-    return FD(os.open(_SELF_NS, os.O_RDONLY | os.O_CLOEXEC), "netns")
-
-
-def netns_arg(ns: FD) -> int | None:
-    """``ns`` as the ``netns=`` of :mod:`ebpf._sys.netlink`: ``None`` (no helper thread) when
-    the calling thread is already in that namespace."""
-    st, here = os.fstat(ns.fileno()), os.stat(_SELF_NS)
-    return None if (st.st_dev, st.st_ino) == (here.st_dev, here.st_ino) else ns.fileno()
 
 
 @final
@@ -207,7 +181,7 @@ def attach_xdp(program: Program, interface: int | str, *, mode: XDPMode = XDPMod
     if method == "link":
         fd = link_create(program, ifindex, AttachType.XDP, mode.flags())
         return XDPLink(fd, program)
-    ns = _current_netns()
+    ns = current_netns()
     try:
         netlink.xdp_attach(ifindex, program.fileno(), mode.flags(),
                            expected_fd=None if replace is None else replace.fileno(),
