@@ -223,7 +223,7 @@ def test_map_references_stay_symbolic() -> None:
         asm.exit(),
     ])
     assert prog.references == [(0, m), (2, "counts"), (4, "cfg")]
-    assert prog.kfunc_references == [(6, "bpf_task_acquire")]
+    assert prog.kfunc_references() == [(6, "bpf_task_acquire")]
     with pytest.raises(AssemblerError, match="'counts'"):
         prog.encode(kfuncs={"bpf_task_acquire": 5})
     with pytest.raises(AssemblerError, match="kfunc 'bpf_task_acquire'"):

@@ -481,9 +481,9 @@ class Instructions(Sequence[Instruction]):
                 out.append((pc, insn._ref))
         return out
 
-    @property
     def kfunc_references(self) -> list[tuple[int, str]]:
-        """Kfunc calls by name: ``(insn_index, kfunc name)``, resolved at load."""
+        """Kfunc calls by name: ``(insn_index, kfunc name)``; the loader resolves the names
+        to BTF ids and passes them to :meth:`encode` as ``kfuncs``."""
         out: list[tuple[int, str]] = []
         for idx, pc in self._refs:
             insn = self._insns[idx]
