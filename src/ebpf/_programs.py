@@ -73,26 +73,47 @@ def _as_program_type(t: ProgramType | int) -> ProgramType | int:
         return int(t)
 
 
-def _encode_insns(insns: Any, maps: Mapping[Any, Any] | None) -> tuple[bytes, Any]:
+def _kernel_kfuncs(names: Iterable[str]) -> dict[str, int]:
+    """BTF ids of kernel functions called as kfuncs, looked up in vmlinux BTF."""
+    from . import btf
+
+    spec = btf.load_kernel()
+    out: dict[str, int] = {}
+    for name in names:
+        try:
+            out[name] = spec.find(name, kind=btf.Func).id
+        except KeyError:
+            raise errors.NotSupportedError(f"kfunc {name!r}", detail="not in kernel BTF") from None
+    return out
+
+
+def _encode_insns(insns: Any, maps: Mapping[Any, Any] | None,
+                  kfuncs: Mapping[str, Any] | None = None) -> tuple[bytes, Any]:
     """Bytes of the program and the object that can map indices back to source (or None)."""
     if isinstance(insns, (bytes, bytearray, memoryview)):
         code = bytes(insns)
         src = None
-    elif hasattr(insns, "encode") and not isinstance(insns, str):
-        code = insns.encode(maps=maps)
-        src = insns
-    elif isinstance(insns, str):
-        from . import asm
-
-        prog = asm.Instructions(asm.assemble(insns))
-        code, src = prog.encode(maps=maps), prog
-    elif isinstance(insns, Iterable):
-        from . import asm
-
-        prog = asm.Instructions(list(insns))
-        code, src = prog.encode(maps=maps), prog
     else:
-        raise TypeError(f"cannot load instructions of type {type(insns).__name__}")
+        if hasattr(insns, "encode") and not isinstance(insns, str):
+            prog = insns
+        else:
+            from . import asm
+
+            if isinstance(insns, str):
+                prog = asm.Instructions(asm.assemble(insns))
+            elif isinstance(insns, Iterable):
+                prog = asm.Instructions(list(insns))
+            else:
+                raise TypeError(f"cannot load instructions of type {type(insns).__name__}")
+        refs = getattr(prog, "kfunc_references", ())
+        wanted = [name for _, name in (refs() if callable(refs) else refs)]
+        if wanted:
+            resolved = _kernel_kfuncs(n for n in wanted if not kfuncs or n not in kfuncs)
+            resolved.update(kfuncs or {})
+            code = prog.encode(maps=maps, kfuncs=resolved)
+        else:
+            code = prog.encode(maps=maps)
+        src = prog
     if not code or len(code) % 8:
         raise ValueError(f"program must be a non-empty multiple of 8 bytes, got {len(code)}")
     return code, src
@@ -133,7 +154,8 @@ class Program:
         attach_prog_fd: int = 0,
         flags: int = 0,
         kern_version: int = 0,
-        maps: Mapping[str, Any] | None = None,
+        maps: Mapping[Any, Any] | None = None,
+        kfuncs: Mapping[str, int] | None = None,
         prog_btf_fd: int = 0,
         func_info: bytes = b"",
         func_info_rec_size: int = 0,
@@ -147,7 +169,8 @@ class Program:
         """Load a program (``BPF_PROG_LOAD``) and return it.
 
         ``insns`` is bytes, an :class:`ebpf.asm.Instructions`, a list of instructions and
-        labels, or assembler text. ``maps`` resolves map references kept by name.
+        labels, or assembler text. ``maps`` resolves map references kept by name; kfunc calls
+        by name are resolved in vmlinux BTF unless ``kfuncs`` gives their ids.
         ``attach_to`` names the kernel function/type whose BTF id becomes ``attach_btf_id``
         (tracing, LSM, struct_ops, iterators; looked up in vmlinux BTF).
 
@@ -156,7 +179,7 @@ class Program:
         ``log_true_size`` when the kernel reports it (>= 6.4). A rejection raises
         :class:`~ebpf.errors.VerifierError` with the whole log and the failing instruction.
         """
-        code, source = _encode_insns(insns, maps)
+        code, source = _encode_insns(insns, maps, kfuncs)
         if attach_to is not None and not attach_btf_id:
             attach_btf_id = _resolve_attach_btf_id(prog_type, expected_attach_type, attach_to)
         lic = ctypes.create_string_buffer(license.encode() + b"\0")
@@ -322,7 +345,7 @@ class Program:
         data: bytes | bytearray | memoryview | None = None,
         *,
         ctx: bytes | bytearray | ctypes.Structure | None = None,
-        repeat: int = 1,
+        repeat: int = 0,
         data_out_size: int | None = None,
         ctx_out_size: int | None = None,
         flags: int = 0,
@@ -331,7 +354,8 @@ class Program:
     ) -> TestRunResult:
         """Run the program in the kernel on ``data``/``ctx`` (``BPF_PROG_TEST_RUN``, >= 4.12).
 
-        ``data_out_size`` defaults to ``len(data) + 256`` so programs that grow the packet fit.
+        ``repeat`` 0 (the default) runs once; raw tracepoint and syscall programs accept only
+        that. ``data_out_size`` defaults to ``len(data) + 256`` so programs that grow the packet fit.
         ``ctx`` may be a ctypes struct such as ``XdpMd``; the context written back by the
         kernel is returned as bytes in ``result.ctx``. Raw tracepoint and syscall programs take
         ``ctx`` only; syscall programs write their context back into the input (returned too).
@@ -366,8 +390,10 @@ class Program:
             cin = ctypes.create_string_buffer(raw, len(raw))
             attr.ctx_size_in = len(raw)
             attr.ctx_in = ctypes.addressof(cin)
-            if self.type != ProgramType.SYSCALL:
-                out_n = len(raw) if ctx_out_size is None else ctx_out_size
+            out_n = len(raw) if ctx_out_size is None else ctx_out_size
+            if self.type in _NO_CTX_OUT and ctx_out_size is None:
+                out_n = 0
+            if out_n:
                 cout = ctypes.create_string_buffer(out_n)
                 attr.ctx_size_out = out_n
                 attr.ctx_out = ctypes.addressof(cout)
@@ -381,6 +407,14 @@ class Program:
         elif cin is not None:
             ctx_res = cin.raw
         return TestRunResult(attr.retval, attr.duration, data_res, ctx_res)
+
+
+#: Program types whose test run takes no ctx_out (the kernel refuses it with EINVAL); syscall
+#: programs write their context back into ctx_in instead.
+_NO_CTX_OUT = frozenset({
+    ProgramType.RAW_TRACEPOINT, ProgramType.RAW_TRACEPOINT_WRITABLE, ProgramType.TRACING,
+    ProgramType.LSM, ProgramType.STRUCT_OPS, ProgramType.SYSCALL,
+})
 
 
 def _object_name(name: str) -> bytes:

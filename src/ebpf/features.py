@@ -23,7 +23,7 @@ from ._sys.syscall import bpf, bpf_fd
 from ._types import AttachType, LinkType, MapType, ProgramType
 from ._uapi import _defines as _d
 from ._uapi import _generated_types as _t
-from .platform import page_size
+from .platform import kernel_version, page_size
 
 __all__ = [
     "LINK_TYPE_MIN_KERNEL",
@@ -94,6 +94,10 @@ def _probe(feature: Callable[..., str | None]) -> Callable[..., None]:
         if reason is not None:
             name, _, rest = reason.partition("@")
             version, _, detail = rest.partition("@")
+            if version and not detail and kernel_version() >= version:
+                # New enough, so the kernel was built without it (or a policy forbids it).
+                detail = f"not enabled in this kernel ({kernel_version()}, needs >= {version})"
+                version = ""
             raise errors.NotSupportedError(name, version, detail)
 
     wrapper.cache_clear = cache.clear  # type: ignore[attr-defined]
