@@ -355,7 +355,8 @@ class Program:
         """Run the program in the kernel on ``data``/``ctx`` (``BPF_PROG_TEST_RUN``, >= 4.12).
 
         ``repeat`` 0 (the default) runs once; raw tracepoint and syscall programs accept only
-        that. ``data_out_size`` defaults to ``len(data) + 256`` so programs that grow the packet fit.
+        that. ``data_out_size`` defaults to ``len(data) + 256``, room for programs that grow
+        the packet.
         ``ctx`` may be a ctypes struct such as ``XdpMd``; the context written back by the
         kernel is returned as bytes in ``result.ctx``. Raw tracepoint and syscall programs take
         ``ctx`` only; syscall programs write their context back into the input (returned too).

@@ -10,8 +10,8 @@ import pytest
 
 import ebpf
 from ebpf import asm, errors, features, packet
-from ebpf.asm import R0, R1, R2, R3, R6, R10, Helper
 from ebpf._uapi import _generated_types as _t
+from ebpf.asm import R0, R1, R2, R3, R6, Helper
 
 PT = ebpf.ProgramType
 AT = ebpf.AttachType
