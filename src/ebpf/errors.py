@@ -226,10 +226,43 @@ def _failing_insn(log: Sequence[str]) -> int | None:
     return None
 
 
-_EPERM_HINT = (
-    "needs CAP_BPF (+CAP_PERFMON/CAP_NET_ADMIN for some program types) or CAP_SYS_ADMIN; "
-    "check kernel.unprivileged_bpf_disabled and /sys/kernel/security/lockdown"
-)
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def eperm_hint() -> str:
+    """Explain an EPERM from bpf(2) with what this process and kernel actually have.
+
+    Looks at the effective capabilities (CAP_BPF 39, CAP_PERFMON 38, CAP_NET_ADMIN 12,
+    CAP_SYS_ADMIN 21), ``kernel.unprivileged_bpf_disabled`` and the lockdown mode.
+    """
+    cap_eff = 0
+    for line in _read("/proc/self/status").splitlines():
+        if line.startswith("CapEff:"):
+            cap_eff = int(line.split()[1], 16)
+    reasons = []
+    admin = bool(cap_eff & (1 << 21))
+    if not admin and not cap_eff & (1 << 39):
+        missing = [name for bit, name in ((39, "CAP_BPF"), (38, "CAP_PERFMON"),
+                                          (12, "CAP_NET_ADMIN")) if not cap_eff & (1 << bit)]
+        reasons.append(f"this process lacks {', '.join(missing)} and CAP_SYS_ADMIN "
+                       f"(CapEff={cap_eff:#x})")
+        unpriv = _read("/proc/sys/kernel/unprivileged_bpf_disabled")
+        if unpriv in ("1", "2"):
+            reasons.append(f"kernel.unprivileged_bpf_disabled={unpriv}")
+    lockdown = _read("/sys/kernel/security/lockdown")
+    if "[integrity]" in lockdown or "[confidentiality]" in lockdown:
+        mode = lockdown.split("[", 1)[1].split("]", 1)[0]
+        reasons.append(f"kernel lockdown is '{mode}' (some helpers and program types are "
+                       "refused)")
+    if not reasons:
+        return ("the kernel refused it although CAP_BPF/CAP_SYS_ADMIN are present: an LSM "
+                "policy, lockdown, or a program type this kernel does not allow")
+    return "; ".join(reasons)
 
 
 def from_errno(cmd: str, code: int, *, hint: str = "") -> SyscallError:
@@ -246,7 +279,7 @@ def from_errno(cmd: str, code: int, *, hint: str = "") -> SyscallError:
         cls = KeyExistsError
     elif code in (_errno.EPERM, _errno.EACCES):
         cls = BPFPermissionError
-        hint = hint or _EPERM_HINT
+        hint = hint or eperm_hint()
     elif code == _errno.EBUSY:
         cls = BusyError
     else:

@@ -189,3 +189,27 @@ def test_fd_close_is_idempotent() -> None:
     assert fd.closed
     with pytest.raises(ValueError):
         fd.fileno()
+
+
+def test_eperm_is_explained_without_capabilities() -> None:
+    """In a child with every capability dropped, a map create fails with a hint naming why."""
+    import shutil
+    import subprocess
+    import sys
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) not installed")
+    code = (
+        "import ebpf, sys\n"
+        "try:\n"
+        "    ebpf.Map.create(ebpf.MapType.ARRAY, key_size=4, value_size=4, max_entries=1)\n"
+        "except PermissionError as e:\n"
+        "    print(type(e).__name__, e.errno, e.hint); sys.exit(0)\n"
+        "sys.exit(3)\n"
+    )
+    r = subprocess.run([setpriv, "--bounding-set", "-all", "--inh-caps", "-all",
+                        sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith("BPFPermissionError 1 ")
+    assert "CAP_BPF" in r.stdout and "CapEff=0x0" in r.stdout
