@@ -1,0 +1,217 @@
+"""The one benchmark command: every bench of the project, side by side with floors and peers.
+
+    python bench/run.py [--quick] [--only NAME[,NAME...]] [--out bench/out] [--list]
+
+Each bench module (``bench/<module>.py`` with ``run() -> list[dict]``) runs in its own
+process, so a crash, a leaked fd or a slow import in one cannot disturb the others. Missing
+modules are skipped with a note. Writes ``results.md``, ``results.json`` and the plots to the
+out dir and prints the table. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common
+
+#: (short name, module file stem, what it measures), in run order.
+BENCHES: list[tuple[str, str, str]] = [
+    ("syscall", "syscall_bench", "one BPF_MAP_LOOKUP_ELEM through the syscall layer"),
+    ("maps", "maps_bench", "map update/lookup per op and batched"),
+    ("btf", "btf_parse", "vmlinux BTF parse and lookup"),
+    ("asm", "asm_bench", "assembler/disassembler rates"),
+    ("progload", "progload_bench", "program load 1k/100k insns, encode vs verify"),
+    ("testrun", "testrun_bench", "test_run call overhead"),
+    ("xdp_attach", "xdp_attach_bench", "XDP load + attach + detach"),
+    ("ringbuf", "ringbuf_bench", "ring buffer drain"),
+    ("perf", "perf_bench", "perf buffer drain"),
+    ("drain", "drain_sweep", "ring buffer drain by record size, plot"),
+    ("coldstart", "coldstart_bench", "fresh process: import, load, run"),
+]
+
+#: Per-bench wall-clock limits (seconds); the whole run is meant to stay under 10 minutes.
+TIMEOUT = {"full": 240.0, "quick": 120.0}
+TOTAL_BUDGET = {"full": 570.0, "quick": 300.0}
+
+
+def discover() -> list[tuple[str, str, str]]:
+    """The registry plus any other ``bench/*_bench.py`` someone added later."""
+    known = {m for _, m, _ in BENCHES}
+    extra = sorted(p.stem for p in common.BENCH_DIR.glob("*_bench.py") if p.stem not in known)
+    return BENCHES + [(m.removesuffix("_bench"), m, "(discovered)") for m in extra]
+
+
+def select(benches: list[tuple[str, str, str]], only: list[str]) -> list[tuple[str, str, str]]:
+    if not only:
+        return benches
+    want = {w.strip() for item in only for w in item.split(",") if w.strip()}
+    chosen = [b for b in benches if b[0] in want or b[1] in want]
+    unknown = want - {b[0] for b in chosen} - {b[1] for b in chosen}
+    if unknown:
+        names = ", ".join(b[0] for b in benches)
+        raise SystemExit(f"unknown bench {', '.join(sorted(unknown))}; known: {names}")
+    return chosen
+
+
+# --- child side ------------------------------------------------------------------------------
+def child(module: str, bench: str, quick: bool, out_dir: Path) -> int:
+    """Import one bench module, call its run(), print the normalised rows."""
+    mod = importlib.import_module(module)
+    fn = getattr(mod, "run", None)
+    if fn is None:
+        common.emit_result([common.skipped(bench, module, f"bench/{module}.py has no run()")])
+        return 0
+    params = inspect.signature(fn).parameters
+    kwargs: dict[str, Any] = {}
+    if "quick" in params:
+        kwargs["quick"] = quick
+    if "out_dir" in params:
+        kwargs["out_dir"] = out_dir
+    raw = fn(**kwargs)
+    rows = []
+    for r in raw or []:
+        try:
+            rows.append(common.normalise(r, bench))
+        except Exception as e:  # a row we cannot read is reported, not fatal
+            rows.append(common.skipped(bench, str(r.get("name", "?")),
+                                       f"unreadable row ({type(e).__name__}: {e})"))
+    if not rows:
+        rows.append(common.skipped(bench, module, "run() returned no rows"))
+    common.emit_result(rows)
+    return 0
+
+
+# --- parent side -----------------------------------------------------------------------------
+def elf_note() -> str | None:
+    """The ELF open+load workload needs a loader (``ebpf.load`` / ``ebpf.elf``)."""
+    try:
+        import ebpf
+    except ImportError as e:
+        return f"ELF open+load: skipped, ebpf does not import ({e})"
+    has_loader = callable(ebpf.__dict__.get("load")) or (
+        importlib.util.find_spec("ebpf.elf") is not None)
+    if not has_loader:
+        return "ELF object open+load: skipped, no ELF loader in ebpf yet (ebpf.load / ebpf.elf)"
+    if not (common.BENCH_DIR / "elf_bench.py").exists():
+        return "ELF object open+load: the loader exists but bench/elf_bench.py is not written yet"
+    return None
+
+
+def run_bench(name: str, module: str, quick: bool, out_dir: Path,
+              timeout: float) -> tuple[list[dict[str, Any]], str | None]:
+    """Rows of one bench in a child process; a note instead when it is missing or fails."""
+    path = common.BENCH_DIR / f"{module}.py"
+    if not path.exists():
+        return [], f"{name}: skipped, bench/{module}.py does not exist yet"
+    argv = [sys.executable, str(Path(__file__).resolve()), "--child", module, "--bench", name,
+            "--out", str(out_dir)]
+    if quick:
+        argv.append("--quick")
+    try:
+        rows = common.run_child(argv, timeout=timeout, cwd=common.BENCH_DIR)
+    except RuntimeError as e:
+        return [common.skipped(name, module, str(e))], f"{name}: failed: {e}"
+    return list(rows), None
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer repeats and smaller sizes")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME",
+                    help="run only these benches (short name or module; repeat or comma-list)")
+    ap.add_argument("--out", type=Path, default=common.BENCH_DIR / "out",
+                    help="output directory (default bench/out)")
+    ap.add_argument("--list", action="store_true", help="list the benches and exit")
+    ap.add_argument("--timeout", type=float, default=None, help="seconds per bench")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--bench", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    out_dir: Path = args.out.resolve()
+
+    if args.child:
+        return child(args.child, args.bench or args.child, args.quick, out_dir)
+
+    benches = discover()
+    if args.list:
+        for name, module, what in benches:
+            state = "" if (common.BENCH_DIR / f"{module}.py").exists() else "  [missing]"
+            print(f"{name:12} bench/{module}.py  {what}{state}")
+        return 0
+    chosen = select(benches, args.only)
+    mode = "quick" if args.quick else "full"
+    per_bench = args.timeout or TIMEOUT[mode]
+    budget = TOTAL_BUDGET[mode]
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    load_before = os.getloadavg()
+    meta = common.machine_info()
+    cmd = "python bench/run.py" + (" --quick" if args.quick else "") + "".join(
+        f" --only {o}" for o in args.only)
+    meta.update({"command": cmd, "mode": mode,
+                 "loadavg_start": [round(x, 2) for x in load_before]})
+    notes: list[str] = []
+    rows: list[dict[str, Any]] = []
+    for name, module, _ in chosen:
+        left = budget - (time.time() - start)
+        if left < 15:
+            notes.append(f"{name}: skipped, the {budget:.0f}s budget of the run was spent")
+            continue
+        t0 = time.time()
+        print(f"[bench] {name} ({module}) ...", file=sys.stderr, flush=True)
+        got, note = run_bench(name, module, args.quick, out_dir, min(per_bench, left))
+        print(f"[bench] {name}: {len(got)} rows in {time.time() - t0:.1f}s"
+              + (f" ({note})" if note else ""), file=sys.stderr, flush=True)
+        rows += got
+        if note:
+            notes.append(note)
+    if not args.only or any("elf" in o for o in args.only):
+        n = elf_note()
+        if n:
+            notes.append(n)
+    for r in rows:
+        for p in r.get("peers", []):
+            if p.get("note", "").startswith("peer unavailable") and p["note"] not in notes:
+                notes.append(f"{r['bench']}: {p['note']}")
+    plots = sorted({str(Path(p)) for r in rows for p in [r.get("plot")] if p})
+    plots += sorted(str(p) for p in out_dir.glob("*.png")
+                    if p.stat().st_mtime >= start and str(p) not in plots)
+    meta["elapsed_s"] = round(time.time() - start, 1)
+    meta["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    if max(load_before[0], meta["loadavg_end"][0]) > 1.5:
+        notes.append(f"the machine was busy (load average {load_before[0]:.1f} at start, "
+                     f"{meta['loadavg_end'][0]:.1f} at end on {meta['cores']} cores): "
+                     "expect wide min-max ranges")
+    md, js = common.write_results(out_dir, rows, meta, notes, plots)
+    print(common.text_table(rows))
+    for n in notes:
+        print(f"note: {n}")
+    met, missed, na = common.targets_summary(rows)
+    print(f"\ntargets: {met} met, {missed} missed, {na} not judged; "
+          f"{meta['elapsed_s']:.0f}s; wrote {md}, {js}" + "".join(f", {p}" for p in plots))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except BaseException:
+        traceback.print_exc()
+        sys.exit(1)
+
