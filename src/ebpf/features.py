@@ -267,6 +267,10 @@ def have_helper(pt: ProgramType | int, helper: int) -> str | None:
     """
     pt = ProgramType(pt)
     have_program_type(pt)
+    if pt.name in ("TRACING", "LSM", "EXT", "STRUCT_OPS"):
+        # A probe program of these types never reaches helper checks without a real attach
+        # target, so any answer would be a guess.
+        raise errors.BPFError(f"cannot probe helpers of BPF_PROG_TYPE_{pt.name} generically")
     name = getattr(helper, "name", None) or _helper_name(int(helper))
     feature = f"helper {name} for BPF_PROG_TYPE_{pt.name}@"
     s = _prog_load_settings(pt)
