@@ -125,3 +125,17 @@ def test_answers_are_cached() -> None:
 
 def test_requires_mark_skips_or_runs(require: object) -> None:
     require(features.have_map_type, ebpf.MapType.RINGBUF)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("pt", [ebpf.ProgramType.XDP, ebpf.ProgramType.SCHED_CLS,
+                                ebpf.ProgramType.TRACEPOINT], ids=lambda p: p.name)
+def test_recorded_helper_table_agrees_with_this_kernel(pt: ebpf.ProgramType) -> None:
+    """The generated per-helper program types match a fresh probe of the running kernel."""
+    from ebpf.asm._generated_helpers import PROGRAM_TYPES
+
+    assert PROGRAM_TYPES is not None
+    for helper in Helper:
+        if helper.value == 0:
+            continue
+        recorded = int(pt) in PROGRAM_TYPES.get(int(helper), frozenset())
+        assert features.supports(features.have_helper, pt, helper) == recorded, helper.name
