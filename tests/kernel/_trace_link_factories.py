@@ -1,0 +1,278 @@
+"""Helpers for the tracing link tests, and link factories for the shared conformance suite.
+
+``TRACE_LINK_FACTORIES`` is a list of callables; each returns ``(link, program,
+other_program)``: a live link of one tracing link type, the program attached, and a second
+program of the same kind (for ``update``). The caller closes all three. No maps are used, so
+nothing else is left open. Factories that need tracefs mount it on first use
+(:func:`ensure_tracefs`) and it is unmounted at interpreter exit if this module mounted it.
+
+This module is not a test module; with ``--import-mode=importlib`` load it by path::
+
+    spec = importlib.util.spec_from_file_location("_trace_link_factories", path)
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import ebpf
+from ebpf import asm, errors, platform
+from ebpf._maps import Map
+from ebpf.asm import R0, R1, R2, R6, R7, Helper
+from ebpf.link import perf_event, tracing, uprobe
+from ebpf.link.base import Link
+from ebpf.link.iter import attach_iter
+from ebpf.link.raw_tracepoint import attach_raw_tracepoint
+from ebpf.link.tracepoint import attach_tracepoint
+
+P = ebpf.ProgramType
+A = ebpf.AttachType
+
+TESTDATA = Path(__file__).resolve().parent.parent / "testdata" / "uprobe"
+
+#: getppid(2) numbers, for raw tracepoint programs that read the syscall id.
+NR_GETPPID = {"x86_64": 110, "aarch64": 173, "riscv64": 173, "loongarch64": 173}
+
+# --- tracefs ----------------------------------------------------------------------------------
+
+_tracefs_lock = threading.Lock()
+_tracefs_mounted: list[str] = []
+
+
+def ensure_tracefs() -> str:
+    """tracefs's path; mounted at /sys/kernel/tracing first if it is mounted nowhere."""
+    with _tracefs_lock:
+        path = platform.tracefs_path(mount_if_missing=False)
+        if path is not None:
+            return path
+        path = platform.tracefs_path(mount_if_missing=True)
+        assert path is not None
+        _tracefs_mounted.append(path)
+        return path
+
+
+def release_tracefs() -> None:
+    """Unmount tracefs if (and only if) :func:`ensure_tracefs` mounted it."""
+    with _tracefs_lock:
+        while _tracefs_mounted:
+            with contextlib.suppress(OSError):
+                platform.umount(_tracefs_mounted.pop(), lazy=True)
+
+
+atexit.register(release_tracefs)
+
+# --- programs ---------------------------------------------------------------------------------
+
+
+def counter_map(entries: int = 4) -> Map:
+    """An ARRAY map of ``entries`` u64 counters, all 0."""
+    return Map.create(ebpf.MapType.ARRAY, key_size=4, value_size=8, max_entries=entries)
+
+
+def _lookup(counter: Map, slot: int, miss: str) -> list[Any]:
+    return [
+        asm.store_imm(asm.W, asm.R10, -4, slot),
+        asm.mov(R2, asm.R10), asm.add(R2, -4),
+        asm.load_map(R1, counter),
+        asm.call(Helper.MAP_LOOKUP_ELEM),
+        asm.jeq(R0, 0, miss),
+    ]
+
+
+def counting_insns(
+    counter: Map,
+    *,
+    pid: int | None = None,
+    value: Sequence[Any] = (),
+    filter_: Sequence[Any] = (),
+    ret: int = 0,
+) -> list[Any]:
+    """Count hits in ``counter[0]``; store ``r7`` into ``counter[1]``.
+
+    The context is in ``r6``. ``value`` computes ``r7`` from it (skipped when empty);
+    ``filter_`` may jump to ``"out"`` to skip the hit. With ``pid``, only hits of that
+    process (tgid) count.
+    """
+    insns: list[Any] = [asm.mov(R6, R1), asm.mov(R7, 0), *value, *filter_]
+    if pid is not None:
+        insns += [asm.call(Helper.GET_CURRENT_PID_TGID), asm.rsh(R0, 32), asm.jne(R0, pid, "out")]
+    insns += [*_lookup(counter, 0, "out"), asm.mov(R1, 1), asm.atomic_add(asm.DW, R0, R1, 0)]
+    if value:
+        insns += [*_lookup(counter, 1, "out"), asm.store(asm.DW, R0, 0, R7)]
+    insns += [asm.label("out"), asm.mov(R0, ret), asm.exit()]
+    return insns
+
+
+def ret0() -> list[Any]:
+    return [asm.mov(R0, 0), asm.exit()]
+
+
+def load(prog_type: P, insns: Any, **kw: Any) -> ebpf.Program:
+    return ebpf.Program.load(prog_type, insns, license="GPL", **kw)
+
+
+# --- the uprobe target binary -----------------------------------------------------------------
+
+_build_lock = threading.Lock()
+_built: dict[str, str] = {}
+
+
+def build_target(workdir: str | None = None) -> str:
+    """Compile tests/testdata/uprobe/target.c with gcc; returns the binary's path.
+
+    Built once per process into a temporary directory removed at exit.
+    """
+    with _build_lock:
+        if "target" in _built and os.path.exists(_built["target"]):
+            return _built["target"]
+        cc = shutil.which("gcc") or shutil.which("cc")
+        if cc is None:
+            raise errors.NotSupportedError("a C compiler (gcc) to build the uprobe target")
+        out_dir = workdir or tempfile.mkdtemp(prefix="ebpf-uprobe-")
+        if workdir is None:
+            atexit.register(shutil.rmtree, out_dir, True)
+        out = os.path.join(out_dir, "ebpf_uprobe_target")
+        subprocess.run([cc, "-O1", "-g0", "-o", out, str(TESTDATA / "target.c")],
+                       check=True, capture_output=True)
+        _built["target"] = out
+        return out
+
+
+class Target:
+    """The uprobe target running as a child, driven line by line over stdin/stdout."""
+
+    def __init__(self, path: str) -> None:
+        self.proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        assert self.ask("ping") == "pong"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def ask(self, line: str) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(BrokenPipeError):
+                self.ask("quit")
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        for f in (self.proc.stdin, self.proc.stdout):
+            if f is not None:
+                f.close()
+
+    def __enter__(self) -> Target:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def running_target() -> Iterator[Target]:
+    with Target(build_target()) as t:
+        yield t
+
+
+def libc_path() -> str:
+    """The C library this process uses (from /proc/self/maps)."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and os.path.basename(parts[5]).startswith("libc.so"):
+            return parts[5]
+    raise RuntimeError("libc not found in /proc/self/maps")
+
+
+# --- conformance factories --------------------------------------------------------------------
+
+Made = tuple[Link, ebpf.Program, ebpf.Program]
+
+
+def _pair(prog_type: P, **kw: Any) -> tuple[ebpf.Program, ebpf.Program]:
+    a = load(prog_type, ret0(), name="conf_a", **kw)
+    try:
+        b = load(prog_type, ret0(), name="conf_b", **kw)
+    except BaseException:
+        a.close()
+        raise
+    return a, b
+
+
+def _made(attach: Callable[[ebpf.Program], Link], prog_type: P, **kw: Any) -> Made:
+    a, b = _pair(prog_type, **kw)
+    try:
+        return attach(a), a, b
+    except BaseException:
+        a.close()
+        b.close()
+        raise
+
+
+def tracepoint_link() -> Made:
+    """A PerfEventLink on tracepoint syscalls/sys_enter_getppid."""
+    ensure_tracefs()
+    return _made(lambda p: attach_tracepoint(p, "syscalls", "sys_enter_getppid"), P.TRACEPOINT)
+
+
+def raw_tracepoint_link() -> Made:
+    """A RawTracepointLink on sys_enter."""
+    return _made(lambda p: attach_raw_tracepoint(p, "sys_enter"), P.RAW_TRACEPOINT)
+
+
+def tp_btf_link() -> Made:
+    """A RawTracepointLink made by a tp_btf (TRACING) program on sys_enter."""
+    return _made(tracing.attach_tracing, P.TRACING,  # type: ignore[arg-type]
+                 expected_attach_type=A.TRACE_RAW_TP, attach_to="sys_enter")
+
+
+def iter_link() -> Made:
+    """An IterLink of a task iterator (its program can be updated)."""
+    return _made(attach_iter, P.TRACING, expected_attach_type=A.TRACE_ITER, attach_to="task")
+
+
+def perf_event_link() -> Made:
+    """A PerfEventLink of a PERF_EVENT program on the CPU clock of CPU 0."""
+    def attach(p: ebpf.Program) -> Link:
+        links = perf_event.attach_perf_event(p, sample_period=10_000_000, cpu=0)
+        return links[0]
+    return _made(attach, P.PERF_EVENT)
+
+
+def uprobe_link() -> Made:
+    """A PerfEventLink of a uprobe on libc's getppid, for this process only."""
+    return _made(lambda p: uprobe.attach_uprobe(p, libc_path(), "getppid", pid=os.getpid()),
+                 P.KPROBE)
+
+
+def uprobe_multi_link() -> Made:
+    """An UprobeMultiLink on libc's getppid and getpid."""
+    return _made(lambda p: uprobe.attach_uprobe_multi(p, libc_path(), ["getppid", "getpid"]),
+                 P.KPROBE, expected_attach_type=A.TRACE_UPROBE_MULTI)
+
+
+TRACE_LINK_FACTORIES: list[Callable[[], Made]] = [
+    tracepoint_link,
+    raw_tracepoint_link,
+    tp_btf_link,
+    iter_link,
+    perf_event_link,
+    uprobe_link,
+    uprobe_multi_link,
+]
