@@ -256,6 +256,7 @@ def normalise(raw: Mapping[str, Any], bench: str) -> dict[str, Any]:
     if "floors" in raw and "bench" in raw and isinstance(raw.get("ours"), Mapping):
         r = dict(raw)
         return finish(r)
+    raw = _unsuffix(raw)
     unit = str(raw.get("unit", ""))
     hib = raw.get("higher_is_better")
     if hib is None:
@@ -264,8 +265,11 @@ def normalise(raw: Mapping[str, Any], bench: str) -> dict[str, Any]:
     def side(key: str) -> Any:
         v = raw.get(key)
         if isinstance(v, (int, float)) and (f"{key}_min" in raw or f"{key}_max" in raw):
-            return {"median": float(v), "min": float(raw.get(f"{key}_min", v)),
-                    "max": float(raw.get(f"{key}_max", v)), "n": raw.get(f"{key}_n", 1)}
+            st = {"median": float(v), "min": float(raw.get(f"{key}_min", v)),
+                  "max": float(raw.get(f"{key}_max", v))}
+            if raw.get(f"{key}_n") is not None:
+                st["n"] = raw[f"{key}_n"]
+            return st
         return v
 
     floors: dict[str, Any] = {}
@@ -292,12 +296,19 @@ def normalise(raw: Mapping[str, Any], bench: str) -> dict[str, Any]:
         if raw.get(k) and not peers:
             peers[str(raw.get("peer_label", "peer"))] = str(raw[k])
     known = {"name", "workload", "ours", "unit", "target", "met", "target_met", "note", "notes",
+             "target_spec", "ratio",
              "higher_is_better", "ratio_floor", "ratio_peer", "peer_note", "peer_unavailable",
              *_FLOOR_KEYS, *_PEER_KEYS}
     known |= {f"{k}{s}" for k in ("ours", *_FLOOR_KEYS, *_PEER_KEYS)
               for s in ("_min", "_max", "_n", "_label", "_name")}
     extra = {k: v for k, v in raw.items() if k not in known}
     met = raw.get("target_met", raw.get("met"))
+    target = raw.get("target")
+    spec = raw.get("target_spec")
+    if isinstance(target, (int, float)) and not isinstance(target, bool):
+        # a bare number is a bound on ours: at most for times, at least for rates
+        spec = {"min": float(target)} if hib else {"max": float(target)}
+        target = f"{'>=' if hib else '<='} {fmt_num(target)} {unit}".strip()
     r = row(
         bench,
         str(raw.get("name") or raw.get("workload") or "?"),
@@ -305,7 +316,8 @@ def normalise(raw: Mapping[str, Any], bench: str) -> dict[str, Any]:
         side("ours"),
         floors=floors,
         peers=peers,
-        target=str(raw.get("target") or ""),
+        target=str(target or ""),
+        target_spec=spec if isinstance(spec, Mapping) else None,
         higher_better=bool(hib),
         note=str(raw.get("note") or raw.get("notes") or ""),
     )
@@ -319,6 +331,40 @@ def normalise(raw: Mapping[str, Any], bench: str) -> dict[str, Any]:
     if extra:
         r["extra"] = extra
     return r
+
+
+_SCALE_TO = {"s": ("ms", 1e3), "ms": ("ms", 1.0), "us": ("us", 1.0), "ns": ("ns", 1.0)}
+_SUFFIXED = re.compile(r"^(median|min|max|ours|ours_min|ours_max|floor|floor_min|floor_max|"
+                       r"peer|peer_min|peer_max|target|c|bcc|ctypes)_(s|ms|us|ns)$")
+_RENAME = {"median": "ours", "min": "ours_min", "max": "ours_max"}
+
+
+def _unsuffix(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``median_s``/``min_s``/``floor_s``/``target_s`` style keys to plain keys and a unit
+    (seconds become milliseconds); bare ``median``/``min``/``max`` become ``ours*``."""
+    out: dict[str, Any] = {}
+    unit = raw.get("unit")
+    for k, v in raw.items():
+        m = _SUFFIXED.match(k)
+        if m is None:
+            if k in _RENAME and _RENAME[k] not in raw:
+                out[_RENAME[k]] = v
+            else:
+                out[k] = v
+            continue
+        base, suffix = m.groups()
+        new_unit, scale = _SCALE_TO[suffix]
+        unit = unit or new_unit
+        key = _RENAME.get(base, base)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[key] = float(v) * scale
+        elif isinstance(v, list):
+            out[key] = [float(x) * scale for x in v]
+        else:
+            out[key] = v
+    if unit:
+        out["unit"] = unit
+    return out
 
 
 def skipped(bench: str, name: str, reason: str) -> dict[str, Any]:

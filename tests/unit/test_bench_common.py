@@ -88,11 +88,26 @@ def test_normalise_flat_foreign_row() -> None:
            "target": "<= 200 ms", "met": True, "ratio_floor": 15.0, "extra_field": 1}
     r = common.normalise(raw, "btf")
     assert r["bench"] == "btf"
-    assert r["ours"] == {"median": 120.0, "min": 110.0, "max": 150.0, "n": 1}
+    assert r["ours"] == {"median": 120.0, "min": 110.0, "max": 150.0}
     assert r["floors"][0]["label"] == "C libbpf"
     assert r["ratio_floor"] == {"C libbpf": pytest.approx(15.0)}
     assert r["target_met"] is True
     assert r["extra"] == {"extra_field": 1}
+
+
+def test_normalise_seconds_suffixed_row_with_numeric_target() -> None:
+    raw = {"name": "find", "median_s": 0.08, "min_s": 0.07, "max_s": 0.09, "floor_s": 0.016,
+           "ratio": 5.0, "wall_median_s": 0.15, "target_s": 0.04}
+    r = common.normalise(raw, "btf")
+    assert r["unit"] == "ms"
+    assert r["ours"]["median"] == pytest.approx(80.0)
+    assert r["ours"]["min"] == pytest.approx(70.0)
+    assert r["floors"][0]["median"] == pytest.approx(16.0)
+    assert r["ratio_floor"] == {"floor": pytest.approx(5.0)}
+    assert r["target"] == "<= 40.0 ms" and r["target_met"] is False
+    assert r["extra"] == {"wall_median_s": 0.15}
+    no_target = common.normalise({"name": "x", "median_s": 1.0, "target_s": None}, "btf")
+    assert no_target["target"] == "" and no_target["target_met"] is None
 
 
 def test_normalise_rate_row_and_peer_note() -> None:
