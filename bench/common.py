@@ -735,10 +735,12 @@ def plot_sweep(
     logx: bool = True,
     logy: bool = True,
     bytes_per_x: bool = False,
+    y_unit: float = 1.0,
 ) -> Path | None:
     """Line plot of ``label -> [(x, y), ...]``; returns the PNG path, or None without matplotlib.
 
-    With ``bytes_per_x`` a second panel shows throughput in MB/s (``x * y``).
+    With ``bytes_per_x`` a second panel shows throughput in MB/s: ``x`` bytes per item times
+    ``y * y_unit`` items per second (``y_unit=1e6`` when y is in millions per second).
     """
     try:
         import matplotlib
@@ -758,7 +760,7 @@ def plot_sweep(
             if not pts:
                 continue
             xs = [p[0] for p in pts]
-            ys = [p[0] * p[1] / 1e6 if as_bytes else p[1] for p in pts]
+            ys = [p[0] * p[1] * y_unit / 1e6 if as_bytes else p[1] for p in pts]
             ax.plot(xs, ys, marker="o", label=label)
         if logx:
             ax.set_xscale("log", base=2)
