@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -153,6 +154,27 @@ def run_bench(name: str, module: str, quick: bool, out_dir: Path,
     return list(rows), None
 
 
+README_START = "<!-- results:start (written by python bench/run.py --update-readme) -->"
+README_END = "<!-- results:end -->"
+
+
+def update_readme(readme: Path, results_md: str, plots: list[str]) -> None:
+    """Replace the README's generated block with results.md (its title dropped); the plots
+    are copied to bench/results/ (tracked, unlike the out dir) and linked from there."""
+    body = results_md.split("\n", 1)[1].lstrip("\n") if results_md.startswith("# ") else results_md
+    keep = readme.parent / "results"
+    keep.mkdir(exist_ok=True)
+    for p in plots:
+        shutil.copy2(p, keep / Path(p).name)
+        body = body.replace(f"]({Path(p).name})", f"](results/{Path(p).name})")
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        raise SystemExit(f"{readme}: no {README_START!r} ... {README_END!r} block")
+    head, rest = text.split(README_START, 1)
+    _, tail_ = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{body.rstrip()}\n{README_END}{tail_}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -163,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="output directory (default bench/out)")
     ap.add_argument("--list", action="store_true", help="list the benches and exit")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per bench")
+    ap.add_argument("--update-readme", action="store_true",
+                    help="also put the results into bench/README.md's performance section")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--bench", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -223,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                      f"{meta['loadavg_end'][0]:.1f} at end on {meta['cores']} cores): "
                      "expect wide min-max ranges")
     md, js = common.write_results(out_dir, rows, meta, notes, plots)
+    if args.update_readme:
+        update_readme(common.BENCH_DIR / "README.md", md.read_text(), plots)
     print(common.text_table(rows))
     for n in notes:
         print(f"note: {n}")
