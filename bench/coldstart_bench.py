@@ -3,7 +3,7 @@
 Every side is a whole process timed by the parent from spawn to exit (wall clock):
 - ours: ``python -c "import ebpf; ...Program.load(SOCKET_FILTER, [r0 = 0, exit]).test_run(...)"``
   under Debian's ``/usr/bin/python3`` with ``PYTHONPATH=src`` (the interpreter bcc uses, so
-  both pay the same interpreter start); the installed interpreter is a second row;
+  both pay the same interpreter start); the interpreter running the bench is a second row;
 - floor ``python``: the same interpreter doing nothing (``python -c pass``);
 - floor ``C``: libbpf ``bpf_prog_load`` + ``bpf_prog_test_run_opts`` (bench/coldstart_prog.c);
 - peer ``bcc``: ``from bcc import BPF; BPF(text=...)`` (compiles C with LLVM),
@@ -85,7 +85,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     env_src = {**os.environ, "PYTHONPATH": src}
     variants: dict[str, tuple[list[str], dict[str, str] | None]] = {
         "ours": ([sys_py, "-c", OURS], env_src),
-        "ours_installed": ([sys.executable, "-c", OURS], None),
+        "ours_this": ([sys.executable, "-c", OURS], env_src),
         "import": ([sys_py, "-c", "import ebpf"], env_src),
         "python": ([sys_py, "-c", "pass"], None),
     }
@@ -107,9 +107,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         common.row(BENCH, "cold start: import, load, run once", "ms", got["ours"],
                    floors={"python": got["python"], "C": c}, peers={"bcc": bcc},
                    note=f"{Path(sys_py).name}, PYTHONPATH=src"),
-        common.row(BENCH, "cold start: import, load, run once", "ms", got["ours_installed"],
+        common.row(BENCH, "cold start: import, load, run once", "ms", got["ours_this"],
                    floors={"C": c}, peers={"bcc": bcc},
-                   note=f"installed, {Path(sys.executable).name} {sys.version.split()[0]}"),
+                   note=f"{sys.executable} {sys.version.split()[0]}"),
         common.row(BENCH, "import ebpf", "ms", got["import"], floors={"python": got["python"]},
                    note="process incl. interpreter start"),
     ]

@@ -26,6 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common
 
+# The benches measure this working tree: its src/ goes first for us and for every child, so
+# no install is needed (the package is pure Python) and an older installed copy is not used.
+_SRC = str(common.REPO_DIR / "src")
+sys.path.insert(1, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_SRC, *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _SRC)])
+
 #: (short name, module file stem, what it measures), in run order.
 BENCHES: list[tuple[str, str, str]] = [
     ("syscall", "syscall_bench", "one BPF_MAP_LOOKUP_ELEM through the syscall layer"),

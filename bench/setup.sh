@@ -9,7 +9,7 @@
 #   Debian has no headers package for the running kernel (custom or cloud kernels), the
 #   newest Debian linux-headers-*-amd64 are installed and linked there; bcc's programs in
 #   bench/ only use stable UAPI, so a near version is enough.
-# - matplotlib + numpy for the plots (pip, into the python3 that runs bench/run.py).
+# - matplotlib + numpy for the plots and batch reads (apt for Debian's python3, else pip).
 # Idempotent: run it again at any time.
 set -euo pipefail
 
@@ -48,9 +48,15 @@ if [ ! -e "${BUILD}/include" ] || [ ! -e "/lib/modules/${KREL}/source" ]; then
     fi
 fi
 
-PY="${PYTHON:-python3}"
+# matplotlib + numpy for the interpreter that runs bench/run.py: Debian's own python3 gets
+# Debian's packages (pip refuses to touch it, PEP 668); any other (pyenv, venv) gets pip's.
+PY="$(command -v "${PYTHON:-python3}")"
 if ! "${PY}" -c "import matplotlib, numpy" 2>/dev/null; then
-    "${PY}" -m pip install -q matplotlib numpy
+    if [ "$(readlink -f "${PY}")" = "$(readlink -f /usr/bin/python3)" ]; then
+        apt-get install -y -qq --no-install-recommends python3-matplotlib python3-numpy >/dev/null
+    else
+        "${PY}" -m pip install -q matplotlib numpy
+    fi
 fi
 
 echo "setup.sh: done ($(gcc --version | head -1); libbpf $(pkg-config --modversion libbpf 2>/dev/null || echo '?'))"

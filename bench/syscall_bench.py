@@ -63,7 +63,7 @@ def _measure(n: int, repeats: int) -> dict[str, list[float]]:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    n, repeats = (20_000, 5) if quick else (100_000, 9)
+    n, repeats = (10_000, 9) if quick else (20_000, 25)
     got = _measure(n, repeats)
     c: dict[str, Any]
     try:

@@ -70,7 +70,7 @@ def _measure(n: int, repeats: int) -> dict[str, dict[str, list[float]]]:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    n, repeats = (5_000, 5) if quick else (20_000, 9)
+    n, repeats = (3_000, 7) if quick else (5_000, 21)
     got = _measure(n, repeats)
     try:
         cres = common.run_c("testrun_run", n, repeats)
