@@ -108,9 +108,9 @@ def test_perf_event_link_info_and_pin(prog: ebpf.Program, bpffs: str) -> None:
         assert info.type == 1 or info.type >= 6
         assert links[0].info().type == ebpf.LinkType.PERF_EVENT
         links.pin(bpffs)
-        assert os.listdir(bpffs) == ["cpu0"]
+        assert "cpu0" in os.listdir(bpffs)
         links.unpin()
-        assert os.listdir(bpffs) == []
+        assert "cpu0" not in os.listdir(bpffs)
 
 
 def test_hardware_event_needs_a_pmu(prog: ebpf.Program, counter: Any) -> None:
