@@ -709,7 +709,7 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any],
         tail_lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     if plots:
         tail_lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
-    return "\n".join(head) + body + "\n".join(tail_lines) + ("\n" if tail_lines else "")
+    return "\n".join(head) + "\n" + body + "\n".join(tail_lines) + ("\n" if tail_lines else "")
 
 
 def write_results(out_dir: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any],

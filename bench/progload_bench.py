@@ -89,7 +89,7 @@ def _label(n: int) -> str:
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    repeats = {1_000: 15, 100_000: 3} if quick else {1_000: 41, 100_000: 7}
+    repeats = {1_000: 15, 100_000: 3} if quick else {1_000: 41, 100_000: 11}
     rows: list[dict[str, Any]] = []
     try:
         cres = common.run_c("progload_load", max(repeats.values()), *SIZES)

@@ -135,8 +135,13 @@ def elf_note() -> str | None:
         import ebpf
     except ImportError as e:
         return f"ELF open+load: skipped, ebpf does not import ({e})"
-    has_loader = callable(ebpf.__dict__.get("load")) or (
-        importlib.util.find_spec("ebpf.elf") is not None)
+    has_loader = callable(ebpf.__dict__.get("load"))
+    if not has_loader and importlib.util.find_spec("ebpf.elf") is not None:
+        try:  # a package with an entry point, not a half-written namespace directory
+            elf = importlib.import_module("ebpf.elf")
+            has_loader = any(callable(getattr(elf, n, None)) for n in ("load", "open", "Object"))
+        except Exception:
+            has_loader = False
     if not has_loader:
         return "ELF object open+load: skipped, no ELF loader in ebpf yet (ebpf.load / ebpf.elf)"
     if not (common.BENCH_DIR / "elf_bench.py").exists():

@@ -173,6 +173,7 @@ def test_render_and_write_results(tmp_path: Path) -> None:
     text = md.read_text()
     assert "2025-01-01" in text and "Targets: 0 met, 1 missed" in text
     assert "- n1" in text and "![plot](plot.png)" in text
+    assert "\n\n| bench |" in text  # a table needs a blank line before it
     data = json.loads(js.read_text())
     assert data["rows"][0]["target_met"] is False and data["plots"] == ["plot.png"]
 
