@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += got
         if note:
             notes.append(note)
-    if not args.only or any("elf" in o for o in args.only):
+    if not args.only:
         n = elf_note()
         if n:
             notes.append(n)
