@@ -51,6 +51,10 @@ __all__ = [
 
 C = _t.bpf_cmd
 
+#: Link types without ``update_prog`` in the kernel: ``BPF_LINK_UPDATE`` is EINVAL/EOPNOTSUPP.
+_NO_UPDATE = frozenset({LinkType.RAW_TRACEPOINT, LinkType.TRACING, LinkType.PERF_EVENT,
+                        LinkType.KPROBE_MULTI, LinkType.UPROBE_MULTI, LinkType.NETFILTER})
+
 
 @dataclass(frozen=True, slots=True)
 class LinkInfo:
@@ -181,8 +185,19 @@ class Link:
     def update(self, program: Program, *, expected: Program | None = None) -> None:
         """Atomically replace the attached program (``BPF_LINK_UPDATE``, kernel >= 5.7).
 
-        With ``expected``, the update fails unless that program is the one attached.
+        With ``expected``, the update fails unless that program is the one attached. Link
+        types whose kernel side cannot swap programs (raw tracepoint, tracing, perf event,
+        kprobe/uprobe multi, netfilter) raise :class:`~ebpf.errors.NotSupportedError` without
+        a syscall.
         """
+        lt = type(self).link_type
+        if lt is None:
+            lt_raw = self.info().type
+            lt = lt_raw if isinstance(lt_raw, LinkType) else None
+        if lt in _NO_UPDATE:
+            raise errors.NotSupportedError(
+                f"BPF_LINK_UPDATE of a {lt.name} link",
+                detail="the kernel cannot swap its program: detach and attach the new one")
         attr = _t.LinkUpdateAttr()
         attr.link_fd = self.fileno()
         attr.new_prog_fd = program.fileno()

@@ -13,10 +13,8 @@ Example::
 from __future__ import annotations
 
 import enum
-import errno as _errno
 from typing import final
 
-from .. import errors
 from .._programs import Program
 from .._types import AttachType, LinkType, ProgramType
 from .._uapi import _defines as _d
@@ -70,17 +68,6 @@ class NetfilterLink(Link):
     @property
     def flags(self) -> int:
         return int(self.info().raw.netfilter.flags)
-
-    def update(self, program: Program, *, expected: Program | None = None) -> None:
-        """Not supported by netfilter links (``BPF_LINK_UPDATE`` is ``EOPNOTSUPP``)."""
-        try:
-            super().update(program, expected=expected)
-        except errors.SyscallError as e:
-            if e.errno in (_errno.EOPNOTSUPP, errors.ENOTSUPP):
-                raise errors.NotSupportedError(
-                    "BPF_LINK_UPDATE of a netfilter link",
-                    detail="detach and attach the new program instead") from None
-            raise
 
 
 def attach_netfilter(program: Program, *, protocol: NFProto = NFProto.IPV4,
