@@ -449,7 +449,8 @@ def check_program(program: Program, expected: ProgramType | tuple[ProgramType, .
     exp = expected if isinstance(expected, tuple) else (expected,)
     if program.type not in exp:
         got = program.type.name if isinstance(program.type, ProgramType) else program.type
-        names = " or ".join(e.name for e in exp)
+        names = exp[0].name if len(exp) == 1 else (
+            ", ".join(e.name for e in exp[:-1]) + f" or {exp[-1].name}")
         raise ValueError(f"{what}: invalid program type {got}, expected {names}")
 
 
