@@ -11,10 +11,13 @@ out dir and prints the table. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import inspect
+import io
 import os
+import re
 import shutil
 import sys
 import time
@@ -85,7 +88,11 @@ def child(module: str, bench: str, quick: bool, out_dir: Path) -> int:
     mod = importlib.import_module(module)
     fn = getattr(mod, "run", None)
     if fn is None:
-        common.emit_result([common.skipped(bench, module, f"bench/{module}.py has no run()")])
+        main_fn = getattr(mod, "main", None)
+        rows = [label_defaults(r, bench) for r in from_printed(bench, module, main_fn)] \
+            if callable(main_fn) else []
+        common.emit_result(rows or [
+            common.skipped(bench, module, f"bench/{module}.py has no run()")])
         return 0
     params = inspect.signature(fn).parameters
     kwargs: dict[str, Any] = {}
@@ -111,6 +118,35 @@ def child(module: str, bench: str, quick: bool, out_dir: Path) -> int:
         rows.append(common.skipped(bench, module, "run() returned no rows"))
     common.emit_result(rows)
     return 0
+
+
+#: Targets for rows parsed from a bench's printed output: (bench, name prefix) -> spec.
+PRINTED_TARGETS: dict[tuple[str, str], tuple[str, dict[str, float]]] = {
+    ("asm", "assemble (labels"): (">= 2M insns/s", {"min": 2.0}),
+    ("asm", "disassemble bytes"): (">= 1M insns/s", {"min": 1.0}),
+}
+_PRINTED_RATE = re.compile(
+    r"^(?P<name>[^:]+):\s*(?P<value>[0-9.]+)\s*(?P<unit>[kMG]?\s*[\w ]*/s)\b")
+
+
+def from_printed(bench: str, module: str, main_fn: Any) -> list[dict[str, Any]]:
+    """Rows from ``name: 1.23M insns/s`` lines that a bench without ``run()`` prints from its
+    ``main()`` (one sample each: the bench's own best-of figure)."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main_fn()
+    rows = []
+    for line in buf.getvalue().splitlines():
+        m = _PRINTED_RATE.match(line.strip())
+        if not m:
+            continue
+        name = m["name"].strip()
+        target, spec = next((t for (b, prefix), t in PRINTED_TARGETS.items()
+                             if b == bench and name.startswith(prefix)), ("", None))
+        rows.append(common.row(bench, name, m["unit"], float(m["value"]),
+                               target=target, target_spec=spec,
+                               note=f"printed by bench/{module}.py main()"))
+    return rows
 
 
 def label_defaults(r: dict[str, Any], bench: str) -> dict[str, Any]:
