@@ -234,3 +234,17 @@ def test_inputs_checked_before_any_syscall(cgroup: str, tmp_path: object) -> Non
             attach_cgroup(xdp, cgroup)
         with pytest.raises(ValueError, match="invalid program type XDP"):
             attach_cgroup(xdp, cgroup, AT.CGROUP_INET_EGRESS)
+
+
+def test_falls_back_to_prog_attach_without_cgroup_links(
+        cgroup: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ebpf.link.cgroup as cgroup_module
+
+    monkeypatch.setattr(cgroup_module, "_have_cgroup_link", lambda: False)
+    at = AT.CGROUP_INET_EGRESS
+    with (
+        ebpf.Program.load(PT.CGROUP_SKB, ret(1), expected_attach_type=at) as prog,
+        attach_cgroup(prog, cgroup) as att,
+    ):
+        assert isinstance(att, CgroupAttachment) and att.mode is CgroupMode.MULTI
+        assert query_cgroup(cgroup, at).attach_flags == ebpf._uapi._defines.BPF_F_ALLOW_MULTI

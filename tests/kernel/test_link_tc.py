@@ -241,3 +241,15 @@ def test_inputs_checked_before_any_syscall(counts: Map) -> None:
             attach_tc(prog, "lo", priority=70000)
         with pytest.raises(ValueError, match="at most one"):
             attach_tc(prog, "lo", before=prog, after=prog)
+
+
+def test_falls_back_to_clsact_without_tcx(pair: VethPair, counts: Map,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import ebpf.link.tc as tc_module
+
+    monkeypatch.setattr(tc_module, "_have_tcx", lambda: False)
+    with load(counts) as prog, pair.b.enter():
+        with attach_tc(prog, pair.b.ifname) as att:
+            assert isinstance(att, TCAttachment)
+            send_all_and_check(pair, counts)
+        assert tc_filters(pair.b.ifname) == []

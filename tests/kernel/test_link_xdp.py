@@ -180,3 +180,26 @@ def test_native_on_loopback_is_eopnotsupp(netns: object, counts: Map) -> None:
         with pytest.raises(errors.SyscallError) as exc:
             attach_xdp(prog, "lo", mode=ebpf.XDPMode.NATIVE, method="netlink")
         assert exc.value.errno == errno.EOPNOTSUPP
+
+
+@pytest.mark.parametrize("method", ["link", "netlink"])
+def test_offload_needs_an_offload_device(pair: VethPair, counts: Map, method: str) -> None:
+    # veth cannot offload, and the program was not loaded for a device: EINVAL either way.
+    with load(counts, XDP_PASS) as prog, pair.b.enter():
+        with pytest.raises(errors.SyscallError) as exc:
+            attach_xdp(prog, pair.b.ifname, mode=ebpf.XDPMode.OFFLOAD,
+                       method=method)  # type: ignore[call-overload]
+        assert exc.value.errno == errno.EINVAL
+        assert netlink.xdp_query(pair.b.ifindex).prog_id == 0
+
+
+def test_falls_back_to_netlink_without_xdp_links(pair: VethPair, counts: Map,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import ebpf.link.xdp as xdp_module
+
+    monkeypatch.setattr(xdp_module, "_have_xdp_link", lambda: False)
+    with load(counts, XDP_DROP) as prog, pair.b.enter():
+        with attach_xdp(prog, pair.b.ifname, mode=ebpf.XDPMode.GENERIC) as att:
+            assert isinstance(att, XDPAttachment)
+            assert netlink.xdp_query(pair.b.ifindex).skb_prog_id == prog.id
+        assert netlink.xdp_query(pair.b.ifindex).prog_id == 0

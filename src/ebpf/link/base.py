@@ -362,6 +362,7 @@ def prog_query(target_fd: int, attach_type: int, *, effective: bool = False) -> 
     ``effective`` (cgroups) lists the programs that run, inherited ones included.
     """
     mprog = int(attach_type) in _MPROG_ATTACH_TYPES
+    want_flags = not effective
     count = 16
     while True:
         ids = (ctypes.c_uint32 * count)()
@@ -373,7 +374,7 @@ def prog_query(target_fd: int, attach_type: int, *, effective: bool = False) -> 
         attr.query_flags = _d.BPF_F_QUERY_EFFECTIVE if effective else 0
         attr.prog_ids = ctypes.addressof(ids)
         attr.prog_cnt = count
-        if not effective:
+        if want_flags:  # per-program flags: kernel >= 6.0
             attr.prog_attach_flags = ctypes.addressof(pflags)
         if mprog:  # link_ids is only known to (and only filled by) the mprog hooks, >= 6.6
             attr.link_ids = ctypes.addressof(lids)
@@ -383,12 +384,15 @@ def prog_query(target_fd: int, attach_type: int, *, effective: bool = False) -> 
             if e.errno == _errno.ENOSPC and attr.prog_cnt > count:
                 count = attr.prog_cnt
                 continue
+            if e.errno == _errno.EINVAL and want_flags and not mprog:
+                want_flags = False  # a kernel < 6.0 rejects the unknown field
+                continue
             raise
         n = min(attr.prog_cnt, count)
         return ProgQuery(
             prog_ids=tuple(ids[:n]),
             attach_flags=attr.attach_flags,
-            prog_attach_flags=() if effective else tuple(pflags[:n]),
+            prog_attach_flags=tuple(pflags[:n]) if want_flags else (),
             link_ids=tuple(lids[:n]) if mprog else (),
             revision=attr.revision,
         )
