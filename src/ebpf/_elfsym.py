@@ -430,7 +430,8 @@ class ElfFile:
         """File offset of virtual address ``vaddr``, through the ``PT_LOAD`` that maps it.
 
         ``executable`` restricts the search to code (True) or data (False) segments.
-        Raises :class:`ValueError` when no loadable segment holds the address.
+        Raises :class:`~ebpf.errors.ParseError` (a :class:`ValueError`) when no loadable
+        segment holds the address.
         """
         for seg in self.segments:
             if seg.type != PT_LOAD or not seg.contains(vaddr):
@@ -442,8 +443,8 @@ class ElfFile:
         for sec in self.sections:
             if sec.addr and sec.type != SHT_NOBITS and sec.addr <= vaddr < sec.addr + sec.size:
                 return vaddr - sec.addr + sec.offset
-        raise ValueError(f"address {vaddr:#x} is not in any loadable segment of "
-                         f"{self.path or 'the ELF file'}")
+        raise errors.ParseError(f"address {vaddr:#x} is not in any loadable segment of "
+                                f"{self.path or 'the ELF file'}")
 
     # --- symbols ------------------------------------------------------------------------
     def _versions(self, dynsym: Section) -> tuple[list[int], dict[int, str]] | None:
@@ -619,7 +620,7 @@ class ElfFile:
                 pc += base_sec.addr - base  # prelink moved the file; libbpf does the same
             try:
                 pc_off = self.address_to_offset(pc, executable=True)
-            except ValueError:
+            except errors.ParseError:
                 pc_off = self.address_to_offset(pc)
             sema_off = self.address_to_offset(sema, executable=False) if sema else 0
             out.append(USDTProbe(provider, name, pc, pc_off, base, sema, sema_off, args))
@@ -632,6 +633,7 @@ _X86_DEREF = re.compile(r"^(-?(?:0x[0-9a-fA-F]+|\d+))?\(%(\w+)\)$")
 _X86_REG = re.compile(r"^%(\w+)$")
 _X86_CONST = re.compile(r"^\$(-?(?:0x[0-9a-fA-F]+|\d+))$")
 _ARM_DEREF = re.compile(r"^\[(\w+)(?:,\s*#?(-?(?:0x[0-9a-fA-F]+|\d+)))?\]$")
+_PAREN_DEREF = re.compile(r"^(-?(?:0x[0-9a-fA-F]+|\d+))?\((\w+)\)$")  # RISC-V: 8@-8(s0)
 _PLAIN_CONST = re.compile(r"^#?(-?(?:0x[0-9a-fA-F]+|\d+))$")
 _PLAIN_REG = re.compile(r"^([a-z]+\d*)$")
 
@@ -658,6 +660,9 @@ def _parse_one(spec: str) -> USDTArgument:
     if m := _ARM_DEREF.match(loc):
         return USDTArgument(size, signed, "deref", register=m.group(1),
                             offset=int(m.group(2) or "0", 0), text=spec)
+    if m := _PAREN_DEREF.match(loc):
+        return USDTArgument(size, signed, "deref", register=m.group(2),
+                            offset=int(m.group(1) or "0", 0), text=spec)
     if m := _PLAIN_CONST.match(loc):
         return USDTArgument(size, signed, "const", value=int(m.group(1), 0), text=spec)
     if m := _PLAIN_REG.match(loc):
