@@ -1,0 +1,754 @@
+"""ELF object (clang ``-target bpf``, libbpf conventions) -> :class:`~ebpf.CollectionSpec`.
+
+Pure: the same bytes give the same spec on any host; nothing here enters the kernel.
+
+What is understood:
+
+* programs: every ``FUNC`` symbol of an executable section other than ``.text`` is a program
+  (several may share a section); the section name gives type, expected attach type, flags
+  and attach target by libbpf's ``SEC()`` table (:mod:`ebpf.elf.sections`);
+* subprograms: functions in ``.text`` (or elsewhere) reached by ``call`` (bpf-to-bpf) or by
+  address (``BPF_PSEUDO_FUNC``, callbacks of ``bpf_loop``, timers...) are appended to each
+  program that uses them, and the call/address immediates rewritten;
+* maps: BTF-defined (``.maps``: type, key/value or their sizes, max_entries, map_flags,
+  numa_node, map_extra, pinning, inner maps and initial ``values``) and legacy
+  (``maps``, ``struct bpf_map_def``);
+* global data: ``.data*``, ``.rodata*`` (frozen, ``BPF_F_RDONLY_PROG``), ``.bss*`` become
+  one-element array maps, referenced with ``BPF_PSEUDO_MAP_VALUE``; their variables are
+  listed in ``CollectionSpec.variables``;
+* externs in ``.ksyms``: kfunc calls and typed kernel variables, resolved at load;
+* ``.BTF``/``.BTF.ext``: func info, line info and CO-RE relocations per program; the BTF is
+  fixed up for the kernel (data section sizes and variable offsets, extern sections);
+* ``license`` and ``version`` sections.
+"""
+
+from __future__ import annotations
+
+import struct
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+from .. import btf as _btf
+from .._spec import (
+    CollectionSpec,
+    MapSpec,
+    PinType,
+    ProgramSpec,
+    Reference,
+    ReferenceKind,
+    VariableSpec,
+)
+from .._types import MapType
+from .._uapi import _generated_types as _t
+from ..btf.ext import CoreRelo, ExtInfo, FuncInfo, LineInfo
+from ..errors import ParseError
+from .reader import EM_BPF, SHN_LORESERVE, ELFFile, Section, SectionType, Symbol, SymbolType
+from .sections import match_section
+
+__all__ = ["load_collection_spec"]
+
+_OP_LDDW = 0x18
+_OP_CALL = 0x85
+_PSEUDO_CALL = 1
+_PSEUDO_FUNC = 4
+
+
+@dataclass(slots=True)
+class _Func:
+    section: int
+    name: str
+    start: int  # instruction index in the section
+    count: int
+    is_global: bool
+
+
+@dataclass(slots=True)
+class _Reloc:
+    kind: str   # "call", "func", "map", "data", "kfunc", "ksym", "kconfig"
+    name: str = ""
+    section: int = 0
+    target: int = 0  # instruction index in ``section`` for call/func
+    offset: int = 0  # byte offset for data
+
+
+@dataclass(slots=True)
+class _Obj:
+    elf: ELFFile
+    bo: str
+    syms: tuple[Symbol, ...]
+    btf: _btf.Spec | None
+    ext: ExtInfo | None
+    license: str = "GPL"
+    kern_version: int = 0
+    maps: dict[str, MapSpec] = field(default_factory=dict)
+    map_sections: set[int] = field(default_factory=set)
+    data_sections: dict[int, str] = field(default_factory=dict)
+    funcs: dict[int, list[_Func]] = field(default_factory=dict)
+    relocs: dict[tuple[int, int], _Reloc] = field(default_factory=dict)
+    extern_kinds: dict[str, str] = field(default_factory=dict)
+
+
+def load_collection_spec(data: bytes) -> CollectionSpec:
+    """Parse a BPF ELF object. Raises :class:`~ebpf.errors.ParseError` for malformed or
+    unsupported input."""
+    elf = ELFFile(data)
+    if elf.machine != EM_BPF:
+        raise ParseError(f"not a BPF object (e_machine {elf.machine}, expected {EM_BPF})", 18)
+    if elf.e_type != 1:
+        raise ParseError(f"not a relocatable object (e_type {elf.e_type})", 16)
+    bo = elf.byteorder
+    obj = _Obj(elf, bo, elf.symbols(), None, None)
+    _read_meta(obj)
+    _read_btf(obj)
+    _collect_externs(obj)
+    _read_data_sections(obj)
+    _read_legacy_maps(obj)
+    _read_btf_maps(obj)
+    _collect_funcs(obj)
+    _collect_relocs(obj)
+    programs = _build_programs(obj)
+    variables = _variables(obj)
+    blob = _fixup_btf(obj) if obj.btf is not None else None
+    fi_size = obj.ext.func_info_rec_size if obj.ext else 8
+    li_size = obj.ext.line_info_rec_size if obj.ext else 16
+    return CollectionSpec(maps=obj.maps, programs=programs, variables=variables, btf=obj.btf,
+                          btf_blob=blob, func_info_rec_size=fi_size,
+                          line_info_rec_size=li_size, byteorder=bo)
+
+
+# --- metadata, BTF ---------------------------------------------------------------------------
+
+def _read_meta(obj: _Obj) -> None:
+    lic = obj.elf.get_section("license")
+    if lic is not None:
+        obj.license = obj.elf.section_data(lic).split(b"\0", 1)[0].decode("utf-8", "replace")
+    ver = obj.elf.get_section("version")
+    if ver is not None:
+        raw = obj.elf.section_data(ver)
+        if len(raw) != 4:
+            raise ParseError(f"version section is {len(raw)} bytes, expected 4", ver.offset)
+        obj.kern_version = struct.unpack(obj.bo + "I", raw)[0]
+
+
+def _read_btf(obj: _Obj) -> None:
+    sec = obj.elf.get_section(".BTF")
+    if sec is None:
+        return
+    try:
+        obj.btf = _btf.Spec.from_bytes(obj.elf.section_data(sec))
+    except ParseError as e:
+        raise ParseError(f".BTF: {e.what}", sec.offset + (e.offset or 0)) from None
+    ext = obj.elf.get_section(".BTF.ext")
+    if ext is not None:
+        try:
+            obj.ext = ExtInfo.from_bytes(obj.elf.section_data(ext), obj.btf.string,
+                                         obj.btf.byte_order)
+        except ParseError as e:
+            raise ParseError(f".BTF.ext: {e.what}", ext.offset + (e.offset or 0)) from None
+
+
+def _datasecs(obj: _Obj) -> dict[str, _btf.DataSec]:
+    if obj.btf is None:
+        return {}
+    try:
+        return {t.name: t for t in obj.btf.types(_btf.DataSec)}
+    except (KeyError, ValueError, TypeError) as e:
+        raise ParseError(f".BTF: bad DATASEC ({e})") from None
+
+
+def _collect_externs(obj: _Obj) -> None:
+    """Which undefined symbols are kfuncs, typed ksyms or kconfig values (from BTF)."""
+    for name, sec in _datasecs(obj).items():
+        if name not in (".ksyms", ".kconfig"):
+            continue
+        for vs in sec.vars:
+            t = vs.type
+            if name == ".kconfig":
+                obj.extern_kinds[t.name] = "kconfig"
+            elif isinstance(t, _btf.Func):
+                obj.extern_kinds[t.name] = "kfunc"
+            else:
+                obj.extern_kinds[t.name] = "ksym"
+
+
+# --- maps ---------------------------------------------------------------------------------
+
+def _is_data_section(sec: Section) -> bool:
+    if sec.type not in (SectionType.PROGBITS, SectionType.NOBITS) or not sec.flags & 0x2:
+        return False
+    if sec.executable:
+        return False
+    n = sec.name
+    return any(n == p or n.startswith(p + ".") for p in (".data", ".rodata", ".bss"))
+
+
+def _read_data_sections(obj: _Obj) -> None:
+    secs = _datasecs(obj)
+    for sec in obj.elf.sections:
+        if not _is_data_section(sec) or sec.size == 0:
+            continue
+        contents = obj.elf.section_data(sec)
+        readonly = sec.name.startswith(".rodata")
+        flags = _t.BPF_F_MMAPABLE
+        if readonly:
+            flags |= _t.BPF_F_RDONLY_PROG
+        ds = secs.get(sec.name)
+        obj.maps[sec.name] = MapSpec(
+            name=sec.name, type=MapType.ARRAY, key_size=4, value_size=sec.size,
+            max_entries=1, flags=flags, contents=((0, contents),), freeze=readonly,
+            btf_value_type_id=ds.id if ds is not None else 0)
+        obj.data_sections[sec.index] = sec.name
+
+
+def _read_legacy_maps(obj: _Obj) -> None:
+    sec = obj.elf.get_section("maps")
+    if sec is None:
+        return
+    obj.map_sections.add(sec.index)
+    data = obj.elf.section_data(sec)
+    syms = [s for s in obj.syms if s.section_index == sec.index
+            and s.type in (SymbolType.OBJECT, SymbolType.NOTYPE) and s.name]
+    if not syms:
+        return
+    syms.sort(key=lambda s: s.value)
+    for i, s in enumerate(syms):
+        size = s.size or ((syms[i + 1].value if i + 1 < len(syms) else len(data)) - s.value)
+        if size < 20 or s.value + 20 > len(data):
+            raise ParseError(f"legacy map {s.name!r} definition is {size} bytes (< 20)",
+                             sec.offset + s.value)
+        mt, ks, vs, me, fl = struct.unpack_from(obj.bo + "5I", data, s.value)
+        obj.maps[s.name] = MapSpec(name=s.name, type=_map_type(mt), key_size=ks,
+                                   value_size=vs, max_entries=me, flags=fl)
+
+
+def _map_type(v: int) -> MapType | int:
+    try:
+        return MapType(v)
+    except ValueError:
+        return v
+
+
+def _uint_member(spec: _btf.Spec, m: _btf.Member, map_name: str) -> int:
+    t = spec.resolve(m.type)
+    if not isinstance(t, _btf.Pointer):
+        raise ParseError(f"map {map_name!r}: {m.name} is not a __uint() pointer")
+    arr = spec.resolve(t.target)
+    if not isinstance(arr, _btf.Array):
+        raise ParseError(f"map {map_name!r}: {m.name} does not point to an array")
+    return arr.nelems
+
+
+def _btf_map(spec: _btf.Spec, name: str, t: _btf.Type, depth: int = 0
+             ) -> tuple[MapSpec, int | None]:
+    """A map definition struct -> (spec, byte offset of its ``values`` member or None)."""
+    if depth > 2:
+        raise ParseError(f"map {name!r}: map-in-map nesting too deep")
+    st = spec.resolve(t)
+    if not isinstance(st, _btf.Struct):
+        raise ParseError(f"map {name!r} is not defined by a struct")
+    kw: dict[str, object] = {}
+    key_size = value_size = None
+    key_id = value_id = 0
+    inner: MapSpec | None = None
+    values_off: int | None = None
+    for m in st.members:
+        if m.name in ("type", "max_entries", "map_flags", "numa_node", "key_size",
+                      "value_size", "pinning", "map_extra"):
+            kw[m.name] = _uint_member(spec, m, name)
+        elif m.name in ("key", "value"):
+            p = spec.resolve(m.type)
+            if not isinstance(p, _btf.Pointer):
+                raise ParseError(f"map {name!r}: {m.name} is not a __type() pointer")
+            try:
+                size = spec.sizeof(p.target)
+            except ValueError as e:
+                raise ParseError(f"map {name!r}: {m.name} has no size ({e})") from None
+            if m.name == "key":
+                key_size, key_id = size, p.target_id
+            else:
+                value_size, value_id = size, p.target_id
+        elif m.name == "values":
+            arr = spec.resolve(m.type)
+            if not isinstance(arr, _btf.Array):
+                raise ParseError(f"map {name!r}: values is not an array")
+            p = spec.resolve(arr.elem_type)
+            if not isinstance(p, _btf.Pointer):
+                raise ParseError(f"map {name!r}: values is not an array of pointers")
+            target = spec.resolve(p.target)
+            if isinstance(target, _btf.Struct):
+                inner, _ = _btf_map(spec, f"{name}.inner", target, depth + 1)
+            values_off = m.offset // 8
+            value_size = 4
+        else:
+            raise ParseError(f"map {name!r}: unknown map attribute {m.name!r}")
+    if "type" not in kw:
+        raise ParseError(f"map {name!r} has no type")
+    ks = kw.pop("key_size", None)
+    vs = kw.pop("value_size", None)
+    if key_size is not None and ks is not None and ks != key_size:
+        raise ParseError(f"map {name!r}: key_size {ks} disagrees with key type ({key_size})")
+    if value_size is not None and vs is not None and vs != value_size and values_off is None:
+        raise ParseError(f"map {name!r}: value_size {vs} disagrees with value type "
+                         f"({value_size})")
+    pin = int(kw.pop("pinning", 0))  # type: ignore[call-overload]
+    try:
+        pinning = PinType(pin)
+    except ValueError:
+        raise ParseError(f"map {name!r}: unknown pinning {pin}") from None
+    ms = MapSpec(
+        name=name, type=_map_type(int(kw["type"])),  # type: ignore[call-overload]
+        key_size=key_size if key_size is not None else ks,  # type: ignore[arg-type]
+        value_size=value_size if value_size is not None else vs,  # type: ignore[arg-type]
+        max_entries=kw.get("max_entries"),  # type: ignore[arg-type]
+        flags=int(kw.get("map_flags", 0)),  # type: ignore[call-overload]
+        map_extra=int(kw.get("map_extra", 0)),  # type: ignore[call-overload]
+        numa_node=kw.get("numa_node"),  # type: ignore[arg-type]
+        pinning=pinning, inner=inner,
+        btf_key_type_id=key_id if values_off is None else 0,
+        btf_value_type_id=value_id if values_off is None else 0,
+    )
+    return ms, values_off
+
+
+def _read_btf_maps(obj: _Obj) -> None:
+    sec = obj.elf.get_section(".maps")
+    if sec is None:
+        return
+    obj.map_sections.add(sec.index)
+    if obj.btf is None:
+        raise ParseError(".maps section without .BTF (compile with -g)", sec.offset)
+    ds = _datasecs(obj).get(".maps")
+    if ds is None:
+        raise ParseError(".maps section has no BTF DATASEC", sec.offset)
+    offsets: dict[str, int] = {s.name: s.value for s in obj.syms
+                               if s.section_index == sec.index and s.name}
+    values_at: list[tuple[int, int, str]] = []  # (values start, end, map name)
+    for vs in ds.vars:
+        var = vs.type
+        if not isinstance(var, _btf.Var):
+            raise ParseError(f".maps entry {vs.type_id} is not a variable")
+        try:
+            ms, values_off = _btf_map(obj.btf, var.name, var.type)
+        except (KeyError, ValueError) as e:
+            if isinstance(e, ParseError):
+                raise
+            raise ParseError(f"map {var.name!r}: bad BTF ({e})") from None
+        obj.maps[var.name] = ms
+        if values_off is not None:
+            start = offsets.get(var.name, vs.offset) + values_off
+            values_at.append((start, offsets.get(var.name, vs.offset) + vs.size, var.name))
+    if not values_at:
+        return
+    rel = obj.elf.relocation_sections().get(sec.index)
+    if rel is None:
+        return
+    contents: dict[str, list[tuple[int, str]]] = {}
+    for r in obj.elf.relocations(rel):
+        for start, end, mname in values_at:
+            if start <= r.offset < end:
+                sym = _symbol(obj, r.symbol, rel)
+                contents.setdefault(mname, []).append(((r.offset - start) // 8, sym.name))
+    for mname, entries in contents.items():
+        obj.maps[mname] = obj.maps[mname].replace(contents=tuple(sorted(entries)))
+
+
+def _symbol(obj: _Obj, index: int, where: Section) -> Symbol:
+    if not 0 <= index < len(obj.syms):
+        raise ParseError(f"relocation against missing symbol {index}", where.offset)
+    return obj.syms[index]
+
+
+# --- functions and relocations ---------------------------------------------------------------
+
+def _collect_funcs(obj: _Obj) -> None:
+    for sec in obj.elf.sections:
+        if not sec.executable or sec.type != SectionType.PROGBITS or sec.size == 0:
+            continue
+        if sec.size % 8:
+            raise ParseError(f"section {sec.name!r} is not a whole number of instructions",
+                             sec.offset)
+        n = sec.size // 8
+        funcs: list[_Func] = []
+        for s in obj.syms:
+            if s.section_index != sec.index or s.type != SymbolType.FUNC:
+                continue
+            if s.value % 8 or s.size % 8 or s.value + s.size > sec.size:
+                raise ParseError(f"function {s.name!r} is outside section {sec.name!r}",
+                                 sec.offset)
+            count = s.size // 8 if s.size else 0
+            funcs.append(_Func(sec.index, s.name, s.value // 8, count, s.binding != 0))
+        funcs.sort(key=lambda f: f.start)
+        if not funcs:
+            funcs = [_Func(sec.index, sec.name, 0, n, sec.name != ".text")]
+        for i, f in enumerate(funcs):  # symbols without a size run to the next one
+            if f.count == 0:
+                f.count = (funcs[i + 1].start if i + 1 < len(funcs) else n) - f.start
+        obj.funcs[sec.index] = funcs
+
+
+def _insn(data: bytes, i: int, bo: str) -> tuple[int, int, int, int, int]:
+    """(code, dst, src, off, imm) of instruction ``i``."""
+    code, regs, off, imm = struct.unpack_from(bo + "BBhi", data, i * 8)
+    if bo == "<":
+        return code, regs & 0xF, regs >> 4, off, imm
+    return code, regs >> 4, regs & 0xF, off, imm
+
+
+def _collect_relocs(obj: _Obj) -> None:
+    elf = obj.elf
+    rels = elf.relocation_sections()
+    for sec_index in obj.funcs:
+        sec = elf.sections[sec_index]
+        rel = rels.get(sec_index)
+        if rel is None:
+            continue
+        code_bytes = elf.section_data(sec)
+        for r in elf.relocations(rel):
+            if r.offset % 8 or r.offset + 8 > len(code_bytes):
+                raise ParseError(f"relocation at {r.offset} outside the code of {sec.name!r}",
+                                 rel.offset)
+            idx = r.offset // 8
+            sym = _symbol(obj, r.symbol, rel)
+            code, _dst, src, _off, imm = _insn(code_bytes, idx, obj.bo)
+            obj.relocs[(sec_index, idx)] = _classify(obj, sec, idx, code, src, imm, sym)
+
+
+def _classify(obj: _Obj, sec: Section, idx: int, code: int, src: int, imm: int,
+              sym: Symbol) -> _Reloc:
+    where = f"{sec.name!r} instruction {idx}"
+    shndx = sym.section_index
+    if sym.undefined:
+        kind = obj.extern_kinds.get(sym.name)
+        if code == _OP_CALL:
+            return _Reloc("kfunc", sym.name)
+        if code != _OP_LDDW:
+            raise ParseError(f"extern {sym.name!r} used by a non-ld_imm64 at {where}")
+        if kind is None:
+            raise ParseError(f"unresolved extern {sym.name!r} at {where} (not __ksym or "
+                             "__kconfig)")
+        return _Reloc(kind, sym.name)
+    if shndx >= SHN_LORESERVE or shndx >= len(obj.elf.sections):
+        raise ParseError(f"relocation at {where} against symbol {sym.name!r} in special "
+                         f"section {shndx:#x}")
+    target_sec = obj.elf.sections[shndx]
+    if code == _OP_CALL:
+        if src != _PSEUDO_CALL:
+            raise ParseError(f"relocated call at {where} is not a bpf-to-bpf call")
+        if shndx not in obj.funcs:
+            raise ParseError(f"call at {where} into non-code section {target_sec.name!r}")
+        if sym.value % 8:
+            raise ParseError(f"call at {where} to a misaligned symbol")
+        return _Reloc("call", section=shndx, target=sym.value // 8 + imm + 1)
+    if code != _OP_LDDW:
+        raise ParseError(f"unsupported relocation on opcode {code:#04x} at {where}")
+    if shndx in obj.funcs:
+        off = sym.value + imm
+        if off % 8:
+            raise ParseError(f"function address at {where} is misaligned")
+        return _Reloc("func", section=shndx, target=off // 8)
+    if shndx in obj.map_sections:
+        name = sym.name
+        if sym.type == SymbolType.SECTION or not name:
+            name = _map_at(obj, shndx, sym.value + imm, where)
+        if name not in obj.maps:
+            raise ParseError(f"reference to unknown map {name!r} at {where}")
+        return _Reloc("map", name)
+    if shndx in obj.data_sections:
+        return _Reloc("data", obj.data_sections[shndx], offset=sym.value + imm)
+    raise ParseError(f"relocation at {where} against {sym.name!r} in unsupported section "
+                     f"{target_sec.name!r}")
+
+
+def _map_at(obj: _Obj, shndx: int, offset: int, where: str) -> str:
+    for s in obj.syms:
+        if s.section_index == shndx and s.value == offset and s.type != SymbolType.SECTION:
+            return s.name
+    raise ParseError(f"no map symbol at offset {offset} for {where}")
+
+
+def _find_func(obj: _Obj, sec: int, idx: int) -> _Func | None:
+    funcs = obj.funcs.get(sec)
+    if not funcs:
+        return None
+    i = bisect_right([f.start for f in funcs], idx) - 1
+    if i < 0:
+        return None
+    f = funcs[i]
+    return f if idx < f.start + f.count else None
+
+
+def _set_insn(buf: bytearray, i: int, bo: str, *, src: int | None = None,
+              imm: int | None = None) -> None:
+    if src is not None:
+        regs = buf[i * 8 + 1]
+        if bo == "<":
+            buf[i * 8 + 1] = (regs & 0x0F) | (src << 4)
+        else:
+            buf[i * 8 + 1] = (regs & 0xF0) | src
+    if imm is not None:
+        struct.pack_into(bo + "i", buf, i * 8 + 4, imm)
+
+
+def _build_programs(obj: _Obj) -> dict[str, ProgramSpec]:
+    out: dict[str, ProgramSpec] = {}
+    text = obj.elf.get_section(".text")
+    for sec_index, funcs in obj.funcs.items():
+        sec = obj.elf.sections[sec_index]
+        if text is not None and sec_index == text.index:
+            continue
+        match = match_section(sec.name)
+        for f in funcs:
+            if not f.is_global and len(funcs) > 1 and _is_called(obj, f):
+                continue  # a static subprogram of this section, not a program
+            if f.name in out:
+                raise ParseError(f"two programs named {f.name!r}")
+            out[f.name] = _link(obj, f, sec, match)
+    return out
+
+
+def _is_called(obj: _Obj, f: _Func) -> bool:
+    for (sec, _idx), r in obj.relocs.items():
+        if r.kind in ("call", "func") and r.section == f.section and r.target == f.start:
+            return True
+        _ = sec
+    code = obj.elf.section_data(obj.elf.sections[f.section])
+    for other in obj.funcs[f.section]:
+        for i in range(other.start, other.start + other.count):
+            c, _d, src, _o, imm = _insn(code, i, obj.bo)
+            if c == _OP_CALL and src == _PSEUDO_CALL and (f.section, i) not in obj.relocs \
+                    and i + imm + 1 == f.start:
+                return True
+    return False
+
+
+def _ext_for(obj: _Obj, sec_name: str
+             ) -> tuple[tuple[FuncInfo, ...], tuple[LineInfo, ...], tuple[CoreRelo, ...]]:
+    if obj.ext is None:
+        return (), (), ()
+    return (obj.ext.func_info.get(sec_name, ()), obj.ext.line_info.get(sec_name, ()),
+            obj.ext.core_relos.get(sec_name, ()))
+
+
+def _link(obj: _Obj, main: _Func, sec: Section,
+          match: tuple[object, str | None] | None) -> ProgramSpec:
+    bo = obj.bo
+    placed: dict[tuple[int, int], int] = {(main.section, main.start): 0}
+    order: list[_Func] = [main]
+    code = bytearray()
+    refs: list[Reference] = []
+    core: list[tuple[int, CoreRelo]] = []
+    finfo: list[tuple[int, int]] = []
+    linfo: list[tuple[int, int, int, int]] = []
+    func_info_complete = True
+    n = 0
+    while n < len(order):
+        f = order[n]
+        n += 1
+        base = placed[(f.section, f.start)]
+        fsec = obj.elf.sections[f.section]
+        sec_code = obj.elf.section_data(fsec)
+        code += sec_code[f.start * 8:(f.start + f.count) * 8]
+        for j in range(f.count):
+            i = f.start + j
+            out_i = base + j
+            r = obj.relocs.get((f.section, i))
+            c, _d, src, _o, imm = _insn(sec_code, i, bo)
+            target: tuple[int, int] | None = None
+            if r is not None and r.kind in ("call", "func"):
+                target = (r.section, r.target)
+            elif r is None and ((c == _OP_CALL and src == _PSEUDO_CALL)
+                                or (c == _OP_LDDW and src == _PSEUDO_FUNC)):
+                target = (f.section, i + imm + 1)
+            if target is not None:
+                tf = _find_func(obj, *target)
+                if tf is None:
+                    raise ParseError(f"call in {f.name!r} to instruction {target[1]} of "
+                                     f"{obj.elf.sections[target[0]].name!r}, not a function")
+                key = (tf.section, tf.start)
+                if key not in placed:
+                    placed[key] = sum(x.count for x in order)
+                    order.append(tf)
+                new = placed[key] + (target[1] - tf.start)
+                is_call = c == _OP_CALL
+                _set_insn(code, out_i, bo, src=_PSEUDO_CALL if is_call else _PSEUDO_FUNC,
+                          imm=new - out_i - 1)
+                continue
+            if r is None:
+                continue
+            if r.kind == "map":
+                refs.append(Reference(out_i, ReferenceKind.MAP, r.name))
+            elif r.kind == "data":
+                refs.append(Reference(out_i, ReferenceKind.MAP_VALUE, r.name, r.offset))
+                _set_insn(code, out_i, bo, imm=0)
+            elif r.kind == "kfunc":
+                refs.append(Reference(out_i, ReferenceKind.KFUNC, r.name))
+            elif r.kind == "ksym":
+                refs.append(Reference(out_i, ReferenceKind.KSYM, r.name))
+            elif r.kind == "kconfig":
+                refs.append(Reference(out_i, ReferenceKind.KCONFIG, r.name))
+        fi, li, cr = _ext_for(obj, fsec.name)
+        lo, hi = f.start * 8, (f.start + f.count) * 8
+        got = [x for x in fi if x.insn_off == lo]
+        if got:
+            finfo.append((base, got[0].type_id))
+        else:
+            func_info_complete = False
+        for x in li:
+            if lo <= x.insn_off < hi:
+                linfo.append((base + (x.insn_off - lo) // 8, x.file_name_off, x.line_off,
+                               x.line_col))
+        for c_r in cr:
+            if lo <= c_r.insn_off < hi:
+                core.append((base + (c_r.insn_off - lo) // 8, c_r))
+    prog_type: object
+    attach_type = None
+    attach_to = None
+    flags = 0
+    if match is not None:
+        d, attach_to = match
+        prog_type = d.prog_type  # type: ignore[attr-defined]
+        attach_type = d.attach_type  # type: ignore[attr-defined]
+        flags = d.flags  # type: ignore[attr-defined]
+    else:
+        prog_type = 0  # BPF_PROG_TYPE_UNSPEC: the caller must set it with replace()
+    return ProgramSpec(
+        name=main.name, type=prog_type, instructions=bytes(code),  # type: ignore[arg-type]
+        section=sec.name, attach_type=attach_type, attach_to=attach_to,
+        license=obj.license, flags=flags, kern_version=obj.kern_version,
+        references=tuple(refs), core_relos=tuple(core),
+        func_info=tuple(finfo) if func_info_complete else (),
+        line_info=tuple(sorted(linfo)), byteorder=bo)
+
+
+# --- variables ---------------------------------------------------------------------------------
+
+def _variables(obj: _Obj) -> dict[str, VariableSpec]:
+    out: dict[str, VariableSpec] = {}
+    secs = _datasecs(obj)
+    for shndx, mname in obj.data_sections.items():
+        by_name: dict[str, _btf.Type] = {}
+        ds = secs.get(mname)
+        if ds is not None:
+            for vs in ds.vars:
+                by_name[vs.type.name] = vs.type
+        for s in obj.syms:
+            if s.section_index != shndx or s.type != SymbolType.OBJECT or not s.name:
+                continue
+            if s.name in out:
+                continue  # two statics of the same name: the first wins
+            out[s.name] = VariableSpec(s.name, mname, s.value, s.size, by_name.get(s.name))
+    return out
+
+
+# --- BTF fix-up for the kernel ---------------------------------------------------------------
+
+_KIND_INT, _KIND_TYPEDEF, _KIND_FUNC, _KIND_VAR, _KIND_DATASEC = 1, 8, 12, 14, 15
+
+
+class _BTFFixer:
+    """Rewrites records in place (same ids) and appends new types and strings."""
+
+    def __init__(self, obj: _Obj, spec: _btf.Spec) -> None:
+        self.obj = obj
+        self.spec = spec
+        self.bo = spec.byte_order
+        self.strings = bytearray(spec.strings)
+        self.extra: list[bytes] = []
+        self.int_id = 0
+        self.sym_off: dict[tuple[str, str], int] = {}
+        secs = obj.elf.sections
+        for s in obj.syms:
+            if 0 < s.section_index < min(len(secs), SHN_LORESERVE):
+                self.sym_off[(secs[s.section_index].name, s.name)] = s.value
+
+    def add_str(self, s: str) -> int:
+        raw = s.encode() + b"\0"
+        at = self.strings.find(b"\0" + raw)
+        if at >= 0:
+            return at + 1
+        off = len(self.strings)
+        self.strings.extend(raw)
+        return off
+
+    def add_type(self, rec: bytes) -> int:
+        self.extra.append(rec)
+        return len(self.spec) + len(self.extra) - 1
+
+    def dummy_int(self) -> int:
+        if not self.int_id:
+            self.int_id = self.add_type(struct.pack(self.bo + "IIII", self.add_str("int"),
+                                                    _KIND_INT << 24, 4, (1 << 24) | 32))
+        return self.int_id
+
+    def blob(self) -> bytes:
+        spec, bo = self.spec, self.bo
+        records: list[bytes] = []
+        for tid in range(1, len(spec)):
+            rec = spec.raw_record(tid)
+            name_off, info, size = struct.unpack_from(bo + "III", rec)
+            kind = (info >> 24) & 0x1F
+            vlen = info & 0xFFFF
+            if kind == _KIND_FUNC and vlen == 2:
+                # An extern (kfunc) declaration: the kernel refuses extern linkage and the
+                # unnamed parameters of its prototype; a typedef of the prototype keeps the
+                # record (and every type id) without either check.
+                rec = struct.pack(bo + "III", name_off, _KIND_TYPEDEF << 24, size)
+            elif kind == _KIND_VAR:
+                if struct.unpack_from(bo + "I", rec, 12)[0] == 2:  # extern -> allocated
+                    rec = rec[:12] + struct.pack(bo + "I", 1)
+            elif kind == _KIND_DATASEC:
+                rec = self.datasec(rec)
+            records.append(rec)
+        types = b"".join(records) + b"".join(self.extra)
+        hdr = struct.pack(bo + "HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types),
+                          len(self.strings))
+        return hdr + types + bytes(self.strings)
+
+    def datasec(self, rec: bytes) -> bytes:
+        spec, bo = self.spec, self.bo
+        name_off, info, size = struct.unpack_from(bo + "III", rec)
+        vlen = info & 0xFFFF
+        name = spec.string(name_off)
+        entries = [struct.unpack_from(bo + "III", rec, 12 + 12 * i) for i in range(vlen)]
+        fixed: list[tuple[int, int, int]] = []
+        if name in (".ksyms", ".kconfig"):
+            off = 0
+            for orig_id, _o, _s in entries:
+                t = spec[orig_id]
+                type_id = orig_id
+                if isinstance(t, _btf.Func):
+                    type_id = self.add_type(struct.pack(bo + "IIII", self.add_str(t.name),
+                                                        _KIND_VAR << 24, self.dummy_int(), 1))
+                    sz = 4
+                else:
+                    try:
+                        sz = spec.sizeof(t)
+                    except ValueError:
+                        sz = 4
+                fixed.append((type_id, off, sz))
+                off += (sz + 7) // 8 * 8
+            size = off
+        else:
+            sec = self.obj.elf.get_section(name)
+            if sec is not None:
+                size = sec.size
+            for type_id, o, s in entries:
+                fixed.append((type_id, self.sym_off.get((name, spec[type_id].name), o), s))
+            fixed.sort(key=lambda e: e[1])
+        if not fixed and size == 0:
+            size = 1  # the kernel rejects a zero size; nothing refers into it
+        body = b"".join(struct.pack(bo + "III", *e) for e in fixed)
+        return struct.pack(bo + "III", name_off, (info & ~0xFFFF) | len(fixed), size) + body
+
+
+def _fixup_btf(obj: _Obj) -> bytes:
+    """The object's BTF as the kernel accepts it: DATASEC sizes and variable offsets from
+    the ELF sections and symbols (clang leaves sizes 0), ``.ksyms``/``.kconfig`` functions
+    turned into ``int`` variables, extern linkage made global."""
+    assert obj.btf is not None
+    try:
+        return _BTFFixer(obj, obj.btf).blob()
+    except (KeyError, ValueError, struct.error) as e:
+        if isinstance(e, ParseError):
+            raise
+        raise ParseError(f".BTF: cannot prepare for the kernel ({e})") from None
