@@ -491,20 +491,42 @@ def _rec(
     return struct.pack(f"{order}{3 + len(tail)}I", name_off, kind << 24 | vlen, size_type, *tail)
 
 
+def _parse_all(data: bytes) -> btf.Spec:
+    """Parse and index every record (the type section is indexed lazily)."""
+    spec = btf.Spec.from_bytes(data)
+    len(spec)
+    return spec
+
+
 def test_unknown_kind() -> None:
     for kind in (0, 20, 31):
+        data = _blob(_rec(0, 1, 0, 4, 32) + _rec(0, kind))
         with pytest.raises(ParseError, match="unknown BTF kind") as exc:
-            btf.Spec.from_bytes(_blob(_rec(0, 1, 0, 4, 32) + _rec(0, kind)))
+            _parse_all(data)
         assert exc.value.offset == 24 + 16 + 4
+        spec = btf.Spec.from_bytes(data)
+        assert isinstance(spec[1], btf.Int)  # records before the bad one still decode
+        with pytest.raises(ParseError, match="unknown BTF kind"):
+            spec[2]
+        with pytest.raises(ParseError, match="unknown BTF kind"):
+            list(spec.types())
+        with pytest.raises(ParseError, match="unknown BTF kind"):
+            len(spec)  # and again: the error sticks
 
 
 def test_vlen_overrun() -> None:
     with pytest.raises(ParseError, match="overruns"):
-        btf.Spec.from_bytes(_blob(_rec(0, 4, 3, 8, 0, 1, 0)))  # 3 members, 1 present
+        _parse_all(_blob(_rec(0, 4, 3, 8, 0, 1, 0)))  # 3 members, 1 present
     with pytest.raises(ParseError, match="overruns"):
-        btf.Spec.from_bytes(_blob(_rec(0, 1, 0, 4)))  # INT without its encoding word
+        _parse_all(_blob(_rec(0, 1, 0, 4)))  # INT without its encoding word
     with pytest.raises(ParseError, match="overruns"):
-        btf.Spec.from_bytes(_blob(_rec(0, 2) + struct.pack("<I", 0)))  # 1-word tail
+        _parse_all(_blob(_rec(0, 2) + struct.pack("<I", 0)))  # 1-word tail
+    spec = btf.Spec.from_bytes(_blob(_rec(1, 2) + _rec(0, 4, 9, 8)))
+    assert spec.find("name").id == 1  # lazy: the records before the bad one are fine
+    with pytest.raises(ParseError, match="overruns"):
+        len(spec)
+    with pytest.raises(ParseError, match="overruns"):
+        spec[2]
 
 
 def test_string_offset_out_of_range() -> None:
@@ -513,8 +535,10 @@ def test_string_offset_out_of_range() -> None:
     with pytest.raises(ParseError, match="string offset"):
         spec[1]
     spec = btf.Spec.from_bytes(_blob(_rec(0, 4, 1, 4, 999, 0, 0)))  # member name
+    s = spec[1]
+    assert isinstance(s, btf.Struct)
     with pytest.raises(ParseError, match="string offset"):
-        spec[1]
+        _ = s.members
     with pytest.raises(ParseError):
         spec.string(-1)
 

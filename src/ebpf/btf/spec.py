@@ -18,12 +18,12 @@ from __future__ import annotations
 import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
-from itertools import accumulate, repeat
-from operator import add, and_, getitem, rshift
+from itertools import accumulate, islice, repeat
+from operator import add, getitem
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ..errors import ParseError
-from . import wire
+from . import _bulk, wire
 from .types import (
     KIND_CLASSES,
     Array,
@@ -75,6 +75,10 @@ _COLD_FINDS = 16
 #: Matches of a ``name_off`` pattern in the type section a cold lookup checks one by one
 #: before it lists every record's ``name_off`` instead.
 _COLD_HITS = 64
+#: Members/parameters decoded type by type before all of them are decoded at once.
+_BULK_AFTER = 512
+#: Qualifier chains longer than this are checked for loops.
+_SHORT_CHAIN = 32
 #: Names decoded one by one before the whole string section is decoded at once.
 _NAME_MISSES = 4096
 
@@ -82,12 +86,20 @@ _WORD = "I" if array.array("I").itemsize == 4 else "L"
 
 _LINKAGE = (Linkage.STATIC, Linkage.GLOBAL, Linkage.EXTERN)
 
+#: Records indexed per step of the walk at first; each step doubles, up to the maximum.
+_WALK_CHUNK = 512
+_WALK_CHUNK_MAX = 1 << 16
+
 
 class TypeNotFoundError(KeyError):
     """No type has the requested name (and kind). Also a :class:`KeyError`."""
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "type not found"
+
+
+class _BadKind(Exception):
+    pass
 
 
 class _Steps(dict[int, int]):
@@ -103,53 +115,8 @@ class _Steps(dict[int, int]):
         return words
 
 
-class _BadKind(Exception):
-    pass
-
-
 #: Shared by every spec: the record length only depends on ``info``.
 _STEPS = _Steps()
-
-
-def _index_records(words: _Words, type_start: int) -> list[int]:
-    """Word offset of each record of the type section ``words``, in id order."""
-    n = len(words)
-    if not n:
-        return []
-    info_at = words[1:]  # info_at[i] is the info word of a record starting at word i
-    offs = [0]
-    # The record after the one at ``o`` starts at ``o + steps[info_at[o]]``. ``offs`` feeds
-    # itself: list.extend pulls from map iterators that read the very list it appends to,
-    # so the whole walk runs in C. It ends when info_at[o] is out of range (IndexError).
-    try:
-        offs.extend(map(add, offs, map(_STEPS.__getitem__, map(getitem, repeat(info_at), offs))))
-    except IndexError:
-        pass
-    except _BadKind as exc:
-        raise ParseError(str(exc), type_start + 4 * offs[-1] + 4) from None
-    else:  # pragma: no cover - a Python whose list iterator does not see appended items
-        offs = _index_records_slow(info_at, type_start)
-    end = offs.pop()
-    if end != n:
-        last = offs[-1] if end > n else end
-        raise ParseError(
-            f"type record {len(offs) if end > n else len(offs) + 1} overruns the type section",
-            type_start + 4 * last,
-        )
-    return offs
-
-
-def _index_records_slow(info_at: _Words, type_start: int) -> list[int]:  # pragma: no cover
-    offs = []
-    i = 0
-    try:
-        while True:
-            offs.append(i)
-            i += _STEPS[info_at[i]]
-    except IndexError:
-        return offs
-    except _BadKind as exc:
-        raise ParseError(str(exc), type_start + 4 * i + 4) from None
 
 
 class _Names(dict[int, str]):
@@ -168,19 +135,19 @@ class _Names(dict[int, str]):
             assert spec._base is not None
             name = self[off] = spec._base._names[off]
             return name
-        strings = spec._strings
-        if local >= len(strings):
+        if local >= spec.header.str_len:
             raise ParseError(
-                f"string offset {off} beyond the string section ({len(strings)} bytes)"
+                f"string offset {off} beyond the string section ({spec.header.str_len} bytes)"
             )
         self.misses += 1
         if self.misses == _NAME_MISSES:
             spec._decode_all_names()
             if off in self:
                 return self[off]
-        name = self[off] = strings[local : strings.index(b"\0", local)].decode(
-            "utf-8", "surrogateescape"
-        )
+        data = spec._data
+        start = spec._ss + local
+        end = data.find(b"\0", start, spec._ss + spec.header.str_len)  # found: checked at parse
+        name = self[off] = data[start:end].decode("utf-8", "surrogateescape")
         return name
 
 
@@ -192,21 +159,32 @@ class Spec:
     """
 
     __slots__ = (
+        "_bad_word",
         "_base",
+        "_bulk_done",
         "_by_off",
         "_count",
         "_data",
+        "_feed",
         "_finds",
         "_first",
+        "_kind_bytes",
+        "_member_cache",
         "_name_offs",
         "_names",
         "_names_complete",
         "_offs",
+        "_param_cache",
         "_pointer_size",
+        "_ss",
         "_str_by_bytes",
         "_str_first",
         "_strings",
+        "_trailing_misses",
+        "_ts",
         "_types",
+        "_walk_chunk",
+        "_walk_error",
         "_words",
         "byte_order",
         "header",
@@ -214,21 +192,32 @@ class Spec:
 
     header: wire.Header
     byte_order: str
+    _bad_word: int
     _base: Spec | None
+    _bulk_done: set[int]
     _by_off: dict[int, int] | None
-    _count: int
+    _count: int | None
     _data: bytes | bytearray | mmap.mmap
+    _feed: Iterator[int] | None
     _finds: int
     _first: int
+    _kind_bytes: bytes | None
     _name_offs: list[int] | None
     _names: _Names
     _names_complete: bool
     _offs: list[int]
     _pointer_size: int | None
+    _ss: int
     _str_by_bytes: dict[bytes, int] | None
     _str_first: int
-    _strings: bytes
+    _strings: bytes | None
+    _member_cache: dict[int, tuple[Member, ...]]
+    _param_cache: dict[int, tuple[Param, ...]]
+    _trailing_misses: int
+    _ts: int
     _types: dict[int, Type]
+    _walk_chunk: int
+    _walk_error: ParseError | None
     _words: _Words
 
     def __init__(self) -> None:
@@ -242,28 +231,28 @@ class Spec:
 
         ``base`` is the spec that split BTF (a kernel module's) extends. The blob must not
         change while the spec is in use: types are decoded from it lazily.
-        Raises :class:`~ebpf.errors.ParseError` for malformed input.
+
+        Raises :class:`~ebpf.errors.ParseError` for malformed input: here for a bad header or
+        string section, and when they are reached for bad type records (the type section is
+        indexed as far as lookups need).
         """
         if isinstance(data, memoryview):
             data = data.tobytes()
         header, order = wire.parse_header(data)
         ts = header.hdr_len + header.type_off
-        te = ts + header.type_len
         ss = header.hdr_len + header.str_off
-        strings = bytes(data[ss : ss + header.str_len])
-        if base is None and (not strings or strings[0]):
+        if base is None and (not header.str_len or data[ss]):
             raise ParseError("BTF string section does not start with a NUL byte", ss)
-        if strings and strings[-1]:
+        if header.str_len and data[ss + header.str_len - 1]:
             raise ParseError("BTF string section does not end with a NUL byte", ss)
 
         words: _Words
         if order == wire.NATIVE_ORDER and _WORD == "I":
-            words = memoryview(data)[ts:te].cast("I")
+            words = memoryview(data)[ts : ts + header.type_len].cast("I")
         else:
-            words = array.array(_WORD, bytes(data[ts:te]))
+            words = array.array(_WORD, bytes(data[ts : ts + header.type_len]))
             if order != wire.NATIVE_ORDER:
                 words.byteswap()
-        offs = _index_records(words, ts)
 
         self = object.__new__(cls)
         self._data = data
@@ -271,19 +260,41 @@ class Spec:
         self.byte_order = order
         self._base = base
         self._first = len(base) if base is not None else 1
-        self._count = self._first + len(offs)
         self._words = words
-        self._offs = offs
-        self._strings = strings
-        self._str_first = base._str_first + len(base._strings) if base is not None else 0
+        self._ts = ts
+        self._ss = ss
+        self._strings = None
+        self._str_first = base._str_first + base.header.str_len if base is not None else 0
         self._types = {} if base is not None else {0: Void(self, 0, "")}
         self._names = _Names(self)
+        self._member_cache = {}
+        self._param_cache = {}
+        self._trailing_misses = 0
         self._names_complete = False
         self._name_offs = None
         self._by_off = None
         self._str_by_bytes = None
         self._finds = 0
         self._pointer_size = None
+        self._kind_bytes = None
+        self._bulk_done = set()
+        self._walk_error = None
+        self._bad_word = -1
+        self._walk_chunk = _WALK_CHUNK
+        if len(words):
+            # The record after the one at word ``o`` starts at ``o + steps[info at o + 1]``.
+            # ``_offs`` feeds itself: extending it from ``_feed`` reads the very list being
+            # extended, so the walk over the type section runs in C.
+            self._offs = [0]
+            info_at = words[1:]
+            self._feed = map(
+                add, self._offs, map(_STEPS.__getitem__, map(getitem, repeat(info_at), self._offs))
+            )
+            self._count = None
+        else:
+            self._offs = []
+            self._feed = None
+            self._count = self._first
         return self
 
     @classmethod
@@ -300,6 +311,88 @@ class Spec:
             except (OSError, EOFError, zlib.error) as exc:
                 raise ParseError(f"bad gzip data in {path!s}: {exc}", 0) from None
         return cls.from_bytes(data, base=base)
+
+    # --- the record index ---------------------------------------------------------------
+
+    def _walk(self, need: int | None = None, *, past_word: int | None = None) -> None:
+        """Index records until ``need`` are known, or one starts after ``past_word``, or all
+        are (both ``None``). Raises the :class:`ParseError` of a bad record only when the
+        records asked for reach it."""
+        offs = self._offs
+        while self._feed is not None:
+            known = len(offs) - 1
+            if need is not None and known >= need:
+                return
+            if past_word is not None and offs[-1] > past_word:
+                return
+            chunk = self._walk_chunk
+            self._walk_chunk = min(chunk * 2, _WALK_CHUNK_MAX)
+            try:
+                offs.extend(islice(self._feed, chunk))
+            except IndexError:  # the next record would start at or past the end
+                self._finish_walk()
+            except _BadKind as exc:
+                self._fail_walk(str(exc), offs[-1], 4)
+            else:
+                if len(offs) - 1 - known < chunk:  # pragma: no cover - no self-feeding here
+                    self._walk_slowly()
+        error = self._walk_error
+        if error is not None:
+            if need is not None and len(offs) >= need:
+                return
+            if past_word is not None and past_word < self._bad_word:
+                return
+            raise error
+
+    def _finish_walk(self) -> None:
+        offs = self._offs
+        self._feed = None
+        end = offs.pop()
+        n = len(self._words)
+        if end != n:
+            bad = offs.pop() if end > n else end
+            self._fail_walk(f"type record {len(offs) + 1} overruns the type section", bad, 0)
+        self._count = self._first + len(offs)
+
+    def _fail_walk(self, what: str, word: int, at: int) -> None:
+        """Record that the record at ``word`` is bad; keep the records before it."""
+        if self._feed is not None:
+            self._offs.pop()
+        self._feed = None
+        self._count = self._first + len(self._offs)
+        self._bad_word = word
+        self._walk_error = ParseError(what, self._ts + 4 * word + at)
+
+    def _walk_slowly(self) -> None:  # pragma: no cover - Pythons without self-feeding extend
+        offs = self._offs
+        info_at = self._words[1:]
+        try:
+            while True:
+                offs.append(offs[-1] + _STEPS[info_at[offs[-1]]])
+        except IndexError:
+            self._finish_walk()
+        except _BadKind as exc:
+            self._fail_walk(str(exc), offs[-1], 4)
+
+    def _known(self) -> int:
+        """Number of records indexed so far."""
+        return len(self._offs) - 1 if self._feed is not None else len(self._offs)
+
+    def _has(self, type_id: int) -> bool:
+        """``0 <= type_id < len(self)``, indexing only as far as needed. Raises the
+        :class:`ParseError` of a bad record for ids at or past it."""
+        if type_id < 0:
+            return False
+        if self._count is not None:
+            if type_id < self._count:
+                return True
+            if self._walk_error is not None:  # it may have been a type but for the bad record
+                raise self._walk_error
+            return False
+        i = type_id - self._first
+        if i >= self._known():
+            self._walk(i + 1)
+        return i < self._known()
 
     # --- the blob (for object BTF, CO-RE and a writer) ----------------------------------
 
@@ -322,7 +415,10 @@ class Spec:
     @property
     def strings(self) -> bytes:
         """This blob's string section."""
-        return self._strings
+        strings = self._strings
+        if strings is None:
+            strings = self._strings = bytes(self._data[self._ss : self._ss + self.header.str_len])
+        return strings
 
     @property
     def string_offset_base(self) -> int:
@@ -343,19 +439,22 @@ class Spec:
         """The bytes of ``type_id``'s record (``struct btf_type`` and its trailing data), in
         the blob's byte order."""
         i = self._local(type_id)
-        start = self._offs[i]
-        end = self._offs[i + 1] if i + 1 < len(self._offs) else len(self._words)
-        ts = self.header.hdr_len + self.header.type_off
-        return bytes(self._data[ts + 4 * start : ts + 4 * end])
+        self._walk(i + 2)
+        offs = self._offs
+        end = offs[i + 1] if i + 1 < len(offs) else len(self._words)
+        return bytes(self._data[self._ts + 4 * offs[i] : self._ts + 4 * end])
 
     def _local(self, type_id: int) -> int:
-        if not isinstance(type_id, int) or not self._first <= type_id < self._count:
+        if not isinstance(type_id, int) or type_id < self._first or not self._has(type_id):
             raise KeyError(type_id)
         return type_id - self._first
 
     # --- lookup by id -------------------------------------------------------------------
 
     def __len__(self) -> int:
+        if self._count is None or self._walk_error is not None:
+            self._walk()
+        assert self._count is not None
         return self._count
 
     def __iter__(self) -> Iterator[Type]:
@@ -365,7 +464,7 @@ class Spec:
         t = self._types.get(type_id)
         if t is not None:
             return t
-        if not isinstance(type_id, int) or not 0 <= type_id < self._count:
+        if not isinstance(type_id, int) or not self._has(type_id):
             raise KeyError(type_id)
         return self._decode(type_id)
 
@@ -374,8 +473,8 @@ class Spec:
         t = self._types.get(type_id)
         if t is not None:
             return t
-        if not 0 <= type_id < self._count:
-            raise ParseError(f"reference to type id {type_id}, but there are {self._count} types")
+        if not self._has(type_id):
+            raise ParseError(f"reference to type id {type_id}, but there are {len(self)} types")
         return self._decode(type_id)
 
     def _decode(self, type_id: int) -> Type:
@@ -383,48 +482,85 @@ class Spec:
         if i < 0:
             assert self._base is not None
             return self._base._ref(type_id)
-        o = self._offs[i]
-        w = self._words
-        info = w[o + 1]
-        t = _DECODERS[(info >> 24) & 0x1F](self, type_id, o, info)
-        self._types[type_id] = t
+        t = self._types[type_id] = self._decode_record(i)
         return t
+
+    def _decode_record(self, i: int) -> Type:
+        """Build the type of record ``i`` (type id - first id), uncached."""
+        o = self._offs[i]
+        info = self._words[o + 1]
+        return _DECODERS[(info >> 24) & 0x1F](self, self._first + i, o, info)
+
+    def _members_of(self, type_id: int) -> tuple[Member, ...]:
+        """The members of struct/union ``type_id`` of this blob (decoded once)."""
+        found = self._member_cache.get(type_id)
+        if found is None:
+            self._trailing_misses += 1
+            if self._trailing_misses == _BULK_AFTER and self._count is not None:
+                # Many types' members asked for one by one: decode them all at once.
+                _bulk.decode_trailing(self, (Kind.STRUCT, Kind.UNION, Kind.FUNC_PROTO))
+                found = self._member_cache.get(type_id)
+            if found is None:
+                o = self._offs[type_id - self._first]
+                members = _bulk.decode_members(self, o, self._words[o + 1])
+                found = self._member_cache[type_id] = members
+        return found
+
+    def _params_of(self, type_id: int) -> tuple[Param, ...]:
+        """The parameters of func proto ``type_id`` of this blob (decoded once)."""
+        found = self._param_cache.get(type_id)
+        if found is None:
+            self._trailing_misses += 1
+            if self._trailing_misses == _BULK_AFTER and self._count is not None:
+                _bulk.decode_trailing(self, (Kind.STRUCT, Kind.UNION, Kind.FUNC_PROTO))
+                found = self._param_cache.get(type_id)
+            if found is None:
+                o = self._offs[type_id - self._first]
+                params = _bulk.decode_params(self, o, self._words[o + 1])
+                found = self._param_cache[type_id] = params
+        return found
 
     def _decode_all_names(self) -> None:
         """Decode the whole string section at once (cheaper than name by name for most)."""
         if self._names_complete:
             return
         self._names_complete = True
-        strings = self._strings
+        strings = self.strings
         parts = strings.split(b"\0")
         starts = accumulate(map(add, map(len, parts), repeat(1)), initial=self._str_first)
         if strings.isascii():
-            self._names.update(zip(starts, strings.decode("ascii").split("\0"), strict=False))
+            decoded = strings.decode("ascii").split("\0")
         else:
             decoded = [p.decode("utf-8", "surrogateescape") for p in parts]
-            self._names.update(zip(starts, decoded, strict=False))
+        self._names.update(zip(starts, decoded, strict=False))
 
     # --- iteration ----------------------------------------------------------------------
 
     def types(self, kind: type[T] | None = None) -> Iterator[T]:
-        """Every type in id order (``void`` first), or only those of class ``kind``."""
+        """Every type in id order (``void`` first), or only those of class ``kind`` (a
+        concrete class such as :class:`Struct`, or a base such as :class:`Composite`).
+
+        The types asked for are decoded together, which is much faster than one by one.
+        """
         if self._base is not None:
             yield from self._base.types(kind)
         elif kind is None or issubclass(Void, kind):
             yield self._types[0]  # type: ignore[misc]
-        want = _kind_number(kind)
-        if want is None:
-            self._decode_all_names()
-        w = self._words
-        cache = self._types
+        if kind is None:
+            kinds = None
+        else:
+            kinds = [k for k, cls in enumerate(KIND_CLASSES) if k and issubclass(cls, kind)]
+        self._walk()
         first = self._first
-        decode = self._decode
-        for i, o in enumerate(self._offs):
-            if want is not None and (w[o + 1] >> 24) & 0x1F != want:
-                continue
-            t = cache.get(first + i) or decode(first + i)
-            if want is not None or kind is None or isinstance(t, kind):
-                yield t  # type: ignore[misc]
+        selected = _bulk.decode_kinds(self, kinds)
+        cache = self._types
+        present = set(_bulk.kinds_of(self))
+        if self._bulk_done.issuperset(present if kinds is None else present.intersection(kinds)):
+            yield from map(cache.__getitem__, map(add, selected, repeat(first)))
+            return
+        for i in selected:
+            # A malformed record is decoded (and raises) here.
+            yield cache.get(first + i) or self._decode(first + i)  # type: ignore[misc]
 
     # --- lookup by name -----------------------------------------------------------------
 
@@ -491,47 +627,56 @@ class Spec:
             if p is not None:
                 found.append(first + p)
             return found
-        strings = self._strings
-        if strings.startswith(name + b"\0"):
+        data = self._data
+        ss = self._ss
+        se = ss + self.header.str_len
+        if data[ss : ss + len(name) + 1] == name + b"\0":
             found.append(first)
         pat = b"\0" + name + b"\0"
-        pos = strings.find(pat)
+        pos = data.find(pat, ss, se)
         while pos >= 0:
-            found.append(first + pos + 1)
-            pos = strings.find(pat, pos + 1)
+            found.append(first + pos + 1 - ss)
+            pos = data.find(pat, pos + 1, se)
         return found
 
     def _ids_with_name_off(self, off: int) -> Iterator[int]:
         """Local indices of the records whose ``name_off`` is ``off``, ascending."""
         names = self._name_offs
+        start = 0
         if names is None:
-            # Search the type section for the 4-byte value and keep the hits that are
-            # the first word of a record (found by bisection in the record index).
-            ts = self.header.hdr_len + self.header.type_off
+            # Search the type section for the 4-byte value and keep the hits that are the
+            # first word of a record (found by bisection in the record index, which only
+            # needs to reach the hit).
+            ts = self._ts
             te = ts + self.header.type_len
             data = self._data
             pat = off.to_bytes(4, "little" if self.byte_order == "<" else "big")
             offs = self._offs
-            nrec = len(offs)
-            found: list[int] = []
-            pos = data.find(pat, ts, te)
             hits = 0
+            pos = data.find(pat, ts, te)
             while pos >= 0:
                 hits += 1
                 if hits > _COLD_HITS:
                     break
                 rel = pos - ts
                 if not rel & 3:
-                    i = bisect_left(offs, rel >> 2)
-                    if i < nrec and offs[i] == rel >> 2:
-                        found.append(i)
+                    word = rel >> 2
+                    self._walk(past_word=word)
+                    i = bisect_left(offs, word, 0, self._known())
+                    if i < self._known() and offs[i] == word:
+                        start = i + 1
+                        yield i
                 pos = data.find(pat, pos + 1, te)
             else:
-                yield from found
                 return
+            # Too many coincidental hits (a small offset): list every record's name_off.
             names = self._record_name_offs()
         by_off = self._by_off
-        i = by_off.get(off, -1) if by_off is not None else _index_of(names, off, 0)
+        i = (
+            by_off.get(off, -1)
+            if by_off is not None and not start
+            else _index_of(names, off, start)
+        )
         while i >= 0:
             yield i
             i = _index_of(names, off, i + 1)
@@ -539,6 +684,7 @@ class Spec:
     def _record_name_offs(self) -> list[int]:
         names = self._name_offs
         if names is None:
+            self._walk()
             names = self._name_offs = list(map(getitem, repeat(self._words), self._offs))
         return names
 
@@ -546,9 +692,9 @@ class Spec:
         """Index names once lookups are frequent: one pass over each section."""
         names = self._record_name_offs()
         self._by_off = dict(zip(reversed(names), range(len(names) - 1, -1, -1), strict=True))
-        parts = self._strings.split(b"\0")
-        starts = accumulate(map(add, map(len, parts), repeat(1)), initial=0)
-        by_bytes = dict(zip(reversed(parts), reversed(list(starts)[: len(parts)]), strict=True))
+        parts = self.strings.split(b"\0")
+        starts = list(accumulate(map(add, map(len, parts), repeat(1)), initial=0))
+        by_bytes = dict(zip(reversed(parts), reversed(starts[: len(parts)]), strict=True))
         # Only usable when every string is unique (else scanning finds all copies).
         if len(by_bytes) - (b"" in by_bytes) == len(parts) - parts.count(b""):
             self._str_by_bytes = by_bytes
@@ -563,11 +709,13 @@ class Spec:
         if isinstance(t, int):
             t = self[t]
         steps = 0
-        limit = self._count
+        seen: set[int] = set()
         while isinstance(t, Qualifier):
             steps += 1
-            if steps > limit:
-                raise ParseError(f"reference loop through type {t.id}")
+            if steps > _SHORT_CHAIN:  # real chains are short: only then look for a loop
+                if t.id in seen:
+                    raise ParseError(f"reference loop through type {t.id}")
+                seen.add(t.id)
             t = t.type
         return t
 
@@ -580,20 +728,24 @@ class Spec:
         if isinstance(t, int):
             t = self[t]
         n = 1
-        for _ in range(self._count + 1):
+        seen: set[int] = set()
+        while True:
             t = self.resolve(t)
-            if isinstance(t, Array):
-                n *= t.nelems
-                t = t.elem_type
-            elif isinstance(t, Var):
-                t = t.type
+            if isinstance(t, (Array, Var)):
+                if t.id in seen:
+                    raise ParseError(f"reference loop through type {t.id}")
+                seen.add(t.id)
+                if isinstance(t, Array):
+                    n *= t.nelems
+                    t = t.elem_type
+                else:
+                    t = t.type
             elif isinstance(t, (Int, Composite, Enum, Enum64, Float, DataSec)):
                 return n * t.size
             elif isinstance(t, Pointer):
                 return n * self.pointer_size
             else:
                 raise ValueError(f"{type(t).__name__} {t.name or t.id} has no size")
-        raise ParseError(f"reference loop through type {t.id}")
 
     @property
     def pointer_size(self) -> int:
@@ -612,7 +764,8 @@ class Spec:
     def __repr__(self) -> str:
         order = "little" if self.byte_order == "<" else "big"
         split = f", split on {len(self._base)} base types" if self._base is not None else ""
-        return f"<btf.Spec {self._count} types, {order}-endian{split}>"
+        count = f"{self._count} types" if self._count is not None else "types"
+        return f"<btf.Spec {count}, {order}-endian{split}>"
 
 
 def _index_of(names: list[int], value: int, start: int) -> int:
@@ -655,26 +808,7 @@ def _int(spec: Spec, tid: int, o: int, info: int) -> Type:
 def _composite(cls: type[Composite]) -> _Decoder:
     def decode(spec: Spec, tid: int, o: int, info: int) -> Type:
         w = spec._words
-        names = spec._names
-        vlen = info & 0xFFFF
-        if not vlen:
-            return _tn(cls, (spec, tid, names[w[o]], w[o + 2], ()))
-        raw = w[o + 3 : o + 3 + 3 * vlen].tolist()
-        offsets = raw[2::3]
-        if info >> 31:  # kind_flag: offset = bitfield_size << 24 | bit offset
-            fields = zip(
-                repeat(spec),
-                map(names.__getitem__, raw[0::3]),
-                raw[1::3],
-                map(and_, offsets, repeat(0xFFFFFF)),
-                map(rshift, offsets, repeat(24)),
-            )
-        else:
-            fields = zip(
-                repeat(spec), map(names.__getitem__, raw[0::3]), raw[1::3], offsets, repeat(0)
-            )
-        members = tuple(map(_tn, repeat(Member), fields))
-        return _tn(cls, (spec, tid, names[w[o]], w[o + 2], members))
+        return _tn(cls, (spec, tid, spec._names[w[o]], w[o + 2], None))  # members: on demand
 
     return decode
 
@@ -747,17 +881,10 @@ def _func(spec: Spec, tid: int, o: int, info: int) -> Type:
 
 def _func_proto(spec: Spec, tid: int, o: int, info: int) -> Type:
     w = spec._words
-    names = spec._names
     vlen = info & 0xFFFF
-    if not vlen:
-        return _tn(FuncProto, (spec, tid, names[w[o]], w[o + 2], (), False))
-    raw = w[o + 3 : o + 3 + 2 * vlen].tolist()
-    variadic = raw[-2] == 0 and raw[-1] == 0
-    if variadic:
-        del raw[-2:]
-    fields = zip(repeat(spec), map(names.__getitem__, raw[0::2]), raw[1::2])
-    params = tuple(map(_tn, repeat(Param), fields))
-    return _tn(FuncProto, (spec, tid, names[w[o]], w[o + 2], params, variadic))
+    # A last parameter with neither name nor type stands for "...".
+    variadic = vlen > 0 and not (w[o + 1 + 2 * vlen] or w[o + 2 + 2 * vlen])
+    return _tn(FuncProto, (spec, tid, spec._names[w[o]], w[o + 2], None, variadic))
 
 
 def _var(spec: Spec, tid: int, o: int, info: int) -> Type:

@@ -341,7 +341,8 @@ class Member(_Record):
 class Composite(Type):
     """Common base of :class:`Struct` and :class:`Union`.
 
-    Fields: ``(spec, id, name, size, members)``.
+    Fields: ``(spec, id, name, size, members)``; a spec passes ``members=None`` and the
+    members are decoded from the blob when first asked for.
     """
 
     __slots__ = ()
@@ -350,10 +351,16 @@ class Composite(Type):
 
     if TYPE_CHECKING:
         size: int
-        members: tuple[Member, ...]
+        _members: tuple[Member, ...] | None
     else:
         size = _field(3, "size in bytes")
-        members = _field(4, "tuple of Member")
+        _members = _field(4, "tuple of Member, or None: decoded on demand")
+
+    @property
+    def members(self) -> tuple[Member, ...]:
+        """The members, in declaration order."""
+        members = self._members
+        return self._spec._members_of(self.id) if members is None else members
 
     def member(self, name: str) -> Member:
         """The member called ``name``, also looked up through anonymous struct/union members.
@@ -614,7 +621,8 @@ class FuncProto(Type):
     """A function signature (``BTF_KIND_FUNC_PROTO``). A trailing ``...`` is not a
     :class:`Param`; it sets ``variadic``.
 
-    Fields: ``(spec, id, name, return_type_id, params, variadic)``.
+    Fields: ``(spec, id, name, return_type_id, params, variadic)``; ``params=None`` is
+    decoded on demand, as for :class:`Composite`.
     """
 
     __slots__ = ()
@@ -624,12 +632,18 @@ class FuncProto(Type):
 
     if TYPE_CHECKING:
         return_type_id: int
-        params: tuple[Param, ...]
+        _params: tuple[Param, ...] | None
         variadic: bool
     else:
         return_type_id = _field(3, "id of the return type (0: void)")
-        params = _field(4, "tuple of Param")
+        _params = _field(4, "tuple of Param, or None: decoded on demand")
         variadic = _field(5, "ends with ...")
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        """The parameters (without the ``...`` of a variadic function)."""
+        params = self._params
+        return self._spec._params_of(self.id) if params is None else params
 
     @property
     def return_type(self) -> Type:

@@ -1,0 +1,295 @@
+"""Decode many type records at once, kind by kind, with map/zip pipelines that run in C.
+
+:meth:`Spec.types` uses this to decode the whole blob (or every record of the kinds it is asked
+for) far faster than record by record: the records of one kind are decoded column by column
+(all ids, all names, all ``size_or_type`` words...), and their members or parameters are
+decoded as one flat column and then cut into per-type tuples.
+
+The result is exactly what the per-record decoders in :mod:`.spec` build. On malformed input
+(a bad string offset, a bad linkage) a kind is left undecoded and the per-record decoder
+raises the :class:`~ebpf.errors.ParseError` when that record is reached.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Iterable
+from itertools import accumulate, chain, compress, repeat
+from operator import add, and_, getitem, mul, not_, or_, rshift
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ParseError
+from .types import (
+    KIND_CLASSES,
+    Array,
+    Composite,
+    Func,
+    FuncProto,
+    Fwd,
+    Int,
+    Kind,
+    Linkage,
+    Member,
+    Param,
+    Struct,
+    Type,
+    TypeTag,
+    Union,
+)
+
+if TYPE_CHECKING:
+    from .spec import Spec
+
+__all__ = ["decode_kinds", "decode_trailing", "kinds_of"]
+
+_tn = tuple.__new__
+_LINKAGE = (Linkage.STATIC, Linkage.GLOBAL, Linkage.EXTERN)
+#: info >> 24 (kind_flag, unused bits, kind) -> kind
+_LOW5 = bytes(b & 0x1F for b in range(256))
+#: kind_flag -> mask of the bit offset in a member's offset word
+_OFFSET_MASK = (0xFFFFFFFF, 0xFFFFFF)
+
+
+def kinds_of(spec: Spec) -> bytes:
+    """The kind of every record of ``spec``'s blob, one byte per record (cached)."""
+    kinds = spec._kind_bytes
+    if kinds is None:
+        spec._walk()
+        info_at = spec._words[1:]
+        infos = map(getitem, repeat(info_at), spec._offs)
+        kinds = spec._kind_bytes = bytes(map(rshift, infos, repeat(24))).translate(_LOW5)
+    return kinds
+
+
+def decode_kinds(spec: Spec, kinds: Iterable[int] | None) -> Iterable[int]:
+    """Decode every record of the given kinds (all if ``None``) into ``spec``'s cache.
+
+    Returns the local indices (type id - first id) of those records, in id order.
+    """
+    was_enabled = gc.isenabled()
+    # Hundreds of thousands of new immutable records that cannot form cycles: collecting
+    # while they are built only costs time.
+    gc.disable()
+    try:
+        return _decode_kinds(spec, kinds)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _positions(kb: bytes, kind: int) -> list[int]:
+    """Indices of the bytes equal to ``kind`` in ``kb``, without a Python-level loop: the
+    lengths of the pieces between them, accumulated."""
+    pieces = kb.split(bytes((kind,)))
+    pieces.pop()
+    return list(accumulate(map(add, map(len, pieces), repeat(1)), initial=-1))[1:]
+
+
+def _decode_kinds(spec: Spec, kinds: Iterable[int] | None) -> Iterable[int]:
+    kb = kinds_of(spec)
+    present = set(kb)
+    wanted = sorted(present if kinds is None else present.intersection(kinds))
+    groups = {kind: _positions(kb, kind) for kind in wanted if kind not in spec._bulk_done}
+    if kinds is None:
+        selected: Iterable[int] = range(len(kb))
+    elif len(wanted) == 1:
+        selected = groups.get(wanted[0]) or _positions(kb, wanted[0])
+    else:
+        selected = list(compress(range(len(kb)), map(frozenset(wanted).__contains__, kb)))
+    if not groups:
+        return selected
+    spec._decode_all_names()
+    fresh: dict[int, Type] = {}
+    for kind, indices in groups.items():
+        try:
+            objs = _DECODERS.get(kind, _one_by_one)(spec, kind, indices)
+        except (ParseError, IndexError):
+            continue  # malformed: decoded (and reported) record by record
+        fresh.update(zip(map(add, indices, repeat(spec._first)), objs, strict=True))
+        spec._bulk_done.add(kind)
+    fresh.update(spec._types)  # keep the objects already handed out
+    spec._types = fresh
+    return selected
+
+
+class _Columns:
+    """Columns of the records ``indices`` of one kind."""
+
+    __slots__ = ("ids", "infos", "names", "offs", "sizes")
+
+    def __init__(self, spec: Spec, indices: list[int]) -> None:
+        w = spec._words
+        self.offs = offs = list(map(spec._offs.__getitem__, indices))
+        self.ids = list(map(add, indices, repeat(spec._first)))
+        self.names = list(map(spec._names.__getitem__, map(getitem, repeat(w), offs)))
+        self.infos = list(map(getitem, repeat(w[1:]), offs))
+        self.sizes = list(map(getitem, repeat(w[2:]), offs))  # size_or_type
+
+    def word(self, spec: Spec, n: int) -> list[int]:
+        """Word ``n`` of every record (3 is the first after ``struct btf_type``)."""
+        return list(map(getitem, repeat(spec._words[n:]), self.offs))
+
+    def flags(self) -> list[int]:
+        return list(map(rshift, self.infos, repeat(31)))
+
+    def vlens(self) -> list[int]:
+        return list(map(and_, self.infos, repeat(0xFFFF)))
+
+    def trailing(self, spec: Spec, vlens: list[int], words: int) -> list[int]:
+        """The trailing entries (``words`` words each) of every record, as one flat list."""
+        w = spec._words
+        starts = list(map(add, self.offs, repeat(3)))
+        ends = map(add, starts, map(mul, vlens, repeat(words)))
+        return list(chain.from_iterable(map(getitem, repeat(w), map(slice, starts, ends))))
+
+
+def _cut(items: list[Any], starts: list[int], ends: Iterable[int]) -> list[tuple[Any, ...]]:
+    """``items[s:e]`` as tuples, for each (s, e)."""
+    return list(map(tuple, map(getitem, repeat(items), map(slice, starts, ends))))
+
+
+def _one_by_one(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
+    """Rare kinds: the per-record decoder in a loop."""
+    return list(map(spec._decode_record, indices))
+
+
+def _plain(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
+    """Kinds whose only field is ``size_or_type``: PTR, TYPEDEF, qualifiers, FLOAT."""
+    c = _Columns(spec, indices)
+    return list(map(_tn, repeat(KIND_CLASSES[kind]), zip(repeat(spec), c.ids, c.names, c.sizes)))
+
+
+def _flagged(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
+    """FWD (``is_union``) and TYPE_TAG (``type``, ``is_attr``)."""
+    c = _Columns(spec, indices)
+    flags = map(bool, c.flags())
+    if kind == Kind.FWD:
+        return list(map(_tn, repeat(Fwd), zip(repeat(spec), c.ids, c.names, flags)))
+    return list(map(_tn, repeat(TypeTag), zip(repeat(spec), c.ids, c.names, c.sizes, flags)))
+
+
+def _func(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
+    c = _Columns(spec, indices)
+    linkage = map(_LINKAGE.__getitem__, c.vlens())  # IndexError: bad linkage
+    return list(map(_tn, repeat(Func), zip(repeat(spec), c.ids, c.names, c.sizes, linkage)))
+
+
+def _int(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
+    c = _Columns(spec, indices)
+    enc = c.word(spec, 3)
+    bits = map(and_, enc, repeat(0xFF))
+    offset = map(and_, map(rshift, enc, repeat(16)), repeat(0xFF))
+    encoding = map(and_, map(rshift, enc, repeat(24)), repeat(0xF))
+    fields = zip(repeat(spec), c.ids, c.names, c.sizes, bits, offset, encoding)
+    return list(map(_tn, repeat(Int), fields))
+
+
+def _array(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
+    c = _Columns(spec, indices)
+    fields = zip(repeat(spec), c.ids, c.names, c.word(spec, 3), c.word(spec, 4), c.word(spec, 5))
+    return list(map(_tn, repeat(Array), fields))
+
+
+def _composite(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
+    c = _Columns(spec, indices)
+    cls: type[Composite] = Struct if kind == Kind.STRUCT else Union
+    fields = zip(repeat(spec), c.ids, c.names, c.sizes, repeat(None))  # members: on demand
+    return list(map(_tn, repeat(cls), fields))
+
+
+def _func_proto(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
+    c = _Columns(spec, indices)
+    w = spec._words
+    vlens = c.vlens()
+    # A last parameter with neither name nor type stands for "...". (For vlen 0 these
+    # words belong to the record itself; the vlen test discards them.)
+    last = list(map(add, c.offs, map(mul, vlens, repeat(2))))
+    last_name = map(getitem, repeat(w[1:]), last)
+    last_type = map(getitem, repeat(w[2:]), last)
+    variadic = map(and_, map(bool, vlens), map(not_, map(or_, last_name, last_type)))
+    fields = zip(repeat(spec), c.ids, c.names, c.sizes, repeat(None), variadic)
+    return list(map(_tn, repeat(FuncProto), fields))
+
+
+def decode_trailing(spec: Spec, kinds: tuple[int, ...]) -> None:
+    """Decode the members (STRUCT, UNION) or parameters (FUNC_PROTO) of every record of
+    ``kinds`` into the spec's caches, keeping the tuples already handed out.
+
+    Record by record (list comprehensions beat map/zip pipelines for these short runs), but
+    in one go with the collector paused.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        spec._decode_all_names()
+        kb = kinds_of(spec)
+        offs = spec._offs
+        info_at = spec._words[1:]
+        first = spec._first
+        for kind in kinds:
+            indices = _positions(kb, kind)
+            os = [offs[i] for i in indices]
+            ids = [first + i for i in indices]
+            if kind == Kind.FUNC_PROTO:
+                params = [decode_params(spec, o, info_at[o]) for o in os]
+                fresh_params = dict(zip(ids, params, strict=True))
+                fresh_params.update(spec._param_cache)
+                spec._param_cache = fresh_params
+            else:
+                members = [decode_members(spec, o, info_at[o]) for o in os]
+                fresh_members = dict(zip(ids, members, strict=True))
+                fresh_members.update(spec._member_cache)
+                spec._member_cache = fresh_members
+    except (ParseError, IndexError):
+        pass  # malformed: decoded (and reported) type by type
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def decode_members(spec: Spec, o: int, info: int) -> tuple[Member, ...]:
+    """The members of the STRUCT/UNION record at word ``o``."""
+    vlen = info & 0xFFFF
+    if not vlen:
+        return ()
+    names = spec._names
+    raw = spec._words[o + 3 : o + 3 + 3 * vlen].tolist()
+    triples = zip(raw[0::3], raw[1::3], raw[2::3], strict=True)
+    if info >> 31:  # kind_flag: offset = bitfield_size << 24 | bit offset
+        return tuple(
+            [_tn(Member, (spec, names[n], t, off & 0xFFFFFF, off >> 24)) for n, t, off in triples]
+        )
+    return tuple([_tn(Member, (spec, names[n], t, off, 0)) for n, t, off in triples])
+
+
+def decode_params(spec: Spec, o: int, info: int) -> tuple[Param, ...]:
+    """The parameters of the FUNC_PROTO record at word ``o`` (without a final ``...``)."""
+    vlen = info & 0xFFFF
+    if not vlen:
+        return ()
+    names = spec._names
+    raw = spec._words[o + 3 : o + 3 + 2 * vlen].tolist()
+    if not (raw[-2] or raw[-1]):
+        del raw[-2:]
+    pairs = zip(raw[0::2], raw[1::2], strict=True)
+    return tuple([_tn(Param, (spec, names[n], t)) for n, t in pairs])
+
+
+_Decoder = Callable[["Spec", int, list[int]], list[Type]]
+
+_DECODERS: dict[int, _Decoder] = {
+    Kind.INT: _int,
+    Kind.PTR: _plain,
+    Kind.ARRAY: _array,
+    Kind.STRUCT: _composite,
+    Kind.UNION: _composite,
+    Kind.FWD: _flagged,
+    Kind.TYPEDEF: _plain,
+    Kind.VOLATILE: _plain,
+    Kind.CONST: _plain,
+    Kind.RESTRICT: _plain,
+    Kind.FUNC: _func,
+    Kind.FUNC_PROTO: _func_proto,
+    Kind.FLOAT: _plain,
+    Kind.TYPE_TAG: _flagged,
+}
