@@ -5,6 +5,8 @@ other_program)``: a live link of one tracing link type, the program attached, an
 program of the same kind (for ``update``). The caller closes all three. No maps are used, so
 nothing else is left open. Factories that need tracefs mount it on first use
 (:func:`ensure_tracefs`) and it is unmounted at interpreter exit if this module mounted it.
+Link types this kernel cannot make (fentry: EPERM at load; kprobe: ENOENT; kprobe_multi:
+EOPNOTSUPP) call ``pytest.skip`` naming that errno.
 
 This module is not a test module; with ``--import-mode=importlib`` load it by path::
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import shutil
 import subprocess
@@ -24,11 +27,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import ebpf
 from ebpf import asm, errors, platform
 from ebpf._maps import Map
 from ebpf.asm import R0, R1, R2, R6, R7, Helper
-from ebpf.link import perf_event, tracing, uprobe
+from ebpf.link import kprobe, perf_event, tracing, uprobe
 from ebpf.link.base import Link
 from ebpf.link.iter import attach_iter
 from ebpf.link.raw_tracepoint import attach_raw_tracepoint
@@ -267,6 +272,45 @@ def uprobe_multi_link() -> Made:
                  P.KPROBE, expected_attach_type=A.TRACE_UPROBE_MULTI)
 
 
+_ERRNO_NAMES = {errno.EPERM: "EPERM", errno.ENOENT: "ENOENT", errno.EOPNOTSUPP: "EOPNOTSUPP"}
+
+
+def _skip_on(errno_: int, why: str, make: Callable[[], Made]) -> Made:
+    """``make()``, skipping the calling test only when the kernel answers ``errno_``."""
+    try:
+        return make()
+    except OSError as e:
+        if e.errno == errno_:
+            pytest.skip(f"{why} ({_ERRNO_NAMES[errno_]})")
+        raise
+    except errors.NotSupportedError as e:
+        cause = e.__cause__
+        if isinstance(cause, OSError) and cause.errno == errno_:
+            pytest.skip(f"{why} ({_ERRNO_NAMES[errno_]}): {e}")
+        raise
+
+
+def tracing_link() -> Made:
+    """A TracingLink of an fentry program (loading is refused with EPERM on some kernels)."""
+    return _skip_on(errno.EPERM, "fentry programs cannot be loaded here", lambda: _made(
+        tracing.attach_tracing, P.TRACING,  # type: ignore[arg-type]
+        expected_attach_type=A.TRACE_FENTRY, attach_to="bpf_fentry_test1"))
+
+
+def kprobe_link() -> Made:
+    """A PerfEventLink of a kprobe (needs CONFIG_KPROBES; ENOENT without)."""
+    ensure_tracefs()
+    return _skip_on(errno.ENOENT, "no kprobe PMU nor kprobe_events", lambda: _made(
+        lambda p: kprobe.attach_kprobe(p, "do_unlinkat"), P.KPROBE))
+
+
+def kprobe_multi_link() -> Made:
+    """A KprobeMultiLink (needs CONFIG_FPROBE; EOPNOTSUPP without)."""
+    return _skip_on(errno.EOPNOTSUPP, "kprobe_multi needs CONFIG_FPROBE", lambda: _made(
+        lambda p: kprobe.attach_kprobe_multi(p, ["do_unlinkat", "do_rmdir"]), P.KPROBE,
+        expected_attach_type=A.TRACE_KPROBE_MULTI))
+
+
 TRACE_LINK_FACTORIES: list[Callable[[], Made]] = [
     tracepoint_link,
     raw_tracepoint_link,
@@ -275,4 +319,7 @@ TRACE_LINK_FACTORIES: list[Callable[[], Made]] = [
     perf_event_link,
     uprobe_link,
     uprobe_multi_link,
+    tracing_link,
+    kprobe_link,
+    kprobe_multi_link,
 ]

@@ -200,7 +200,7 @@ class KprobeMultiLink(Link):
     """One program on many kernel functions (``BPF_LINK_TYPE_KPROBE_MULTI``, >= 5.18).
 
     Its program cannot be replaced (:meth:`update` raises
-    :class:`~ebpf.errors.SyscallError`).
+    :class:`~ebpf.errors.NotSupportedError`).
     """
 
     link_type = LinkType.KPROBE_MULTI

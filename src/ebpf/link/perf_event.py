@@ -301,11 +301,11 @@ class PerfEventLink(Link):
     :func:`~ebpf.link.attach_uprobe`, :func:`~ebpf.link.attach_usdt` or
     :func:`attach_perf_event`. Kernel: ``BPF_LINK_TYPE_PERF_EVENT`` >= 5.15; below that the
     attachment is made with ``PERF_EVENT_IOC_SET_BPF`` (:attr:`uses_bpf_link` is then false,
-    and :meth:`pin`, :meth:`update` and :meth:`info` raise
+    and :meth:`pin` and :meth:`info` raise
     :class:`~ebpf.errors.NotSupportedError`).
 
-    The kernel cannot swap the program of a perf event link: :meth:`update` raises
-    :class:`~ebpf.errors.SyscallError` (``EINVAL``) there too.
+    The kernel cannot swap the program of a perf event link: :meth:`update` always raises
+    :class:`~ebpf.errors.NotSupportedError` (detach and attach the new program instead).
     """
 
     link_type = LinkType.PERF_EVENT
@@ -341,11 +341,6 @@ class PerfEventLink(Link):
         if self._ioctl:
             raise self._no_link("pinning")
         super().pin(path)
-
-    def update(self, program: Program, *, expected: Program | None = None) -> None:
-        if self._ioctl:
-            raise self._no_link("updating the program")
-        super().update(program, expected=expected)
 
     def info(self) -> LinkInfo:
         if self._ioctl:

@@ -39,7 +39,7 @@ class RawTracepointLink(Link):
 
     Kernel: ``BPF_LINK_TYPE_RAW_TRACEPOINT`` >= 5.8 (``BPF_RAW_TRACEPOINT_OPEN`` itself is
     4.17; before 5.8 the fd is not a bpf_link and cannot be pinned). The kernel cannot swap
-    the program of this link: :meth:`update` raises :class:`~ebpf.errors.SyscallError`.
+    the program of this link: :meth:`update` raises :class:`~ebpf.errors.NotSupportedError`.
     """
 
     link_type = LinkType.RAW_TRACEPOINT

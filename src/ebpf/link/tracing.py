@@ -61,7 +61,7 @@ class TracingLink(Link):
 
     Kernel: ``BPF_LINK_TYPE_TRACING`` >= 5.8 (before that, the fd from
     ``BPF_RAW_TRACEPOINT_OPEN`` is not pinnable). The program of a tracing link cannot be
-    replaced: :meth:`update` raises :class:`~ebpf.errors.SyscallError`.
+    replaced: :meth:`update` raises :class:`~ebpf.errors.NotSupportedError`.
     """
 
     link_type = LinkType.TRACING

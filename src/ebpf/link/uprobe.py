@@ -256,7 +256,7 @@ class UprobeMultiLink(Link):
     """One program on many uprobes of one file (``BPF_LINK_TYPE_UPROBE_MULTI``, >= 6.6).
 
     Its program cannot be replaced (:meth:`update` raises
-    :class:`~ebpf.errors.SyscallError`).
+    :class:`~ebpf.errors.NotSupportedError`).
     """
 
     link_type = LinkType.UPROBE_MULTI
