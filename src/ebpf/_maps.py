@@ -159,7 +159,7 @@ class MapInfo:
 # --- a tiny BTF writer for the maps that need BTF ---------------------------------------------
 
 _BTF_MAGIC = 0xEB9F
-_KIND_INT, _KIND_ARRAY, _KIND_STRUCT = 1, 3, 4
+_KIND_INT, _KIND_ARRAY, _KIND_STRUCT, _KIND_FUNC, _KIND_FUNC_PROTO = 1, 3, 4, 12, 13
 
 
 class _MiniBTF:
@@ -195,6 +195,16 @@ class _MiniBTF:
         for mname, mtype, byte_off in members:
             raw += struct.pack("=III", self._str(mname), mtype, byte_off * 8)
         return self._add(raw)
+
+    def func_proto(self, ret: int, params: list[tuple[str, int]]) -> int:
+        raw = struct.pack("=III", 0, (_KIND_FUNC_PROTO << 24) | len(params), ret)
+        for pname, ptype in params:
+            raw += struct.pack("=II", self._str(pname), ptype)
+        return self._add(raw)
+
+    def func(self, name: str, proto: int, linkage: int = 0) -> int:
+        return self._add(struct.pack("=III", self._str(name), (_KIND_FUNC << 24) | linkage,
+                                     proto))
 
     def encode(self) -> bytes:
         types = b"".join(self.types)

@@ -407,6 +407,9 @@ class RingBuffer:
         self._epoll = select.epoll()
         self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._closed = False
+        self._released = False
+        self._users = 0
+        self._lock = threading.Lock()
         #: Records dropped by ``read_batch(on_mismatch="skip")``.
         self.mismatched = 0
         self._epoll.register(self._wake_r, select.EPOLLIN)
@@ -438,13 +441,39 @@ class RingBuffer:
         return self._epoll.fileno()
 
     def close(self) -> None:
-        """Unmap the rings and wake any thread blocked in :meth:`poll` (it raises
-        :class:`RingBufferClosed`). Idempotent."""
-        if self._closed:
-            return
-        self._closed = True
+        """Unmap the rings and wake any thread blocked in :meth:`poll` or iterating (it
+        raises :class:`RingBufferClosed`; iterating the reader just ends). Idempotent.
+
+        If another thread is inside a read when this is called, the mappings are released
+        when that read returns."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            busy = self._users > 0
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
+        if not busy:
+            self._release()
+
+    def _enter(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise RingBufferClosed("ring buffer reader is closed")
+            self._users += 1
+
+    def _exit(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._closed and self._users == 0
+        if last:
+            self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
         for r in self._rings:
             with contextlib.suppress(Exception):
                 self._epoll.unregister(r.fd)
@@ -471,17 +500,17 @@ class RingBuffer:
     def poll(self, timeout: float | None = None) -> bool:
         """Wait until some ring has data (True) or ``timeout`` seconds pass (False; None waits
         for ever). Raises :class:`RingBufferClosed` once the reader is closed."""
-        if self._closed:
-            raise RingBufferClosed("ring buffer reader is closed")
+        self._enter()
+        try:
+            return self._poll(timeout)
+        finally:
+            self._exit()
+
+    def _poll(self, timeout: float | None) -> bool:
         for r in self._rings:
             if r.prod[0] != r.cons[0]:
                 return True
-        try:
-            events = self._epoll.poll(-1 if timeout is None else timeout)
-        except (ValueError, OSError):
-            if self._closed:
-                raise RingBufferClosed("ring buffer reader is closed") from None
-            raise
+        events = self._epoll.poll(-1 if timeout is None else timeout)
         if self._closed:
             raise RingBufferClosed("ring buffer reader is closed")
         return bool(events)
@@ -501,9 +530,19 @@ class RingBuffer:
         return itertools.chain.from_iterable(self._read_runs(timeout, tagged=True))
 
     def _read_runs(self, timeout: float | None, tagged: bool) -> Iterator[Iterator[Any]]:
+        self._enter()
+        try:
+            yield from self._read_runs_entered(timeout, tagged)
+        finally:
+            self._exit()
+
+    def _read_runs_entered(self, timeout: float | None, tagged: bool
+                           ) -> Iterator[Iterator[Any]]:
         waited = False
         delivered = False
         while True:
+            if self._closed:
+                raise RingBufferClosed("ring buffer reader is closed")
             got = False
             for r in self._rings:
                 before = r.cons[0]
@@ -524,7 +563,7 @@ class RingBuffer:
                 continue
             if delivered or waited or timeout == 0.0:
                 return
-            if not self.poll(timeout):
+            if not self._poll(timeout):
                 return
             waited = True
 
@@ -565,9 +604,17 @@ class RingBuffer:
 
         Waits up to ``timeout`` seconds only when the rings are empty.
         """
+        self._enter()
+        try:
+            return self._read_batch(dtype, timeout, max_records, on_mismatch)
+        finally:
+            self._exit()
+
+    def _read_batch(self, dtype: Any, timeout: float | None, max_records: int | None,
+                    on_mismatch: str) -> Any:
         if dtype is None:
             out = RecordBatch()
-            if not self.available() and timeout != 0.0 and not self.poll(timeout):
+            if not self.available() and timeout != 0.0 and not self._poll(timeout):
                 return out
             limit = max_records if max_records is not None else 1 << 62
             for r in self._rings:
@@ -577,7 +624,7 @@ class RingBuffer:
             return out
         np = importlib.import_module("numpy")
         dt = np.dtype(dtype)
-        if not self.available() and timeout != 0.0 and not self.poll(timeout):
+        if not self.available() and timeout != 0.0 and not self._poll(timeout):
             return np.empty(0, dt)
         parts = []
         left = max_records
@@ -621,43 +668,45 @@ class RingBuffer:
         np = importlib.import_module("numpy")
         dt = np.dtype(dtype)
         r = self._rings[ring]
-        arr, pending = r.batch(dt, max_records, copy=False)
+        self._enter()
         try:
-            yield arr
+            arr, pending = r.batch(dt, max_records, copy=False)
+            try:
+                yield arr
+            finally:
+                del arr
+                r.commit(pending)
         finally:
-            del arr
-            r.commit(pending)
+            self._exit()
 
     # -- asyncio ---------------------------------------------------------------------------
     def __aiter__(self) -> AsyncIterator[memoryview]:
         return self.aread()
 
     async def aread(self) -> AsyncIterator[memoryview]:
-        """Async iteration: wait on the epoll fd through the running loop's ``add_reader``."""
+        """Async iteration: wait on the epoll fd through the running loop's ``add_reader``;
+        ends when the reader is closed."""
         loop = asyncio.get_running_loop()
         ready = asyncio.Event()
-        fd = self._epoll.fileno()
-        loop.add_reader(fd, ready.set)
+        self._enter()
         try:
-            while not self._closed:
-                got = False
-                for r in self._rings:
-                    for rec in r.records():
-                        got = True
-                        yield rec
-                if got:
-                    continue
-                ready.clear()
-                # The epoll fd stays readable while data is pending; drain its event queue.
-                with contextlib.suppress(OSError, ValueError):
-                    self._epoll.poll(0)
-                if any(r.prod[0] != r.cons[0] for r in self._rings):
-                    continue
-                await ready.wait()
+            fd = self._epoll.fileno()
+            loop.add_reader(fd, ready.set)
+            try:
+                while not self._closed:
+                    ready.clear()
+                    got = False
+                    for r in self._rings:
+                        for rec in r.records():
+                            got = True
+                            yield rec
+                    if got or any(r.prod[0] != r.cons[0] for r in self._rings):
+                        continue
+                    await ready.wait()
+            finally:
+                loop.remove_reader(fd)
         finally:
-            if not self._closed:
-                with contextlib.suppress(Exception):
-                    loop.remove_reader(fd)
+            self._exit()
 
 
 class UserRingBuffer:
