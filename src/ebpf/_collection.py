@@ -167,6 +167,7 @@ class Collection:
         progs: dict[str, Program] = {}
         handle: Any = None
         btf_error: BaseException | None = None
+        reused: set[str] = set()
         try:
             if spec.btf_blob is not None:
                 from .btf.handle import BTFHandle
@@ -177,6 +178,9 @@ class Collection:
                     btf_error = e
             for name, ms in spec.maps.items():
                 maps[name] = _create_map(ms, handle, pin_path)
+                if ms.pinning == PinType.BY_NAME and maps[name].pinned_path is not None \
+                        and ms.freeze:
+                    reused.add(name)
             for name, ms in spec.maps.items():
                 _fill_map(maps[name], ms, maps, None)
             for name, ps in wanted.items():
@@ -185,7 +189,7 @@ class Collection:
                 if ms.type == MapType.PROG_ARRAY and ms.contents:
                     _fill_map(maps[name], ms, maps, progs)
             for name, ms in spec.maps.items():
-                if ms.freeze and maps[name].pinned_path is None:
+                if ms.freeze and name not in reused:
                     maps[name].freeze()
         except BaseException:
             for p in progs.values():
