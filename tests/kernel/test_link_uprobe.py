@@ -35,6 +35,7 @@ from ebpf.link.uprobe import (
     attach_uprobe_multi,
     attach_usdt,
     resolve_binary,
+    usdt_argument,
     usdt_probes,
 )
 
@@ -242,6 +243,22 @@ def test_usdt_with_semaphore(target: Any, target_bin: str, counter: Any, multi: 
         assert target.ask("sem") == "0"  # and decremented on detach
         assert target.ask("fire 3") == "0"
         assert counter[0] == N
+
+
+@pytest.mark.parametrize("probe,expected", [("mem", -1000 * N), ("konst", -1234),
+                                            ("tick", N - 1)])
+def test_usdt_arguments_read_with_usdt_argument(target: Any, target_bin: str, counter: Any,
+                                                probe: str, expected: int) -> None:
+    """Memory, constant and register arguments, fetched by the generated code."""
+    (site,) = [p for p in usdt_probes(target_bin) if p.name == probe]
+    (arg,) = site.arguments
+    insns = H.counting_insns(counter, pid=target.pid, value=usdt_argument(arg, R7))
+    command = {"mem": f"mem {N}", "konst": f"mem {N}", "tick": f"fire {N}"}[probe]
+    with H.load(P.KPROBE, insns) as prog, attach_usdt(prog, target_bin, "ebpf_test", probe,
+                                                     pid=target.pid):
+        assert target.ask(command) == str(N)
+    assert counter[0] == N
+    assert counter[1] == expected & (2**64 - 1)  # sign-extended to 64 bits
 
 
 def test_usdt_semaphore_set_for_processes_started_later(target_bin: str, counter: Any) -> None:

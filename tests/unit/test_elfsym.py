@@ -402,3 +402,33 @@ def test_fuzz_mutations(changes: list[tuple[int, int]]) -> None:
 @given(st.binary(max_size=300))
 def test_fuzz_random_bytes(data: bytes) -> None:
     _exercise(b"\x7fELF" + data)
+
+
+# --- code for USDT arguments (ebpf.link.uprobe.usdt_argument) -------------------------------------
+
+def test_usdt_argument_code() -> None:
+    from ebpf import asm
+    from ebpf.asm import R6, R7
+    from ebpf.link.uprobe import usdt_argument
+
+    (c,) = parse_usdt_arguments("-2@$-1234")
+    assert usdt_argument(c, R7) == [asm.mov(R7, -1234)]
+    (big,) = parse_usdt_arguments("8@$0x123456789")
+    assert usdt_argument(big, R7) == [asm.load_imm64(R7, 0x123456789)]
+    (r,) = parse_usdt_arguments("-4@%edi")
+    assert usdt_argument(r, R7, arch="x86_64") == [
+        asm.load(asm.DW, R7, R6, 112), asm.lsh(R7, 32), asm.arsh(R7, 32)]
+    (u,) = parse_usdt_arguments("2@x3")
+    assert usdt_argument(u, R7, arch="aarch64") == [
+        asm.load(asm.DW, R7, R6, 24), asm.lsh(R7, 48), asm.rsh(R7, 48)]
+    (m,) = parse_usdt_arguments("-8@24(%rsp)")
+    code = usdt_argument(m, R7, arch="x86_64")
+    assert code[0] == asm.load(asm.DW, asm.R3, R6, 152)  # rsp
+    assert code[1] == asm.add(asm.R3, 24)
+    assert asm.call(asm.Helper.PROBE_READ_USER) in code
+    assert code[-1] == asm.load(asm.DW, R7, asm.R10, -8)
+    with pytest.raises(ValueError, match="r6-r9"):
+        usdt_argument(m, R7, ctx=asm.R1)
+    (sib,) = parse_usdt_arguments("4@16(%rax,%rbx,8)")
+    with pytest.raises(errors.NotSupportedError):
+        usdt_argument(sib, R7)

@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, final
 
-from .. import errors
-from .._elfsym import ElfFile, SymbolNotFoundError, USDTProbe
+from .. import asm, errors
+from .._elfsym import ElfFile, SymbolNotFoundError, USDTArgument, USDTProbe
 from .._programs import Program
 from .._sys import commands
 from .._sys.fd import FD
@@ -51,6 +51,7 @@ from .perf_event import (
     open_perf_event,
     pmu_config_bit,
     pmu_type,
+    pt_regs_offset,
     tracepoint_event,
 )
 
@@ -62,6 +63,7 @@ __all__ = [
     "attach_usdt",
     "resolve_binary",
     "uprobe_offset",
+    "usdt_argument",
     "usdt_probes",
 ]
 
@@ -387,9 +389,10 @@ def attach_usdt(
     with ``TRACE_UPROBE_MULTI`` it is a single :class:`UprobeMultiLink` (>= 6.6).
     ``pid`` as in :func:`attach_uprobe` (-1 every process, 0 this one).
 
-    Arguments are described by :attr:`ebpf._elfsym.USDTProbe.arguments`; this function does
-    not generate code to fetch them. Raises :class:`~ebpf._elfsym.SymbolNotFoundError` when
-    the file has no such probe (naming the probes it has).
+    Read the probe's arguments in the program with :func:`usdt_argument` (from
+    :attr:`ebpf._elfsym.USDTProbe.arguments` of :func:`usdt_probes`). Raises
+    :class:`~ebpf._elfsym.SymbolNotFoundError` when the file has no such probe (naming the
+    probes it has).
     """
     check_program(program, ProgramType.KPROBE, what="attach_usdt")
     check_attach_type(program, (None, AttachType.TRACE_UPROBE_MULTI), what="attach_usdt")
@@ -424,3 +427,55 @@ def attach_usdt(
             link.close()
         raise
     return PerfEventLinks(links, [-1] * len(links))
+
+
+def _extend(dst: asm.Register, size: int, signed: bool) -> list[asm.Instruction]:
+    """Zero- or sign-extend the low ``size`` bytes of ``dst`` to 64 bits."""
+    if size >= 8:
+        return []
+    shift = 64 - 8 * size
+    return [asm.lsh(dst, shift), asm.arsh(dst, shift) if signed else asm.rsh(dst, shift)]
+
+
+def usdt_argument(arg: USDTArgument, dst: asm.Register, *, ctx: asm.Register = asm.R6,
+                  stack_offset: int = -8, arch: str | None = None) -> list[asm.Instruction]:
+    """Instructions that put a USDT argument's value in ``dst``, sign- or zero-extended.
+
+    ``ctx`` holds the program's context (``struct pt_regs *``). Constant and register
+    arguments are read directly. A memory argument (``8@-16(%rbp)``, ``8@[sp, 16]``) is
+    read with ``bpf_probe_read_user`` into the stack slot at ``r10 + stack_offset``, which
+    clobbers ``r0``-``r5``: keep ``ctx`` in ``r6``-``r9`` then (the default is ``r6``).
+    ``sib`` and unrecognised arguments raise :class:`~ebpf.errors.NotSupportedError`. This
+    is libbpf's ``bpf_usdt_arg()`` resolved when the program is built rather than at run time.
+    """
+    if arg.kind == "const":
+        value = arg.value & ((1 << (8 * arg.size)) - 1) if arg.size < 8 else arg.value
+        if arg.signed and arg.size < 8 and value >> (8 * arg.size - 1):
+            value -= 1 << (8 * arg.size)
+        if -(1 << 31) <= value < (1 << 31):
+            return [asm.mov(dst, value)]
+        return [asm.load_imm64(dst, value & ((1 << 64) - 1))]
+    if arg.kind == "reg":
+        off = pt_regs_offset(arg.register, arch)
+        return [asm.load(asm.DW, dst, ctx, off), *_extend(dst, arg.size, arg.signed)]
+    if arg.kind == "deref":
+        if int(ctx) <= 5:
+            raise ValueError(f"usdt_argument: a memory argument calls a helper, which clobbers "
+                             f"r{int(ctx)}; keep the context in r6-r9")
+        if arg.size not in (1, 2, 4, 8):
+            raise errors.NotSupportedError(f"USDT argument of {arg.size} bytes ({arg.text})")
+        if stack_offset > -8 or stack_offset % 8:
+            raise ValueError("usdt_argument: stack_offset must be a multiple of 8, <= -8")
+        sizes = {1: asm.B, 2: asm.H, 4: asm.W, 8: asm.DW}
+        return [
+            asm.load(asm.DW, asm.R3, ctx, pt_regs_offset(arg.register, arch)),
+            asm.add(asm.R3, arg.offset),
+            asm.store_imm(asm.DW, asm.R10, stack_offset, 0),
+            asm.mov(asm.R1, asm.R10),
+            asm.add(asm.R1, stack_offset),
+            asm.mov(asm.R2, arg.size),
+            asm.call(asm.Helper.PROBE_READ_USER),
+            asm.load(sizes[arg.size], dst, asm.R10, stack_offset),
+            *_extend(dst, arg.size, arg.signed and arg.size < 8),
+        ]
+    raise errors.NotSupportedError(f"USDT argument {arg.text!r} ({arg.kind})")

@@ -9,6 +9,8 @@
  *   fire N      -> hits USDT probe ebpf_test:tick N times if its semaphore is set
  *                  (as real USDT users do), prints how many times it did
  *   always N    -> hits USDT probe ebpf_test:plain (no semaphore) N times, prints N
+ *   mem N       -> hits ebpf_test:mem (a memory argument, -1000 * (i + 1)) and
+ *                  ebpf_test:konst (a constant argument, -1234) N times, prints N
  *   sem         -> prints the value of the ebpf_test:tick semaphore
  *   quit        -> exits
  */
@@ -27,8 +29,9 @@ __attribute__((used, section(".probes"))) volatile unsigned short ebpf_test_tick
 #define EBPF_ADDR ".4byte"
 #endif
 
-/* One stapsdt note with one argument (signed size @ operand), as _SDT_PROBE emits it. */
-#define EBPF_USDT1(provider, name, sem, arg)                                              \
+/* One stapsdt note with one argument (signed size @ operand), as _SDT_PROBE emits it.
+ * `con` is the operand's asm constraint: "r" (register), "m" (memory), "i" (constant). */
+#define EBPF_USDT1(provider, name, sem, con, arg)                                              \
     __asm__ __volatile__(                                                                 \
         "990: nop\n"                                                                      \
         ".pushsection .note.stapsdt,\"?\",\"note\"\n"                                     \
@@ -53,7 +56,7 @@ __attribute__((used, section(".probes"))) volatile unsigned short ebpf_test_tick
         ".popsection\n"                                                                   \
         ".endif\n"                                                                        \
         :                                                                                 \
-        : [size] "n"((int)sizeof(arg)), [val] "r"(arg)) /* %n negates: "-4@" = signed */
+        : [size] "n"((int)sizeof(arg)), [val] con(arg)) /* %n negates: "-4@" = signed */
 
 __attribute__((noinline)) int ebpf_target_add(int a, int b)
 {
@@ -66,7 +69,7 @@ static int fire(int n)
     int done = 0;
     for (int i = 0; i < n; i++) {
         if (ebpf_test_tick_semaphore) { /* what STAP_PROBE users guard costly arguments with */
-            EBPF_USDT1(ebpf_test, tick, "ebpf_test_tick_semaphore", i);
+            EBPF_USDT1(ebpf_test, tick, "ebpf_test_tick_semaphore", "r", i);
             done++;
         }
     }
@@ -76,7 +79,17 @@ static int fire(int n)
 static void always(int n)
 {
     for (int i = 0; i < n; i++)
-        EBPF_USDT1(ebpf_test, plain, "0", i);
+        EBPF_USDT1(ebpf_test, plain, "0", "r", i);
+}
+
+/* Arguments in memory and as constants, for usdt_argument(). */
+static void mem(int n)
+{
+    for (int i = 0; i < n; i++) {
+        volatile long long slot = -1000LL * (i + 1);
+        EBPF_USDT1(ebpf_test, mem, "0", "m", slot);
+        EBPF_USDT1(ebpf_test, konst, "0", "i", (short)-1234);
+    }
 }
 
 int main(void)
@@ -96,6 +109,9 @@ int main(void)
             printf("%d\n", fire(n));
         } else if (sscanf(line, "always %d", &n) == 1) {
             always(n);
+            printf("%d\n", n);
+        } else if (sscanf(line, "mem %d", &n) == 1) {
+            mem(n);
             printf("%d\n", n);
         } else if (strncmp(line, "sem", 3) == 0) {
             printf("%u\n", (unsigned)ebpf_test_tick_semaphore);
