@@ -120,6 +120,43 @@ def test_kprobe_pmu_request_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen == [(4242, 0, FUNC.encode(), 4, -1, 0), (4242, 1, FUNC.encode(), 4, -1, 0)]
 
 
+def test_kprobe_events_request_is_built(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a kprobe PMU: the kprobe_events line, the event's id, and its removal."""
+    lines: list[str] = []
+
+    def no_pmu(name: str) -> int:
+        raise FileNotFoundError(errno.ENOENT, "no such PMU", name)
+
+    def write(path: str, line: str) -> None:
+        assert path == str(tmp_path / "kprobe_events")
+        lines.append(line)
+        if not line.startswith("-:"):
+            group_event = line.split(maxsplit=1)[0].split(":", 1)[1]
+            (tmp_path / "events" / group_event).mkdir(parents=True)
+            (tmp_path / "events" / group_event / "id").write_text("4321\n")
+
+    opened: list[int] = []
+
+    def fake_tracepoint_event(tp_id: int, **kw: Any) -> Any:
+        opened.append(tp_id)
+        raise errors.from_errno("perf_event_open", errno.ENOENT)
+
+    monkeypatch.setattr(kprobe, "pmu_type", no_pmu)
+    monkeypatch.setattr(perf_event, "_write_control", write)
+    monkeypatch.setattr(perf_event, "tracefs_root", lambda tracefs=None: str(tmp_path))
+    monkeypatch.setattr(kprobe, "tracepoint_event", fake_tracepoint_event)
+    with H.load(P.KPROBE, H.ret0()) as prog:
+        for retprobe in (False, True):
+            with pytest.raises(errors.SyscallError):
+                attach_kprobe(prog, FUNC, offset=8, retprobe=retprobe)
+    assert opened == [4321, 4321]
+    add_p, del_p, add_r, del_r = lines
+    assert add_p.startswith(f"p:ebpf/ebpf_{os.getpid()}_") and add_p.endswith(f" {FUNC}+8")
+    assert add_r.startswith("r:ebpf/") and add_r.endswith(f" {FUNC}+8")
+    assert del_p == "-:" + add_p.split()[0][2:] and del_r == "-:" + add_r.split()[0][2:]
+
+
 def test_kprobe_without_any_interface_names_the_cause(tracefs: str,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     def no_pmu(name: str) -> int:
