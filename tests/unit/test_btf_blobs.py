@@ -388,6 +388,22 @@ def test_split_btf(order: str) -> None:
     assert split.string(1) == "int"
 
 
+def test_non_ascii_names() -> None:
+    b = Builder()
+    b.int_("int", 4)
+    b.struct("caf\u00e9", 4, [("na\u00efve", 1, 0, 0), ("plain", 1, 0, 0)])
+    b.ref(8, 2, "after")
+    data = b.build()
+    one = btf.Spec.from_bytes(data)
+    assert one[2].name == "caf\u00e9"
+    assert one[3].name == "after"
+    every = btf.Spec.from_bytes(data)
+    assert [t.name for t in every.types()] == ["", "int", "caf\u00e9", "after"]
+    s = every.find("caf\u00e9", btf.Struct)
+    assert [m.name for m in s.members] == ["na\u00efve", "plain"]
+    assert every.find("after").id == 3
+
+
 def test_header_extension_and_gap() -> None:
     b = Builder()
     b.int_("int", 4)

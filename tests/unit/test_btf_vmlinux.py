@@ -206,6 +206,33 @@ def test_all_kinds_decode(spec: btf.Spec) -> None:
     assert [t.id for t in spec.types(btf.Int)] == sorted(t.id for t in spec.types(btf.Int))
 
 
+def _shape(t: btf.Type) -> tuple[object, ...]:
+    """Everything decoded about ``t``, comparable across specs."""
+    extra: tuple[object, ...] = ()
+    if isinstance(t, btf.Composite):
+        extra = tuple((m.name, m.type_id, m.offset, m.bitfield_size) for m in t.members)
+    elif isinstance(t, btf.FuncProto):
+        extra = tuple((p.name, p.type_id) for p in t.params)
+    elif isinstance(t, (btf.Enum, btf.Enum64)):
+        extra = t.values
+    elif isinstance(t, btf.DataSec):
+        extra = tuple((v.type_id, v.offset, v.size) for v in t.vars)
+    return (repr(t), extra)
+
+
+def test_bulk_decoding_matches_record_by_record(spec: btf.Spec) -> None:
+    bulk = btf.Spec.from_bytes(spec.raw)
+    every = list(bulk.types())
+    for t in every:  # past the threshold: the rest of the members/params come in bulk
+        if isinstance(t, btf.Composite):
+            t.members  # noqa: B018
+        elif isinstance(t, btf.FuncProto):
+            t.params  # noqa: B018
+    one_by_one = btf.Spec.from_bytes(spec.raw)
+    for tid in range(0, len(every), 7):
+        assert _shape(every[tid]) == _shape(one_by_one[tid]), tid
+
+
 def test_types_filter_by_base_class(spec: btf.Spec) -> None:
     composite = list(spec.types(btf.Composite))
     assert composite

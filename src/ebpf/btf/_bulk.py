@@ -115,15 +115,23 @@ def _decode_kinds(spec: Spec, kinds: Iterable[int] | None) -> Iterable[int]:
 class _Columns:
     """Columns of the records ``indices`` of one kind."""
 
-    __slots__ = ("ids", "infos", "names", "offs", "sizes")
+    __slots__ = ("_infos", "_spec", "ids", "names", "offs", "sizes")
 
     def __init__(self, spec: Spec, indices: list[int]) -> None:
         w = spec._words
+        self._spec = spec
+        self._infos: list[int] | None = None
         self.offs = offs = list(map(spec._offs.__getitem__, indices))
         self.ids = list(map(add, indices, repeat(spec._first)))
         self.names = list(map(spec._names.__getitem__, map(getitem, repeat(w), offs)))
-        self.infos = list(map(getitem, repeat(w[1:]), offs))
         self.sizes = list(map(getitem, repeat(w[2:]), offs))  # size_or_type
+
+    @property
+    def infos(self) -> list[int]:
+        infos = self._infos
+        if infos is None:
+            infos = self._infos = list(map(getitem, repeat(self._spec._words[1:]), self.offs))
+        return infos
 
     def word(self, spec: Spec, n: int) -> list[int]:
         """Word ``n`` of every record (3 is the first after ``struct btf_type``)."""

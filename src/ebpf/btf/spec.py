@@ -526,13 +526,15 @@ class Spec:
             return
         self._names_complete = True
         strings = self.strings
-        parts = strings.split(b"\0")
-        starts = accumulate(map(add, map(len, parts), repeat(1)), initial=self._str_first)
-        if strings.isascii():
-            decoded = strings.decode("ascii").split("\0")
+        if strings.isascii():  # then offsets in the decoded text are byte offsets
+            parts: list[str] = strings.decode("ascii").split("\0")
         else:
-            decoded = [p.decode("utf-8", "surrogateescape") for p in parts]
-        self._names.update(zip(starts, decoded, strict=False))
+            parts = [p.decode("utf-8", "surrogateescape") for p in strings.split(b"\0")]
+        # Each part is followed by its NUL; the length of a decoded part can differ from its
+        # byte length only when not ASCII, so count bytes then.
+        lengths = map(len, parts) if strings.isascii() else map(len, strings.split(b"\0"))
+        starts = accumulate(map(add, lengths, repeat(1)), initial=self._str_first)
+        self._names.update(zip(starts, parts, strict=False))
 
     # --- iteration ----------------------------------------------------------------------
 
