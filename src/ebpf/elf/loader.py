@@ -86,6 +86,7 @@ class _Obj:
     funcs: dict[int, list[_Func]] = field(default_factory=dict)
     relocs: dict[tuple[int, int], _Reloc] = field(default_factory=dict)
     extern_kinds: dict[str, str] = field(default_factory=dict)
+    datasecs: dict[str, _btf.DataSec] | None = None
 
 
 def load_collection_spec(data: bytes) -> CollectionSpec:
@@ -150,10 +151,12 @@ def _read_btf(obj: _Obj) -> None:
 def _datasecs(obj: _Obj) -> dict[str, _btf.DataSec]:
     if obj.btf is None:
         return {}
-    try:
-        return {t.name: t for t in obj.btf.types(_btf.DataSec)}
-    except (KeyError, ValueError, TypeError) as e:
-        raise ParseError(f".BTF: bad DATASEC ({e})") from None
+    if obj.datasecs is None:
+        try:
+            obj.datasecs = {t.name: t for t in obj.btf.types(_btf.DataSec)}
+        except (KeyError, ValueError, TypeError) as e:
+            raise ParseError(f".BTF: bad DATASEC ({e})") from None
+    return obj.datasecs
 
 
 def _collect_externs(obj: _Obj) -> None:
@@ -682,24 +685,39 @@ class _BTFFixer:
 
     def blob(self) -> bytes:
         spec, bo = self.spec, self.bo
-        records: list[bytes] = []
-        for tid in range(1, len(spec)):
-            rec = spec.raw_record(tid)
-            name_off, info, size = struct.unpack_from(bo + "III", rec)
+        raw = spec.raw
+        ts = spec.header.hdr_len + spec.header.type_off
+        te = ts + spec.header.type_len
+        info_at = struct.Struct(bo + "I").unpack_from
+        parts: list[bytes] = []
+        done = ts  # copy unchanged records in runs; rewrite only the few that need it
+        n = len(spec)
+        for tid in range(1, n):
+            at = ts + spec.record_offset(tid)
+            info = info_at(raw, at + 4)[0]
             kind = (info >> 24) & 0x1F
+            if kind not in (_KIND_FUNC, _KIND_VAR, _KIND_DATASEC):
+                continue
             vlen = info & 0xFFFF
+            rec: bytes | None = None
             if kind == _KIND_FUNC and vlen == 2:
                 # An extern (kfunc) declaration: the kernel refuses extern linkage and the
                 # unnamed parameters of its prototype; a typedef of the prototype keeps the
                 # record (and every type id) without either check.
-                rec = struct.pack(bo + "III", name_off, _KIND_TYPEDEF << 24, size)
-            elif kind == _KIND_VAR:
-                if struct.unpack_from(bo + "I", rec, 12)[0] == 2:  # extern -> allocated
-                    rec = rec[:12] + struct.pack(bo + "I", 1)
+                name_off, _info, proto = struct.unpack_from(bo + "III", raw, at)
+                rec = struct.pack(bo + "III", name_off, _KIND_TYPEDEF << 24, proto)
+            elif kind == _KIND_VAR and info_at(raw, at + 12)[0] == 2:  # extern -> allocated
+                rec = raw[at:at + 12] + struct.pack(bo + "I", 1)
             elif kind == _KIND_DATASEC:
-                rec = self.datasec(rec)
-            records.append(rec)
-        types = b"".join(records) + b"".join(self.extra)
+                rec = self.datasec(spec.raw_record(tid))
+            if rec is None:
+                continue
+            end = ts + spec.record_offset(tid + 1) if tid + 1 < n else te
+            parts.append(raw[done:at])
+            parts.append(rec)
+            done = end
+        parts.append(raw[done:te])
+        types = b"".join(parts) + b"".join(self.extra)
         hdr = struct.pack(bo + "HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types),
                           len(self.strings))
         return hdr + types + bytes(self.strings)
