@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from . import errors as errors
 from . import platform as platform
+from ._collection import Collection as Collection
+from ._collection import Variable as Variable
+from ._collection import load as load
 from ._maps import Map as Map
 from ._programs import Program as Program
 from ._programs import ProgramInfo as ProgramInfo
 from ._programs import TestRunResult as TestRunResult
+from ._spec import CollectionSpec as CollectionSpec
+from ._spec import MapSpec as MapSpec
+from ._spec import ProgramSpec as ProgramSpec
+from ._spec import VariableSpec as VariableSpec
 from ._types import AttachType as AttachType
 from ._types import LinkType as LinkType
 from ._types import MapFlags as MapFlags
@@ -32,23 +39,30 @@ __version__ = "0.1.0"
 __all__ = [
     "AttachType",
     "BPFError",
+    "Collection",
+    "CollectionSpec",
     "LinkType",
     "Map",
     "MapFlags",
+    "MapSpec",
     "MapType",
     "NotSupportedError",
     "Program",
     "ProgramFlags",
     "ProgramInfo",
+    "ProgramSpec",
     "ProgramType",
     "StatsType",
     "SyscallError",
     "TestRunResult",
     "UpdateFlags",
+    "Variable",
+    "VariableSpec",
     "VerifierError",
     "XDPAction",
     "XDPMode",
     "errors",
+    "load",
     "platform",
 ]
 
@@ -58,6 +72,6 @@ def __getattr__(name: str) -> object:
     # ebpf.features, ebpf.link, ebpf.packet.
     import importlib
 
-    if name in ("asm", "btf", "features", "link", "packet", "testing", "cli"):
+    if name in ("asm", "btf", "elf", "features", "link", "packet", "testing", "cli"):
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'ebpf' has no attribute {name!r}")
