@@ -6,6 +6,7 @@ the C library of this very process (called through ``os.getppid``).
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import os
 import sys
@@ -161,6 +162,25 @@ def test_uprobe_through_tracefs_uprobe_events(target: Any, target_bin: str, coun
         assert counter[0] == 4
         assert counter[1] & 0xFFFFFFFF == 6
         assert f"{event.event} " not in Path(control).read_text()  # removed on close
+
+
+def test_forgotten_tracefs_uprobe_is_removed(tracefs: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link never closed still removes its uprobe_events entry when collected (and warns)."""
+    def no_pmu(name: str) -> int:
+        raise FileNotFoundError(2, "no PMU", name)
+
+    monkeypatch.setattr(uprobe, "pmu_type", no_pmu)
+    control = Path(tracefs, "uprobe_events")
+    with H.load(P.KPROBE, H.ret0()) as prog:
+        link = attach_uprobe(prog, "libc.so.6", "getppid", pid=0)
+        assert link._event is not None
+        name = link._event.event
+        assert name in control.read_text()
+        with pytest.warns(ResourceWarning, match="unclosed PerfEventLink"):
+            del link
+            gc.collect()
+        assert name not in control.read_text()
 
 
 # --- libc -------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ import enum
 import itertools
 import os
 import threading
+import warnings
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -314,6 +316,7 @@ class PerfEventLink(Link):
     _perf_fd: FD | None = None
     _event: _ProbeEvent | None = None
     _ioctl: bool = False
+    _finalizer: weakref.finalize[[FD, FD | None, _ProbeEvent], PerfEventLink] | None = None
 
     def __init__(self, fd: FD, program: Program | None, perf_fd: FD | None = None,
                  event: _ProbeEvent | None = None, ioctl_mode: bool = False) -> None:
@@ -321,6 +324,10 @@ class PerfEventLink(Link):
         self._perf_fd = perf_fd
         self._event = event
         self._ioctl = ioctl_mode
+        if event is not None:
+            # A tracefs probe event outlives the process unless removed: make sure a link
+            # that is never closed still removes it (and says so).
+            self._finalizer = weakref.finalize(self, _release_forgotten, fd, perf_fd, event)
 
     @property
     def uses_bpf_link(self) -> bool:
@@ -396,6 +403,9 @@ class PerfEventLink(Link):
     def close(self) -> None:
         """Release the link and the perf event; a tracefs probe event made for it is removed
         unless the link is pinned (the kernel keeps it in use then)."""
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
         if self._ioctl and not self._fd.closed:
             with contextlib.suppress(OSError):
                 ioctl(self._fd.fileno(), PERF_EVENT_IOC_DISABLE, 0, "PERF_EVENT_IOC_DISABLE")
@@ -408,6 +418,17 @@ class PerfEventLink(Link):
 
     def __enter__(self) -> PerfEventLink:
         return self
+
+
+def _release_forgotten(fd: FD, perf_fd: FD | None, event: _ProbeEvent) -> None:
+    """Finalizer of a garbage-collected :class:`PerfEventLink` holding a tracefs event."""
+    fd.close()
+    if perf_fd is not None:
+        perf_fd.close()
+    with contextlib.suppress(OSError):  # EBUSY when a pin still uses it
+        event.remove()
+    warnings.warn(f"unclosed PerfEventLink on {event.group}/{event.event}; close it or use a "
+                  "with block", ResourceWarning, stacklevel=1)
 
 
 def attach_perf_fd(program: Program, perf_fd: FD, *, cookie: int = 0,
