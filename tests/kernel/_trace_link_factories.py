@@ -3,8 +3,8 @@
 ``TRACE_LINK_FACTORIES`` is a list of callables; each returns ``(link, program,
 other_program)``: a live link of one tracing link type, the program attached, and a second
 program of the same kind (for ``update``). The caller closes all three. No maps are used, so
-nothing else is left open. Factories that need tracefs mount it on first use
-(:func:`ensure_tracefs`) and it is unmounted at interpreter exit if this module mounted it.
+nothing else is left open. Factories that need tracefs mount it while they attach
+(:func:`tracefs_mounted`) and unmount it again if they had to mount it.
 Link types this kernel cannot make (fentry: EPERM at load; kprobe: ENOENT; kprobe_multi:
 EOPNOTSUPP) call ``pytest.skip`` naming that errno.
 
@@ -50,30 +50,60 @@ NR_GETPPID = {"x86_64": 110, "aarch64": 173, "riscv64": 173, "loongarch64": 173}
 # --- tracefs ----------------------------------------------------------------------------------
 
 _tracefs_lock = threading.Lock()
-_tracefs_mounted: list[str] = []
+_tracefs_users = 0  # holders of the mount made by this module
+_tracefs_owned: str | None = None  # where this module mounted tracefs, if it did
+_held_until_exit = False
 
 
-def ensure_tracefs() -> str:
-    """tracefs's path; mounted at /sys/kernel/tracing first if it is mounted nowhere."""
+def _acquire() -> str:
+    global _tracefs_users, _tracefs_owned
     with _tracefs_lock:
         path = platform.tracefs_path(mount_if_missing=False)
-        if path is not None:
-            return path
-        path = platform.tracefs_path(mount_if_missing=True)
-        assert path is not None
-        _tracefs_mounted.append(path)
+        if path is None:
+            path = platform.tracefs_path(mount_if_missing=True)
+            assert path is not None
+            _tracefs_owned = path
+        _tracefs_users += 1
         return path
 
 
-def release_tracefs() -> None:
-    """Unmount tracefs if (and only if) :func:`ensure_tracefs` mounted it."""
+def _release() -> None:
+    global _tracefs_users, _tracefs_owned
     with _tracefs_lock:
-        while _tracefs_mounted:
+        _tracefs_users -= 1
+        if _tracefs_users == 0 and _tracefs_owned is not None:
             with contextlib.suppress(OSError):
-                platform.umount(_tracefs_mounted.pop(), lazy=True)
+                platform.umount(_tracefs_owned, lazy=True)
+            _tracefs_owned = None
 
 
-atexit.register(release_tracefs)
+@contextlib.contextmanager
+def tracefs_mounted() -> Iterator[str]:
+    """tracefs's path for the ``with`` block; mounted at /sys/kernel/tracing if it is mounted
+    nowhere, and unmounted when the last user of this module leaves (nested uses share the
+    mount). A mount made by anyone else is never touched."""
+    path = _acquire()
+    try:
+        yield path
+    finally:
+        _release()
+
+
+def ensure_tracefs() -> str:
+    """Like :func:`tracefs_mounted`, but held until interpreter exit."""
+    global _held_until_exit
+    if _held_until_exit:
+        path = platform.tracefs_path(mount_if_missing=False)
+        if path is not None:
+            return path
+    path = _acquire()
+    if _held_until_exit:
+        _release()  # the earlier hold's mount vanished; this acquire re-made it, keep one hold
+    else:
+        _held_until_exit = True
+        atexit.register(_release)
+    return path
+
 
 # --- programs ---------------------------------------------------------------------------------
 
@@ -231,9 +261,11 @@ def _made(attach: Callable[[ebpf.Program], Link], prog_type: P, **kw: Any) -> Ma
 
 
 def tracepoint_link() -> Made:
-    """A PerfEventLink on tracepoint syscalls/sys_enter_getppid."""
-    ensure_tracefs()
-    return _made(lambda p: attach_tracepoint(p, "syscalls", "sys_enter_getppid"), P.TRACEPOINT)
+    """A PerfEventLink on tracepoint syscalls/sys_enter_getppid (tracefs is needed only to
+    find the tracepoint's id; it is unmounted again if it had to be mounted)."""
+    with tracefs_mounted():
+        return _made(lambda p: attach_tracepoint(p, "syscalls", "sys_enter_getppid"),
+                     P.TRACEPOINT)
 
 
 def raw_tracepoint_link() -> Made:
@@ -298,7 +330,11 @@ def tracing_link() -> Made:
 
 
 def kprobe_link() -> Made:
-    """A PerfEventLink of a kprobe (needs CONFIG_KPROBES; ENOENT without)."""
+    """A PerfEventLink of a kprobe (needs CONFIG_KPROBES; ENOENT without).
+
+    On kernels whose kprobes go through kprobe_events, closing the link removes its probe
+    event through tracefs, so tracefs stays mounted until exit (:func:`ensure_tracefs`).
+    """
     ensure_tracefs()
     return _skip_on(errno.ENOENT, "no kprobe PMU nor kprobe_events", lambda: _made(
         lambda p: kprobe.attach_kprobe(p, "do_unlinkat"), P.KPROBE))

@@ -50,8 +50,8 @@ N = 5
 
 @pytest.fixture(scope="module")
 def tracefs() -> Iterator[str]:
-    yield H.ensure_tracefs()
-    H.release_tracefs()
+    with H.tracefs_mounted() as path:
+        yield path
 
 
 @pytest.fixture

@@ -74,8 +74,8 @@ def target(target_bin: str) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def tracefs() -> Iterator[str]:
-    yield H.ensure_tracefs()
-    H.release_tracefs()
+    with H.tracefs_mounted() as path:
+        yield path
 
 
 @pytest.fixture
