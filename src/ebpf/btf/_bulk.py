@@ -176,6 +176,13 @@ def _flagged(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
     return list(map(_tn, repeat(TypeTag), zip(repeat(spec), c.ids, c.names, c.sizes, flags)))
 
 
+def _enum(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
+    """ENUM and ENUM64 (the enumerators are decoded on demand)."""
+    c = _Columns(spec, indices)
+    fields = zip(repeat(spec), c.ids, c.names, c.sizes, map(bool, c.flags()), repeat(None))
+    return list(map(_tn, repeat(KIND_CLASSES[kind]), fields))
+
+
 def _func(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
     c = _Columns(spec, indices)
     linkage = map(_LINKAGE.__getitem__, c.vlens())  # IndexError: bad linkage
@@ -291,6 +298,7 @@ _DECODERS: dict[int, _Decoder] = {
     Kind.ARRAY: _array,
     Kind.STRUCT: _composite,
     Kind.UNION: _composite,
+    Kind.ENUM: _enum,
     Kind.FWD: _flagged,
     Kind.TYPEDEF: _plain,
     Kind.VOLATILE: _plain,
@@ -300,4 +308,5 @@ _DECODERS: dict[int, _Decoder] = {
     Kind.FUNC_PROTO: _func_proto,
     Kind.FLOAT: _plain,
     Kind.TYPE_TAG: _flagged,
+    Kind.ENUM64: _enum,
 }

@@ -183,6 +183,7 @@ class Spec:
         "_trailing_misses",
         "_ts",
         "_types",
+        "_value_cache",
         "_walk_chunk",
         "_walk_error",
         "_words",
@@ -216,6 +217,7 @@ class Spec:
     _trailing_misses: int
     _ts: int
     _types: dict[int, Type]
+    _value_cache: dict[int, tuple[EnumValue, ...]]
     _walk_chunk: int
     _walk_error: ParseError | None
     _words: _Words
@@ -269,6 +271,7 @@ class Spec:
         self._names = _Names(self)
         self._member_cache = {}
         self._param_cache = {}
+        self._value_cache = {}
         self._trailing_misses = 0
         self._names_complete = False
         self._name_offs = None
@@ -518,6 +521,14 @@ class Spec:
                 o = self._offs[type_id - self._first]
                 params = _bulk.decode_params(self, o, self._words[o + 1])
                 found = self._param_cache[type_id] = params
+        return found
+
+    def _values_of(self, type_id: int) -> tuple[EnumValue, ...]:
+        """The enumerators of enum ``type_id`` of this blob (decoded once)."""
+        found = self._value_cache.get(type_id)
+        if found is None:
+            o = self._offs[type_id - self._first]
+            found = self._value_cache[type_id] = _enum_values(self, o, self._words[o + 1])
         return found
 
     def _decode_all_names(self) -> None:
@@ -818,26 +829,31 @@ def _composite(cls: type[Composite]) -> _Decoder:
 def _enumeration(cls: type[Enum | Enum64]) -> _Decoder:
     def decode(spec: Spec, tid: int, o: int, info: int) -> Type:
         w = spec._words
-        names = spec._names
-        vlen = info & 0xFFFF
         signed = bool(info >> 31)
-        if cls is Enum:
-            raw = w[o + 3 : o + 3 + 2 * vlen].tolist()
-            keys = raw[0::2]
-            values = raw[1::2]
-            if signed:
-                values = [v - ((v & 0x80000000) << 1) for v in values]
-        else:
-            raw = w[o + 3 : o + 3 + 3 * vlen].tolist()
-            keys = raw[0::3]
-            values = [lo | hi << 32 for lo, hi in zip(raw[1::3], raw[2::3], strict=True)]
-            if signed:
-                values = [v - ((v & (1 << 63)) << 1) for v in values]
-        pairs = zip(map(names.__getitem__, keys), values, strict=True)
-        enumerators = tuple(map(_tn, repeat(EnumValue), pairs))
-        return _tn(cls, (spec, tid, names[w[o]], w[o + 2], signed, enumerators))
+        return _tn(cls, (spec, tid, spec._names[w[o]], w[o + 2], signed, None))  # values later
 
     return decode
+
+
+def _enum_values(spec: Spec, o: int, info: int) -> tuple[EnumValue, ...]:
+    w = spec._words
+    names = spec._names
+    vlen = info & 0xFFFF
+    signed = info >> 31
+    if (info >> 24) & 0x1F == Kind.ENUM:
+        raw = w[o + 3 : o + 3 + 2 * vlen].tolist()
+        keys = raw[0::2]
+        values = raw[1::2]
+        if signed:
+            values = [v - ((v & 0x80000000) << 1) for v in values]
+    else:
+        raw = w[o + 3 : o + 3 + 3 * vlen].tolist()
+        keys = raw[0::3]
+        values = [lo | hi << 32 for lo, hi in zip(raw[1::3], raw[2::3], strict=True)]
+        if signed:
+            values = [v - ((v & (1 << 63)) << 1) for v in values]
+    pairs = zip(map(names.__getitem__, keys), values, strict=True)
+    return tuple(map(_tn, repeat(EnumValue), pairs))
 
 
 def _one_ref(cls: type[Pointer | Qualifier | Float]) -> _Decoder:

@@ -434,11 +434,17 @@ class _Enumeration(Type):
     if TYPE_CHECKING:
         size: int
         signed: bool
-        values: tuple[EnumValue, ...]
+        _values: tuple[EnumValue, ...] | None
     else:
         size = _field(3, "size in bytes")
         signed = _field(4, "values are signed (kind_flag)")
-        values = _field(5, "tuple of EnumValue")
+        _values = _field(5, "tuple of EnumValue, or None: decoded on demand")
+
+    @property
+    def values(self) -> tuple[EnumValue, ...]:
+        """The enumerators, in declaration order."""
+        values = self._values
+        return self._spec._values_of(self.id) if values is None else values
 
     def value(self, name: str) -> int:
         """The value of enumerator ``name``; :class:`KeyError` if there is none."""
@@ -455,7 +461,8 @@ class _Enumeration(Type):
 class Enum(_Enumeration):
     """``enum`` with 32-bit values (``BTF_KIND_ENUM``); ``signed`` comes from ``kind_flag``.
 
-    Fields: ``(spec, id, name, size, signed, values)``.
+    Fields: ``(spec, id, name, size, signed, values)``; ``values=None`` is decoded on
+    demand, as for :class:`Composite`.
     """
 
     __slots__ = ()
