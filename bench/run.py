@@ -48,6 +48,7 @@ BENCHES: list[tuple[str, str, str]] = [
     ("ringbuf", "ringbuf_bench", "ring buffer drain"),
     ("perf", "perf_bench", "perf buffer drain"),
     ("drain", "drain_sweep", "ring buffer drain by record size, plot"),
+    ("elf", "elf_bench", "ELF object open, open+load"),
     ("coldstart", "coldstart_bench", "fresh process: import, load, run"),
 ]
 
