@@ -253,6 +253,31 @@ def test_many_finds_use_the_index(spec: btf.Spec) -> None:
         assert [t.id for t in fresh.find_all(name)] == [t.id for t in cold.find_all(name)]
 
 
+def test_threads_share_a_spec(spec: btf.Spec) -> None:
+    import threading
+
+    shared = btf.Spec.from_bytes(spec.raw)
+    names = ["task_struct", "sk_buff", "bpf_attr", "list_head", "u32", "file", "inode"]
+    results: list[object] = []
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            found = [shared.find(n).id for n in names[k % 3 :]]
+            results.append((len(shared), found[-1], sum(1 for _ in shared.types(btf.Enum))))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(set(results)) == 1
+    assert results[0] == (len(spec), spec.find("inode").id, len(list(spec.types(btf.Enum))))
+
+
 def test_identity_and_equality(spec: btf.Spec) -> None:
     a = spec.find("task_struct", btf.Struct)
     assert spec[a.id] is a

@@ -1,9 +1,11 @@
 """Decode many type records at once, kind by kind, with map/zip pipelines that run in C.
 
 :meth:`Spec.types` uses this to decode the whole blob (or every record of the kinds it is asked
-for) far faster than record by record: the records of one kind are decoded column by column
-(all ids, all names, all ``size_or_type`` words...), and their members or parameters are
-decoded as one flat column and then cut into per-type tuples.
+for) faster than record by record: the records of one kind are decoded column by column (all
+ids, all names, all ``size_or_type`` words...) and zipped into types. Members, parameters and
+enumerators are decoded on demand, type by type (:func:`decode_members`...), and all at once
+by :func:`decode_trailing` once many are asked for; both run with the cyclic garbage collector
+paused, which otherwise walks the new records again and again while they are built.
 
 The result is exactly what the per-record decoders in :mod:`.spec` build. On malformed input
 (a bad string offset, a bad linkage) a kind is left undecoded and the per-record decoder
@@ -14,9 +16,9 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterable
-from itertools import accumulate, chain, compress, repeat
+from itertools import accumulate, compress, repeat
 from operator import add, and_, getitem, mul, not_, or_, rshift
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ParseError
 from .types import (
@@ -40,14 +42,12 @@ from .types import (
 if TYPE_CHECKING:
     from .spec import Spec
 
-__all__ = ["decode_kinds", "decode_trailing", "kinds_of"]
+__all__ = ["decode_kinds", "decode_members", "decode_params", "decode_trailing", "kinds_of"]
 
 _tn = tuple.__new__
 _LINKAGE = (Linkage.STATIC, Linkage.GLOBAL, Linkage.EXTERN)
 #: info >> 24 (kind_flag, unused bits, kind) -> kind
 _LOW5 = bytes(b & 0x1F for b in range(256))
-#: kind_flag -> mask of the bit offset in a member's offset word
-_OFFSET_MASK = (0xFFFFFFFF, 0xFFFFFF)
 
 
 def kinds_of(spec: Spec) -> bytes:
@@ -66,15 +66,16 @@ def decode_kinds(spec: Spec, kinds: Iterable[int] | None) -> Iterable[int]:
 
     Returns the local indices (type id - first id) of those records, in id order.
     """
-    was_enabled = gc.isenabled()
-    # Hundreds of thousands of new immutable records that cannot form cycles: collecting
-    # while they are built only costs time.
-    gc.disable()
-    try:
-        return _decode_kinds(spec, kinds)
-    finally:
-        if was_enabled:
-            gc.enable()
+    with spec._lock:
+        was_enabled = gc.isenabled()
+        # Hundreds of thousands of new immutable records that cannot form cycles: collecting
+        # while they are built only costs time.
+        gc.disable()
+        try:
+            return _decode_kinds(spec, kinds)
+        finally:
+            if was_enabled:
+                gc.enable()
 
 
 def _positions(kb: bytes, kind: int) -> list[int]:
@@ -142,18 +143,6 @@ class _Columns:
 
     def vlens(self) -> list[int]:
         return list(map(and_, self.infos, repeat(0xFFFF)))
-
-    def trailing(self, spec: Spec, vlens: list[int], words: int) -> list[int]:
-        """The trailing entries (``words`` words each) of every record, as one flat list."""
-        w = spec._words
-        starts = list(map(add, self.offs, repeat(3)))
-        ends = map(add, starts, map(mul, vlens, repeat(words)))
-        return list(chain.from_iterable(map(getitem, repeat(w), map(slice, starts, ends))))
-
-
-def _cut(items: list[Any], starts: list[int], ends: Iterable[int]) -> list[tuple[Any, ...]]:
-    """``items[s:e]`` as tuples, for each (s, e)."""
-    return list(map(tuple, map(getitem, repeat(items), map(slice, starts, ends))))
 
 
 def _one_by_one(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
@@ -233,6 +222,11 @@ def decode_trailing(spec: Spec, kinds: tuple[int, ...]) -> None:
     Record by record (list comprehensions beat map/zip pipelines for these short runs), but
     in one go with the collector paused.
     """
+    with spec._lock:
+        _decode_trailing(spec, kinds)
+
+
+def _decode_trailing(spec: Spec, kinds: tuple[int, ...]) -> None:
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -1,20 +1,25 @@
-"""Spec: a parsed BTF blob, indexed once and decoded lazily.
+"""Spec: a parsed BTF blob, indexed as far as needed and decoded lazily.
 
-Parsing (:meth:`Spec.from_bytes`) checks the header and makes one pass over the type section
-to record where each type record starts; nothing else is decoded. A :class:`Type` is built the
-first time its id is asked for, and cached. Names are looked up on demand: the first lookups
-search the string section, then the type section for the record whose ``name_off`` matches;
-a full name index is built once lookups become frequent.
+Parsing (:meth:`Spec.from_bytes`) checks the header and the string section; nothing else is
+read yet. The type section is indexed (where each record starts) by a walk that runs in C and
+goes only as far as the ids or lookups asked for; a :class:`Type` is built the first time its
+id is asked for, and cached; members, parameters and enumerators when first asked for.
+
+Lookups by name search the string section, then the type section for the record whose
+``name_off`` matches (the index only has to reach that record); a full name index is built
+once lookups become frequent. :meth:`Spec.types` decodes whole kinds at once (:mod:`._bulk`).
 
 Split BTF (kernel modules) is a spec with a ``base``: its type ids continue after the base's,
 and its string offsets after the base's string section.
 
 Speed matters here (vmlinux has ~150k types), so the hot loops run inside C builtins
-(``map``, ``zip``, ``tuple.__new__``, ``bytes.find``) rather than Python bytecode.
+(``list.extend``, ``map``, ``zip``, ``tuple.__new__``, ``bytes.find``) rather than in Python
+bytecode.
 """
 
 from __future__ import annotations
 
+import _thread
 import array
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
@@ -132,7 +137,8 @@ class _Names(dict[int, str]):
         spec = self.spec
         local = off - spec._str_first
         if local < 0:
-            assert spec._base is not None
+            if spec._base is None:
+                raise ParseError(f"negative string offset {off}")
             name = self[off] = spec._base._names[off]
             return name
         if local >= spec.header.str_len:
@@ -156,6 +162,8 @@ class Spec:
     first access with ``spec[type_id]``.
 
     Build one with :meth:`from_bytes`, :meth:`from_file` or :func:`ebpf.btf.load_kernel`.
+    A spec can be shared between threads (indexing is serialised; under contention a type may
+    be decoded twice, and then two equal objects exist for it).
     """
 
     __slots__ = (
@@ -169,6 +177,7 @@ class Spec:
         "_finds",
         "_first",
         "_kind_bytes",
+        "_lock",
         "_member_cache",
         "_name_offs",
         "_names",
@@ -203,6 +212,7 @@ class Spec:
     _finds: int
     _first: int
     _kind_bytes: bytes | None
+    _lock: _thread.RLock
     _name_offs: list[int] | None
     _names: _Names
     _names_complete: bool
@@ -284,6 +294,7 @@ class Spec:
         self._walk_error = None
         self._bad_word = -1
         self._walk_chunk = _WALK_CHUNK
+        self._lock = _thread.RLock()
         if len(words):
             # The record after the one at word ``o`` starts at ``o + steps[info at o + 1]``.
             # ``_offs`` feeds itself: extending it from ``_feed`` reads the very list being
@@ -322,23 +333,24 @@ class Spec:
         are (both ``None``). Raises the :class:`ParseError` of a bad record only when the
         records asked for reach it."""
         offs = self._offs
-        while self._feed is not None:
-            known = len(offs) - 1
-            if need is not None and known >= need:
-                return
-            if past_word is not None and offs[-1] > past_word:
-                return
-            chunk = self._walk_chunk
-            self._walk_chunk = min(chunk * 2, _WALK_CHUNK_MAX)
-            try:
-                offs.extend(islice(self._feed, chunk))
-            except IndexError:  # the next record would start at or past the end
-                self._finish_walk()
-            except _BadKind as exc:
-                self._fail_walk(str(exc), offs[-1], 4)
-            else:
-                if len(offs) - 1 - known < chunk:  # pragma: no cover - no self-feeding here
-                    self._walk_slowly()
+        with self._lock:  # one walker at a time: the feed is not reentrant
+            while self._feed is not None:
+                known = len(offs) - 1
+                if need is not None and known >= need:
+                    return
+                if past_word is not None and offs[-1] > past_word:
+                    return
+                chunk = self._walk_chunk
+                self._walk_chunk = min(chunk * 2, _WALK_CHUNK_MAX)
+                try:
+                    offs.extend(islice(self._feed, chunk))
+                except IndexError:  # the next record would start at or past the end
+                    self._finish_walk()
+                except _BadKind as exc:
+                    self._fail_walk(str(exc), offs[-1], 4)
+                else:
+                    if len(offs) - 1 - known < chunk:  # pragma: no cover - no self-feeding
+                        self._walk_slowly()
         error = self._walk_error
         if error is not None:
             if need is not None and len(offs) >= need:

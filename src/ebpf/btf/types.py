@@ -59,10 +59,9 @@ _T = TypeVar("_T", bound="_Record")
 try:  # the C descriptor behind collections.namedtuple fields: fast and read-only
     from collections import _tuplegetter as _field  # type: ignore[attr-defined]
 except ImportError:  # pragma: no cover - other Pythons
-    from operator import itemgetter as _itemgetter
 
     def _field(index: int, doc: str | None) -> Any:
-        return property(_itemgetter(index), doc=doc)
+        return property(lambda self: tuple.__getitem__(self, index), doc=doc)
 
 
 class Kind(enum.IntEnum):
