@@ -6,33 +6,38 @@ no native dependency. See the README for a tour and ``docs/`` for the concepts.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from . import errors as errors
-from . import platform as platform
-from ._collection import Collection as Collection
-from ._collection import Variable as Variable
-from ._collection import load as load
-from ._maps import Map as Map
-from ._programs import Program as Program
-from ._programs import ProgramInfo as ProgramInfo
-from ._programs import TestRunResult as TestRunResult
-from ._spec import CollectionSpec as CollectionSpec
-from ._spec import MapSpec as MapSpec
-from ._spec import ProgramSpec as ProgramSpec
-from ._spec import VariableSpec as VariableSpec
-from ._types import AttachType as AttachType
-from ._types import LinkType as LinkType
-from ._types import MapFlags as MapFlags
-from ._types import MapType as MapType
-from ._types import ProgramFlags as ProgramFlags
-from ._types import ProgramType as ProgramType
-from ._types import StatsType as StatsType
-from ._types import UpdateFlags as UpdateFlags
-from ._types import XDPAction as XDPAction
-from ._types import XDPMode as XDPMode
 from .errors import BPFError as BPFError
 from .errors import NotSupportedError as NotSupportedError
 from .errors import SyscallError as SyscallError
 from .errors import VerifierError as VerifierError
+
+if TYPE_CHECKING:  # the names below are loaded on first use (PEP 562), see __getattr__
+    from . import platform as platform
+    from ._collection import Collection as Collection
+    from ._collection import Variable as Variable
+    from ._collection import load as load
+    from ._maps import Map as Map
+    from ._programs import Program as Program
+    from ._programs import ProgramInfo as ProgramInfo
+    from ._programs import TestRunResult as TestRunResult
+    from ._spec import CollectionSpec as CollectionSpec
+    from ._spec import MapSpec as MapSpec
+    from ._spec import ProgramSpec as ProgramSpec
+    from ._spec import VariableSpec as VariableSpec
+    from ._types import AttachType as AttachType
+    from ._types import LinkType as LinkType
+    from ._types import MapFlags as MapFlags
+    from ._types import MapType as MapType
+    from ._types import ProgramFlags as ProgramFlags
+    from ._types import ProgramType as ProgramType
+    from ._types import StatsType as StatsType
+    from ._types import UpdateFlags as UpdateFlags
+    from ._types import XDPAction as XDPAction
+    from ._types import XDPMode as XDPMode
 
 __version__ = "0.1.0"
 
@@ -67,11 +72,45 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # Subpackages that are heavier or optional load on first use: ebpf.asm, ebpf.btf,
-    # ebpf.features, ebpf.link, ebpf.packet.
-    import importlib
+#: public name -> module it lives in; imported on first access so that ``import ebpf`` (and
+#: ``import ebpf.btf``) stay cheap: a process that only parses BTF never builds the kernel ABI.
+_LAZY: dict[str, str] = {
+    "AttachType": "._types",
+    "Collection": "._collection",
+    "CollectionSpec": "._spec",
+    "LinkType": "._types",
+    "Map": "._maps",
+    "MapFlags": "._types",
+    "MapSpec": "._spec",
+    "MapType": "._types",
+    "Program": "._programs",
+    "ProgramFlags": "._types",
+    "ProgramInfo": "._programs",
+    "ProgramSpec": "._spec",
+    "ProgramType": "._types",
+    "StatsType": "._types",
+    "TestRunResult": "._programs",
+    "UpdateFlags": "._types",
+    "Variable": "._collection",
+    "VariableSpec": "._spec",
+    "XDPAction": "._types",
+    "XDPMode": "._types",
+    "load": "._collection",
+}
+_SUBMODULES = ("asm", "btf", "cli", "elf", "features", "link", "packet", "platform", "testing")
 
-    if name in ("asm", "btf", "elf", "features", "link", "packet", "testing", "cli"):
-        return importlib.import_module(f".{name}", __name__)
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
     raise AttributeError(f"module 'ebpf' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
