@@ -28,6 +28,7 @@ __all__ = [
     "NotSupportedError",
     "ParseError",
     "SyscallError",
+    "TypeNotFoundError",
     "VerifierError",
     "from_errno",
 ]
@@ -140,6 +141,13 @@ class ParseError(BPFError, ValueError):
         if self.offset is None:
             return self.what
         return f"{self.what} (at offset {self.offset:#x})"
+
+
+class TypeNotFoundError(BPFError, KeyError):
+    """No BTF type has the requested name (and kind). Also a :class:`KeyError`."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "type not found"
 
 
 class AssemblerError(BPFError, ValueError):

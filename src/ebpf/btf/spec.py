@@ -27,7 +27,7 @@ from itertools import accumulate, islice, repeat
 from operator import add, getitem
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ..errors import ParseError
+from ..errors import ParseError, TypeNotFoundError
 from . import _bulk, wire
 from .types import (
     KIND_CLASSES,
@@ -94,13 +94,6 @@ _LINKAGE = (Linkage.STATIC, Linkage.GLOBAL, Linkage.EXTERN)
 #: Records indexed per step of the walk at first; each step doubles, up to the maximum.
 _WALK_CHUNK = 512
 _WALK_CHUNK_MAX = 1 << 16
-
-
-class TypeNotFoundError(KeyError):
-    """No type has the requested name (and kind). Also a :class:`KeyError`."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "type not found"
 
 
 class _BadKind(Exception):
