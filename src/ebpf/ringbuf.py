@@ -334,6 +334,81 @@ class _Ring:
             self.cons[0] = self.cons[0] + nbytes
 
 
+class _EpollReader:
+    """What the ring and perf readers share: an epoll instance, a wake pipe so that
+    :meth:`close` from another thread interrupts a blocked reader, and a count of threads
+    inside a read so that the mappings are released only once the last one leaves."""
+
+    _closed_error: type[errors.BPFError] = errors.BPFError
+    _what = "reader"
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._epoll.register(self._wake_r, select.EPOLLIN)
+        self._closed = False
+        self._released = False
+        self._users = 0
+        self._lock = threading.Lock()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def fileno(self) -> int:
+        """The epoll fd: readable when there is data (for ``select`` and event loops)."""
+        return self._epoll.fileno()
+
+    def close(self) -> None:
+        """Release the buffers and wake any thread blocked waiting or reading (it raises the
+        reader's ``*Closed`` error; iterating the reader itself just ends). Idempotent. If
+        another thread is inside a read, the mappings go when that read returns."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            busy = self._users > 0
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        if not busy:
+            self._release()
+
+    def _enter(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise self._closed_error(f"{self._what} is closed")
+            self._users += 1
+
+    def _exit(self) -> None:
+        with self._lock:
+            self._users -= 1
+            last = self._closed and self._users == 0
+        if last:
+            self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        try:
+            self._free()
+        finally:
+            self._epoll.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _free(self) -> None:
+        raise NotImplementedError
+
+    def _wait(self, timeout: float | None) -> bool:
+        """epoll_wait; True if anything (other than the wake pipe) became ready."""
+        events = self._epoll.poll(-1 if timeout is None else timeout)
+        if self._closed:
+            raise self._closed_error(f"{self._what} is closed")
+        return bool(events)
+
+
 class RecordBatch(Sequence[memoryview]):
     """Records taken in one go: one ``bytearray`` holding them all, plus their offsets and
     lengths (``array('q')``). Indexing or iterating gives memoryviews (made on demand, at C
@@ -382,7 +457,7 @@ class RecordBatch(Sequence[memoryview]):
         return f"<RecordBatch {len(self)} records, {len(self.data)} bytes>"
 
 
-class RingBuffer:
+class RingBuffer(_EpollReader):
     """Reader of one or several ``BPF_MAP_TYPE_RINGBUF`` maps, sharing one epoll instance.
 
     ::
@@ -400,19 +475,16 @@ class RingBuffer:
     for one consuming thread at a time.
     """
 
+    _closed_error = RingBufferClosed
+    _what = "ring buffer reader"
+
     def __init__(self, *rings: Any) -> None:
         if not rings:
             raise TypeError("RingBuffer needs at least one ring buffer map")
+        super().__init__()
         self._rings: list[_Ring] = []
-        self._epoll = select.epoll()
-        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
-        self._closed = False
-        self._released = False
-        self._users = 0
-        self._lock = threading.Lock()
         #: Records dropped by ``read_batch(on_mismatch="skip")``.
         self.mismatched = 0
-        self._epoll.register(self._wake_r, select.EPOLLIN)
         try:
             for r in rings:
                 self.add(r)
@@ -432,55 +504,11 @@ class RingBuffer:
         """The maps read, in the order added."""
         return [r.map for r in self._rings]
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def fileno(self) -> int:
-        """The epoll fd: readable when some ring has data (for ``select``/event loops)."""
-        return self._epoll.fileno()
-
-    def close(self) -> None:
-        """Unmap the rings and wake any thread blocked in :meth:`poll` or iterating (it
-        raises :class:`RingBufferClosed`; iterating the reader just ends). Idempotent.
-
-        If another thread is inside a read when this is called, the mappings are released
-        when that read returns."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            busy = self._users > 0
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-        if not busy:
-            self._release()
-
-    def _enter(self) -> None:
-        with self._lock:
-            if self._closed:
-                raise RingBufferClosed("ring buffer reader is closed")
-            self._users += 1
-
-    def _exit(self) -> None:
-        with self._lock:
-            self._users -= 1
-            last = self._closed and self._users == 0
-        if last:
-            self._release()
-
-    def _release(self) -> None:
-        with self._lock:
-            if self._released:
-                return
-            self._released = True
+    def _free(self) -> None:
         for r in self._rings:
             with contextlib.suppress(Exception):
                 self._epoll.unregister(r.fd)
             r.close()
-        self._epoll.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
 
     def __enter__(self) -> RingBuffer:
         return self
@@ -510,10 +538,7 @@ class RingBuffer:
         for r in self._rings:
             if r.prod[0] != r.cons[0]:
                 return True
-        events = self._epoll.poll(-1 if timeout is None else timeout)
-        if self._closed:
-            raise RingBufferClosed("ring buffer reader is closed")
-        return bool(events)
+        return self._wait(timeout)
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, timeout: float | None = 0.0) -> Iterator[memoryview]:
