@@ -50,6 +50,8 @@ ENUMS = [
     "bpf_addr_space_cast",
     "perf_type_id",
     "perf_sw_ids",
+    "perf_hw_id",
+    "bpf_cgroup_iter_order",
     "perf_event_sample_format",
     "perf_event_type",
     "nf_inet_hooks",
@@ -147,6 +149,7 @@ STRUCTS = {
     ("struct", "bpf_perf_event_value"): "BpfPerfEventValue",
     ("struct", "bpf_prog_stats"): "BpfProgStats",
     ("struct", "pt_regs"): "PtRegs",
+    ("union", "bpf_iter_link_info"): "BpfIterLinkInfo",
 }
 
 

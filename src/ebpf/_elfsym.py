@@ -24,11 +24,12 @@ import mmap
 import os
 import re
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 
 from . import errors
+from .errors import SymbolNotFoundError
 
 __all__ = [
     "ElfFile",
@@ -235,34 +236,6 @@ class USDTProbe:
     def arguments(self) -> tuple[USDTArgument, ...]:
         """The argument string parsed (see :func:`parse_usdt_arguments`)."""
         return parse_usdt_arguments(self.args)
-
-
-class SymbolNotFoundError(errors.BPFError, LookupError):
-    """A probe target does not exist: an ELF symbol, a kernel symbol or a tracepoint.
-
-    ``str(e)`` reads ``"symbol 'mallok' not found in /lib/.../libc.so.6 (did you mean
-    'malloc'?)"``; ``kind`` is what was looked for (``"symbol"``, ``"kernel symbol"``,
-    ``"tracepoint"``...), ``path`` where, ``suggestions`` the close matches.
-    """
-
-    def __init__(self, name: str, path: str = "", suggestions: Sequence[str] = (),
-                 reason: str = "not found", kind: str = "symbol") -> None:
-        super().__init__(name, path)
-        self.name = name
-        self.path = path
-        self.suggestions = tuple(suggestions)
-        self.reason = reason
-        self.kind = kind
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.name, self.path, self.suggestions, self.reason, self.kind))
-
-    def __str__(self) -> str:
-        where = f" in {self.path}" if self.path else ""
-        text = f"{self.kind} {self.name!r} {self.reason}{where}"
-        if self.suggestions:
-            text += f" (did you mean {', '.join(map(repr, self.suggestions))}?)"
-        return text
 
 
 def _cstr(data: _Buffer, off: int, limit: int | None = None) -> str:

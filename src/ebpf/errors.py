@@ -27,6 +27,7 @@ __all__ = [
     "LinkError",
     "NotSupportedError",
     "ParseError",
+    "SymbolNotFoundError",
     "SyscallError",
     "TypeNotFoundError",
     "VerifierError",
@@ -148,6 +149,34 @@ class TypeNotFoundError(BPFError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "type not found"
+
+
+class SymbolNotFoundError(BPFError, LookupError):
+    """A probe target does not exist: an ELF symbol, a kernel symbol or a tracepoint.
+
+    ``str(e)`` reads ``"symbol 'mallok' not found in /lib/.../libc.so.6 (did you mean
+    'malloc'?)"``; ``kind`` is what was looked for (``"symbol"``, ``"kernel symbol"``,
+    ``"tracepoint"``...), ``path`` where, ``suggestions`` the close matches.
+    """
+
+    def __init__(self, name: str, path: str = "", suggestions: Sequence[str] = (),
+                 reason: str = "not found", kind: str = "symbol") -> None:
+        super().__init__(name, path)
+        self.name = name
+        self.path = path
+        self.suggestions = tuple(suggestions)
+        self.reason = reason
+        self.kind = kind
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.name, self.path, self.suggestions, self.reason, self.kind))
+
+    def __str__(self) -> str:
+        where = f" in {self.path}" if self.path else ""
+        text = f"{self.kind} {self.name!r} {self.reason}{where}"
+        if self.suggestions:
+            text += f" (did you mean {', '.join(map(repr, self.suggestions))}?)"
+        return text
 
 
 class AssemblerError(BPFError, ValueError):

@@ -157,7 +157,7 @@ def test_iter_link_info_layout(spec: btf.Spec) -> None:
         struct_t = spec.resolve(u.member(arm).type)
         ours = getattr(IterLinkInfoUnion, arm)
         assert ours.offset == 0
-        ours_t = dict(IterLinkInfoUnion._fields_)[arm]
+        ours_t = dict(IterLinkInfoUnion._fields_)[arm]  # generated: also via test_uapi
         for name in names:
             m = struct_t.member(name)
             assert getattr(ours_t, name).offset == m.offset // 8, (arm, name)

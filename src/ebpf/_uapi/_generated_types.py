@@ -1022,6 +1022,50 @@ PERF_COUNT_SW_BPF_OUTPUT = 10
 PERF_COUNT_SW_CGROUP_SWITCHES = 11
 PERF_COUNT_SW_MAX = 12
 
+class perf_hw_id(enum.IntEnum):
+    """``enum perf_hw_id``."""
+
+    PERF_COUNT_HW_CPU_CYCLES = 0
+    PERF_COUNT_HW_INSTRUCTIONS = 1
+    PERF_COUNT_HW_CACHE_REFERENCES = 2
+    PERF_COUNT_HW_CACHE_MISSES = 3
+    PERF_COUNT_HW_BRANCH_INSTRUCTIONS = 4
+    PERF_COUNT_HW_BRANCH_MISSES = 5
+    PERF_COUNT_HW_BUS_CYCLES = 6
+    PERF_COUNT_HW_STALLED_CYCLES_FRONTEND = 7
+    PERF_COUNT_HW_STALLED_CYCLES_BACKEND = 8
+    PERF_COUNT_HW_REF_CPU_CYCLES = 9
+    PERF_COUNT_HW_MAX = 10
+
+
+PERF_COUNT_HW_CPU_CYCLES = 0
+PERF_COUNT_HW_INSTRUCTIONS = 1
+PERF_COUNT_HW_CACHE_REFERENCES = 2
+PERF_COUNT_HW_CACHE_MISSES = 3
+PERF_COUNT_HW_BRANCH_INSTRUCTIONS = 4
+PERF_COUNT_HW_BRANCH_MISSES = 5
+PERF_COUNT_HW_BUS_CYCLES = 6
+PERF_COUNT_HW_STALLED_CYCLES_FRONTEND = 7
+PERF_COUNT_HW_STALLED_CYCLES_BACKEND = 8
+PERF_COUNT_HW_REF_CPU_CYCLES = 9
+PERF_COUNT_HW_MAX = 10
+
+class bpf_cgroup_iter_order(enum.IntEnum):
+    """``enum bpf_cgroup_iter_order``."""
+
+    BPF_CGROUP_ITER_ORDER_UNSPEC = 0
+    BPF_CGROUP_ITER_SELF_ONLY = 1
+    BPF_CGROUP_ITER_DESCENDANTS_PRE = 2
+    BPF_CGROUP_ITER_DESCENDANTS_POST = 3
+    BPF_CGROUP_ITER_ANCESTORS_UP = 4
+
+
+BPF_CGROUP_ITER_ORDER_UNSPEC = 0
+BPF_CGROUP_ITER_SELF_ONLY = 1
+BPF_CGROUP_ITER_DESCENDANTS_PRE = 2
+BPF_CGROUP_ITER_DESCENDANTS_POST = 3
+BPF_CGROUP_ITER_ANCESTORS_UP = 4
+
 class perf_event_sample_format(enum.IntEnum):
     """``enum perf_event_sample_format``."""
 
@@ -4180,6 +4224,65 @@ class PtRegs(ctypes.Structure):
 assert ctypes.sizeof(PtRegs) == 168, 'PtRegs'
 
 
+class BpfIterLinkInfo_map(ctypes.Structure):
+    """``struct (anonymous)`` (4 bytes)."""
+
+    _pack_ = 1
+    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+    _fields_ = (
+        ("map_fd", ctypes.c_uint32),
+    )
+
+
+assert ctypes.sizeof(BpfIterLinkInfo_map) == 4, 'BpfIterLinkInfo_map'
+
+
+class BpfIterLinkInfo_cgroup(ctypes.Structure):
+    """``struct (anonymous)`` (16 bytes)."""
+
+    _pack_ = 1
+    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+    _fields_ = (
+        ("order", ctypes.c_uint32),
+        ("cgroup_fd", ctypes.c_uint32),
+        ("cgroup_id", ctypes.c_uint64),
+    )
+
+
+assert ctypes.sizeof(BpfIterLinkInfo_cgroup) == 16, 'BpfIterLinkInfo_cgroup'
+
+
+class BpfIterLinkInfo_task(ctypes.Structure):
+    """``struct (anonymous)`` (12 bytes)."""
+
+    _pack_ = 1
+    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+    _fields_ = (
+        ("tid", ctypes.c_uint32),
+        ("pid", ctypes.c_uint32),
+        ("pid_fd", ctypes.c_uint32),
+    )
+
+
+assert ctypes.sizeof(BpfIterLinkInfo_task) == 12, 'BpfIterLinkInfo_task'
+
+
+class BpfIterLinkInfo(ctypes.Union):
+    """``union bpf_iter_link_info`` (16 bytes)."""
+
+    _pack_ = 1
+    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+    _fields_ = (
+        ("map", BpfIterLinkInfo_map),
+        ("cgroup", BpfIterLinkInfo_cgroup),
+        ("task", BpfIterLinkInfo_task),
+        ("_size", ctypes.c_uint8 * 16),
+    )
+
+
+assert ctypes.sizeof(BpfIterLinkInfo) == 16, 'BpfIterLinkInfo'
+
+
 #: class -> ('bpf_attr', arm key) or ('struct', C name)
 ORIGIN: dict[str, tuple[str, str]] = {
     'MapCreateAttr': ('bpf_attr', 'map_type'),
@@ -4234,6 +4337,7 @@ ORIGIN: dict[str, tuple[str, str]] = {
     'BpfPerfEventValue': ('struct', 'bpf_perf_event_value'),
     'BpfProgStats': ('struct', 'bpf_prog_stats'),
     'PtRegs': ('struct', 'pt_regs'),
+    'BpfIterLinkInfo': ('union', 'bpf_iter_link_info'),
 }
 
 #: class -> {member: (byte offset, size)} from BTF, for the layout test
@@ -4290,4 +4394,5 @@ EXPECTED_LAYOUT: dict[str, dict[str, tuple[int, int]]] = {
     'BpfPerfEventValue': {'__size__': (0, 24), 'counter': (0, 8), 'enabled': (8, 8), 'running': (16, 8)},
     'BpfProgStats': {'__size__': (0, 32), 'cnt': (0, 8), 'nsecs': (8, 8), 'misses': (16, 8), 'syncp': (24, 0)},
     'PtRegs': {'__size__': (0, 168), 'r15': (0, 8), 'r14': (8, 8), 'r13': (16, 8), 'r12': (24, 8), 'bp': (32, 8), 'bx': (40, 8), 'r11': (48, 8), 'r10': (56, 8), 'r9': (64, 8), 'r8': (72, 8), 'ax': (80, 8), 'cx': (88, 8), 'dx': (96, 8), 'si': (104, 8), 'di': (112, 8), 'orig_ax': (120, 8), 'ip': (128, 8), 'cs': (136, 2), 'csx': (136, 8), 'fred_cs': (136, 8), 'flags': (144, 8), 'sp': (152, 8), 'ss': (160, 2), 'ssx': (160, 8), 'fred_ss': (160, 8)},
+    'BpfIterLinkInfo': {'__size__': (0, 16), 'map': (0, 4), 'cgroup': (0, 16), 'task': (0, 12)},
 }

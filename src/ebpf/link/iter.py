@@ -37,32 +37,16 @@ __all__ = ["CgroupIterOrder", "IterLink", "attach_iter"]
 class CgroupIterOrder(enum.IntEnum):
     """Walk order of a cgroup iterator (``enum bpf_cgroup_iter_order``)."""
 
-    UNSPEC = 0  #: ``BPF_CGROUP_ITER_ORDER_UNSPEC``
-    SELF_ONLY = 1  #: ``BPF_CGROUP_ITER_SELF_ONLY``: only the given cgroup
-    DESCENDANTS_PRE = 2  #: ``BPF_CGROUP_ITER_DESCENDANTS_PRE``
-    DESCENDANTS_POST = 3  #: ``BPF_CGROUP_ITER_DESCENDANTS_POST``
-    ANCESTORS_UP = 4  #: ``BPF_CGROUP_ITER_ANCESTORS_UP``
+    UNSPEC = _t.BPF_CGROUP_ITER_ORDER_UNSPEC  #: ``BPF_CGROUP_ITER_ORDER_UNSPEC``
+    #: ``BPF_CGROUP_ITER_SELF_ONLY``: only the given cgroup
+    SELF_ONLY = _t.BPF_CGROUP_ITER_SELF_ONLY
+    DESCENDANTS_PRE = _t.BPF_CGROUP_ITER_DESCENDANTS_PRE  #: ``BPF_CGROUP_ITER_DESCENDANTS_PRE``
+    DESCENDANTS_POST = _t.BPF_CGROUP_ITER_DESCENDANTS_POST  #: ``BPF_CGROUP_ITER_DESCENDANTS_POST``
+    ANCESTORS_UP = _t.BPF_CGROUP_ITER_ANCESTORS_UP  #: ``BPF_CGROUP_ITER_ANCESTORS_UP``
 
 
-# ``union bpf_iter_link_info`` (include/uapi/linux/bpf.h). Not part of ``union bpf_attr`` and so
-# not emitted by tools/gen_types.py; its layout is checked against vmlinux BTF by a unit test.
-class _IterMap(ctypes.Structure):
-    _fields_ = (("map_fd", ctypes.c_uint32),)
-
-
-class _IterCgroup(ctypes.Structure):
-    _fields_ = (("order", ctypes.c_uint32), ("cgroup_fd", ctypes.c_uint32),
-                ("cgroup_id", ctypes.c_uint64))
-
-
-class _IterTask(ctypes.Structure):
-    _fields_ = (("tid", ctypes.c_uint32), ("pid", ctypes.c_uint32), ("pid_fd", ctypes.c_uint32))
-
-
-class IterLinkInfoUnion(ctypes.Union):
-    """``union bpf_iter_link_info`` (16 bytes)."""
-
-    _fields_ = (("map", _IterMap), ("cgroup", _IterCgroup), ("task", _IterTask))
+#: ``union bpf_iter_link_info``, generated from kernel BTF.
+IterLinkInfoUnion = _t.BpfIterLinkInfo
 
 
 @final
