@@ -11,9 +11,10 @@ Marks:
   capabilities are effective (``CapEff``, not the user name).
 
 Fixtures: ``require`` (the ``requires`` mark as a function), ``bpffs`` (a private bpffs,
-unmounted afterwards), ``cgroup`` (a child cgroup v2, removed afterwards), ``netns`` (the test
-runs inside a fresh network namespace, entered with ``setns``), ``veth_pair`` (two namespaces
-joined by a veth pair). Each is removed after the test, also when it fails.
+unmounted afterwards), ``tracefs`` (mounted for the session when absent), ``cgroup`` (a child
+cgroup v2, removed afterwards), ``netns`` (the test runs inside a fresh network namespace,
+entered with ``setns``), ``veth_pair`` (two namespaces joined by a veth pair). Each is removed
+after the test, also when it fails.
 """
 
 from __future__ import annotations
@@ -74,6 +75,28 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def require() -> Callable[..., None]:
     """``require(probe, *args)``: skip (or fail, see :func:`check_probe`) when unsupported."""
     return check_probe
+
+
+@pytest.fixture(scope="session")
+def tracefs() -> Iterator[str]:
+    """The tracefs mount point, mounted at ``/sys/kernel/tracing`` for the session if absent.
+
+    Unmounted at the end of the session only if this fixture mounted it.
+    """
+    existing = platform.tracefs_path()
+    if existing is not None:
+        yield existing
+        return
+    try:
+        path = platform.tracefs_path(mount_if_missing=True)
+    except OSError as e:
+        pytest.skip(f"cannot mount tracefs: {e}")
+    assert path is not None
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            platform.umount(path, lazy=True)
 
 
 @pytest.fixture
