@@ -291,6 +291,8 @@ class _ClosedPool:
 
 
 _CLOSED_POOL: Any = _ClosedPool()
+#: "No key" / "no value" for :meth:`Map._op` (None is a value callers may pass by mistake).
+_NONE: Any = object()
 
 
 def _poll_sleep(deadline: float | None, delay: float) -> float:
@@ -616,7 +618,7 @@ class Map:
     def __delitem__(self, key: Any) -> None:
         self.delete(key)
 
-    def _op(self, cmd: int, key: Any, value: Any = None, flags: int = 0,
+    def _op(self, cmd: int, key: Any, value: Any = _NONE, flags: int = 0,
             missing_ok: bool = False) -> Any:
         """Run one element command with the slot's buffers; returns the slot (still out of the
         pool: the caller must give it back) or None when ``missing_ok`` and ENOENT."""
@@ -626,9 +628,9 @@ class Map:
         except IndexError:
             s = self._new_slot()
         try:
-            if key is not None:
+            if key is not _NONE:
                 self._kc.encode_into(key, s.kbuf)
-            if value is not None:
+            if value is not _NONE:
                 self._vc.encode_into(value, s.vbuf)
             s.attr.flags = flags
             if cmd == _DELETE:  # the kernel wants every attr byte after `key` zero
@@ -639,6 +641,8 @@ class Map:
                     if missing_ok and err == _ENOENT:
                         pool.append(s)
                         return None
+                    if err == _ENOENT and cmd == _UPDATE:  # BPF_EXIST on a missing key
+                        raise errors.KeyNotFoundError("BPF_MAP_UPDATE_ELEM", err)
                     _fail(cmd, s.attr, _ELEM_SIZE, err)
             finally:
                 s.attr.flags = 0
@@ -727,7 +731,7 @@ class Map:
             raise TypeError("map keys are not strings; pass a mapping")
         if not pairs:
             return
-        if self._batch_ok:
+        if self._batch_ok and not int(flags) & ~_t.BPF_F_LOCK:  # batches take LOCK only
             keys = self._kc.encode_many([k for k, _ in pairs])
             values = self._vc.encode_many([v for _, v in pairs])
             try:
@@ -1022,6 +1026,9 @@ class Map:
         ``bytearray``, contiguous numpy arrays whose rows are key/value sized), passed to the
         kernel without copying.
         """
+        if int(flags) & ~_t.BPF_F_LOCK:
+            raise ValueError("batch updates accept only UpdateFlags.LOCK (the kernel refuses "
+                             "NOEXIST/EXIST for batches); use put() per element")
         kbuf, n = self._packed(keys, self._kc, "key")
         vbuf, nv = self._packed(values, self._vc, "value")
         if n != nv:
@@ -1206,21 +1213,21 @@ class QueueMap(Map):
     def push(self, value: Any, *, overwrite: bool = False) -> None:
         """Add ``value``; when full, ``overwrite=True`` drops the oldest (``BPF_EXIST``)
         instead of failing with E2BIG."""
-        s = self._op(_UPDATE, None, value, _t.BPF_EXIST if overwrite else 0)
+        s = self._op(_UPDATE, _NONE, value, _t.BPF_EXIST if overwrite else 0)
         assert s is not None
         self._pool.append(s)
 
     def pop(self, *default: Any) -> Any:
         """Remove and return the next value; ``default`` (if given) when empty, else
         :class:`KeyError`."""
-        s = self._op(_LOOKUP_AND_DELETE, None, missing_ok=bool(default))
+        s = self._op(_LOOKUP_AND_DELETE, _NONE, missing_ok=bool(default))
         if s is None:
             return default[0]
         return self._done(s)
 
     def peek(self, *default: Any) -> Any:
         """The next value, left in place."""
-        s = self._op(_LOOKUP, None, missing_ok=bool(default))
+        s = self._op(_LOOKUP, _NONE, missing_ok=bool(default))
         if s is None:
             return default[0]
         return self._done(s)
@@ -1278,12 +1285,12 @@ class BloomFilter(Map):
     __slots__ = ()
 
     def add(self, value: Any) -> None:
-        s = self._op(_UPDATE, None, value)
+        s = self._op(_UPDATE, _NONE, value)
         assert s is not None
         self._pool.append(s)
 
     def __contains__(self, value: Any) -> bool:
-        s = self._op(_LOOKUP, None, value, missing_ok=True)
+        s = self._op(_LOOKUP, _NONE, value, missing_ok=True)
         if s is None:
             return False
         self._pool.append(s)
