@@ -106,10 +106,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     return [
         common.row(BENCH, "cold start: import, load, run once", "ms", got["ours"],
                    floors={"python": got["python"], "C": c}, peers={"bcc": bcc},
-                   note=f"{Path(sys_py).name}, PYTHONPATH=src"),
+                   note=f"{sys_py}, as bcc"),
         common.row(BENCH, "cold start: import, load, run once", "ms", got["ours_this"],
                    floors={"C": c}, peers={"bcc": bcc},
-                   note=f"{sys.executable} {sys.version.split()[0]}"),
+                   note=f"bench interpreter, Python {sys.version.split()[0]}"),
         common.row(BENCH, "import ebpf", "ms", got["import"], floors={"python": got["python"]},
                    note="process incl. interpreter start"),
     ]
