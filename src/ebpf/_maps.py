@@ -365,8 +365,9 @@ class Map:
                 return FdCodec(ks, "key") if ks in (4, 8) else RawCodec(ks, "key")
             if self.type == MapType.LPM_TRIE and ks >= 5:
                 return LPMKeyCodec(ks)
-            if self.type == MapType.CGROUP_STORAGE and ks == 16:
-                return StructCodec("=QI4x", "key")
+            if self.type in (MapType.CGROUP_STORAGE, MapType.PERCPU_CGROUP_STORAGE) and (
+                    ks == 16):
+                return StructCodec("=QI4x", "key")  # struct bpf_cgroup_storage_key
         return make_codec(spec, ks, "key")
 
     def _value_codec(self, spec: Any) -> Codec:
@@ -478,6 +479,10 @@ class Map:
                 attr.btf_fd = btf_fd.fileno()
                 attr.btf_key_type_id = kid
                 attr.btf_value_type_id = vid
+            elif btf_vmlinux_value_type_id:
+                # The kernel wants *some* program BTF next to a vmlinux value type.
+                btf_fd, _, _ = value_btf(4)
+                attr.btf_fd = btf_fd.fileno()
             attr.btf_vmlinux_value_type_id = btf_vmlinux_value_type_id
             fd = _sc.bpf_fd(_C.BPF_MAP_CREATE, attr, keep=keep, what="map")
         finally:
