@@ -1,0 +1,38 @@
+"""Every script in examples/ runs and exits 0 (each checks its own results)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ebpf import platform
+from ebpf.platform import Capability
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.py"))
+NEEDS_TRACEFS = {"tracepoint_writes.py"}
+
+pytestmark = pytest.mark.capabilities(Capability.BPF, Capability.NET_ADMIN)
+
+
+def test_there_are_examples() -> None:
+    assert len(EXAMPLES) >= 5
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_runs(path: Path) -> None:
+    assert len(path.read_text().splitlines()) < 80, "keep examples short"
+    if path.name in NEEDS_TRACEFS:
+        if platform.tracefs_path() is None:
+            pytest.skip("tracefs is not mounted")
+        if not platform.has_capability(Capability.PERFMON) and not platform.has_capability(
+                Capability.SYS_ADMIN):
+            pytest.skip("attaching a tracepoint needs CAP_PERFMON")
+    env = dict(os.environ, PYTHONWARNINGS="error")
+    res = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=path.parent)
+    assert res.returncode == 0, f"{path.name} failed:\n{res.stdout}\n{res.stderr}"
+    assert res.stdout.strip(), f"{path.name} printed nothing"
