@@ -71,12 +71,27 @@ _LOOKUP_AND_DELETE_BATCH = int(_C.BPF_MAP_LOOKUP_AND_DELETE_BATCH)
 _UPDATE_BATCH = int(_C.BPF_MAP_UPDATE_BATCH)
 _DELETE_BATCH = int(_C.BPF_MAP_DELETE_BATCH)
 
-# The fast path enters the kernel through the syscall layer's bound ctypes function directly,
-# and hands failures to its slow path (EINTR retry, errno -> exception).
-_raw_syscall = _sc._syscall
+# The element fast path enters the kernel through a function pointer of its own with no
+# ``argtypes`` (ctypes' per-argument conversion objects cost more than the syscall itself
+# on small operations): the arguments are plain small ints and a ``byref`` pointer, which
+# libffi passes in full registers. It is taken from the process's symbol table with the
+# GIL *held* (``PyDLL`` semantics): element operations last microseconds, and releasing and
+# re-taking the GIL around each costs ~10 % of one. errno is read right after a failure,
+# still under the GIL, so nothing else can run in between. Failures go to the syscall
+# layer's slow path (EINTR retry, errno -> exception).
+# TODO(lead): move this pair into ebpf._sys.syscall (e.g. ``fast_syscall``/``fast_errno``).
+_raw_syscall = ctypes.pythonapi["syscall"]
+_raw_syscall.restype = ctypes.c_long
+_errno_location = ctypes.pythonapi["__errno_location"]
+_errno_location.restype = ctypes.POINTER(ctypes.c_int)
 _NR_BPF = _sc._NR_BPF
 _fail = _sc._fail
-_get_errno = ctypes.get_errno
+
+
+def _get_errno() -> int:
+    return int(_errno_location()[0])
+
+
 _ELEM_SIZE = ctypes.sizeof(_t.MapElemAttr)
 _BATCH_SIZE = ctypes.sizeof(_t.MapBatchAttr)
 _ENOENT = _errno.ENOENT
@@ -356,6 +371,8 @@ class Map:
         self._kfast = self._kc.fmt is not None
         self._vfast = self._vc.fmt is not None
         self._pool: Any = [self._new_slot()]
+        if type(self) is Map and self._kfast and self._vfast:
+            self.__class__ = _ScalarMap  # same object, branch-free element operations
 
     # --- codecs ---------------------------------------------------------------------------
     def _key_codec(self, spec: Any) -> Codec:
@@ -556,7 +573,8 @@ class Map:
     def __repr__(self) -> str:
         t = self.type.name if isinstance(self.type, MapType) else self.type
         state = "closed" if self.closed else f"fd={self._fd.fileno()}"
-        return (f"<{type(self).__name__} {t} {self.name!r} key_size={self.key_size} "
+        cls = "Map" if type(self) is _ScalarMap else type(self).__name__
+        return (f"<{cls} {t} {self.name!r} key_size={self.key_size} "
                 f"value_size={self.value_size} max_entries={self.max_entries} {state}>")
 
     def __bool__(self) -> bool:
@@ -1315,6 +1333,70 @@ class BloomFilter(Map):
 
     def __len__(self) -> int:
         raise TypeError("bloom filters do not report a length")
+
+
+class _ScalarMap(Map):
+    """A :class:`Map` whose keys and values are plain scalars (ints of 1/2/4/8 bytes, or
+    simple ctypes): the element operations skip the codec branches. Chosen automatically."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: Any) -> Any:
+        pool = self._pool
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = self._new_slot()
+        try:
+            try:
+                s.kmv[0] = key
+            except (TypeError, ValueError):
+                self._kc.encode_into(key, s.kbuf)  # raw bytes, or a precise error
+            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+                _fail(_LOOKUP, s.attr, _ELEM_SIZE, _get_errno())
+            return s.vmv[0]
+        finally:
+            pool.append(s)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pool = self._pool
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = self._new_slot()
+        try:
+            try:
+                s.kmv[0] = key
+            except (TypeError, ValueError):
+                self._kc.encode_into(key, s.kbuf)
+            try:
+                s.vmv[0] = value
+            except (TypeError, ValueError):
+                self._vc.encode_into(value, s.vbuf)
+            if _raw_syscall(_NR_BPF, _UPDATE, s.ref, _ELEM_SIZE) < 0:
+                _fail(_UPDATE, s.attr, _ELEM_SIZE, _get_errno())
+        finally:
+            pool.append(s)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        pool = self._pool
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = self._new_slot()
+        try:
+            try:
+                s.kmv[0] = key
+            except (TypeError, ValueError):
+                self._kc.encode_into(key, s.kbuf)
+            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+                err = _get_errno()
+                if err == _ENOENT:
+                    return default
+                _fail(_LOOKUP, s.attr, _ELEM_SIZE, err)
+            return s.vmv[0]
+        finally:
+            pool.append(s)
 
 
 def _class_for(mt: MapType | int) -> type[Map]:
