@@ -455,3 +455,69 @@ def test_tc_nat_short_packet_takes_the_error_path() -> None:
     ]) as prog:
         frame = bytes(packet.Ethernet(type=0x88B5) / b"short")
         assert prog.test_run(data=frame).retval == tc.Action.SHOT
+
+
+def _v6_frames(seed: int) -> list[tuple[bytes, str, int]]:
+    import random
+
+    rnd = random.Random(seed)
+    out = []
+    for i in range(60):
+        ip = packet.IPv6(src=ipaddress.IPv6Address(rnd.getrandbits(128)),
+                         dst=ipaddress.IPv6Address(rnd.getrandbits(128)))
+        l4: packet.Layer = [packet.UDP(sport=rnd.getrandbits(16), dport=rnd.getrandbits(16)),
+                            packet.TCP(sport=rnd.getrandbits(16), dport=rnd.getrandbits(16)),
+                            packet.ICMPv6(type=128)][i % 3]
+        frame = bytes(packet.Ethernet() / ip / l4 / rnd.randbytes(rnd.randrange(0, 30)))
+        out.append((frame, str(ipaddress.IPv6Address(rnd.getrandbits(128))),
+                    rnd.getrandbits(16)))
+    return out
+
+
+@pytest.mark.parametrize("side", ["dst", "src"])
+def test_xdp_nat_ipv6_from_a_map_value(side: str) -> None:
+    """The new address is read through a pointer into a map value (16 bytes)."""
+    scratch = (R0, R1, R2, R3)
+
+    def branch(proto: int, port: bool) -> list[asm.Item]:
+        return [nat.rewrite6(R9, R4, side=side, addr=R5, port=R6 if port else None,
+                             l4proto=proto, regs=scratch), asm.ja("tx")]
+
+    with ebpf.Map.create(ebpf.MapType.ARRAY, key_size=4, value_size=20,
+                         max_entries=1) as cfg:
+        insns = [
+            xdp.prologue(ctx=None, data=R7, data_end=R8),
+            asm.store_imm(asm.W, R10, KEY, 0),
+            *maps.lookup(cfg, fp(KEY), "pass"),
+            asm.mov(R5, R0), asm.load(asm.H, R6, R0, 16),
+            ethernet.parse(R7, R8, proto=R2, l3=R9, on_short="pass", tmp=R1),
+            asm.jne(R2, EtherType.IPV6, "pass"),
+            ipv6.parse(R9, R8, l4=R4, proto=R2, on_short="pass", tmp=R1),
+            asm.jeq(R2, IPProto.UDP, "udp"), asm.jeq(R2, IPProto.TCP, "tcp"),
+            asm.jne(R2, IPProto.ICMPV6, "pass"),
+            icmp.parse(R4, R8, on_short="pass", tmp=R1), *branch(IPProto.ICMPV6, False),
+            asm.label("udp"), udp.parse(R4, R8, on_short="pass", tmp=R1),
+            *branch(IPProto.UDP, True),
+            asm.label("tcp"), tcp.parse(R4, R8, on_short="pass", tmp=R1),
+            *branch(IPProto.TCP, True),
+            asm.label("tx"), xdp.ret(xdp.Action.TX),
+            asm.label("pass"), xdp.ret(xdp.Action.PASS),
+        ]
+        with ebpf.Program.load(ebpf.ProgramType.XDP, insns) as prog:
+            for frame, addr, port in _v6_frames(seed=8 if side == "dst" else 9):
+                cfg[0] = ipaddress.IPv6Address(addr).packed + struct.pack("!H", port) + b"\0\0"
+                res = prog.test_run(data=frame)
+                assert res.retval == xdp.Action.TX
+                p = packet.parse(frame)
+                ip, l4 = p[packet.IPv6], p.layers[2]
+                kw = dict(src=ip.src, dst=ip.dst)
+                kw[side] = ipaddress.IPv6Address(addr)
+                if isinstance(l4, packet.ICMPv6):
+                    new_l4: packet.Layer = packet.ICMPv6(type=l4.type, code=l4.code)
+                else:
+                    ports = dict(sport=l4.sport, dport=l4.dport)  # type: ignore[attr-defined]
+                    ports["sport" if side == "src" else "dport"] = port
+                    new_l4 = (packet.UDP(**ports) if isinstance(l4, packet.UDP) else
+                              packet.TCP(**ports, seq=l4.seq, flags=l4.flags))  # type: ignore[attr-defined]
+                want = bytes(p.layers[0] / packet.IPv6(**kw) / new_l4 / p.payload)  # type: ignore[arg-type]
+                assert res.data == want

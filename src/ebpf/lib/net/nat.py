@@ -1,11 +1,11 @@
-"""IPv4 NAT: rewrite an address and/or port, keeping the IP and TCP/UDP checksums right.
+"""NAT: rewrite an address and/or port, keeping the IP and TCP/UDP checksums right.
 
 Two flavours with the same meaning:
 
-* :func:`rewrite` (XDP or anywhere with direct packet access): stores through bounds-checked
-  packet pointers and fixes the checksums with pure instructions
-  (:func:`ebpf.lib.net.checksum.replace`).
-* :func:`tc_rewrite` (TC and other skb programs): works on packet offsets with
+* :func:`rewrite` (IPv4) and :func:`rewrite6` (IPv6), for XDP or anywhere with direct
+  packet access: stores through bounds-checked packet pointers and fixes the checksums with
+  pure instructions (:func:`ebpf.lib.net.checksum.replace`).
+* :func:`tc_rewrite` (IPv4; TC and other skb programs): works on packet offsets with
   ``bpf_skb_load_bytes``/``bpf_skb_store_bytes`` and ``bpf_l3/l4_csum_replace``. It needs no
   packet pointers, and it invalidates them: reload ``data``/``data_end`` afterwards.
 
@@ -28,10 +28,19 @@ from ...errors import AssemblerError
 from ...packet import IPProto
 from .._call import check_callee_saved, set_reg
 from .._flags import BPF_F_MARK_MANGLED_0, BPF_F_PSEUDO_HDR
-from . import checksum, ipv4, tcp, udp
+from . import checksum, ipv4, ipv6, tcp, udp
 from .byteorder import htons
 
-__all__ = ["dnat", "l4_checksum_offset", "rewrite", "snat", "tc_dnat", "tc_rewrite", "tc_snat"]
+__all__ = [
+    "dnat",
+    "l4_checksum_offset",
+    "rewrite",
+    "rewrite6",
+    "snat",
+    "tc_dnat",
+    "tc_rewrite",
+    "tc_snat",
+]
 
 Address = str | ipaddress.IPv4Address | Register
 Port = int | Register
@@ -39,11 +48,13 @@ Side = Literal["src", "dst"]
 
 
 def l4_checksum_offset(l4proto: int) -> int:
-    """Offset of the checksum in a TCP or UDP header."""
+    """Offset of the checksum in a TCP, UDP or ICMPv6 header."""
     if l4proto == IPProto.TCP:
         return tcp.CHECK
     if l4proto == IPProto.UDP:
         return udp.CHECK
+    if l4proto == IPProto.ICMPV6:
+        return 2
     raise AssemblerError(f"nat: no L4 checksum handled for protocol {l4proto}")
 
 
@@ -102,6 +113,48 @@ def rewrite(l3: Register, l4: Register | None, *, side: Side, addr: Address | No
                   asm.store(asm.H, l4, poff, new),
                   checksum.replace(l4, coff, old, new, 2, acc=acc, tmp=tmp, udp=is_udp)]
     return asm.Fragment(insns, name=f"nat_{side}")
+
+
+def rewrite6(l3: Register, l4: Register, *, side: Side,
+             addr: str | ipaddress.IPv6Address | Register | None = None,
+             port: Port | None = None, l4proto: int,
+             regs: tuple[Register, Register, Register, Register]) -> asm.Fragment:
+    """:func:`rewrite` for IPv6: the address (a constant, or a register pointing at 16
+    bytes in network order, e.g. a map value) and/or the port, with the TCP/UDP/ICMPv6
+    checksum fixed (IPv6 has no header checksum; its addresses are in the L4
+    pseudo-header). ``l3``/``l4`` point at bounds-checked headers.
+    """
+    old, new, acc, tmp = regs
+    used = [l3, l4, *regs]
+    if len(set(used)) != len(used):
+        raise AssemblerError("nat.rewrite6: l3, l4 and the four scratch registers must differ")
+    if isinstance(addr, Register) and addr in (l3, l4, *regs):
+        raise AssemblerError(f"nat.rewrite6: address pointer {addr!r} is a scratch register")
+    base = ipv6.SADDR if side == "src" else ipv6.DADDR if side == "dst" else None
+    if base is None:
+        raise AssemblerError(f"nat: side must be 'src' or 'dst', not {side!r}")
+    coff = l4_checksum_offset(l4proto)
+    is_udp = l4proto == IPProto.UDP
+    insns: list[asm.Item] = []
+    if addr is not None:
+        words = None if isinstance(addr, Register) else ipv6.address(addr)
+        for i in range(4):
+            if words is None:
+                assert isinstance(addr, Register)
+                insns.append(asm.load(asm.W, new, addr, 4 * i))
+            else:
+                insns += set_reg(new, words[i])
+            insns += [asm.load(asm.W, old, l3, base + 4 * i),
+                      asm.store(asm.W, l3, base + 4 * i, new),
+                      checksum.replace(l4, coff, old, new, 4, acc=acc, tmp=tmp, udp=is_udp)]
+    if port is not None:
+        if l4proto not in (IPProto.TCP, IPProto.UDP):
+            raise AssemblerError("nat.rewrite6: a port rewrite needs l4proto TCP or UDP")
+        poff = udp.SPORT if side == "src" else udp.DPORT
+        insns += [*_set_wire(new, port, 2), asm.load(asm.H, old, l4, poff),
+                  asm.store(asm.H, l4, poff, new),
+                  checksum.replace(l4, coff, old, new, 2, acc=acc, tmp=tmp, udp=is_udp)]
+    return asm.Fragment(insns, name=f"nat6_{side}")
 
 
 def dnat(l3: Register, l4: Register | None, **kw: object) -> asm.Fragment:
