@@ -38,6 +38,9 @@ if TYPE_CHECKING:  # the names below are loaded on first use (PEP 562), see __ge
     from ._types import UpdateFlags as UpdateFlags
     from ._types import XDPAction as XDPAction
     from ._types import XDPMode as XDPMode
+    from .perf import PerfBuffer as PerfBuffer
+    from .ringbuf import RingBuffer as RingBuffer
+    from .ringbuf import UserRingBuffer as UserRingBuffer
 
 __version__ = "0.1.0"
 
@@ -52,15 +55,18 @@ __all__ = [
     "MapSpec",
     "MapType",
     "NotSupportedError",
+    "PerfBuffer",
     "Program",
     "ProgramFlags",
     "ProgramInfo",
     "ProgramSpec",
     "ProgramType",
+    "RingBuffer",
     "StatsType",
     "SyscallError",
     "TestRunResult",
     "UpdateFlags",
+    "UserRingBuffer",
     "Variable",
     "VariableSpec",
     "VerifierError",
@@ -83,21 +89,25 @@ _LAZY: dict[str, str] = {
     "MapFlags": "._types",
     "MapSpec": "._spec",
     "MapType": "._types",
+    "PerfBuffer": ".perf",
     "Program": "._programs",
     "ProgramFlags": "._types",
     "ProgramInfo": "._programs",
     "ProgramSpec": "._spec",
     "ProgramType": "._types",
+    "RingBuffer": ".ringbuf",
     "StatsType": "._types",
     "TestRunResult": "._programs",
     "UpdateFlags": "._types",
+    "UserRingBuffer": ".ringbuf",
     "Variable": "._collection",
     "VariableSpec": "._spec",
     "XDPAction": "._types",
     "XDPMode": "._types",
     "load": "._collection",
 }
-_SUBMODULES = ("asm", "btf", "cli", "elf", "features", "link", "packet", "platform", "testing")
+_SUBMODULES = ("asm", "btf", "cli", "elf", "features", "hooks", "lib", "link", "packet", "perf",
+               "platform", "ringbuf", "testing")
 
 
 def __getattr__(name: str) -> object:
