@@ -30,6 +30,9 @@ import pytest
 
 from .. import errors, platform
 
+__all__ = ["bpffs", "cgroup", "cgroup2_root", "check_probe", "child_cgroup", "netns", "require",
+           "tracefs", "veth_pair"]
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kernel(version): skip below this kernel version")
