@@ -12,15 +12,17 @@ data past it). Records are ``perf_event_header`` + body; a ``PERF_RECORD_SAMPLE`
 padding is part of what you get, as with libbpf). ``PERF_RECORD_LOST`` carries how many
 samples the kernel dropped because the buffer was full; they are added up in :attr:`lost`.
 
-The data area is not double-mapped: a record that wraps around its end is copied into a
-fresh ``bytes`` object; all others are ``memoryview`` slices of the mapping, valid until the
-iterator is advanced. Ordering assumptions are those of :mod:`ebpf.ringbuf`.
+Samples are returned as ``bytes`` (sliced straight off the mapping: for the small records
+perf buffers carry that is cheaper than a memoryview, and the data stays valid); a record
+that wraps around the end of the (not double-mapped) data area is reassembled. Ordering
+assumptions are those of :mod:`ebpf.ringbuf`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import importlib
 import itertools
 import mmap as _mmap
@@ -55,6 +57,16 @@ _DSIZE_OFF = _t.PerfEventMmapPage.data_size.offset
 _TSO = _platform.ARCH in ("x86_64", "i386", "s390x")
 _MAX_RUN = 4096
 _HDR = struct.Struct("=IHH")  # struct perf_event_header
+_COPY_MAX = 2048
+_FIRST = operator.itemgetter(0)
+_BATCH_BYTES = 16 << 20
+
+
+@functools.lru_cache(maxsize=256)
+def _cutter(raw: int, rsize: int) -> struct.Struct:
+    """Cuts a sample's raw bytes out of a record (header and size word skipped)."""
+    return struct.Struct(f"12x{raw}s{rsize - 12 - raw}x")
+
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
 
@@ -70,7 +82,7 @@ def _online_cpus() -> list[int]:
 class _CPURing:
     """The mapped perf ring of one CPU."""
 
-    __slots__ = ("_barrier", "cpu", "d32", "data", "fd", "head", "lost", "mask", "mm",
+    __slots__ = ("_barrier", "cpu", "d32", "data", "doff", "fd", "head", "lost", "mask", "mm",
                  "size", "tail")
 
     def __init__(self, cpu: int, pages: int, wakeup_events: int, watermark: int) -> None:
@@ -101,6 +113,7 @@ class _CPURing:
         dsize = meta[_DSIZE_OFF : _DSIZE_OFF + 8].cast("Q")[0] or pages * page
         self.size = dsize
         self.mask = dsize - 1
+        self.doff = doff
         self.data: memoryview = meta[doff : doff + dsize]
         self.d32 = meta[doff : doff + dsize].cast("I")
         self.lost = 0
@@ -113,7 +126,8 @@ class _CPURing:
         with contextlib.suppress(OSError, ValueError):
             _sc.ioctl(self.fd.fileno(), _IOC_DISABLE, 0, "PERF_EVENT_IOC_DISABLE")
         for mv in (self.head, self.tail, self.data, self.d32):
-            mv.release()
+            with contextlib.suppress(BufferError):  # a record iterator still alive
+                mv.release()
         with contextlib.suppress(BufferError):
             self.mm.close()
         self.fd.close()
@@ -128,18 +142,21 @@ class _CPURing:
     def available(self) -> int:
         return int(self.head[0] - self.tail[0])
 
-    def records(self) -> Iterator[memoryview | bytes]:
+    def records(self) -> Iterator[bytes]:
         """The raw bytes of every sample now in this CPU's ring (LOST records are counted)."""
         return itertools.chain.from_iterable(self.run_iters())
 
-    def run_iters(self) -> Generator[Iterator[memoryview | bytes], None, None]:
-        """Yield one C-level iterator per run of identical sample headers (memoryview slices
-        over ``range``s); a record wrapping around the end of the data area comes alone, as
-        a ``bytes`` copy. A run's space goes back to the kernel when the next is asked for;
+    def run_iters(self) -> Generator[Iterator[bytes], None, None]:
+        """Yield one C-level iterator per run of identical sample headers (``bytes`` sliced
+        straight off the mapping over ``range``s: for samples this small a copy costs less
+        than a memoryview, and it stays valid); a record wrapping around the end of the data
+        area comes alone. A run's space goes back to the kernel when the next is asked for;
         stopping in the middle hands back exactly what was taken."""
         head_mv, tail_mv = self.head, self.tail
         d32 = self.d32
-        getitem = self.data.__getitem__
+        data = self.data
+        getitem = self.mm.__getitem__
+        doff = self.doff
         size, mask = self.size, self.mask
         fence = self._fence if self._barrier is not None else None
         tail = tail_mv[0]
@@ -194,15 +211,23 @@ class _CPURing:
                     if fence is not None:
                         fence()
                     tail_mv[0] = tail
-                    first = off + 12
-                    it = iter(range(first, first + k * rsize, rsize))
+                    it: Any
+                    if raw <= _COPY_MAX:
+                        it = _cutter(raw, rsize).iter_unpack(data[off : off + k * rsize])
+                        run: Iterator[bytes] = map(_FIRST, it)
+                    else:
+                        first = doff + off + 12
+                        it = iter(range(first, first + k * rsize, rsize))
+                        run = map(getitem, map(slice, it, range(first + raw,
+                                                                first + raw + k * rsize,
+                                                                rsize)))
                     try:
-                        yield map(getitem, map(slice, it, range(first + raw,
-                                                                 first + raw + k * rsize,
-                                                                 rsize)))
+                        yield run
                     except BaseException:
                         tail += (k - operator.length_hint(it)) * rsize
                         raise
+                    finally:
+                        del run, it
                     tail += k * rsize
         finally:
             if fence is not None:
@@ -391,10 +416,10 @@ class PerfBuffer(_EpollReader):
             return True
         return self._wait(timeout) or any(r.head[0] != r.tail[0] for r in self._order)
 
-    def read(self, timeout: float | None = 0.0) -> Iterator[tuple[int, memoryview | bytes]]:
-        """Iterate over (cpu, raw sample) for everything waiting; waits up to ``timeout``
-        (None: for ever) only when nothing is. Views are valid until the iterator is
-        advanced (copy with ``bytes()`` to keep one)."""
+    def read(self, timeout: float | None = 0.0) -> Iterator[tuple[int, bytes]]:
+        """Iterate over (cpu, raw sample bytes) for everything waiting; waits up to
+        ``timeout`` (None: for ever) only when nothing is. A sample's space in the ring goes
+        back to the kernel once the iterator has moved past it."""
         return itertools.chain.from_iterable(self._read_runs(timeout))
 
     def _read_runs(self, timeout: float | None) -> Iterator[Iterator[Any]]:
@@ -435,7 +460,8 @@ class PerfBuffer(_EpollReader):
                    max_records: int | None = None) -> Any:
         """All waiting samples as one numpy structured array (the first ``dtype.itemsize``
         bytes of each sample), with no Python call per sample. CPU order is not kept across
-        CPUs (each CPU's samples stay in order)."""
+        CPUs (each CPU's samples stay in order). ``max_records`` defaults to about 16 MiB
+        worth per call; call again for more."""
         self._enter()
         try:
             return self._read_batch(dtype, timeout, max_records)
@@ -448,6 +474,10 @@ class PerfBuffer(_EpollReader):
         if not self.available() and timeout != 0.0 and not self._poll(timeout):
             return np.empty(0, dt)
         parts: list[Any] = []
+        if max_records is None:
+            # Arrays of at most ~16 MiB: glibc serves them from memory it keeps (bigger ones
+            # are fresh mmaps, whose page faults would cost more than the copy itself).
+            max_records = max(1, _BATCH_BYTES // dt.itemsize)
         left = max_records
         for r in self._order:
             got = r.batch(dt, left)
@@ -460,7 +490,7 @@ class PerfBuffer(_EpollReader):
             return np.empty(0, dt)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def __iter__(self) -> Iterator[tuple[int, memoryview | bytes]]:
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
         """Block for ever yielding (cpu, sample); ends when the reader is closed."""
         try:
             while True:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import functools
 import importlib
 import itertools
 import mmap as _mmap
@@ -60,6 +61,17 @@ _HDR = _t.BPF_RINGBUF_HDR_SZ
 _U32 = struct.Struct("=I")
 _MAX_RUN = 4096
 _TSO = _platform.ARCH in ("x86_64", "i386", "s390x")
+
+
+_COPY_MAX = 512
+_FIRST = operator.itemgetter(0)
+_BATCH_BYTES = 16 << 20
+
+
+@functools.lru_cache(maxsize=256)
+def _cutter(length: int, step: int) -> struct.Struct:
+    """A struct layout cutting one record (header skipped, padding skipped) out of a run."""
+    return struct.Struct(f"8x{length}s{step - 8 - length}x")
 
 
 def _runs(d32: Any, pos: int, end: int) -> Iterator[tuple[int, int, int, int]]:
@@ -155,7 +167,8 @@ class _Ring:
 
     def close(self) -> None:
         for mv in (self.cons, self.prod, self.data, self.data32):
-            mv.release()
+            with contextlib.suppress(BufferError):  # a record iterator still alive
+                mv.release()
         for mm in (self.cons_mm, self.prod_mm):
             with contextlib.suppress(BufferError):
                 mm.close()
@@ -174,15 +187,19 @@ class _Ring:
         return int(self.prod[0] - self.cons[0])
 
     # -- per record --------------------------------------------------------------------------
-    def records(self) -> Iterator[memoryview]:
-        """Every committed record now in the ring (memoryviews valid until the iterator
-        moves to the next run of records); stops at the first BUSY record or when empty."""
-        return itertools.chain.from_iterable(self.run_iters())
+    def records(self, copy: bool = False) -> Iterator[Any]:
+        """Every committed record now in the ring; stops at the first BUSY record or when
+        empty. See :meth:`run_iters` for ``copy``."""
+        return itertools.chain.from_iterable(self.run_iters(copy))
 
-    def run_iters(self) -> Generator[Iterator[memoryview], None, None]:
-        """Yield one C-level iterator per run of same-sized records (``map`` of memoryview
-        slicing over ``range``s), so that iterating records runs no Python bytecode per
-        record.
+    def run_iters(self, copy: bool = False) -> Generator[Iterator[Any], None, None]:
+        """Yield one C-level iterator per run of same-sized records, so that iterating
+        records runs no Python bytecode per record.
+
+        Records of up to :data:`_COPY_MAX` bytes, and all records with ``copy``, are cut
+        out by :func:`struct.iter_unpack` as ``bytes`` (a copy is cheaper than a view for
+        small records); with ``copy`` false those come wrapped in a ``memoryview``, and
+        larger ones are zero-copy ``memoryview`` slices of the mapping.
 
         The space of a run goes back to the kernel when the next one is asked for; if the
         consumer stops in the middle of a run (the generator is closed), exactly the records
@@ -190,7 +207,8 @@ class _Ring:
         """
         cons_mv = self.cons
         prod_mv = self.prod
-        getitem = self.data.__getitem__
+        data = self.data
+        getitem = data.__getitem__
         d32 = self.data32
         mask = self.mask
         fence = self._fence if self._barrier is not None else None
@@ -212,14 +230,24 @@ class _Ring:
                     if fence is not None:
                         fence()
                     cons_mv[0] = cons  # hand the records before this run back
-                    first = pos + 8
-                    it = iter(range(first, first + k * step, step))
+                    it: Any
+                    if copy or ln <= _COPY_MAX:
+                        it = _cutter(ln, step).iter_unpack(data[pos : pos + k * step])
+                        run: Iterator[Any] = map(_FIRST, it)
+                        if not copy:
+                            run = map(memoryview, run)
+                    else:
+                        first = pos + 8
+                        it = iter(range(first, first + k * step, step))
+                        run = map(getitem, map(slice, it, range(first + ln,
+                                                                first + ln + k * step, step)))
                     try:
-                        yield map(getitem, map(slice, it, range(first + ln,
-                                                                 first + ln + k * step, step)))
+                        yield run
                     except BaseException:
                         cons += (k - operator.length_hint(it)) * step
                         raise
+                    finally:
+                        del run, it
                     cons += k * step
         finally:
             if fence is not None:
@@ -541,27 +569,33 @@ class RingBuffer(_EpollReader):
         return self._wait(timeout)
 
     # -- reading ---------------------------------------------------------------------------
-    def read(self, timeout: float | None = 0.0) -> Iterator[memoryview]:
+    def read(self, timeout: float | None = 0.0, *, copy: bool = False) -> Iterator[Any]:
         """Iterate over the records in the rings (oldest first within each ring).
 
         Waits up to ``timeout`` seconds (None: for ever) only when no record is there at all,
-        then drains: records that arrive while draining are returned too. Each memoryview is
-        valid until the iterator is advanced (copy it with ``bytes()`` to keep it).
+        then drains: records that arrive while draining are returned too.
+
+        Records are ``memoryview``s, valid until the iterator is advanced (keep one with
+        ``bytes(record)``); records of up to 512 bytes are in fact copies, which cost less
+        than views. With ``copy=True`` records are ``bytes`` - the fastest form for small
+        records, and valid for ever.
         """
-        return itertools.chain.from_iterable(self._read_runs(timeout, tagged=False))
+        return itertools.chain.from_iterable(self._read_runs(timeout, False, copy))
 
-    def read_tagged(self, timeout: float | None = 0.0) -> Iterator[tuple[int, memoryview]]:
+    def read_tagged(self, timeout: float | None = 0.0, *, copy: bool = False
+                    ) -> Iterator[tuple[int, Any]]:
         """Like :meth:`read`, yielding (ring index, record) to tell several rings apart."""
-        return itertools.chain.from_iterable(self._read_runs(timeout, tagged=True))
+        return itertools.chain.from_iterable(self._read_runs(timeout, True, copy))
 
-    def _read_runs(self, timeout: float | None, tagged: bool) -> Iterator[Iterator[Any]]:
+    def _read_runs(self, timeout: float | None, tagged: bool, copy: bool
+                   ) -> Iterator[Iterator[Any]]:
         self._enter()
         try:
-            yield from self._read_runs_entered(timeout, tagged)
+            yield from self._read_runs_entered(timeout, tagged, copy)
         finally:
             self._exit()
 
-    def _read_runs_entered(self, timeout: float | None, tagged: bool
+    def _read_runs_entered(self, timeout: float | None, tagged: bool, copy: bool
                            ) -> Iterator[Iterator[Any]]:
         waited = False
         delivered = False
@@ -571,7 +605,7 @@ class RingBuffer(_EpollReader):
             got = False
             for r in self._rings:
                 before = r.cons[0]
-                runs = r.run_iters()
+                runs = r.run_iters(copy)
                 try:
                     if tagged:
                         tag = itertools.repeat(r.index)
@@ -627,7 +661,8 @@ class RingBuffer(_EpollReader):
         Without ``dtype`` returns a :class:`RecordBatch`: one copy of the bytes plus offsets
         and lengths, indexable and iterable as memoryviews.
 
-        Waits up to ``timeout`` seconds only when the rings are empty.
+        Waits up to ``timeout`` seconds only when the rings are empty. ``max_records``
+        defaults to about 16 MiB worth of records per call; call again for more.
         """
         self._enter()
         try:
@@ -652,6 +687,10 @@ class RingBuffer(_EpollReader):
         if not self.available() and timeout != 0.0 and not self._poll(timeout):
             return np.empty(0, dt)
         parts = []
+        if max_records is None:
+            # Arrays of at most ~16 MiB: glibc serves them from memory it keeps (bigger ones
+            # are fresh mmaps, whose page faults would cost more than the copy itself).
+            max_records = max(1, _BATCH_BYTES // dt.itemsize)
         left = max_records
         for r in self._rings:
             arr = self._ring_batch(r, dt, left, on_mismatch)
