@@ -1,0 +1,120 @@
+"""Pure parts of the map and ring buffer layers: record walking, batches, BTF blobs, defaults.
+
+No kernel: ring data is laid out by hand in a bytearray the way kernel/bpf/ringbuf.c does.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from ebpf import MapFlags, MapType
+from ebpf._maps import _defaults, _MiniBTF, _object_name, value_btf
+from ebpf.ringbuf import _BUSY, _DISCARD, RecordBatch, _cutter, _runs
+
+
+def ring(records: list[tuple[bytes, int]]) -> bytearray:
+    """Records (payload, flag bits) with 8-byte headers, each padded to 8 bytes."""
+    out = bytearray()
+    for payload, flags in records:
+        out += struct.pack("=Ii", len(payload) | flags, 0) + payload
+        out += bytes(-len(out) % 8)
+    return out
+
+
+def walk(buf: bytearray) -> list[tuple[int, int, int, int]]:
+    return list(_runs(memoryview(buf).cast("I"), 0, len(buf)))
+
+
+def test_runs_of_uniform_records_found_in_one_step() -> None:
+    buf = ring([(bytes([i]) * 16, 0) for i in range(100)])
+    runs = walk(buf)
+    assert sum(k for _, _, _, k in runs) == 100
+    assert all(ln == 16 and step == 24 for _, ln, step, _ in runs)
+    assert len(runs) <= 4  # windows of 16, 32, 64 ... records
+
+
+def test_runs_discard_busy_and_mixed_sizes() -> None:
+    buf = ring([(b"a" * 8, 0), (b"b" * 8, 0), (b"c" * 8, _DISCARD), (b"d" * 24, 0),
+                (b"e" * 5, 0), (b"f" * 8, _BUSY), (b"g" * 8, 0)])
+    runs = walk(buf)
+    assert runs[0] == (0, 8, 16, 2)
+    assert runs[1] == (32, -1, 16, 1)  # discarded
+    assert runs[2] == (48, 24, 32, 1)
+    assert runs[3] == (80, 5, 16, 1)  # 5 bytes pad to 16 with the header
+    assert runs[4][3] == 0  # BUSY ends the walk; the record after it is not reached
+    assert len(runs) == 5
+
+
+def test_cutter_extracts_payloads() -> None:
+    buf = ring([(bytes([i]) * 5, 0) for i in range(3)])
+    got = [t[0] for t in _cutter(5, 16).iter_unpack(memoryview(buf))]
+    assert got == [b"\0" * 5, b"\1" * 5, b"\2" * 5]
+
+
+def test_record_batch() -> None:
+    b = RecordBatch()
+    assert len(b) == 0 and list(b) == []
+    b.data += b"xxxxAAAAyyBBBBBB"
+    b.offsets.extend([4, 10])
+    b.lengths.extend([4, 6])
+    assert len(b) == 2
+    assert [bytes(r) for r in b] == [b"AAAA", b"BBBBBB"]
+    assert bytes(b[1]) == b"BBBBBB"
+    assert [bytes(r) for r in b[0:1]] == [b"AAAA"]
+    np = pytest.importorskip("numpy")
+    arr = b.numpy(np.dtype("S4"))
+    assert list(arr) == [b"AAAA", b"BBBB"]
+    with pytest.raises(ValueError):
+        b.numpy(np.dtype("S5"))
+
+
+def test_mini_btf_layout() -> None:
+    bt = _MiniBTF()
+    i = bt.int_("int", 4, True)
+    s = bt.struct_("value", 8, [("a", i, 0), ("b", i, 4)])
+    blob = bt.encode()
+    magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(
+        "=HBBIIIII", blob)
+    assert (magic, version, flags, hdr_len, type_off) == (0xEB9F, 1, 0, 24, 0)
+    assert type_len == 16 + 12 + 2 * 12 and str_off == type_len
+    assert len(blob) == 24 + type_len + str_len
+    assert (i, s) == (1, 2)
+    strings = blob[24 + str_off :]
+    assert strings.startswith(b"\0int\0value\0a\0b\0")
+    # INT: kind 1 in bits 24-28, signed encoding, 32 bits
+    _name_off, info, size, enc = struct.unpack_from("=IIII", blob, 24)
+    assert info >> 24 == 1 and size == 4 and enc == (1 << 24) | 32
+
+
+def test_value_btf_refuses_tiny_spin_lock_values() -> None:
+    with pytest.raises(ValueError):
+        value_btf(2, spin_lock=True)
+
+
+def test_defaults_per_type() -> None:
+    assert _defaults(MapType.RINGBUF, None, None, 4096, 0) == (0, 0, 4096, 0)
+    assert _defaults(MapType.QUEUE, None, 8, 4, 0) == (0, 8, 4, 0)
+    with pytest.raises(ValueError):
+        _defaults(MapType.STACK, 4, 8, 4, 0)
+    assert _defaults(MapType.ARRAY, None, 8, 4, 0)[0] == 4
+    assert _defaults(MapType.PROG_ARRAY, None, None, 4, 0)[:2] == (4, 4)
+    ks, vs, me, flags = _defaults(MapType.LPM_TRIE, 8, 4, 16, 0)
+    assert flags & MapFlags.NO_PREALLOC
+    ks, vs, me, flags = _defaults(MapType.SK_STORAGE, None, 16, None, 0)
+    assert (ks, vs, me) == (4, 16, 0) and flags & MapFlags.NO_PREALLOC
+    assert _defaults(MapType.CGROUP_STORAGE, None, 8, None, 0)[:3] == (16, 8, 0)
+    assert _defaults(MapType.ARENA, None, None, 4, 0)[3] & MapFlags.MMAPABLE
+    with pytest.raises(TypeError):
+        _defaults(MapType.HASH, None, 8, 4, 0)
+
+
+def test_object_names_are_cleaned() -> None:
+    assert _object_name("counts") == b"counts"
+    assert _object_name("a-b c/d.e_f") == b"abcd.e_f"
+    assert len(_object_name("x" * 40)) == 15
+
+
+def test_busy_and_discard_bits() -> None:
+    assert _BUSY == 1 << 31 and _DISCARD == 1 << 30
