@@ -57,6 +57,7 @@ __all__ = [
     "MapInfo",
     "PerCPUValues",
     "QueueMap",
+    "ctype_from_btf",
 ]
 
 _C = _t.bpf_cmd
@@ -169,6 +170,102 @@ class MapInfo:
             btf_vmlinux_value_type_id=info.btf_vmlinux_value_type_id,
             map_extra=info.map_extra,
         )
+
+
+# --- BTF-typed keys and values of opened maps ----------------------------------------------
+
+def _load_map_btf(btf_id: int) -> Any:
+    """The :class:`ebpf.btf.Spec` of the BTF object ``btf_id`` (what a map was created with)."""
+    from . import btf as _btf
+
+    with commands.fd_by_id(commands.ObjKind.BTF, btf_id, "BTF") as fd:
+        info = commands.obj_info(fd.fileno(), _t.BpfBtfInfo())
+        size = info.btf_size
+        if info.kernel_btf:
+            return _btf.load_kernel()
+        buf = ctypes.create_string_buffer(size)
+        info2 = _t.BpfBtfInfo()
+        info2.btf = ctypes.addressof(buf)
+        info2.btf_size = size
+        commands.obj_info(fd.fileno(), info2)
+        return _btf.Spec.from_bytes(buf.raw[: info2.btf_size])
+
+
+_CT_INTS = {(1, False): ctypes.c_uint8, (2, False): ctypes.c_uint16, (4, False): ctypes.c_uint32,
+            (8, False): ctypes.c_uint64, (1, True): ctypes.c_int8, (2, True): ctypes.c_int16,
+            (4, True): ctypes.c_int32, (8, True): ctypes.c_int64}
+
+
+def ctype_from_btf(spec: Any, type_id: int, _depth: int = 0) -> Any:
+    """A ctypes type with the layout of BTF type ``type_id`` (structs keep their member
+    names and offsets; char arrays become ``c_char`` arrays, read as ``bytes``), or None when
+    the type cannot be expressed (bitfields, unknown kinds)."""
+    from . import btf as _btf
+
+    if _depth > 32:
+        return None
+    t = spec.resolve(type_id)
+    if isinstance(t, _btf.Int):
+        if t.is_bool and t.size == 1:
+            return ctypes.c_bool
+        if t.size == 1 and (t.is_char or t.name == "char"):
+            return ctypes.c_char  # char arrays read as (NUL-trimmed) bytes: comm, names
+        return _CT_INTS.get((t.size, t.signed))
+    if isinstance(t, _btf.Enum | _btf.Enum64):
+        return _CT_INTS.get((t.size, bool(getattr(t, "signed", False))))
+    if isinstance(t, _btf.Pointer):
+        return ctypes.c_uint64
+    if isinstance(t, _btf.Float):
+        return {4: ctypes.c_float, 8: ctypes.c_double}.get(t.size)
+    if isinstance(t, _btf.Array):
+        elem = ctype_from_btf(spec, t.elem_type_id, _depth + 1)
+        return None if elem is None else elem * t.nelems
+    if isinstance(t, _btf.Struct | _btf.Union):
+        fields: list[tuple[str, Any]] = []
+        pos = 0
+        union = isinstance(t, _btf.Union)
+        for i, m in enumerate(t.members):
+            if m.bitfield_size or m.offset % 8:
+                return None
+            mt = ctype_from_btf(spec, m.type_id, _depth + 1)
+            if mt is None:
+                return None
+            off = m.offset // 8
+            if not union:
+                if off < pos:
+                    return None
+                if off > pos:
+                    fields.append((f"_pad{i}", ctypes.c_uint8 * (off - pos)))
+                pos = off + ctypes.sizeof(mt)
+            fields.append((m.name or f"_anon{i}", mt))
+        if union:
+            pos = max((ctypes.sizeof(f[1]) for f in fields), default=0)
+        if pos < t.size:
+            fields.append(("_pad_end" if not union else "_size", ctypes.c_uint8 * (t.size - pos)))
+        base: Any = ctypes.Union if union else ctypes.Structure
+        cls: Any = type(t.name or f"anon_{t.id}", (base,), {"_pack_": 1, "_fields_": fields})
+        return cls if ctypes.sizeof(cls) == t.size else None
+    return None
+
+
+def _btf_types(info: MapInfo) -> tuple[Any, Any]:
+    """Struct/union key and value types from the map's BTF (None where it has none, where
+    the type is a scalar - the default codecs handle those - or where it cannot be read)."""
+    if not info.btf_id or not (info.btf_key_type_id or info.btf_value_type_id):
+        return None, None
+    from . import btf as _btf
+
+    try:
+        spec = _load_map_btf(info.btf_id)
+        out: list[Any] = []
+        for tid in (info.btf_key_type_id, info.btf_value_type_id):
+            ct = None
+            if tid and isinstance(spec.resolve(tid), _btf.Struct | _btf.Union):
+                ct = ctype_from_btf(spec, tid)
+            out.append(ct)
+        return out[0], out[1]
+    except (errors.BPFError, OSError, ValueError, KeyError):
+        return None, None
 
 
 # --- a tiny BTF writer for the maps that need BTF ---------------------------------------------
@@ -517,10 +614,16 @@ class Map:
     @classmethod
     def from_fd(cls, fd: int | FD, *, key: Any = None, value: Any = None) -> Map:
         """Adopt a map fd (an int is duplicated, an :class:`FD` is taken over); type and sizes
-        are read from the kernel. ``key``/``value`` types are checked against them."""
+        are read from the kernel. ``key``/``value`` types are checked against them; when not
+        given and the map carries BTF describing a struct or union, keys/values decode to
+        ctypes structures built from it (:func:`ctype_from_btf`)."""
         owned = fd if isinstance(fd, FD) else FD(os.dup(fd), "map")
         try:
             info = MapInfo.from_fd(owned.fileno())
+            if (key is None or value is None) and info.type not in _STORAGE | _PERCPU:
+                bkey, bvalue = _btf_types(info)
+                key = bkey if key is None else key
+                value = bvalue if value is None else value
             return _class_for(info.type)(owned, info, key, value)
         except BaseException:
             owned.close()

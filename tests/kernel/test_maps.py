@@ -453,3 +453,30 @@ def test_map_fileno_works_with_asm_load_map(counts: Map) -> None:
     with ebpf.Program.load(ProgramType.XDP, insns) as prog:
         prog.test_run(data=bytes(64))
     assert counts[0] == 42
+
+
+def test_opened_map_decodes_struct_values_from_its_btf(bpffs: str) -> None:
+    """A map created with BTF for its value struct: opened again, values decode into ctypes
+    structures with the member names from the BTF."""
+    from ebpf._maps import _load_btf, _MiniBTF
+
+    b = _MiniBTF()
+    u32 = b.int_("unsigned int", 4, False)
+    u64 = b.int_("unsigned long long", 8, False)
+    char = b.int_("char", 1, True)
+    name = b.array(char, u32, 6)
+    val = b.struct_("flow_stats", 24, [("packets", u64, 0), ("proto", u32, 8),
+                                       ("name", name, 12)])
+    with _load_btf(b.encode()) as btf, \
+            Map.create(MapType.HASH, key_size=4, value_size=24, max_entries=4, btf=btf,
+                       btf_key_type_id=u32, btf_value_type_id=val) as m:
+        m[1] = struct.pack("=QI6s6x", 7, 17, b"eth0")
+        path = os.path.join(bpffs, "stats")
+        m.pin(path)
+        with Map.from_pin(path) as opened:
+            v = opened[1]
+            assert type(v).__name__ == "flow_stats"
+            assert (v.packets, v.proto, v.name) == (7, 17, b"eth0")
+            opened[2] = v  # and they encode back
+            assert m[2] == m[1]
+        m.unpin()
