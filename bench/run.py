@@ -216,6 +216,7 @@ def update_readme(readme: Path, results_md: str, plots: list[str]) -> None:
     """Replace the README's generated block with results.md (its title dropped); the plots
     are copied to bench/results/ (tracked, unlike the out dir) and linked from there."""
     body = results_md.split("\n", 1)[1].lstrip("\n") if results_md.startswith("# ") else results_md
+    body = body.replace("\n## ", "\n### ")  # nested under the README's Performance section
     keep = readme.parent / "results"
     keep.mkdir(exist_ok=True)
     for p in plots:
