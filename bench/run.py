@@ -217,11 +217,12 @@ def update_readme(readme: Path, results_md: str, plots: list[str]) -> None:
     are copied to bench/results/ (tracked, unlike the out dir) and linked from there."""
     body = results_md.split("\n", 1)[1].lstrip("\n") if results_md.startswith("# ") else results_md
     body = body.replace("\n## ", "\n### ")  # nested under the README's Performance section
-    keep = readme.parent / "results"
+    keep = common.BENCH_DIR / "results"
     keep.mkdir(exist_ok=True)
     for p in plots:
         shutil.copy2(p, keep / Path(p).name)
-        body = body.replace(f"]({Path(p).name})", f"](results/{Path(p).name})")
+        link = os.path.relpath(keep / Path(p).name, readme.parent)
+        body = body.replace(f"]({Path(p).name})", f"]({link})")
     text = readme.read_text()
     if README_START not in text or README_END not in text:
         raise SystemExit(f"{readme}: no {README_START!r} ... {README_END!r} block")
@@ -241,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list the benches and exit")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per bench")
     ap.add_argument("--update-readme", action="store_true",
-                    help="also put the results into bench/README.md's performance section")
+                    help="also put the results into the performance sections of README.md "
+                         "and bench/README.md")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--bench", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -303,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
                      "expect wide min-max ranges")
     md, js = common.write_results(out_dir, rows, meta, notes, plots)
     if args.update_readme:
-        update_readme(common.BENCH_DIR / "README.md", md.read_text(), plots)
+        for readme in (common.BENCH_DIR.parent / "README.md", common.BENCH_DIR / "README.md"):
+            if README_START in readme.read_text():
+                update_readme(readme, md.read_text(), plots)
     print(common.text_table(rows))
     for n in notes:
         print(f"note: {n}")
