@@ -312,7 +312,8 @@ class Gen:
             parts.append(self.emit_enum(e) + "\n")
         # Flag constants from anonymous enums.
         flags: dict[str, int] = {}
-        for t in spec.types(btf.Enum):
+        anon: list[btf.Enum | btf.Enum64] = [*spec.types(btf.Enum), *spec.types(btf.Enum64)]
+        for t in anon:
             if t.name:
                 continue
             for v in t.values:

@@ -20,7 +20,12 @@ if TYPE_CHECKING:  # the names below are loaded on first use (PEP 562), see __ge
     from ._collection import Collection as Collection
     from ._collection import Variable as Variable
     from ._collection import load as load
+    from ._maps import BloomFilter as BloomFilter
     from ._maps import Map as Map
+    from ._maps import MapEntry as MapEntry
+    from ._maps import MapInfo as MapInfo
+    from ._maps import PerCPUValues as PerCPUValues
+    from ._maps import QueueMap as QueueMap
     from ._programs import Program as Program
     from ._programs import ProgramInfo as ProgramInfo
     from ._programs import TestRunResult as TestRunResult
@@ -39,7 +44,10 @@ if TYPE_CHECKING:  # the names below are loaded on first use (PEP 562), see __ge
     from ._types import XDPAction as XDPAction
     from ._types import XDPMode as XDPMode
     from .perf import PerfBuffer as PerfBuffer
+    from .perf import PerfBufferClosed as PerfBufferClosed
+    from .ringbuf import RecordBatch as RecordBatch
     from .ringbuf import RingBuffer as RingBuffer
+    from .ringbuf import RingBufferClosed as RingBufferClosed
     from .ringbuf import UserRingBuffer as UserRingBuffer
 
 __version__ = "0.1.0"
@@ -47,21 +55,29 @@ __version__ = "0.1.0"
 __all__ = [
     "AttachType",
     "BPFError",
+    "BloomFilter",
     "Collection",
     "CollectionSpec",
     "LinkType",
     "Map",
+    "MapEntry",
     "MapFlags",
+    "MapInfo",
     "MapSpec",
     "MapType",
     "NotSupportedError",
+    "PerCPUValues",
     "PerfBuffer",
+    "PerfBufferClosed",
     "Program",
     "ProgramFlags",
     "ProgramInfo",
     "ProgramSpec",
     "ProgramType",
+    "QueueMap",
+    "RecordBatch",
     "RingBuffer",
+    "RingBufferClosed",
     "StatsType",
     "SyscallError",
     "TestRunResult",
@@ -82,20 +98,28 @@ __all__ = [
 #: ``import ebpf.btf``) stay cheap: a process that only parses BTF never builds the kernel ABI.
 _LAZY: dict[str, str] = {
     "AttachType": "._types",
+    "BloomFilter": "._maps",
     "Collection": "._collection",
     "CollectionSpec": "._spec",
     "LinkType": "._types",
     "Map": "._maps",
+    "MapEntry": "._maps",
     "MapFlags": "._types",
+    "MapInfo": "._maps",
     "MapSpec": "._spec",
     "MapType": "._types",
+    "PerCPUValues": "._maps",
     "PerfBuffer": ".perf",
+    "PerfBufferClosed": ".perf",
     "Program": "._programs",
     "ProgramFlags": "._types",
     "ProgramInfo": "._programs",
     "ProgramSpec": "._spec",
     "ProgramType": "._types",
+    "QueueMap": "._maps",
+    "RecordBatch": ".ringbuf",
     "RingBuffer": ".ringbuf",
+    "RingBufferClosed": ".ringbuf",
     "StatsType": "._types",
     "TestRunResult": "._programs",
     "UpdateFlags": "._types",

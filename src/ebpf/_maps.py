@@ -72,25 +72,13 @@ _LOOKUP_AND_DELETE_BATCH = int(_C.BPF_MAP_LOOKUP_AND_DELETE_BATCH)
 _UPDATE_BATCH = int(_C.BPF_MAP_UPDATE_BATCH)
 _DELETE_BATCH = int(_C.BPF_MAP_DELETE_BATCH)
 
-# The element fast path enters the kernel through a function pointer of its own with no
-# ``argtypes`` (ctypes' per-argument conversion objects cost more than the syscall itself
-# on small operations): the arguments are plain small ints and a ``byref`` pointer, which
-# libffi passes in full registers. It is taken from the process's symbol table with the
-# GIL *held* (``PyDLL`` semantics): element operations last microseconds, and releasing and
-# re-taking the GIL around each costs ~10 % of one. errno is read right after a failure,
-# still under the GIL, so nothing else can run in between. Failures go to the syscall
-# layer's slow path (EINTR retry, errno -> exception).
-# TODO(lead): move this pair into ebpf._sys.syscall (e.g. ``fast_syscall``/``fast_errno``).
-_raw_syscall = ctypes.pythonapi["syscall"]
-_raw_syscall.restype = ctypes.c_long
-_errno_location = ctypes.pythonapi["__errno_location"]
-_errno_location.restype = ctypes.POINTER(ctypes.c_int)
+# Element operations use the syscall layer's GIL-holding fast path (``fast_syscall``: no
+# argtypes, errno read right after a failure while the GIL is still held); failures go to its
+# slow path (EINTR retry, errno -> exception).
+_raw_syscall = _sc.fast_syscall
+_get_errno = _sc.fast_errno
 _NR_BPF = _sc._NR_BPF
 _fail = _sc._fail
-
-
-def _get_errno() -> int:
-    return int(_errno_location()[0])
 
 
 _ELEM_SIZE = ctypes.sizeof(_t.MapElemAttr)

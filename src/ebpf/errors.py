@@ -307,6 +307,7 @@ def from_errno(cmd: str, code: int, *, hint: str = "") -> SyscallError:
     cls: type[SyscallError]
     if code == _errno.ENOENT and cmd in (
         "BPF_MAP_LOOKUP_ELEM",
+        "BPF_MAP_UPDATE_ELEM",  # with BPF_EXIST: the key is not there
         "BPF_MAP_DELETE_ELEM",
         "BPF_MAP_LOOKUP_AND_DELETE_ELEM",
         "BPF_MAP_GET_NEXT_KEY",
