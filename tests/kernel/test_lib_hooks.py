@@ -264,7 +264,8 @@ def _write_from(fd_no: int, data: bytes) -> None:
         os.close(w)
 
 
-def test_kprobe_arguments_return_value_and_btf_offsets(results: ebpf.Map) -> None:
+def test_kprobe_arguments_return_value_and_btf_offsets(results: ebpf.Map,
+                                                       tracefs: str) -> None:
     """vfs_write(file, buf, count, pos) from our write(): arg 2 is count, the return value
     is count too; task->tgid read at the offset BTF gives equals our pid."""
     from ebpf.link.kprobe import attach_kprobe
@@ -299,7 +300,7 @@ def test_kprobe_arguments_return_value_and_btf_offsets(results: ebpf.Map) -> Non
     assert [results[i] for i in range(3)] == [4321, os.getpid(), 4321]
 
 
-def test_tracepoint_fields_from_tracefs_and_btf_offsets(results: ebpf.Map) -> None:
+def test_tracepoint_fields_from_tracefs_and_btf_offsets(results: ebpf.Map, tracefs: str) -> None:
     from ebpf.link.tracepoint import attach_tracepoint
 
     try:
