@@ -28,7 +28,6 @@ import struct
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, TypeVar
 
 from . import errors
@@ -46,7 +45,7 @@ from ._codec import (
 )
 from ._sys import commands
 from ._sys import syscall as _sc
-from ._sys.fd import FD
+from ._sys.fd import FD, KernelObject
 from ._types import MapFlags, MapType, UpdateFlags
 from ._uapi import _generated_types as _t
 
@@ -413,7 +412,7 @@ def _fileno(obj: Any) -> int:
     return int(obj.fileno())
 
 
-class Map:
+class Map(KernelObject):
     """A BPF map: a kernel object holding keys and values, shared with BPF programs.
 
     Create one with :meth:`create`, or open an existing one with :meth:`from_pin`,
@@ -632,19 +631,7 @@ class Map:
         return cls.from_fd(commands.fd_by_id(commands.ObjKind.MAP, map_id, "map"),
                            key=key, value=value)
 
-    # --- object protocol ------------------------------------------------------------------
-    @property
-    def fd(self) -> FD:
-        return self._fd
-
-    def fileno(self) -> int:
-        """The map's file descriptor (what ``asm.load_map`` embeds)."""
-        return self._fd.fileno()
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
+    # --- object protocol (fd, fileno, closed, context manager: KernelObject) -----------------
     def close(self) -> None:
         """Release the map's fd (the kernel frees the map once nothing else holds it)."""
         self._pool = _CLOSED_POOL
@@ -653,13 +640,6 @@ class Map:
                 self._mmap.close()
             self._mmap = None
         self._fd.close()
-
-    def __enter__(self: M) -> M:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         t = self.type.name if isinstance(self.type, MapType) else self.type

@@ -7,12 +7,11 @@ import errno as _errno
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, NamedTuple, Protocol, final
 
 from . import errors
 from ._sys import commands
-from ._sys.fd import FD
+from ._sys.fd import FD, KernelObject
 from ._sys.syscall import _syscall as _syscall_raw
 from ._sys.syscall import bpf, bpf_fd
 from ._types import AttachType, ProgramType
@@ -121,7 +120,7 @@ def _encode_insns(insns: Any, maps: Mapping[Any, Any] | None,
 
 
 @final
-class Program:
+class Program(KernelObject):
     """A BPF program loaded into the kernel; holds its fd.
 
     Build one with :meth:`load`, :meth:`from_pin`, :meth:`from_id` or :meth:`from_fd`.
@@ -254,29 +253,6 @@ class Program:
     def from_id(cls, prog_id: int) -> Program:
         """Open a loaded program by its kernel id."""
         return cls.from_fd(commands.fd_by_id(commands.ObjKind.PROG, prog_id, "program"))
-
-    # --- object protocol ------------------------------------------------------------------
-    @property
-    def fd(self) -> FD:
-        return self._fd
-
-    def fileno(self) -> int:
-        return self._fd.fileno()
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def close(self) -> None:
-        """Release the program's fd (the kernel frees it once nothing else holds it)."""
-        self._fd.close()
-
-    def __enter__(self) -> Program:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         t = self.type.name if isinstance(self.type, ProgramType) else self.type

@@ -14,8 +14,9 @@ import os
 import warnings
 import weakref
 from types import TracebackType
+from typing import TypeVar
 
-__all__ = ["FD", "open_count"]
+__all__ = ["FD", "KernelObject", "open_count"]
 
 _open = 0
 
@@ -93,3 +94,43 @@ class FD:
 
     def __repr__(self) -> str:
         return f"FD({self._fd})" if self._fd >= 0 else "FD(closed)"
+
+
+_Obj = TypeVar("_Obj", bound="KernelObject")
+
+
+class KernelObject:
+    """Base of every object that owns one kernel fd (maps, programs, links, BTF handles).
+
+    Gives the common protocol once: :attr:`fd`, :meth:`fileno`, :attr:`closed`, an idempotent
+    :meth:`close` and the context manager. Subclasses store their :class:`FD` in ``_fd`` and
+    may extend :meth:`close` (calling ``super().close()``).
+    """
+
+    __slots__ = ()
+    _fd: FD
+
+    @property
+    def fd(self) -> FD:
+        """The owned file descriptor."""
+        return self._fd
+
+    def fileno(self) -> int:
+        """The raw descriptor (what ``asm.load_map`` and attach calls embed)."""
+        return self._fd.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._fd.closed
+
+    def close(self) -> None:
+        """Release the fd; the kernel frees the object once nothing else holds it. Idempotent."""
+        self._fd.close()
+
+    def __enter__(self: _Obj) -> _Obj:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -9,11 +9,10 @@
 from __future__ import annotations
 
 import ctypes
-from types import TracebackType
 from typing import final
 
 from .. import errors
-from .._sys.fd import FD
+from .._sys.fd import FD, KernelObject
 from .._sys.syscall import bpf_fd
 from .._uapi import _generated_types as _t
 
@@ -23,7 +22,7 @@ _LOG_SIZE = 1 << 20
 
 
 @final
-class BTFHandle:
+class BTFHandle(KernelObject):
     """BTF loaded in the kernel; holds its fd. Close it when the objects using it are made
     (maps and programs keep their own reference)."""
 
@@ -53,27 +52,6 @@ class BTFHandle:
                 return cls(bpf_fd(_t.bpf_cmd.BPF_BTF_LOAD, attr, keep=(buf, log), what="BTF"))
             except errors.SyscallError as e:
                 raise errors.VerifierError("BPF_BTF_LOAD", e.errno or 0, log.raw) from None
-
-    @property
-    def fd(self) -> FD:
-        return self._fd
-
-    def fileno(self) -> int:
-        return self._fd.fileno()
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
-    def close(self) -> None:
-        self._fd.close()
-
-    def __enter__(self) -> BTFHandle:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<BTFHandle {'closed' if self.closed else f'fd={self.fileno()}'}>"

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 from .. import errors
 from .._programs import Program
 from .._sys import commands, netlink
-from .._sys.fd import FD
+from .._sys.fd import FD, KernelObject
 from .._sys.syscall import bpf, bpf_fd
 from .._types import LinkType, ProgramType
 from .._uapi import _defines as _d
@@ -92,7 +92,7 @@ def link_create(program: Program | int, target_fd: int, attach_type: int, flags:
     return bpf_fd(C.BPF_LINK_CREATE, attr, keep=keep, what="link")
 
 
-class Link:
+class Link(KernelObject):
     """A kernel ``bpf_link``. Built by an ``attach_*`` function or :meth:`from_pin`.
 
     ``program`` is the program attached (``None`` when the link was reopened from a pin or an
@@ -142,17 +142,6 @@ class Link:
         return cls.from_fd(commands.fd_by_id(commands.ObjKind.LINK, link_id, "link"))
 
     # --- the link protocol ----------------------------------------------------------------
-    def fileno(self) -> int:
-        return self._fd.fileno()
-
-    @property
-    def fd(self) -> FD:
-        return self._fd
-
-    @property
-    def closed(self) -> bool:
-        return self._fd.closed
-
     def info(self) -> LinkInfo:
         """``BPF_OBJ_GET_INFO_BY_FD`` for this link."""
         raw = commands.obj_info(self.fileno(), _t.BpfLinkInfo())
@@ -221,17 +210,6 @@ class Link:
             if e.errno not in (22, 95, errors.ENOTSUPP):  # EINVAL, EOPNOTSUPP
                 raise
             self.close()
-
-    def close(self) -> None:
-        """Release the fd; the link goes away unless it is pinned. Idempotent."""
-        self._fd.close()
-
-    def __enter__(self) -> Link:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"fd={self._fd.fileno()}"
