@@ -245,6 +245,7 @@ def test_reader_sections_symbols_relocations(objects: dict[str, bytes]) -> None:
     for key in ("globals", "globals-eb"):
         elf = ELFFile(objects[key])
         assert elf.bits == 64 and elf.machine == 247
+        assert (elf.header.type, elf.header.machine, elf.segments) == (1, 247, ())
         names = {s.name for s in elf.sections}
         assert {"xdp", "socket", ".maps", ".bss", ".BTF", ".BTF.ext", "license"} <= names
         rel = elf.section(".relxdp")

@@ -4,6 +4,7 @@ compared with readelf, USDT notes and argument strings, corrupt and fuzzed input
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import re
 import shutil
@@ -25,6 +26,7 @@ from ebpf._elfsym import (
     USDTArgument,
     parse_usdt_arguments,
 )
+from ebpf.elf.reader import ELFFile
 
 TEXT_VADDR = 0x10000
 DATA_VADDR_DELTA = 0x30000  # data segment: vaddr = offset + delta
@@ -270,6 +272,51 @@ def test_open_maps_a_file(tmp_path: os.PathLike[str]) -> None:
     open(empty, "wb").close()
     with pytest.raises(errors.ParseError, match="empty"):
         ElfFile.open(empty)
+
+
+def test_the_reader_underneath(built: Built, tmp_path: os.PathLike[str]) -> None:
+    """ebpf.elf.reader.ELFFile is the one parser: segments, .dynsym versions and notes."""
+    elf = ELFFile(built.blob)
+    assert ElfFile.from_bytes(built.blob).sections == elf.sections
+    assert [(g.type, g.executable) for g in elf.segments] == [(1, True), (1, False)]
+    assert elf.address_to_offset(built.sema_addr, executable=False) == built.sema_off
+    dyn = elf.symbols(elf.section(".dynsym"))
+    assert dyn[0].index == 0 and dyn[0].name == ""  # the null entry: relocations index it
+    assert [(s.name, s.version, s.hidden_version) for s in dyn[1:3]] == [
+        ("foo", "V1", True), ("foo", "V2", False)]
+    assert all(s.table == ".dynsym" for s in dyn) and dyn[1].shndx == dyn[1].section_index
+    notes = list(elf.notes(".note.stapsdt"))
+    assert [(n.name, n.type) for n in notes] == [("stapsdt", 3)] * 2
+    assert elf.data[notes[0].offset:notes[0].offset + len(notes[0].desc)] == notes[0].desc
+    assert list(elf.notes(".note.missing")) == []
+    path = os.path.join(os.fspath(tmp_path), "libt.so")
+    with open(path, "wb") as f:
+        f.write(built.blob)
+    with ELFFile.open(path) as mapped:
+        assert isinstance(mapped.data, mmap.mmap) and mapped.path == path
+        assert mapped.symbols(mapped.section(".dynsym")) == dyn
+    with ElfFile.open(path) as wrapped:
+        assert isinstance(wrapped.elf.data, mmap.mmap)
+
+
+def test_non_utf8_names_strict_for_the_loader_replaced_for_uprobes() -> None:
+    b = build_elf()
+    blob = b.blob.replace(b"\0static_fn\0", b"\0static\xfffn\0")
+    with pytest.raises(errors.ParseError, match="not UTF-8"):
+        ELFFile(blob).symbols()
+    elf = ElfFile.from_bytes(blob)
+    assert elf.symbol_offset("static\ufffdfn") == _off(b, b.symbols["static_fn"])
+
+
+def test_extended_section_name_index() -> None:
+    """e_shstrndx == SHN_XINDEX: the index is in section 0's sh_link (gABI)."""
+    b = build_elf()
+    elf = ELFFile(b.blob)
+    h = elf.header
+    data = bytearray(b.blob)
+    struct.pack_into("<H", data, 62, 0xFFFF)  # e_shstrndx
+    struct.pack_into("<I", data, h.shoff + 40, h.shstrndx)  # sh_link of section 0
+    assert [s.name for s in ELFFile(bytes(data)).sections] == [s.name for s in elf.sections]
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -1,7 +1,9 @@
-"""A small, pure ELF reader: headers, sections, symbols and REL/RELA relocations.
+"""The package's one ELF reader: header, program headers, sections, symbols (``.symtab`` and
+``.dynsym`` with GNU symbol versions), REL/RELA relocations and notes.
 
-ELF32 and ELF64, little and big endian. Everything is read from one ``bytes`` object; every
-offset and size read from the file is checked against it, and malformed input raises
+ELF32 and ELF64, little and big endian, read from bytes or from a read-only mmap of a file
+(:meth:`ELFFile.open`: big files such as libc are never read whole). Every offset and size read
+from the file is checked against it, and malformed input raises
 :class:`~ebpf.errors.ParseError` with the offset where it went wrong (never ``IndexError``,
 ``struct.error`` or ``UnicodeDecodeError``).
 
@@ -11,30 +13,49 @@ offset and size read from the file is checked against it, and malformed input ra
     for sec in elf.sections: print(sec.name, sec.type, sec.size)
     syms = elf.symbols()                       # .symtab
     rels = elf.relocations(elf.section(".relxdp"))
+
+    with ELFFile.open("/lib/x86_64-linux-gnu/libc.so.6", name_errors="replace") as libc:
+        libc.address_to_offset(libc.symbols(libc.section(".dynsym"))[1].value)
+
+:mod:`ebpf._elfsym` builds the uprobe/USDT layer (symbol lookup, stapsdt probes) on this.
 """
 
 from __future__ import annotations
 
 import enum
+import mmap
+import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from types import TracebackType
+from typing import Literal, NamedTuple
 
 from ..errors import ParseError
 
 __all__ = [
     "EM_BPF",
     "ELFFile",
+    "Header",
+    "Note",
     "Relocation",
     "Section",
     "SectionFlags",
     "SectionType",
+    "Segment",
     "Symbol",
     "SymbolBinding",
     "SymbolType",
 ]
 
 EM_BPF = 247
+ELFCLASS32, ELFCLASS64 = 1, 2
+ELFDATA2LSB, ELFDATA2MSB = 1, 2
+ET_EXEC, ET_DYN = 2, 3
+PT_LOAD = 1
+PF_X = 1
+PN_XNUM = 0xFFFF
 SHN_UNDEF = 0
 SHN_LORESERVE = 0xFF00
 SHN_ABS = 0xFFF1
@@ -58,6 +79,8 @@ class SectionType(enum.IntEnum):
     DYNSYM = 11
     SYMTAB_SHNDX = 18
     LLVM_ADDRSIG = 0x6FFF4C03
+    GNU_VERDEF = 0x6FFFFFFD
+    GNU_VERSYM = 0x6FFFFFFF
 
 
 class SectionFlags(enum.IntFlag):
@@ -76,6 +99,7 @@ class SymbolBinding(enum.IntEnum):
     LOCAL = 0
     GLOBAL = 1
     WEAK = 2
+    GNU_UNIQUE = 10
 
 
 class SymbolType(enum.IntEnum):
@@ -86,20 +110,74 @@ class SymbolType(enum.IntEnum):
     FUNC = 2
     SECTION = 3
     FILE = 4
+    COMMON = 5
+    TLS = 6
+    GNU_IFUNC = 10
 
 
-# Records per (byte order, class): ELF header after e_ident, section header, symbol, REL, RELA.
-_EHDR = {("<", 32): struct.Struct("<HHIIIIIHHHHHH"), (">", 32): struct.Struct(">HHIIIIIHHHHHH"),
-         ("<", 64): struct.Struct("<HHIQQQIHHHHHH"), (">", 64): struct.Struct(">HHIQQQIHHHHHH")}
-_SHDR = {("<", 32): struct.Struct("<IIIIIIIIII"), (">", 32): struct.Struct(">IIIIIIIIII"),
-         ("<", 64): struct.Struct("<IIQQQQIIQQ"), (">", 64): struct.Struct(">IIQQQQIIQQ")}
-# ELF32 Sym: name, value, size, info, other, shndx; ELF64: name, info, other, shndx, value, size
-_SYM = {("<", 32): struct.Struct("<IIIBBH"), (">", 32): struct.Struct(">IIIBBH"),
-        ("<", 64): struct.Struct("<IBBHQQ"), (">", 64): struct.Struct(">IBBHQQ")}
-_REL = {("<", 32): struct.Struct("<II"), (">", 32): struct.Struct(">II"),
-        ("<", 64): struct.Struct("<QQ"), (">", 64): struct.Struct(">QQ")}
-_RELA = {("<", 32): struct.Struct("<IIi"), (">", 32): struct.Struct(">IIi"),
-         ("<", 64): struct.Struct("<QQq"), (">", 64): struct.Struct(">QQq")}
+_VERSYM_HIDDEN = 0x8000
+
+
+def _records(fmt32: str, fmt64: str) -> dict[tuple[str, int], struct.Struct]:
+    return {(bo, bits): struct.Struct(bo + (fmt32 if bits == 32 else fmt64))
+            for bo in "<>" for bits in (32, 64)}
+
+
+# Records per (byte order, class): ELF header after e_ident, program header, section header,
+# symbol, REL, RELA. ELF32 Sym: name, value, size, info, other, shndx; ELF64: name, info,
+# other, shndx, value, size. ELF32 Phdr has p_flags after p_memsz, ELF64 after p_type.
+_EHDR = _records("HHIIIIIHHHHHH", "HHIQQQIHHHHHH")
+_PHDR = _records("IIIIIIII", "IIQQQQQQ")
+_SHDR = _records("IIIIIIIIII", "IIQQQQIIQQ")
+_SYM = _records("IIIBBH", "IBBHQQ")
+_REL = _records("II", "QQ")
+_RELA = _records("IIi", "QQq")
+# Per byte order: note header, Elf_Verdef, Elf_Verdaux.
+_NHDR = {bo: struct.Struct(bo + "III") for bo in "<>"}
+_VERDEF = {bo: struct.Struct(bo + "HHHHIII") for bo in "<>"}
+_VERDAUX = {bo: struct.Struct(bo + "II") for bo in "<>"}
+
+_Buffer = bytes | mmap.mmap
+NameErrors = Literal["strict", "replace"]
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """The ELF header (``ElfN_Ehdr``), counts as stored (before extended numbering)."""
+
+    elf_class: int  #: 32 or 64
+    byte_order: str  #: ``"<"`` (little endian) or ``">"``
+    type: int  #: ``e_type`` (``ET_REL`` 1, ``ET_EXEC`` 2, ``ET_DYN`` 3, ...)
+    machine: int  #: ``e_machine`` (62 x86-64, 183 AArch64, 247 BPF, ...)
+    entry: int
+    phoff: int
+    shoff: int
+    phentsize: int
+    phnum: int
+    shentsize: int
+    shnum: int
+    shstrndx: int
+    version: int = 1
+    flags: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A program header (``ElfN_Phdr``)."""
+
+    type: int
+    flags: int
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+
+    @property
+    def executable(self) -> bool:
+        return bool(self.flags & PF_X)
+
+    def contains(self, vaddr: int) -> bool:
+        return self.vaddr <= vaddr < self.vaddr + max(self.memsz, self.filesz)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +207,13 @@ class Section:
 
 @dataclass(frozen=True, slots=True)
 class Symbol:
-    """One symbol table entry. ``section_index`` is ``st_shndx`` (extended indexes resolved)."""
+    """One symbol table entry. ``section_index`` is ``st_shndx`` (extended indexes resolved).
+
+    ``table`` names the symbol table it came from (``".symtab"``, ``".dynsym"``). ``version`` is
+    the GNU symbol version (``"GLIBC_2.2.5"``) of a versioned dynamic symbol;
+    ``hidden_version`` is true for a non-default version (``name@VER`` rather than
+    ``name@@VER``).
+    """
 
     index: int
     name: str
@@ -139,10 +223,25 @@ class Symbol:
     binding: int
     visibility: int
     section_index: int
+    table: str = ""
+    version: str | None = None
+    hidden_version: bool = False
 
     @property
     def undefined(self) -> bool:
         return self.section_index == SHN_UNDEF
+
+    @property
+    def defined(self) -> bool:
+        return self.section_index != SHN_UNDEF
+
+    @property
+    def shndx(self) -> int:
+        return self.section_index
+
+    @property
+    def is_function(self) -> bool:
+        return self.type in (SymbolType.FUNC, SymbolType.GNU_IFUNC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,58 +255,132 @@ class Relocation:
     addend: int
 
 
-class ELFFile:
-    """An ELF file parsed from bytes. Section contents are sliced lazily."""
+class Note(NamedTuple):
+    """One entry of a note section: owner ``name``, ``type``, descriptor bytes and the file
+    offset of the descriptor."""
 
-    def __init__(self, data: bytes | bytearray | memoryview) -> None:
-        self.data = bytes(data)
+    name: str
+    type: int
+    desc: bytes
+    offset: int
+
+
+class ELFFile:
+    """An ELF file parsed from bytes or a read-only mmap (:meth:`open`).
+
+    The header, section headers and program headers are parsed at construction; section
+    contents are sliced on demand, so a mapped file is only read where it is used.
+    ``name_errors`` says what a section, symbol or version name that is not UTF-8 does:
+    ``"strict"`` raises :class:`~ebpf.errors.ParseError`, ``"replace"`` decodes it with
+    U+FFFD (for arbitrary binaries, where one odd name must not hide the others).
+    """
+
+    def __init__(self, data: bytes | bytearray | memoryview | mmap.mmap, path: str = "", *,
+                 name_errors: NameErrors = "strict") -> None:
+        self.data: _Buffer = data if isinstance(data, mmap.mmap) else bytes(data)
+        self.path = path
+        self._name_errors: NameErrors = name_errors
         d = self.data
-        if len(d) < 16 or d[:4] != b"\x7fELF":
+        if len(d) < 16:
+            raise ParseError(f"not an ELF file: too short ({len(d)} bytes) for the magic and "
+                             "e_ident", 0)
+        if d[:4] != b"\x7fELF":
             raise ParseError("not an ELF file (bad magic)", 0)
-        if d[4] == 1:
-            self.bits = 32
-        elif d[4] == 2:
-            self.bits = 64
-        else:
+        if d[4] not in (ELFCLASS32, ELFCLASS64):
             raise ParseError(f"bad ELF class {d[4]}", 4)
-        if d[5] == 1:
-            self.byteorder = "<"
-        elif d[5] == 2:
-            self.byteorder = ">"
-        else:
+        if d[5] not in (ELFDATA2LSB, ELFDATA2MSB):
             raise ParseError(f"bad ELF data encoding {d[5]}", 5)
+        self.bits = 64 if d[4] == ELFCLASS64 else 32
+        self.byteorder = "<" if d[5] == ELFDATA2LSB else ">"
         key = (self.byteorder, self.bits)
         self._key = key
-        hdr = self._unpack(_EHDR[key], 16, "ELF header")
-        (self.e_type, self.machine, self.version, _entry, _phoff, shoff, self.e_flags,
-         _ehsize, _phentsize, _phnum, shentsize, shnum, shstrndx) = hdr
-        if shoff == 0:
-            self.sections: tuple[Section, ...] = ()
-            return
-        shdr = _SHDR[key]
-        if shentsize != shdr.size:
-            raise ParseError(f"section header entry size {shentsize}, expected {shdr.size}",
-                             16 + _EHDR[key].size - 8)
-        raw_first = self._unpack(shdr, shoff, "section header 0")
-        if shnum == 0:  # more than SHN_LORESERVE sections: the count is in section 0
+        (self.e_type, self.machine, self.version, entry, phoff, shoff, self.e_flags, _ehsize,
+         phentsize, phnum, shentsize, shnum, shstrndx) = self._unpack(_EHDR[key], 16,
+                                                                      "ELF header")
+        self.header = Header(self.bits, self.byteorder, self.e_type, self.machine, entry, phoff,
+                             shoff, phentsize, phnum, shentsize, shnum, shstrndx, self.version,
+                             self.e_flags)
+        self.sections: tuple[Section, ...] = self._parse_sections()
+        self.segments: tuple[Segment, ...] = self._parse_segments()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *,
+             name_errors: NameErrors = "strict") -> ELFFile:
+        """Map the file at ``path`` read-only; use as a context manager or call :meth:`close`."""
+        p = os.fspath(path)
+        with open(p, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                raise ParseError(f"{p}: empty file", 0)
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            return cls(mm, p, name_errors=name_errors)
+        except BaseException:
+            mm.close()
+            raise
+
+    def close(self) -> None:
+        """Unmap the file (idempotent; a no-op for an in-memory file)."""
+        if isinstance(self.data, mmap.mmap):
+            self.data.close()
+
+    def __enter__(self) -> ELFFile:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _parse_sections(self) -> tuple[Section, ...]:
+        h = self.header
+        if h.shoff == 0:
+            return ()
+        shdr = _SHDR[self._key]
+        if h.shentsize < shdr.size:
+            raise ParseError(f"section header entry size {h.shentsize}, expected {shdr.size}",
+                             16 + _EHDR[self._key].size - 8)
+        shnum, shstrndx = h.shnum, h.shstrndx
+        raw_first = self._unpack(shdr, h.shoff, "section header 0")
+        if shnum == 0:  # SHN_LORESERVE sections or more: the count is in section 0's sh_size
             shnum = raw_first[5]
-        if shstrndx == SHN_XINDEX:
-            shstrndx = raw_first[7]
-        if shnum * shdr.size > len(d) - shoff:
-            raise ParseError(f"{shnum} section headers do not fit in the file", shoff)
-        raws = [self._unpack(shdr, shoff + i * shdr.size, f"section header {i}")
+        if shstrndx == SHN_XINDEX:  # ... and the name table index in its sh_link
+            shstrndx = raw_first[6]
+        if shnum > (len(self.data) - h.shoff) // h.shentsize:
+            raise ParseError(f"{shnum} section headers do not fit in the file", h.shoff)
+        raws = [self._unpack(shdr, h.shoff + i * h.shentsize, f"section header {i}")
                 for i in range(shnum)]
         names_data = b""
         if shstrndx:
             if shstrndx >= shnum:
-                raise ParseError(f"section name table index {shstrndx} out of range", shoff)
+                raise ParseError(f"section name table index {shstrndx} out of range", h.shoff)
             r = raws[shstrndx]
             names_data = self._slice(r[4], r[5], "section name table")
-        secs: list[Section] = []
-        for i, r in enumerate(raws):
-            name = _cstr(names_data, r[0], "section name", shoff + i * shdr.size) if i else ""
-            secs.append(Section(i, name, r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9]))
-        self.sections = tuple(secs)
+        return tuple(
+            Section(i, self._cstr(names_data, r[0], "section name", h.shoff + i * h.shentsize)
+                    if i else "", r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+            for i, r in enumerate(raws))
+
+    def _parse_segments(self) -> tuple[Segment, ...]:
+        h = self.header
+        phnum = h.phnum
+        if h.phoff == 0 or phnum == 0:
+            return ()
+        if phnum == PN_XNUM and self.sections:  # extended numbering: in section 0's sh_info
+            phnum = self.sections[0].info
+        st = _PHDR[self._key]
+        if h.phentsize < st.size:
+            raise ParseError(f"program header entry size {h.phentsize} too small",
+                             16 + _EHDR[self._key].size - 10)
+        if phnum > (len(self.data) - h.phoff) // h.phentsize:
+            raise ParseError(f"{phnum} program headers do not fit in the file", h.phoff)
+        out = []
+        for i in range(phnum):
+            v = self._unpack(st, h.phoff + i * h.phentsize, f"program header {i}")
+            if self.bits == 64:
+                p_type, p_flags, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, _align = v
+            else:
+                p_type, p_offset, p_vaddr, _paddr, p_filesz, p_memsz, p_flags, _align = v
+            out.append(Segment(p_type, p_flags, p_offset, p_vaddr, p_filesz, p_memsz))
+        return tuple(out)
 
     # --- low level --------------------------------------------------------------------------
     def _unpack(self, st: struct.Struct, off: int, what: str) -> tuple[int, ...]:
@@ -220,6 +393,23 @@ class ELFFile:
             raise ParseError(f"{what} ({size} bytes) extends past the end of the file", off)
         return self.data[off:off + size]
 
+    def _cstr(self, data: bytes, off: int, what: str, at: int) -> str:
+        if off == 0 and not data:
+            return ""
+        if off < 0 or off >= len(data):
+            raise ParseError(f"{what} offset {off} outside the string table", at)
+        end = data.find(b"\0", off)
+        if end < 0:
+            raise ParseError(f"{what} at {off} is not NUL-terminated", at)
+        try:
+            return data[off:end].decode("utf-8", self._name_errors)
+        except UnicodeDecodeError:
+            raise ParseError(f"{what} at {off} is not UTF-8", at) from None
+
+    def _table(self, sec: Section) -> bytes:
+        """Contents of a table section (symbols, strings, versions, notes): none if NOBITS."""
+        return b"" if sec.nobits else self.section_data(sec)
+
     # --- sections ---------------------------------------------------------------------------
     def section(self, name_or_index: str | int) -> Section:
         """A section by name (first match) or index; :class:`KeyError` if absent."""
@@ -227,12 +417,13 @@ class ELFFile:
             if 0 <= name_or_index < len(self.sections):
                 return self.sections[name_or_index]
             raise KeyError(name_or_index)
-        for s in self.sections:
-            if s.name == name_or_index:
-                return s
-        raise KeyError(name_or_index)
+        sec = self.get_section(name_or_index)
+        if sec is None:
+            raise KeyError(name_or_index)
+        return sec
 
     def get_section(self, name: str) -> Section | None:
+        """The first section called ``name``, or ``None``."""
         for s in self.sections:
             if s.name == name:
                 return s
@@ -246,6 +437,26 @@ class ELFFile:
             return bytes(sec.size)
         return self._slice(sec.offset, sec.size, f"section {sec.name!r}")
 
+    # --- addresses --------------------------------------------------------------------------
+    def address_to_offset(self, vaddr: int, *, executable: bool | None = None) -> int:
+        """File offset of virtual address ``vaddr``, through the ``PT_LOAD`` that maps it.
+
+        ``executable`` restricts the search to code (True) or data (False) segments. Files
+        without program headers fall back to the section headers. Raises
+        :class:`~ebpf.errors.ParseError` (a :class:`ValueError`) when nothing maps it.
+        """
+        for seg in self.segments:
+            if seg.type != PT_LOAD or not seg.contains(vaddr):
+                continue
+            if executable is not None and seg.executable != executable:
+                continue
+            return vaddr - seg.vaddr + seg.offset
+        for sec in self.sections:
+            if sec.addr and not sec.nobits and sec.addr <= vaddr < sec.addr + sec.size:
+                return vaddr - sec.addr + sec.offset
+        raise ParseError(f"address {vaddr:#x} is not in any loadable segment of "
+                         f"{self.path or 'the ELF file'}")
+
     # --- symbols ----------------------------------------------------------------------------
     @cached_property
     def symtab(self) -> Section | None:
@@ -255,7 +466,11 @@ class ELFFile:
         return None
 
     def symbols(self, symtab: Section | None = None) -> tuple[Symbol, ...]:
-        """Entries of ``symtab`` (default: the ``SHT_SYMTAB`` section); empty if there is none."""
+        """Entries of ``symtab`` (default: the ``SHT_SYMTAB`` section); empty if there is none.
+
+        Entry 0 (the null symbol) is included, so a relocation's symbol index indexes the
+        result. Symbols of a ``SHT_DYNSYM`` table carry their GNU versions.
+        """
         if symtab is None:
             if self.symtab is None:
                 return ()
@@ -266,30 +481,67 @@ class ELFFile:
 
     def _read_symbols(self, symtab: Section) -> tuple[Symbol, ...]:
         st = _SYM[self._key]
-        data = self.section_data(symtab)
+        entsize = symtab.entsize or st.size
+        if entsize < st.size:
+            raise ParseError(f"{symtab.name}: entry size {entsize} too small", symtab.offset)
+        data = self._table(symtab)
         if symtab.link >= len(self.sections):
             raise ParseError(f"symbol table links to missing section {symtab.link}",
                              symtab.offset)
-        strs = self.section_data(self.sections[symtab.link])
+        strs = self._table(self.sections[symtab.link])
         shndx_data: bytes | None = None
         for s in self.sections:
             if s.type == SectionType.SYMTAB_SHNDX and s.link == symtab.index:
-                shndx_data = self.section_data(s)
+                shndx_data = self._table(s)
+        versions = self._versions(symtab) if symtab.type == SectionType.DYNSYM else None
         out: list[Symbol] = []
-        n = len(data) // st.size
-        for i in range(n):
+        for i in range(len(data) // entsize):
             if self.bits == 64:
-                name_off, info, other, shndx, value, size = st.unpack_from(data, i * st.size)
+                name_off, info, other, shndx, value, size = st.unpack_from(data, i * entsize)
             else:
-                name_off, value, size, info, other, shndx = st.unpack_from(data, i * st.size)
+                name_off, value, size, info, other, shndx = st.unpack_from(data, i * entsize)
             if shndx == SHN_XINDEX and shndx_data is not None:
                 at = i * 4
                 if at + 4 > len(shndx_data):
                     raise ParseError("truncated SHT_SYMTAB_SHNDX", symtab.offset)
                 shndx = struct.unpack_from(self.byteorder + "I", shndx_data, at)[0]
-            name = _cstr(strs, name_off, "symbol name", symtab.offset + i * st.size)
-            out.append(Symbol(i, name, value, size, info & 0xF, info >> 4, other & 0x3, shndx))
+            name = self._cstr(strs, name_off, "symbol name", symtab.offset + i * entsize)
+            version, hidden = None, False
+            if versions is not None and i < len(versions[0]):
+                vi = versions[0][i]
+                hidden = bool(vi & _VERSYM_HIDDEN)
+                version = versions[1].get(vi & ~_VERSYM_HIDDEN)
+            out.append(Symbol(i, name, value, size, info & 0xF, info >> 4, other & 0x3, shndx,
+                              symtab.name, version, hidden))
         return tuple(out)
+
+    def _versions(self, dynsym: Section) -> tuple[tuple[int, ...], dict[int, str]] | None:
+        """(``.gnu.version`` index per dynamic symbol, version index -> name), or None."""
+        versym = next((s for s in self.sections if s.type == SectionType.GNU_VERSYM), None)
+        if versym is None or versym.link != dynsym.index:
+            return None
+        raw = self._table(versym)
+        idx = struct.unpack_from(f"{self.byteorder}{len(raw) // 2}H", raw)
+        names: dict[int, str] = {}
+        verdef = next((s for s in self.sections if s.type == SectionType.GNU_VERDEF), None)
+        if verdef is not None and 0 < verdef.link < len(self.sections):
+            data = self._table(verdef)
+            strs = self._table(self.sections[verdef.link])
+            vd, va = _VERDEF[self.byteorder], _VERDAUX[self.byteorder]
+            off = 0
+            for _ in range(verdef.info or 1 << 16):
+                if off + vd.size > len(data):
+                    break
+                _v, _flags, ndx, cnt, _hash, aux, nxt = vd.unpack_from(data, off)
+                if cnt:
+                    if off + aux + va.size > len(data):
+                        raise ParseError("truncated Elf_Verdaux", verdef.offset + off)
+                    name_off = va.unpack_from(data, off + aux)[0]
+                    names[ndx] = self._cstr(strs, name_off, "version name", verdef.offset + off)
+                if not nxt:
+                    break
+                off += nxt
+        return idx, names
 
     # --- relocations ------------------------------------------------------------------------
     def relocations(self, sec: Section) -> tuple[Relocation, ...]:
@@ -318,16 +570,21 @@ class ELFFile:
                 out[s.info] = s
         return out
 
-
-def _cstr(data: bytes, off: int, what: str, at: int) -> str:
-    if off == 0 and not data:
-        return ""
-    if off < 0 or off >= len(data):
-        raise ParseError(f"{what} offset {off} outside the string table", at)
-    end = data.find(b"\0", off)
-    if end < 0:
-        raise ParseError(f"{what} at {off} is not NUL-terminated", at)
-    try:
-        return data[off:end].decode()
-    except UnicodeDecodeError:
-        raise ParseError(f"{what} at {off} is not UTF-8", at) from None
+    # --- notes ------------------------------------------------------------------------------
+    def notes(self, section: Section | str) -> Iterator[Note]:
+        """Entries of a note section (none if there is no such section or it is NOBITS)."""
+        sec = self.get_section(section) if isinstance(section, str) else section
+        if sec is None:
+            return
+        data = self._table(sec)
+        nh = _NHDR[self.byteorder]
+        off = 0
+        while off + nh.size <= len(data):
+            namesz, descsz, ntype = nh.unpack_from(data, off)
+            name_at = off + nh.size
+            desc_at = name_at + ((namesz + 3) & ~3)
+            if desc_at + descsz > len(data):
+                raise ParseError(f"{sec.name}: truncated note", sec.offset + off)
+            owner = data[name_at:name_at + namesz].rstrip(b"\0").decode("utf-8", "replace")
+            yield Note(owner, ntype, data[desc_at:desc_at + descsz], sec.offset + desc_at)
+            off = desc_at + ((descsz + 3) & ~3)
