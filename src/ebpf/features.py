@@ -353,10 +353,12 @@ _LINK_PROBES: dict[str, tuple[str, str, dict[str, Any], tuple[int, ...]]] = {
     "SOCKMAP": ("SK_MSG", "SK_MSG_VERDICT", {}, (_errno.EBADF,)),
     "NETFILTER": ("NETFILTER", "NETFILTER", {"eat": "NETFILTER"},
                   (_errno.EAFNOSUPPORT, _errno.EPROTONOSUPPORT, _errno.ERANGE)),
+    # The multi handlers reject an empty probe list with EINVAL once they run; a kernel
+    # without them answers EOPNOTSUPP (or refused the expected attach type at load).
     "UPROBE_MULTI": ("KPROBE", "TRACE_UPROBE_MULTI", {"eat": "TRACE_UPROBE_MULTI"},
-                     (_errno.EINVAL + 10000,)),  # see special case below
+                     (_errno.EINVAL, _errno.EBADF)),
     "KPROBE_MULTI": ("KPROBE", "TRACE_KPROBE_MULTI", {"eat": "TRACE_KPROBE_MULTI"},
-                     (_errno.EINVAL + 10000,)),
+                     (_errno.EINVAL, _errno.EBADF)),
 }
 
 
@@ -406,11 +408,6 @@ def have_link_type(lt: LinkType | int) -> str | None:
         try:
             bpf(C.BPF_LINK_CREATE, attr)
         except errors.SyscallError as e:
-            if lt.name in ("UPROBE_MULTI", "KPROBE_MULTI"):
-                # cnt == 0 is EINVAL once the handler runs; unsupported is EOPNOTSUPP/EINVAL
-                # from the dispatch. The multi handlers reject cnt 0 with EINVAL too, so use
-                # the program load (expected attach type known) as the conclusive signal.
-                return None if e.errno in (_errno.EINVAL, _errno.EBADF) else feature
             if e.errno in ok:
                 return None
             if e.errno in (_errno.EINVAL, _errno.EOPNOTSUPP, errors.ENOTSUPP):
