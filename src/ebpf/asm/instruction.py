@@ -20,6 +20,11 @@ _pack2: Final = _DSLOT.pack
 
 LD_IMM64: Final = 0x18
 _REGS: Final = tuple(Register) + tuple(range(11, 16))
+# One bytes object per distinct one-slot encoding: programs repeat instructions a lot, and
+# shared bytes make an instruction smaller and assembling a program touch less memory.
+_RAWS: dict[bytes, bytes] = {}
+_RAWS_MAX: Final = 1 << 16
+_intern: Final = _RAWS.setdefault
 
 
 @runtime_checkable
@@ -63,7 +68,8 @@ class Instruction:
     """
 
     __slots__ = (
-        "_dst", "_flags", "_imm", "_imm2", "_off", "_op", "_raw", "_ref", "_src", "_target"
+        "_dst", "_enc", "_flags", "_imm", "_imm2", "_off", "_op", "_raw", "_ref", "_src",
+        "_target",
     )
 
     _op: int
@@ -77,6 +83,9 @@ class Instruction:
     _raw: bytes
     # bit 0: has a target label; 1: has a reference; 2: two slots; 3: numeric jump/call offset
     _flags: int
+    # ``_raw`` when ``_flags`` is 0 (nothing for a program to resolve, check or count), else
+    # None: lets :class:`Instructions` take long plain runs in bulk with one attribute read.
+    _enc: bytes | None
 
     def __init__(
         self,
@@ -113,8 +122,13 @@ class Instruction:
         raw = _pack(opcode, (src << 4) | dst, off, imm)
         if opcode == LD_IMM64:
             raw += _pack(0, 0, 0, next_imm)
+        else:
+            raw = _intern(raw, raw)
+            if len(_RAWS) > _RAWS_MAX:
+                _RAWS.clear()
         self._raw = raw
-        self._flags = _flags(opcode, src, target, reference)
+        f = self._flags = _flags(opcode, src, target, reference)
+        self._enc = None if f else raw
 
     # -- fields ------------------------------------------------------------------------------
     @property
@@ -310,7 +324,10 @@ def _make(
     i._imm2 = 0
     i._target = target
     i._ref = ref
-    i._raw = _pack(op, (src << 4) | dst, off, imm)
+    raw = _pack(op, (src << 4) | dst, off, imm)
+    i._raw = raw = _intern(raw, raw)
+    if len(_RAWS) > _RAWS_MAX:
+        _RAWS.clear()
     f = 0 if target is None else 1
     if ref is not None:
         f |= 2
@@ -318,6 +335,7 @@ def _make(
     if cls in {5, 6} and f == 0 and op not in {0x95, 0x8D} and (op != 0x85 or src == 1):
         f = 8
     i._flags = f
+    i._enc = None if f else raw
     return i
 
 
@@ -343,6 +361,7 @@ def _make2(
     i._ref = ref
     i._raw = _pack2(op, (src << 4) | dst, off, imm, 0, 0, 0, imm2)
     i._flags = _flags(op, src, target, ref)
+    i._enc = None  # two slots: always counted by Instructions
     return i
 
 

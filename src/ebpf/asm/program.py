@@ -24,7 +24,6 @@ import hashlib
 import struct
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import compress
 from typing import Final, Union
 
 from ..errors import AssemblerError
@@ -44,6 +43,7 @@ class Label:
     name: str
     _flags: Final = _LABEL_FLAG  # lets Instructions tell labels apart in bulk
     _raw: Final = b""  # labels stay in the flat list and encode to nothing
+    _enc: Final = None  # never part of a plain run (see Instruction._enc)
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name:
@@ -127,6 +127,7 @@ class Instructions(Sequence[Instruction]):
     __slots__ = (
         "_calls",
         "_checked",
+        "_code",
         "_fixups",
         "_insns",
         "_label_pcs",
@@ -135,6 +136,7 @@ class Instructions(Sequence[Instruction]):
         "_numeric",
         "_patches",
         "_pcs",
+        "_raws",
         "_refs",
         "_resolved",
         "_scope_n",
@@ -143,6 +145,9 @@ class Instructions(Sequence[Instruction]):
     def __init__(self, items: Iterable[Item] = ()) -> None:
         # Instructions, and labels left in place by the bulk path (they encode to b"").
         self._insns: list[Instruction | Label] = []
+        # Bytes of each entry of _insns (b"" for labels), label offsets patched in by _resolve;
+        # map and kfunc references are patched into a copy by encode.
+        self._raws: list[bytes] = []
         self._fixups: list[tuple[int, int, _Scope]] = []
         self._refs: list[tuple[int, int]] = []
         self._numeric: list[tuple[int, int]] = []
@@ -152,25 +157,48 @@ class Instructions(Sequence[Instruction]):
         self._resolved: list[Instruction] | None = None
         self._label_pcs: list[int] | None = None
         self._checked = False
-        self._len = self._flatten(items, _Scope(None, ""), 0)
+        self._code: bytes | None = None  # the encoding, once known (if there are no references)
+        self._len = self._flatten(items, _Scope(None, ""), 0, True)
         # subprogram entries reached through labels: (flat index, slot, slot of the call site)
         self._calls: list[tuple[int, int, int]] = []
         self._patches: list[tuple[int, int, bytes]] = self._resolve()
 
     # -- building ----------------------------------------------------------------------------
-    def _flatten(self, items: Iterable[Item], scope: _Scope, pc: int) -> int:
+    def _flatten(self, items: Iterable[Item], scope: _Scope, pc: int, top: bool = False) -> int:
         if type(items) is list or type(items) is tuple:
             try:
-                flags = [it._flags for it in items]
+                # One attribute read per item: the bytes of a plain instruction, else None.
+                raws: list[bytes | None] = [it._enc for it in items]
             except AttributeError:
                 pass  # nested sequences or fragments: item by item below
             else:
-                return self._flatten_flat(items, flags, scope, pc)
+                if top:
+                    # The whole program: if it is one straight run, the join is its encoding;
+                    # else the join stops with TypeError at the first None.
+                    try:
+                        self._code = b"".join(raws)  # type: ignore[arg-type]
+                        plain = True
+                    except TypeError:
+                        plain = False
+                else:
+                    plain = all(raws)
+                if plain:  # a straight run: nothing to resolve or count
+                    self._insns.extend(items)
+                    end = pc + len(raws)
+                else:  # fills in every None of raws
+                    end = self._flatten_flat(items, raws, scope, pc)
+                if top:  # nothing was added before, and no one holds self._raws.append
+                    self._raws = raws  # type: ignore[assignment]  # no None left in it
+                else:
+                    self._raws.extend(raws)  # type: ignore[arg-type]
+                return end
         insns = self._insns
         append = insns.append
+        append_raw = self._raws.append
         labels = scope.labels
         for it in items:
             if type(it) is Instruction:
+                append_raw(it._raw)
                 f = it._flags
                 if f:
                     if f & 1:
@@ -208,30 +236,39 @@ class Instructions(Sequence[Instruction]):
         return pc
 
     def _flatten_flat(
-        self, items: Sequence[Instruction | Label], flags: list[int], scope: _Scope, pc: int
+        self, items: Sequence[Instruction | Label], raws: list[bytes | None], scope: _Scope,
+        pc: int,
     ) -> int:
-        """Bulk path for a flat sequence of instructions and labels."""
+        """Bulk path for a flat sequence of instructions and labels.
+
+        ``raws`` holds the items' ``_enc``: None exactly at the items that need attention
+        (labels, and instructions with nonzero ``_flags``); this fills in their ``_raw``.
+        """
         insns = self._insns
         base = len(insns)
-        specials = list(compress(range(len(flags)), flags))
+        specials = [i for i, r in enumerate(raws) if r is None]
         insns.extend(items)
-        if not specials:
-            return pc + len(items)
         labels = scope.labels
+        qual = scope.name
+        label_list = self._labels
         fixups = self._fixups
         refs = self._refs
+        numeric = self._numeric
+        label_flag = _LABEL_FLAG
         nl = 0  # labels seen so far
         nw = 0  # ld_imm64 seen so far
         for i in specials:
-            f = flags[i]
+            it = items[i]
+            raws[i] = it._raw
+            f = it._flags
             idx = base + i
-            if f == _LABEL_FLAG:
-                name = items[i].name  # type: ignore[union-attr]
+            if f == label_flag:
+                name = it.name  # type: ignore[union-attr]
                 if name in labels:
                     raise AssemblerError(f"duplicate label {scope.qualify(name)!r}")
                 lpc = pc + i - nl + nw
                 labels[name] = (lpc, idx)
-                self._labels.append((lpc, scope.qualify(name)))
+                label_list.append((lpc, f"{qual}/{name}" if qual else name))
                 nl += 1
                 continue
             ipc = pc + i - nl + nw
@@ -240,7 +277,7 @@ class Instructions(Sequence[Instruction]):
             if f & 2:
                 refs.append((idx, ipc))
             if f & 8:
-                self._numeric.append((idx, ipc))
+                numeric.append((idx, ipc))
             if f & 4:
                 nw += 1
         return pc + len(items) - nl + nw
@@ -269,6 +306,7 @@ class Instructions(Sequence[Instruction]):
         append = patches.append
         calls = self._calls
         pack = _SLOT.pack
+        raws = self._raws
         for idx, pc, scope in self._fixups:
             insn = insns[idx]
             name = insn._target
@@ -292,7 +330,8 @@ class Instructions(Sequence[Instruction]):
                         f"label {name!r} is at the end of the program, insn {pc} cannot jump"
                         " there"
                     )
-                append((idx, rel, pack(op, insn._raw[1], rel, insn._imm)))
+                new = raws[idx] = pack(op, insn._raw[1], rel, insn._imm)
+                append((idx, rel, new))
                 continue
             if entry[0] >= total:
                 raise AssemblerError(
@@ -300,13 +339,15 @@ class Instructions(Sequence[Instruction]):
                 )
             raw = insn._raw
             if op == 0x18:
-                append((idx, rel, raw[:4] + _I32(rel) + raw[8:]))
+                new = raws[idx] = raw[:4] + _I32(rel) + raw[8:]
+                append((idx, rel, new))
                 if insn._src == 4:
                     calls.append((entry[1], entry[0], pc))
             elif op in {0x06, 0x85}:
                 if not -0x8000_0000 <= rel <= 0x7FFF_FFFF:
                     raise AssemblerError(f"label {name!r} is too far from insn {pc}")
-                append((idx, rel, raw[:4] + _I32(rel)))
+                new = raws[idx] = raw[:4] + _I32(rel)
+                append((idx, rel, new))
                 if op == 0x85:
                     calls.append((entry[1], entry[0], pc))
             else:
@@ -436,12 +477,14 @@ class Instructions(Sequence[Instruction]):
             return b"".join(
                 i.replace(target=None, reference=None).encode("big") for i in decode(little)
             )
-        raws = [i._raw for i in self._insns]
-        for idx, _, raw in self._patches:
-            raws[idx] = raw
-        if self._refs:
-            self._patch_refs(raws, maps, kfuncs, False)
-        return b"".join(raws)
+        code = self._code
+        if code is None:
+            if self._refs:
+                raws = self._raws.copy()
+                self._patch_refs(raws, maps, kfuncs, False)
+                return b"".join(raws)
+            code = self._code = b"".join(self._raws)
+        return code
 
     def _patch_refs(
         self,
@@ -503,9 +546,7 @@ class Instructions(Sequence[Instruction]):
         Without ``code``, map fds are irrelevant to the tag, so references need no resolving.
         """
         if code is None:
-            raws = [i._raw for i in self._insns]
-            for idx, _, raw in self._patches:
-                raws[idx] = raw
+            raws = self._raws.copy()
             self._patch_refs(raws, None, None, True)
             code = b"".join(raws)
         return program_tag(code, algorithm)
