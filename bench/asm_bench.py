@@ -1,13 +1,17 @@
 """Assembler and disassembler throughput.
 
 Targets (issue 3): assemble 100k instructions with labels at >= 2M insns/s, disassemble at
->= 1M insns/s. ``python bench/asm_bench.py`` prints the figures; nothing asserts on timing.
+>= 1M insns/s. ``python bench/asm_bench.py`` prints the figures; ``run()`` gives them as rows
+for bench/run.py (one sample per repeat, in M insns/s). Nothing asserts on timing.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from ebpf import asm
 from ebpf.asm import DW, R0, R1, R2, R3, R6, R10, Helper, W
@@ -46,13 +50,18 @@ def build(n: int = N) -> list[asm.Item]:
     return items
 
 
-def rate(fn: Callable[[], object], count: int, repeat: int = 5) -> float:
-    best = float("inf")
+def samples(fn: Callable[[], object], count: int, repeat: int = 5) -> list[float]:
+    """Rates (``count`` per second) of ``repeat`` calls of ``fn``."""
+    out = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return count / best
+        out.append(count / (time.perf_counter() - t0))
+    return out
+
+
+def rate(fn: Callable[[], object], count: int, repeat: int = 5) -> float:
+    return max(samples(fn, count, repeat))
 
 
 def calibrate() -> float:
@@ -95,7 +104,7 @@ def main() -> None:
     ninsns = sum(1 for i in items if isinstance(i, asm.Instruction))
     print(f"DSL construction: {ninsns / build_s / 1e6:.2f}M insns/s ({ninsns} insns)")
 
-    maps = {"counts": 3}
+    maps: dict[object, int] = {"counts": 3}
     asm_rate = rate(lambda: asm.Instructions(items).encode(maps), ninsns)
     print(f"assemble (labels + map refs + checks + encode): {asm_rate / 1e6:.2f}M insns/s")
     prog = asm.Instructions(items)
@@ -111,6 +120,38 @@ def main() -> None:
     txt_rate = rate(lambda: asm.assemble(text), ninsns, repeat=1)
     print(f"text assembler: {txt_rate / 1e6:.2f}M insns/s")
     verify_ratio()
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Rows for bench/run.py: each workload's rate in M insns/s over several repeats."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import common
+
+    repeat = 3 if quick else 9
+    items = build()
+    ninsns = sum(1 for i in items if isinstance(i, asm.Instruction))
+    maps: dict[object, int] = {"counts": 3}
+    prog = asm.Instructions(items)
+    code = prog.encode(maps)
+    text = asm.disassemble(code)
+    work: list[tuple[str, Callable[[], object], int, str, float | None]] = [
+        ("assemble (labels + map refs + checks + encode)",
+         lambda: asm.Instructions(items).encode(maps), repeat, ">= 2M insns/s", 2.0),
+        ("encode only (already resolved)", lambda: prog.encode(maps), repeat, "", None),
+        ("disassemble bytes (with labels)", lambda: asm.disassemble(code), repeat,
+         ">= 1M insns/s", 1.0),
+        ("decode to Instruction values", lambda: asm.decode(code), repeat, "", None),
+        ("text assembler", lambda: asm.assemble(text), max(1, repeat // 3), "", None),
+        ("DSL construction", build, max(1, repeat // 3), "", None),
+    ]
+    rows = []
+    for name, fn, n, target, low in work:
+        fn()  # warm-up
+        got = [r / 1e6 for r in samples(fn, ninsns, n)]
+        spec = {"min": low} if low is not None else None
+        rows.append(common.row("asm", name, "M insns/s", got, target=target,
+                               target_spec=spec, note=f"{ninsns} insns"))
+    return rows
 
 
 if __name__ == "__main__":
