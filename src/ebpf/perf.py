@@ -29,6 +29,7 @@ import mmap as _mmap
 import operator
 import select
 import struct
+import sys
 import threading
 from collections.abc import Generator, Iterator, Sequence
 from types import TracebackType
@@ -55,6 +56,7 @@ _TAIL_OFF = _t.PerfEventMmapPage.data_tail.offset
 _DOFF_OFF = _t.PerfEventMmapPage.data_offset.offset
 _DSIZE_OFF = _t.PerfEventMmapPage.data_size.offset
 _TSO = _platform.ARCH in ("x86_64", "i386", "s390x")
+_LITTLE = sys.byteorder == "little"
 _MAX_RUN = 4096
 _HDR = struct.Struct("=IHH")  # struct perf_event_header
 _COPY_MAX = 2048
@@ -66,6 +68,14 @@ _BATCH_BYTES = 16 << 20
 def _cutter(raw: int, rsize: int) -> struct.Struct:
     """Cuts a sample's raw bytes out of a record (header and size word skipped)."""
     return struct.Struct(f"12x{raw}s{rsize - 12 - raw}x")
+
+
+@functools.lru_cache(maxsize=64)
+def _void_dtype(item: int) -> Any:
+    """``np.void`` of ``item`` bytes: runs are copied as opaque items, not field by field."""
+    np = importlib.import_module("numpy")
+    return np.dtype((np.void, item))
+
 
 _U32 = struct.Struct("=I")
 _U64 = struct.Struct("=Q")
@@ -234,32 +244,38 @@ class _CPURing:
                 fence()
             tail_mv[0] = tail
 
-    def batch(self, dtype: Any, limit: int | None) -> list[Any]:
-        """Samples as numpy structured arrays (one per contiguous uniform run), copied."""
-        np = importlib.import_module("numpy")
-        item = dtype.itemsize
-        out: list[Any] = []
-        left = limit if limit is not None else 1 << 62
+    def batch(self, np: Any, out: Any, pos: int) -> int:
+        """Copy waiting samples into ``out`` (a contiguous 1-D ``np.void`` array of the
+        dtype's itemsize) from index ``pos`` on, until it is full or the ring empty (LOST
+        records are counted and consumed either way); returns the new ``pos``. Two numpy
+        operations per contiguous run of same-sized samples: one check of the headers
+        (``type|misc|size`` as one u64 per record) and one strided copy of the first
+        ``itemsize`` bytes of each sample; no Python per record."""
+        item = out.itemsize
+        cap = len(out)
         tail = self.tail[0]
         head = self.head[0]
         self._fence()
-        d32, size, mask = self.d32, self.size, self.mask
-        while tail < head and left > 0:
+        d32, size, mask, mm, doff = self.d32, self.size, self.mask, self.mm, self.doff
+        u64 = np.uint64
+        while tail < head:
             off = tail & mask
             if off + 12 > size or off + (d32[(off >> 2) + 1] >> 16) > size:
                 rsize, rec = _take_one(self, off)  # wraps around the end: copy it
                 if rec is not None:
                     if len(rec) < item:
-                        raise ValueError(f"CPU {self.cpu}: sample of {len(rec)} bytes is "
-                                         f"smaller than the dtype ({item} bytes)")
-                    out.append(np.frombuffer(rec[:item], dtype, 1))
-                    left -= 1
+                        raise ValueError(f"CPU {self.cpu}: sample of {len(rec)} bytes "
+                                         f"is smaller than the dtype ({item} bytes)")
+                    if pos >= cap:
+                        break
+                    out[pos] = np.frombuffer(rec, out.dtype, 1)[0]
+                    pos += 1
                 tail += rsize
                 continue
             w0 = d32[off >> 2]
             w1 = d32[(off >> 2) + 1]
             rsize = w1 >> 16
-            if rsize == 0:
+            if rsize == 0:  # corrupt: never loop for ever
                 tail = head
                 break
             if w0 != _SAMPLE:
@@ -270,21 +286,29 @@ class _CPURing:
                 continue
             raw = d32[(off >> 2) + 2]
             if raw < item:
-                raise ValueError(f"CPU {self.cpu}: sample of {raw} bytes is smaller than the "
-                                 f"dtype ({item} bytes)")
-            n = min((head - tail) // rsize, (size - off) // rsize, left)
-            words = np.ndarray((n, 3), np.uint32, buffer=self.data, offset=off,
-                               strides=(rsize, 4))
-            same = (words[:, 0] == _SAMPLE) & (words[:, 1] == w1) & (words[:, 2] == raw)
-            k = n if same.all() else int(np.argmin(same))
-            recs = np.ndarray((k,), np.dtype((np.void, item)), buffer=self.data,
-                              offset=off + 12, strides=(rsize,))
-            out.append(recs.copy().view(dtype))
-            left -= k
+                raise ValueError(f"CPU {self.cpu}: sample of {raw} bytes is smaller than "
+                                 f"the dtype ({item} bytes)")
+            if pos >= cap:
+                break
+            n = min((head - tail) // rsize, (size - off) // rsize, cap - pos)
+            k = n
+            if n > 1:
+                at = doff + off
+                # With PERF_SAMPLE_RAW alone the kernel pads the raw size so that it is
+                # always rsize - 12: equal type|misc|size words mean equal samples.
+                hdr = np.ndarray((n,), u64, mm, at, (rsize,))
+                same = hdr == u64(w0 | (w1 << 32) if _LITTLE else (w0 << 32) | w1)
+                if raw != rsize - 12:
+                    same &= np.ndarray((n,), np.uint32, mm, at + 8, (rsize,)) == raw
+                if not same.all():
+                    k = int(same.argmin())
+            out[pos : pos + k] = np.ndarray((k,), out.dtype, mm, doff + off + 12,
+                                            (rsize,))
+            pos += k
             tail += k * rsize
         self._fence()
         self.tail[0] = tail
-        return out
+        return pos
 
 
 def _copy_wrapped(data: memoryview, off: int, size: int, n: int) -> bytes:
@@ -471,24 +495,31 @@ class PerfBuffer(_EpollReader):
     def _read_batch(self, dtype: Any, timeout: float | None, max_records: int | None) -> Any:
         np = importlib.import_module("numpy")
         dt = np.dtype(dtype)
-        if not self.available() and timeout != 0.0 and not self._poll(timeout):
-            return np.empty(0, dt)
-        parts: list[Any] = []
+        item = dt.itemsize
+        avail = self.available()
+        if not avail and timeout != 0.0 and self._poll(timeout):
+            avail = self.available()
         if max_records is None:
             # Arrays of at most ~16 MiB: glibc serves them from memory it keeps (bigger ones
             # are fresh mmaps, whose page faults would cost more than the copy itself).
-            max_records = max(1, _BATCH_BYTES // dt.itemsize)
-        left = max_records
+            max_records = max(1, _BATCH_BYTES // max(item, 1))
+        # At most one sample per smallest record that can hold ``item`` bytes of raw data
+        # (header, size word, 8-byte alignment): one array, filled in place, no concatenate.
+        cap = min(max_records, avail // ((12 + item + 7) & ~7))
+        out = np.empty(cap, dt)
+        if not avail:
+            return out
+        vout = out.view(_void_dtype(item))
+        pos = 0
         for r in self._order:
-            got = r.batch(dt, left)
-            parts.extend(got)
-            if left is not None:
-                left -= sum(len(p) for p in got)
-                if left <= 0:
-                    break
-        if not parts:
-            return np.empty(0, dt)
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+            pos = r.batch(np, vout, pos)
+            if pos >= cap > 0:
+                break
+        if pos == cap:
+            return out
+        # Fewer samples than the room made for them (LOST records, bigger samples): do not
+        # keep a mostly empty buffer alive behind the result.
+        return out[:pos] if 2 * pos >= cap else out[:pos].copy()
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         """Block for ever yielding (cpu, sample); ends when the reader is closed."""

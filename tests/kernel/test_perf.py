@@ -185,6 +185,83 @@ def test_many_samples_producer_and_reader_threads(pmap: Map, counter: Map) -> No
         assert check.count + pb.lost == counter[0]
 
 
+def test_read_batch_wraparound_lost_and_limits(pmap: Map, counter: Map) -> None:
+    """read_batch over 8 KiB rings: samples wrapping around the end of the data area, LOST
+    records between runs, ``max_records``, a dtype shorter than the samples (its first bytes)
+    and one longer than them (ValueError, nothing taken)."""
+    head = np.dtype([("seq", "<u8"), ("chk", "<u8")])
+    with producer(pmap, counter, 64) as prog, PerfBuffer(pmap, pages=2) as pb:
+        check = Checker()
+        n_cpus = len(platform.online_cpus())
+        run_on_each_cpu(prog, repeat=40)  # overflows: LOST records follow
+        failed = counter[1]
+        assert failed > 0
+        waiting = pb.available()
+        with pytest.raises(ValueError, match="smaller than the dtype"):
+            pb.read_batch(np.dtype((np.void, 72)))  # samples are 64 + 4 bytes of padding
+        assert pb.available() == waiting
+        padded = pb.read_batch(np.dtype((np.void, 68)), max_records=1)
+        assert len(padded) == 1 and padded.dtype.itemsize == 68
+        check.batch(np.frombuffer(padded.tobytes()[:64], SAMPLE))
+        arr = pb.read_batch(SAMPLE, max_records=5)
+        assert len(arr) == 5 and arr.flags.c_contiguous
+        check.batch(arr)
+        run_on_each_cpu(prog)  # LOST, then what fits in the space just freed, after the rest
+        # The rest in one call: room is made for 32-byte records, the 80-byte ones fill
+        # less than half of it, so the result is a copy, not a view of the bigger buffer.
+        short = pb.read_batch(head)
+        assert len(short) > 50 and short.base is None and not pb.available()
+        assert (short["chk"] == (short["seq"] ^ np.uint64(MAGIC))).all()
+        n_before = len(check.seen)
+        check.seen.update(short["seq"].tolist())
+        assert len(check.seen) == n_before + len(short)
+        check.count += len(short)
+        # Wraparound: 80-byte records do not divide the data area.
+        for i in range(200):
+            run_on_each_cpu(prog)
+            arr = pb.read_batch(SAMPLE, max_records=1 + i % 50)
+            check.batch(arr)
+            while len(arr := pb.read_batch(SAMPLE)):
+                check.batch(arr)
+        assert pb.lost == counter[1] > failed
+        assert check.count + pb.lost == counter[0] == (40 + 1 + 200) * 64 * n_cpus
+        assert len(pb.read_batch(SAMPLE)) == 0
+
+
+def test_read_batch_mixed_sizes(pmap: Map, counter: Map) -> None:
+    """Samples of another size in the middle end a run; a dtype that fits both reads all."""
+    small = ebpf.Program.load(ProgramType.XDP, [
+        asm.mov(R6, R1),
+        asm.store_imm(asm.DW, R10, -16, -1), asm.store_imm(asm.DW, R10, -8, -1),
+        asm.mov(R1, R6), asm.load_map(R2, pmap), asm.load_imm64(R3, CPU_FLAG),
+        asm.mov(R4, R10), asm.add(R4, -16), asm.mov(R5, 16),
+        asm.call(Helper.PERF_EVENT_OUTPUT),
+        asm.mov(R0, 2), asm.exit(),
+    ], license="GPL")
+    head = np.dtype([("seq", "<u8"), ("chk", "<u8")])
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {platform.online_cpus()[0]})
+    try:
+        with producer(pmap, counter, 10) as prog, small, PerfBuffer(pmap, pages=4) as pb:
+            for _ in range(3):
+                prog.test_run(data=PKT)
+                small.test_run(data=PKT, repeat=3)
+            prog.test_run(data=PKT)
+            with pytest.raises(ValueError, match="sample of 20 bytes"):
+                pb.read_batch(SAMPLE)  # raised before anything is taken
+            got = pb.read_batch(head)
+            assert not pb.available()
+    finally:
+        os.sched_setaffinity(0, saved)
+    mark = np.uint64(2**64 - 1)
+    want = ([*range(0, 10), mark, mark, mark, *range(10, 20), mark, mark, mark,
+             *range(20, 30), mark, mark, mark, *range(30, 40)])
+    assert got["seq"].tolist() == [int(x) for x in want]
+    big = got["seq"] != mark
+    assert (got["chk"][big] == (got["seq"][big] ^ np.uint64(MAGIC))).all()
+    assert (got["chk"][~big] == mark).all()
+
+
 def test_poll_and_close(pmap: Map, counter: Map) -> None:
     with producer(pmap, counter, 1) as prog:
         pb = PerfBuffer(pmap, pages=1)
