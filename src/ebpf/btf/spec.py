@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import _thread
 import array
+import gc
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
-from itertools import accumulate, islice, repeat
-from operator import add, getitem
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate, chain, islice, repeat
+from operator import add, and_, getitem, itemgetter, mul, not_, or_, rshift
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from ..errors import ParseError, TypeNotFoundError
 from . import _bulk, wire
@@ -90,6 +91,13 @@ _NAME_MISSES = 4096
 _WORD = "I" if array.array("I").itemsize == 4 else "L"
 
 _LINKAGE = (Linkage.STATIC, Linkage.GLOBAL, Linkage.EXTERN)
+
+#: Kinds whose only field is ``size_or_type``.
+_PLAIN = frozenset((Kind.PTR, Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.FLOAT))
+#: Kinds :meth:`Spec._decode_whole` decodes record by record (few records, more checks).
+_ONE_BY_ONE = frozenset((Kind.VOID, Kind.VAR, Kind.DATASEC, Kind.DECL_TAG))
+#: info >> 24 (kind_flag, unused bits, kind) -> kind
+_LOW5 = bytes(b & 0x1F for b in range(256))
 
 #: Records indexed per step of the walk at first; each step doubles, up to the maximum.
 _WALK_CHUNK = 512
@@ -188,6 +196,7 @@ class Spec:
         "_value_cache",
         "_walk_chunk",
         "_walk_error",
+        "_whole_done",
         "_words",
         "byte_order",
         "header",
@@ -223,6 +232,7 @@ class Spec:
     _value_cache: dict[int, tuple[EnumValue, ...]]
     _walk_chunk: int
     _walk_error: ParseError | None
+    _whole_done: bool | None
     _words: _Words
 
     def __init__(self) -> None:
@@ -285,6 +295,7 @@ class Spec:
         self._kind_bytes = None
         self._bulk_done = set()
         self._walk_error = None
+        self._whole_done = None
         self._bad_word = -1
         self._walk_chunk = _WALK_CHUNK
         self._lock = _thread.RLock()
@@ -559,26 +570,145 @@ class Spec:
         concrete class such as :class:`Struct`, or a base such as :class:`Composite`).
 
         The types asked for are decoded together, which is much faster than one by one.
+        Nothing is decoded before the first item is asked for.
         """
+        # The runs are iterators over many types: items then come from C, not a generator.
+        return cast("Iterator[T]", chain.from_iterable(self._type_runs(kind)))
+
+    def _type_runs(self, kind: type[Type] | None) -> Iterator[Iterable[Type]]:
         if self._base is not None:
-            yield from self._base.types(kind)
+            yield self._base.types(kind)
         elif kind is None or issubclass(Void, kind):
-            yield self._types[0]  # type: ignore[misc]
+            yield (self._types[0],)
         if kind is None:
             kinds = None
         else:
             kinds = [k for k, cls in enumerate(KIND_CLASSES) if k and issubclass(cls, kind)]
         self._walk()
         first = self._first
+        if kinds is None and self._base is None and self._whole():
+            yield map(self._types.__getitem__, range(first, self._count or first))
+            return
         selected = _bulk.decode_kinds(self, kinds)
         cache = self._types
         present = set(_bulk.kinds_of(self))
         if self._bulk_done.issuperset(present if kinds is None else present.intersection(kinds)):
-            yield from map(cache.__getitem__, map(add, selected, repeat(first)))
+            yield map(cache.__getitem__, map(add, selected, repeat(first)))
             return
+        yield self._one_by_one(selected)
+
+    def _one_by_one(self, selected: Iterable[int]) -> Iterator[Type]:
+        cache = self._types
+        first = self._first
         for i in selected:
             # A malformed record is decoded (and raises) here.
-            yield cache.get(first + i) or self._decode(first + i)  # type: ignore[misc]
+            yield cache.get(first + i) or self._decode(first + i)
+
+    def _whole(self) -> bool:
+        """Decode every record of a well-formed base blob into the cache in one go; ``False``
+        (nothing changed) if the blob is split, malformed, or already decoded by kinds."""
+        with self._lock:
+            if self._whole_done is not None:
+                return self._whole_done
+            if self._walk_error is not None or self._bulk_done:
+                return False
+            was_enabled = gc.isenabled()
+            gc.disable()  # see _bulk.decode_kinds: new acyclic records, no point collecting
+            try:
+                fresh = self._decode_whole()
+            except (ParseError, IndexError, _BadKind):
+                self._whole_done = False  # malformed: decoded (and reported) record by record
+                return False
+            finally:
+                if was_enabled:
+                    gc.enable()
+            fresh.update(self._types)  # keep the objects already handed out
+            self._types = fresh
+            self._bulk_done.update(self._kind_bytes or b"")
+            self._whole_done = True
+            return True
+
+    def _decode_whole(self) -> dict[int, Type]:
+        """Every record of this (base, fully indexed) blob, by id. The records are grouped by
+        kind (one sort) and each kind is built column by column: its words read with one
+        ``itemgetter`` per column, its names cut from the decoded string section, its types
+        made with ``tuple.__new__``, all in C."""
+        w = self._words
+        offs = self._offs
+        n = len(offs)
+        fresh: dict[int, Type] = {}
+        if not n:
+            return fresh
+        kb = self._kind_bytes
+        if kb is None:
+            infos = _getter(offs)(w[1:])
+            kb = self._kind_bytes = bytes(map(rshift, infos, repeat(24))).translate(_LOW5)
+            del infos
+        strings = self.strings
+        text = strings.decode("ascii") if strings.isascii() else None
+        order = sorted(range(n), key=kb.__getitem__)
+        start = 0
+        spec = self
+        for kind in sorted(set(kb)):
+            end = start + kb.count(kind)
+            idx = order[start:end]
+            start = end
+            ids = list(map(add, idx, repeat(1)))
+            if kind >= len(KIND_CLASSES) or kind in _ONE_BY_ONE:
+                # VAR, DATASEC, DECL_TAG and bad kinds: record by record (raises)
+                fresh.update(zip(ids, map(self._decode_record, idx), strict=True))
+                continue
+            cls = KIND_CLASSES[kind]
+            kind_offs = _getter(idx)(offs)
+            at = _getter(kind_offs)
+            name_offs = at(w)
+            names = self._names_at(name_offs, text) if any(name_offs) else repeat("")
+            fields: Iterator[tuple[Any, ...]]
+            if kind in _PLAIN:
+                fields = zip(repeat(spec), ids, names, at(w[2:]))
+            elif kind == Kind.FUNC:
+                vlens = map(and_, at(w[1:]), repeat(0xFFFF))
+                linkage = map(_LINKAGE.__getitem__, vlens)  # IndexError: bad linkage
+                fields = zip(repeat(spec), ids, names, at(w[2:]), linkage)
+            elif kind == Kind.FUNC_PROTO:
+                counts = list(map(and_, at(w[1:]), repeat(0xFFFF)))
+                # As in _bulk: a last parameter with neither name nor type is "...".
+                last = _getter(list(map(add, kind_offs, map(mul, counts, repeat(2)))))
+                blank = map(not_, map(or_, last(w[1:]), last(w[2:])))
+                variadic = map(and_, map(bool, counts), blank)
+                fields = zip(repeat(spec), ids, names, at(w[2:]), repeat(None), variadic)
+            elif kind in (Kind.STRUCT, Kind.UNION):
+                fields = zip(repeat(spec), ids, names, at(w[2:]), repeat(None))
+            elif kind in (Kind.ENUM, Kind.ENUM64):
+                signed = map(bool, map(rshift, at(w[1:]), repeat(31)))
+                fields = zip(repeat(spec), ids, names, at(w[2:]), signed, repeat(None))
+            elif kind == Kind.INT:
+                enc = at(w[3:])
+                bits = map(and_, enc, repeat(0xFF))
+                offset = map(and_, map(rshift, enc, repeat(16)), repeat(0xFF))
+                encoding = map(and_, map(rshift, enc, repeat(24)), repeat(0xF))
+                fields = zip(repeat(spec), ids, names, at(w[2:]), bits, offset, encoding)
+            elif kind == Kind.ARRAY:
+                fields = zip(repeat(spec), ids, names, at(w[3:]), at(w[4:]), at(w[5:]))
+            elif kind == Kind.FWD:
+                is_union = map(bool, map(rshift, at(w[1:]), repeat(31)))
+                fields = zip(repeat(spec), ids, names, is_union)
+            else:  # TYPE_TAG
+                flags = map(bool, map(rshift, at(w[1:]), repeat(31)))
+                fields = zip(repeat(spec), ids, names, at(w[2:]), flags)
+            fresh.update(zip(ids, map(_tn, repeat(cls), fields), strict=True))
+        return fresh
+
+    def _names_at(self, offsets: tuple[int, ...], text: str | None) -> tuple[str, ...]:
+        """The strings at ``offsets`` of this (base) blob; ``text`` is the string section
+        decoded, if it is ASCII: then each is cut from it where ``str.index`` finds its NUL."""
+        if max(offsets) >= self.header.str_len:
+            raise ParseError(f"string offset {max(offsets)} beyond the string section")
+        if text is None:
+            self._decode_all_names()
+            return _getter(offsets)(self._names)
+        ends = map(text.index, repeat("\0"), offsets)  # found: the section ends with NUL
+        return tuple(map(getitem, repeat(text), map(slice, offsets, ends)))
 
     # --- lookup by name -----------------------------------------------------------------
 
@@ -784,6 +914,16 @@ class Spec:
         split = f", split on {len(self._base)} base types" if self._base is not None else ""
         count = f"{self._count} types" if self._count is not None else "types"
         return f"<btf.Spec {count}, {order}-endian{split}>"
+
+
+def _getter(indices: list[int] | tuple[int, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """``seq -> tuple(seq[i] for i in indices)``, in one C call (``itemgetter``)."""
+    if len(indices) == 1:
+        (i,) = indices
+        return lambda seq: (seq[i],)
+    if not indices:
+        return lambda seq: ()
+    return itemgetter(*indices)
 
 
 def _index_of(names: list[int], value: int, start: int) -> int:
