@@ -350,6 +350,200 @@ def _slot_text(f: _Slot, target: str | None, ref: object, alu32: bool, llvm: boo
     return text
 
 
+# Per opcode, for bytes: 1 if the slot names a jump target by ``off``, 2 by ``imm``, 3 by
+# ``imm`` when src == 1 (bpf-to-bpf call); ld_imm64 (0x18) is handled on its own.
+_REL: Final = tuple(k if k in (1, 2, 3) else 0 for k in _KIND)
+_SENTINEL: Final = "\x00target\x00"
+_LITTLE: Final = sys.byteorder == "little"
+
+
+def _fast_tables(alu32: bool) -> dict[int, tuple[int, tuple[str, ...]]]:
+    """Per opcode, for the common shapes :func:`_fmt` prints by a fixed pattern: (shape,
+    text before the operand per dst (or per src for stores)). Shapes: 1 ALU imm, 2 ALU reg,
+    3 conditional jump imm, 4 conditional jump reg, 5 load, 6 store reg, 7 store imm."""
+    out: dict[int, tuple[int, tuple[str, ...]]] = {}
+    regs = range(11)
+    for cls, r in ((7, "r"), (4, "w")):
+        for code, name in _ALU_OPS.items():
+            out[code | cls] = (1, tuple(f"{r}{d} {name} " for d in regs))
+            out[code | 8 | cls] = (2, tuple(f"{r}{d} {name} {r}" for d in regs))
+    for cls, r in ((5, "r"), (6, "w")):
+        for code, cond in _JMP_OPS.items():
+            out[code | cls] = (3, tuple(f"if {r}{d} {cond} " for d in regs))
+            out[code | 8 | cls] = (4, tuple(f"if {r}{d} {cond} {r}" for d in regs))
+    for size, sname in _SIZE_NAME.items():
+        r = "w" if alu32 and size != 0x18 else "r"
+        out[0x61 | size] = (5, tuple(f"{r}{d} = *({sname} *)" for d in regs))
+        out[0x63 | size] = (6, tuple(f" = {r}{s}" for s in regs))
+        out[0x62 | size] = (7, (f"*({sname} *)",))
+    return out
+
+
+_FAST: Final = (_fast_tables(False), _fast_tables(True))
+
+
+def _words(code: bytes) -> list[int]:
+    """The program's 8-byte slots as little-endian u64 values."""
+    n = len(code)
+    if n % 8:
+        raise ParseError(f"program length {n} is not a multiple of 8", n - n % 8)
+    if _LITTLE:
+        return memoryview(code).cast("Q").tolist()
+    return [w for (w,) in _U64.iter_unpack(code)]  # pragma: no cover - big-endian hosts
+
+
+def _word_fields(w: int) -> tuple[int, int, int, int, int]:
+    """(op, dst, src, off, imm) of one slot."""
+    off = w >> 16 & 0xFFFF
+    imm = w >> 32
+    return (w & 0xFF, w >> 8 & 15, w >> 12 & 15, off - 0x10000 if off & 0x8000 else off,
+            imm - 0x1_0000_0000 if imm & 0x8000_0000 else imm)
+
+
+def _disassemble_code(code: bytes, labels: bool, numbers: bool, alu32: bool, llvm: bool) -> str:
+    """:func:`disassemble` of bytes: the text of each distinct slot is made once, then the
+    lines are that text per slot, patched where a jump names a label, an ld_imm64 takes two
+    slots, or a label line goes before."""
+    words = _words(code)
+    total = len(words)
+    ops = code[::8]
+    # ld_imm64 first slots (a second slot has opcode 0, so every 0x18 starts one).
+    lds: list[int] = []
+    p = ops.find(b"\x18")
+    while p >= 0:
+        if p + 1 >= total:
+            raise ParseError("ld_imm64 without its second slot", p * 8)
+        if words[p + 1] & 0xFFFF_FFFF:
+            raise ParseError("ld_imm64 second slot has nonzero reserved fields", p * 8 + 8)
+        lds.append(p)
+        p = ops.find(b"\x18", p + 1)
+
+    # text of each distinct slot ("" for ld_imm64, patched below); for slots that name a jump
+    # target: the relative offset (+1) and the text around a label, if the text shows one
+    indent = "" if numbers else "    "
+    texts: dict[int, str] = {}
+    rels: dict[int, int] = {}
+    around: dict[int, tuple[str, str]] = {}
+    rel_kind = _REL
+    fmt = _fmt
+    fast = _FAST[alu32] if not llvm else {}
+    for w in set(words):
+        op = w & 0xFF
+        if op == 0x18:
+            texts[w] = ""
+            continue
+        dst = w >> 8 & 15
+        src = w >> 12 & 15
+        off = w >> 16 & 0xFFFF
+        if off & 0x8000:
+            off -= 0x10000
+        imm = w >> 32
+        if imm & 0x8000_0000:
+            imm -= 0x1_0000_0000
+        shape = fast.get(op) if dst <= 10 and src <= 10 else None
+        if shape is not None:
+            # the same text _fmt gives, by the pattern of the opcode (see _fast_tables)
+            sh, pres = shape
+            if sh <= 2:
+                if not off:
+                    if sh == 1:
+                        if not src:
+                            texts[w] = f"{indent}{pres[dst]}{hex(imm)}\n"
+                            continue
+                    elif not imm:
+                        texts[w] = f"{indent}{pres[dst]}{src}\n"
+                        continue
+            elif sh <= 4:
+                if (not src) if sh == 3 else (not imm):
+                    cond = f"{indent}{pres[dst]}{hex(imm)} goto " if sh == 3 else (
+                        f"{indent}{pres[dst]}{src} goto ")
+                    rels[w] = 1 + off
+                    if labels:
+                        around[w] = (cond, "\n")
+                    texts[w] = (f"{cond}+{hex(off)}\n" if off >= 0
+                                else f"{cond}-{hex(-off)}\n")
+                    continue
+            elif sh == 5:
+                if not imm:
+                    m = f"(r{src} + {hex(off)})" if off >= 0 else f"(r{src} - {hex(-off)})"
+                    texts[w] = f"{indent}{pres[dst]}{m}\n"
+                    continue
+            elif sh == 6:
+                if not imm:
+                    m = f"(r{dst} + {hex(off)})" if off >= 0 else f"(r{dst} - {hex(-off)})"
+                    texts[w] = f"{indent}*({_SIZE_NAME[op & 0x18]} *){m}{pres[src]}\n"
+                    continue
+            elif not src:
+                m = f"(r{dst} + {hex(off)})" if off >= 0 else f"(r{dst} - {hex(-off)})"
+                texts[w] = f"{indent}{pres[0]}{m} = {hex(imm)}\n"
+                continue
+        k = rel_kind[op]
+        if k and (k != 3 or src == 1):
+            rel = off if k == 1 else imm
+            rels[w] = 1 + rel
+            if labels:
+                marked = fmt(op, dst, src, off, imm, 0, _SENTINEL, None, alu32, llvm)
+                if marked is not None and _SENTINEL in marked:
+                    pre, post = marked.split(_SENTINEL)
+                    pre = f"{indent}{pre}"
+                    around[w] = (pre, f"{post}\n")
+                    # what _fmt prints without a target: pc+0x3 for calls, +0x3 for jumps
+                    if k == 3:
+                        pre += "pc"
+                    texts[w] = (f"{pre}+{hex(rel)}{post}\n" if rel >= 0
+                                else f"{pre}-{hex(-rel)}{post}\n")
+                    continue
+        text = fmt(op, dst, src, off, imm, 0, None, None, alu32, llvm)
+        if text is None:
+            text = "<unknown>" if llvm else f".8byte {hex(w)}"
+        texts[w] = f"{indent}{text}\n"
+
+    lines = list(map(texts.__getitem__, words))
+    if rels:
+        rget = rels.get
+        jumps = [(p, p + r) for p, w in enumerate(words) if (r := rget(w)) is not None]
+    else:
+        jumps = []
+    second = {p + 1 for p in lds}
+    if lds:
+        for p in lds:
+            if words[p] >> 12 & 15 == 4:
+                jumps.append((p, p + 1 + _word_fields(words[p])[4]))
+
+    targets: dict[int, str] = {}
+    if labels:
+        for _, t in jumps:
+            if 0 <= t < total and t not in second and t not in targets:
+                targets[t] = f"L{t}"
+        if targets and around:
+            tget = targets.get
+            for p, t in jumps:
+                lab = tget(t)
+                if lab is not None:
+                    a = around.get(words[p])
+                    if a is not None:
+                        lines[p] = f"{a[0]}{lab}{a[1]}"
+    for p in lds:
+        w = words[p]
+        op, dst, src, off, imm = _word_fields(w)
+        imm2 = words[p + 1] >> 32
+        if imm2 & 0x8000_0000:
+            imm2 -= 0x1_0000_0000
+        target = None
+        if targets and src == 4:
+            target = targets.get(p + 1 + imm)
+        text = _fmt(op, dst, src, off, imm, imm2, target, None, alu32, llvm)
+        if text is None:
+            text = "<unknown>" if llvm else f".8byte {hex(w)}"
+        lines[p] = f"{indent}{text}\n"
+        lines[p + 1] = ""
+    if numbers:
+        lines = [f"{p:>6}: {t}" if t else t for p, t in enumerate(lines)]
+    for t, lab in targets.items():
+        lines[t] = f"{lab}:\n{lines[t]}"
+    return "".join(lines)
+
+
 def disassemble(
     x: bytes | bytearray | memoryview | Iterable[object],
     *,
@@ -372,7 +566,7 @@ def disassemble(
     refs: list[object] | None = None
     names: dict[int, list[str]] = {}
     if isinstance(x, (bytes, bytearray, memoryview)):
-        fields = _decode_slots(bytes(x))
+        return _disassemble_code(bytes(x), labels and not llvm, numbers, alu32, llvm)
     else:
         prog = x if isinstance(x, Instructions) else Instructions(x)  # type: ignore[arg-type]
         insns = list(prog)
