@@ -24,8 +24,8 @@ import array
 import gc
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
-from itertools import accumulate, chain, islice, repeat
-from operator import add, and_, getitem, itemgetter, mul, not_, or_, rshift
+from itertools import accumulate, chain, compress, islice, repeat
+from operator import add, and_, getitem, itemgetter, not_, rshift
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from ..errors import ParseError, TypeNotFoundError
@@ -94,6 +94,8 @@ _LINKAGE = (Linkage.STATIC, Linkage.GLOBAL, Linkage.EXTERN)
 
 #: Kinds whose only field is ``size_or_type``.
 _PLAIN = frozenset((Kind.PTR, Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.FLOAT))
+#: FUNC ``info`` words (no kind_flag) -> linkage (the vlen bits).
+_FUNC_LINKAGE = {Kind.FUNC << 24 | v: linkage for v, linkage in enumerate(_LINKAGE)}
 #: Kinds :meth:`Spec._decode_whole` decodes record by record (few records, more checks).
 _ONE_BY_ONE = frozenset((Kind.VOID, Kind.VAR, Kind.DATASEC, Kind.DECL_TAG))
 #: info >> 24 (kind_flag, unused bits, kind) -> kind
@@ -646,20 +648,22 @@ class Spec:
             del infos
         strings = self.strings
         text = strings.decode("ascii") if strings.isascii() else None
-        order = sorted(range(n), key=kb.__getitem__)
+        # Type ids (local index + 1: a base blob) grouped by kind; index 0 is a dummy.
+        order = sorted(range(1, n + 1), key=(b"\0" + kb).__getitem__)
+        offs_by_id = [0, *offs]
         start = 0
         spec = self
         for kind in sorted(set(kb)):
             end = start + kb.count(kind)
-            idx = order[start:end]
+            ids = order[start:end]
             start = end
-            ids = list(map(add, idx, repeat(1)))
             if kind >= len(KIND_CLASSES) or kind in _ONE_BY_ONE:
                 # VAR, DATASEC, DECL_TAG and bad kinds: record by record (raises)
+                idx = map(add, ids, repeat(-1))
                 fresh.update(zip(ids, map(self._decode_record, idx), strict=True))
                 continue
             cls = KIND_CLASSES[kind]
-            kind_offs = _getter(idx)(offs)
+            kind_offs = _getter(ids)(offs_by_id)
             at = _getter(kind_offs)
             name_offs = at(w)
             names = self._names_at(name_offs, text) if any(name_offs) else repeat("")
@@ -667,16 +671,17 @@ class Spec:
             if kind in _PLAIN:
                 fields = zip(repeat(spec), ids, names, at(w[2:]))
             elif kind == Kind.FUNC:
-                vlens = map(and_, at(w[1:]), repeat(0xFFFF))
-                linkage = map(_LINKAGE.__getitem__, vlens)  # IndexError: bad linkage
+                infos = at(w[1:])
+                try:  # info -> linkage for the usual info words, else from the vlen bits
+                    linkage: Iterable[Linkage] = list(map(_FUNC_LINKAGE.__getitem__, infos))
+                except KeyError:
+                    vlens = map(and_, infos, repeat(0xFFFF))
+                    linkage = map(_LINKAGE.__getitem__, vlens)  # IndexError: bad linkage
                 fields = zip(repeat(spec), ids, names, at(w[2:]), linkage)
             elif kind == Kind.FUNC_PROTO:
-                counts = list(map(and_, at(w[1:]), repeat(0xFFFF)))
-                # As in _bulk: a last parameter with neither name nor type is "...".
-                last = _getter(list(map(add, kind_offs, map(mul, counts, repeat(2)))))
-                blank = map(not_, map(or_, last(w[1:]), last(w[2:])))
-                variadic = map(and_, map(bool, counts), blank)
-                fields = zip(repeat(spec), ids, names, at(w[2:]), repeat(None), variadic)
+                fields = zip(
+                    repeat(spec), ids, names, at(w[2:]), repeat(None), _variadic(w, at, kind_offs)
+                )
             elif kind in (Kind.STRUCT, Kind.UNION):
                 fields = zip(repeat(spec), ids, names, at(w[2:]), repeat(None))
             elif kind in (Kind.ENUM, Kind.ENUM64):
@@ -914,6 +919,24 @@ class Spec:
         split = f", split on {len(self._base)} base types" if self._base is not None else ""
         count = f"{self._count} types" if self._count is not None else "types"
         return f"<btf.Spec {count}, {order}-endian{split}>"
+
+
+def _variadic(
+    w: _Words, at: Callable[[Any], tuple[int, ...]], kind_offs: tuple[int, ...]
+) -> list[bool]:
+    """``variadic`` of the FUNC_PROTO records ``at`` reads: a last parameter with neither
+    name nor type stands for "...". Only the records whose last word is 0 (void return
+    without parameters, or "...") are looked at one by one."""
+    infos = at(w[1:])
+    # info -> words from the record start to the last parameter's type (vlen 0: the return)
+    step = {info: 2 + 2 * (info & 0xFFFF) for info in set(infos)}
+    last = _getter(list(map(add, kind_offs, map(step.__getitem__, infos))))(w)
+    variadic = [False] * len(infos)
+    for j in compress(range(len(infos)), map(not_, last)):
+        vlen = infos[j] & 0xFFFF
+        if vlen and not w[kind_offs[j] + 2 * vlen + 1]:
+            variadic[j] = True
+    return variadic
 
 
 def _getter(indices: list[int] | tuple[int, ...]) -> Callable[[Any], tuple[Any, ...]]:
