@@ -426,15 +426,13 @@ def _in_private_netns(fn: Callable[[], None], feature: str) -> str | None:
     """Run ``fn`` on a thread moved into a new network namespace; ``None`` if it succeeded."""
     import threading
 
-    from ._sys.syscall import libc
+    from ._sys.netlink import unshare
 
     result: list[BaseException | None] = []
 
     def run() -> None:
-        if libc.unshare(0x40000000) != 0:  # CLONE_NEWNET
-            result.append(errors.from_errno("unshare", ctypes.get_errno()))
-            return
         try:
+            unshare()  # CLONE_NEWNET, this thread only
             fn()
             result.append(None)
         except BaseException as e:  # handed to the caller

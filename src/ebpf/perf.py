@@ -32,7 +32,6 @@ import struct
 import sys
 import threading
 from collections.abc import Generator, Iterator, Sequence
-from types import TracebackType
 from typing import Any
 
 from . import errors
@@ -410,13 +409,6 @@ class PerfBuffer(_EpollReader):
             ring.close()
         if self._owned:
             self._map.close()
-
-    def __enter__(self) -> PerfBuffer:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<PerfBuffer cpus={self.cpus}{' closed' if self._closed else ''}>"

@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from . import errors
 from . import platform as _platform
@@ -362,6 +362,9 @@ class _Ring:
             self.cons[0] = self.cons[0] + nbytes
 
 
+_Reader = TypeVar("_Reader", bound="_EpollReader")
+
+
 class _EpollReader:
     """What the ring and perf readers share: an epoll instance, a wake pipe so that
     :meth:`close` from another thread interrupts a blocked reader, and a count of threads
@@ -386,6 +389,13 @@ class _EpollReader:
     def fileno(self) -> int:
         """The epoll fd: readable when there is data (for ``select`` and event loops)."""
         return self._epoll.fileno()
+
+    def __enter__(self: _Reader) -> _Reader:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
     def close(self) -> None:
         """Release the buffers and wake any thread blocked waiting or reading (it raises the
@@ -537,13 +547,6 @@ class RingBuffer(_EpollReader):
             with contextlib.suppress(Exception):
                 self._epoll.unregister(r.fd)
             r.close()
-
-    def __enter__(self) -> RingBuffer:
-        return self
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"<RingBuffer rings={len(self._rings)}{' closed' if self._closed else ''}>"
