@@ -27,6 +27,7 @@ __all__ = [
     "LinkError",
     "NotSupportedError",
     "ParseError",
+    "ProbeError",
     "SymbolNotFoundError",
     "SyscallError",
     "TypeNotFoundError",
@@ -128,6 +129,39 @@ class NotSupportedError(BPFError):
         if self.detail:
             text += f": {self.detail}"
         return text
+
+
+class ProbeError(BPFError):
+    """A feature probe could not decide whether the kernel has a feature.
+
+    Raised by the :mod:`ebpf.features` probes instead of a plain syscall error when the probe
+    itself was refused (``EPERM`` from a missing capability, lockdown or an LSM; an errno the
+    probe does not know how to read). ``feature`` names what was asked, ``errno`` is the errno
+    that made the answer inconclusive (``None`` when no syscall failed, e.g. a program type
+    whose helpers cannot be probed generically), ``__cause__`` the original error. Such answers
+    are never cached. ``str(e)`` reads
+    ``"cannot tell whether BPF_MAP_TYPE_ARENA is supported: EPERM: BPF_MAP_CREATE: ..."``.
+    """
+
+    def __init__(self, feature: str, errno: int | None, detail: str = "") -> None:
+        super().__init__(feature, errno, detail)
+        self.feature = feature
+        self.errno = errno
+        self.detail = detail
+
+    @property
+    def reason(self) -> str:
+        """Short form for tables: ``"EPERM: <detail>"`` (or just the detail)."""
+        if self.errno is None:
+            return self.detail
+        name = errno_name(self.errno)
+        return f"{name}: {self.detail}" if self.detail else name
+
+    def __str__(self) -> str:
+        return f"cannot tell whether {self.feature} is supported: {self.reason}"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.feature, self.errno, self.detail))
 
 
 class ParseError(BPFError, ValueError):
