@@ -79,7 +79,8 @@ def _feature(args: argparse.Namespace) -> int:
     for group, answers in result.items():
         print(f"{group}:")
         for name, ok in answers.items():
-            print(f"  {name:<28} {'yes' if ok else 'no'}")
+            text = ok if isinstance(ok, str) else ("yes" if ok else "no")
+            print(f"  {name:<28} {text}")
     return 0
 
 

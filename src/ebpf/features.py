@@ -2,9 +2,13 @@
 
 Each ``have_*`` function returns ``None`` when the feature is there and raises
 :class:`~ebpf.errors.NotSupportedError` (naming the feature and the first kernel that has it)
-when it is not. Answers are cached only when conclusive: an ``EPERM`` (missing capability)
-or any unexpected error propagates and is asked again next time. ``supports_*`` variants
-return a bool.
+when it is not. When the probe itself is refused or gets an errno it cannot read (``EPERM``
+from a missing capability, lockdown or an LSM; a kernel build that refuses one map type to
+root), it raises :class:`~ebpf.errors.ProbeError` instead, carrying that errno: these are the
+only two errors a probe raises for a valid question. Only conclusive answers are cached, so an
+inconclusive one is asked again next time. :func:`supports` turns an answer into a bool (and
+lets ``ProbeError`` through); :func:`probe_all` never raises for a refused probe and reports
+such entries as ``"unknown (EPERM: ...)"``.
 
 Minimum kernel versions are the upstream releases that introduced each type.
 """
@@ -29,6 +33,7 @@ __all__ = [
     "LINK_TYPE_MIN_KERNEL",
     "MAP_TYPE_MIN_KERNEL",
     "PROGRAM_TYPE_MIN_KERNEL",
+    "answer",
     "have_bpf_link",
     "have_helper",
     "have_isa",
@@ -77,19 +82,52 @@ ISA_MIN_KERNEL = {1: "3.18", 2: "4.14", 3: "5.1", 4: "6.6"}
 _RET0 = bytes.fromhex("b700000000000000" "9500000000000000")
 
 
-class _Inconclusive(Exception):
-    pass
+def _describe(name: str, args: tuple[Any, ...]) -> str:
+    """The feature a probe call asks about, for a :class:`~ebpf.errors.ProbeError`."""
+    try:
+        if name == "have_map_type":
+            return f"BPF_MAP_TYPE_{MapType(args[0]).name}"
+        if name == "have_program_type":
+            return f"BPF_PROG_TYPE_{ProgramType(args[0]).name}"
+        if name == "have_link_type":
+            return f"BPF_LINK_TYPE_{LinkType(args[0]).name}"
+        if name == "have_helper":
+            helper = getattr(args[1], "name", None) or _helper_name(int(args[1]))
+            return f"helper {helper} for BPF_PROG_TYPE_{ProgramType(args[0]).name}"
+        if name == "have_isa":
+            return f"BPF ISA v{args[0]}"
+    except (ValueError, IndexError, TypeError):
+        pass
+    if name == "have_bpf_link":
+        return "BPF_LINK_CREATE"
+    return f"{name}{args!r}"
 
 
 def _probe(feature: Callable[..., str | None]) -> Callable[..., None]:
-    """Cache conclusive answers of a probe returning ``None`` (present) or a reason (absent)."""
+    """Cache conclusive answers of a probe returning ``None`` (present) or a reason (absent).
+
+    A syscall error escaping the probe means it could not decide: it becomes a
+    :class:`~ebpf.errors.ProbeError` with the errno, and nothing is cached.
+    """
     cache: dict[tuple[Any, ...], str | None] = {}
 
     @functools.wraps(feature)
     def wrapper(*args: Any) -> None:
         key = tuple(int(a) if isinstance(a, int) else a for a in args)
         if key not in cache:
-            cache[key] = feature(*args)
+            try:
+                answer = feature(*args)
+            except errors.NotSupportedError:
+                raise  # a conclusive "no" from a probe this one depends on
+            except errors.ProbeError as e:
+                what = _describe(feature.__name__, args)
+                if e.feature == what:
+                    raise
+                raise errors.ProbeError(what, e.errno, f"{e.feature}: {e.reason}") from e
+            except OSError as e:  # SyscallError, or unshare(2) refused for a netns probe
+                raise errors.ProbeError(_describe(feature.__name__, args), e.errno,
+                                        str(e)) from e
+            cache[key] = answer
         reason = cache[key]
         if reason is not None:
             name, _, rest = reason.partition("@")
@@ -270,7 +308,9 @@ def have_helper(pt: ProgramType | int, helper: int) -> str | None:
     if pt.name in ("TRACING", "LSM", "EXT", "STRUCT_OPS"):
         # A probe program of these types never reaches helper checks without a real attach
         # target, so any answer would be a guess.
-        raise errors.BPFError(f"cannot probe helpers of BPF_PROG_TYPE_{pt.name} generically")
+        raise errors.ProbeError(
+            _describe("have_helper", (pt, helper)), None,
+            f"helpers of BPF_PROG_TYPE_{pt.name} cannot be probed without an attach target")
     name = getattr(helper, "name", None) or _helper_name(int(helper))
     feature = f"helper {name} for BPF_PROG_TYPE_{pt.name}@"
     s = _prog_load_settings(pt)
@@ -451,7 +491,10 @@ def _in_private_netns(fn: Callable[[], None], feature: str) -> str | None:
 
 
 def supports(probe: Callable[..., None], *args: Any) -> bool:
-    """``True`` if ``probe(*args)`` finds the feature, ``False`` on NotSupportedError."""
+    """``True`` if ``probe(*args)`` finds the feature, ``False`` on NotSupportedError.
+
+    A :class:`~ebpf.errors.ProbeError` (the probe could not decide) propagates.
+    """
     try:
         probe(*args)
     except errors.NotSupportedError:
@@ -459,19 +502,31 @@ def supports(probe: Callable[..., None], *args: Any) -> bool:
     return True
 
 
-def probe_all() -> dict[str, dict[str, bool]]:
-    """Every map type, program type, link type and ISA version: name -> supported."""
-    out: dict[str, dict[str, bool]] = {"map_types": {}, "program_types": {}, "link_types": {},
-                                       "isa": {}}
+def answer(probe: Callable[..., None], *args: Any) -> bool | str:
+    """``True``, ``False``, or ``"unknown (<ERRNO>: <why>)"`` when the probe could not decide."""
+    try:
+        return supports(probe, *args)
+    except errors.ProbeError as e:
+        return f"unknown ({e.reason})"
+
+
+def probe_all() -> dict[str, dict[str, bool | str]]:
+    """Every map type, program type, link type and ISA version: name -> answer.
+
+    Each answer is ``True``, ``False`` or ``"unknown (EPERM: ...)"`` (see :func:`answer`):
+    a refused probe never makes the whole listing fail.
+    """
+    out: dict[str, dict[str, bool | str]] = {"map_types": {}, "program_types": {},
+                                             "link_types": {}, "isa": {}}
     for mt in MapType:
         if mt.name != "UNSPEC":
-            out["map_types"][mt.name] = supports(have_map_type, mt)
+            out["map_types"][mt.name] = answer(have_map_type, mt)
     for pt in ProgramType:
         if pt.name != "UNSPEC":
-            out["program_types"][pt.name] = supports(have_program_type, pt)
+            out["program_types"][pt.name] = answer(have_program_type, pt)
     for lt in LinkType:
         if lt.name != "UNSPEC":
-            out["link_types"][lt.name] = supports(have_link_type, lt)
+            out["link_types"][lt.name] = answer(have_link_type, lt)
     for v in _ISA_PROGS:
-        out["isa"][f"v{v}"] = supports(have_isa, v)
+        out["isa"][f"v{v}"] = answer(have_isa, v)
     return out

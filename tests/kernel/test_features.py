@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import subprocess
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -35,8 +37,17 @@ def test_every_kernel_map_type_has_an_answer() -> None:
     public = {m.name for m in ebpf.MapType}
     assert kernel <= public, f"MapType lacks {kernel - public}"
     for name in sorted(kernel):
-        assert isinstance(features.supports(features.have_map_type, ebpf.MapType[name]), bool)
+        _assert_answer(features.have_map_type, ebpf.MapType[name])
         assert name in features.MAP_TYPE_MIN_KERNEL
+
+
+def _assert_answer(probe: Callable[..., None], *args: object) -> None:
+    """A probe answers yes/no, or says by which errno it could not decide (never anything else)."""
+    try:
+        assert isinstance(features.supports(probe, *args), bool)
+    except errors.ProbeError as e:
+        assert e.errno is not None and e.errno > 0, e
+        assert str(e).startswith("cannot tell whether ") and errors.errno_name(e.errno) in str(e)
 
 
 def test_every_kernel_program_type_has_an_answer() -> None:
@@ -44,7 +55,7 @@ def test_every_kernel_program_type_has_an_answer() -> None:
     public = {p.name for p in ebpf.ProgramType}
     assert kernel <= public, f"ProgramType lacks {kernel - public}"
     for name in sorted(kernel):
-        features.supports(features.have_program_type, ebpf.ProgramType[name])
+        _assert_answer(features.have_program_type, ebpf.ProgramType[name])
         assert name in features.PROGRAM_TYPE_MIN_KERNEL
 
 
@@ -139,3 +150,97 @@ def test_recorded_helper_table_agrees_with_this_kernel(pt: ebpf.ProgramType) -> 
             continue
         recorded = int(pt) in PROGRAM_TYPES.get(int(helper), frozenset())
         assert features.supports(features.have_helper, pt, helper) == recorded, helper.name
+
+
+# --- probes that cannot decide -------------------------------------------------------------
+
+_PROBES = ("have_map_type", "have_program_type", "have_helper", "have_isa", "have_bpf_link",
+           "have_link_type")
+
+
+@pytest.fixture
+def fresh_probe_caches() -> Iterator[None]:
+    """Forget cached answers before and after, so simulated errnos never leak into other tests."""
+    for name in _PROBES:
+        getattr(features, name).cache_clear()
+    yield
+    for name in _PROBES:
+        getattr(features, name).cache_clear()
+
+
+@pytest.mark.parametrize("code", [errno.EPERM, errno.EACCES, errno.EINVAL, errno.ENOMEM,
+                                  errno.EFAULT, errors.ENOTSUPP],
+                         ids=errors.errno_name)
+def test_a_refused_probe_never_escapes(code: int, fresh_probe_caches: None,
+                                       monkeypatch: pytest.MonkeyPatch,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Every syscall of every probe fails with ``code``: each answer is yes/no/unknown, the
+    CLI prints them and exits 0, and a refused answer is a ProbeError naming the errno."""
+    from ebpf import cli
+
+    def refuse(cmd: int, *args: object, **kw: object) -> object:
+        raise errors.from_errno(features.C(cmd).name, code)
+
+    monkeypatch.setattr(features, "bpf", refuse)
+    monkeypatch.setattr(features, "bpf_fd", refuse)
+    result = features.probe_all()
+    answers = [v for group in result.values() for v in group.values()]
+    assert answers and all(isinstance(v, bool) or v.startswith("unknown (") for v in answers)
+    if code in (errno.EPERM, errno.EACCES, errno.ENOMEM, errno.EFAULT):
+        unknown = result["map_types"]["ARENA"]
+        assert isinstance(unknown, str)
+        assert unknown.startswith(f"unknown ({errors.errno_name(code)}: BPF_MAP_CREATE: ")
+        with pytest.raises(errors.ProbeError) as exc:
+            features.have_map_type(ebpf.MapType.ARENA)
+        assert exc.value.errno == code and exc.value.feature == "BPF_MAP_TYPE_ARENA"
+        assert isinstance(exc.value.__cause__, errors.SyscallError)
+    assert cli.main(["feature", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data == json.loads(json.dumps(result))
+    assert cli.main(["feature"]) == 0
+    text = capsys.readouterr().out
+    assert "ARENA" in text
+
+
+def test_refused_answers_are_not_cached(fresh_probe_caches: None,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(cmd: int, *args: object, **kw: object) -> object:
+        raise errors.from_errno("BPF_MAP_CREATE", errno.EPERM)
+
+    monkeypatch.setattr(features, "bpf_fd", refuse)
+    with pytest.raises(errors.ProbeError, match=r"BPF_MAP_TYPE_HASH.*EPERM"):
+        features.have_map_type(ebpf.MapType.HASH)
+    monkeypatch.undo()
+    features.have_map_type(ebpf.MapType.HASH)  # asked again, and now conclusive
+
+
+def test_a_refused_dependency_names_the_feature_asked(fresh_probe_caches: None,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """have_link_type depends on have_program_type; the error names the link type."""
+    real = features.bpf_fd  # type: ignore[attr-defined]
+
+    def refuse_loads(cmd: int, *args: object, **kw: object) -> object:
+        if cmd == features.C.BPF_PROG_LOAD:
+            raise errors.from_errno("BPF_PROG_LOAD", errno.EPERM)
+        return real(cmd, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(features, "bpf_fd", refuse_loads)
+    with pytest.raises(errors.ProbeError) as exc:
+        features.have_link_type(ebpf.LinkType.TCX)
+    assert exc.value.feature == "BPF_LINK_TYPE_TCX" and exc.value.errno == errno.EPERM
+    assert "BPF_PROG_TYPE_SCHED_CLS" in str(exc.value)
+
+
+@pytest.mark.parametrize("pt", ["TRACING", "LSM", "EXT", "STRUCT_OPS"])
+def test_helpers_of_attach_target_types_are_inconclusive(pt: str) -> None:
+    """Where the type loads at all, its helpers cannot be probed without a target: a
+    ProbeError with no errno. (This host refuses TRACING/LSM/EXT loads: a plain "no".)"""
+    try:
+        features.have_program_type(ebpf.ProgramType[pt])
+    except (errors.NotSupportedError, errors.ProbeError) as e:
+        with pytest.raises(type(e)):
+            features.have_helper(ebpf.ProgramType[pt], Helper.KTIME_GET_NS)
+        return
+    with pytest.raises(errors.ProbeError, match="without an attach target") as exc:
+        features.have_helper(ebpf.ProgramType[pt], Helper.KTIME_GET_NS)
+    assert exc.value.errno is None

@@ -371,7 +371,7 @@ def test_records_from_a_real_tracepoint(tracefs: str, counter: Map) -> None:
 # --- user ring buffer ---------------------------------------------------------------------
 
 def test_user_ringbuf_producer(require: object) -> None:
-    features.have_map_type(MapType.USER_RINGBUF)
+    require(features.have_map_type, MapType.USER_RINGBUF)  # type: ignore[operator]
     with Map.create(MapType.USER_RINGBUF, max_entries=1 << 14) as urbm, \
             Map.create(MapType.ARRAY, key_size=4, value_size=16, max_entries=1) as out:
         # main: r = user_ringbuf_drain(urb, cb, &acc, 0); out[0] = {count, sum}

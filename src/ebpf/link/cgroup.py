@@ -240,7 +240,7 @@ def _have_cgroup_link() -> bool:
         features.have_link_type(LinkType.CGROUP)
     except errors.NotSupportedError:
         return False
-    except errors.SyscallError:
+    except errors.ProbeError:
         return True
     return True
 

@@ -154,7 +154,7 @@ def _have_netns_link() -> bool:
         features.have_link_type(LinkType.NETNS)
     except errors.NotSupportedError:
         return False
-    except errors.SyscallError:
+    except errors.ProbeError:
         return True
     return True
 

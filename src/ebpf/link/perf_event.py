@@ -292,6 +292,8 @@ def _perf_link_supported() -> bool:
         features.have_link_type(LinkType.PERF_EVENT)
     except errors.NotSupportedError:
         return False
+    except errors.ProbeError:
+        return True  # inconclusive (e.g. no permission to probe): just try
     return True
 
 

@@ -240,7 +240,7 @@ def _have_sockmap_link() -> bool:
         features.have_link_type(LinkType.SOCKMAP)
     except errors.NotSupportedError:
         return False
-    except errors.SyscallError:
+    except errors.ProbeError:
         return True
     return True
 

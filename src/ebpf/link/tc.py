@@ -151,7 +151,7 @@ def _have_tcx() -> bool:
         features.have_link_type(LinkType.TCX)
     except errors.NotSupportedError:
         return False
-    except errors.SyscallError:
+    except errors.ProbeError:
         return True  # inconclusive: just try
     return True
 

@@ -123,7 +123,7 @@ def _have_xdp_link() -> bool:
         features.have_link_type(LinkType.XDP)
     except errors.NotSupportedError:
         return False
-    except errors.SyscallError:
+    except errors.ProbeError:
         return True  # inconclusive (e.g. no permission to probe): just try
     return True
 

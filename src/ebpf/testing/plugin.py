@@ -59,6 +59,8 @@ def check_probe(probe: Callable[..., None], *args: Any) -> None:
                 "kernel configuration is wrong"
             )
         pytest.skip(str(e))
+    except errors.ProbeError as e:
+        pytest.skip(str(e))  # names the feature and the exact errno that hid the answer
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
