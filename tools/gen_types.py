@@ -30,6 +30,7 @@ from ebpf import btf  # noqa: E402
 PINNED = ROOT / "tests" / "testdata" / "vmlinux.btf.gz"
 PINNED_VERSION = ROOT / "tests" / "testdata" / "vmlinux.btf.version"
 OUTPUT = ROOT / "src" / "ebpf" / "_uapi" / "_generated_types.py"
+STUB = OUTPUT.with_suffix(".pyi")
 
 ENUMS = [
     "bpf_cmd",
@@ -159,6 +160,8 @@ class Gen:
         self.out: list[str] = []
         self.layout: dict[str, dict[str, tuple[int, int]]] = {}
         self.origin: dict[str, tuple[str, str]] = {}
+        self.lazy: list[str] = []  # names built on first use, in definition order
+        self.stub: list[str] = []  # the same names as the type checker sees them
 
     # --- types ---------------------------------------------------------------------------
     def ctype(self, t: btf.Type, nested_name: str, owner_lines: list[str]) -> str:
@@ -177,7 +180,7 @@ class Gen:
             return f"({self.ctype(elem, nested_name, owner_lines)} * {t.nelems})"
         if isinstance(t, (btf.Struct, btf.Union)):
             self.emit_struct(nested_name, t, owner_lines)
-            return nested_name
+            return f"_get({nested_name!r})"
         if isinstance(t, btf.Float):
             floats = {4: "ctypes.c_float", 8: "ctypes.c_double"}
             return floats.get(t.size, f"(ctypes.c_uint8 * {t.size})")
@@ -237,22 +240,33 @@ class Gen:
         elif pos < t.size:
             fields.append(f"(\"_pad_{pos}\", ctypes.c_uint8 * {t.size - pos}),")
         kind = "ctypes.Union" if is_union else "ctypes.Structure"
-        body.append(f"class {name}({kind}):")
         cname = ("union " if is_union else "struct ") + (t.name or "(anonymous)")
-        body.append(f"    \"\"\"{doc or f'``{cname}``'} ({t.size} bytes).\"\"\"")
+        docline = f"\"\"\"{doc or f'``{cname}``'} ({t.size} bytes).\"\"\""
+        body.append(f"def _mk_{name}() -> type:")
+        body.append(f"    class {name}({kind}):")
+        body.append(f"        {docline}")
         body.append("")
-        body.append("    _pack_ = 1")
-        body.append("    _layout_ = \"ms\"  # explicit for Python >= 3.14; with _pack_ 1 as gcc")
+        body.append("        _pack_ = 1")
+        body.append("        _layout_ = \"ms\"  # explicit for Python >= 3.14; "
+                    "with _pack_ 1 as gcc")
         if anonymous:
-            body.append(f"    _anonymous_ = ({', '.join(repr(a) for a in anonymous)},)")
-        body.append("    _fields_ = (")
-        body.extend("        " + f for f in fields)
-        body.append("    )")
+            body.append(f"        _anonymous_ = ({', '.join(repr(a) for a in anonymous)},)")
+        body.append("        _fields_ = (")
+        body.extend("            " + f for f in fields)
+        body.append("        )")
         for p in props:
-            body.append("    " + p.replace("\n", "\n    "))
-        body.append(f"\n\nassert ctypes.sizeof({name}) == {t.size}, {name!r}")
+            body.append("        " + p.replace("\n", "\n        "))
+        body.append("")
+        body.append(f"    {name}.__qualname__ = {name!r}")
+        body.append(f"    assert ctypes.sizeof({name}) == {t.size}, {name!r}")
+        body.append(f"    return {name}")
         lines.append("\n".join(body) + "\n\n\n")
         self.layout[name] = self.member_layout(t)
+        self.lazy.append(name)
+        bits = [p.split(" = property", 1)[0] for p in props]
+        stub = [f"class {name}({kind}):", f"    {docline}"]
+        stub.extend(f"    {b}: int" for b in bits)
+        self.stub.append("\n".join(stub) + "\n\n")
 
     def member_layout(self, t: btf.Struct | btf.Union) -> dict[str, tuple[int, int]]:
         """Named members, with anonymous members flattened, as name -> (byte offset, size)."""
@@ -274,15 +288,23 @@ class Gen:
 
     # --- enums ---------------------------------------------------------------------------
     def emit_enum(self, t: btf.Enum | btf.Enum64) -> str:
-        lines = [f"class {t.name}(enum.IntEnum):", f"    \"\"\"``enum {t.name}``.\"\"\"", ""]
+        cls = [f"class {t.name}(enum.IntEnum):", f"    \"\"\"``enum {t.name}``.\"\"\"", ""]
         seen: set[str] = set()
         for v in t.values:
             if v.name in seen:
                 continue
             seen.add(v.name)
-            lines.append(f"    {v.name} = {v.value}")
+            cls.append(f"    {v.name} = {v.value}")
         consts = [f"{v.name} = {v.value}" for v in t.values]
-        return "\n".join(lines) + "\n\n\n" + "\n".join(consts) + "\n"
+        self.lazy.append(t.name)
+        self.stub.append("\n".join(cls) + "\n\n" + "".join(f"{c.split(' = ')[0]}: int\n"
+                                                           for c in consts) + "\n")
+        thunk = [f"def _mk_{t.name}() -> type:"]
+        thunk.extend(("    " + line) if line else "" for line in cls)
+        thunk.append("")
+        thunk.append(f"    {t.name}.__qualname__ = {t.name!r}")
+        thunk.append(f"    return {t.name}")
+        return "\n".join(thunk) + "\n\n\n" + "\n".join(consts) + "\n"
 
     def run(self, source: str) -> str:
         spec = self.spec
@@ -292,10 +314,17 @@ class Gen:
             "",
             "from __future__ import annotations",
             "",
+            "import _thread",
             "import ctypes",
             "import enum",
             "",
             "# ruff: noqa",
+            "",
+            "# (Annotations stay unevaluated strings: importing typing here would cost more than",
+            "# the whole module.)",
+            "# Enums and structs are built on first use (PEP 562 module __getattr__): an import",
+            "# then costs a few constants instead of ~200 classes. The type checker reads the",
+            "# names from _generated_types.pyi.",
             "",
         ]
         parts: list[str] = []
@@ -321,6 +350,7 @@ class Gen:
                     flags[v.name] = v.value
         parts.append("# Flag constants from anonymous kernel enums.\n")
         parts.extend(f"{k} = {v}\n" for k, v in sorted(flags.items()))
+        self.stub_flags = "".join(f"{k}: int\n" for k in sorted(flags)) + "\n"
         parts.append("\n\n")
         # union bpf_attr arms.
         attr = spec.find("bpf_attr", kind=btf.Union)
@@ -357,12 +387,42 @@ class Gen:
         parts.append("ORIGIN: dict[str, tuple[str, str]] = {\n")
         parts.extend(f"    {k!r}: {v!r},\n" for k, v in self.origin.items())
         parts.append("}\n\n")
-        parts.append("#: class -> {member: (byte offset, size)} from BTF, for the layout test\n")
-        parts.append("EXPECTED_LAYOUT: dict[str, dict[str, tuple[int, int]]] = {\n")
+        parts.append("def _mk_EXPECTED_LAYOUT() -> dict[str, dict[str, tuple[int, int]]]:\n")
+        parts.append("    \"\"\"class -> {member: (byte offset, size)} from BTF, for the layout "
+                     "test.\"\"\"\n")
+        parts.append("    return {\n")
         for cls in self.origin:
-            parts.append(f"    {cls!r}: {self.layout[cls]!r},\n")
+            parts.append(f"        {cls!r}: {self.layout[cls]!r},\n")
+        parts.append("    }\n\n\n")
+        self.lazy.append("EXPECTED_LAYOUT")
+        parts.append("_LAZY: dict[str, Any] = {\n")
+        parts.extend(f"    {n!r}: _mk_{n},\n" for n in self.lazy)
         parts.append("}\n")
+        parts.append(_LAZY_TAIL)
         return "\n".join(head) + "\n" + "".join(parts)
+
+    def run_stub(self, source: str) -> str:
+        """The names of :meth:`run`'s module as a type checker sees them (call after run)."""
+        head = [
+            f"# Code generated by tools/gen_types.py from {source}; DO NOT EDIT.",
+            '"""Types of the lazily built kernel ABI module ``_generated_types``."""',
+            "",
+            "import ctypes",
+            "import enum",
+            "from typing import Any",
+            "",
+            "# ruff: noqa",
+            "",
+        ]
+        tail = [
+            "BPF_ATTR_SIZE: int",
+            "ORIGIN: dict[str, tuple[str, str]]",
+            "EXPECTED_LAYOUT: dict[str, dict[str, tuple[int, int]]]",
+            "",
+            "def __getattr__(name: str) -> Any: ...",
+            "",
+        ]
+        return "\n".join(head) + "\n" + "".join(self.stub) + self.stub_flags + "\n".join(tail)
 
     def first_leaf(self, m: btf.Member) -> str:
         t = self.spec.resolve(m.type)
@@ -374,7 +434,31 @@ class Gen:
         return m.name
 
 
-def generate(btf_path: Path) -> str:
+_LAZY_TAIL = '''
+_lock = _thread.RLock()
+
+
+def __getattr__(name: str) -> Any:
+    """Build a lazily defined enum or struct once, on first use, and keep it."""
+    make = _LAZY.get(name)
+    if make is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _lock:  # one class per name, also when threads race (nested builds re-enter)
+        g = globals()
+        if name not in g:
+            g[name] = make()
+        return g[name]
+
+
+_get = __getattr__
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+'''
+
+
+def generate(btf_path: Path) -> tuple[str, str]:
     spec = btf.Spec.from_file(btf_path)
     try:
         source = str(btf_path.relative_to(ROOT))
@@ -382,7 +466,9 @@ def generate(btf_path: Path) -> str:
         source = str(btf_path)
     if btf_path == PINNED and PINNED_VERSION.exists():
         source += f" (Linux {PINNED_VERSION.read_text().strip()})"
-    return Gen(spec).run(source)
+    gen = Gen(spec)
+    text = gen.run(source)
+    return text, gen.run_stub(source)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -390,19 +476,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--btf", type=Path, default=PINNED)
     ap.add_argument("--check", action="store_true", help="fail if the generated file is stale")
     args = ap.parse_args(argv)
-    text = generate(args.btf)
+    text, stub = generate(args.btf)
     if args.check:
-        current = OUTPUT.read_text() if OUTPUT.exists() else ""
-        if current != text:
-            sys.stdout.writelines(
-                difflib.unified_diff(current.splitlines(True), text.splitlines(True),
-                                     str(OUTPUT), "regenerated", n=1)
-            )
+        stale = False
+        for path, want in ((OUTPUT, text), (STUB, stub)):
+            current = path.read_text() if path.exists() else ""
+            if current != want:
+                sys.stdout.writelines(
+                    difflib.unified_diff(current.splitlines(True), want.splitlines(True),
+                                         str(path), "regenerated", n=1)
+                )
+                stale = True
+        if stale:
             print(f"{OUTPUT} is stale: run python tools/gen_types.py", file=sys.stderr)
             return 1
         return 0
     OUTPUT.write_text(text)
-    print(f"wrote {OUTPUT}")
+    STUB.write_text(stub)
+    print(f"wrote {OUTPUT} and {STUB.name}")
     return 0
 
 

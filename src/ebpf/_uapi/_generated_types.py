@@ -3,54 +3,65 @@
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import enum
 
 # ruff: noqa
 
-class bpf_cmd(enum.IntEnum):
-    """``enum bpf_cmd``."""
+# (Annotations stay unevaluated strings: importing typing here would cost more than
+# the whole module.)
+# Enums and structs are built on first use (PEP 562 module __getattr__): an import
+# then costs a few constants instead of ~200 classes. The type checker reads the
+# names from _generated_types.pyi.
 
-    BPF_MAP_CREATE = 0
-    BPF_MAP_LOOKUP_ELEM = 1
-    BPF_MAP_UPDATE_ELEM = 2
-    BPF_MAP_DELETE_ELEM = 3
-    BPF_MAP_GET_NEXT_KEY = 4
-    BPF_PROG_LOAD = 5
-    BPF_OBJ_PIN = 6
-    BPF_OBJ_GET = 7
-    BPF_PROG_ATTACH = 8
-    BPF_PROG_DETACH = 9
-    BPF_PROG_TEST_RUN = 10
-    BPF_PROG_RUN = 10
-    BPF_PROG_GET_NEXT_ID = 11
-    BPF_MAP_GET_NEXT_ID = 12
-    BPF_PROG_GET_FD_BY_ID = 13
-    BPF_MAP_GET_FD_BY_ID = 14
-    BPF_OBJ_GET_INFO_BY_FD = 15
-    BPF_PROG_QUERY = 16
-    BPF_RAW_TRACEPOINT_OPEN = 17
-    BPF_BTF_LOAD = 18
-    BPF_BTF_GET_FD_BY_ID = 19
-    BPF_TASK_FD_QUERY = 20
-    BPF_MAP_LOOKUP_AND_DELETE_ELEM = 21
-    BPF_MAP_FREEZE = 22
-    BPF_BTF_GET_NEXT_ID = 23
-    BPF_MAP_LOOKUP_BATCH = 24
-    BPF_MAP_LOOKUP_AND_DELETE_BATCH = 25
-    BPF_MAP_UPDATE_BATCH = 26
-    BPF_MAP_DELETE_BATCH = 27
-    BPF_LINK_CREATE = 28
-    BPF_LINK_UPDATE = 29
-    BPF_LINK_GET_FD_BY_ID = 30
-    BPF_LINK_GET_NEXT_ID = 31
-    BPF_ENABLE_STATS = 32
-    BPF_ITER_CREATE = 33
-    BPF_LINK_DETACH = 34
-    BPF_PROG_BIND_MAP = 35
-    BPF_TOKEN_CREATE = 36
-    BPF_PROG_STREAM_READ_BY_FD = 37
-    __MAX_BPF_CMD = 38
+def _mk_bpf_cmd() -> type:
+    class bpf_cmd(enum.IntEnum):
+        """``enum bpf_cmd``."""
+
+        BPF_MAP_CREATE = 0
+        BPF_MAP_LOOKUP_ELEM = 1
+        BPF_MAP_UPDATE_ELEM = 2
+        BPF_MAP_DELETE_ELEM = 3
+        BPF_MAP_GET_NEXT_KEY = 4
+        BPF_PROG_LOAD = 5
+        BPF_OBJ_PIN = 6
+        BPF_OBJ_GET = 7
+        BPF_PROG_ATTACH = 8
+        BPF_PROG_DETACH = 9
+        BPF_PROG_TEST_RUN = 10
+        BPF_PROG_RUN = 10
+        BPF_PROG_GET_NEXT_ID = 11
+        BPF_MAP_GET_NEXT_ID = 12
+        BPF_PROG_GET_FD_BY_ID = 13
+        BPF_MAP_GET_FD_BY_ID = 14
+        BPF_OBJ_GET_INFO_BY_FD = 15
+        BPF_PROG_QUERY = 16
+        BPF_RAW_TRACEPOINT_OPEN = 17
+        BPF_BTF_LOAD = 18
+        BPF_BTF_GET_FD_BY_ID = 19
+        BPF_TASK_FD_QUERY = 20
+        BPF_MAP_LOOKUP_AND_DELETE_ELEM = 21
+        BPF_MAP_FREEZE = 22
+        BPF_BTF_GET_NEXT_ID = 23
+        BPF_MAP_LOOKUP_BATCH = 24
+        BPF_MAP_LOOKUP_AND_DELETE_BATCH = 25
+        BPF_MAP_UPDATE_BATCH = 26
+        BPF_MAP_DELETE_BATCH = 27
+        BPF_LINK_CREATE = 28
+        BPF_LINK_UPDATE = 29
+        BPF_LINK_GET_FD_BY_ID = 30
+        BPF_LINK_GET_NEXT_ID = 31
+        BPF_ENABLE_STATS = 32
+        BPF_ITER_CREATE = 33
+        BPF_LINK_DETACH = 34
+        BPF_PROG_BIND_MAP = 35
+        BPF_TOKEN_CREATE = 36
+        BPF_PROG_STREAM_READ_BY_FD = 37
+        __MAX_BPF_CMD = 38
+
+    bpf_cmd.__qualname__ = 'bpf_cmd'
+    return bpf_cmd
 
 
 BPF_MAP_CREATE = 0
@@ -94,46 +105,50 @@ BPF_TOKEN_CREATE = 36
 BPF_PROG_STREAM_READ_BY_FD = 37
 __MAX_BPF_CMD = 38
 
-class bpf_map_type(enum.IntEnum):
-    """``enum bpf_map_type``."""
+def _mk_bpf_map_type() -> type:
+    class bpf_map_type(enum.IntEnum):
+        """``enum bpf_map_type``."""
 
-    BPF_MAP_TYPE_UNSPEC = 0
-    BPF_MAP_TYPE_HASH = 1
-    BPF_MAP_TYPE_ARRAY = 2
-    BPF_MAP_TYPE_PROG_ARRAY = 3
-    BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4
-    BPF_MAP_TYPE_PERCPU_HASH = 5
-    BPF_MAP_TYPE_PERCPU_ARRAY = 6
-    BPF_MAP_TYPE_STACK_TRACE = 7
-    BPF_MAP_TYPE_CGROUP_ARRAY = 8
-    BPF_MAP_TYPE_LRU_HASH = 9
-    BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
-    BPF_MAP_TYPE_LPM_TRIE = 11
-    BPF_MAP_TYPE_ARRAY_OF_MAPS = 12
-    BPF_MAP_TYPE_HASH_OF_MAPS = 13
-    BPF_MAP_TYPE_DEVMAP = 14
-    BPF_MAP_TYPE_SOCKMAP = 15
-    BPF_MAP_TYPE_CPUMAP = 16
-    BPF_MAP_TYPE_XSKMAP = 17
-    BPF_MAP_TYPE_SOCKHASH = 18
-    BPF_MAP_TYPE_CGROUP_STORAGE_DEPRECATED = 19
-    BPF_MAP_TYPE_CGROUP_STORAGE = 19
-    BPF_MAP_TYPE_REUSEPORT_SOCKARRAY = 20
-    BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE_DEPRECATED = 21
-    BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE = 21
-    BPF_MAP_TYPE_QUEUE = 22
-    BPF_MAP_TYPE_STACK = 23
-    BPF_MAP_TYPE_SK_STORAGE = 24
-    BPF_MAP_TYPE_DEVMAP_HASH = 25
-    BPF_MAP_TYPE_STRUCT_OPS = 26
-    BPF_MAP_TYPE_RINGBUF = 27
-    BPF_MAP_TYPE_INODE_STORAGE = 28
-    BPF_MAP_TYPE_TASK_STORAGE = 29
-    BPF_MAP_TYPE_BLOOM_FILTER = 30
-    BPF_MAP_TYPE_USER_RINGBUF = 31
-    BPF_MAP_TYPE_CGRP_STORAGE = 32
-    BPF_MAP_TYPE_ARENA = 33
-    __MAX_BPF_MAP_TYPE = 34
+        BPF_MAP_TYPE_UNSPEC = 0
+        BPF_MAP_TYPE_HASH = 1
+        BPF_MAP_TYPE_ARRAY = 2
+        BPF_MAP_TYPE_PROG_ARRAY = 3
+        BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4
+        BPF_MAP_TYPE_PERCPU_HASH = 5
+        BPF_MAP_TYPE_PERCPU_ARRAY = 6
+        BPF_MAP_TYPE_STACK_TRACE = 7
+        BPF_MAP_TYPE_CGROUP_ARRAY = 8
+        BPF_MAP_TYPE_LRU_HASH = 9
+        BPF_MAP_TYPE_LRU_PERCPU_HASH = 10
+        BPF_MAP_TYPE_LPM_TRIE = 11
+        BPF_MAP_TYPE_ARRAY_OF_MAPS = 12
+        BPF_MAP_TYPE_HASH_OF_MAPS = 13
+        BPF_MAP_TYPE_DEVMAP = 14
+        BPF_MAP_TYPE_SOCKMAP = 15
+        BPF_MAP_TYPE_CPUMAP = 16
+        BPF_MAP_TYPE_XSKMAP = 17
+        BPF_MAP_TYPE_SOCKHASH = 18
+        BPF_MAP_TYPE_CGROUP_STORAGE_DEPRECATED = 19
+        BPF_MAP_TYPE_CGROUP_STORAGE = 19
+        BPF_MAP_TYPE_REUSEPORT_SOCKARRAY = 20
+        BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE_DEPRECATED = 21
+        BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE = 21
+        BPF_MAP_TYPE_QUEUE = 22
+        BPF_MAP_TYPE_STACK = 23
+        BPF_MAP_TYPE_SK_STORAGE = 24
+        BPF_MAP_TYPE_DEVMAP_HASH = 25
+        BPF_MAP_TYPE_STRUCT_OPS = 26
+        BPF_MAP_TYPE_RINGBUF = 27
+        BPF_MAP_TYPE_INODE_STORAGE = 28
+        BPF_MAP_TYPE_TASK_STORAGE = 29
+        BPF_MAP_TYPE_BLOOM_FILTER = 30
+        BPF_MAP_TYPE_USER_RINGBUF = 31
+        BPF_MAP_TYPE_CGRP_STORAGE = 32
+        BPF_MAP_TYPE_ARENA = 33
+        __MAX_BPF_MAP_TYPE = 34
+
+    bpf_map_type.__qualname__ = 'bpf_map_type'
+    return bpf_map_type
 
 
 BPF_MAP_TYPE_UNSPEC = 0
@@ -174,43 +189,47 @@ BPF_MAP_TYPE_CGRP_STORAGE = 32
 BPF_MAP_TYPE_ARENA = 33
 __MAX_BPF_MAP_TYPE = 34
 
-class bpf_prog_type(enum.IntEnum):
-    """``enum bpf_prog_type``."""
+def _mk_bpf_prog_type() -> type:
+    class bpf_prog_type(enum.IntEnum):
+        """``enum bpf_prog_type``."""
 
-    BPF_PROG_TYPE_UNSPEC = 0
-    BPF_PROG_TYPE_SOCKET_FILTER = 1
-    BPF_PROG_TYPE_KPROBE = 2
-    BPF_PROG_TYPE_SCHED_CLS = 3
-    BPF_PROG_TYPE_SCHED_ACT = 4
-    BPF_PROG_TYPE_TRACEPOINT = 5
-    BPF_PROG_TYPE_XDP = 6
-    BPF_PROG_TYPE_PERF_EVENT = 7
-    BPF_PROG_TYPE_CGROUP_SKB = 8
-    BPF_PROG_TYPE_CGROUP_SOCK = 9
-    BPF_PROG_TYPE_LWT_IN = 10
-    BPF_PROG_TYPE_LWT_OUT = 11
-    BPF_PROG_TYPE_LWT_XMIT = 12
-    BPF_PROG_TYPE_SOCK_OPS = 13
-    BPF_PROG_TYPE_SK_SKB = 14
-    BPF_PROG_TYPE_CGROUP_DEVICE = 15
-    BPF_PROG_TYPE_SK_MSG = 16
-    BPF_PROG_TYPE_RAW_TRACEPOINT = 17
-    BPF_PROG_TYPE_CGROUP_SOCK_ADDR = 18
-    BPF_PROG_TYPE_LWT_SEG6LOCAL = 19
-    BPF_PROG_TYPE_LIRC_MODE2 = 20
-    BPF_PROG_TYPE_SK_REUSEPORT = 21
-    BPF_PROG_TYPE_FLOW_DISSECTOR = 22
-    BPF_PROG_TYPE_CGROUP_SYSCTL = 23
-    BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE = 24
-    BPF_PROG_TYPE_CGROUP_SOCKOPT = 25
-    BPF_PROG_TYPE_TRACING = 26
-    BPF_PROG_TYPE_STRUCT_OPS = 27
-    BPF_PROG_TYPE_EXT = 28
-    BPF_PROG_TYPE_LSM = 29
-    BPF_PROG_TYPE_SK_LOOKUP = 30
-    BPF_PROG_TYPE_SYSCALL = 31
-    BPF_PROG_TYPE_NETFILTER = 32
-    __MAX_BPF_PROG_TYPE = 33
+        BPF_PROG_TYPE_UNSPEC = 0
+        BPF_PROG_TYPE_SOCKET_FILTER = 1
+        BPF_PROG_TYPE_KPROBE = 2
+        BPF_PROG_TYPE_SCHED_CLS = 3
+        BPF_PROG_TYPE_SCHED_ACT = 4
+        BPF_PROG_TYPE_TRACEPOINT = 5
+        BPF_PROG_TYPE_XDP = 6
+        BPF_PROG_TYPE_PERF_EVENT = 7
+        BPF_PROG_TYPE_CGROUP_SKB = 8
+        BPF_PROG_TYPE_CGROUP_SOCK = 9
+        BPF_PROG_TYPE_LWT_IN = 10
+        BPF_PROG_TYPE_LWT_OUT = 11
+        BPF_PROG_TYPE_LWT_XMIT = 12
+        BPF_PROG_TYPE_SOCK_OPS = 13
+        BPF_PROG_TYPE_SK_SKB = 14
+        BPF_PROG_TYPE_CGROUP_DEVICE = 15
+        BPF_PROG_TYPE_SK_MSG = 16
+        BPF_PROG_TYPE_RAW_TRACEPOINT = 17
+        BPF_PROG_TYPE_CGROUP_SOCK_ADDR = 18
+        BPF_PROG_TYPE_LWT_SEG6LOCAL = 19
+        BPF_PROG_TYPE_LIRC_MODE2 = 20
+        BPF_PROG_TYPE_SK_REUSEPORT = 21
+        BPF_PROG_TYPE_FLOW_DISSECTOR = 22
+        BPF_PROG_TYPE_CGROUP_SYSCTL = 23
+        BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE = 24
+        BPF_PROG_TYPE_CGROUP_SOCKOPT = 25
+        BPF_PROG_TYPE_TRACING = 26
+        BPF_PROG_TYPE_STRUCT_OPS = 27
+        BPF_PROG_TYPE_EXT = 28
+        BPF_PROG_TYPE_LSM = 29
+        BPF_PROG_TYPE_SK_LOOKUP = 30
+        BPF_PROG_TYPE_SYSCALL = 31
+        BPF_PROG_TYPE_NETFILTER = 32
+        __MAX_BPF_PROG_TYPE = 33
+
+    bpf_prog_type.__qualname__ = 'bpf_prog_type'
+    return bpf_prog_type
 
 
 BPF_PROG_TYPE_UNSPEC = 0
@@ -248,68 +267,72 @@ BPF_PROG_TYPE_SYSCALL = 31
 BPF_PROG_TYPE_NETFILTER = 32
 __MAX_BPF_PROG_TYPE = 33
 
-class bpf_attach_type(enum.IntEnum):
-    """``enum bpf_attach_type``."""
+def _mk_bpf_attach_type() -> type:
+    class bpf_attach_type(enum.IntEnum):
+        """``enum bpf_attach_type``."""
 
-    BPF_CGROUP_INET_INGRESS = 0
-    BPF_CGROUP_INET_EGRESS = 1
-    BPF_CGROUP_INET_SOCK_CREATE = 2
-    BPF_CGROUP_SOCK_OPS = 3
-    BPF_SK_SKB_STREAM_PARSER = 4
-    BPF_SK_SKB_STREAM_VERDICT = 5
-    BPF_CGROUP_DEVICE = 6
-    BPF_SK_MSG_VERDICT = 7
-    BPF_CGROUP_INET4_BIND = 8
-    BPF_CGROUP_INET6_BIND = 9
-    BPF_CGROUP_INET4_CONNECT = 10
-    BPF_CGROUP_INET6_CONNECT = 11
-    BPF_CGROUP_INET4_POST_BIND = 12
-    BPF_CGROUP_INET6_POST_BIND = 13
-    BPF_CGROUP_UDP4_SENDMSG = 14
-    BPF_CGROUP_UDP6_SENDMSG = 15
-    BPF_LIRC_MODE2 = 16
-    BPF_FLOW_DISSECTOR = 17
-    BPF_CGROUP_SYSCTL = 18
-    BPF_CGROUP_UDP4_RECVMSG = 19
-    BPF_CGROUP_UDP6_RECVMSG = 20
-    BPF_CGROUP_GETSOCKOPT = 21
-    BPF_CGROUP_SETSOCKOPT = 22
-    BPF_TRACE_RAW_TP = 23
-    BPF_TRACE_FENTRY = 24
-    BPF_TRACE_FEXIT = 25
-    BPF_MODIFY_RETURN = 26
-    BPF_LSM_MAC = 27
-    BPF_TRACE_ITER = 28
-    BPF_CGROUP_INET4_GETPEERNAME = 29
-    BPF_CGROUP_INET6_GETPEERNAME = 30
-    BPF_CGROUP_INET4_GETSOCKNAME = 31
-    BPF_CGROUP_INET6_GETSOCKNAME = 32
-    BPF_XDP_DEVMAP = 33
-    BPF_CGROUP_INET_SOCK_RELEASE = 34
-    BPF_XDP_CPUMAP = 35
-    BPF_SK_LOOKUP = 36
-    BPF_XDP = 37
-    BPF_SK_SKB_VERDICT = 38
-    BPF_SK_REUSEPORT_SELECT = 39
-    BPF_SK_REUSEPORT_SELECT_OR_MIGRATE = 40
-    BPF_PERF_EVENT = 41
-    BPF_TRACE_KPROBE_MULTI = 42
-    BPF_LSM_CGROUP = 43
-    BPF_STRUCT_OPS = 44
-    BPF_NETFILTER = 45
-    BPF_TCX_INGRESS = 46
-    BPF_TCX_EGRESS = 47
-    BPF_TRACE_UPROBE_MULTI = 48
-    BPF_CGROUP_UNIX_CONNECT = 49
-    BPF_CGROUP_UNIX_SENDMSG = 50
-    BPF_CGROUP_UNIX_RECVMSG = 51
-    BPF_CGROUP_UNIX_GETPEERNAME = 52
-    BPF_CGROUP_UNIX_GETSOCKNAME = 53
-    BPF_NETKIT_PRIMARY = 54
-    BPF_NETKIT_PEER = 55
-    BPF_TRACE_KPROBE_SESSION = 56
-    BPF_TRACE_UPROBE_SESSION = 57
-    __MAX_BPF_ATTACH_TYPE = 58
+        BPF_CGROUP_INET_INGRESS = 0
+        BPF_CGROUP_INET_EGRESS = 1
+        BPF_CGROUP_INET_SOCK_CREATE = 2
+        BPF_CGROUP_SOCK_OPS = 3
+        BPF_SK_SKB_STREAM_PARSER = 4
+        BPF_SK_SKB_STREAM_VERDICT = 5
+        BPF_CGROUP_DEVICE = 6
+        BPF_SK_MSG_VERDICT = 7
+        BPF_CGROUP_INET4_BIND = 8
+        BPF_CGROUP_INET6_BIND = 9
+        BPF_CGROUP_INET4_CONNECT = 10
+        BPF_CGROUP_INET6_CONNECT = 11
+        BPF_CGROUP_INET4_POST_BIND = 12
+        BPF_CGROUP_INET6_POST_BIND = 13
+        BPF_CGROUP_UDP4_SENDMSG = 14
+        BPF_CGROUP_UDP6_SENDMSG = 15
+        BPF_LIRC_MODE2 = 16
+        BPF_FLOW_DISSECTOR = 17
+        BPF_CGROUP_SYSCTL = 18
+        BPF_CGROUP_UDP4_RECVMSG = 19
+        BPF_CGROUP_UDP6_RECVMSG = 20
+        BPF_CGROUP_GETSOCKOPT = 21
+        BPF_CGROUP_SETSOCKOPT = 22
+        BPF_TRACE_RAW_TP = 23
+        BPF_TRACE_FENTRY = 24
+        BPF_TRACE_FEXIT = 25
+        BPF_MODIFY_RETURN = 26
+        BPF_LSM_MAC = 27
+        BPF_TRACE_ITER = 28
+        BPF_CGROUP_INET4_GETPEERNAME = 29
+        BPF_CGROUP_INET6_GETPEERNAME = 30
+        BPF_CGROUP_INET4_GETSOCKNAME = 31
+        BPF_CGROUP_INET6_GETSOCKNAME = 32
+        BPF_XDP_DEVMAP = 33
+        BPF_CGROUP_INET_SOCK_RELEASE = 34
+        BPF_XDP_CPUMAP = 35
+        BPF_SK_LOOKUP = 36
+        BPF_XDP = 37
+        BPF_SK_SKB_VERDICT = 38
+        BPF_SK_REUSEPORT_SELECT = 39
+        BPF_SK_REUSEPORT_SELECT_OR_MIGRATE = 40
+        BPF_PERF_EVENT = 41
+        BPF_TRACE_KPROBE_MULTI = 42
+        BPF_LSM_CGROUP = 43
+        BPF_STRUCT_OPS = 44
+        BPF_NETFILTER = 45
+        BPF_TCX_INGRESS = 46
+        BPF_TCX_EGRESS = 47
+        BPF_TRACE_UPROBE_MULTI = 48
+        BPF_CGROUP_UNIX_CONNECT = 49
+        BPF_CGROUP_UNIX_SENDMSG = 50
+        BPF_CGROUP_UNIX_RECVMSG = 51
+        BPF_CGROUP_UNIX_GETPEERNAME = 52
+        BPF_CGROUP_UNIX_GETSOCKNAME = 53
+        BPF_NETKIT_PRIMARY = 54
+        BPF_NETKIT_PEER = 55
+        BPF_TRACE_KPROBE_SESSION = 56
+        BPF_TRACE_UPROBE_SESSION = 57
+        __MAX_BPF_ATTACH_TYPE = 58
+
+    bpf_attach_type.__qualname__ = 'bpf_attach_type'
+    return bpf_attach_type
 
 
 BPF_CGROUP_INET_INGRESS = 0
@@ -372,25 +395,29 @@ BPF_TRACE_KPROBE_SESSION = 56
 BPF_TRACE_UPROBE_SESSION = 57
 __MAX_BPF_ATTACH_TYPE = 58
 
-class bpf_link_type(enum.IntEnum):
-    """``enum bpf_link_type``."""
+def _mk_bpf_link_type() -> type:
+    class bpf_link_type(enum.IntEnum):
+        """``enum bpf_link_type``."""
 
-    BPF_LINK_TYPE_UNSPEC = 0
-    BPF_LINK_TYPE_RAW_TRACEPOINT = 1
-    BPF_LINK_TYPE_TRACING = 2
-    BPF_LINK_TYPE_CGROUP = 3
-    BPF_LINK_TYPE_ITER = 4
-    BPF_LINK_TYPE_NETNS = 5
-    BPF_LINK_TYPE_XDP = 6
-    BPF_LINK_TYPE_PERF_EVENT = 7
-    BPF_LINK_TYPE_KPROBE_MULTI = 8
-    BPF_LINK_TYPE_STRUCT_OPS = 9
-    BPF_LINK_TYPE_NETFILTER = 10
-    BPF_LINK_TYPE_TCX = 11
-    BPF_LINK_TYPE_UPROBE_MULTI = 12
-    BPF_LINK_TYPE_NETKIT = 13
-    BPF_LINK_TYPE_SOCKMAP = 14
-    __MAX_BPF_LINK_TYPE = 15
+        BPF_LINK_TYPE_UNSPEC = 0
+        BPF_LINK_TYPE_RAW_TRACEPOINT = 1
+        BPF_LINK_TYPE_TRACING = 2
+        BPF_LINK_TYPE_CGROUP = 3
+        BPF_LINK_TYPE_ITER = 4
+        BPF_LINK_TYPE_NETNS = 5
+        BPF_LINK_TYPE_XDP = 6
+        BPF_LINK_TYPE_PERF_EVENT = 7
+        BPF_LINK_TYPE_KPROBE_MULTI = 8
+        BPF_LINK_TYPE_STRUCT_OPS = 9
+        BPF_LINK_TYPE_NETFILTER = 10
+        BPF_LINK_TYPE_TCX = 11
+        BPF_LINK_TYPE_UPROBE_MULTI = 12
+        BPF_LINK_TYPE_NETKIT = 13
+        BPF_LINK_TYPE_SOCKMAP = 14
+        __MAX_BPF_LINK_TYPE = 15
+
+    bpf_link_type.__qualname__ = 'bpf_link_type'
+    return bpf_link_type
 
 
 BPF_LINK_TYPE_UNSPEC = 0
@@ -410,222 +437,226 @@ BPF_LINK_TYPE_NETKIT = 13
 BPF_LINK_TYPE_SOCKMAP = 14
 __MAX_BPF_LINK_TYPE = 15
 
-class bpf_func_id(enum.IntEnum):
-    """``enum bpf_func_id``."""
+def _mk_bpf_func_id() -> type:
+    class bpf_func_id(enum.IntEnum):
+        """``enum bpf_func_id``."""
 
-    BPF_FUNC_unspec = 0
-    BPF_FUNC_map_lookup_elem = 1
-    BPF_FUNC_map_update_elem = 2
-    BPF_FUNC_map_delete_elem = 3
-    BPF_FUNC_probe_read = 4
-    BPF_FUNC_ktime_get_ns = 5
-    BPF_FUNC_trace_printk = 6
-    BPF_FUNC_get_prandom_u32 = 7
-    BPF_FUNC_get_smp_processor_id = 8
-    BPF_FUNC_skb_store_bytes = 9
-    BPF_FUNC_l3_csum_replace = 10
-    BPF_FUNC_l4_csum_replace = 11
-    BPF_FUNC_tail_call = 12
-    BPF_FUNC_clone_redirect = 13
-    BPF_FUNC_get_current_pid_tgid = 14
-    BPF_FUNC_get_current_uid_gid = 15
-    BPF_FUNC_get_current_comm = 16
-    BPF_FUNC_get_cgroup_classid = 17
-    BPF_FUNC_skb_vlan_push = 18
-    BPF_FUNC_skb_vlan_pop = 19
-    BPF_FUNC_skb_get_tunnel_key = 20
-    BPF_FUNC_skb_set_tunnel_key = 21
-    BPF_FUNC_perf_event_read = 22
-    BPF_FUNC_redirect = 23
-    BPF_FUNC_get_route_realm = 24
-    BPF_FUNC_perf_event_output = 25
-    BPF_FUNC_skb_load_bytes = 26
-    BPF_FUNC_get_stackid = 27
-    BPF_FUNC_csum_diff = 28
-    BPF_FUNC_skb_get_tunnel_opt = 29
-    BPF_FUNC_skb_set_tunnel_opt = 30
-    BPF_FUNC_skb_change_proto = 31
-    BPF_FUNC_skb_change_type = 32
-    BPF_FUNC_skb_under_cgroup = 33
-    BPF_FUNC_get_hash_recalc = 34
-    BPF_FUNC_get_current_task = 35
-    BPF_FUNC_probe_write_user = 36
-    BPF_FUNC_current_task_under_cgroup = 37
-    BPF_FUNC_skb_change_tail = 38
-    BPF_FUNC_skb_pull_data = 39
-    BPF_FUNC_csum_update = 40
-    BPF_FUNC_set_hash_invalid = 41
-    BPF_FUNC_get_numa_node_id = 42
-    BPF_FUNC_skb_change_head = 43
-    BPF_FUNC_xdp_adjust_head = 44
-    BPF_FUNC_probe_read_str = 45
-    BPF_FUNC_get_socket_cookie = 46
-    BPF_FUNC_get_socket_uid = 47
-    BPF_FUNC_set_hash = 48
-    BPF_FUNC_setsockopt = 49
-    BPF_FUNC_skb_adjust_room = 50
-    BPF_FUNC_redirect_map = 51
-    BPF_FUNC_sk_redirect_map = 52
-    BPF_FUNC_sock_map_update = 53
-    BPF_FUNC_xdp_adjust_meta = 54
-    BPF_FUNC_perf_event_read_value = 55
-    BPF_FUNC_perf_prog_read_value = 56
-    BPF_FUNC_getsockopt = 57
-    BPF_FUNC_override_return = 58
-    BPF_FUNC_sock_ops_cb_flags_set = 59
-    BPF_FUNC_msg_redirect_map = 60
-    BPF_FUNC_msg_apply_bytes = 61
-    BPF_FUNC_msg_cork_bytes = 62
-    BPF_FUNC_msg_pull_data = 63
-    BPF_FUNC_bind = 64
-    BPF_FUNC_xdp_adjust_tail = 65
-    BPF_FUNC_skb_get_xfrm_state = 66
-    BPF_FUNC_get_stack = 67
-    BPF_FUNC_skb_load_bytes_relative = 68
-    BPF_FUNC_fib_lookup = 69
-    BPF_FUNC_sock_hash_update = 70
-    BPF_FUNC_msg_redirect_hash = 71
-    BPF_FUNC_sk_redirect_hash = 72
-    BPF_FUNC_lwt_push_encap = 73
-    BPF_FUNC_lwt_seg6_store_bytes = 74
-    BPF_FUNC_lwt_seg6_adjust_srh = 75
-    BPF_FUNC_lwt_seg6_action = 76
-    BPF_FUNC_rc_repeat = 77
-    BPF_FUNC_rc_keydown = 78
-    BPF_FUNC_skb_cgroup_id = 79
-    BPF_FUNC_get_current_cgroup_id = 80
-    BPF_FUNC_get_local_storage = 81
-    BPF_FUNC_sk_select_reuseport = 82
-    BPF_FUNC_skb_ancestor_cgroup_id = 83
-    BPF_FUNC_sk_lookup_tcp = 84
-    BPF_FUNC_sk_lookup_udp = 85
-    BPF_FUNC_sk_release = 86
-    BPF_FUNC_map_push_elem = 87
-    BPF_FUNC_map_pop_elem = 88
-    BPF_FUNC_map_peek_elem = 89
-    BPF_FUNC_msg_push_data = 90
-    BPF_FUNC_msg_pop_data = 91
-    BPF_FUNC_rc_pointer_rel = 92
-    BPF_FUNC_spin_lock = 93
-    BPF_FUNC_spin_unlock = 94
-    BPF_FUNC_sk_fullsock = 95
-    BPF_FUNC_tcp_sock = 96
-    BPF_FUNC_skb_ecn_set_ce = 97
-    BPF_FUNC_get_listener_sock = 98
-    BPF_FUNC_skc_lookup_tcp = 99
-    BPF_FUNC_tcp_check_syncookie = 100
-    BPF_FUNC_sysctl_get_name = 101
-    BPF_FUNC_sysctl_get_current_value = 102
-    BPF_FUNC_sysctl_get_new_value = 103
-    BPF_FUNC_sysctl_set_new_value = 104
-    BPF_FUNC_strtol = 105
-    BPF_FUNC_strtoul = 106
-    BPF_FUNC_sk_storage_get = 107
-    BPF_FUNC_sk_storage_delete = 108
-    BPF_FUNC_send_signal = 109
-    BPF_FUNC_tcp_gen_syncookie = 110
-    BPF_FUNC_skb_output = 111
-    BPF_FUNC_probe_read_user = 112
-    BPF_FUNC_probe_read_kernel = 113
-    BPF_FUNC_probe_read_user_str = 114
-    BPF_FUNC_probe_read_kernel_str = 115
-    BPF_FUNC_tcp_send_ack = 116
-    BPF_FUNC_send_signal_thread = 117
-    BPF_FUNC_jiffies64 = 118
-    BPF_FUNC_read_branch_records = 119
-    BPF_FUNC_get_ns_current_pid_tgid = 120
-    BPF_FUNC_xdp_output = 121
-    BPF_FUNC_get_netns_cookie = 122
-    BPF_FUNC_get_current_ancestor_cgroup_id = 123
-    BPF_FUNC_sk_assign = 124
-    BPF_FUNC_ktime_get_boot_ns = 125
-    BPF_FUNC_seq_printf = 126
-    BPF_FUNC_seq_write = 127
-    BPF_FUNC_sk_cgroup_id = 128
-    BPF_FUNC_sk_ancestor_cgroup_id = 129
-    BPF_FUNC_ringbuf_output = 130
-    BPF_FUNC_ringbuf_reserve = 131
-    BPF_FUNC_ringbuf_submit = 132
-    BPF_FUNC_ringbuf_discard = 133
-    BPF_FUNC_ringbuf_query = 134
-    BPF_FUNC_csum_level = 135
-    BPF_FUNC_skc_to_tcp6_sock = 136
-    BPF_FUNC_skc_to_tcp_sock = 137
-    BPF_FUNC_skc_to_tcp_timewait_sock = 138
-    BPF_FUNC_skc_to_tcp_request_sock = 139
-    BPF_FUNC_skc_to_udp6_sock = 140
-    BPF_FUNC_get_task_stack = 141
-    BPF_FUNC_load_hdr_opt = 142
-    BPF_FUNC_store_hdr_opt = 143
-    BPF_FUNC_reserve_hdr_opt = 144
-    BPF_FUNC_inode_storage_get = 145
-    BPF_FUNC_inode_storage_delete = 146
-    BPF_FUNC_d_path = 147
-    BPF_FUNC_copy_from_user = 148
-    BPF_FUNC_snprintf_btf = 149
-    BPF_FUNC_seq_printf_btf = 150
-    BPF_FUNC_skb_cgroup_classid = 151
-    BPF_FUNC_redirect_neigh = 152
-    BPF_FUNC_per_cpu_ptr = 153
-    BPF_FUNC_this_cpu_ptr = 154
-    BPF_FUNC_redirect_peer = 155
-    BPF_FUNC_task_storage_get = 156
-    BPF_FUNC_task_storage_delete = 157
-    BPF_FUNC_get_current_task_btf = 158
-    BPF_FUNC_bprm_opts_set = 159
-    BPF_FUNC_ktime_get_coarse_ns = 160
-    BPF_FUNC_ima_inode_hash = 161
-    BPF_FUNC_sock_from_file = 162
-    BPF_FUNC_check_mtu = 163
-    BPF_FUNC_for_each_map_elem = 164
-    BPF_FUNC_snprintf = 165
-    BPF_FUNC_sys_bpf = 166
-    BPF_FUNC_btf_find_by_name_kind = 167
-    BPF_FUNC_sys_close = 168
-    BPF_FUNC_timer_init = 169
-    BPF_FUNC_timer_set_callback = 170
-    BPF_FUNC_timer_start = 171
-    BPF_FUNC_timer_cancel = 172
-    BPF_FUNC_get_func_ip = 173
-    BPF_FUNC_get_attach_cookie = 174
-    BPF_FUNC_task_pt_regs = 175
-    BPF_FUNC_get_branch_snapshot = 176
-    BPF_FUNC_trace_vprintk = 177
-    BPF_FUNC_skc_to_unix_sock = 178
-    BPF_FUNC_kallsyms_lookup_name = 179
-    BPF_FUNC_find_vma = 180
-    BPF_FUNC_loop = 181
-    BPF_FUNC_strncmp = 182
-    BPF_FUNC_get_func_arg = 183
-    BPF_FUNC_get_func_ret = 184
-    BPF_FUNC_get_func_arg_cnt = 185
-    BPF_FUNC_get_retval = 186
-    BPF_FUNC_set_retval = 187
-    BPF_FUNC_xdp_get_buff_len = 188
-    BPF_FUNC_xdp_load_bytes = 189
-    BPF_FUNC_xdp_store_bytes = 190
-    BPF_FUNC_copy_from_user_task = 191
-    BPF_FUNC_skb_set_tstamp = 192
-    BPF_FUNC_ima_file_hash = 193
-    BPF_FUNC_kptr_xchg = 194
-    BPF_FUNC_map_lookup_percpu_elem = 195
-    BPF_FUNC_skc_to_mptcp_sock = 196
-    BPF_FUNC_dynptr_from_mem = 197
-    BPF_FUNC_ringbuf_reserve_dynptr = 198
-    BPF_FUNC_ringbuf_submit_dynptr = 199
-    BPF_FUNC_ringbuf_discard_dynptr = 200
-    BPF_FUNC_dynptr_read = 201
-    BPF_FUNC_dynptr_write = 202
-    BPF_FUNC_dynptr_data = 203
-    BPF_FUNC_tcp_raw_gen_syncookie_ipv4 = 204
-    BPF_FUNC_tcp_raw_gen_syncookie_ipv6 = 205
-    BPF_FUNC_tcp_raw_check_syncookie_ipv4 = 206
-    BPF_FUNC_tcp_raw_check_syncookie_ipv6 = 207
-    BPF_FUNC_ktime_get_tai_ns = 208
-    BPF_FUNC_user_ringbuf_drain = 209
-    BPF_FUNC_cgrp_storage_get = 210
-    BPF_FUNC_cgrp_storage_delete = 211
-    __BPF_FUNC_MAX_ID = 212
+        BPF_FUNC_unspec = 0
+        BPF_FUNC_map_lookup_elem = 1
+        BPF_FUNC_map_update_elem = 2
+        BPF_FUNC_map_delete_elem = 3
+        BPF_FUNC_probe_read = 4
+        BPF_FUNC_ktime_get_ns = 5
+        BPF_FUNC_trace_printk = 6
+        BPF_FUNC_get_prandom_u32 = 7
+        BPF_FUNC_get_smp_processor_id = 8
+        BPF_FUNC_skb_store_bytes = 9
+        BPF_FUNC_l3_csum_replace = 10
+        BPF_FUNC_l4_csum_replace = 11
+        BPF_FUNC_tail_call = 12
+        BPF_FUNC_clone_redirect = 13
+        BPF_FUNC_get_current_pid_tgid = 14
+        BPF_FUNC_get_current_uid_gid = 15
+        BPF_FUNC_get_current_comm = 16
+        BPF_FUNC_get_cgroup_classid = 17
+        BPF_FUNC_skb_vlan_push = 18
+        BPF_FUNC_skb_vlan_pop = 19
+        BPF_FUNC_skb_get_tunnel_key = 20
+        BPF_FUNC_skb_set_tunnel_key = 21
+        BPF_FUNC_perf_event_read = 22
+        BPF_FUNC_redirect = 23
+        BPF_FUNC_get_route_realm = 24
+        BPF_FUNC_perf_event_output = 25
+        BPF_FUNC_skb_load_bytes = 26
+        BPF_FUNC_get_stackid = 27
+        BPF_FUNC_csum_diff = 28
+        BPF_FUNC_skb_get_tunnel_opt = 29
+        BPF_FUNC_skb_set_tunnel_opt = 30
+        BPF_FUNC_skb_change_proto = 31
+        BPF_FUNC_skb_change_type = 32
+        BPF_FUNC_skb_under_cgroup = 33
+        BPF_FUNC_get_hash_recalc = 34
+        BPF_FUNC_get_current_task = 35
+        BPF_FUNC_probe_write_user = 36
+        BPF_FUNC_current_task_under_cgroup = 37
+        BPF_FUNC_skb_change_tail = 38
+        BPF_FUNC_skb_pull_data = 39
+        BPF_FUNC_csum_update = 40
+        BPF_FUNC_set_hash_invalid = 41
+        BPF_FUNC_get_numa_node_id = 42
+        BPF_FUNC_skb_change_head = 43
+        BPF_FUNC_xdp_adjust_head = 44
+        BPF_FUNC_probe_read_str = 45
+        BPF_FUNC_get_socket_cookie = 46
+        BPF_FUNC_get_socket_uid = 47
+        BPF_FUNC_set_hash = 48
+        BPF_FUNC_setsockopt = 49
+        BPF_FUNC_skb_adjust_room = 50
+        BPF_FUNC_redirect_map = 51
+        BPF_FUNC_sk_redirect_map = 52
+        BPF_FUNC_sock_map_update = 53
+        BPF_FUNC_xdp_adjust_meta = 54
+        BPF_FUNC_perf_event_read_value = 55
+        BPF_FUNC_perf_prog_read_value = 56
+        BPF_FUNC_getsockopt = 57
+        BPF_FUNC_override_return = 58
+        BPF_FUNC_sock_ops_cb_flags_set = 59
+        BPF_FUNC_msg_redirect_map = 60
+        BPF_FUNC_msg_apply_bytes = 61
+        BPF_FUNC_msg_cork_bytes = 62
+        BPF_FUNC_msg_pull_data = 63
+        BPF_FUNC_bind = 64
+        BPF_FUNC_xdp_adjust_tail = 65
+        BPF_FUNC_skb_get_xfrm_state = 66
+        BPF_FUNC_get_stack = 67
+        BPF_FUNC_skb_load_bytes_relative = 68
+        BPF_FUNC_fib_lookup = 69
+        BPF_FUNC_sock_hash_update = 70
+        BPF_FUNC_msg_redirect_hash = 71
+        BPF_FUNC_sk_redirect_hash = 72
+        BPF_FUNC_lwt_push_encap = 73
+        BPF_FUNC_lwt_seg6_store_bytes = 74
+        BPF_FUNC_lwt_seg6_adjust_srh = 75
+        BPF_FUNC_lwt_seg6_action = 76
+        BPF_FUNC_rc_repeat = 77
+        BPF_FUNC_rc_keydown = 78
+        BPF_FUNC_skb_cgroup_id = 79
+        BPF_FUNC_get_current_cgroup_id = 80
+        BPF_FUNC_get_local_storage = 81
+        BPF_FUNC_sk_select_reuseport = 82
+        BPF_FUNC_skb_ancestor_cgroup_id = 83
+        BPF_FUNC_sk_lookup_tcp = 84
+        BPF_FUNC_sk_lookup_udp = 85
+        BPF_FUNC_sk_release = 86
+        BPF_FUNC_map_push_elem = 87
+        BPF_FUNC_map_pop_elem = 88
+        BPF_FUNC_map_peek_elem = 89
+        BPF_FUNC_msg_push_data = 90
+        BPF_FUNC_msg_pop_data = 91
+        BPF_FUNC_rc_pointer_rel = 92
+        BPF_FUNC_spin_lock = 93
+        BPF_FUNC_spin_unlock = 94
+        BPF_FUNC_sk_fullsock = 95
+        BPF_FUNC_tcp_sock = 96
+        BPF_FUNC_skb_ecn_set_ce = 97
+        BPF_FUNC_get_listener_sock = 98
+        BPF_FUNC_skc_lookup_tcp = 99
+        BPF_FUNC_tcp_check_syncookie = 100
+        BPF_FUNC_sysctl_get_name = 101
+        BPF_FUNC_sysctl_get_current_value = 102
+        BPF_FUNC_sysctl_get_new_value = 103
+        BPF_FUNC_sysctl_set_new_value = 104
+        BPF_FUNC_strtol = 105
+        BPF_FUNC_strtoul = 106
+        BPF_FUNC_sk_storage_get = 107
+        BPF_FUNC_sk_storage_delete = 108
+        BPF_FUNC_send_signal = 109
+        BPF_FUNC_tcp_gen_syncookie = 110
+        BPF_FUNC_skb_output = 111
+        BPF_FUNC_probe_read_user = 112
+        BPF_FUNC_probe_read_kernel = 113
+        BPF_FUNC_probe_read_user_str = 114
+        BPF_FUNC_probe_read_kernel_str = 115
+        BPF_FUNC_tcp_send_ack = 116
+        BPF_FUNC_send_signal_thread = 117
+        BPF_FUNC_jiffies64 = 118
+        BPF_FUNC_read_branch_records = 119
+        BPF_FUNC_get_ns_current_pid_tgid = 120
+        BPF_FUNC_xdp_output = 121
+        BPF_FUNC_get_netns_cookie = 122
+        BPF_FUNC_get_current_ancestor_cgroup_id = 123
+        BPF_FUNC_sk_assign = 124
+        BPF_FUNC_ktime_get_boot_ns = 125
+        BPF_FUNC_seq_printf = 126
+        BPF_FUNC_seq_write = 127
+        BPF_FUNC_sk_cgroup_id = 128
+        BPF_FUNC_sk_ancestor_cgroup_id = 129
+        BPF_FUNC_ringbuf_output = 130
+        BPF_FUNC_ringbuf_reserve = 131
+        BPF_FUNC_ringbuf_submit = 132
+        BPF_FUNC_ringbuf_discard = 133
+        BPF_FUNC_ringbuf_query = 134
+        BPF_FUNC_csum_level = 135
+        BPF_FUNC_skc_to_tcp6_sock = 136
+        BPF_FUNC_skc_to_tcp_sock = 137
+        BPF_FUNC_skc_to_tcp_timewait_sock = 138
+        BPF_FUNC_skc_to_tcp_request_sock = 139
+        BPF_FUNC_skc_to_udp6_sock = 140
+        BPF_FUNC_get_task_stack = 141
+        BPF_FUNC_load_hdr_opt = 142
+        BPF_FUNC_store_hdr_opt = 143
+        BPF_FUNC_reserve_hdr_opt = 144
+        BPF_FUNC_inode_storage_get = 145
+        BPF_FUNC_inode_storage_delete = 146
+        BPF_FUNC_d_path = 147
+        BPF_FUNC_copy_from_user = 148
+        BPF_FUNC_snprintf_btf = 149
+        BPF_FUNC_seq_printf_btf = 150
+        BPF_FUNC_skb_cgroup_classid = 151
+        BPF_FUNC_redirect_neigh = 152
+        BPF_FUNC_per_cpu_ptr = 153
+        BPF_FUNC_this_cpu_ptr = 154
+        BPF_FUNC_redirect_peer = 155
+        BPF_FUNC_task_storage_get = 156
+        BPF_FUNC_task_storage_delete = 157
+        BPF_FUNC_get_current_task_btf = 158
+        BPF_FUNC_bprm_opts_set = 159
+        BPF_FUNC_ktime_get_coarse_ns = 160
+        BPF_FUNC_ima_inode_hash = 161
+        BPF_FUNC_sock_from_file = 162
+        BPF_FUNC_check_mtu = 163
+        BPF_FUNC_for_each_map_elem = 164
+        BPF_FUNC_snprintf = 165
+        BPF_FUNC_sys_bpf = 166
+        BPF_FUNC_btf_find_by_name_kind = 167
+        BPF_FUNC_sys_close = 168
+        BPF_FUNC_timer_init = 169
+        BPF_FUNC_timer_set_callback = 170
+        BPF_FUNC_timer_start = 171
+        BPF_FUNC_timer_cancel = 172
+        BPF_FUNC_get_func_ip = 173
+        BPF_FUNC_get_attach_cookie = 174
+        BPF_FUNC_task_pt_regs = 175
+        BPF_FUNC_get_branch_snapshot = 176
+        BPF_FUNC_trace_vprintk = 177
+        BPF_FUNC_skc_to_unix_sock = 178
+        BPF_FUNC_kallsyms_lookup_name = 179
+        BPF_FUNC_find_vma = 180
+        BPF_FUNC_loop = 181
+        BPF_FUNC_strncmp = 182
+        BPF_FUNC_get_func_arg = 183
+        BPF_FUNC_get_func_ret = 184
+        BPF_FUNC_get_func_arg_cnt = 185
+        BPF_FUNC_get_retval = 186
+        BPF_FUNC_set_retval = 187
+        BPF_FUNC_xdp_get_buff_len = 188
+        BPF_FUNC_xdp_load_bytes = 189
+        BPF_FUNC_xdp_store_bytes = 190
+        BPF_FUNC_copy_from_user_task = 191
+        BPF_FUNC_skb_set_tstamp = 192
+        BPF_FUNC_ima_file_hash = 193
+        BPF_FUNC_kptr_xchg = 194
+        BPF_FUNC_map_lookup_percpu_elem = 195
+        BPF_FUNC_skc_to_mptcp_sock = 196
+        BPF_FUNC_dynptr_from_mem = 197
+        BPF_FUNC_ringbuf_reserve_dynptr = 198
+        BPF_FUNC_ringbuf_submit_dynptr = 199
+        BPF_FUNC_ringbuf_discard_dynptr = 200
+        BPF_FUNC_dynptr_read = 201
+        BPF_FUNC_dynptr_write = 202
+        BPF_FUNC_dynptr_data = 203
+        BPF_FUNC_tcp_raw_gen_syncookie_ipv4 = 204
+        BPF_FUNC_tcp_raw_gen_syncookie_ipv6 = 205
+        BPF_FUNC_tcp_raw_check_syncookie_ipv4 = 206
+        BPF_FUNC_tcp_raw_check_syncookie_ipv6 = 207
+        BPF_FUNC_ktime_get_tai_ns = 208
+        BPF_FUNC_user_ringbuf_drain = 209
+        BPF_FUNC_cgrp_storage_get = 210
+        BPF_FUNC_cgrp_storage_delete = 211
+        __BPF_FUNC_MAX_ID = 212
+
+    bpf_func_id.__qualname__ = 'bpf_func_id'
+    return bpf_func_id
 
 
 BPF_FUNC_unspec = 0
@@ -842,14 +873,18 @@ BPF_FUNC_cgrp_storage_get = 210
 BPF_FUNC_cgrp_storage_delete = 211
 __BPF_FUNC_MAX_ID = 212
 
-class xdp_action(enum.IntEnum):
-    """``enum xdp_action``."""
+def _mk_xdp_action() -> type:
+    class xdp_action(enum.IntEnum):
+        """``enum xdp_action``."""
 
-    XDP_ABORTED = 0
-    XDP_DROP = 1
-    XDP_PASS = 2
-    XDP_TX = 3
-    XDP_REDIRECT = 4
+        XDP_ABORTED = 0
+        XDP_DROP = 1
+        XDP_PASS = 2
+        XDP_TX = 3
+        XDP_REDIRECT = 4
+
+    xdp_action.__qualname__ = 'xdp_action'
+    return xdp_action
 
 
 XDP_ABORTED = 0
@@ -858,24 +893,32 @@ XDP_PASS = 2
 XDP_TX = 3
 XDP_REDIRECT = 4
 
-class bpf_stats_type(enum.IntEnum):
-    """``enum bpf_stats_type``."""
+def _mk_bpf_stats_type() -> type:
+    class bpf_stats_type(enum.IntEnum):
+        """``enum bpf_stats_type``."""
 
-    BPF_STATS_RUN_TIME = 0
+        BPF_STATS_RUN_TIME = 0
+
+    bpf_stats_type.__qualname__ = 'bpf_stats_type'
+    return bpf_stats_type
 
 
 BPF_STATS_RUN_TIME = 0
 
-class bpf_perf_event_type(enum.IntEnum):
-    """``enum bpf_perf_event_type``."""
+def _mk_bpf_perf_event_type() -> type:
+    class bpf_perf_event_type(enum.IntEnum):
+        """``enum bpf_perf_event_type``."""
 
-    BPF_PERF_EVENT_UNSPEC = 0
-    BPF_PERF_EVENT_UPROBE = 1
-    BPF_PERF_EVENT_URETPROBE = 2
-    BPF_PERF_EVENT_KPROBE = 3
-    BPF_PERF_EVENT_KRETPROBE = 4
-    BPF_PERF_EVENT_TRACEPOINT = 5
-    BPF_PERF_EVENT_EVENT = 6
+        BPF_PERF_EVENT_UNSPEC = 0
+        BPF_PERF_EVENT_UPROBE = 1
+        BPF_PERF_EVENT_URETPROBE = 2
+        BPF_PERF_EVENT_KPROBE = 3
+        BPF_PERF_EVENT_KRETPROBE = 4
+        BPF_PERF_EVENT_TRACEPOINT = 5
+        BPF_PERF_EVENT_EVENT = 6
+
+    bpf_perf_event_type.__qualname__ = 'bpf_perf_event_type'
+    return bpf_perf_event_type
 
 
 BPF_PERF_EVENT_UNSPEC = 0
@@ -886,15 +929,19 @@ BPF_PERF_EVENT_KRETPROBE = 4
 BPF_PERF_EVENT_TRACEPOINT = 5
 BPF_PERF_EVENT_EVENT = 6
 
-class bpf_task_fd_type(enum.IntEnum):
-    """``enum bpf_task_fd_type``."""
+def _mk_bpf_task_fd_type() -> type:
+    class bpf_task_fd_type(enum.IntEnum):
+        """``enum bpf_task_fd_type``."""
 
-    BPF_FD_TYPE_RAW_TRACEPOINT = 0
-    BPF_FD_TYPE_TRACEPOINT = 1
-    BPF_FD_TYPE_KPROBE = 2
-    BPF_FD_TYPE_KRETPROBE = 3
-    BPF_FD_TYPE_UPROBE = 4
-    BPF_FD_TYPE_URETPROBE = 5
+        BPF_FD_TYPE_RAW_TRACEPOINT = 0
+        BPF_FD_TYPE_TRACEPOINT = 1
+        BPF_FD_TYPE_KPROBE = 2
+        BPF_FD_TYPE_KRETPROBE = 3
+        BPF_FD_TYPE_UPROBE = 4
+        BPF_FD_TYPE_URETPROBE = 5
+
+    bpf_task_fd_type.__qualname__ = 'bpf_task_fd_type'
+    return bpf_task_fd_type
 
 
 BPF_FD_TYPE_RAW_TRACEPOINT = 0
@@ -904,56 +951,76 @@ BPF_FD_TYPE_KRETPROBE = 3
 BPF_FD_TYPE_UPROBE = 4
 BPF_FD_TYPE_URETPROBE = 5
 
-class bpf_adj_room_mode(enum.IntEnum):
-    """``enum bpf_adj_room_mode``."""
+def _mk_bpf_adj_room_mode() -> type:
+    class bpf_adj_room_mode(enum.IntEnum):
+        """``enum bpf_adj_room_mode``."""
 
-    BPF_ADJ_ROOM_NET = 0
-    BPF_ADJ_ROOM_MAC = 1
+        BPF_ADJ_ROOM_NET = 0
+        BPF_ADJ_ROOM_MAC = 1
+
+    bpf_adj_room_mode.__qualname__ = 'bpf_adj_room_mode'
+    return bpf_adj_room_mode
 
 
 BPF_ADJ_ROOM_NET = 0
 BPF_ADJ_ROOM_MAC = 1
 
-class bpf_hdr_start_off(enum.IntEnum):
-    """``enum bpf_hdr_start_off``."""
+def _mk_bpf_hdr_start_off() -> type:
+    class bpf_hdr_start_off(enum.IntEnum):
+        """``enum bpf_hdr_start_off``."""
 
-    BPF_HDR_START_MAC = 0
-    BPF_HDR_START_NET = 1
+        BPF_HDR_START_MAC = 0
+        BPF_HDR_START_NET = 1
+
+    bpf_hdr_start_off.__qualname__ = 'bpf_hdr_start_off'
+    return bpf_hdr_start_off
 
 
 BPF_HDR_START_MAC = 0
 BPF_HDR_START_NET = 1
 
-class bpf_lwt_encap_mode(enum.IntEnum):
-    """``enum bpf_lwt_encap_mode``."""
+def _mk_bpf_lwt_encap_mode() -> type:
+    class bpf_lwt_encap_mode(enum.IntEnum):
+        """``enum bpf_lwt_encap_mode``."""
 
-    BPF_LWT_ENCAP_SEG6 = 0
-    BPF_LWT_ENCAP_SEG6_INLINE = 1
-    BPF_LWT_ENCAP_IP = 2
+        BPF_LWT_ENCAP_SEG6 = 0
+        BPF_LWT_ENCAP_SEG6_INLINE = 1
+        BPF_LWT_ENCAP_IP = 2
+
+    bpf_lwt_encap_mode.__qualname__ = 'bpf_lwt_encap_mode'
+    return bpf_lwt_encap_mode
 
 
 BPF_LWT_ENCAP_SEG6 = 0
 BPF_LWT_ENCAP_SEG6_INLINE = 1
 BPF_LWT_ENCAP_IP = 2
 
-class sk_action(enum.IntEnum):
-    """``enum sk_action``."""
+def _mk_sk_action() -> type:
+    class sk_action(enum.IntEnum):
+        """``enum sk_action``."""
 
-    SK_DROP = 0
-    SK_PASS = 1
+        SK_DROP = 0
+        SK_PASS = 1
+
+    sk_action.__qualname__ = 'sk_action'
+    return sk_action
 
 
 SK_DROP = 0
 SK_PASS = 1
 
-class bpf_ret_code(enum.IntEnum):
-    """``enum bpf_ret_code``."""
+def _mk_bpf_ret_code() -> type:
+    class bpf_ret_code(enum.IntEnum):
+        """``enum bpf_ret_code``."""
 
-    BPF_OK = 0
-    BPF_DROP = 2
-    BPF_REDIRECT = 7
-    BPF_LWT_REROUTE = 128
-    BPF_FLOW_DISSECTOR_CONTINUE = 129
+        BPF_OK = 0
+        BPF_DROP = 2
+        BPF_REDIRECT = 7
+        BPF_LWT_REROUTE = 128
+        BPF_FLOW_DISSECTOR_CONTINUE = 129
+
+    bpf_ret_code.__qualname__ = 'bpf_ret_code'
+    return bpf_ret_code
 
 
 BPF_OK = 0
@@ -962,24 +1029,32 @@ BPF_REDIRECT = 7
 BPF_LWT_REROUTE = 128
 BPF_FLOW_DISSECTOR_CONTINUE = 129
 
-class bpf_addr_space_cast(enum.IntEnum):
-    """``enum bpf_addr_space_cast``."""
+def _mk_bpf_addr_space_cast() -> type:
+    class bpf_addr_space_cast(enum.IntEnum):
+        """``enum bpf_addr_space_cast``."""
 
-    BPF_ADDR_SPACE_CAST = 1
+        BPF_ADDR_SPACE_CAST = 1
+
+    bpf_addr_space_cast.__qualname__ = 'bpf_addr_space_cast'
+    return bpf_addr_space_cast
 
 
 BPF_ADDR_SPACE_CAST = 1
 
-class perf_type_id(enum.IntEnum):
-    """``enum perf_type_id``."""
+def _mk_perf_type_id() -> type:
+    class perf_type_id(enum.IntEnum):
+        """``enum perf_type_id``."""
 
-    PERF_TYPE_HARDWARE = 0
-    PERF_TYPE_SOFTWARE = 1
-    PERF_TYPE_TRACEPOINT = 2
-    PERF_TYPE_HW_CACHE = 3
-    PERF_TYPE_RAW = 4
-    PERF_TYPE_BREAKPOINT = 5
-    PERF_TYPE_MAX = 6
+        PERF_TYPE_HARDWARE = 0
+        PERF_TYPE_SOFTWARE = 1
+        PERF_TYPE_TRACEPOINT = 2
+        PERF_TYPE_HW_CACHE = 3
+        PERF_TYPE_RAW = 4
+        PERF_TYPE_BREAKPOINT = 5
+        PERF_TYPE_MAX = 6
+
+    perf_type_id.__qualname__ = 'perf_type_id'
+    return perf_type_id
 
 
 PERF_TYPE_HARDWARE = 0
@@ -990,22 +1065,26 @@ PERF_TYPE_RAW = 4
 PERF_TYPE_BREAKPOINT = 5
 PERF_TYPE_MAX = 6
 
-class perf_sw_ids(enum.IntEnum):
-    """``enum perf_sw_ids``."""
+def _mk_perf_sw_ids() -> type:
+    class perf_sw_ids(enum.IntEnum):
+        """``enum perf_sw_ids``."""
 
-    PERF_COUNT_SW_CPU_CLOCK = 0
-    PERF_COUNT_SW_TASK_CLOCK = 1
-    PERF_COUNT_SW_PAGE_FAULTS = 2
-    PERF_COUNT_SW_CONTEXT_SWITCHES = 3
-    PERF_COUNT_SW_CPU_MIGRATIONS = 4
-    PERF_COUNT_SW_PAGE_FAULTS_MIN = 5
-    PERF_COUNT_SW_PAGE_FAULTS_MAJ = 6
-    PERF_COUNT_SW_ALIGNMENT_FAULTS = 7
-    PERF_COUNT_SW_EMULATION_FAULTS = 8
-    PERF_COUNT_SW_DUMMY = 9
-    PERF_COUNT_SW_BPF_OUTPUT = 10
-    PERF_COUNT_SW_CGROUP_SWITCHES = 11
-    PERF_COUNT_SW_MAX = 12
+        PERF_COUNT_SW_CPU_CLOCK = 0
+        PERF_COUNT_SW_TASK_CLOCK = 1
+        PERF_COUNT_SW_PAGE_FAULTS = 2
+        PERF_COUNT_SW_CONTEXT_SWITCHES = 3
+        PERF_COUNT_SW_CPU_MIGRATIONS = 4
+        PERF_COUNT_SW_PAGE_FAULTS_MIN = 5
+        PERF_COUNT_SW_PAGE_FAULTS_MAJ = 6
+        PERF_COUNT_SW_ALIGNMENT_FAULTS = 7
+        PERF_COUNT_SW_EMULATION_FAULTS = 8
+        PERF_COUNT_SW_DUMMY = 9
+        PERF_COUNT_SW_BPF_OUTPUT = 10
+        PERF_COUNT_SW_CGROUP_SWITCHES = 11
+        PERF_COUNT_SW_MAX = 12
+
+    perf_sw_ids.__qualname__ = 'perf_sw_ids'
+    return perf_sw_ids
 
 
 PERF_COUNT_SW_CPU_CLOCK = 0
@@ -1022,20 +1101,24 @@ PERF_COUNT_SW_BPF_OUTPUT = 10
 PERF_COUNT_SW_CGROUP_SWITCHES = 11
 PERF_COUNT_SW_MAX = 12
 
-class perf_hw_id(enum.IntEnum):
-    """``enum perf_hw_id``."""
+def _mk_perf_hw_id() -> type:
+    class perf_hw_id(enum.IntEnum):
+        """``enum perf_hw_id``."""
 
-    PERF_COUNT_HW_CPU_CYCLES = 0
-    PERF_COUNT_HW_INSTRUCTIONS = 1
-    PERF_COUNT_HW_CACHE_REFERENCES = 2
-    PERF_COUNT_HW_CACHE_MISSES = 3
-    PERF_COUNT_HW_BRANCH_INSTRUCTIONS = 4
-    PERF_COUNT_HW_BRANCH_MISSES = 5
-    PERF_COUNT_HW_BUS_CYCLES = 6
-    PERF_COUNT_HW_STALLED_CYCLES_FRONTEND = 7
-    PERF_COUNT_HW_STALLED_CYCLES_BACKEND = 8
-    PERF_COUNT_HW_REF_CPU_CYCLES = 9
-    PERF_COUNT_HW_MAX = 10
+        PERF_COUNT_HW_CPU_CYCLES = 0
+        PERF_COUNT_HW_INSTRUCTIONS = 1
+        PERF_COUNT_HW_CACHE_REFERENCES = 2
+        PERF_COUNT_HW_CACHE_MISSES = 3
+        PERF_COUNT_HW_BRANCH_INSTRUCTIONS = 4
+        PERF_COUNT_HW_BRANCH_MISSES = 5
+        PERF_COUNT_HW_BUS_CYCLES = 6
+        PERF_COUNT_HW_STALLED_CYCLES_FRONTEND = 7
+        PERF_COUNT_HW_STALLED_CYCLES_BACKEND = 8
+        PERF_COUNT_HW_REF_CPU_CYCLES = 9
+        PERF_COUNT_HW_MAX = 10
+
+    perf_hw_id.__qualname__ = 'perf_hw_id'
+    return perf_hw_id
 
 
 PERF_COUNT_HW_CPU_CYCLES = 0
@@ -1050,14 +1133,18 @@ PERF_COUNT_HW_STALLED_CYCLES_BACKEND = 8
 PERF_COUNT_HW_REF_CPU_CYCLES = 9
 PERF_COUNT_HW_MAX = 10
 
-class bpf_cgroup_iter_order(enum.IntEnum):
-    """``enum bpf_cgroup_iter_order``."""
+def _mk_bpf_cgroup_iter_order() -> type:
+    class bpf_cgroup_iter_order(enum.IntEnum):
+        """``enum bpf_cgroup_iter_order``."""
 
-    BPF_CGROUP_ITER_ORDER_UNSPEC = 0
-    BPF_CGROUP_ITER_SELF_ONLY = 1
-    BPF_CGROUP_ITER_DESCENDANTS_PRE = 2
-    BPF_CGROUP_ITER_DESCENDANTS_POST = 3
-    BPF_CGROUP_ITER_ANCESTORS_UP = 4
+        BPF_CGROUP_ITER_ORDER_UNSPEC = 0
+        BPF_CGROUP_ITER_SELF_ONLY = 1
+        BPF_CGROUP_ITER_DESCENDANTS_PRE = 2
+        BPF_CGROUP_ITER_DESCENDANTS_POST = 3
+        BPF_CGROUP_ITER_ANCESTORS_UP = 4
+
+    bpf_cgroup_iter_order.__qualname__ = 'bpf_cgroup_iter_order'
+    return bpf_cgroup_iter_order
 
 
 BPF_CGROUP_ITER_ORDER_UNSPEC = 0
@@ -1066,35 +1153,39 @@ BPF_CGROUP_ITER_DESCENDANTS_PRE = 2
 BPF_CGROUP_ITER_DESCENDANTS_POST = 3
 BPF_CGROUP_ITER_ANCESTORS_UP = 4
 
-class perf_event_sample_format(enum.IntEnum):
-    """``enum perf_event_sample_format``."""
+def _mk_perf_event_sample_format() -> type:
+    class perf_event_sample_format(enum.IntEnum):
+        """``enum perf_event_sample_format``."""
 
-    PERF_SAMPLE_IP = 1
-    PERF_SAMPLE_TID = 2
-    PERF_SAMPLE_TIME = 4
-    PERF_SAMPLE_ADDR = 8
-    PERF_SAMPLE_READ = 16
-    PERF_SAMPLE_CALLCHAIN = 32
-    PERF_SAMPLE_ID = 64
-    PERF_SAMPLE_CPU = 128
-    PERF_SAMPLE_PERIOD = 256
-    PERF_SAMPLE_STREAM_ID = 512
-    PERF_SAMPLE_RAW = 1024
-    PERF_SAMPLE_BRANCH_STACK = 2048
-    PERF_SAMPLE_REGS_USER = 4096
-    PERF_SAMPLE_STACK_USER = 8192
-    PERF_SAMPLE_WEIGHT = 16384
-    PERF_SAMPLE_DATA_SRC = 32768
-    PERF_SAMPLE_IDENTIFIER = 65536
-    PERF_SAMPLE_TRANSACTION = 131072
-    PERF_SAMPLE_REGS_INTR = 262144
-    PERF_SAMPLE_PHYS_ADDR = 524288
-    PERF_SAMPLE_AUX = 1048576
-    PERF_SAMPLE_CGROUP = 2097152
-    PERF_SAMPLE_DATA_PAGE_SIZE = 4194304
-    PERF_SAMPLE_CODE_PAGE_SIZE = 8388608
-    PERF_SAMPLE_WEIGHT_STRUCT = 16777216
-    PERF_SAMPLE_MAX = 33554432
+        PERF_SAMPLE_IP = 1
+        PERF_SAMPLE_TID = 2
+        PERF_SAMPLE_TIME = 4
+        PERF_SAMPLE_ADDR = 8
+        PERF_SAMPLE_READ = 16
+        PERF_SAMPLE_CALLCHAIN = 32
+        PERF_SAMPLE_ID = 64
+        PERF_SAMPLE_CPU = 128
+        PERF_SAMPLE_PERIOD = 256
+        PERF_SAMPLE_STREAM_ID = 512
+        PERF_SAMPLE_RAW = 1024
+        PERF_SAMPLE_BRANCH_STACK = 2048
+        PERF_SAMPLE_REGS_USER = 4096
+        PERF_SAMPLE_STACK_USER = 8192
+        PERF_SAMPLE_WEIGHT = 16384
+        PERF_SAMPLE_DATA_SRC = 32768
+        PERF_SAMPLE_IDENTIFIER = 65536
+        PERF_SAMPLE_TRANSACTION = 131072
+        PERF_SAMPLE_REGS_INTR = 262144
+        PERF_SAMPLE_PHYS_ADDR = 524288
+        PERF_SAMPLE_AUX = 1048576
+        PERF_SAMPLE_CGROUP = 2097152
+        PERF_SAMPLE_DATA_PAGE_SIZE = 4194304
+        PERF_SAMPLE_CODE_PAGE_SIZE = 8388608
+        PERF_SAMPLE_WEIGHT_STRUCT = 16777216
+        PERF_SAMPLE_MAX = 33554432
+
+    perf_event_sample_format.__qualname__ = 'perf_event_sample_format'
+    return perf_event_sample_format
 
 
 PERF_SAMPLE_IP = 1
@@ -1124,31 +1215,35 @@ PERF_SAMPLE_CODE_PAGE_SIZE = 8388608
 PERF_SAMPLE_WEIGHT_STRUCT = 16777216
 PERF_SAMPLE_MAX = 33554432
 
-class perf_event_type(enum.IntEnum):
-    """``enum perf_event_type``."""
+def _mk_perf_event_type() -> type:
+    class perf_event_type(enum.IntEnum):
+        """``enum perf_event_type``."""
 
-    PERF_RECORD_MMAP = 1
-    PERF_RECORD_LOST = 2
-    PERF_RECORD_COMM = 3
-    PERF_RECORD_EXIT = 4
-    PERF_RECORD_THROTTLE = 5
-    PERF_RECORD_UNTHROTTLE = 6
-    PERF_RECORD_FORK = 7
-    PERF_RECORD_READ = 8
-    PERF_RECORD_SAMPLE = 9
-    PERF_RECORD_MMAP2 = 10
-    PERF_RECORD_AUX = 11
-    PERF_RECORD_ITRACE_START = 12
-    PERF_RECORD_LOST_SAMPLES = 13
-    PERF_RECORD_SWITCH = 14
-    PERF_RECORD_SWITCH_CPU_WIDE = 15
-    PERF_RECORD_NAMESPACES = 16
-    PERF_RECORD_KSYMBOL = 17
-    PERF_RECORD_BPF_EVENT = 18
-    PERF_RECORD_CGROUP = 19
-    PERF_RECORD_TEXT_POKE = 20
-    PERF_RECORD_AUX_OUTPUT_HW_ID = 21
-    PERF_RECORD_MAX = 22
+        PERF_RECORD_MMAP = 1
+        PERF_RECORD_LOST = 2
+        PERF_RECORD_COMM = 3
+        PERF_RECORD_EXIT = 4
+        PERF_RECORD_THROTTLE = 5
+        PERF_RECORD_UNTHROTTLE = 6
+        PERF_RECORD_FORK = 7
+        PERF_RECORD_READ = 8
+        PERF_RECORD_SAMPLE = 9
+        PERF_RECORD_MMAP2 = 10
+        PERF_RECORD_AUX = 11
+        PERF_RECORD_ITRACE_START = 12
+        PERF_RECORD_LOST_SAMPLES = 13
+        PERF_RECORD_SWITCH = 14
+        PERF_RECORD_SWITCH_CPU_WIDE = 15
+        PERF_RECORD_NAMESPACES = 16
+        PERF_RECORD_KSYMBOL = 17
+        PERF_RECORD_BPF_EVENT = 18
+        PERF_RECORD_CGROUP = 19
+        PERF_RECORD_TEXT_POKE = 20
+        PERF_RECORD_AUX_OUTPUT_HW_ID = 21
+        PERF_RECORD_MAX = 22
+
+    perf_event_type.__qualname__ = 'perf_event_type'
+    return perf_event_type
 
 
 PERF_RECORD_MMAP = 1
@@ -1174,16 +1269,20 @@ PERF_RECORD_TEXT_POKE = 20
 PERF_RECORD_AUX_OUTPUT_HW_ID = 21
 PERF_RECORD_MAX = 22
 
-class nf_inet_hooks(enum.IntEnum):
-    """``enum nf_inet_hooks``."""
+def _mk_nf_inet_hooks() -> type:
+    class nf_inet_hooks(enum.IntEnum):
+        """``enum nf_inet_hooks``."""
 
-    NF_INET_PRE_ROUTING = 0
-    NF_INET_LOCAL_IN = 1
-    NF_INET_FORWARD = 2
-    NF_INET_LOCAL_OUT = 3
-    NF_INET_POST_ROUTING = 4
-    NF_INET_NUMHOOKS = 5
-    NF_INET_INGRESS = 5
+        NF_INET_PRE_ROUTING = 0
+        NF_INET_LOCAL_IN = 1
+        NF_INET_FORWARD = 2
+        NF_INET_LOCAL_OUT = 3
+        NF_INET_POST_ROUTING = 4
+        NF_INET_NUMHOOKS = 5
+        NF_INET_INGRESS = 5
+
+    nf_inet_hooks.__qualname__ = 'nf_inet_hooks'
+    return nf_inet_hooks
 
 
 NF_INET_PRE_ROUTING = 0
@@ -1383,2907 +1482,3213 @@ XDP_ATTACHED_NONE = 0
 XDP_ATTACHED_SKB = 2
 
 
-class MapCreateAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``map_type`` (96 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("map_type", ctypes.c_uint32),
-        ("key_size", ctypes.c_uint32),
-        ("value_size", ctypes.c_uint32),
-        ("max_entries", ctypes.c_uint32),
-        ("map_flags", ctypes.c_uint32),
-        ("inner_map_fd", ctypes.c_uint32),
-        ("numa_node", ctypes.c_uint32),
-        ("map_name", (ctypes.c_char * 16)),
-        ("map_ifindex", ctypes.c_uint32),
-        ("btf_fd", ctypes.c_uint32),
-        ("btf_key_type_id", ctypes.c_uint32),
-        ("btf_value_type_id", ctypes.c_uint32),
-        ("btf_vmlinux_value_type_id", ctypes.c_uint32),
-        ("map_extra", ctypes.c_uint64),
-        ("value_type_btf_obj_fd", ctypes.c_int32),
-        ("map_token_fd", ctypes.c_int32),
-        ("excl_prog_hash", ctypes.c_uint64),
-        ("excl_prog_hash_size", ctypes.c_uint32),
-        ("_pad_92", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(MapCreateAttr) == 96, 'MapCreateAttr'
-
-
-class MapElemAttr_anon2(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("value", ctypes.c_uint64),
-        ("next_key", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(MapElemAttr_anon2) == 8, 'MapElemAttr_anon2'
-
-
-class MapElemAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``map_fd`` (32 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon2',)
-    _fields_ = (
-        ("map_fd", ctypes.c_uint32),
-        ("_pad_4", ctypes.c_uint8 * 4),
-        ("key", ctypes.c_uint64),
-        ("_anon2", MapElemAttr_anon2),
-        ("flags", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(MapElemAttr) == 32, 'MapElemAttr'
-
-
-class MapBatchAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``batch`` (56 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("in_batch", ctypes.c_uint64),
-        ("out_batch", ctypes.c_uint64),
-        ("keys", ctypes.c_uint64),
-        ("values", ctypes.c_uint64),
-        ("count", ctypes.c_uint32),
-        ("map_fd", ctypes.c_uint32),
-        ("elem_flags", ctypes.c_uint64),
-        ("flags", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(MapBatchAttr) == 56, 'MapBatchAttr'
-
-
-class ProgLoadAttr_anon20(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("attach_prog_fd", ctypes.c_uint32),
-        ("attach_btf_obj_fd", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(ProgLoadAttr_anon20) == 4, 'ProgLoadAttr_anon20'
-
-
-class ProgLoadAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``prog_type`` (168 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon20',)
-    _fields_ = (
-        ("prog_type", ctypes.c_uint32),
-        ("insn_cnt", ctypes.c_uint32),
-        ("insns", ctypes.c_uint64),
-        ("license", ctypes.c_uint64),
-        ("log_level", ctypes.c_uint32),
-        ("log_size", ctypes.c_uint32),
-        ("log_buf", ctypes.c_uint64),
-        ("kern_version", ctypes.c_uint32),
-        ("prog_flags", ctypes.c_uint32),
-        ("prog_name", (ctypes.c_char * 16)),
-        ("prog_ifindex", ctypes.c_uint32),
-        ("expected_attach_type", ctypes.c_uint32),
-        ("prog_btf_fd", ctypes.c_uint32),
-        ("func_info_rec_size", ctypes.c_uint32),
-        ("func_info", ctypes.c_uint64),
-        ("func_info_cnt", ctypes.c_uint32),
-        ("line_info_rec_size", ctypes.c_uint32),
-        ("line_info", ctypes.c_uint64),
-        ("line_info_cnt", ctypes.c_uint32),
-        ("attach_btf_id", ctypes.c_uint32),
-        ("_anon20", ProgLoadAttr_anon20),
-        ("core_relo_cnt", ctypes.c_uint32),
-        ("fd_array", ctypes.c_uint64),
-        ("core_relos", ctypes.c_uint64),
-        ("core_relo_rec_size", ctypes.c_uint32),
-        ("log_true_size", ctypes.c_uint32),
-        ("prog_token_fd", ctypes.c_int32),
-        ("fd_array_cnt", ctypes.c_uint32),
-        ("signature", ctypes.c_uint64),
-        ("signature_size", ctypes.c_uint32),
-        ("keyring_id", ctypes.c_int32),
-    )
-
-
-assert ctypes.sizeof(ProgLoadAttr) == 168, 'ProgLoadAttr'
-
-
-class ObjAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``pathname`` (24 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("pathname", ctypes.c_uint64),
-        ("bpf_fd", ctypes.c_uint32),
-        ("file_flags", ctypes.c_uint32),
-        ("path_fd", ctypes.c_int32),
-        ("_pad_20", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(ObjAttr) == 24, 'ObjAttr'
-
-
-class ProgAttachAttr_anon0(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("target_fd", ctypes.c_uint32),
-        ("target_ifindex", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(ProgAttachAttr_anon0) == 4, 'ProgAttachAttr_anon0'
-
-
-class ProgAttachAttr_anon5(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("relative_fd", ctypes.c_uint32),
-        ("relative_id", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(ProgAttachAttr_anon5) == 4, 'ProgAttachAttr_anon5'
-
-
-class ProgAttachAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``target_fd`` (32 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0', '_anon5',)
-    _fields_ = (
-        ("_anon0", ProgAttachAttr_anon0),
-        ("attach_bpf_fd", ctypes.c_uint32),
-        ("attach_type", ctypes.c_uint32),
-        ("attach_flags", ctypes.c_uint32),
-        ("replace_bpf_fd", ctypes.c_uint32),
-        ("_anon5", ProgAttachAttr_anon5),
-        ("expected_revision", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(ProgAttachAttr) == 32, 'ProgAttachAttr'
-
-
-class ProgTestRunAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``test`` (80 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("prog_fd", ctypes.c_uint32),
-        ("retval", ctypes.c_uint32),
-        ("data_size_in", ctypes.c_uint32),
-        ("data_size_out", ctypes.c_uint32),
-        ("data_in", ctypes.c_uint64),
-        ("data_out", ctypes.c_uint64),
-        ("repeat", ctypes.c_uint32),
-        ("duration", ctypes.c_uint32),
-        ("ctx_size_in", ctypes.c_uint32),
-        ("ctx_size_out", ctypes.c_uint32),
-        ("ctx_in", ctypes.c_uint64),
-        ("ctx_out", ctypes.c_uint64),
-        ("flags", ctypes.c_uint32),
-        ("cpu", ctypes.c_uint32),
-        ("batch_size", ctypes.c_uint32),
-        ("_pad_76", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(ProgTestRunAttr) == 80, 'ProgTestRunAttr'
-
-
-class GetIdAttr_anon0(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("start_id", ctypes.c_uint32),
-        ("prog_id", ctypes.c_uint32),
-        ("map_id", ctypes.c_uint32),
-        ("btf_id", ctypes.c_uint32),
-        ("link_id", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(GetIdAttr_anon0) == 4, 'GetIdAttr_anon0'
-
-
-class GetIdAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``start_id`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0',)
-    _fields_ = (
-        ("_anon0", GetIdAttr_anon0),
-        ("next_id", ctypes.c_uint32),
-        ("open_flags", ctypes.c_uint32),
-        ("fd_by_id_token_fd", ctypes.c_int32),
-    )
-
-
-assert ctypes.sizeof(GetIdAttr) == 16, 'GetIdAttr'
-
-
-class ObjInfoAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``info`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("bpf_fd", ctypes.c_uint32),
-        ("info_len", ctypes.c_uint32),
-        ("info", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(ObjInfoAttr) == 16, 'ObjInfoAttr'
-
-
-class ProgQueryAttr_anon0(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("target_fd", ctypes.c_uint32),
-        ("target_ifindex", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(ProgQueryAttr_anon0) == 4, 'ProgQueryAttr_anon0'
-
-
-class ProgQueryAttr_anon5(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("prog_cnt", ctypes.c_uint32),
-        ("count", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(ProgQueryAttr_anon5) == 4, 'ProgQueryAttr_anon5'
-
-
-class ProgQueryAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``query`` (64 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0', '_anon5',)
-    _fields_ = (
-        ("_anon0", ProgQueryAttr_anon0),
-        ("attach_type", ctypes.c_uint32),
-        ("query_flags", ctypes.c_uint32),
-        ("attach_flags", ctypes.c_uint32),
-        ("prog_ids", ctypes.c_uint64),
-        ("_anon5", ProgQueryAttr_anon5),
-        ("_pad_28", ctypes.c_uint8 * 4),
-        ("prog_attach_flags", ctypes.c_uint64),
-        ("link_ids", ctypes.c_uint64),
-        ("link_attach_flags", ctypes.c_uint64),
-        ("revision", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(ProgQueryAttr) == 64, 'ProgQueryAttr'
-
-
-class RawTracepointOpenAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``raw_tracepoint`` (24 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("name", ctypes.c_uint64),
-        ("prog_fd", ctypes.c_uint32),
-        ("_pad_12", ctypes.c_uint8 * 4),
-        ("cookie", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(RawTracepointOpenAttr) == 24, 'RawTracepointOpenAttr'
-
-
-class BtfLoadAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``btf`` (40 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("btf", ctypes.c_uint64),
-        ("btf_log_buf", ctypes.c_uint64),
-        ("btf_size", ctypes.c_uint32),
-        ("btf_log_size", ctypes.c_uint32),
-        ("btf_log_level", ctypes.c_uint32),
-        ("btf_log_true_size", ctypes.c_uint32),
-        ("btf_flags", ctypes.c_uint32),
-        ("btf_token_fd", ctypes.c_int32),
-    )
-
-
-assert ctypes.sizeof(BtfLoadAttr) == 40, 'BtfLoadAttr'
-
-
-class TaskFdQueryAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``task_fd_query`` (48 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("pid", ctypes.c_uint32),
-        ("fd", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("buf_len", ctypes.c_uint32),
-        ("buf", ctypes.c_uint64),
-        ("prog_id", ctypes.c_uint32),
-        ("fd_type", ctypes.c_uint32),
-        ("probe_offset", ctypes.c_uint64),
-        ("probe_addr", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(TaskFdQueryAttr) == 48, 'TaskFdQueryAttr'
-
-
-class LinkCreateAttr_anon0(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("prog_fd", ctypes.c_uint32),
-        ("map_fd", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon0) == 4, 'LinkCreateAttr_anon0'
-
-
-class LinkCreateAttr_anon1(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("target_fd", ctypes.c_uint32),
-        ("target_ifindex", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon1) == 4, 'LinkCreateAttr_anon1'
-
-
-class LinkCreateAttr_anon4_anon1(ctypes.Structure):
-    """``struct (anonymous)`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("iter_info", ctypes.c_uint64),
-        ("iter_info_len", ctypes.c_uint32),
-        ("_pad_12", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4_anon1) == 16, 'LinkCreateAttr_anon4_anon1'
-
-
-class LinkCreateAttr_anon4_perf_event(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("bpf_cookie", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4_perf_event) == 8, 'LinkCreateAttr_anon4_perf_event'
-
-
-class LinkCreateAttr_anon4_kprobe_multi(ctypes.Structure):
-    """``struct (anonymous)`` (32 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("flags", ctypes.c_uint32),
-        ("cnt", ctypes.c_uint32),
-        ("syms", ctypes.c_uint64),
-        ("addrs", ctypes.c_uint64),
-        ("cookies", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4_kprobe_multi) == 32, 'LinkCreateAttr_anon4_kprobe_multi'
-
-
-class LinkCreateAttr_anon4_tracing(ctypes.Structure):
-    """``struct (anonymous)`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("target_btf_id", ctypes.c_uint32),
-        ("_pad_4", ctypes.c_uint8 * 4),
-        ("cookie", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4_tracing) == 16, 'LinkCreateAttr_anon4_tracing'
-
-
-class LinkCreateAttr_anon4_netfilter(ctypes.Structure):
-    """``struct (anonymous)`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("pf", ctypes.c_uint32),
-        ("hooknum", ctypes.c_uint32),
-        ("priority", ctypes.c_int32),
-        ("flags", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4_netfilter) == 16, 'LinkCreateAttr_anon4_netfilter'
-
-
-class LinkCreateAttr_anon4_tcx_anon0(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("relative_fd", ctypes.c_uint32),
-        ("relative_id", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4_tcx_anon0) == 4, 'LinkCreateAttr_anon4_tcx_anon0'
-
-
-class LinkCreateAttr_anon4_tcx(ctypes.Structure):
-    """``struct (anonymous)`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0',)
-    _fields_ = (
-        ("_anon0", LinkCreateAttr_anon4_tcx_anon0),
-        ("_pad_4", ctypes.c_uint8 * 4),
-        ("expected_revision", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4_tcx) == 16, 'LinkCreateAttr_anon4_tcx'
-
-
-class LinkCreateAttr_anon4_uprobe_multi(ctypes.Structure):
-    """``struct (anonymous)`` (48 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("path", ctypes.c_uint64),
-        ("offsets", ctypes.c_uint64),
-        ("ref_ctr_offsets", ctypes.c_uint64),
-        ("cookies", ctypes.c_uint64),
-        ("cnt", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("pid", ctypes.c_uint32),
-        ("_pad_44", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4_uprobe_multi) == 48, 'LinkCreateAttr_anon4_uprobe_multi'
-
-
-class LinkCreateAttr_anon4_netkit_anon0(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("relative_fd", ctypes.c_uint32),
-        ("relative_id", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4_netkit_anon0) == 4, 'LinkCreateAttr_anon4_netkit_anon0'
-
-
-class LinkCreateAttr_anon4_netkit(ctypes.Structure):
-    """``struct (anonymous)`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0',)
-    _fields_ = (
-        ("_anon0", LinkCreateAttr_anon4_netkit_anon0),
-        ("_pad_4", ctypes.c_uint8 * 4),
-        ("expected_revision", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4_netkit) == 16, 'LinkCreateAttr_anon4_netkit'
-
-
-class LinkCreateAttr_anon4_cgroup_anon0(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("relative_fd", ctypes.c_uint32),
-        ("relative_id", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4_cgroup_anon0) == 4, 'LinkCreateAttr_anon4_cgroup_anon0'
-
-
-class LinkCreateAttr_anon4_cgroup(ctypes.Structure):
-    """``struct (anonymous)`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0',)
-    _fields_ = (
-        ("_anon0", LinkCreateAttr_anon4_cgroup_anon0),
-        ("_pad_4", ctypes.c_uint8 * 4),
-        ("expected_revision", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4_cgroup) == 16, 'LinkCreateAttr_anon4_cgroup'
-
-
-class LinkCreateAttr_anon4(ctypes.Union):
-    """``union (anonymous)`` (48 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon1',)
-    _fields_ = (
-        ("target_btf_id", ctypes.c_uint32),
-        ("_anon1", LinkCreateAttr_anon4_anon1),
-        ("perf_event", LinkCreateAttr_anon4_perf_event),
-        ("kprobe_multi", LinkCreateAttr_anon4_kprobe_multi),
-        ("tracing", LinkCreateAttr_anon4_tracing),
-        ("netfilter", LinkCreateAttr_anon4_netfilter),
-        ("tcx", LinkCreateAttr_anon4_tcx),
-        ("uprobe_multi", LinkCreateAttr_anon4_uprobe_multi),
-        ("netkit", LinkCreateAttr_anon4_netkit),
-        ("cgroup", LinkCreateAttr_anon4_cgroup),
-        ("_size", ctypes.c_uint8 * 48),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr_anon4) == 48, 'LinkCreateAttr_anon4'
-
-
-class LinkCreateAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``link_create`` (64 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0', '_anon1', '_anon4',)
-    _fields_ = (
-        ("_anon0", LinkCreateAttr_anon0),
-        ("_anon1", LinkCreateAttr_anon1),
-        ("attach_type", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("_anon4", LinkCreateAttr_anon4),
-    )
-
-
-assert ctypes.sizeof(LinkCreateAttr) == 64, 'LinkCreateAttr'
-
-
-class LinkUpdateAttr_anon1(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("new_prog_fd", ctypes.c_uint32),
-        ("new_map_fd", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(LinkUpdateAttr_anon1) == 4, 'LinkUpdateAttr_anon1'
-
-
-class LinkUpdateAttr_anon3(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("old_prog_fd", ctypes.c_uint32),
-        ("old_map_fd", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(LinkUpdateAttr_anon3) == 4, 'LinkUpdateAttr_anon3'
-
-
-class LinkUpdateAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``link_update`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon1', '_anon3',)
-    _fields_ = (
-        ("link_fd", ctypes.c_uint32),
-        ("_anon1", LinkUpdateAttr_anon1),
-        ("flags", ctypes.c_uint32),
-        ("_anon3", LinkUpdateAttr_anon3),
-    )
-
-
-assert ctypes.sizeof(LinkUpdateAttr) == 16, 'LinkUpdateAttr'
-
-
-class LinkDetachAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``link_detach`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("link_fd", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(LinkDetachAttr) == 4, 'LinkDetachAttr'
-
-
-class EnableStatsAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``enable_stats`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("type", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(EnableStatsAttr) == 4, 'EnableStatsAttr'
-
-
-class IterCreateAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``iter_create`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("link_fd", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(IterCreateAttr) == 8, 'IterCreateAttr'
-
-
-class ProgBindMapAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``prog_bind_map`` (12 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("prog_fd", ctypes.c_uint32),
-        ("map_fd", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(ProgBindMapAttr) == 12, 'ProgBindMapAttr'
-
-
-class TokenCreateAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``token_create`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("flags", ctypes.c_uint32),
-        ("bpffs_fd", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(TokenCreateAttr) == 8, 'TokenCreateAttr'
-
-
-class ProgStreamReadAttr(ctypes.Structure):
-    """``union bpf_attr`` arm ``prog_stream_read`` (24 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("stream_buf", ctypes.c_uint64),
-        ("stream_buf_len", ctypes.c_uint32),
-        ("stream_id", ctypes.c_uint32),
-        ("prog_fd", ctypes.c_uint32),
-        ("_pad_20", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(ProgStreamReadAttr) == 24, 'ProgStreamReadAttr'
+def _mk_MapCreateAttr() -> type:
+    class MapCreateAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``map_type`` (96 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("map_type", ctypes.c_uint32),
+            ("key_size", ctypes.c_uint32),
+            ("value_size", ctypes.c_uint32),
+            ("max_entries", ctypes.c_uint32),
+            ("map_flags", ctypes.c_uint32),
+            ("inner_map_fd", ctypes.c_uint32),
+            ("numa_node", ctypes.c_uint32),
+            ("map_name", (ctypes.c_char * 16)),
+            ("map_ifindex", ctypes.c_uint32),
+            ("btf_fd", ctypes.c_uint32),
+            ("btf_key_type_id", ctypes.c_uint32),
+            ("btf_value_type_id", ctypes.c_uint32),
+            ("btf_vmlinux_value_type_id", ctypes.c_uint32),
+            ("map_extra", ctypes.c_uint64),
+            ("value_type_btf_obj_fd", ctypes.c_int32),
+            ("map_token_fd", ctypes.c_int32),
+            ("excl_prog_hash", ctypes.c_uint64),
+            ("excl_prog_hash_size", ctypes.c_uint32),
+            ("_pad_92", ctypes.c_uint8 * 4),
+        )
+
+    MapCreateAttr.__qualname__ = 'MapCreateAttr'
+    assert ctypes.sizeof(MapCreateAttr) == 96, 'MapCreateAttr'
+    return MapCreateAttr
+
+
+def _mk_MapElemAttr_anon2() -> type:
+    class MapElemAttr_anon2(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("value", ctypes.c_uint64),
+            ("next_key", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    MapElemAttr_anon2.__qualname__ = 'MapElemAttr_anon2'
+    assert ctypes.sizeof(MapElemAttr_anon2) == 8, 'MapElemAttr_anon2'
+    return MapElemAttr_anon2
+
+
+def _mk_MapElemAttr() -> type:
+    class MapElemAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``map_fd`` (32 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon2',)
+        _fields_ = (
+            ("map_fd", ctypes.c_uint32),
+            ("_pad_4", ctypes.c_uint8 * 4),
+            ("key", ctypes.c_uint64),
+            ("_anon2", _get('MapElemAttr_anon2')),
+            ("flags", ctypes.c_uint64),
+        )
+
+    MapElemAttr.__qualname__ = 'MapElemAttr'
+    assert ctypes.sizeof(MapElemAttr) == 32, 'MapElemAttr'
+    return MapElemAttr
+
+
+def _mk_MapBatchAttr() -> type:
+    class MapBatchAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``batch`` (56 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("in_batch", ctypes.c_uint64),
+            ("out_batch", ctypes.c_uint64),
+            ("keys", ctypes.c_uint64),
+            ("values", ctypes.c_uint64),
+            ("count", ctypes.c_uint32),
+            ("map_fd", ctypes.c_uint32),
+            ("elem_flags", ctypes.c_uint64),
+            ("flags", ctypes.c_uint64),
+        )
+
+    MapBatchAttr.__qualname__ = 'MapBatchAttr'
+    assert ctypes.sizeof(MapBatchAttr) == 56, 'MapBatchAttr'
+    return MapBatchAttr
+
+
+def _mk_ProgLoadAttr_anon20() -> type:
+    class ProgLoadAttr_anon20(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("attach_prog_fd", ctypes.c_uint32),
+            ("attach_btf_obj_fd", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    ProgLoadAttr_anon20.__qualname__ = 'ProgLoadAttr_anon20'
+    assert ctypes.sizeof(ProgLoadAttr_anon20) == 4, 'ProgLoadAttr_anon20'
+    return ProgLoadAttr_anon20
+
+
+def _mk_ProgLoadAttr() -> type:
+    class ProgLoadAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``prog_type`` (168 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon20',)
+        _fields_ = (
+            ("prog_type", ctypes.c_uint32),
+            ("insn_cnt", ctypes.c_uint32),
+            ("insns", ctypes.c_uint64),
+            ("license", ctypes.c_uint64),
+            ("log_level", ctypes.c_uint32),
+            ("log_size", ctypes.c_uint32),
+            ("log_buf", ctypes.c_uint64),
+            ("kern_version", ctypes.c_uint32),
+            ("prog_flags", ctypes.c_uint32),
+            ("prog_name", (ctypes.c_char * 16)),
+            ("prog_ifindex", ctypes.c_uint32),
+            ("expected_attach_type", ctypes.c_uint32),
+            ("prog_btf_fd", ctypes.c_uint32),
+            ("func_info_rec_size", ctypes.c_uint32),
+            ("func_info", ctypes.c_uint64),
+            ("func_info_cnt", ctypes.c_uint32),
+            ("line_info_rec_size", ctypes.c_uint32),
+            ("line_info", ctypes.c_uint64),
+            ("line_info_cnt", ctypes.c_uint32),
+            ("attach_btf_id", ctypes.c_uint32),
+            ("_anon20", _get('ProgLoadAttr_anon20')),
+            ("core_relo_cnt", ctypes.c_uint32),
+            ("fd_array", ctypes.c_uint64),
+            ("core_relos", ctypes.c_uint64),
+            ("core_relo_rec_size", ctypes.c_uint32),
+            ("log_true_size", ctypes.c_uint32),
+            ("prog_token_fd", ctypes.c_int32),
+            ("fd_array_cnt", ctypes.c_uint32),
+            ("signature", ctypes.c_uint64),
+            ("signature_size", ctypes.c_uint32),
+            ("keyring_id", ctypes.c_int32),
+        )
+
+    ProgLoadAttr.__qualname__ = 'ProgLoadAttr'
+    assert ctypes.sizeof(ProgLoadAttr) == 168, 'ProgLoadAttr'
+    return ProgLoadAttr
+
+
+def _mk_ObjAttr() -> type:
+    class ObjAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``pathname`` (24 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("pathname", ctypes.c_uint64),
+            ("bpf_fd", ctypes.c_uint32),
+            ("file_flags", ctypes.c_uint32),
+            ("path_fd", ctypes.c_int32),
+            ("_pad_20", ctypes.c_uint8 * 4),
+        )
+
+    ObjAttr.__qualname__ = 'ObjAttr'
+    assert ctypes.sizeof(ObjAttr) == 24, 'ObjAttr'
+    return ObjAttr
+
+
+def _mk_ProgAttachAttr_anon0() -> type:
+    class ProgAttachAttr_anon0(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("target_fd", ctypes.c_uint32),
+            ("target_ifindex", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    ProgAttachAttr_anon0.__qualname__ = 'ProgAttachAttr_anon0'
+    assert ctypes.sizeof(ProgAttachAttr_anon0) == 4, 'ProgAttachAttr_anon0'
+    return ProgAttachAttr_anon0
+
+
+def _mk_ProgAttachAttr_anon5() -> type:
+    class ProgAttachAttr_anon5(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("relative_fd", ctypes.c_uint32),
+            ("relative_id", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    ProgAttachAttr_anon5.__qualname__ = 'ProgAttachAttr_anon5'
+    assert ctypes.sizeof(ProgAttachAttr_anon5) == 4, 'ProgAttachAttr_anon5'
+    return ProgAttachAttr_anon5
+
+
+def _mk_ProgAttachAttr() -> type:
+    class ProgAttachAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``target_fd`` (32 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0', '_anon5',)
+        _fields_ = (
+            ("_anon0", _get('ProgAttachAttr_anon0')),
+            ("attach_bpf_fd", ctypes.c_uint32),
+            ("attach_type", ctypes.c_uint32),
+            ("attach_flags", ctypes.c_uint32),
+            ("replace_bpf_fd", ctypes.c_uint32),
+            ("_anon5", _get('ProgAttachAttr_anon5')),
+            ("expected_revision", ctypes.c_uint64),
+        )
+
+    ProgAttachAttr.__qualname__ = 'ProgAttachAttr'
+    assert ctypes.sizeof(ProgAttachAttr) == 32, 'ProgAttachAttr'
+    return ProgAttachAttr
+
+
+def _mk_ProgTestRunAttr() -> type:
+    class ProgTestRunAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``test`` (80 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("prog_fd", ctypes.c_uint32),
+            ("retval", ctypes.c_uint32),
+            ("data_size_in", ctypes.c_uint32),
+            ("data_size_out", ctypes.c_uint32),
+            ("data_in", ctypes.c_uint64),
+            ("data_out", ctypes.c_uint64),
+            ("repeat", ctypes.c_uint32),
+            ("duration", ctypes.c_uint32),
+            ("ctx_size_in", ctypes.c_uint32),
+            ("ctx_size_out", ctypes.c_uint32),
+            ("ctx_in", ctypes.c_uint64),
+            ("ctx_out", ctypes.c_uint64),
+            ("flags", ctypes.c_uint32),
+            ("cpu", ctypes.c_uint32),
+            ("batch_size", ctypes.c_uint32),
+            ("_pad_76", ctypes.c_uint8 * 4),
+        )
+
+    ProgTestRunAttr.__qualname__ = 'ProgTestRunAttr'
+    assert ctypes.sizeof(ProgTestRunAttr) == 80, 'ProgTestRunAttr'
+    return ProgTestRunAttr
+
+
+def _mk_GetIdAttr_anon0() -> type:
+    class GetIdAttr_anon0(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("start_id", ctypes.c_uint32),
+            ("prog_id", ctypes.c_uint32),
+            ("map_id", ctypes.c_uint32),
+            ("btf_id", ctypes.c_uint32),
+            ("link_id", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    GetIdAttr_anon0.__qualname__ = 'GetIdAttr_anon0'
+    assert ctypes.sizeof(GetIdAttr_anon0) == 4, 'GetIdAttr_anon0'
+    return GetIdAttr_anon0
+
+
+def _mk_GetIdAttr() -> type:
+    class GetIdAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``start_id`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0',)
+        _fields_ = (
+            ("_anon0", _get('GetIdAttr_anon0')),
+            ("next_id", ctypes.c_uint32),
+            ("open_flags", ctypes.c_uint32),
+            ("fd_by_id_token_fd", ctypes.c_int32),
+        )
+
+    GetIdAttr.__qualname__ = 'GetIdAttr'
+    assert ctypes.sizeof(GetIdAttr) == 16, 'GetIdAttr'
+    return GetIdAttr
+
+
+def _mk_ObjInfoAttr() -> type:
+    class ObjInfoAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``info`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("bpf_fd", ctypes.c_uint32),
+            ("info_len", ctypes.c_uint32),
+            ("info", ctypes.c_uint64),
+        )
+
+    ObjInfoAttr.__qualname__ = 'ObjInfoAttr'
+    assert ctypes.sizeof(ObjInfoAttr) == 16, 'ObjInfoAttr'
+    return ObjInfoAttr
+
+
+def _mk_ProgQueryAttr_anon0() -> type:
+    class ProgQueryAttr_anon0(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("target_fd", ctypes.c_uint32),
+            ("target_ifindex", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    ProgQueryAttr_anon0.__qualname__ = 'ProgQueryAttr_anon0'
+    assert ctypes.sizeof(ProgQueryAttr_anon0) == 4, 'ProgQueryAttr_anon0'
+    return ProgQueryAttr_anon0
+
+
+def _mk_ProgQueryAttr_anon5() -> type:
+    class ProgQueryAttr_anon5(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("prog_cnt", ctypes.c_uint32),
+            ("count", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    ProgQueryAttr_anon5.__qualname__ = 'ProgQueryAttr_anon5'
+    assert ctypes.sizeof(ProgQueryAttr_anon5) == 4, 'ProgQueryAttr_anon5'
+    return ProgQueryAttr_anon5
+
+
+def _mk_ProgQueryAttr() -> type:
+    class ProgQueryAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``query`` (64 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0', '_anon5',)
+        _fields_ = (
+            ("_anon0", _get('ProgQueryAttr_anon0')),
+            ("attach_type", ctypes.c_uint32),
+            ("query_flags", ctypes.c_uint32),
+            ("attach_flags", ctypes.c_uint32),
+            ("prog_ids", ctypes.c_uint64),
+            ("_anon5", _get('ProgQueryAttr_anon5')),
+            ("_pad_28", ctypes.c_uint8 * 4),
+            ("prog_attach_flags", ctypes.c_uint64),
+            ("link_ids", ctypes.c_uint64),
+            ("link_attach_flags", ctypes.c_uint64),
+            ("revision", ctypes.c_uint64),
+        )
+
+    ProgQueryAttr.__qualname__ = 'ProgQueryAttr'
+    assert ctypes.sizeof(ProgQueryAttr) == 64, 'ProgQueryAttr'
+    return ProgQueryAttr
+
+
+def _mk_RawTracepointOpenAttr() -> type:
+    class RawTracepointOpenAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``raw_tracepoint`` (24 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("name", ctypes.c_uint64),
+            ("prog_fd", ctypes.c_uint32),
+            ("_pad_12", ctypes.c_uint8 * 4),
+            ("cookie", ctypes.c_uint64),
+        )
+
+    RawTracepointOpenAttr.__qualname__ = 'RawTracepointOpenAttr'
+    assert ctypes.sizeof(RawTracepointOpenAttr) == 24, 'RawTracepointOpenAttr'
+    return RawTracepointOpenAttr
+
+
+def _mk_BtfLoadAttr() -> type:
+    class BtfLoadAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``btf`` (40 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("btf", ctypes.c_uint64),
+            ("btf_log_buf", ctypes.c_uint64),
+            ("btf_size", ctypes.c_uint32),
+            ("btf_log_size", ctypes.c_uint32),
+            ("btf_log_level", ctypes.c_uint32),
+            ("btf_log_true_size", ctypes.c_uint32),
+            ("btf_flags", ctypes.c_uint32),
+            ("btf_token_fd", ctypes.c_int32),
+        )
+
+    BtfLoadAttr.__qualname__ = 'BtfLoadAttr'
+    assert ctypes.sizeof(BtfLoadAttr) == 40, 'BtfLoadAttr'
+    return BtfLoadAttr
+
+
+def _mk_TaskFdQueryAttr() -> type:
+    class TaskFdQueryAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``task_fd_query`` (48 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("pid", ctypes.c_uint32),
+            ("fd", ctypes.c_uint32),
+            ("flags", ctypes.c_uint32),
+            ("buf_len", ctypes.c_uint32),
+            ("buf", ctypes.c_uint64),
+            ("prog_id", ctypes.c_uint32),
+            ("fd_type", ctypes.c_uint32),
+            ("probe_offset", ctypes.c_uint64),
+            ("probe_addr", ctypes.c_uint64),
+        )
+
+    TaskFdQueryAttr.__qualname__ = 'TaskFdQueryAttr'
+    assert ctypes.sizeof(TaskFdQueryAttr) == 48, 'TaskFdQueryAttr'
+    return TaskFdQueryAttr
+
+
+def _mk_LinkCreateAttr_anon0() -> type:
+    class LinkCreateAttr_anon0(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("prog_fd", ctypes.c_uint32),
+            ("map_fd", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    LinkCreateAttr_anon0.__qualname__ = 'LinkCreateAttr_anon0'
+    assert ctypes.sizeof(LinkCreateAttr_anon0) == 4, 'LinkCreateAttr_anon0'
+    return LinkCreateAttr_anon0
+
+
+def _mk_LinkCreateAttr_anon1() -> type:
+    class LinkCreateAttr_anon1(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("target_fd", ctypes.c_uint32),
+            ("target_ifindex", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    LinkCreateAttr_anon1.__qualname__ = 'LinkCreateAttr_anon1'
+    assert ctypes.sizeof(LinkCreateAttr_anon1) == 4, 'LinkCreateAttr_anon1'
+    return LinkCreateAttr_anon1
+
+
+def _mk_LinkCreateAttr_anon4_anon1() -> type:
+    class LinkCreateAttr_anon4_anon1(ctypes.Structure):
+        """``struct (anonymous)`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("iter_info", ctypes.c_uint64),
+            ("iter_info_len", ctypes.c_uint32),
+            ("_pad_12", ctypes.c_uint8 * 4),
+        )
+
+    LinkCreateAttr_anon4_anon1.__qualname__ = 'LinkCreateAttr_anon4_anon1'
+    assert ctypes.sizeof(LinkCreateAttr_anon4_anon1) == 16, 'LinkCreateAttr_anon4_anon1'
+    return LinkCreateAttr_anon4_anon1
+
+
+def _mk_LinkCreateAttr_anon4_perf_event() -> type:
+    class LinkCreateAttr_anon4_perf_event(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("bpf_cookie", ctypes.c_uint64),
+        )
+
+    LinkCreateAttr_anon4_perf_event.__qualname__ = 'LinkCreateAttr_anon4_perf_event'
+    assert ctypes.sizeof(LinkCreateAttr_anon4_perf_event) == 8, 'LinkCreateAttr_anon4_perf_event'
+    return LinkCreateAttr_anon4_perf_event
+
+
+def _mk_LinkCreateAttr_anon4_kprobe_multi() -> type:
+    class LinkCreateAttr_anon4_kprobe_multi(ctypes.Structure):
+        """``struct (anonymous)`` (32 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("flags", ctypes.c_uint32),
+            ("cnt", ctypes.c_uint32),
+            ("syms", ctypes.c_uint64),
+            ("addrs", ctypes.c_uint64),
+            ("cookies", ctypes.c_uint64),
+        )
+
+    LinkCreateAttr_anon4_kprobe_multi.__qualname__ = 'LinkCreateAttr_anon4_kprobe_multi'
+    assert ctypes.sizeof(LinkCreateAttr_anon4_kprobe_multi) == 32, 'LinkCreateAttr_anon4_kprobe_multi'
+    return LinkCreateAttr_anon4_kprobe_multi
+
+
+def _mk_LinkCreateAttr_anon4_tracing() -> type:
+    class LinkCreateAttr_anon4_tracing(ctypes.Structure):
+        """``struct (anonymous)`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("target_btf_id", ctypes.c_uint32),
+            ("_pad_4", ctypes.c_uint8 * 4),
+            ("cookie", ctypes.c_uint64),
+        )
+
+    LinkCreateAttr_anon4_tracing.__qualname__ = 'LinkCreateAttr_anon4_tracing'
+    assert ctypes.sizeof(LinkCreateAttr_anon4_tracing) == 16, 'LinkCreateAttr_anon4_tracing'
+    return LinkCreateAttr_anon4_tracing
+
+
+def _mk_LinkCreateAttr_anon4_netfilter() -> type:
+    class LinkCreateAttr_anon4_netfilter(ctypes.Structure):
+        """``struct (anonymous)`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("pf", ctypes.c_uint32),
+            ("hooknum", ctypes.c_uint32),
+            ("priority", ctypes.c_int32),
+            ("flags", ctypes.c_uint32),
+        )
+
+    LinkCreateAttr_anon4_netfilter.__qualname__ = 'LinkCreateAttr_anon4_netfilter'
+    assert ctypes.sizeof(LinkCreateAttr_anon4_netfilter) == 16, 'LinkCreateAttr_anon4_netfilter'
+    return LinkCreateAttr_anon4_netfilter
+
+
+def _mk_LinkCreateAttr_anon4_tcx_anon0() -> type:
+    class LinkCreateAttr_anon4_tcx_anon0(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("relative_fd", ctypes.c_uint32),
+            ("relative_id", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    LinkCreateAttr_anon4_tcx_anon0.__qualname__ = 'LinkCreateAttr_anon4_tcx_anon0'
+    assert ctypes.sizeof(LinkCreateAttr_anon4_tcx_anon0) == 4, 'LinkCreateAttr_anon4_tcx_anon0'
+    return LinkCreateAttr_anon4_tcx_anon0
+
+
+def _mk_LinkCreateAttr_anon4_tcx() -> type:
+    class LinkCreateAttr_anon4_tcx(ctypes.Structure):
+        """``struct (anonymous)`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0',)
+        _fields_ = (
+            ("_anon0", _get('LinkCreateAttr_anon4_tcx_anon0')),
+            ("_pad_4", ctypes.c_uint8 * 4),
+            ("expected_revision", ctypes.c_uint64),
+        )
+
+    LinkCreateAttr_anon4_tcx.__qualname__ = 'LinkCreateAttr_anon4_tcx'
+    assert ctypes.sizeof(LinkCreateAttr_anon4_tcx) == 16, 'LinkCreateAttr_anon4_tcx'
+    return LinkCreateAttr_anon4_tcx
+
+
+def _mk_LinkCreateAttr_anon4_uprobe_multi() -> type:
+    class LinkCreateAttr_anon4_uprobe_multi(ctypes.Structure):
+        """``struct (anonymous)`` (48 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("path", ctypes.c_uint64),
+            ("offsets", ctypes.c_uint64),
+            ("ref_ctr_offsets", ctypes.c_uint64),
+            ("cookies", ctypes.c_uint64),
+            ("cnt", ctypes.c_uint32),
+            ("flags", ctypes.c_uint32),
+            ("pid", ctypes.c_uint32),
+            ("_pad_44", ctypes.c_uint8 * 4),
+        )
+
+    LinkCreateAttr_anon4_uprobe_multi.__qualname__ = 'LinkCreateAttr_anon4_uprobe_multi'
+    assert ctypes.sizeof(LinkCreateAttr_anon4_uprobe_multi) == 48, 'LinkCreateAttr_anon4_uprobe_multi'
+    return LinkCreateAttr_anon4_uprobe_multi
+
+
+def _mk_LinkCreateAttr_anon4_netkit_anon0() -> type:
+    class LinkCreateAttr_anon4_netkit_anon0(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("relative_fd", ctypes.c_uint32),
+            ("relative_id", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    LinkCreateAttr_anon4_netkit_anon0.__qualname__ = 'LinkCreateAttr_anon4_netkit_anon0'
+    assert ctypes.sizeof(LinkCreateAttr_anon4_netkit_anon0) == 4, 'LinkCreateAttr_anon4_netkit_anon0'
+    return LinkCreateAttr_anon4_netkit_anon0
+
+
+def _mk_LinkCreateAttr_anon4_netkit() -> type:
+    class LinkCreateAttr_anon4_netkit(ctypes.Structure):
+        """``struct (anonymous)`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0',)
+        _fields_ = (
+            ("_anon0", _get('LinkCreateAttr_anon4_netkit_anon0')),
+            ("_pad_4", ctypes.c_uint8 * 4),
+            ("expected_revision", ctypes.c_uint64),
+        )
+
+    LinkCreateAttr_anon4_netkit.__qualname__ = 'LinkCreateAttr_anon4_netkit'
+    assert ctypes.sizeof(LinkCreateAttr_anon4_netkit) == 16, 'LinkCreateAttr_anon4_netkit'
+    return LinkCreateAttr_anon4_netkit
+
+
+def _mk_LinkCreateAttr_anon4_cgroup_anon0() -> type:
+    class LinkCreateAttr_anon4_cgroup_anon0(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("relative_fd", ctypes.c_uint32),
+            ("relative_id", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    LinkCreateAttr_anon4_cgroup_anon0.__qualname__ = 'LinkCreateAttr_anon4_cgroup_anon0'
+    assert ctypes.sizeof(LinkCreateAttr_anon4_cgroup_anon0) == 4, 'LinkCreateAttr_anon4_cgroup_anon0'
+    return LinkCreateAttr_anon4_cgroup_anon0
+
+
+def _mk_LinkCreateAttr_anon4_cgroup() -> type:
+    class LinkCreateAttr_anon4_cgroup(ctypes.Structure):
+        """``struct (anonymous)`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0',)
+        _fields_ = (
+            ("_anon0", _get('LinkCreateAttr_anon4_cgroup_anon0')),
+            ("_pad_4", ctypes.c_uint8 * 4),
+            ("expected_revision", ctypes.c_uint64),
+        )
+
+    LinkCreateAttr_anon4_cgroup.__qualname__ = 'LinkCreateAttr_anon4_cgroup'
+    assert ctypes.sizeof(LinkCreateAttr_anon4_cgroup) == 16, 'LinkCreateAttr_anon4_cgroup'
+    return LinkCreateAttr_anon4_cgroup
+
+
+def _mk_LinkCreateAttr_anon4() -> type:
+    class LinkCreateAttr_anon4(ctypes.Union):
+        """``union (anonymous)`` (48 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon1',)
+        _fields_ = (
+            ("target_btf_id", ctypes.c_uint32),
+            ("_anon1", _get('LinkCreateAttr_anon4_anon1')),
+            ("perf_event", _get('LinkCreateAttr_anon4_perf_event')),
+            ("kprobe_multi", _get('LinkCreateAttr_anon4_kprobe_multi')),
+            ("tracing", _get('LinkCreateAttr_anon4_tracing')),
+            ("netfilter", _get('LinkCreateAttr_anon4_netfilter')),
+            ("tcx", _get('LinkCreateAttr_anon4_tcx')),
+            ("uprobe_multi", _get('LinkCreateAttr_anon4_uprobe_multi')),
+            ("netkit", _get('LinkCreateAttr_anon4_netkit')),
+            ("cgroup", _get('LinkCreateAttr_anon4_cgroup')),
+            ("_size", ctypes.c_uint8 * 48),
+        )
+
+    LinkCreateAttr_anon4.__qualname__ = 'LinkCreateAttr_anon4'
+    assert ctypes.sizeof(LinkCreateAttr_anon4) == 48, 'LinkCreateAttr_anon4'
+    return LinkCreateAttr_anon4
+
+
+def _mk_LinkCreateAttr() -> type:
+    class LinkCreateAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``link_create`` (64 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0', '_anon1', '_anon4',)
+        _fields_ = (
+            ("_anon0", _get('LinkCreateAttr_anon0')),
+            ("_anon1", _get('LinkCreateAttr_anon1')),
+            ("attach_type", ctypes.c_uint32),
+            ("flags", ctypes.c_uint32),
+            ("_anon4", _get('LinkCreateAttr_anon4')),
+        )
+
+    LinkCreateAttr.__qualname__ = 'LinkCreateAttr'
+    assert ctypes.sizeof(LinkCreateAttr) == 64, 'LinkCreateAttr'
+    return LinkCreateAttr
+
+
+def _mk_LinkUpdateAttr_anon1() -> type:
+    class LinkUpdateAttr_anon1(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("new_prog_fd", ctypes.c_uint32),
+            ("new_map_fd", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    LinkUpdateAttr_anon1.__qualname__ = 'LinkUpdateAttr_anon1'
+    assert ctypes.sizeof(LinkUpdateAttr_anon1) == 4, 'LinkUpdateAttr_anon1'
+    return LinkUpdateAttr_anon1
+
+
+def _mk_LinkUpdateAttr_anon3() -> type:
+    class LinkUpdateAttr_anon3(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("old_prog_fd", ctypes.c_uint32),
+            ("old_map_fd", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    LinkUpdateAttr_anon3.__qualname__ = 'LinkUpdateAttr_anon3'
+    assert ctypes.sizeof(LinkUpdateAttr_anon3) == 4, 'LinkUpdateAttr_anon3'
+    return LinkUpdateAttr_anon3
+
+
+def _mk_LinkUpdateAttr() -> type:
+    class LinkUpdateAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``link_update`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon1', '_anon3',)
+        _fields_ = (
+            ("link_fd", ctypes.c_uint32),
+            ("_anon1", _get('LinkUpdateAttr_anon1')),
+            ("flags", ctypes.c_uint32),
+            ("_anon3", _get('LinkUpdateAttr_anon3')),
+        )
+
+    LinkUpdateAttr.__qualname__ = 'LinkUpdateAttr'
+    assert ctypes.sizeof(LinkUpdateAttr) == 16, 'LinkUpdateAttr'
+    return LinkUpdateAttr
+
+
+def _mk_LinkDetachAttr() -> type:
+    class LinkDetachAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``link_detach`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("link_fd", ctypes.c_uint32),
+        )
+
+    LinkDetachAttr.__qualname__ = 'LinkDetachAttr'
+    assert ctypes.sizeof(LinkDetachAttr) == 4, 'LinkDetachAttr'
+    return LinkDetachAttr
+
+
+def _mk_EnableStatsAttr() -> type:
+    class EnableStatsAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``enable_stats`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("type", ctypes.c_uint32),
+        )
+
+    EnableStatsAttr.__qualname__ = 'EnableStatsAttr'
+    assert ctypes.sizeof(EnableStatsAttr) == 4, 'EnableStatsAttr'
+    return EnableStatsAttr
+
+
+def _mk_IterCreateAttr() -> type:
+    class IterCreateAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``iter_create`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("link_fd", ctypes.c_uint32),
+            ("flags", ctypes.c_uint32),
+        )
+
+    IterCreateAttr.__qualname__ = 'IterCreateAttr'
+    assert ctypes.sizeof(IterCreateAttr) == 8, 'IterCreateAttr'
+    return IterCreateAttr
+
+
+def _mk_ProgBindMapAttr() -> type:
+    class ProgBindMapAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``prog_bind_map`` (12 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("prog_fd", ctypes.c_uint32),
+            ("map_fd", ctypes.c_uint32),
+            ("flags", ctypes.c_uint32),
+        )
+
+    ProgBindMapAttr.__qualname__ = 'ProgBindMapAttr'
+    assert ctypes.sizeof(ProgBindMapAttr) == 12, 'ProgBindMapAttr'
+    return ProgBindMapAttr
+
+
+def _mk_TokenCreateAttr() -> type:
+    class TokenCreateAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``token_create`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("flags", ctypes.c_uint32),
+            ("bpffs_fd", ctypes.c_uint32),
+        )
+
+    TokenCreateAttr.__qualname__ = 'TokenCreateAttr'
+    assert ctypes.sizeof(TokenCreateAttr) == 8, 'TokenCreateAttr'
+    return TokenCreateAttr
+
+
+def _mk_ProgStreamReadAttr() -> type:
+    class ProgStreamReadAttr(ctypes.Structure):
+        """``union bpf_attr`` arm ``prog_stream_read`` (24 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("stream_buf", ctypes.c_uint64),
+            ("stream_buf_len", ctypes.c_uint32),
+            ("stream_id", ctypes.c_uint32),
+            ("prog_fd", ctypes.c_uint32),
+            ("_pad_20", ctypes.c_uint8 * 4),
+        )
+
+    ProgStreamReadAttr.__qualname__ = 'ProgStreamReadAttr'
+    assert ctypes.sizeof(ProgStreamReadAttr) == 24, 'ProgStreamReadAttr'
+    return ProgStreamReadAttr
 
 
 BPF_ATTR_SIZE = 168
 
-class BpfProgInfo(ctypes.Structure):
-    """``struct bpf_prog_info`` (232 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("type", ctypes.c_uint32),
-        ("id", ctypes.c_uint32),
-        ("tag", (ctypes.c_uint8 * 8)),
-        ("jited_prog_len", ctypes.c_uint32),
-        ("xlated_prog_len", ctypes.c_uint32),
-        ("jited_prog_insns", ctypes.c_uint64),
-        ("xlated_prog_insns", ctypes.c_uint64),
-        ("load_time", ctypes.c_uint64),
-        ("created_by_uid", ctypes.c_uint32),
-        ("nr_map_ids", ctypes.c_uint32),
-        ("map_ids", ctypes.c_uint64),
-        ("name", (ctypes.c_char * 16)),
-        ("ifindex", ctypes.c_uint32),
-        ("_bf_84", ctypes.c_uint32),
-        ("netns_dev", ctypes.c_uint64),
-        ("netns_ino", ctypes.c_uint64),
-        ("nr_jited_ksyms", ctypes.c_uint32),
-        ("nr_jited_func_lens", ctypes.c_uint32),
-        ("jited_ksyms", ctypes.c_uint64),
-        ("jited_func_lens", ctypes.c_uint64),
-        ("btf_id", ctypes.c_uint32),
-        ("func_info_rec_size", ctypes.c_uint32),
-        ("func_info", ctypes.c_uint64),
-        ("nr_func_info", ctypes.c_uint32),
-        ("nr_line_info", ctypes.c_uint32),
-        ("line_info", ctypes.c_uint64),
-        ("jited_line_info", ctypes.c_uint64),
-        ("nr_jited_line_info", ctypes.c_uint32),
-        ("line_info_rec_size", ctypes.c_uint32),
-        ("jited_line_info_rec_size", ctypes.c_uint32),
-        ("nr_prog_tags", ctypes.c_uint32),
-        ("prog_tags", ctypes.c_uint64),
-        ("run_time_ns", ctypes.c_uint64),
-        ("run_cnt", ctypes.c_uint64),
-        ("recursion_misses", ctypes.c_uint64),
-        ("verified_insns", ctypes.c_uint32),
-        ("attach_btf_obj_id", ctypes.c_uint32),
-        ("attach_btf_id", ctypes.c_uint32),
-        ("_pad_228", ctypes.c_uint8 * 4),
-    )
-    gpl_compatible = property(
-        lambda self: (self._bf_84 >> 0) & 0x1,
-        lambda self, v: setattr(self, "_bf_84", (self._bf_84 & ~(0x1 << 0)) | ((v & 0x1) << 0)),
-    )
-
-
-assert ctypes.sizeof(BpfProgInfo) == 232, 'BpfProgInfo'
-
-
-class BpfMapInfo(ctypes.Structure):
-    """``struct bpf_map_info`` (104 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("type", ctypes.c_uint32),
-        ("id", ctypes.c_uint32),
-        ("key_size", ctypes.c_uint32),
-        ("value_size", ctypes.c_uint32),
-        ("max_entries", ctypes.c_uint32),
-        ("map_flags", ctypes.c_uint32),
-        ("name", (ctypes.c_char * 16)),
-        ("ifindex", ctypes.c_uint32),
-        ("btf_vmlinux_value_type_id", ctypes.c_uint32),
-        ("netns_dev", ctypes.c_uint64),
-        ("netns_ino", ctypes.c_uint64),
-        ("btf_id", ctypes.c_uint32),
-        ("btf_key_type_id", ctypes.c_uint32),
-        ("btf_value_type_id", ctypes.c_uint32),
-        ("btf_vmlinux_id", ctypes.c_uint32),
-        ("map_extra", ctypes.c_uint64),
-        ("hash", ctypes.c_uint64),
-        ("hash_size", ctypes.c_uint32),
-        ("_pad_100", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(BpfMapInfo) == 104, 'BpfMapInfo'
-
-
-class BpfBtfInfo(ctypes.Structure):
-    """``struct bpf_btf_info`` (32 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("btf", ctypes.c_uint64),
-        ("btf_size", ctypes.c_uint32),
-        ("id", ctypes.c_uint32),
-        ("name", ctypes.c_uint64),
-        ("name_len", ctypes.c_uint32),
-        ("kernel_btf", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfBtfInfo) == 32, 'BpfBtfInfo'
-
-
-class BpfLinkInfo_anon3_raw_tracepoint(ctypes.Structure):
-    """``struct (anonymous)`` (24 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("tp_name", ctypes.c_uint64),
-        ("tp_name_len", ctypes.c_uint32),
-        ("_pad_12", ctypes.c_uint8 * 4),
-        ("cookie", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_raw_tracepoint) == 24, 'BpfLinkInfo_anon3_raw_tracepoint'
-
-
-class BpfLinkInfo_anon3_tracing(ctypes.Structure):
-    """``struct (anonymous)`` (24 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("attach_type", ctypes.c_uint32),
-        ("target_obj_id", ctypes.c_uint32),
-        ("target_btf_id", ctypes.c_uint32),
-        ("_pad_12", ctypes.c_uint8 * 4),
-        ("cookie", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_tracing) == 24, 'BpfLinkInfo_anon3_tracing'
-
-
-class BpfLinkInfo_anon3_cgroup(ctypes.Structure):
-    """``struct (anonymous)`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("cgroup_id", ctypes.c_uint64),
-        ("attach_type", ctypes.c_uint32),
-        ("_pad_12", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_cgroup) == 16, 'BpfLinkInfo_anon3_cgroup'
-
-
-class BpfLinkInfo_anon3_iter_anon2_map(ctypes.Structure):
-    """``struct (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("map_id", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_iter_anon2_map) == 4, 'BpfLinkInfo_anon3_iter_anon2_map'
-
-
-class BpfLinkInfo_anon3_iter_anon2(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("map", BpfLinkInfo_anon3_iter_anon2_map),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_iter_anon2) == 4, 'BpfLinkInfo_anon3_iter_anon2'
-
-
-class BpfLinkInfo_anon3_iter_anon3_cgroup(ctypes.Structure):
-    """``struct (anonymous)`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("cgroup_id", ctypes.c_uint64),
-        ("order", ctypes.c_uint32),
-        ("_pad_12", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_iter_anon3_cgroup) == 16, 'BpfLinkInfo_anon3_iter_anon3_cgroup'
-
-
-class BpfLinkInfo_anon3_iter_anon3_task(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("tid", ctypes.c_uint32),
-        ("pid", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_iter_anon3_task) == 8, 'BpfLinkInfo_anon3_iter_anon3_task'
-
-
-class BpfLinkInfo_anon3_iter_anon3(ctypes.Union):
-    """``union (anonymous)`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("cgroup", BpfLinkInfo_anon3_iter_anon3_cgroup),
-        ("task", BpfLinkInfo_anon3_iter_anon3_task),
-        ("_size", ctypes.c_uint8 * 16),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_iter_anon3) == 16, 'BpfLinkInfo_anon3_iter_anon3'
-
-
-class BpfLinkInfo_anon3_iter(ctypes.Structure):
-    """``struct (anonymous)`` (32 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon2', '_anon3',)
-    _fields_ = (
-        ("target_name", ctypes.c_uint64),
-        ("target_name_len", ctypes.c_uint32),
-        ("_anon2", BpfLinkInfo_anon3_iter_anon2),
-        ("_anon3", BpfLinkInfo_anon3_iter_anon3),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_iter) == 32, 'BpfLinkInfo_anon3_iter'
-
-
-class BpfLinkInfo_anon3_netns(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("netns_ino", ctypes.c_uint32),
-        ("attach_type", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_netns) == 8, 'BpfLinkInfo_anon3_netns'
-
-
-class BpfLinkInfo_anon3_xdp(ctypes.Structure):
-    """``struct (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("ifindex", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_xdp) == 4, 'BpfLinkInfo_anon3_xdp'
-
-
-class BpfLinkInfo_anon3_struct_ops(ctypes.Structure):
-    """``struct (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("map_id", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_struct_ops) == 4, 'BpfLinkInfo_anon3_struct_ops'
-
-
-class BpfLinkInfo_anon3_netfilter(ctypes.Structure):
-    """``struct (anonymous)`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("pf", ctypes.c_uint32),
-        ("hooknum", ctypes.c_uint32),
-        ("priority", ctypes.c_int32),
-        ("flags", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_netfilter) == 16, 'BpfLinkInfo_anon3_netfilter'
-
-
-class BpfLinkInfo_anon3_kprobe_multi(ctypes.Structure):
-    """``struct (anonymous)`` (32 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("addrs", ctypes.c_uint64),
-        ("count", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("missed", ctypes.c_uint64),
-        ("cookies", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_kprobe_multi) == 32, 'BpfLinkInfo_anon3_kprobe_multi'
-
-
-class BpfLinkInfo_anon3_uprobe_multi(ctypes.Structure):
-    """``struct (anonymous)`` (48 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("path", ctypes.c_uint64),
-        ("offsets", ctypes.c_uint64),
-        ("ref_ctr_offsets", ctypes.c_uint64),
-        ("cookies", ctypes.c_uint64),
-        ("path_size", ctypes.c_uint32),
-        ("count", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("pid", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_uprobe_multi) == 48, 'BpfLinkInfo_anon3_uprobe_multi'
-
-
-class BpfLinkInfo_anon3_perf_event_anon1_uprobe(ctypes.Structure):
-    """``struct (anonymous)`` (32 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("file_name", ctypes.c_uint64),
-        ("name_len", ctypes.c_uint32),
-        ("offset", ctypes.c_uint32),
-        ("cookie", ctypes.c_uint64),
-        ("ref_ctr_offset", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_perf_event_anon1_uprobe) == 32, 'BpfLinkInfo_anon3_perf_event_anon1_uprobe'
-
-
-class BpfLinkInfo_anon3_perf_event_anon1_kprobe(ctypes.Structure):
-    """``struct (anonymous)`` (40 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("func_name", ctypes.c_uint64),
-        ("name_len", ctypes.c_uint32),
-        ("offset", ctypes.c_uint32),
-        ("addr", ctypes.c_uint64),
-        ("missed", ctypes.c_uint64),
-        ("cookie", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_perf_event_anon1_kprobe) == 40, 'BpfLinkInfo_anon3_perf_event_anon1_kprobe'
-
-
-class BpfLinkInfo_anon3_perf_event_anon1_tracepoint(ctypes.Structure):
-    """``struct (anonymous)`` (24 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("tp_name", ctypes.c_uint64),
-        ("name_len", ctypes.c_uint32),
-        ("_pad_12", ctypes.c_uint8 * 4),
-        ("cookie", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_perf_event_anon1_tracepoint) == 24, 'BpfLinkInfo_anon3_perf_event_anon1_tracepoint'
-
-
-class BpfLinkInfo_anon3_perf_event_anon1_event(ctypes.Structure):
-    """``struct (anonymous)`` (24 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("config", ctypes.c_uint64),
-        ("type", ctypes.c_uint32),
-        ("_pad_12", ctypes.c_uint8 * 4),
-        ("cookie", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_perf_event_anon1_event) == 24, 'BpfLinkInfo_anon3_perf_event_anon1_event'
-
-
-class BpfLinkInfo_anon3_perf_event_anon1(ctypes.Union):
-    """``union (anonymous)`` (40 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("uprobe", BpfLinkInfo_anon3_perf_event_anon1_uprobe),
-        ("kprobe", BpfLinkInfo_anon3_perf_event_anon1_kprobe),
-        ("tracepoint", BpfLinkInfo_anon3_perf_event_anon1_tracepoint),
-        ("event", BpfLinkInfo_anon3_perf_event_anon1_event),
-        ("_size", ctypes.c_uint8 * 40),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_perf_event_anon1) == 40, 'BpfLinkInfo_anon3_perf_event_anon1'
-
-
-class BpfLinkInfo_anon3_perf_event(ctypes.Structure):
-    """``struct (anonymous)`` (48 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon1',)
-    _fields_ = (
-        ("type", ctypes.c_uint32),
-        ("_pad_4", ctypes.c_uint8 * 4),
-        ("_anon1", BpfLinkInfo_anon3_perf_event_anon1),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_perf_event) == 48, 'BpfLinkInfo_anon3_perf_event'
-
-
-class BpfLinkInfo_anon3_tcx(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("ifindex", ctypes.c_uint32),
-        ("attach_type", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_tcx) == 8, 'BpfLinkInfo_anon3_tcx'
-
-
-class BpfLinkInfo_anon3_netkit(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("ifindex", ctypes.c_uint32),
-        ("attach_type", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_netkit) == 8, 'BpfLinkInfo_anon3_netkit'
-
-
-class BpfLinkInfo_anon3_sockmap(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("map_id", ctypes.c_uint32),
-        ("attach_type", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3_sockmap) == 8, 'BpfLinkInfo_anon3_sockmap'
-
-
-class BpfLinkInfo_anon3(ctypes.Union):
-    """``union (anonymous)`` (48 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("raw_tracepoint", BpfLinkInfo_anon3_raw_tracepoint),
-        ("tracing", BpfLinkInfo_anon3_tracing),
-        ("cgroup", BpfLinkInfo_anon3_cgroup),
-        ("iter", BpfLinkInfo_anon3_iter),
-        ("netns", BpfLinkInfo_anon3_netns),
-        ("xdp", BpfLinkInfo_anon3_xdp),
-        ("struct_ops", BpfLinkInfo_anon3_struct_ops),
-        ("netfilter", BpfLinkInfo_anon3_netfilter),
-        ("kprobe_multi", BpfLinkInfo_anon3_kprobe_multi),
-        ("uprobe_multi", BpfLinkInfo_anon3_uprobe_multi),
-        ("perf_event", BpfLinkInfo_anon3_perf_event),
-        ("tcx", BpfLinkInfo_anon3_tcx),
-        ("netkit", BpfLinkInfo_anon3_netkit),
-        ("sockmap", BpfLinkInfo_anon3_sockmap),
-        ("_size", ctypes.c_uint8 * 48),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo_anon3) == 48, 'BpfLinkInfo_anon3'
-
-
-class BpfLinkInfo(ctypes.Structure):
-    """``struct bpf_link_info`` (64 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon3',)
-    _fields_ = (
-        ("type", ctypes.c_uint32),
-        ("id", ctypes.c_uint32),
-        ("prog_id", ctypes.c_uint32),
-        ("_pad_12", ctypes.c_uint8 * 4),
-        ("_anon3", BpfLinkInfo_anon3),
-    )
-
-
-assert ctypes.sizeof(BpfLinkInfo) == 64, 'BpfLinkInfo'
-
-
-class PerfEventAttr_anon3(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("sample_period", ctypes.c_uint64),
-        ("sample_freq", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(PerfEventAttr_anon3) == 8, 'PerfEventAttr_anon3'
-
-
-class PerfEventAttr_anon44(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("wakeup_events", ctypes.c_uint32),
-        ("wakeup_watermark", ctypes.c_uint32),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(PerfEventAttr_anon44) == 4, 'PerfEventAttr_anon44'
-
-
-class PerfEventAttr_anon46(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("bp_addr", ctypes.c_uint64),
-        ("kprobe_func", ctypes.c_uint64),
-        ("uprobe_path", ctypes.c_uint64),
-        ("config1", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(PerfEventAttr_anon46) == 8, 'PerfEventAttr_anon46'
-
-
-class PerfEventAttr_anon47(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("bp_len", ctypes.c_uint64),
-        ("kprobe_addr", ctypes.c_uint64),
-        ("probe_offset", ctypes.c_uint64),
-        ("config2", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(PerfEventAttr_anon47) == 8, 'PerfEventAttr_anon47'
-
-
-class PerfEventAttr_anon57_anon1(ctypes.Structure):
-    """``struct (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("_bf_0", ctypes.c_uint32),
-    )
-    aux_start_paused = property(
-        lambda self: (self._bf_0 >> 0) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 0)) | ((v & 0x1) << 0)),
-    )
-    aux_pause = property(
-        lambda self: (self._bf_0 >> 1) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 1)) | ((v & 0x1) << 1)),
-    )
-    aux_resume = property(
-        lambda self: (self._bf_0 >> 2) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 2)) | ((v & 0x1) << 2)),
-    )
-    __reserved_3 = property(
-        lambda self: (self._bf_0 >> 3) & 0x1fffffff,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1fffffff << 3)) | ((v & 0x1fffffff) << 3)),
-    )
-
-
-assert ctypes.sizeof(PerfEventAttr_anon57_anon1) == 4, 'PerfEventAttr_anon57_anon1'
-
-
-class PerfEventAttr_anon57(ctypes.Union):
-    """``union (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon1',)
-    _fields_ = (
-        ("aux_action", ctypes.c_uint32),
-        ("_anon1", PerfEventAttr_anon57_anon1),
-        ("_size", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(PerfEventAttr_anon57) == 4, 'PerfEventAttr_anon57'
-
-
-class PerfEventAttr(ctypes.Structure):
-    """``struct perf_event_attr`` (136 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon3', '_anon44', '_anon46', '_anon47', '_anon57',)
-    _fields_ = (
-        ("type", ctypes.c_uint32),
-        ("size", ctypes.c_uint32),
-        ("config", ctypes.c_uint64),
-        ("_anon3", PerfEventAttr_anon3),
-        ("sample_type", ctypes.c_uint64),
-        ("read_format", ctypes.c_uint64),
-        ("_bf_40", ctypes.c_uint64),
-        ("_anon44", PerfEventAttr_anon44),
-        ("bp_type", ctypes.c_uint32),
-        ("_anon46", PerfEventAttr_anon46),
-        ("_anon47", PerfEventAttr_anon47),
-        ("branch_sample_type", ctypes.c_uint64),
-        ("sample_regs_user", ctypes.c_uint64),
-        ("sample_stack_user", ctypes.c_uint32),
-        ("clockid", ctypes.c_int32),
-        ("sample_regs_intr", ctypes.c_uint64),
-        ("aux_watermark", ctypes.c_uint32),
-        ("sample_max_stack", ctypes.c_uint16),
-        ("__reserved_2", ctypes.c_uint16),
-        ("aux_sample_size", ctypes.c_uint32),
-        ("_anon57", PerfEventAttr_anon57),
-        ("sig_data", ctypes.c_uint64),
-        ("config3", ctypes.c_uint64),
-    )
-    disabled = property(
-        lambda self: (self._bf_40 >> 0) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 0)) | ((v & 0x1) << 0)),
-    )
-    inherit = property(
-        lambda self: (self._bf_40 >> 1) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 1)) | ((v & 0x1) << 1)),
-    )
-    pinned = property(
-        lambda self: (self._bf_40 >> 2) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 2)) | ((v & 0x1) << 2)),
-    )
-    exclusive = property(
-        lambda self: (self._bf_40 >> 3) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 3)) | ((v & 0x1) << 3)),
-    )
-    exclude_user = property(
-        lambda self: (self._bf_40 >> 4) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 4)) | ((v & 0x1) << 4)),
-    )
-    exclude_kernel = property(
-        lambda self: (self._bf_40 >> 5) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 5)) | ((v & 0x1) << 5)),
-    )
-    exclude_hv = property(
-        lambda self: (self._bf_40 >> 6) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 6)) | ((v & 0x1) << 6)),
-    )
-    exclude_idle = property(
-        lambda self: (self._bf_40 >> 7) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 7)) | ((v & 0x1) << 7)),
-    )
-    mmap = property(
-        lambda self: (self._bf_40 >> 8) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 8)) | ((v & 0x1) << 8)),
-    )
-    comm = property(
-        lambda self: (self._bf_40 >> 9) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 9)) | ((v & 0x1) << 9)),
-    )
-    freq = property(
-        lambda self: (self._bf_40 >> 10) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 10)) | ((v & 0x1) << 10)),
-    )
-    inherit_stat = property(
-        lambda self: (self._bf_40 >> 11) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 11)) | ((v & 0x1) << 11)),
-    )
-    enable_on_exec = property(
-        lambda self: (self._bf_40 >> 12) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 12)) | ((v & 0x1) << 12)),
-    )
-    task = property(
-        lambda self: (self._bf_40 >> 13) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 13)) | ((v & 0x1) << 13)),
-    )
-    watermark = property(
-        lambda self: (self._bf_40 >> 14) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 14)) | ((v & 0x1) << 14)),
-    )
-    precise_ip = property(
-        lambda self: (self._bf_40 >> 15) & 0x3,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x3 << 15)) | ((v & 0x3) << 15)),
-    )
-    mmap_data = property(
-        lambda self: (self._bf_40 >> 17) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 17)) | ((v & 0x1) << 17)),
-    )
-    sample_id_all = property(
-        lambda self: (self._bf_40 >> 18) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 18)) | ((v & 0x1) << 18)),
-    )
-    exclude_host = property(
-        lambda self: (self._bf_40 >> 19) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 19)) | ((v & 0x1) << 19)),
-    )
-    exclude_guest = property(
-        lambda self: (self._bf_40 >> 20) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 20)) | ((v & 0x1) << 20)),
-    )
-    exclude_callchain_kernel = property(
-        lambda self: (self._bf_40 >> 21) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 21)) | ((v & 0x1) << 21)),
-    )
-    exclude_callchain_user = property(
-        lambda self: (self._bf_40 >> 22) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 22)) | ((v & 0x1) << 22)),
-    )
-    mmap2 = property(
-        lambda self: (self._bf_40 >> 23) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 23)) | ((v & 0x1) << 23)),
-    )
-    comm_exec = property(
-        lambda self: (self._bf_40 >> 24) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 24)) | ((v & 0x1) << 24)),
-    )
-    use_clockid = property(
-        lambda self: (self._bf_40 >> 25) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 25)) | ((v & 0x1) << 25)),
-    )
-    context_switch = property(
-        lambda self: (self._bf_40 >> 26) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 26)) | ((v & 0x1) << 26)),
-    )
-    write_backward = property(
-        lambda self: (self._bf_40 >> 27) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 27)) | ((v & 0x1) << 27)),
-    )
-    namespaces = property(
-        lambda self: (self._bf_40 >> 28) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 28)) | ((v & 0x1) << 28)),
-    )
-    ksymbol = property(
-        lambda self: (self._bf_40 >> 29) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 29)) | ((v & 0x1) << 29)),
-    )
-    bpf_event = property(
-        lambda self: (self._bf_40 >> 30) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 30)) | ((v & 0x1) << 30)),
-    )
-    aux_output = property(
-        lambda self: (self._bf_40 >> 31) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 31)) | ((v & 0x1) << 31)),
-    )
-    cgroup = property(
-        lambda self: (self._bf_40 >> 32) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 32)) | ((v & 0x1) << 32)),
-    )
-    text_poke = property(
-        lambda self: (self._bf_40 >> 33) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 33)) | ((v & 0x1) << 33)),
-    )
-    build_id = property(
-        lambda self: (self._bf_40 >> 34) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 34)) | ((v & 0x1) << 34)),
-    )
-    inherit_thread = property(
-        lambda self: (self._bf_40 >> 35) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 35)) | ((v & 0x1) << 35)),
-    )
-    remove_on_exec = property(
-        lambda self: (self._bf_40 >> 36) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 36)) | ((v & 0x1) << 36)),
-    )
-    sigtrap = property(
-        lambda self: (self._bf_40 >> 37) & 0x1,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 37)) | ((v & 0x1) << 37)),
-    )
-    __reserved_1 = property(
-        lambda self: (self._bf_40 >> 38) & 0x3ffffff,
-        lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x3ffffff << 38)) | ((v & 0x3ffffff) << 38)),
-    )
-
-
-assert ctypes.sizeof(PerfEventAttr) == 136, 'PerfEventAttr'
-
-
-class PerfEventMmapPage_anon7_anon1(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("_bf_0", ctypes.c_uint64),
-    )
-    cap_bit0 = property(
-        lambda self: (self._bf_0 >> 0) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 0)) | ((v & 0x1) << 0)),
-    )
-    cap_bit0_is_deprecated = property(
-        lambda self: (self._bf_0 >> 1) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 1)) | ((v & 0x1) << 1)),
-    )
-    cap_user_rdpmc = property(
-        lambda self: (self._bf_0 >> 2) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 2)) | ((v & 0x1) << 2)),
-    )
-    cap_user_time = property(
-        lambda self: (self._bf_0 >> 3) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 3)) | ((v & 0x1) << 3)),
-    )
-    cap_user_time_zero = property(
-        lambda self: (self._bf_0 >> 4) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 4)) | ((v & 0x1) << 4)),
-    )
-    cap_user_time_short = property(
-        lambda self: (self._bf_0 >> 5) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 5)) | ((v & 0x1) << 5)),
-    )
-    cap_____res = property(
-        lambda self: (self._bf_0 >> 6) & 0x3ffffffffffffff,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x3ffffffffffffff << 6)) | ((v & 0x3ffffffffffffff) << 6)),
-    )
-
-
-assert ctypes.sizeof(PerfEventMmapPage_anon7_anon1) == 8, 'PerfEventMmapPage_anon7_anon1'
-
-
-class PerfEventMmapPage_anon7(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon1',)
-    _fields_ = (
-        ("capabilities", ctypes.c_uint64),
-        ("_anon1", PerfEventMmapPage_anon7_anon1),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(PerfEventMmapPage_anon7) == 8, 'PerfEventMmapPage_anon7'
-
-
-class PerfEventMmapPage(ctypes.Structure):
-    """``struct perf_event_mmap_page`` (1088 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon7',)
-    _fields_ = (
-        ("version", ctypes.c_uint32),
-        ("compat_version", ctypes.c_uint32),
-        ("lock", ctypes.c_uint32),
-        ("index", ctypes.c_uint32),
-        ("offset", ctypes.c_int64),
-        ("time_enabled", ctypes.c_uint64),
-        ("time_running", ctypes.c_uint64),
-        ("_anon7", PerfEventMmapPage_anon7),
-        ("pmc_width", ctypes.c_uint16),
-        ("time_shift", ctypes.c_uint16),
-        ("time_mult", ctypes.c_uint32),
-        ("time_offset", ctypes.c_uint64),
-        ("time_zero", ctypes.c_uint64),
-        ("size", ctypes.c_uint32),
-        ("__reserved_1", ctypes.c_uint32),
-        ("time_cycles", ctypes.c_uint64),
-        ("time_mask", ctypes.c_uint64),
-        ("__reserved", (ctypes.c_uint8 * 928)),
-        ("data_head", ctypes.c_uint64),
-        ("data_tail", ctypes.c_uint64),
-        ("data_offset", ctypes.c_uint64),
-        ("data_size", ctypes.c_uint64),
-        ("aux_head", ctypes.c_uint64),
-        ("aux_tail", ctypes.c_uint64),
-        ("aux_offset", ctypes.c_uint64),
-        ("aux_size", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(PerfEventMmapPage) == 1088, 'PerfEventMmapPage'
-
-
-class PerfEventHeader(ctypes.Structure):
-    """``struct perf_event_header`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("type", ctypes.c_uint32),
-        ("misc", ctypes.c_uint16),
-        ("size", ctypes.c_uint16),
-    )
-
-
-assert ctypes.sizeof(PerfEventHeader) == 8, 'PerfEventHeader'
-
-
-class XdpMd(ctypes.Structure):
-    """``struct xdp_md`` (24 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("data", ctypes.c_uint32),
-        ("data_end", ctypes.c_uint32),
-        ("data_meta", ctypes.c_uint32),
-        ("ingress_ifindex", ctypes.c_uint32),
-        ("rx_queue_index", ctypes.c_uint32),
-        ("egress_ifindex", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(XdpMd) == 24, 'XdpMd'
-
-
-class SkBuff_anon26(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("flow_keys", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(SkBuff_anon26) == 8, 'SkBuff_anon26'
-
-
-class SkBuff_anon30(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("sk", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(SkBuff_anon30) == 8, 'SkBuff_anon30'
-
-
-class SkBuff(ctypes.Structure):
-    """``struct __sk_buff`` (192 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon26', '_anon30',)
-    _fields_ = (
-        ("len", ctypes.c_uint32),
-        ("pkt_type", ctypes.c_uint32),
-        ("mark", ctypes.c_uint32),
-        ("queue_mapping", ctypes.c_uint32),
-        ("protocol", ctypes.c_uint32),
-        ("vlan_present", ctypes.c_uint32),
-        ("vlan_tci", ctypes.c_uint32),
-        ("vlan_proto", ctypes.c_uint32),
-        ("priority", ctypes.c_uint32),
-        ("ingress_ifindex", ctypes.c_uint32),
-        ("ifindex", ctypes.c_uint32),
-        ("tc_index", ctypes.c_uint32),
-        ("cb", (ctypes.c_uint32 * 5)),
-        ("hash", ctypes.c_uint32),
-        ("tc_classid", ctypes.c_uint32),
-        ("data", ctypes.c_uint32),
-        ("data_end", ctypes.c_uint32),
-        ("napi_id", ctypes.c_uint32),
-        ("family", ctypes.c_uint32),
-        ("remote_ip4", ctypes.c_uint32),
-        ("local_ip4", ctypes.c_uint32),
-        ("remote_ip6", (ctypes.c_uint32 * 4)),
-        ("local_ip6", (ctypes.c_uint32 * 4)),
-        ("remote_port", ctypes.c_uint32),
-        ("local_port", ctypes.c_uint32),
-        ("data_meta", ctypes.c_uint32),
-        ("_anon26", SkBuff_anon26),
-        ("tstamp", ctypes.c_uint64),
-        ("wire_len", ctypes.c_uint32),
-        ("gso_segs", ctypes.c_uint32),
-        ("_anon30", SkBuff_anon30),
-        ("gso_size", ctypes.c_uint32),
-        ("tstamp_type", ctypes.c_uint8),
-        ("_pad_181", ctypes.c_uint8 * 3),
-        ("hwtstamp", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(SkBuff) == 192, 'SkBuff'
-
-
-class BpfSock(ctypes.Structure):
-    """``struct bpf_sock`` (80 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("bound_dev_if", ctypes.c_uint32),
-        ("family", ctypes.c_uint32),
-        ("type", ctypes.c_uint32),
-        ("protocol", ctypes.c_uint32),
-        ("mark", ctypes.c_uint32),
-        ("priority", ctypes.c_uint32),
-        ("src_ip4", ctypes.c_uint32),
-        ("src_ip6", (ctypes.c_uint32 * 4)),
-        ("src_port", ctypes.c_uint32),
-        ("dst_port", ctypes.c_uint16),
-        ("_pad_50", ctypes.c_uint8 * 2),
-        ("dst_ip4", ctypes.c_uint32),
-        ("dst_ip6", (ctypes.c_uint32 * 4)),
-        ("state", ctypes.c_uint32),
-        ("rx_queue_mapping", ctypes.c_int32),
-    )
-
-
-assert ctypes.sizeof(BpfSock) == 80, 'BpfSock'
-
-
-class BpfSockAddr_anon9(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("sk", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(BpfSockAddr_anon9) == 8, 'BpfSockAddr_anon9'
-
-
-class BpfSockAddr(ctypes.Structure):
-    """``struct bpf_sock_addr`` (72 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon9',)
-    _fields_ = (
-        ("user_family", ctypes.c_uint32),
-        ("user_ip4", ctypes.c_uint32),
-        ("user_ip6", (ctypes.c_uint32 * 4)),
-        ("user_port", ctypes.c_uint32),
-        ("family", ctypes.c_uint32),
-        ("type", ctypes.c_uint32),
-        ("protocol", ctypes.c_uint32),
-        ("msg_src_ip4", ctypes.c_uint32),
-        ("msg_src_ip6", (ctypes.c_uint32 * 4)),
-        ("_pad_60", ctypes.c_uint8 * 4),
-        ("_anon9", BpfSockAddr_anon9),
-    )
-
-
-assert ctypes.sizeof(BpfSockAddr) == 72, 'BpfSockAddr'
-
-
-class BpfSockOps_anon1(ctypes.Union):
-    """``union (anonymous)`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("args", (ctypes.c_uint32 * 4)),
-        ("reply", ctypes.c_uint32),
-        ("replylong", (ctypes.c_uint32 * 4)),
-        ("_size", ctypes.c_uint8 * 16),
-    )
-
-
-assert ctypes.sizeof(BpfSockOps_anon1) == 16, 'BpfSockOps_anon1'
-
-
-class BpfSockOps_anon35(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("sk", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(BpfSockOps_anon35) == 8, 'BpfSockOps_anon35'
-
-
-class BpfSockOps_anon36(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("skb_data", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(BpfSockOps_anon36) == 8, 'BpfSockOps_anon36'
-
-
-class BpfSockOps_anon37(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("skb_data_end", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(BpfSockOps_anon37) == 8, 'BpfSockOps_anon37'
-
-
-class BpfSockOps(ctypes.Structure):
-    """``struct bpf_sock_ops`` (224 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon1', '_anon35', '_anon36', '_anon37',)
-    _fields_ = (
-        ("op", ctypes.c_uint32),
-        ("_anon1", BpfSockOps_anon1),
-        ("family", ctypes.c_uint32),
-        ("remote_ip4", ctypes.c_uint32),
-        ("local_ip4", ctypes.c_uint32),
-        ("remote_ip6", (ctypes.c_uint32 * 4)),
-        ("local_ip6", (ctypes.c_uint32 * 4)),
-        ("remote_port", ctypes.c_uint32),
-        ("local_port", ctypes.c_uint32),
-        ("is_fullsock", ctypes.c_uint32),
-        ("snd_cwnd", ctypes.c_uint32),
-        ("srtt_us", ctypes.c_uint32),
-        ("bpf_sock_ops_cb_flags", ctypes.c_uint32),
-        ("state", ctypes.c_uint32),
-        ("rtt_min", ctypes.c_uint32),
-        ("snd_ssthresh", ctypes.c_uint32),
-        ("rcv_nxt", ctypes.c_uint32),
-        ("snd_nxt", ctypes.c_uint32),
-        ("snd_una", ctypes.c_uint32),
-        ("mss_cache", ctypes.c_uint32),
-        ("ecn_flags", ctypes.c_uint32),
-        ("rate_delivered", ctypes.c_uint32),
-        ("rate_interval_us", ctypes.c_uint32),
-        ("packets_out", ctypes.c_uint32),
-        ("retrans_out", ctypes.c_uint32),
-        ("total_retrans", ctypes.c_uint32),
-        ("segs_in", ctypes.c_uint32),
-        ("data_segs_in", ctypes.c_uint32),
-        ("segs_out", ctypes.c_uint32),
-        ("data_segs_out", ctypes.c_uint32),
-        ("lost_out", ctypes.c_uint32),
-        ("sacked_out", ctypes.c_uint32),
-        ("sk_txhash", ctypes.c_uint32),
-        ("bytes_received", ctypes.c_uint64),
-        ("bytes_acked", ctypes.c_uint64),
-        ("_anon35", BpfSockOps_anon35),
-        ("_anon36", BpfSockOps_anon36),
-        ("_anon37", BpfSockOps_anon37),
-        ("skb_len", ctypes.c_uint32),
-        ("skb_tcp_flags", ctypes.c_uint32),
-        ("skb_hwtstamp", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(BpfSockOps) == 224, 'BpfSockOps'
-
-
-class SkMsgMd_anon0(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("data", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(SkMsgMd_anon0) == 8, 'SkMsgMd_anon0'
-
-
-class SkMsgMd_anon1(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("data_end", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(SkMsgMd_anon1) == 8, 'SkMsgMd_anon1'
-
-
-class SkMsgMd_anon10(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("sk", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(SkMsgMd_anon10) == 8, 'SkMsgMd_anon10'
-
-
-class SkMsgMd(ctypes.Structure):
-    """``struct sk_msg_md`` (80 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0', '_anon1', '_anon10',)
-    _fields_ = (
-        ("_anon0", SkMsgMd_anon0),
-        ("_anon1", SkMsgMd_anon1),
-        ("family", ctypes.c_uint32),
-        ("remote_ip4", ctypes.c_uint32),
-        ("local_ip4", ctypes.c_uint32),
-        ("remote_ip6", (ctypes.c_uint32 * 4)),
-        ("local_ip6", (ctypes.c_uint32 * 4)),
-        ("remote_port", ctypes.c_uint32),
-        ("local_port", ctypes.c_uint32),
-        ("size", ctypes.c_uint32),
-        ("_anon10", SkMsgMd_anon10),
-    )
-
-
-assert ctypes.sizeof(SkMsgMd) == 80, 'SkMsgMd'
-
-
-class SkReuseportMd_anon0(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("data", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(SkReuseportMd_anon0) == 8, 'SkReuseportMd_anon0'
-
-
-class SkReuseportMd_anon1(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("data_end", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(SkReuseportMd_anon1) == 8, 'SkReuseportMd_anon1'
-
-
-class SkReuseportMd_anon7(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("sk", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(SkReuseportMd_anon7) == 8, 'SkReuseportMd_anon7'
-
-
-class SkReuseportMd_anon8(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("migrating_sk", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(SkReuseportMd_anon8) == 8, 'SkReuseportMd_anon8'
-
-
-class SkReuseportMd(ctypes.Structure):
-    """``struct sk_reuseport_md`` (56 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0', '_anon1', '_anon7', '_anon8',)
-    _fields_ = (
-        ("_anon0", SkReuseportMd_anon0),
-        ("_anon1", SkReuseportMd_anon1),
-        ("len", ctypes.c_uint32),
-        ("eth_protocol", ctypes.c_uint32),
-        ("ip_protocol", ctypes.c_uint32),
-        ("bind_inany", ctypes.c_uint32),
-        ("hash", ctypes.c_uint32),
-        ("_pad_36", ctypes.c_uint8 * 4),
-        ("_anon7", SkReuseportMd_anon7),
-        ("_anon8", SkReuseportMd_anon8),
-    )
-
-
-assert ctypes.sizeof(SkReuseportMd) == 56, 'SkReuseportMd'
-
-
-class BpfSkLookup_anon0_anon0(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("sk", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(BpfSkLookup_anon0_anon0) == 8, 'BpfSkLookup_anon0_anon0'
-
-
-class BpfSkLookup_anon0(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0',)
-    _fields_ = (
-        ("_anon0", BpfSkLookup_anon0_anon0),
-        ("cookie", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(BpfSkLookup_anon0) == 8, 'BpfSkLookup_anon0'
-
-
-class BpfSkLookup(ctypes.Structure):
-    """``struct bpf_sk_lookup`` (72 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0',)
-    _fields_ = (
-        ("_anon0", BpfSkLookup_anon0),
-        ("family", ctypes.c_uint32),
-        ("protocol", ctypes.c_uint32),
-        ("remote_ip4", ctypes.c_uint32),
-        ("remote_ip6", (ctypes.c_uint32 * 4)),
-        ("remote_port", ctypes.c_uint16),
-        ("_pad_38", ctypes.c_uint8 * 2),
-        ("local_ip4", ctypes.c_uint32),
-        ("local_ip6", (ctypes.c_uint32 * 4)),
-        ("local_port", ctypes.c_uint32),
-        ("ingress_ifindex", ctypes.c_uint32),
-        ("_pad_68", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(BpfSkLookup) == 72, 'BpfSkLookup'
-
-
-class BpfFlowKeys_anon10_anon0(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("ipv4_src", ctypes.c_uint32),
-        ("ipv4_dst", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfFlowKeys_anon10_anon0) == 8, 'BpfFlowKeys_anon10_anon0'
-
-
-class BpfFlowKeys_anon10_anon1(ctypes.Structure):
-    """``struct (anonymous)`` (32 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("ipv6_src", (ctypes.c_uint32 * 4)),
-        ("ipv6_dst", (ctypes.c_uint32 * 4)),
-    )
-
-
-assert ctypes.sizeof(BpfFlowKeys_anon10_anon1) == 32, 'BpfFlowKeys_anon10_anon1'
-
-
-class BpfFlowKeys_anon10(ctypes.Union):
-    """``union (anonymous)`` (32 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0', '_anon1',)
-    _fields_ = (
-        ("_anon0", BpfFlowKeys_anon10_anon0),
-        ("_anon1", BpfFlowKeys_anon10_anon1),
-        ("_size", ctypes.c_uint8 * 32),
-    )
-
-
-assert ctypes.sizeof(BpfFlowKeys_anon10) == 32, 'BpfFlowKeys_anon10'
-
-
-class BpfFlowKeys(ctypes.Structure):
-    """``struct bpf_flow_keys`` (56 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon10',)
-    _fields_ = (
-        ("nhoff", ctypes.c_uint16),
-        ("thoff", ctypes.c_uint16),
-        ("addr_proto", ctypes.c_uint16),
-        ("is_frag", ctypes.c_uint8),
-        ("is_first_frag", ctypes.c_uint8),
-        ("is_encap", ctypes.c_uint8),
-        ("ip_proto", ctypes.c_uint8),
-        ("n_proto", ctypes.c_uint16),
-        ("sport", ctypes.c_uint16),
-        ("dport", ctypes.c_uint16),
-        ("_anon10", BpfFlowKeys_anon10),
-        ("flags", ctypes.c_uint32),
-        ("flow_label", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfFlowKeys) == 56, 'BpfFlowKeys'
-
-
-class BpfSysctl(ctypes.Structure):
-    """``struct bpf_sysctl`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("write", ctypes.c_uint32),
-        ("file_pos", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfSysctl) == 8, 'BpfSysctl'
-
-
-class BpfSockopt_anon0(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("sk", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(BpfSockopt_anon0) == 8, 'BpfSockopt_anon0'
-
-
-class BpfSockopt_anon1(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("optval", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(BpfSockopt_anon1) == 8, 'BpfSockopt_anon1'
-
-
-class BpfSockopt_anon2(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("optval_end", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(BpfSockopt_anon2) == 8, 'BpfSockopt_anon2'
-
-
-class BpfSockopt(ctypes.Structure):
-    """``struct bpf_sockopt`` (40 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon0', '_anon1', '_anon2',)
-    _fields_ = (
-        ("_anon0", BpfSockopt_anon0),
-        ("_anon1", BpfSockopt_anon1),
-        ("_anon2", BpfSockopt_anon2),
-        ("level", ctypes.c_int32),
-        ("optname", ctypes.c_int32),
-        ("optlen", ctypes.c_int32),
-        ("retval", ctypes.c_int32),
-    )
-
-
-assert ctypes.sizeof(BpfSockopt) == 40, 'BpfSockopt'
-
-
-class BpfCgroupDevCtx(ctypes.Structure):
-    """``struct bpf_cgroup_dev_ctx`` (12 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("access_type", ctypes.c_uint32),
-        ("major", ctypes.c_uint32),
-        ("minor", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfCgroupDevCtx) == 12, 'BpfCgroupDevCtx'
-
-
-class BpfRawTracepointArgs(ctypes.Structure):
-    """``struct bpf_raw_tracepoint_args`` (0 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("args", (ctypes.c_uint64 * 0)),
-    )
-
-
-assert ctypes.sizeof(BpfRawTracepointArgs) == 0, 'BpfRawTracepointArgs'
-
-
-class BpfNfCtx(ctypes.Structure):
-    """``struct bpf_nf_ctx`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("state", ctypes.c_uint64),
-        ("skb", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(BpfNfCtx) == 16, 'BpfNfCtx'
-
-
-class BpfCgroupStorageKey(ctypes.Structure):
-    """``struct bpf_cgroup_storage_key`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("cgroup_inode_id", ctypes.c_uint64),
-        ("attach_type", ctypes.c_uint32),
-        ("_pad_12", ctypes.c_uint8 * 4),
-    )
-
-
-assert ctypes.sizeof(BpfCgroupStorageKey) == 16, 'BpfCgroupStorageKey'
-
-
-class BpfFuncInfo(ctypes.Structure):
-    """``struct bpf_func_info`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("insn_off", ctypes.c_uint32),
-        ("type_id", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfFuncInfo) == 8, 'BpfFuncInfo'
-
-
-class BpfLineInfo(ctypes.Structure):
-    """``struct bpf_line_info`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("insn_off", ctypes.c_uint32),
-        ("file_name_off", ctypes.c_uint32),
-        ("line_off", ctypes.c_uint32),
-        ("line_col", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfLineInfo) == 16, 'BpfLineInfo'
-
-
-class BpfCoreRelo(ctypes.Structure):
-    """``struct bpf_core_relo`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("insn_off", ctypes.c_uint32),
-        ("type_id", ctypes.c_uint32),
-        ("access_str_off", ctypes.c_uint32),
-        ("kind", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfCoreRelo) == 16, 'BpfCoreRelo'
-
-
-class BpfSpinLock(ctypes.Structure):
-    """``struct bpf_spin_lock`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("val", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfSpinLock) == 4, 'BpfSpinLock'
-
-
-class BpfTimer(ctypes.Structure):
-    """``struct bpf_timer`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("__opaque", (ctypes.c_uint64 * 2)),
-    )
-
-
-assert ctypes.sizeof(BpfTimer) == 16, 'BpfTimer'
-
-
-class BpfStackBuildId_anon2(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("offset", ctypes.c_uint64),
-        ("ip", ctypes.c_uint64),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(BpfStackBuildId_anon2) == 8, 'BpfStackBuildId_anon2'
-
-
-class BpfStackBuildId(ctypes.Structure):
-    """``struct bpf_stack_build_id`` (32 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon2',)
-    _fields_ = (
-        ("status", ctypes.c_int32),
-        ("build_id", (ctypes.c_uint8 * 20)),
-        ("_anon2", BpfStackBuildId_anon2),
-    )
-
-
-assert ctypes.sizeof(BpfStackBuildId) == 32, 'BpfStackBuildId'
-
-
-class BpfPerfEventValue(ctypes.Structure):
-    """``struct bpf_perf_event_value`` (24 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("counter", ctypes.c_uint64),
-        ("enabled", ctypes.c_uint64),
-        ("running", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(BpfPerfEventValue) == 24, 'BpfPerfEventValue'
-
-
-class BpfProgStats_cnt_v_a_a(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("counter", ctypes.c_int64),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_cnt_v_a_a) == 8, 'BpfProgStats_cnt_v_a_a'
-
-
-class BpfProgStats_cnt_v_a(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("a", BpfProgStats_cnt_v_a_a),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_cnt_v_a) == 8, 'BpfProgStats_cnt_v_a'
-
-
-class BpfProgStats_cnt_v(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("a", BpfProgStats_cnt_v_a),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_cnt_v) == 8, 'BpfProgStats_cnt_v'
-
-
-class BpfProgStats_cnt(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("v", BpfProgStats_cnt_v),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_cnt) == 8, 'BpfProgStats_cnt'
-
-
-class BpfProgStats_nsecs_v_a_a(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("counter", ctypes.c_int64),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_nsecs_v_a_a) == 8, 'BpfProgStats_nsecs_v_a_a'
-
-
-class BpfProgStats_nsecs_v_a(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("a", BpfProgStats_nsecs_v_a_a),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_nsecs_v_a) == 8, 'BpfProgStats_nsecs_v_a'
-
-
-class BpfProgStats_nsecs_v(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("a", BpfProgStats_nsecs_v_a),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_nsecs_v) == 8, 'BpfProgStats_nsecs_v'
-
-
-class BpfProgStats_nsecs(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("v", BpfProgStats_nsecs_v),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_nsecs) == 8, 'BpfProgStats_nsecs'
-
-
-class BpfProgStats_misses_v_a_a(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("counter", ctypes.c_int64),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_misses_v_a_a) == 8, 'BpfProgStats_misses_v_a_a'
-
-
-class BpfProgStats_misses_v_a(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("a", BpfProgStats_misses_v_a_a),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_misses_v_a) == 8, 'BpfProgStats_misses_v_a'
-
-
-class BpfProgStats_misses_v(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("a", BpfProgStats_misses_v_a),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_misses_v) == 8, 'BpfProgStats_misses_v'
-
-
-class BpfProgStats_misses(ctypes.Structure):
-    """``struct (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("v", BpfProgStats_misses_v),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_misses) == 8, 'BpfProgStats_misses'
-
-
-class BpfProgStats_syncp(ctypes.Structure):
-    """``struct u64_stats_sync`` (0 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-    )
-
-
-assert ctypes.sizeof(BpfProgStats_syncp) == 0, 'BpfProgStats_syncp'
-
-
-class BpfProgStats(ctypes.Structure):
-    """``struct bpf_prog_stats`` (32 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("cnt", BpfProgStats_cnt),
-        ("nsecs", BpfProgStats_nsecs),
-        ("misses", BpfProgStats_misses),
-        ("syncp", BpfProgStats_syncp),
-        ("_pad_24", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(BpfProgStats) == 32, 'BpfProgStats'
-
-
-class PtRegs_anon17_fred_cs(ctypes.Structure):
-    """``struct fred_cs`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("_bf_0", ctypes.c_uint64),
-    )
-    cs = property(
-        lambda self: (self._bf_0 >> 0) & 0xffff,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0xffff << 0)) | ((v & 0xffff) << 0)),
-    )
-    sl = property(
-        lambda self: (self._bf_0 >> 16) & 0x3,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x3 << 16)) | ((v & 0x3) << 16)),
-    )
-    wfe = property(
-        lambda self: (self._bf_0 >> 18) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 18)) | ((v & 0x1) << 18)),
-    )
-
-
-assert ctypes.sizeof(PtRegs_anon17_fred_cs) == 8, 'PtRegs_anon17_fred_cs'
-
-
-class PtRegs_anon17(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("cs", ctypes.c_uint16),
-        ("csx", ctypes.c_uint64),
-        ("fred_cs", PtRegs_anon17_fred_cs),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(PtRegs_anon17) == 8, 'PtRegs_anon17'
-
-
-class PtRegs_anon20_fred_ss(ctypes.Structure):
-    """``struct fred_ss`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("_bf_0", ctypes.c_uint64),
-    )
-    ss = property(
-        lambda self: (self._bf_0 >> 0) & 0xffff,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0xffff << 0)) | ((v & 0xffff) << 0)),
-    )
-    sti = property(
-        lambda self: (self._bf_0 >> 16) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 16)) | ((v & 0x1) << 16)),
-    )
-    swevent = property(
-        lambda self: (self._bf_0 >> 17) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 17)) | ((v & 0x1) << 17)),
-    )
-    nmi = property(
-        lambda self: (self._bf_0 >> 18) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 18)) | ((v & 0x1) << 18)),
-    )
-    vector = property(
-        lambda self: (self._bf_0 >> 32) & 0xff,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0xff << 32)) | ((v & 0xff) << 32)),
-    )
-    type = property(
-        lambda self: (self._bf_0 >> 48) & 0xf,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0xf << 48)) | ((v & 0xf) << 48)),
-    )
-    enclave = property(
-        lambda self: (self._bf_0 >> 56) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 56)) | ((v & 0x1) << 56)),
-    )
-    lm = property(
-        lambda self: (self._bf_0 >> 57) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 57)) | ((v & 0x1) << 57)),
-    )
-    nested = property(
-        lambda self: (self._bf_0 >> 58) & 0x1,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 58)) | ((v & 0x1) << 58)),
-    )
-    insnlen = property(
-        lambda self: (self._bf_0 >> 60) & 0xf,
-        lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0xf << 60)) | ((v & 0xf) << 60)),
-    )
-
-
-assert ctypes.sizeof(PtRegs_anon20_fred_ss) == 8, 'PtRegs_anon20_fred_ss'
-
-
-class PtRegs_anon20(ctypes.Union):
-    """``union (anonymous)`` (8 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("ss", ctypes.c_uint16),
-        ("ssx", ctypes.c_uint64),
-        ("fred_ss", PtRegs_anon20_fred_ss),
-        ("_size", ctypes.c_uint8 * 8),
-    )
-
-
-assert ctypes.sizeof(PtRegs_anon20) == 8, 'PtRegs_anon20'
-
-
-class PtRegs(ctypes.Structure):
-    """``struct pt_regs`` (168 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _anonymous_ = ('_anon17', '_anon20',)
-    _fields_ = (
-        ("r15", ctypes.c_uint64),
-        ("r14", ctypes.c_uint64),
-        ("r13", ctypes.c_uint64),
-        ("r12", ctypes.c_uint64),
-        ("bp", ctypes.c_uint64),
-        ("bx", ctypes.c_uint64),
-        ("r11", ctypes.c_uint64),
-        ("r10", ctypes.c_uint64),
-        ("r9", ctypes.c_uint64),
-        ("r8", ctypes.c_uint64),
-        ("ax", ctypes.c_uint64),
-        ("cx", ctypes.c_uint64),
-        ("dx", ctypes.c_uint64),
-        ("si", ctypes.c_uint64),
-        ("di", ctypes.c_uint64),
-        ("orig_ax", ctypes.c_uint64),
-        ("ip", ctypes.c_uint64),
-        ("_anon17", PtRegs_anon17),
-        ("flags", ctypes.c_uint64),
-        ("sp", ctypes.c_uint64),
-        ("_anon20", PtRegs_anon20),
-    )
-
-
-assert ctypes.sizeof(PtRegs) == 168, 'PtRegs'
-
-
-class BpfIterLinkInfo_map(ctypes.Structure):
-    """``struct (anonymous)`` (4 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("map_fd", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfIterLinkInfo_map) == 4, 'BpfIterLinkInfo_map'
-
-
-class BpfIterLinkInfo_cgroup(ctypes.Structure):
-    """``struct (anonymous)`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("order", ctypes.c_uint32),
-        ("cgroup_fd", ctypes.c_uint32),
-        ("cgroup_id", ctypes.c_uint64),
-    )
-
-
-assert ctypes.sizeof(BpfIterLinkInfo_cgroup) == 16, 'BpfIterLinkInfo_cgroup'
-
-
-class BpfIterLinkInfo_task(ctypes.Structure):
-    """``struct (anonymous)`` (12 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("tid", ctypes.c_uint32),
-        ("pid", ctypes.c_uint32),
-        ("pid_fd", ctypes.c_uint32),
-    )
-
-
-assert ctypes.sizeof(BpfIterLinkInfo_task) == 12, 'BpfIterLinkInfo_task'
-
-
-class BpfIterLinkInfo(ctypes.Union):
-    """``union bpf_iter_link_info`` (16 bytes)."""
-
-    _pack_ = 1
-    _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
-    _fields_ = (
-        ("map", BpfIterLinkInfo_map),
-        ("cgroup", BpfIterLinkInfo_cgroup),
-        ("task", BpfIterLinkInfo_task),
-        ("_size", ctypes.c_uint8 * 16),
-    )
-
-
-assert ctypes.sizeof(BpfIterLinkInfo) == 16, 'BpfIterLinkInfo'
+def _mk_BpfProgInfo() -> type:
+    class BpfProgInfo(ctypes.Structure):
+        """``struct bpf_prog_info`` (232 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("type", ctypes.c_uint32),
+            ("id", ctypes.c_uint32),
+            ("tag", (ctypes.c_uint8 * 8)),
+            ("jited_prog_len", ctypes.c_uint32),
+            ("xlated_prog_len", ctypes.c_uint32),
+            ("jited_prog_insns", ctypes.c_uint64),
+            ("xlated_prog_insns", ctypes.c_uint64),
+            ("load_time", ctypes.c_uint64),
+            ("created_by_uid", ctypes.c_uint32),
+            ("nr_map_ids", ctypes.c_uint32),
+            ("map_ids", ctypes.c_uint64),
+            ("name", (ctypes.c_char * 16)),
+            ("ifindex", ctypes.c_uint32),
+            ("_bf_84", ctypes.c_uint32),
+            ("netns_dev", ctypes.c_uint64),
+            ("netns_ino", ctypes.c_uint64),
+            ("nr_jited_ksyms", ctypes.c_uint32),
+            ("nr_jited_func_lens", ctypes.c_uint32),
+            ("jited_ksyms", ctypes.c_uint64),
+            ("jited_func_lens", ctypes.c_uint64),
+            ("btf_id", ctypes.c_uint32),
+            ("func_info_rec_size", ctypes.c_uint32),
+            ("func_info", ctypes.c_uint64),
+            ("nr_func_info", ctypes.c_uint32),
+            ("nr_line_info", ctypes.c_uint32),
+            ("line_info", ctypes.c_uint64),
+            ("jited_line_info", ctypes.c_uint64),
+            ("nr_jited_line_info", ctypes.c_uint32),
+            ("line_info_rec_size", ctypes.c_uint32),
+            ("jited_line_info_rec_size", ctypes.c_uint32),
+            ("nr_prog_tags", ctypes.c_uint32),
+            ("prog_tags", ctypes.c_uint64),
+            ("run_time_ns", ctypes.c_uint64),
+            ("run_cnt", ctypes.c_uint64),
+            ("recursion_misses", ctypes.c_uint64),
+            ("verified_insns", ctypes.c_uint32),
+            ("attach_btf_obj_id", ctypes.c_uint32),
+            ("attach_btf_id", ctypes.c_uint32),
+            ("_pad_228", ctypes.c_uint8 * 4),
+        )
+        gpl_compatible = property(
+            lambda self: (self._bf_84 >> 0) & 0x1,
+            lambda self, v: setattr(self, "_bf_84", (self._bf_84 & ~(0x1 << 0)) | ((v & 0x1) << 0)),
+        )
+
+    BpfProgInfo.__qualname__ = 'BpfProgInfo'
+    assert ctypes.sizeof(BpfProgInfo) == 232, 'BpfProgInfo'
+    return BpfProgInfo
+
+
+def _mk_BpfMapInfo() -> type:
+    class BpfMapInfo(ctypes.Structure):
+        """``struct bpf_map_info`` (104 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("type", ctypes.c_uint32),
+            ("id", ctypes.c_uint32),
+            ("key_size", ctypes.c_uint32),
+            ("value_size", ctypes.c_uint32),
+            ("max_entries", ctypes.c_uint32),
+            ("map_flags", ctypes.c_uint32),
+            ("name", (ctypes.c_char * 16)),
+            ("ifindex", ctypes.c_uint32),
+            ("btf_vmlinux_value_type_id", ctypes.c_uint32),
+            ("netns_dev", ctypes.c_uint64),
+            ("netns_ino", ctypes.c_uint64),
+            ("btf_id", ctypes.c_uint32),
+            ("btf_key_type_id", ctypes.c_uint32),
+            ("btf_value_type_id", ctypes.c_uint32),
+            ("btf_vmlinux_id", ctypes.c_uint32),
+            ("map_extra", ctypes.c_uint64),
+            ("hash", ctypes.c_uint64),
+            ("hash_size", ctypes.c_uint32),
+            ("_pad_100", ctypes.c_uint8 * 4),
+        )
+
+    BpfMapInfo.__qualname__ = 'BpfMapInfo'
+    assert ctypes.sizeof(BpfMapInfo) == 104, 'BpfMapInfo'
+    return BpfMapInfo
+
+
+def _mk_BpfBtfInfo() -> type:
+    class BpfBtfInfo(ctypes.Structure):
+        """``struct bpf_btf_info`` (32 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("btf", ctypes.c_uint64),
+            ("btf_size", ctypes.c_uint32),
+            ("id", ctypes.c_uint32),
+            ("name", ctypes.c_uint64),
+            ("name_len", ctypes.c_uint32),
+            ("kernel_btf", ctypes.c_uint32),
+        )
+
+    BpfBtfInfo.__qualname__ = 'BpfBtfInfo'
+    assert ctypes.sizeof(BpfBtfInfo) == 32, 'BpfBtfInfo'
+    return BpfBtfInfo
+
+
+def _mk_BpfLinkInfo_anon3_raw_tracepoint() -> type:
+    class BpfLinkInfo_anon3_raw_tracepoint(ctypes.Structure):
+        """``struct (anonymous)`` (24 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("tp_name", ctypes.c_uint64),
+            ("tp_name_len", ctypes.c_uint32),
+            ("_pad_12", ctypes.c_uint8 * 4),
+            ("cookie", ctypes.c_uint64),
+        )
+
+    BpfLinkInfo_anon3_raw_tracepoint.__qualname__ = 'BpfLinkInfo_anon3_raw_tracepoint'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_raw_tracepoint) == 24, 'BpfLinkInfo_anon3_raw_tracepoint'
+    return BpfLinkInfo_anon3_raw_tracepoint
+
+
+def _mk_BpfLinkInfo_anon3_tracing() -> type:
+    class BpfLinkInfo_anon3_tracing(ctypes.Structure):
+        """``struct (anonymous)`` (24 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("attach_type", ctypes.c_uint32),
+            ("target_obj_id", ctypes.c_uint32),
+            ("target_btf_id", ctypes.c_uint32),
+            ("_pad_12", ctypes.c_uint8 * 4),
+            ("cookie", ctypes.c_uint64),
+        )
+
+    BpfLinkInfo_anon3_tracing.__qualname__ = 'BpfLinkInfo_anon3_tracing'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_tracing) == 24, 'BpfLinkInfo_anon3_tracing'
+    return BpfLinkInfo_anon3_tracing
+
+
+def _mk_BpfLinkInfo_anon3_cgroup() -> type:
+    class BpfLinkInfo_anon3_cgroup(ctypes.Structure):
+        """``struct (anonymous)`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("cgroup_id", ctypes.c_uint64),
+            ("attach_type", ctypes.c_uint32),
+            ("_pad_12", ctypes.c_uint8 * 4),
+        )
+
+    BpfLinkInfo_anon3_cgroup.__qualname__ = 'BpfLinkInfo_anon3_cgroup'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_cgroup) == 16, 'BpfLinkInfo_anon3_cgroup'
+    return BpfLinkInfo_anon3_cgroup
+
+
+def _mk_BpfLinkInfo_anon3_iter_anon2_map() -> type:
+    class BpfLinkInfo_anon3_iter_anon2_map(ctypes.Structure):
+        """``struct (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("map_id", ctypes.c_uint32),
+        )
+
+    BpfLinkInfo_anon3_iter_anon2_map.__qualname__ = 'BpfLinkInfo_anon3_iter_anon2_map'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_iter_anon2_map) == 4, 'BpfLinkInfo_anon3_iter_anon2_map'
+    return BpfLinkInfo_anon3_iter_anon2_map
+
+
+def _mk_BpfLinkInfo_anon3_iter_anon2() -> type:
+    class BpfLinkInfo_anon3_iter_anon2(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("map", _get('BpfLinkInfo_anon3_iter_anon2_map')),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    BpfLinkInfo_anon3_iter_anon2.__qualname__ = 'BpfLinkInfo_anon3_iter_anon2'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_iter_anon2) == 4, 'BpfLinkInfo_anon3_iter_anon2'
+    return BpfLinkInfo_anon3_iter_anon2
+
+
+def _mk_BpfLinkInfo_anon3_iter_anon3_cgroup() -> type:
+    class BpfLinkInfo_anon3_iter_anon3_cgroup(ctypes.Structure):
+        """``struct (anonymous)`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("cgroup_id", ctypes.c_uint64),
+            ("order", ctypes.c_uint32),
+            ("_pad_12", ctypes.c_uint8 * 4),
+        )
+
+    BpfLinkInfo_anon3_iter_anon3_cgroup.__qualname__ = 'BpfLinkInfo_anon3_iter_anon3_cgroup'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_iter_anon3_cgroup) == 16, 'BpfLinkInfo_anon3_iter_anon3_cgroup'
+    return BpfLinkInfo_anon3_iter_anon3_cgroup
+
+
+def _mk_BpfLinkInfo_anon3_iter_anon3_task() -> type:
+    class BpfLinkInfo_anon3_iter_anon3_task(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("tid", ctypes.c_uint32),
+            ("pid", ctypes.c_uint32),
+        )
+
+    BpfLinkInfo_anon3_iter_anon3_task.__qualname__ = 'BpfLinkInfo_anon3_iter_anon3_task'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_iter_anon3_task) == 8, 'BpfLinkInfo_anon3_iter_anon3_task'
+    return BpfLinkInfo_anon3_iter_anon3_task
+
+
+def _mk_BpfLinkInfo_anon3_iter_anon3() -> type:
+    class BpfLinkInfo_anon3_iter_anon3(ctypes.Union):
+        """``union (anonymous)`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("cgroup", _get('BpfLinkInfo_anon3_iter_anon3_cgroup')),
+            ("task", _get('BpfLinkInfo_anon3_iter_anon3_task')),
+            ("_size", ctypes.c_uint8 * 16),
+        )
+
+    BpfLinkInfo_anon3_iter_anon3.__qualname__ = 'BpfLinkInfo_anon3_iter_anon3'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_iter_anon3) == 16, 'BpfLinkInfo_anon3_iter_anon3'
+    return BpfLinkInfo_anon3_iter_anon3
+
+
+def _mk_BpfLinkInfo_anon3_iter() -> type:
+    class BpfLinkInfo_anon3_iter(ctypes.Structure):
+        """``struct (anonymous)`` (32 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon2', '_anon3',)
+        _fields_ = (
+            ("target_name", ctypes.c_uint64),
+            ("target_name_len", ctypes.c_uint32),
+            ("_anon2", _get('BpfLinkInfo_anon3_iter_anon2')),
+            ("_anon3", _get('BpfLinkInfo_anon3_iter_anon3')),
+        )
+
+    BpfLinkInfo_anon3_iter.__qualname__ = 'BpfLinkInfo_anon3_iter'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_iter) == 32, 'BpfLinkInfo_anon3_iter'
+    return BpfLinkInfo_anon3_iter
+
+
+def _mk_BpfLinkInfo_anon3_netns() -> type:
+    class BpfLinkInfo_anon3_netns(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("netns_ino", ctypes.c_uint32),
+            ("attach_type", ctypes.c_uint32),
+        )
+
+    BpfLinkInfo_anon3_netns.__qualname__ = 'BpfLinkInfo_anon3_netns'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_netns) == 8, 'BpfLinkInfo_anon3_netns'
+    return BpfLinkInfo_anon3_netns
+
+
+def _mk_BpfLinkInfo_anon3_xdp() -> type:
+    class BpfLinkInfo_anon3_xdp(ctypes.Structure):
+        """``struct (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("ifindex", ctypes.c_uint32),
+        )
+
+    BpfLinkInfo_anon3_xdp.__qualname__ = 'BpfLinkInfo_anon3_xdp'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_xdp) == 4, 'BpfLinkInfo_anon3_xdp'
+    return BpfLinkInfo_anon3_xdp
+
+
+def _mk_BpfLinkInfo_anon3_struct_ops() -> type:
+    class BpfLinkInfo_anon3_struct_ops(ctypes.Structure):
+        """``struct (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("map_id", ctypes.c_uint32),
+        )
+
+    BpfLinkInfo_anon3_struct_ops.__qualname__ = 'BpfLinkInfo_anon3_struct_ops'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_struct_ops) == 4, 'BpfLinkInfo_anon3_struct_ops'
+    return BpfLinkInfo_anon3_struct_ops
+
+
+def _mk_BpfLinkInfo_anon3_netfilter() -> type:
+    class BpfLinkInfo_anon3_netfilter(ctypes.Structure):
+        """``struct (anonymous)`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("pf", ctypes.c_uint32),
+            ("hooknum", ctypes.c_uint32),
+            ("priority", ctypes.c_int32),
+            ("flags", ctypes.c_uint32),
+        )
+
+    BpfLinkInfo_anon3_netfilter.__qualname__ = 'BpfLinkInfo_anon3_netfilter'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_netfilter) == 16, 'BpfLinkInfo_anon3_netfilter'
+    return BpfLinkInfo_anon3_netfilter
+
+
+def _mk_BpfLinkInfo_anon3_kprobe_multi() -> type:
+    class BpfLinkInfo_anon3_kprobe_multi(ctypes.Structure):
+        """``struct (anonymous)`` (32 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("addrs", ctypes.c_uint64),
+            ("count", ctypes.c_uint32),
+            ("flags", ctypes.c_uint32),
+            ("missed", ctypes.c_uint64),
+            ("cookies", ctypes.c_uint64),
+        )
+
+    BpfLinkInfo_anon3_kprobe_multi.__qualname__ = 'BpfLinkInfo_anon3_kprobe_multi'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_kprobe_multi) == 32, 'BpfLinkInfo_anon3_kprobe_multi'
+    return BpfLinkInfo_anon3_kprobe_multi
+
+
+def _mk_BpfLinkInfo_anon3_uprobe_multi() -> type:
+    class BpfLinkInfo_anon3_uprobe_multi(ctypes.Structure):
+        """``struct (anonymous)`` (48 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("path", ctypes.c_uint64),
+            ("offsets", ctypes.c_uint64),
+            ("ref_ctr_offsets", ctypes.c_uint64),
+            ("cookies", ctypes.c_uint64),
+            ("path_size", ctypes.c_uint32),
+            ("count", ctypes.c_uint32),
+            ("flags", ctypes.c_uint32),
+            ("pid", ctypes.c_uint32),
+        )
+
+    BpfLinkInfo_anon3_uprobe_multi.__qualname__ = 'BpfLinkInfo_anon3_uprobe_multi'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_uprobe_multi) == 48, 'BpfLinkInfo_anon3_uprobe_multi'
+    return BpfLinkInfo_anon3_uprobe_multi
+
+
+def _mk_BpfLinkInfo_anon3_perf_event_anon1_uprobe() -> type:
+    class BpfLinkInfo_anon3_perf_event_anon1_uprobe(ctypes.Structure):
+        """``struct (anonymous)`` (32 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("file_name", ctypes.c_uint64),
+            ("name_len", ctypes.c_uint32),
+            ("offset", ctypes.c_uint32),
+            ("cookie", ctypes.c_uint64),
+            ("ref_ctr_offset", ctypes.c_uint64),
+        )
+
+    BpfLinkInfo_anon3_perf_event_anon1_uprobe.__qualname__ = 'BpfLinkInfo_anon3_perf_event_anon1_uprobe'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_perf_event_anon1_uprobe) == 32, 'BpfLinkInfo_anon3_perf_event_anon1_uprobe'
+    return BpfLinkInfo_anon3_perf_event_anon1_uprobe
+
+
+def _mk_BpfLinkInfo_anon3_perf_event_anon1_kprobe() -> type:
+    class BpfLinkInfo_anon3_perf_event_anon1_kprobe(ctypes.Structure):
+        """``struct (anonymous)`` (40 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("func_name", ctypes.c_uint64),
+            ("name_len", ctypes.c_uint32),
+            ("offset", ctypes.c_uint32),
+            ("addr", ctypes.c_uint64),
+            ("missed", ctypes.c_uint64),
+            ("cookie", ctypes.c_uint64),
+        )
+
+    BpfLinkInfo_anon3_perf_event_anon1_kprobe.__qualname__ = 'BpfLinkInfo_anon3_perf_event_anon1_kprobe'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_perf_event_anon1_kprobe) == 40, 'BpfLinkInfo_anon3_perf_event_anon1_kprobe'
+    return BpfLinkInfo_anon3_perf_event_anon1_kprobe
+
+
+def _mk_BpfLinkInfo_anon3_perf_event_anon1_tracepoint() -> type:
+    class BpfLinkInfo_anon3_perf_event_anon1_tracepoint(ctypes.Structure):
+        """``struct (anonymous)`` (24 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("tp_name", ctypes.c_uint64),
+            ("name_len", ctypes.c_uint32),
+            ("_pad_12", ctypes.c_uint8 * 4),
+            ("cookie", ctypes.c_uint64),
+        )
+
+    BpfLinkInfo_anon3_perf_event_anon1_tracepoint.__qualname__ = 'BpfLinkInfo_anon3_perf_event_anon1_tracepoint'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_perf_event_anon1_tracepoint) == 24, 'BpfLinkInfo_anon3_perf_event_anon1_tracepoint'
+    return BpfLinkInfo_anon3_perf_event_anon1_tracepoint
+
+
+def _mk_BpfLinkInfo_anon3_perf_event_anon1_event() -> type:
+    class BpfLinkInfo_anon3_perf_event_anon1_event(ctypes.Structure):
+        """``struct (anonymous)`` (24 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("config", ctypes.c_uint64),
+            ("type", ctypes.c_uint32),
+            ("_pad_12", ctypes.c_uint8 * 4),
+            ("cookie", ctypes.c_uint64),
+        )
+
+    BpfLinkInfo_anon3_perf_event_anon1_event.__qualname__ = 'BpfLinkInfo_anon3_perf_event_anon1_event'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_perf_event_anon1_event) == 24, 'BpfLinkInfo_anon3_perf_event_anon1_event'
+    return BpfLinkInfo_anon3_perf_event_anon1_event
+
+
+def _mk_BpfLinkInfo_anon3_perf_event_anon1() -> type:
+    class BpfLinkInfo_anon3_perf_event_anon1(ctypes.Union):
+        """``union (anonymous)`` (40 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("uprobe", _get('BpfLinkInfo_anon3_perf_event_anon1_uprobe')),
+            ("kprobe", _get('BpfLinkInfo_anon3_perf_event_anon1_kprobe')),
+            ("tracepoint", _get('BpfLinkInfo_anon3_perf_event_anon1_tracepoint')),
+            ("event", _get('BpfLinkInfo_anon3_perf_event_anon1_event')),
+            ("_size", ctypes.c_uint8 * 40),
+        )
+
+    BpfLinkInfo_anon3_perf_event_anon1.__qualname__ = 'BpfLinkInfo_anon3_perf_event_anon1'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_perf_event_anon1) == 40, 'BpfLinkInfo_anon3_perf_event_anon1'
+    return BpfLinkInfo_anon3_perf_event_anon1
+
+
+def _mk_BpfLinkInfo_anon3_perf_event() -> type:
+    class BpfLinkInfo_anon3_perf_event(ctypes.Structure):
+        """``struct (anonymous)`` (48 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon1',)
+        _fields_ = (
+            ("type", ctypes.c_uint32),
+            ("_pad_4", ctypes.c_uint8 * 4),
+            ("_anon1", _get('BpfLinkInfo_anon3_perf_event_anon1')),
+        )
+
+    BpfLinkInfo_anon3_perf_event.__qualname__ = 'BpfLinkInfo_anon3_perf_event'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_perf_event) == 48, 'BpfLinkInfo_anon3_perf_event'
+    return BpfLinkInfo_anon3_perf_event
+
+
+def _mk_BpfLinkInfo_anon3_tcx() -> type:
+    class BpfLinkInfo_anon3_tcx(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("ifindex", ctypes.c_uint32),
+            ("attach_type", ctypes.c_uint32),
+        )
+
+    BpfLinkInfo_anon3_tcx.__qualname__ = 'BpfLinkInfo_anon3_tcx'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_tcx) == 8, 'BpfLinkInfo_anon3_tcx'
+    return BpfLinkInfo_anon3_tcx
+
+
+def _mk_BpfLinkInfo_anon3_netkit() -> type:
+    class BpfLinkInfo_anon3_netkit(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("ifindex", ctypes.c_uint32),
+            ("attach_type", ctypes.c_uint32),
+        )
+
+    BpfLinkInfo_anon3_netkit.__qualname__ = 'BpfLinkInfo_anon3_netkit'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_netkit) == 8, 'BpfLinkInfo_anon3_netkit'
+    return BpfLinkInfo_anon3_netkit
+
+
+def _mk_BpfLinkInfo_anon3_sockmap() -> type:
+    class BpfLinkInfo_anon3_sockmap(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("map_id", ctypes.c_uint32),
+            ("attach_type", ctypes.c_uint32),
+        )
+
+    BpfLinkInfo_anon3_sockmap.__qualname__ = 'BpfLinkInfo_anon3_sockmap'
+    assert ctypes.sizeof(BpfLinkInfo_anon3_sockmap) == 8, 'BpfLinkInfo_anon3_sockmap'
+    return BpfLinkInfo_anon3_sockmap
+
+
+def _mk_BpfLinkInfo_anon3() -> type:
+    class BpfLinkInfo_anon3(ctypes.Union):
+        """``union (anonymous)`` (48 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("raw_tracepoint", _get('BpfLinkInfo_anon3_raw_tracepoint')),
+            ("tracing", _get('BpfLinkInfo_anon3_tracing')),
+            ("cgroup", _get('BpfLinkInfo_anon3_cgroup')),
+            ("iter", _get('BpfLinkInfo_anon3_iter')),
+            ("netns", _get('BpfLinkInfo_anon3_netns')),
+            ("xdp", _get('BpfLinkInfo_anon3_xdp')),
+            ("struct_ops", _get('BpfLinkInfo_anon3_struct_ops')),
+            ("netfilter", _get('BpfLinkInfo_anon3_netfilter')),
+            ("kprobe_multi", _get('BpfLinkInfo_anon3_kprobe_multi')),
+            ("uprobe_multi", _get('BpfLinkInfo_anon3_uprobe_multi')),
+            ("perf_event", _get('BpfLinkInfo_anon3_perf_event')),
+            ("tcx", _get('BpfLinkInfo_anon3_tcx')),
+            ("netkit", _get('BpfLinkInfo_anon3_netkit')),
+            ("sockmap", _get('BpfLinkInfo_anon3_sockmap')),
+            ("_size", ctypes.c_uint8 * 48),
+        )
+
+    BpfLinkInfo_anon3.__qualname__ = 'BpfLinkInfo_anon3'
+    assert ctypes.sizeof(BpfLinkInfo_anon3) == 48, 'BpfLinkInfo_anon3'
+    return BpfLinkInfo_anon3
+
+
+def _mk_BpfLinkInfo() -> type:
+    class BpfLinkInfo(ctypes.Structure):
+        """``struct bpf_link_info`` (64 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon3',)
+        _fields_ = (
+            ("type", ctypes.c_uint32),
+            ("id", ctypes.c_uint32),
+            ("prog_id", ctypes.c_uint32),
+            ("_pad_12", ctypes.c_uint8 * 4),
+            ("_anon3", _get('BpfLinkInfo_anon3')),
+        )
+
+    BpfLinkInfo.__qualname__ = 'BpfLinkInfo'
+    assert ctypes.sizeof(BpfLinkInfo) == 64, 'BpfLinkInfo'
+    return BpfLinkInfo
+
+
+def _mk_PerfEventAttr_anon3() -> type:
+    class PerfEventAttr_anon3(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("sample_period", ctypes.c_uint64),
+            ("sample_freq", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    PerfEventAttr_anon3.__qualname__ = 'PerfEventAttr_anon3'
+    assert ctypes.sizeof(PerfEventAttr_anon3) == 8, 'PerfEventAttr_anon3'
+    return PerfEventAttr_anon3
+
+
+def _mk_PerfEventAttr_anon44() -> type:
+    class PerfEventAttr_anon44(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("wakeup_events", ctypes.c_uint32),
+            ("wakeup_watermark", ctypes.c_uint32),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    PerfEventAttr_anon44.__qualname__ = 'PerfEventAttr_anon44'
+    assert ctypes.sizeof(PerfEventAttr_anon44) == 4, 'PerfEventAttr_anon44'
+    return PerfEventAttr_anon44
+
+
+def _mk_PerfEventAttr_anon46() -> type:
+    class PerfEventAttr_anon46(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("bp_addr", ctypes.c_uint64),
+            ("kprobe_func", ctypes.c_uint64),
+            ("uprobe_path", ctypes.c_uint64),
+            ("config1", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    PerfEventAttr_anon46.__qualname__ = 'PerfEventAttr_anon46'
+    assert ctypes.sizeof(PerfEventAttr_anon46) == 8, 'PerfEventAttr_anon46'
+    return PerfEventAttr_anon46
+
+
+def _mk_PerfEventAttr_anon47() -> type:
+    class PerfEventAttr_anon47(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("bp_len", ctypes.c_uint64),
+            ("kprobe_addr", ctypes.c_uint64),
+            ("probe_offset", ctypes.c_uint64),
+            ("config2", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    PerfEventAttr_anon47.__qualname__ = 'PerfEventAttr_anon47'
+    assert ctypes.sizeof(PerfEventAttr_anon47) == 8, 'PerfEventAttr_anon47'
+    return PerfEventAttr_anon47
+
+
+def _mk_PerfEventAttr_anon57_anon1() -> type:
+    class PerfEventAttr_anon57_anon1(ctypes.Structure):
+        """``struct (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("_bf_0", ctypes.c_uint32),
+        )
+        aux_start_paused = property(
+            lambda self: (self._bf_0 >> 0) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 0)) | ((v & 0x1) << 0)),
+        )
+        aux_pause = property(
+            lambda self: (self._bf_0 >> 1) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 1)) | ((v & 0x1) << 1)),
+        )
+        aux_resume = property(
+            lambda self: (self._bf_0 >> 2) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 2)) | ((v & 0x1) << 2)),
+        )
+        __reserved_3 = property(
+            lambda self: (self._bf_0 >> 3) & 0x1fffffff,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1fffffff << 3)) | ((v & 0x1fffffff) << 3)),
+        )
+
+    PerfEventAttr_anon57_anon1.__qualname__ = 'PerfEventAttr_anon57_anon1'
+    assert ctypes.sizeof(PerfEventAttr_anon57_anon1) == 4, 'PerfEventAttr_anon57_anon1'
+    return PerfEventAttr_anon57_anon1
+
+
+def _mk_PerfEventAttr_anon57() -> type:
+    class PerfEventAttr_anon57(ctypes.Union):
+        """``union (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon1',)
+        _fields_ = (
+            ("aux_action", ctypes.c_uint32),
+            ("_anon1", _get('PerfEventAttr_anon57_anon1')),
+            ("_size", ctypes.c_uint8 * 4),
+        )
+
+    PerfEventAttr_anon57.__qualname__ = 'PerfEventAttr_anon57'
+    assert ctypes.sizeof(PerfEventAttr_anon57) == 4, 'PerfEventAttr_anon57'
+    return PerfEventAttr_anon57
+
+
+def _mk_PerfEventAttr() -> type:
+    class PerfEventAttr(ctypes.Structure):
+        """``struct perf_event_attr`` (136 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon3', '_anon44', '_anon46', '_anon47', '_anon57',)
+        _fields_ = (
+            ("type", ctypes.c_uint32),
+            ("size", ctypes.c_uint32),
+            ("config", ctypes.c_uint64),
+            ("_anon3", _get('PerfEventAttr_anon3')),
+            ("sample_type", ctypes.c_uint64),
+            ("read_format", ctypes.c_uint64),
+            ("_bf_40", ctypes.c_uint64),
+            ("_anon44", _get('PerfEventAttr_anon44')),
+            ("bp_type", ctypes.c_uint32),
+            ("_anon46", _get('PerfEventAttr_anon46')),
+            ("_anon47", _get('PerfEventAttr_anon47')),
+            ("branch_sample_type", ctypes.c_uint64),
+            ("sample_regs_user", ctypes.c_uint64),
+            ("sample_stack_user", ctypes.c_uint32),
+            ("clockid", ctypes.c_int32),
+            ("sample_regs_intr", ctypes.c_uint64),
+            ("aux_watermark", ctypes.c_uint32),
+            ("sample_max_stack", ctypes.c_uint16),
+            ("__reserved_2", ctypes.c_uint16),
+            ("aux_sample_size", ctypes.c_uint32),
+            ("_anon57", _get('PerfEventAttr_anon57')),
+            ("sig_data", ctypes.c_uint64),
+            ("config3", ctypes.c_uint64),
+        )
+        disabled = property(
+            lambda self: (self._bf_40 >> 0) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 0)) | ((v & 0x1) << 0)),
+        )
+        inherit = property(
+            lambda self: (self._bf_40 >> 1) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 1)) | ((v & 0x1) << 1)),
+        )
+        pinned = property(
+            lambda self: (self._bf_40 >> 2) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 2)) | ((v & 0x1) << 2)),
+        )
+        exclusive = property(
+            lambda self: (self._bf_40 >> 3) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 3)) | ((v & 0x1) << 3)),
+        )
+        exclude_user = property(
+            lambda self: (self._bf_40 >> 4) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 4)) | ((v & 0x1) << 4)),
+        )
+        exclude_kernel = property(
+            lambda self: (self._bf_40 >> 5) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 5)) | ((v & 0x1) << 5)),
+        )
+        exclude_hv = property(
+            lambda self: (self._bf_40 >> 6) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 6)) | ((v & 0x1) << 6)),
+        )
+        exclude_idle = property(
+            lambda self: (self._bf_40 >> 7) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 7)) | ((v & 0x1) << 7)),
+        )
+        mmap = property(
+            lambda self: (self._bf_40 >> 8) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 8)) | ((v & 0x1) << 8)),
+        )
+        comm = property(
+            lambda self: (self._bf_40 >> 9) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 9)) | ((v & 0x1) << 9)),
+        )
+        freq = property(
+            lambda self: (self._bf_40 >> 10) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 10)) | ((v & 0x1) << 10)),
+        )
+        inherit_stat = property(
+            lambda self: (self._bf_40 >> 11) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 11)) | ((v & 0x1) << 11)),
+        )
+        enable_on_exec = property(
+            lambda self: (self._bf_40 >> 12) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 12)) | ((v & 0x1) << 12)),
+        )
+        task = property(
+            lambda self: (self._bf_40 >> 13) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 13)) | ((v & 0x1) << 13)),
+        )
+        watermark = property(
+            lambda self: (self._bf_40 >> 14) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 14)) | ((v & 0x1) << 14)),
+        )
+        precise_ip = property(
+            lambda self: (self._bf_40 >> 15) & 0x3,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x3 << 15)) | ((v & 0x3) << 15)),
+        )
+        mmap_data = property(
+            lambda self: (self._bf_40 >> 17) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 17)) | ((v & 0x1) << 17)),
+        )
+        sample_id_all = property(
+            lambda self: (self._bf_40 >> 18) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 18)) | ((v & 0x1) << 18)),
+        )
+        exclude_host = property(
+            lambda self: (self._bf_40 >> 19) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 19)) | ((v & 0x1) << 19)),
+        )
+        exclude_guest = property(
+            lambda self: (self._bf_40 >> 20) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 20)) | ((v & 0x1) << 20)),
+        )
+        exclude_callchain_kernel = property(
+            lambda self: (self._bf_40 >> 21) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 21)) | ((v & 0x1) << 21)),
+        )
+        exclude_callchain_user = property(
+            lambda self: (self._bf_40 >> 22) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 22)) | ((v & 0x1) << 22)),
+        )
+        mmap2 = property(
+            lambda self: (self._bf_40 >> 23) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 23)) | ((v & 0x1) << 23)),
+        )
+        comm_exec = property(
+            lambda self: (self._bf_40 >> 24) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 24)) | ((v & 0x1) << 24)),
+        )
+        use_clockid = property(
+            lambda self: (self._bf_40 >> 25) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 25)) | ((v & 0x1) << 25)),
+        )
+        context_switch = property(
+            lambda self: (self._bf_40 >> 26) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 26)) | ((v & 0x1) << 26)),
+        )
+        write_backward = property(
+            lambda self: (self._bf_40 >> 27) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 27)) | ((v & 0x1) << 27)),
+        )
+        namespaces = property(
+            lambda self: (self._bf_40 >> 28) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 28)) | ((v & 0x1) << 28)),
+        )
+        ksymbol = property(
+            lambda self: (self._bf_40 >> 29) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 29)) | ((v & 0x1) << 29)),
+        )
+        bpf_event = property(
+            lambda self: (self._bf_40 >> 30) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 30)) | ((v & 0x1) << 30)),
+        )
+        aux_output = property(
+            lambda self: (self._bf_40 >> 31) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 31)) | ((v & 0x1) << 31)),
+        )
+        cgroup = property(
+            lambda self: (self._bf_40 >> 32) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 32)) | ((v & 0x1) << 32)),
+        )
+        text_poke = property(
+            lambda self: (self._bf_40 >> 33) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 33)) | ((v & 0x1) << 33)),
+        )
+        build_id = property(
+            lambda self: (self._bf_40 >> 34) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 34)) | ((v & 0x1) << 34)),
+        )
+        inherit_thread = property(
+            lambda self: (self._bf_40 >> 35) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 35)) | ((v & 0x1) << 35)),
+        )
+        remove_on_exec = property(
+            lambda self: (self._bf_40 >> 36) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 36)) | ((v & 0x1) << 36)),
+        )
+        sigtrap = property(
+            lambda self: (self._bf_40 >> 37) & 0x1,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x1 << 37)) | ((v & 0x1) << 37)),
+        )
+        __reserved_1 = property(
+            lambda self: (self._bf_40 >> 38) & 0x3ffffff,
+            lambda self, v: setattr(self, "_bf_40", (self._bf_40 & ~(0x3ffffff << 38)) | ((v & 0x3ffffff) << 38)),
+        )
+
+    PerfEventAttr.__qualname__ = 'PerfEventAttr'
+    assert ctypes.sizeof(PerfEventAttr) == 136, 'PerfEventAttr'
+    return PerfEventAttr
+
+
+def _mk_PerfEventMmapPage_anon7_anon1() -> type:
+    class PerfEventMmapPage_anon7_anon1(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("_bf_0", ctypes.c_uint64),
+        )
+        cap_bit0 = property(
+            lambda self: (self._bf_0 >> 0) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 0)) | ((v & 0x1) << 0)),
+        )
+        cap_bit0_is_deprecated = property(
+            lambda self: (self._bf_0 >> 1) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 1)) | ((v & 0x1) << 1)),
+        )
+        cap_user_rdpmc = property(
+            lambda self: (self._bf_0 >> 2) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 2)) | ((v & 0x1) << 2)),
+        )
+        cap_user_time = property(
+            lambda self: (self._bf_0 >> 3) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 3)) | ((v & 0x1) << 3)),
+        )
+        cap_user_time_zero = property(
+            lambda self: (self._bf_0 >> 4) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 4)) | ((v & 0x1) << 4)),
+        )
+        cap_user_time_short = property(
+            lambda self: (self._bf_0 >> 5) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 5)) | ((v & 0x1) << 5)),
+        )
+        cap_____res = property(
+            lambda self: (self._bf_0 >> 6) & 0x3ffffffffffffff,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x3ffffffffffffff << 6)) | ((v & 0x3ffffffffffffff) << 6)),
+        )
+
+    PerfEventMmapPage_anon7_anon1.__qualname__ = 'PerfEventMmapPage_anon7_anon1'
+    assert ctypes.sizeof(PerfEventMmapPage_anon7_anon1) == 8, 'PerfEventMmapPage_anon7_anon1'
+    return PerfEventMmapPage_anon7_anon1
+
+
+def _mk_PerfEventMmapPage_anon7() -> type:
+    class PerfEventMmapPage_anon7(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon1',)
+        _fields_ = (
+            ("capabilities", ctypes.c_uint64),
+            ("_anon1", _get('PerfEventMmapPage_anon7_anon1')),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    PerfEventMmapPage_anon7.__qualname__ = 'PerfEventMmapPage_anon7'
+    assert ctypes.sizeof(PerfEventMmapPage_anon7) == 8, 'PerfEventMmapPage_anon7'
+    return PerfEventMmapPage_anon7
+
+
+def _mk_PerfEventMmapPage() -> type:
+    class PerfEventMmapPage(ctypes.Structure):
+        """``struct perf_event_mmap_page`` (1088 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon7',)
+        _fields_ = (
+            ("version", ctypes.c_uint32),
+            ("compat_version", ctypes.c_uint32),
+            ("lock", ctypes.c_uint32),
+            ("index", ctypes.c_uint32),
+            ("offset", ctypes.c_int64),
+            ("time_enabled", ctypes.c_uint64),
+            ("time_running", ctypes.c_uint64),
+            ("_anon7", _get('PerfEventMmapPage_anon7')),
+            ("pmc_width", ctypes.c_uint16),
+            ("time_shift", ctypes.c_uint16),
+            ("time_mult", ctypes.c_uint32),
+            ("time_offset", ctypes.c_uint64),
+            ("time_zero", ctypes.c_uint64),
+            ("size", ctypes.c_uint32),
+            ("__reserved_1", ctypes.c_uint32),
+            ("time_cycles", ctypes.c_uint64),
+            ("time_mask", ctypes.c_uint64),
+            ("__reserved", (ctypes.c_uint8 * 928)),
+            ("data_head", ctypes.c_uint64),
+            ("data_tail", ctypes.c_uint64),
+            ("data_offset", ctypes.c_uint64),
+            ("data_size", ctypes.c_uint64),
+            ("aux_head", ctypes.c_uint64),
+            ("aux_tail", ctypes.c_uint64),
+            ("aux_offset", ctypes.c_uint64),
+            ("aux_size", ctypes.c_uint64),
+        )
+
+    PerfEventMmapPage.__qualname__ = 'PerfEventMmapPage'
+    assert ctypes.sizeof(PerfEventMmapPage) == 1088, 'PerfEventMmapPage'
+    return PerfEventMmapPage
+
+
+def _mk_PerfEventHeader() -> type:
+    class PerfEventHeader(ctypes.Structure):
+        """``struct perf_event_header`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("type", ctypes.c_uint32),
+            ("misc", ctypes.c_uint16),
+            ("size", ctypes.c_uint16),
+        )
+
+    PerfEventHeader.__qualname__ = 'PerfEventHeader'
+    assert ctypes.sizeof(PerfEventHeader) == 8, 'PerfEventHeader'
+    return PerfEventHeader
+
+
+def _mk_XdpMd() -> type:
+    class XdpMd(ctypes.Structure):
+        """``struct xdp_md`` (24 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("data", ctypes.c_uint32),
+            ("data_end", ctypes.c_uint32),
+            ("data_meta", ctypes.c_uint32),
+            ("ingress_ifindex", ctypes.c_uint32),
+            ("rx_queue_index", ctypes.c_uint32),
+            ("egress_ifindex", ctypes.c_uint32),
+        )
+
+    XdpMd.__qualname__ = 'XdpMd'
+    assert ctypes.sizeof(XdpMd) == 24, 'XdpMd'
+    return XdpMd
+
+
+def _mk_SkBuff_anon26() -> type:
+    class SkBuff_anon26(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("flow_keys", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    SkBuff_anon26.__qualname__ = 'SkBuff_anon26'
+    assert ctypes.sizeof(SkBuff_anon26) == 8, 'SkBuff_anon26'
+    return SkBuff_anon26
+
+
+def _mk_SkBuff_anon30() -> type:
+    class SkBuff_anon30(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("sk", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    SkBuff_anon30.__qualname__ = 'SkBuff_anon30'
+    assert ctypes.sizeof(SkBuff_anon30) == 8, 'SkBuff_anon30'
+    return SkBuff_anon30
+
+
+def _mk_SkBuff() -> type:
+    class SkBuff(ctypes.Structure):
+        """``struct __sk_buff`` (192 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon26', '_anon30',)
+        _fields_ = (
+            ("len", ctypes.c_uint32),
+            ("pkt_type", ctypes.c_uint32),
+            ("mark", ctypes.c_uint32),
+            ("queue_mapping", ctypes.c_uint32),
+            ("protocol", ctypes.c_uint32),
+            ("vlan_present", ctypes.c_uint32),
+            ("vlan_tci", ctypes.c_uint32),
+            ("vlan_proto", ctypes.c_uint32),
+            ("priority", ctypes.c_uint32),
+            ("ingress_ifindex", ctypes.c_uint32),
+            ("ifindex", ctypes.c_uint32),
+            ("tc_index", ctypes.c_uint32),
+            ("cb", (ctypes.c_uint32 * 5)),
+            ("hash", ctypes.c_uint32),
+            ("tc_classid", ctypes.c_uint32),
+            ("data", ctypes.c_uint32),
+            ("data_end", ctypes.c_uint32),
+            ("napi_id", ctypes.c_uint32),
+            ("family", ctypes.c_uint32),
+            ("remote_ip4", ctypes.c_uint32),
+            ("local_ip4", ctypes.c_uint32),
+            ("remote_ip6", (ctypes.c_uint32 * 4)),
+            ("local_ip6", (ctypes.c_uint32 * 4)),
+            ("remote_port", ctypes.c_uint32),
+            ("local_port", ctypes.c_uint32),
+            ("data_meta", ctypes.c_uint32),
+            ("_anon26", _get('SkBuff_anon26')),
+            ("tstamp", ctypes.c_uint64),
+            ("wire_len", ctypes.c_uint32),
+            ("gso_segs", ctypes.c_uint32),
+            ("_anon30", _get('SkBuff_anon30')),
+            ("gso_size", ctypes.c_uint32),
+            ("tstamp_type", ctypes.c_uint8),
+            ("_pad_181", ctypes.c_uint8 * 3),
+            ("hwtstamp", ctypes.c_uint64),
+        )
+
+    SkBuff.__qualname__ = 'SkBuff'
+    assert ctypes.sizeof(SkBuff) == 192, 'SkBuff'
+    return SkBuff
+
+
+def _mk_BpfSock() -> type:
+    class BpfSock(ctypes.Structure):
+        """``struct bpf_sock`` (80 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("bound_dev_if", ctypes.c_uint32),
+            ("family", ctypes.c_uint32),
+            ("type", ctypes.c_uint32),
+            ("protocol", ctypes.c_uint32),
+            ("mark", ctypes.c_uint32),
+            ("priority", ctypes.c_uint32),
+            ("src_ip4", ctypes.c_uint32),
+            ("src_ip6", (ctypes.c_uint32 * 4)),
+            ("src_port", ctypes.c_uint32),
+            ("dst_port", ctypes.c_uint16),
+            ("_pad_50", ctypes.c_uint8 * 2),
+            ("dst_ip4", ctypes.c_uint32),
+            ("dst_ip6", (ctypes.c_uint32 * 4)),
+            ("state", ctypes.c_uint32),
+            ("rx_queue_mapping", ctypes.c_int32),
+        )
+
+    BpfSock.__qualname__ = 'BpfSock'
+    assert ctypes.sizeof(BpfSock) == 80, 'BpfSock'
+    return BpfSock
+
+
+def _mk_BpfSockAddr_anon9() -> type:
+    class BpfSockAddr_anon9(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("sk", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    BpfSockAddr_anon9.__qualname__ = 'BpfSockAddr_anon9'
+    assert ctypes.sizeof(BpfSockAddr_anon9) == 8, 'BpfSockAddr_anon9'
+    return BpfSockAddr_anon9
+
+
+def _mk_BpfSockAddr() -> type:
+    class BpfSockAddr(ctypes.Structure):
+        """``struct bpf_sock_addr`` (72 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon9',)
+        _fields_ = (
+            ("user_family", ctypes.c_uint32),
+            ("user_ip4", ctypes.c_uint32),
+            ("user_ip6", (ctypes.c_uint32 * 4)),
+            ("user_port", ctypes.c_uint32),
+            ("family", ctypes.c_uint32),
+            ("type", ctypes.c_uint32),
+            ("protocol", ctypes.c_uint32),
+            ("msg_src_ip4", ctypes.c_uint32),
+            ("msg_src_ip6", (ctypes.c_uint32 * 4)),
+            ("_pad_60", ctypes.c_uint8 * 4),
+            ("_anon9", _get('BpfSockAddr_anon9')),
+        )
+
+    BpfSockAddr.__qualname__ = 'BpfSockAddr'
+    assert ctypes.sizeof(BpfSockAddr) == 72, 'BpfSockAddr'
+    return BpfSockAddr
+
+
+def _mk_BpfSockOps_anon1() -> type:
+    class BpfSockOps_anon1(ctypes.Union):
+        """``union (anonymous)`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("args", (ctypes.c_uint32 * 4)),
+            ("reply", ctypes.c_uint32),
+            ("replylong", (ctypes.c_uint32 * 4)),
+            ("_size", ctypes.c_uint8 * 16),
+        )
+
+    BpfSockOps_anon1.__qualname__ = 'BpfSockOps_anon1'
+    assert ctypes.sizeof(BpfSockOps_anon1) == 16, 'BpfSockOps_anon1'
+    return BpfSockOps_anon1
+
+
+def _mk_BpfSockOps_anon35() -> type:
+    class BpfSockOps_anon35(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("sk", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    BpfSockOps_anon35.__qualname__ = 'BpfSockOps_anon35'
+    assert ctypes.sizeof(BpfSockOps_anon35) == 8, 'BpfSockOps_anon35'
+    return BpfSockOps_anon35
+
+
+def _mk_BpfSockOps_anon36() -> type:
+    class BpfSockOps_anon36(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("skb_data", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    BpfSockOps_anon36.__qualname__ = 'BpfSockOps_anon36'
+    assert ctypes.sizeof(BpfSockOps_anon36) == 8, 'BpfSockOps_anon36'
+    return BpfSockOps_anon36
+
+
+def _mk_BpfSockOps_anon37() -> type:
+    class BpfSockOps_anon37(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("skb_data_end", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    BpfSockOps_anon37.__qualname__ = 'BpfSockOps_anon37'
+    assert ctypes.sizeof(BpfSockOps_anon37) == 8, 'BpfSockOps_anon37'
+    return BpfSockOps_anon37
+
+
+def _mk_BpfSockOps() -> type:
+    class BpfSockOps(ctypes.Structure):
+        """``struct bpf_sock_ops`` (224 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon1', '_anon35', '_anon36', '_anon37',)
+        _fields_ = (
+            ("op", ctypes.c_uint32),
+            ("_anon1", _get('BpfSockOps_anon1')),
+            ("family", ctypes.c_uint32),
+            ("remote_ip4", ctypes.c_uint32),
+            ("local_ip4", ctypes.c_uint32),
+            ("remote_ip6", (ctypes.c_uint32 * 4)),
+            ("local_ip6", (ctypes.c_uint32 * 4)),
+            ("remote_port", ctypes.c_uint32),
+            ("local_port", ctypes.c_uint32),
+            ("is_fullsock", ctypes.c_uint32),
+            ("snd_cwnd", ctypes.c_uint32),
+            ("srtt_us", ctypes.c_uint32),
+            ("bpf_sock_ops_cb_flags", ctypes.c_uint32),
+            ("state", ctypes.c_uint32),
+            ("rtt_min", ctypes.c_uint32),
+            ("snd_ssthresh", ctypes.c_uint32),
+            ("rcv_nxt", ctypes.c_uint32),
+            ("snd_nxt", ctypes.c_uint32),
+            ("snd_una", ctypes.c_uint32),
+            ("mss_cache", ctypes.c_uint32),
+            ("ecn_flags", ctypes.c_uint32),
+            ("rate_delivered", ctypes.c_uint32),
+            ("rate_interval_us", ctypes.c_uint32),
+            ("packets_out", ctypes.c_uint32),
+            ("retrans_out", ctypes.c_uint32),
+            ("total_retrans", ctypes.c_uint32),
+            ("segs_in", ctypes.c_uint32),
+            ("data_segs_in", ctypes.c_uint32),
+            ("segs_out", ctypes.c_uint32),
+            ("data_segs_out", ctypes.c_uint32),
+            ("lost_out", ctypes.c_uint32),
+            ("sacked_out", ctypes.c_uint32),
+            ("sk_txhash", ctypes.c_uint32),
+            ("bytes_received", ctypes.c_uint64),
+            ("bytes_acked", ctypes.c_uint64),
+            ("_anon35", _get('BpfSockOps_anon35')),
+            ("_anon36", _get('BpfSockOps_anon36')),
+            ("_anon37", _get('BpfSockOps_anon37')),
+            ("skb_len", ctypes.c_uint32),
+            ("skb_tcp_flags", ctypes.c_uint32),
+            ("skb_hwtstamp", ctypes.c_uint64),
+        )
+
+    BpfSockOps.__qualname__ = 'BpfSockOps'
+    assert ctypes.sizeof(BpfSockOps) == 224, 'BpfSockOps'
+    return BpfSockOps
+
+
+def _mk_SkMsgMd_anon0() -> type:
+    class SkMsgMd_anon0(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("data", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    SkMsgMd_anon0.__qualname__ = 'SkMsgMd_anon0'
+    assert ctypes.sizeof(SkMsgMd_anon0) == 8, 'SkMsgMd_anon0'
+    return SkMsgMd_anon0
+
+
+def _mk_SkMsgMd_anon1() -> type:
+    class SkMsgMd_anon1(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("data_end", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    SkMsgMd_anon1.__qualname__ = 'SkMsgMd_anon1'
+    assert ctypes.sizeof(SkMsgMd_anon1) == 8, 'SkMsgMd_anon1'
+    return SkMsgMd_anon1
+
+
+def _mk_SkMsgMd_anon10() -> type:
+    class SkMsgMd_anon10(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("sk", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    SkMsgMd_anon10.__qualname__ = 'SkMsgMd_anon10'
+    assert ctypes.sizeof(SkMsgMd_anon10) == 8, 'SkMsgMd_anon10'
+    return SkMsgMd_anon10
+
+
+def _mk_SkMsgMd() -> type:
+    class SkMsgMd(ctypes.Structure):
+        """``struct sk_msg_md`` (80 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0', '_anon1', '_anon10',)
+        _fields_ = (
+            ("_anon0", _get('SkMsgMd_anon0')),
+            ("_anon1", _get('SkMsgMd_anon1')),
+            ("family", ctypes.c_uint32),
+            ("remote_ip4", ctypes.c_uint32),
+            ("local_ip4", ctypes.c_uint32),
+            ("remote_ip6", (ctypes.c_uint32 * 4)),
+            ("local_ip6", (ctypes.c_uint32 * 4)),
+            ("remote_port", ctypes.c_uint32),
+            ("local_port", ctypes.c_uint32),
+            ("size", ctypes.c_uint32),
+            ("_anon10", _get('SkMsgMd_anon10')),
+        )
+
+    SkMsgMd.__qualname__ = 'SkMsgMd'
+    assert ctypes.sizeof(SkMsgMd) == 80, 'SkMsgMd'
+    return SkMsgMd
+
+
+def _mk_SkReuseportMd_anon0() -> type:
+    class SkReuseportMd_anon0(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("data", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    SkReuseportMd_anon0.__qualname__ = 'SkReuseportMd_anon0'
+    assert ctypes.sizeof(SkReuseportMd_anon0) == 8, 'SkReuseportMd_anon0'
+    return SkReuseportMd_anon0
+
+
+def _mk_SkReuseportMd_anon1() -> type:
+    class SkReuseportMd_anon1(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("data_end", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    SkReuseportMd_anon1.__qualname__ = 'SkReuseportMd_anon1'
+    assert ctypes.sizeof(SkReuseportMd_anon1) == 8, 'SkReuseportMd_anon1'
+    return SkReuseportMd_anon1
+
+
+def _mk_SkReuseportMd_anon7() -> type:
+    class SkReuseportMd_anon7(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("sk", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    SkReuseportMd_anon7.__qualname__ = 'SkReuseportMd_anon7'
+    assert ctypes.sizeof(SkReuseportMd_anon7) == 8, 'SkReuseportMd_anon7'
+    return SkReuseportMd_anon7
+
+
+def _mk_SkReuseportMd_anon8() -> type:
+    class SkReuseportMd_anon8(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("migrating_sk", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    SkReuseportMd_anon8.__qualname__ = 'SkReuseportMd_anon8'
+    assert ctypes.sizeof(SkReuseportMd_anon8) == 8, 'SkReuseportMd_anon8'
+    return SkReuseportMd_anon8
+
+
+def _mk_SkReuseportMd() -> type:
+    class SkReuseportMd(ctypes.Structure):
+        """``struct sk_reuseport_md`` (56 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0', '_anon1', '_anon7', '_anon8',)
+        _fields_ = (
+            ("_anon0", _get('SkReuseportMd_anon0')),
+            ("_anon1", _get('SkReuseportMd_anon1')),
+            ("len", ctypes.c_uint32),
+            ("eth_protocol", ctypes.c_uint32),
+            ("ip_protocol", ctypes.c_uint32),
+            ("bind_inany", ctypes.c_uint32),
+            ("hash", ctypes.c_uint32),
+            ("_pad_36", ctypes.c_uint8 * 4),
+            ("_anon7", _get('SkReuseportMd_anon7')),
+            ("_anon8", _get('SkReuseportMd_anon8')),
+        )
+
+    SkReuseportMd.__qualname__ = 'SkReuseportMd'
+    assert ctypes.sizeof(SkReuseportMd) == 56, 'SkReuseportMd'
+    return SkReuseportMd
+
+
+def _mk_BpfSkLookup_anon0_anon0() -> type:
+    class BpfSkLookup_anon0_anon0(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("sk", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    BpfSkLookup_anon0_anon0.__qualname__ = 'BpfSkLookup_anon0_anon0'
+    assert ctypes.sizeof(BpfSkLookup_anon0_anon0) == 8, 'BpfSkLookup_anon0_anon0'
+    return BpfSkLookup_anon0_anon0
+
+
+def _mk_BpfSkLookup_anon0() -> type:
+    class BpfSkLookup_anon0(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0',)
+        _fields_ = (
+            ("_anon0", _get('BpfSkLookup_anon0_anon0')),
+            ("cookie", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    BpfSkLookup_anon0.__qualname__ = 'BpfSkLookup_anon0'
+    assert ctypes.sizeof(BpfSkLookup_anon0) == 8, 'BpfSkLookup_anon0'
+    return BpfSkLookup_anon0
+
+
+def _mk_BpfSkLookup() -> type:
+    class BpfSkLookup(ctypes.Structure):
+        """``struct bpf_sk_lookup`` (72 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0',)
+        _fields_ = (
+            ("_anon0", _get('BpfSkLookup_anon0')),
+            ("family", ctypes.c_uint32),
+            ("protocol", ctypes.c_uint32),
+            ("remote_ip4", ctypes.c_uint32),
+            ("remote_ip6", (ctypes.c_uint32 * 4)),
+            ("remote_port", ctypes.c_uint16),
+            ("_pad_38", ctypes.c_uint8 * 2),
+            ("local_ip4", ctypes.c_uint32),
+            ("local_ip6", (ctypes.c_uint32 * 4)),
+            ("local_port", ctypes.c_uint32),
+            ("ingress_ifindex", ctypes.c_uint32),
+            ("_pad_68", ctypes.c_uint8 * 4),
+        )
+
+    BpfSkLookup.__qualname__ = 'BpfSkLookup'
+    assert ctypes.sizeof(BpfSkLookup) == 72, 'BpfSkLookup'
+    return BpfSkLookup
+
+
+def _mk_BpfFlowKeys_anon10_anon0() -> type:
+    class BpfFlowKeys_anon10_anon0(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("ipv4_src", ctypes.c_uint32),
+            ("ipv4_dst", ctypes.c_uint32),
+        )
+
+    BpfFlowKeys_anon10_anon0.__qualname__ = 'BpfFlowKeys_anon10_anon0'
+    assert ctypes.sizeof(BpfFlowKeys_anon10_anon0) == 8, 'BpfFlowKeys_anon10_anon0'
+    return BpfFlowKeys_anon10_anon0
+
+
+def _mk_BpfFlowKeys_anon10_anon1() -> type:
+    class BpfFlowKeys_anon10_anon1(ctypes.Structure):
+        """``struct (anonymous)`` (32 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("ipv6_src", (ctypes.c_uint32 * 4)),
+            ("ipv6_dst", (ctypes.c_uint32 * 4)),
+        )
+
+    BpfFlowKeys_anon10_anon1.__qualname__ = 'BpfFlowKeys_anon10_anon1'
+    assert ctypes.sizeof(BpfFlowKeys_anon10_anon1) == 32, 'BpfFlowKeys_anon10_anon1'
+    return BpfFlowKeys_anon10_anon1
+
+
+def _mk_BpfFlowKeys_anon10() -> type:
+    class BpfFlowKeys_anon10(ctypes.Union):
+        """``union (anonymous)`` (32 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0', '_anon1',)
+        _fields_ = (
+            ("_anon0", _get('BpfFlowKeys_anon10_anon0')),
+            ("_anon1", _get('BpfFlowKeys_anon10_anon1')),
+            ("_size", ctypes.c_uint8 * 32),
+        )
+
+    BpfFlowKeys_anon10.__qualname__ = 'BpfFlowKeys_anon10'
+    assert ctypes.sizeof(BpfFlowKeys_anon10) == 32, 'BpfFlowKeys_anon10'
+    return BpfFlowKeys_anon10
+
+
+def _mk_BpfFlowKeys() -> type:
+    class BpfFlowKeys(ctypes.Structure):
+        """``struct bpf_flow_keys`` (56 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon10',)
+        _fields_ = (
+            ("nhoff", ctypes.c_uint16),
+            ("thoff", ctypes.c_uint16),
+            ("addr_proto", ctypes.c_uint16),
+            ("is_frag", ctypes.c_uint8),
+            ("is_first_frag", ctypes.c_uint8),
+            ("is_encap", ctypes.c_uint8),
+            ("ip_proto", ctypes.c_uint8),
+            ("n_proto", ctypes.c_uint16),
+            ("sport", ctypes.c_uint16),
+            ("dport", ctypes.c_uint16),
+            ("_anon10", _get('BpfFlowKeys_anon10')),
+            ("flags", ctypes.c_uint32),
+            ("flow_label", ctypes.c_uint32),
+        )
+
+    BpfFlowKeys.__qualname__ = 'BpfFlowKeys'
+    assert ctypes.sizeof(BpfFlowKeys) == 56, 'BpfFlowKeys'
+    return BpfFlowKeys
+
+
+def _mk_BpfSysctl() -> type:
+    class BpfSysctl(ctypes.Structure):
+        """``struct bpf_sysctl`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("write", ctypes.c_uint32),
+            ("file_pos", ctypes.c_uint32),
+        )
+
+    BpfSysctl.__qualname__ = 'BpfSysctl'
+    assert ctypes.sizeof(BpfSysctl) == 8, 'BpfSysctl'
+    return BpfSysctl
+
+
+def _mk_BpfSockopt_anon0() -> type:
+    class BpfSockopt_anon0(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("sk", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    BpfSockopt_anon0.__qualname__ = 'BpfSockopt_anon0'
+    assert ctypes.sizeof(BpfSockopt_anon0) == 8, 'BpfSockopt_anon0'
+    return BpfSockopt_anon0
+
+
+def _mk_BpfSockopt_anon1() -> type:
+    class BpfSockopt_anon1(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("optval", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    BpfSockopt_anon1.__qualname__ = 'BpfSockopt_anon1'
+    assert ctypes.sizeof(BpfSockopt_anon1) == 8, 'BpfSockopt_anon1'
+    return BpfSockopt_anon1
+
+
+def _mk_BpfSockopt_anon2() -> type:
+    class BpfSockopt_anon2(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("optval_end", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    BpfSockopt_anon2.__qualname__ = 'BpfSockopt_anon2'
+    assert ctypes.sizeof(BpfSockopt_anon2) == 8, 'BpfSockopt_anon2'
+    return BpfSockopt_anon2
+
+
+def _mk_BpfSockopt() -> type:
+    class BpfSockopt(ctypes.Structure):
+        """``struct bpf_sockopt`` (40 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon0', '_anon1', '_anon2',)
+        _fields_ = (
+            ("_anon0", _get('BpfSockopt_anon0')),
+            ("_anon1", _get('BpfSockopt_anon1')),
+            ("_anon2", _get('BpfSockopt_anon2')),
+            ("level", ctypes.c_int32),
+            ("optname", ctypes.c_int32),
+            ("optlen", ctypes.c_int32),
+            ("retval", ctypes.c_int32),
+        )
+
+    BpfSockopt.__qualname__ = 'BpfSockopt'
+    assert ctypes.sizeof(BpfSockopt) == 40, 'BpfSockopt'
+    return BpfSockopt
+
+
+def _mk_BpfCgroupDevCtx() -> type:
+    class BpfCgroupDevCtx(ctypes.Structure):
+        """``struct bpf_cgroup_dev_ctx`` (12 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("access_type", ctypes.c_uint32),
+            ("major", ctypes.c_uint32),
+            ("minor", ctypes.c_uint32),
+        )
+
+    BpfCgroupDevCtx.__qualname__ = 'BpfCgroupDevCtx'
+    assert ctypes.sizeof(BpfCgroupDevCtx) == 12, 'BpfCgroupDevCtx'
+    return BpfCgroupDevCtx
+
+
+def _mk_BpfRawTracepointArgs() -> type:
+    class BpfRawTracepointArgs(ctypes.Structure):
+        """``struct bpf_raw_tracepoint_args`` (0 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("args", (ctypes.c_uint64 * 0)),
+        )
+
+    BpfRawTracepointArgs.__qualname__ = 'BpfRawTracepointArgs'
+    assert ctypes.sizeof(BpfRawTracepointArgs) == 0, 'BpfRawTracepointArgs'
+    return BpfRawTracepointArgs
+
+
+def _mk_BpfNfCtx() -> type:
+    class BpfNfCtx(ctypes.Structure):
+        """``struct bpf_nf_ctx`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("state", ctypes.c_uint64),
+            ("skb", ctypes.c_uint64),
+        )
+
+    BpfNfCtx.__qualname__ = 'BpfNfCtx'
+    assert ctypes.sizeof(BpfNfCtx) == 16, 'BpfNfCtx'
+    return BpfNfCtx
+
+
+def _mk_BpfCgroupStorageKey() -> type:
+    class BpfCgroupStorageKey(ctypes.Structure):
+        """``struct bpf_cgroup_storage_key`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("cgroup_inode_id", ctypes.c_uint64),
+            ("attach_type", ctypes.c_uint32),
+            ("_pad_12", ctypes.c_uint8 * 4),
+        )
+
+    BpfCgroupStorageKey.__qualname__ = 'BpfCgroupStorageKey'
+    assert ctypes.sizeof(BpfCgroupStorageKey) == 16, 'BpfCgroupStorageKey'
+    return BpfCgroupStorageKey
+
+
+def _mk_BpfFuncInfo() -> type:
+    class BpfFuncInfo(ctypes.Structure):
+        """``struct bpf_func_info`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("insn_off", ctypes.c_uint32),
+            ("type_id", ctypes.c_uint32),
+        )
+
+    BpfFuncInfo.__qualname__ = 'BpfFuncInfo'
+    assert ctypes.sizeof(BpfFuncInfo) == 8, 'BpfFuncInfo'
+    return BpfFuncInfo
+
+
+def _mk_BpfLineInfo() -> type:
+    class BpfLineInfo(ctypes.Structure):
+        """``struct bpf_line_info`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("insn_off", ctypes.c_uint32),
+            ("file_name_off", ctypes.c_uint32),
+            ("line_off", ctypes.c_uint32),
+            ("line_col", ctypes.c_uint32),
+        )
+
+    BpfLineInfo.__qualname__ = 'BpfLineInfo'
+    assert ctypes.sizeof(BpfLineInfo) == 16, 'BpfLineInfo'
+    return BpfLineInfo
+
+
+def _mk_BpfCoreRelo() -> type:
+    class BpfCoreRelo(ctypes.Structure):
+        """``struct bpf_core_relo`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("insn_off", ctypes.c_uint32),
+            ("type_id", ctypes.c_uint32),
+            ("access_str_off", ctypes.c_uint32),
+            ("kind", ctypes.c_uint32),
+        )
+
+    BpfCoreRelo.__qualname__ = 'BpfCoreRelo'
+    assert ctypes.sizeof(BpfCoreRelo) == 16, 'BpfCoreRelo'
+    return BpfCoreRelo
+
+
+def _mk_BpfSpinLock() -> type:
+    class BpfSpinLock(ctypes.Structure):
+        """``struct bpf_spin_lock`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("val", ctypes.c_uint32),
+        )
+
+    BpfSpinLock.__qualname__ = 'BpfSpinLock'
+    assert ctypes.sizeof(BpfSpinLock) == 4, 'BpfSpinLock'
+    return BpfSpinLock
+
+
+def _mk_BpfTimer() -> type:
+    class BpfTimer(ctypes.Structure):
+        """``struct bpf_timer`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("__opaque", (ctypes.c_uint64 * 2)),
+        )
+
+    BpfTimer.__qualname__ = 'BpfTimer'
+    assert ctypes.sizeof(BpfTimer) == 16, 'BpfTimer'
+    return BpfTimer
+
+
+def _mk_BpfStackBuildId_anon2() -> type:
+    class BpfStackBuildId_anon2(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("offset", ctypes.c_uint64),
+            ("ip", ctypes.c_uint64),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    BpfStackBuildId_anon2.__qualname__ = 'BpfStackBuildId_anon2'
+    assert ctypes.sizeof(BpfStackBuildId_anon2) == 8, 'BpfStackBuildId_anon2'
+    return BpfStackBuildId_anon2
+
+
+def _mk_BpfStackBuildId() -> type:
+    class BpfStackBuildId(ctypes.Structure):
+        """``struct bpf_stack_build_id`` (32 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon2',)
+        _fields_ = (
+            ("status", ctypes.c_int32),
+            ("build_id", (ctypes.c_uint8 * 20)),
+            ("_anon2", _get('BpfStackBuildId_anon2')),
+        )
+
+    BpfStackBuildId.__qualname__ = 'BpfStackBuildId'
+    assert ctypes.sizeof(BpfStackBuildId) == 32, 'BpfStackBuildId'
+    return BpfStackBuildId
+
+
+def _mk_BpfPerfEventValue() -> type:
+    class BpfPerfEventValue(ctypes.Structure):
+        """``struct bpf_perf_event_value`` (24 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("counter", ctypes.c_uint64),
+            ("enabled", ctypes.c_uint64),
+            ("running", ctypes.c_uint64),
+        )
+
+    BpfPerfEventValue.__qualname__ = 'BpfPerfEventValue'
+    assert ctypes.sizeof(BpfPerfEventValue) == 24, 'BpfPerfEventValue'
+    return BpfPerfEventValue
+
+
+def _mk_BpfProgStats_cnt_v_a_a() -> type:
+    class BpfProgStats_cnt_v_a_a(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("counter", ctypes.c_int64),
+        )
+
+    BpfProgStats_cnt_v_a_a.__qualname__ = 'BpfProgStats_cnt_v_a_a'
+    assert ctypes.sizeof(BpfProgStats_cnt_v_a_a) == 8, 'BpfProgStats_cnt_v_a_a'
+    return BpfProgStats_cnt_v_a_a
+
+
+def _mk_BpfProgStats_cnt_v_a() -> type:
+    class BpfProgStats_cnt_v_a(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("a", _get('BpfProgStats_cnt_v_a_a')),
+        )
+
+    BpfProgStats_cnt_v_a.__qualname__ = 'BpfProgStats_cnt_v_a'
+    assert ctypes.sizeof(BpfProgStats_cnt_v_a) == 8, 'BpfProgStats_cnt_v_a'
+    return BpfProgStats_cnt_v_a
+
+
+def _mk_BpfProgStats_cnt_v() -> type:
+    class BpfProgStats_cnt_v(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("a", _get('BpfProgStats_cnt_v_a')),
+        )
+
+    BpfProgStats_cnt_v.__qualname__ = 'BpfProgStats_cnt_v'
+    assert ctypes.sizeof(BpfProgStats_cnt_v) == 8, 'BpfProgStats_cnt_v'
+    return BpfProgStats_cnt_v
+
+
+def _mk_BpfProgStats_cnt() -> type:
+    class BpfProgStats_cnt(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("v", _get('BpfProgStats_cnt_v')),
+        )
+
+    BpfProgStats_cnt.__qualname__ = 'BpfProgStats_cnt'
+    assert ctypes.sizeof(BpfProgStats_cnt) == 8, 'BpfProgStats_cnt'
+    return BpfProgStats_cnt
+
+
+def _mk_BpfProgStats_nsecs_v_a_a() -> type:
+    class BpfProgStats_nsecs_v_a_a(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("counter", ctypes.c_int64),
+        )
+
+    BpfProgStats_nsecs_v_a_a.__qualname__ = 'BpfProgStats_nsecs_v_a_a'
+    assert ctypes.sizeof(BpfProgStats_nsecs_v_a_a) == 8, 'BpfProgStats_nsecs_v_a_a'
+    return BpfProgStats_nsecs_v_a_a
+
+
+def _mk_BpfProgStats_nsecs_v_a() -> type:
+    class BpfProgStats_nsecs_v_a(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("a", _get('BpfProgStats_nsecs_v_a_a')),
+        )
+
+    BpfProgStats_nsecs_v_a.__qualname__ = 'BpfProgStats_nsecs_v_a'
+    assert ctypes.sizeof(BpfProgStats_nsecs_v_a) == 8, 'BpfProgStats_nsecs_v_a'
+    return BpfProgStats_nsecs_v_a
+
+
+def _mk_BpfProgStats_nsecs_v() -> type:
+    class BpfProgStats_nsecs_v(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("a", _get('BpfProgStats_nsecs_v_a')),
+        )
+
+    BpfProgStats_nsecs_v.__qualname__ = 'BpfProgStats_nsecs_v'
+    assert ctypes.sizeof(BpfProgStats_nsecs_v) == 8, 'BpfProgStats_nsecs_v'
+    return BpfProgStats_nsecs_v
+
+
+def _mk_BpfProgStats_nsecs() -> type:
+    class BpfProgStats_nsecs(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("v", _get('BpfProgStats_nsecs_v')),
+        )
+
+    BpfProgStats_nsecs.__qualname__ = 'BpfProgStats_nsecs'
+    assert ctypes.sizeof(BpfProgStats_nsecs) == 8, 'BpfProgStats_nsecs'
+    return BpfProgStats_nsecs
+
+
+def _mk_BpfProgStats_misses_v_a_a() -> type:
+    class BpfProgStats_misses_v_a_a(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("counter", ctypes.c_int64),
+        )
+
+    BpfProgStats_misses_v_a_a.__qualname__ = 'BpfProgStats_misses_v_a_a'
+    assert ctypes.sizeof(BpfProgStats_misses_v_a_a) == 8, 'BpfProgStats_misses_v_a_a'
+    return BpfProgStats_misses_v_a_a
+
+
+def _mk_BpfProgStats_misses_v_a() -> type:
+    class BpfProgStats_misses_v_a(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("a", _get('BpfProgStats_misses_v_a_a')),
+        )
+
+    BpfProgStats_misses_v_a.__qualname__ = 'BpfProgStats_misses_v_a'
+    assert ctypes.sizeof(BpfProgStats_misses_v_a) == 8, 'BpfProgStats_misses_v_a'
+    return BpfProgStats_misses_v_a
+
+
+def _mk_BpfProgStats_misses_v() -> type:
+    class BpfProgStats_misses_v(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("a", _get('BpfProgStats_misses_v_a')),
+        )
+
+    BpfProgStats_misses_v.__qualname__ = 'BpfProgStats_misses_v'
+    assert ctypes.sizeof(BpfProgStats_misses_v) == 8, 'BpfProgStats_misses_v'
+    return BpfProgStats_misses_v
+
+
+def _mk_BpfProgStats_misses() -> type:
+    class BpfProgStats_misses(ctypes.Structure):
+        """``struct (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("v", _get('BpfProgStats_misses_v')),
+        )
+
+    BpfProgStats_misses.__qualname__ = 'BpfProgStats_misses'
+    assert ctypes.sizeof(BpfProgStats_misses) == 8, 'BpfProgStats_misses'
+    return BpfProgStats_misses
+
+
+def _mk_BpfProgStats_syncp() -> type:
+    class BpfProgStats_syncp(ctypes.Structure):
+        """``struct u64_stats_sync`` (0 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+        )
+
+    BpfProgStats_syncp.__qualname__ = 'BpfProgStats_syncp'
+    assert ctypes.sizeof(BpfProgStats_syncp) == 0, 'BpfProgStats_syncp'
+    return BpfProgStats_syncp
+
+
+def _mk_BpfProgStats() -> type:
+    class BpfProgStats(ctypes.Structure):
+        """``struct bpf_prog_stats`` (32 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("cnt", _get('BpfProgStats_cnt')),
+            ("nsecs", _get('BpfProgStats_nsecs')),
+            ("misses", _get('BpfProgStats_misses')),
+            ("syncp", _get('BpfProgStats_syncp')),
+            ("_pad_24", ctypes.c_uint8 * 8),
+        )
+
+    BpfProgStats.__qualname__ = 'BpfProgStats'
+    assert ctypes.sizeof(BpfProgStats) == 32, 'BpfProgStats'
+    return BpfProgStats
+
+
+def _mk_PtRegs_anon17_fred_cs() -> type:
+    class PtRegs_anon17_fred_cs(ctypes.Structure):
+        """``struct fred_cs`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("_bf_0", ctypes.c_uint64),
+        )
+        cs = property(
+            lambda self: (self._bf_0 >> 0) & 0xffff,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0xffff << 0)) | ((v & 0xffff) << 0)),
+        )
+        sl = property(
+            lambda self: (self._bf_0 >> 16) & 0x3,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x3 << 16)) | ((v & 0x3) << 16)),
+        )
+        wfe = property(
+            lambda self: (self._bf_0 >> 18) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 18)) | ((v & 0x1) << 18)),
+        )
+
+    PtRegs_anon17_fred_cs.__qualname__ = 'PtRegs_anon17_fred_cs'
+    assert ctypes.sizeof(PtRegs_anon17_fred_cs) == 8, 'PtRegs_anon17_fred_cs'
+    return PtRegs_anon17_fred_cs
+
+
+def _mk_PtRegs_anon17() -> type:
+    class PtRegs_anon17(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("cs", ctypes.c_uint16),
+            ("csx", ctypes.c_uint64),
+            ("fred_cs", _get('PtRegs_anon17_fred_cs')),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    PtRegs_anon17.__qualname__ = 'PtRegs_anon17'
+    assert ctypes.sizeof(PtRegs_anon17) == 8, 'PtRegs_anon17'
+    return PtRegs_anon17
+
+
+def _mk_PtRegs_anon20_fred_ss() -> type:
+    class PtRegs_anon20_fred_ss(ctypes.Structure):
+        """``struct fred_ss`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("_bf_0", ctypes.c_uint64),
+        )
+        ss = property(
+            lambda self: (self._bf_0 >> 0) & 0xffff,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0xffff << 0)) | ((v & 0xffff) << 0)),
+        )
+        sti = property(
+            lambda self: (self._bf_0 >> 16) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 16)) | ((v & 0x1) << 16)),
+        )
+        swevent = property(
+            lambda self: (self._bf_0 >> 17) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 17)) | ((v & 0x1) << 17)),
+        )
+        nmi = property(
+            lambda self: (self._bf_0 >> 18) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 18)) | ((v & 0x1) << 18)),
+        )
+        vector = property(
+            lambda self: (self._bf_0 >> 32) & 0xff,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0xff << 32)) | ((v & 0xff) << 32)),
+        )
+        type = property(
+            lambda self: (self._bf_0 >> 48) & 0xf,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0xf << 48)) | ((v & 0xf) << 48)),
+        )
+        enclave = property(
+            lambda self: (self._bf_0 >> 56) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 56)) | ((v & 0x1) << 56)),
+        )
+        lm = property(
+            lambda self: (self._bf_0 >> 57) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 57)) | ((v & 0x1) << 57)),
+        )
+        nested = property(
+            lambda self: (self._bf_0 >> 58) & 0x1,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0x1 << 58)) | ((v & 0x1) << 58)),
+        )
+        insnlen = property(
+            lambda self: (self._bf_0 >> 60) & 0xf,
+            lambda self, v: setattr(self, "_bf_0", (self._bf_0 & ~(0xf << 60)) | ((v & 0xf) << 60)),
+        )
+
+    PtRegs_anon20_fred_ss.__qualname__ = 'PtRegs_anon20_fred_ss'
+    assert ctypes.sizeof(PtRegs_anon20_fred_ss) == 8, 'PtRegs_anon20_fred_ss'
+    return PtRegs_anon20_fred_ss
+
+
+def _mk_PtRegs_anon20() -> type:
+    class PtRegs_anon20(ctypes.Union):
+        """``union (anonymous)`` (8 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("ss", ctypes.c_uint16),
+            ("ssx", ctypes.c_uint64),
+            ("fred_ss", _get('PtRegs_anon20_fred_ss')),
+            ("_size", ctypes.c_uint8 * 8),
+        )
+
+    PtRegs_anon20.__qualname__ = 'PtRegs_anon20'
+    assert ctypes.sizeof(PtRegs_anon20) == 8, 'PtRegs_anon20'
+    return PtRegs_anon20
+
+
+def _mk_PtRegs() -> type:
+    class PtRegs(ctypes.Structure):
+        """``struct pt_regs`` (168 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _anonymous_ = ('_anon17', '_anon20',)
+        _fields_ = (
+            ("r15", ctypes.c_uint64),
+            ("r14", ctypes.c_uint64),
+            ("r13", ctypes.c_uint64),
+            ("r12", ctypes.c_uint64),
+            ("bp", ctypes.c_uint64),
+            ("bx", ctypes.c_uint64),
+            ("r11", ctypes.c_uint64),
+            ("r10", ctypes.c_uint64),
+            ("r9", ctypes.c_uint64),
+            ("r8", ctypes.c_uint64),
+            ("ax", ctypes.c_uint64),
+            ("cx", ctypes.c_uint64),
+            ("dx", ctypes.c_uint64),
+            ("si", ctypes.c_uint64),
+            ("di", ctypes.c_uint64),
+            ("orig_ax", ctypes.c_uint64),
+            ("ip", ctypes.c_uint64),
+            ("_anon17", _get('PtRegs_anon17')),
+            ("flags", ctypes.c_uint64),
+            ("sp", ctypes.c_uint64),
+            ("_anon20", _get('PtRegs_anon20')),
+        )
+
+    PtRegs.__qualname__ = 'PtRegs'
+    assert ctypes.sizeof(PtRegs) == 168, 'PtRegs'
+    return PtRegs
+
+
+def _mk_BpfIterLinkInfo_map() -> type:
+    class BpfIterLinkInfo_map(ctypes.Structure):
+        """``struct (anonymous)`` (4 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("map_fd", ctypes.c_uint32),
+        )
+
+    BpfIterLinkInfo_map.__qualname__ = 'BpfIterLinkInfo_map'
+    assert ctypes.sizeof(BpfIterLinkInfo_map) == 4, 'BpfIterLinkInfo_map'
+    return BpfIterLinkInfo_map
+
+
+def _mk_BpfIterLinkInfo_cgroup() -> type:
+    class BpfIterLinkInfo_cgroup(ctypes.Structure):
+        """``struct (anonymous)`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("order", ctypes.c_uint32),
+            ("cgroup_fd", ctypes.c_uint32),
+            ("cgroup_id", ctypes.c_uint64),
+        )
+
+    BpfIterLinkInfo_cgroup.__qualname__ = 'BpfIterLinkInfo_cgroup'
+    assert ctypes.sizeof(BpfIterLinkInfo_cgroup) == 16, 'BpfIterLinkInfo_cgroup'
+    return BpfIterLinkInfo_cgroup
+
+
+def _mk_BpfIterLinkInfo_task() -> type:
+    class BpfIterLinkInfo_task(ctypes.Structure):
+        """``struct (anonymous)`` (12 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("tid", ctypes.c_uint32),
+            ("pid", ctypes.c_uint32),
+            ("pid_fd", ctypes.c_uint32),
+        )
+
+    BpfIterLinkInfo_task.__qualname__ = 'BpfIterLinkInfo_task'
+    assert ctypes.sizeof(BpfIterLinkInfo_task) == 12, 'BpfIterLinkInfo_task'
+    return BpfIterLinkInfo_task
+
+
+def _mk_BpfIterLinkInfo() -> type:
+    class BpfIterLinkInfo(ctypes.Union):
+        """``union bpf_iter_link_info`` (16 bytes)."""
+
+        _pack_ = 1
+        _layout_ = "ms"  # explicit for Python >= 3.14; with _pack_ 1 as gcc
+        _fields_ = (
+            ("map", _get('BpfIterLinkInfo_map')),
+            ("cgroup", _get('BpfIterLinkInfo_cgroup')),
+            ("task", _get('BpfIterLinkInfo_task')),
+            ("_size", ctypes.c_uint8 * 16),
+        )
+
+    BpfIterLinkInfo.__qualname__ = 'BpfIterLinkInfo'
+    assert ctypes.sizeof(BpfIterLinkInfo) == 16, 'BpfIterLinkInfo'
+    return BpfIterLinkInfo
 
 
 #: class -> ('bpf_attr', arm key) or ('struct', C name)
@@ -4343,59 +4748,262 @@ ORIGIN: dict[str, tuple[str, str]] = {
     'BpfIterLinkInfo': ('union', 'bpf_iter_link_info'),
 }
 
-#: class -> {member: (byte offset, size)} from BTF, for the layout test
-EXPECTED_LAYOUT: dict[str, dict[str, tuple[int, int]]] = {
-    'MapCreateAttr': {'__size__': (0, 96), 'map_type': (0, 4), 'key_size': (4, 4), 'value_size': (8, 4), 'max_entries': (12, 4), 'map_flags': (16, 4), 'inner_map_fd': (20, 4), 'numa_node': (24, 4), 'map_name': (28, 16), 'map_ifindex': (44, 4), 'btf_fd': (48, 4), 'btf_key_type_id': (52, 4), 'btf_value_type_id': (56, 4), 'btf_vmlinux_value_type_id': (60, 4), 'map_extra': (64, 8), 'value_type_btf_obj_fd': (72, 4), 'map_token_fd': (76, 4), 'excl_prog_hash': (80, 8), 'excl_prog_hash_size': (88, 4)},
-    'MapElemAttr': {'__size__': (0, 32), 'map_fd': (0, 4), 'key': (8, 8), 'value': (16, 8), 'next_key': (16, 8), 'flags': (24, 8)},
-    'MapBatchAttr': {'__size__': (0, 56), 'in_batch': (0, 8), 'out_batch': (8, 8), 'keys': (16, 8), 'values': (24, 8), 'count': (32, 4), 'map_fd': (36, 4), 'elem_flags': (40, 8), 'flags': (48, 8)},
-    'ProgLoadAttr': {'__size__': (0, 168), 'prog_type': (0, 4), 'insn_cnt': (4, 4), 'insns': (8, 8), 'license': (16, 8), 'log_level': (24, 4), 'log_size': (28, 4), 'log_buf': (32, 8), 'kern_version': (40, 4), 'prog_flags': (44, 4), 'prog_name': (48, 16), 'prog_ifindex': (64, 4), 'expected_attach_type': (68, 4), 'prog_btf_fd': (72, 4), 'func_info_rec_size': (76, 4), 'func_info': (80, 8), 'func_info_cnt': (88, 4), 'line_info_rec_size': (92, 4), 'line_info': (96, 8), 'line_info_cnt': (104, 4), 'attach_btf_id': (108, 4), 'attach_prog_fd': (112, 4), 'attach_btf_obj_fd': (112, 4), 'core_relo_cnt': (116, 4), 'fd_array': (120, 8), 'core_relos': (128, 8), 'core_relo_rec_size': (136, 4), 'log_true_size': (140, 4), 'prog_token_fd': (144, 4), 'fd_array_cnt': (148, 4), 'signature': (152, 8), 'signature_size': (160, 4), 'keyring_id': (164, 4)},
-    'ObjAttr': {'__size__': (0, 24), 'pathname': (0, 8), 'bpf_fd': (8, 4), 'file_flags': (12, 4), 'path_fd': (16, 4)},
-    'ProgAttachAttr': {'__size__': (0, 32), 'target_fd': (0, 4), 'target_ifindex': (0, 4), 'attach_bpf_fd': (4, 4), 'attach_type': (8, 4), 'attach_flags': (12, 4), 'replace_bpf_fd': (16, 4), 'relative_fd': (20, 4), 'relative_id': (20, 4), 'expected_revision': (24, 8)},
-    'ProgTestRunAttr': {'__size__': (0, 80), 'prog_fd': (0, 4), 'retval': (4, 4), 'data_size_in': (8, 4), 'data_size_out': (12, 4), 'data_in': (16, 8), 'data_out': (24, 8), 'repeat': (32, 4), 'duration': (36, 4), 'ctx_size_in': (40, 4), 'ctx_size_out': (44, 4), 'ctx_in': (48, 8), 'ctx_out': (56, 8), 'flags': (64, 4), 'cpu': (68, 4), 'batch_size': (72, 4)},
-    'GetIdAttr': {'__size__': (0, 16), 'start_id': (0, 4), 'prog_id': (0, 4), 'map_id': (0, 4), 'btf_id': (0, 4), 'link_id': (0, 4), 'next_id': (4, 4), 'open_flags': (8, 4), 'fd_by_id_token_fd': (12, 4)},
-    'ObjInfoAttr': {'__size__': (0, 16), 'bpf_fd': (0, 4), 'info_len': (4, 4), 'info': (8, 8)},
-    'ProgQueryAttr': {'__size__': (0, 64), 'target_fd': (0, 4), 'target_ifindex': (0, 4), 'attach_type': (4, 4), 'query_flags': (8, 4), 'attach_flags': (12, 4), 'prog_ids': (16, 8), 'prog_cnt': (24, 4), 'count': (24, 4), 'prog_attach_flags': (32, 8), 'link_ids': (40, 8), 'link_attach_flags': (48, 8), 'revision': (56, 8)},
-    'RawTracepointOpenAttr': {'__size__': (0, 24), 'name': (0, 8), 'prog_fd': (8, 4), 'cookie': (16, 8)},
-    'BtfLoadAttr': {'__size__': (0, 40), 'btf': (0, 8), 'btf_log_buf': (8, 8), 'btf_size': (16, 4), 'btf_log_size': (20, 4), 'btf_log_level': (24, 4), 'btf_log_true_size': (28, 4), 'btf_flags': (32, 4), 'btf_token_fd': (36, 4)},
-    'TaskFdQueryAttr': {'__size__': (0, 48), 'pid': (0, 4), 'fd': (4, 4), 'flags': (8, 4), 'buf_len': (12, 4), 'buf': (16, 8), 'prog_id': (24, 4), 'fd_type': (28, 4), 'probe_offset': (32, 8), 'probe_addr': (40, 8)},
-    'LinkCreateAttr': {'__size__': (0, 64), 'prog_fd': (0, 4), 'map_fd': (0, 4), 'target_fd': (4, 4), 'target_ifindex': (4, 4), 'attach_type': (8, 4), 'flags': (12, 4), 'target_btf_id': (16, 4), 'iter_info': (16, 8), 'iter_info_len': (24, 4), 'perf_event': (16, 8), 'kprobe_multi': (16, 32), 'tracing': (16, 16), 'netfilter': (16, 16), 'tcx': (16, 16), 'uprobe_multi': (16, 48), 'netkit': (16, 16), 'cgroup': (16, 16)},
-    'LinkUpdateAttr': {'__size__': (0, 16), 'link_fd': (0, 4), 'new_prog_fd': (4, 4), 'new_map_fd': (4, 4), 'flags': (8, 4), 'old_prog_fd': (12, 4), 'old_map_fd': (12, 4)},
-    'LinkDetachAttr': {'__size__': (0, 4), 'link_fd': (0, 4)},
-    'EnableStatsAttr': {'__size__': (0, 4), 'type': (0, 4)},
-    'IterCreateAttr': {'__size__': (0, 8), 'link_fd': (0, 4), 'flags': (4, 4)},
-    'ProgBindMapAttr': {'__size__': (0, 12), 'prog_fd': (0, 4), 'map_fd': (4, 4), 'flags': (8, 4)},
-    'TokenCreateAttr': {'__size__': (0, 8), 'flags': (0, 4), 'bpffs_fd': (4, 4)},
-    'ProgStreamReadAttr': {'__size__': (0, 24), 'stream_buf': (0, 8), 'stream_buf_len': (8, 4), 'stream_id': (12, 4), 'prog_fd': (16, 4)},
-    'BpfProgInfo': {'__size__': (0, 232), 'type': (0, 4), 'id': (4, 4), 'tag': (8, 8), 'jited_prog_len': (16, 4), 'xlated_prog_len': (20, 4), 'jited_prog_insns': (24, 8), 'xlated_prog_insns': (32, 8), 'load_time': (40, 8), 'created_by_uid': (48, 4), 'nr_map_ids': (52, 4), 'map_ids': (56, 8), 'name': (64, 16), 'ifindex': (80, 4), 'netns_dev': (88, 8), 'netns_ino': (96, 8), 'nr_jited_ksyms': (104, 4), 'nr_jited_func_lens': (108, 4), 'jited_ksyms': (112, 8), 'jited_func_lens': (120, 8), 'btf_id': (128, 4), 'func_info_rec_size': (132, 4), 'func_info': (136, 8), 'nr_func_info': (144, 4), 'nr_line_info': (148, 4), 'line_info': (152, 8), 'jited_line_info': (160, 8), 'nr_jited_line_info': (168, 4), 'line_info_rec_size': (172, 4), 'jited_line_info_rec_size': (176, 4), 'nr_prog_tags': (180, 4), 'prog_tags': (184, 8), 'run_time_ns': (192, 8), 'run_cnt': (200, 8), 'recursion_misses': (208, 8), 'verified_insns': (216, 4), 'attach_btf_obj_id': (220, 4), 'attach_btf_id': (224, 4)},
-    'BpfMapInfo': {'__size__': (0, 104), 'type': (0, 4), 'id': (4, 4), 'key_size': (8, 4), 'value_size': (12, 4), 'max_entries': (16, 4), 'map_flags': (20, 4), 'name': (24, 16), 'ifindex': (40, 4), 'btf_vmlinux_value_type_id': (44, 4), 'netns_dev': (48, 8), 'netns_ino': (56, 8), 'btf_id': (64, 4), 'btf_key_type_id': (68, 4), 'btf_value_type_id': (72, 4), 'btf_vmlinux_id': (76, 4), 'map_extra': (80, 8), 'hash': (88, 8), 'hash_size': (96, 4)},
-    'BpfBtfInfo': {'__size__': (0, 32), 'btf': (0, 8), 'btf_size': (8, 4), 'id': (12, 4), 'name': (16, 8), 'name_len': (24, 4), 'kernel_btf': (28, 4)},
-    'BpfLinkInfo': {'__size__': (0, 64), 'type': (0, 4), 'id': (4, 4), 'prog_id': (8, 4), 'raw_tracepoint': (16, 24), 'tracing': (16, 24), 'cgroup': (16, 16), 'iter': (16, 32), 'netns': (16, 8), 'xdp': (16, 4), 'struct_ops': (16, 4), 'netfilter': (16, 16), 'kprobe_multi': (16, 32), 'uprobe_multi': (16, 48), 'perf_event': (16, 48), 'tcx': (16, 8), 'netkit': (16, 8), 'sockmap': (16, 8)},
-    'PerfEventAttr': {'__size__': (0, 136), 'type': (0, 4), 'size': (4, 4), 'config': (8, 8), 'sample_period': (16, 8), 'sample_freq': (16, 8), 'sample_type': (24, 8), 'read_format': (32, 8), 'wakeup_events': (48, 4), 'wakeup_watermark': (48, 4), 'bp_type': (52, 4), 'bp_addr': (56, 8), 'kprobe_func': (56, 8), 'uprobe_path': (56, 8), 'config1': (56, 8), 'bp_len': (64, 8), 'kprobe_addr': (64, 8), 'probe_offset': (64, 8), 'config2': (64, 8), 'branch_sample_type': (72, 8), 'sample_regs_user': (80, 8), 'sample_stack_user': (88, 4), 'clockid': (92, 4), 'sample_regs_intr': (96, 8), 'aux_watermark': (104, 4), 'sample_max_stack': (108, 2), '__reserved_2': (110, 2), 'aux_sample_size': (112, 4), 'aux_action': (116, 4), 'sig_data': (120, 8), 'config3': (128, 8)},
-    'PerfEventMmapPage': {'__size__': (0, 1088), 'version': (0, 4), 'compat_version': (4, 4), 'lock': (8, 4), 'index': (12, 4), 'offset': (16, 8), 'time_enabled': (24, 8), 'time_running': (32, 8), 'capabilities': (40, 8), 'pmc_width': (48, 2), 'time_shift': (50, 2), 'time_mult': (52, 4), 'time_offset': (56, 8), 'time_zero': (64, 8), 'size': (72, 4), '__reserved_1': (76, 4), 'time_cycles': (80, 8), 'time_mask': (88, 8), '__reserved': (96, 928), 'data_head': (1024, 8), 'data_tail': (1032, 8), 'data_offset': (1040, 8), 'data_size': (1048, 8), 'aux_head': (1056, 8), 'aux_tail': (1064, 8), 'aux_offset': (1072, 8), 'aux_size': (1080, 8)},
-    'PerfEventHeader': {'__size__': (0, 8), 'type': (0, 4), 'misc': (4, 2), 'size': (6, 2)},
-    'XdpMd': {'__size__': (0, 24), 'data': (0, 4), 'data_end': (4, 4), 'data_meta': (8, 4), 'ingress_ifindex': (12, 4), 'rx_queue_index': (16, 4), 'egress_ifindex': (20, 4)},
-    'SkBuff': {'__size__': (0, 192), 'len': (0, 4), 'pkt_type': (4, 4), 'mark': (8, 4), 'queue_mapping': (12, 4), 'protocol': (16, 4), 'vlan_present': (20, 4), 'vlan_tci': (24, 4), 'vlan_proto': (28, 4), 'priority': (32, 4), 'ingress_ifindex': (36, 4), 'ifindex': (40, 4), 'tc_index': (44, 4), 'cb': (48, 20), 'hash': (68, 4), 'tc_classid': (72, 4), 'data': (76, 4), 'data_end': (80, 4), 'napi_id': (84, 4), 'family': (88, 4), 'remote_ip4': (92, 4), 'local_ip4': (96, 4), 'remote_ip6': (100, 16), 'local_ip6': (116, 16), 'remote_port': (132, 4), 'local_port': (136, 4), 'data_meta': (140, 4), 'flow_keys': (144, 8), 'tstamp': (152, 8), 'wire_len': (160, 4), 'gso_segs': (164, 4), 'sk': (168, 8), 'gso_size': (176, 4), 'tstamp_type': (180, 1), 'hwtstamp': (184, 8)},
-    'BpfSock': {'__size__': (0, 80), 'bound_dev_if': (0, 4), 'family': (4, 4), 'type': (8, 4), 'protocol': (12, 4), 'mark': (16, 4), 'priority': (20, 4), 'src_ip4': (24, 4), 'src_ip6': (28, 16), 'src_port': (44, 4), 'dst_port': (48, 2), 'dst_ip4': (52, 4), 'dst_ip6': (56, 16), 'state': (72, 4), 'rx_queue_mapping': (76, 4)},
-    'BpfSockAddr': {'__size__': (0, 72), 'user_family': (0, 4), 'user_ip4': (4, 4), 'user_ip6': (8, 16), 'user_port': (24, 4), 'family': (28, 4), 'type': (32, 4), 'protocol': (36, 4), 'msg_src_ip4': (40, 4), 'msg_src_ip6': (44, 16), 'sk': (64, 8)},
-    'BpfSockOps': {'__size__': (0, 224), 'op': (0, 4), 'args': (4, 16), 'reply': (4, 4), 'replylong': (4, 16), 'family': (20, 4), 'remote_ip4': (24, 4), 'local_ip4': (28, 4), 'remote_ip6': (32, 16), 'local_ip6': (48, 16), 'remote_port': (64, 4), 'local_port': (68, 4), 'is_fullsock': (72, 4), 'snd_cwnd': (76, 4), 'srtt_us': (80, 4), 'bpf_sock_ops_cb_flags': (84, 4), 'state': (88, 4), 'rtt_min': (92, 4), 'snd_ssthresh': (96, 4), 'rcv_nxt': (100, 4), 'snd_nxt': (104, 4), 'snd_una': (108, 4), 'mss_cache': (112, 4), 'ecn_flags': (116, 4), 'rate_delivered': (120, 4), 'rate_interval_us': (124, 4), 'packets_out': (128, 4), 'retrans_out': (132, 4), 'total_retrans': (136, 4), 'segs_in': (140, 4), 'data_segs_in': (144, 4), 'segs_out': (148, 4), 'data_segs_out': (152, 4), 'lost_out': (156, 4), 'sacked_out': (160, 4), 'sk_txhash': (164, 4), 'bytes_received': (168, 8), 'bytes_acked': (176, 8), 'sk': (184, 8), 'skb_data': (192, 8), 'skb_data_end': (200, 8), 'skb_len': (208, 4), 'skb_tcp_flags': (212, 4), 'skb_hwtstamp': (216, 8)},
-    'SkMsgMd': {'__size__': (0, 80), 'data': (0, 8), 'data_end': (8, 8), 'family': (16, 4), 'remote_ip4': (20, 4), 'local_ip4': (24, 4), 'remote_ip6': (28, 16), 'local_ip6': (44, 16), 'remote_port': (60, 4), 'local_port': (64, 4), 'size': (68, 4), 'sk': (72, 8)},
-    'SkReuseportMd': {'__size__': (0, 56), 'data': (0, 8), 'data_end': (8, 8), 'len': (16, 4), 'eth_protocol': (20, 4), 'ip_protocol': (24, 4), 'bind_inany': (28, 4), 'hash': (32, 4), 'sk': (40, 8), 'migrating_sk': (48, 8)},
-    'BpfSkLookup': {'__size__': (0, 72), 'sk': (0, 8), 'cookie': (0, 8), 'family': (8, 4), 'protocol': (12, 4), 'remote_ip4': (16, 4), 'remote_ip6': (20, 16), 'remote_port': (36, 2), 'local_ip4': (40, 4), 'local_ip6': (44, 16), 'local_port': (60, 4), 'ingress_ifindex': (64, 4)},
-    'BpfFlowKeys': {'__size__': (0, 56), 'nhoff': (0, 2), 'thoff': (2, 2), 'addr_proto': (4, 2), 'is_frag': (6, 1), 'is_first_frag': (7, 1), 'is_encap': (8, 1), 'ip_proto': (9, 1), 'n_proto': (10, 2), 'sport': (12, 2), 'dport': (14, 2), 'ipv4_src': (16, 4), 'ipv4_dst': (20, 4), 'ipv6_src': (16, 16), 'ipv6_dst': (32, 16), 'flags': (48, 4), 'flow_label': (52, 4)},
-    'BpfSysctl': {'__size__': (0, 8), 'write': (0, 4), 'file_pos': (4, 4)},
-    'BpfSockopt': {'__size__': (0, 40), 'sk': (0, 8), 'optval': (8, 8), 'optval_end': (16, 8), 'level': (24, 4), 'optname': (28, 4), 'optlen': (32, 4), 'retval': (36, 4)},
-    'BpfCgroupDevCtx': {'__size__': (0, 12), 'access_type': (0, 4), 'major': (4, 4), 'minor': (8, 4)},
-    'BpfRawTracepointArgs': {'__size__': (0, 0), 'args': (0, 0)},
-    'BpfNfCtx': {'__size__': (0, 16), 'state': (0, 8), 'skb': (8, 8)},
-    'BpfCgroupStorageKey': {'__size__': (0, 16), 'cgroup_inode_id': (0, 8), 'attach_type': (8, 4)},
-    'BpfFuncInfo': {'__size__': (0, 8), 'insn_off': (0, 4), 'type_id': (4, 4)},
-    'BpfLineInfo': {'__size__': (0, 16), 'insn_off': (0, 4), 'file_name_off': (4, 4), 'line_off': (8, 4), 'line_col': (12, 4)},
-    'BpfCoreRelo': {'__size__': (0, 16), 'insn_off': (0, 4), 'type_id': (4, 4), 'access_str_off': (8, 4), 'kind': (12, 4)},
-    'BpfSpinLock': {'__size__': (0, 4), 'val': (0, 4)},
-    'BpfTimer': {'__size__': (0, 16), '__opaque': (0, 16)},
-    'BpfStackBuildId': {'__size__': (0, 32), 'status': (0, 4), 'build_id': (4, 20), 'offset': (24, 8), 'ip': (24, 8)},
-    'BpfPerfEventValue': {'__size__': (0, 24), 'counter': (0, 8), 'enabled': (8, 8), 'running': (16, 8)},
-    'BpfProgStats': {'__size__': (0, 32), 'cnt': (0, 8), 'nsecs': (8, 8), 'misses': (16, 8), 'syncp': (24, 0)},
-    'PtRegs': {'__size__': (0, 168), 'r15': (0, 8), 'r14': (8, 8), 'r13': (16, 8), 'r12': (24, 8), 'bp': (32, 8), 'bx': (40, 8), 'r11': (48, 8), 'r10': (56, 8), 'r9': (64, 8), 'r8': (72, 8), 'ax': (80, 8), 'cx': (88, 8), 'dx': (96, 8), 'si': (104, 8), 'di': (112, 8), 'orig_ax': (120, 8), 'ip': (128, 8), 'cs': (136, 2), 'csx': (136, 8), 'fred_cs': (136, 8), 'flags': (144, 8), 'sp': (152, 8), 'ss': (160, 2), 'ssx': (160, 8), 'fred_ss': (160, 8)},
-    'BpfIterLinkInfo': {'__size__': (0, 16), 'map': (0, 4), 'cgroup': (0, 16), 'task': (0, 12)},
+def _mk_EXPECTED_LAYOUT() -> dict[str, dict[str, tuple[int, int]]]:
+    """class -> {member: (byte offset, size)} from BTF, for the layout test."""
+    return {
+        'MapCreateAttr': {'__size__': (0, 96), 'map_type': (0, 4), 'key_size': (4, 4), 'value_size': (8, 4), 'max_entries': (12, 4), 'map_flags': (16, 4), 'inner_map_fd': (20, 4), 'numa_node': (24, 4), 'map_name': (28, 16), 'map_ifindex': (44, 4), 'btf_fd': (48, 4), 'btf_key_type_id': (52, 4), 'btf_value_type_id': (56, 4), 'btf_vmlinux_value_type_id': (60, 4), 'map_extra': (64, 8), 'value_type_btf_obj_fd': (72, 4), 'map_token_fd': (76, 4), 'excl_prog_hash': (80, 8), 'excl_prog_hash_size': (88, 4)},
+        'MapElemAttr': {'__size__': (0, 32), 'map_fd': (0, 4), 'key': (8, 8), 'value': (16, 8), 'next_key': (16, 8), 'flags': (24, 8)},
+        'MapBatchAttr': {'__size__': (0, 56), 'in_batch': (0, 8), 'out_batch': (8, 8), 'keys': (16, 8), 'values': (24, 8), 'count': (32, 4), 'map_fd': (36, 4), 'elem_flags': (40, 8), 'flags': (48, 8)},
+        'ProgLoadAttr': {'__size__': (0, 168), 'prog_type': (0, 4), 'insn_cnt': (4, 4), 'insns': (8, 8), 'license': (16, 8), 'log_level': (24, 4), 'log_size': (28, 4), 'log_buf': (32, 8), 'kern_version': (40, 4), 'prog_flags': (44, 4), 'prog_name': (48, 16), 'prog_ifindex': (64, 4), 'expected_attach_type': (68, 4), 'prog_btf_fd': (72, 4), 'func_info_rec_size': (76, 4), 'func_info': (80, 8), 'func_info_cnt': (88, 4), 'line_info_rec_size': (92, 4), 'line_info': (96, 8), 'line_info_cnt': (104, 4), 'attach_btf_id': (108, 4), 'attach_prog_fd': (112, 4), 'attach_btf_obj_fd': (112, 4), 'core_relo_cnt': (116, 4), 'fd_array': (120, 8), 'core_relos': (128, 8), 'core_relo_rec_size': (136, 4), 'log_true_size': (140, 4), 'prog_token_fd': (144, 4), 'fd_array_cnt': (148, 4), 'signature': (152, 8), 'signature_size': (160, 4), 'keyring_id': (164, 4)},
+        'ObjAttr': {'__size__': (0, 24), 'pathname': (0, 8), 'bpf_fd': (8, 4), 'file_flags': (12, 4), 'path_fd': (16, 4)},
+        'ProgAttachAttr': {'__size__': (0, 32), 'target_fd': (0, 4), 'target_ifindex': (0, 4), 'attach_bpf_fd': (4, 4), 'attach_type': (8, 4), 'attach_flags': (12, 4), 'replace_bpf_fd': (16, 4), 'relative_fd': (20, 4), 'relative_id': (20, 4), 'expected_revision': (24, 8)},
+        'ProgTestRunAttr': {'__size__': (0, 80), 'prog_fd': (0, 4), 'retval': (4, 4), 'data_size_in': (8, 4), 'data_size_out': (12, 4), 'data_in': (16, 8), 'data_out': (24, 8), 'repeat': (32, 4), 'duration': (36, 4), 'ctx_size_in': (40, 4), 'ctx_size_out': (44, 4), 'ctx_in': (48, 8), 'ctx_out': (56, 8), 'flags': (64, 4), 'cpu': (68, 4), 'batch_size': (72, 4)},
+        'GetIdAttr': {'__size__': (0, 16), 'start_id': (0, 4), 'prog_id': (0, 4), 'map_id': (0, 4), 'btf_id': (0, 4), 'link_id': (0, 4), 'next_id': (4, 4), 'open_flags': (8, 4), 'fd_by_id_token_fd': (12, 4)},
+        'ObjInfoAttr': {'__size__': (0, 16), 'bpf_fd': (0, 4), 'info_len': (4, 4), 'info': (8, 8)},
+        'ProgQueryAttr': {'__size__': (0, 64), 'target_fd': (0, 4), 'target_ifindex': (0, 4), 'attach_type': (4, 4), 'query_flags': (8, 4), 'attach_flags': (12, 4), 'prog_ids': (16, 8), 'prog_cnt': (24, 4), 'count': (24, 4), 'prog_attach_flags': (32, 8), 'link_ids': (40, 8), 'link_attach_flags': (48, 8), 'revision': (56, 8)},
+        'RawTracepointOpenAttr': {'__size__': (0, 24), 'name': (0, 8), 'prog_fd': (8, 4), 'cookie': (16, 8)},
+        'BtfLoadAttr': {'__size__': (0, 40), 'btf': (0, 8), 'btf_log_buf': (8, 8), 'btf_size': (16, 4), 'btf_log_size': (20, 4), 'btf_log_level': (24, 4), 'btf_log_true_size': (28, 4), 'btf_flags': (32, 4), 'btf_token_fd': (36, 4)},
+        'TaskFdQueryAttr': {'__size__': (0, 48), 'pid': (0, 4), 'fd': (4, 4), 'flags': (8, 4), 'buf_len': (12, 4), 'buf': (16, 8), 'prog_id': (24, 4), 'fd_type': (28, 4), 'probe_offset': (32, 8), 'probe_addr': (40, 8)},
+        'LinkCreateAttr': {'__size__': (0, 64), 'prog_fd': (0, 4), 'map_fd': (0, 4), 'target_fd': (4, 4), 'target_ifindex': (4, 4), 'attach_type': (8, 4), 'flags': (12, 4), 'target_btf_id': (16, 4), 'iter_info': (16, 8), 'iter_info_len': (24, 4), 'perf_event': (16, 8), 'kprobe_multi': (16, 32), 'tracing': (16, 16), 'netfilter': (16, 16), 'tcx': (16, 16), 'uprobe_multi': (16, 48), 'netkit': (16, 16), 'cgroup': (16, 16)},
+        'LinkUpdateAttr': {'__size__': (0, 16), 'link_fd': (0, 4), 'new_prog_fd': (4, 4), 'new_map_fd': (4, 4), 'flags': (8, 4), 'old_prog_fd': (12, 4), 'old_map_fd': (12, 4)},
+        'LinkDetachAttr': {'__size__': (0, 4), 'link_fd': (0, 4)},
+        'EnableStatsAttr': {'__size__': (0, 4), 'type': (0, 4)},
+        'IterCreateAttr': {'__size__': (0, 8), 'link_fd': (0, 4), 'flags': (4, 4)},
+        'ProgBindMapAttr': {'__size__': (0, 12), 'prog_fd': (0, 4), 'map_fd': (4, 4), 'flags': (8, 4)},
+        'TokenCreateAttr': {'__size__': (0, 8), 'flags': (0, 4), 'bpffs_fd': (4, 4)},
+        'ProgStreamReadAttr': {'__size__': (0, 24), 'stream_buf': (0, 8), 'stream_buf_len': (8, 4), 'stream_id': (12, 4), 'prog_fd': (16, 4)},
+        'BpfProgInfo': {'__size__': (0, 232), 'type': (0, 4), 'id': (4, 4), 'tag': (8, 8), 'jited_prog_len': (16, 4), 'xlated_prog_len': (20, 4), 'jited_prog_insns': (24, 8), 'xlated_prog_insns': (32, 8), 'load_time': (40, 8), 'created_by_uid': (48, 4), 'nr_map_ids': (52, 4), 'map_ids': (56, 8), 'name': (64, 16), 'ifindex': (80, 4), 'netns_dev': (88, 8), 'netns_ino': (96, 8), 'nr_jited_ksyms': (104, 4), 'nr_jited_func_lens': (108, 4), 'jited_ksyms': (112, 8), 'jited_func_lens': (120, 8), 'btf_id': (128, 4), 'func_info_rec_size': (132, 4), 'func_info': (136, 8), 'nr_func_info': (144, 4), 'nr_line_info': (148, 4), 'line_info': (152, 8), 'jited_line_info': (160, 8), 'nr_jited_line_info': (168, 4), 'line_info_rec_size': (172, 4), 'jited_line_info_rec_size': (176, 4), 'nr_prog_tags': (180, 4), 'prog_tags': (184, 8), 'run_time_ns': (192, 8), 'run_cnt': (200, 8), 'recursion_misses': (208, 8), 'verified_insns': (216, 4), 'attach_btf_obj_id': (220, 4), 'attach_btf_id': (224, 4)},
+        'BpfMapInfo': {'__size__': (0, 104), 'type': (0, 4), 'id': (4, 4), 'key_size': (8, 4), 'value_size': (12, 4), 'max_entries': (16, 4), 'map_flags': (20, 4), 'name': (24, 16), 'ifindex': (40, 4), 'btf_vmlinux_value_type_id': (44, 4), 'netns_dev': (48, 8), 'netns_ino': (56, 8), 'btf_id': (64, 4), 'btf_key_type_id': (68, 4), 'btf_value_type_id': (72, 4), 'btf_vmlinux_id': (76, 4), 'map_extra': (80, 8), 'hash': (88, 8), 'hash_size': (96, 4)},
+        'BpfBtfInfo': {'__size__': (0, 32), 'btf': (0, 8), 'btf_size': (8, 4), 'id': (12, 4), 'name': (16, 8), 'name_len': (24, 4), 'kernel_btf': (28, 4)},
+        'BpfLinkInfo': {'__size__': (0, 64), 'type': (0, 4), 'id': (4, 4), 'prog_id': (8, 4), 'raw_tracepoint': (16, 24), 'tracing': (16, 24), 'cgroup': (16, 16), 'iter': (16, 32), 'netns': (16, 8), 'xdp': (16, 4), 'struct_ops': (16, 4), 'netfilter': (16, 16), 'kprobe_multi': (16, 32), 'uprobe_multi': (16, 48), 'perf_event': (16, 48), 'tcx': (16, 8), 'netkit': (16, 8), 'sockmap': (16, 8)},
+        'PerfEventAttr': {'__size__': (0, 136), 'type': (0, 4), 'size': (4, 4), 'config': (8, 8), 'sample_period': (16, 8), 'sample_freq': (16, 8), 'sample_type': (24, 8), 'read_format': (32, 8), 'wakeup_events': (48, 4), 'wakeup_watermark': (48, 4), 'bp_type': (52, 4), 'bp_addr': (56, 8), 'kprobe_func': (56, 8), 'uprobe_path': (56, 8), 'config1': (56, 8), 'bp_len': (64, 8), 'kprobe_addr': (64, 8), 'probe_offset': (64, 8), 'config2': (64, 8), 'branch_sample_type': (72, 8), 'sample_regs_user': (80, 8), 'sample_stack_user': (88, 4), 'clockid': (92, 4), 'sample_regs_intr': (96, 8), 'aux_watermark': (104, 4), 'sample_max_stack': (108, 2), '__reserved_2': (110, 2), 'aux_sample_size': (112, 4), 'aux_action': (116, 4), 'sig_data': (120, 8), 'config3': (128, 8)},
+        'PerfEventMmapPage': {'__size__': (0, 1088), 'version': (0, 4), 'compat_version': (4, 4), 'lock': (8, 4), 'index': (12, 4), 'offset': (16, 8), 'time_enabled': (24, 8), 'time_running': (32, 8), 'capabilities': (40, 8), 'pmc_width': (48, 2), 'time_shift': (50, 2), 'time_mult': (52, 4), 'time_offset': (56, 8), 'time_zero': (64, 8), 'size': (72, 4), '__reserved_1': (76, 4), 'time_cycles': (80, 8), 'time_mask': (88, 8), '__reserved': (96, 928), 'data_head': (1024, 8), 'data_tail': (1032, 8), 'data_offset': (1040, 8), 'data_size': (1048, 8), 'aux_head': (1056, 8), 'aux_tail': (1064, 8), 'aux_offset': (1072, 8), 'aux_size': (1080, 8)},
+        'PerfEventHeader': {'__size__': (0, 8), 'type': (0, 4), 'misc': (4, 2), 'size': (6, 2)},
+        'XdpMd': {'__size__': (0, 24), 'data': (0, 4), 'data_end': (4, 4), 'data_meta': (8, 4), 'ingress_ifindex': (12, 4), 'rx_queue_index': (16, 4), 'egress_ifindex': (20, 4)},
+        'SkBuff': {'__size__': (0, 192), 'len': (0, 4), 'pkt_type': (4, 4), 'mark': (8, 4), 'queue_mapping': (12, 4), 'protocol': (16, 4), 'vlan_present': (20, 4), 'vlan_tci': (24, 4), 'vlan_proto': (28, 4), 'priority': (32, 4), 'ingress_ifindex': (36, 4), 'ifindex': (40, 4), 'tc_index': (44, 4), 'cb': (48, 20), 'hash': (68, 4), 'tc_classid': (72, 4), 'data': (76, 4), 'data_end': (80, 4), 'napi_id': (84, 4), 'family': (88, 4), 'remote_ip4': (92, 4), 'local_ip4': (96, 4), 'remote_ip6': (100, 16), 'local_ip6': (116, 16), 'remote_port': (132, 4), 'local_port': (136, 4), 'data_meta': (140, 4), 'flow_keys': (144, 8), 'tstamp': (152, 8), 'wire_len': (160, 4), 'gso_segs': (164, 4), 'sk': (168, 8), 'gso_size': (176, 4), 'tstamp_type': (180, 1), 'hwtstamp': (184, 8)},
+        'BpfSock': {'__size__': (0, 80), 'bound_dev_if': (0, 4), 'family': (4, 4), 'type': (8, 4), 'protocol': (12, 4), 'mark': (16, 4), 'priority': (20, 4), 'src_ip4': (24, 4), 'src_ip6': (28, 16), 'src_port': (44, 4), 'dst_port': (48, 2), 'dst_ip4': (52, 4), 'dst_ip6': (56, 16), 'state': (72, 4), 'rx_queue_mapping': (76, 4)},
+        'BpfSockAddr': {'__size__': (0, 72), 'user_family': (0, 4), 'user_ip4': (4, 4), 'user_ip6': (8, 16), 'user_port': (24, 4), 'family': (28, 4), 'type': (32, 4), 'protocol': (36, 4), 'msg_src_ip4': (40, 4), 'msg_src_ip6': (44, 16), 'sk': (64, 8)},
+        'BpfSockOps': {'__size__': (0, 224), 'op': (0, 4), 'args': (4, 16), 'reply': (4, 4), 'replylong': (4, 16), 'family': (20, 4), 'remote_ip4': (24, 4), 'local_ip4': (28, 4), 'remote_ip6': (32, 16), 'local_ip6': (48, 16), 'remote_port': (64, 4), 'local_port': (68, 4), 'is_fullsock': (72, 4), 'snd_cwnd': (76, 4), 'srtt_us': (80, 4), 'bpf_sock_ops_cb_flags': (84, 4), 'state': (88, 4), 'rtt_min': (92, 4), 'snd_ssthresh': (96, 4), 'rcv_nxt': (100, 4), 'snd_nxt': (104, 4), 'snd_una': (108, 4), 'mss_cache': (112, 4), 'ecn_flags': (116, 4), 'rate_delivered': (120, 4), 'rate_interval_us': (124, 4), 'packets_out': (128, 4), 'retrans_out': (132, 4), 'total_retrans': (136, 4), 'segs_in': (140, 4), 'data_segs_in': (144, 4), 'segs_out': (148, 4), 'data_segs_out': (152, 4), 'lost_out': (156, 4), 'sacked_out': (160, 4), 'sk_txhash': (164, 4), 'bytes_received': (168, 8), 'bytes_acked': (176, 8), 'sk': (184, 8), 'skb_data': (192, 8), 'skb_data_end': (200, 8), 'skb_len': (208, 4), 'skb_tcp_flags': (212, 4), 'skb_hwtstamp': (216, 8)},
+        'SkMsgMd': {'__size__': (0, 80), 'data': (0, 8), 'data_end': (8, 8), 'family': (16, 4), 'remote_ip4': (20, 4), 'local_ip4': (24, 4), 'remote_ip6': (28, 16), 'local_ip6': (44, 16), 'remote_port': (60, 4), 'local_port': (64, 4), 'size': (68, 4), 'sk': (72, 8)},
+        'SkReuseportMd': {'__size__': (0, 56), 'data': (0, 8), 'data_end': (8, 8), 'len': (16, 4), 'eth_protocol': (20, 4), 'ip_protocol': (24, 4), 'bind_inany': (28, 4), 'hash': (32, 4), 'sk': (40, 8), 'migrating_sk': (48, 8)},
+        'BpfSkLookup': {'__size__': (0, 72), 'sk': (0, 8), 'cookie': (0, 8), 'family': (8, 4), 'protocol': (12, 4), 'remote_ip4': (16, 4), 'remote_ip6': (20, 16), 'remote_port': (36, 2), 'local_ip4': (40, 4), 'local_ip6': (44, 16), 'local_port': (60, 4), 'ingress_ifindex': (64, 4)},
+        'BpfFlowKeys': {'__size__': (0, 56), 'nhoff': (0, 2), 'thoff': (2, 2), 'addr_proto': (4, 2), 'is_frag': (6, 1), 'is_first_frag': (7, 1), 'is_encap': (8, 1), 'ip_proto': (9, 1), 'n_proto': (10, 2), 'sport': (12, 2), 'dport': (14, 2), 'ipv4_src': (16, 4), 'ipv4_dst': (20, 4), 'ipv6_src': (16, 16), 'ipv6_dst': (32, 16), 'flags': (48, 4), 'flow_label': (52, 4)},
+        'BpfSysctl': {'__size__': (0, 8), 'write': (0, 4), 'file_pos': (4, 4)},
+        'BpfSockopt': {'__size__': (0, 40), 'sk': (0, 8), 'optval': (8, 8), 'optval_end': (16, 8), 'level': (24, 4), 'optname': (28, 4), 'optlen': (32, 4), 'retval': (36, 4)},
+        'BpfCgroupDevCtx': {'__size__': (0, 12), 'access_type': (0, 4), 'major': (4, 4), 'minor': (8, 4)},
+        'BpfRawTracepointArgs': {'__size__': (0, 0), 'args': (0, 0)},
+        'BpfNfCtx': {'__size__': (0, 16), 'state': (0, 8), 'skb': (8, 8)},
+        'BpfCgroupStorageKey': {'__size__': (0, 16), 'cgroup_inode_id': (0, 8), 'attach_type': (8, 4)},
+        'BpfFuncInfo': {'__size__': (0, 8), 'insn_off': (0, 4), 'type_id': (4, 4)},
+        'BpfLineInfo': {'__size__': (0, 16), 'insn_off': (0, 4), 'file_name_off': (4, 4), 'line_off': (8, 4), 'line_col': (12, 4)},
+        'BpfCoreRelo': {'__size__': (0, 16), 'insn_off': (0, 4), 'type_id': (4, 4), 'access_str_off': (8, 4), 'kind': (12, 4)},
+        'BpfSpinLock': {'__size__': (0, 4), 'val': (0, 4)},
+        'BpfTimer': {'__size__': (0, 16), '__opaque': (0, 16)},
+        'BpfStackBuildId': {'__size__': (0, 32), 'status': (0, 4), 'build_id': (4, 20), 'offset': (24, 8), 'ip': (24, 8)},
+        'BpfPerfEventValue': {'__size__': (0, 24), 'counter': (0, 8), 'enabled': (8, 8), 'running': (16, 8)},
+        'BpfProgStats': {'__size__': (0, 32), 'cnt': (0, 8), 'nsecs': (8, 8), 'misses': (16, 8), 'syncp': (24, 0)},
+        'PtRegs': {'__size__': (0, 168), 'r15': (0, 8), 'r14': (8, 8), 'r13': (16, 8), 'r12': (24, 8), 'bp': (32, 8), 'bx': (40, 8), 'r11': (48, 8), 'r10': (56, 8), 'r9': (64, 8), 'r8': (72, 8), 'ax': (80, 8), 'cx': (88, 8), 'dx': (96, 8), 'si': (104, 8), 'di': (112, 8), 'orig_ax': (120, 8), 'ip': (128, 8), 'cs': (136, 2), 'csx': (136, 8), 'fred_cs': (136, 8), 'flags': (144, 8), 'sp': (152, 8), 'ss': (160, 2), 'ssx': (160, 8), 'fred_ss': (160, 8)},
+        'BpfIterLinkInfo': {'__size__': (0, 16), 'map': (0, 4), 'cgroup': (0, 16), 'task': (0, 12)},
+    }
+
+
+_LAZY: dict[str, Any] = {
+    'bpf_cmd': _mk_bpf_cmd,
+    'bpf_map_type': _mk_bpf_map_type,
+    'bpf_prog_type': _mk_bpf_prog_type,
+    'bpf_attach_type': _mk_bpf_attach_type,
+    'bpf_link_type': _mk_bpf_link_type,
+    'bpf_func_id': _mk_bpf_func_id,
+    'xdp_action': _mk_xdp_action,
+    'bpf_stats_type': _mk_bpf_stats_type,
+    'bpf_perf_event_type': _mk_bpf_perf_event_type,
+    'bpf_task_fd_type': _mk_bpf_task_fd_type,
+    'bpf_adj_room_mode': _mk_bpf_adj_room_mode,
+    'bpf_hdr_start_off': _mk_bpf_hdr_start_off,
+    'bpf_lwt_encap_mode': _mk_bpf_lwt_encap_mode,
+    'sk_action': _mk_sk_action,
+    'bpf_ret_code': _mk_bpf_ret_code,
+    'bpf_addr_space_cast': _mk_bpf_addr_space_cast,
+    'perf_type_id': _mk_perf_type_id,
+    'perf_sw_ids': _mk_perf_sw_ids,
+    'perf_hw_id': _mk_perf_hw_id,
+    'bpf_cgroup_iter_order': _mk_bpf_cgroup_iter_order,
+    'perf_event_sample_format': _mk_perf_event_sample_format,
+    'perf_event_type': _mk_perf_event_type,
+    'nf_inet_hooks': _mk_nf_inet_hooks,
+    'MapCreateAttr': _mk_MapCreateAttr,
+    'MapElemAttr_anon2': _mk_MapElemAttr_anon2,
+    'MapElemAttr': _mk_MapElemAttr,
+    'MapBatchAttr': _mk_MapBatchAttr,
+    'ProgLoadAttr_anon20': _mk_ProgLoadAttr_anon20,
+    'ProgLoadAttr': _mk_ProgLoadAttr,
+    'ObjAttr': _mk_ObjAttr,
+    'ProgAttachAttr_anon0': _mk_ProgAttachAttr_anon0,
+    'ProgAttachAttr_anon5': _mk_ProgAttachAttr_anon5,
+    'ProgAttachAttr': _mk_ProgAttachAttr,
+    'ProgTestRunAttr': _mk_ProgTestRunAttr,
+    'GetIdAttr_anon0': _mk_GetIdAttr_anon0,
+    'GetIdAttr': _mk_GetIdAttr,
+    'ObjInfoAttr': _mk_ObjInfoAttr,
+    'ProgQueryAttr_anon0': _mk_ProgQueryAttr_anon0,
+    'ProgQueryAttr_anon5': _mk_ProgQueryAttr_anon5,
+    'ProgQueryAttr': _mk_ProgQueryAttr,
+    'RawTracepointOpenAttr': _mk_RawTracepointOpenAttr,
+    'BtfLoadAttr': _mk_BtfLoadAttr,
+    'TaskFdQueryAttr': _mk_TaskFdQueryAttr,
+    'LinkCreateAttr_anon0': _mk_LinkCreateAttr_anon0,
+    'LinkCreateAttr_anon1': _mk_LinkCreateAttr_anon1,
+    'LinkCreateAttr_anon4_anon1': _mk_LinkCreateAttr_anon4_anon1,
+    'LinkCreateAttr_anon4_perf_event': _mk_LinkCreateAttr_anon4_perf_event,
+    'LinkCreateAttr_anon4_kprobe_multi': _mk_LinkCreateAttr_anon4_kprobe_multi,
+    'LinkCreateAttr_anon4_tracing': _mk_LinkCreateAttr_anon4_tracing,
+    'LinkCreateAttr_anon4_netfilter': _mk_LinkCreateAttr_anon4_netfilter,
+    'LinkCreateAttr_anon4_tcx_anon0': _mk_LinkCreateAttr_anon4_tcx_anon0,
+    'LinkCreateAttr_anon4_tcx': _mk_LinkCreateAttr_anon4_tcx,
+    'LinkCreateAttr_anon4_uprobe_multi': _mk_LinkCreateAttr_anon4_uprobe_multi,
+    'LinkCreateAttr_anon4_netkit_anon0': _mk_LinkCreateAttr_anon4_netkit_anon0,
+    'LinkCreateAttr_anon4_netkit': _mk_LinkCreateAttr_anon4_netkit,
+    'LinkCreateAttr_anon4_cgroup_anon0': _mk_LinkCreateAttr_anon4_cgroup_anon0,
+    'LinkCreateAttr_anon4_cgroup': _mk_LinkCreateAttr_anon4_cgroup,
+    'LinkCreateAttr_anon4': _mk_LinkCreateAttr_anon4,
+    'LinkCreateAttr': _mk_LinkCreateAttr,
+    'LinkUpdateAttr_anon1': _mk_LinkUpdateAttr_anon1,
+    'LinkUpdateAttr_anon3': _mk_LinkUpdateAttr_anon3,
+    'LinkUpdateAttr': _mk_LinkUpdateAttr,
+    'LinkDetachAttr': _mk_LinkDetachAttr,
+    'EnableStatsAttr': _mk_EnableStatsAttr,
+    'IterCreateAttr': _mk_IterCreateAttr,
+    'ProgBindMapAttr': _mk_ProgBindMapAttr,
+    'TokenCreateAttr': _mk_TokenCreateAttr,
+    'ProgStreamReadAttr': _mk_ProgStreamReadAttr,
+    'BpfProgInfo': _mk_BpfProgInfo,
+    'BpfMapInfo': _mk_BpfMapInfo,
+    'BpfBtfInfo': _mk_BpfBtfInfo,
+    'BpfLinkInfo_anon3_raw_tracepoint': _mk_BpfLinkInfo_anon3_raw_tracepoint,
+    'BpfLinkInfo_anon3_tracing': _mk_BpfLinkInfo_anon3_tracing,
+    'BpfLinkInfo_anon3_cgroup': _mk_BpfLinkInfo_anon3_cgroup,
+    'BpfLinkInfo_anon3_iter_anon2_map': _mk_BpfLinkInfo_anon3_iter_anon2_map,
+    'BpfLinkInfo_anon3_iter_anon2': _mk_BpfLinkInfo_anon3_iter_anon2,
+    'BpfLinkInfo_anon3_iter_anon3_cgroup': _mk_BpfLinkInfo_anon3_iter_anon3_cgroup,
+    'BpfLinkInfo_anon3_iter_anon3_task': _mk_BpfLinkInfo_anon3_iter_anon3_task,
+    'BpfLinkInfo_anon3_iter_anon3': _mk_BpfLinkInfo_anon3_iter_anon3,
+    'BpfLinkInfo_anon3_iter': _mk_BpfLinkInfo_anon3_iter,
+    'BpfLinkInfo_anon3_netns': _mk_BpfLinkInfo_anon3_netns,
+    'BpfLinkInfo_anon3_xdp': _mk_BpfLinkInfo_anon3_xdp,
+    'BpfLinkInfo_anon3_struct_ops': _mk_BpfLinkInfo_anon3_struct_ops,
+    'BpfLinkInfo_anon3_netfilter': _mk_BpfLinkInfo_anon3_netfilter,
+    'BpfLinkInfo_anon3_kprobe_multi': _mk_BpfLinkInfo_anon3_kprobe_multi,
+    'BpfLinkInfo_anon3_uprobe_multi': _mk_BpfLinkInfo_anon3_uprobe_multi,
+    'BpfLinkInfo_anon3_perf_event_anon1_uprobe': _mk_BpfLinkInfo_anon3_perf_event_anon1_uprobe,
+    'BpfLinkInfo_anon3_perf_event_anon1_kprobe': _mk_BpfLinkInfo_anon3_perf_event_anon1_kprobe,
+    'BpfLinkInfo_anon3_perf_event_anon1_tracepoint': _mk_BpfLinkInfo_anon3_perf_event_anon1_tracepoint,
+    'BpfLinkInfo_anon3_perf_event_anon1_event': _mk_BpfLinkInfo_anon3_perf_event_anon1_event,
+    'BpfLinkInfo_anon3_perf_event_anon1': _mk_BpfLinkInfo_anon3_perf_event_anon1,
+    'BpfLinkInfo_anon3_perf_event': _mk_BpfLinkInfo_anon3_perf_event,
+    'BpfLinkInfo_anon3_tcx': _mk_BpfLinkInfo_anon3_tcx,
+    'BpfLinkInfo_anon3_netkit': _mk_BpfLinkInfo_anon3_netkit,
+    'BpfLinkInfo_anon3_sockmap': _mk_BpfLinkInfo_anon3_sockmap,
+    'BpfLinkInfo_anon3': _mk_BpfLinkInfo_anon3,
+    'BpfLinkInfo': _mk_BpfLinkInfo,
+    'PerfEventAttr_anon3': _mk_PerfEventAttr_anon3,
+    'PerfEventAttr_anon44': _mk_PerfEventAttr_anon44,
+    'PerfEventAttr_anon46': _mk_PerfEventAttr_anon46,
+    'PerfEventAttr_anon47': _mk_PerfEventAttr_anon47,
+    'PerfEventAttr_anon57_anon1': _mk_PerfEventAttr_anon57_anon1,
+    'PerfEventAttr_anon57': _mk_PerfEventAttr_anon57,
+    'PerfEventAttr': _mk_PerfEventAttr,
+    'PerfEventMmapPage_anon7_anon1': _mk_PerfEventMmapPage_anon7_anon1,
+    'PerfEventMmapPage_anon7': _mk_PerfEventMmapPage_anon7,
+    'PerfEventMmapPage': _mk_PerfEventMmapPage,
+    'PerfEventHeader': _mk_PerfEventHeader,
+    'XdpMd': _mk_XdpMd,
+    'SkBuff_anon26': _mk_SkBuff_anon26,
+    'SkBuff_anon30': _mk_SkBuff_anon30,
+    'SkBuff': _mk_SkBuff,
+    'BpfSock': _mk_BpfSock,
+    'BpfSockAddr_anon9': _mk_BpfSockAddr_anon9,
+    'BpfSockAddr': _mk_BpfSockAddr,
+    'BpfSockOps_anon1': _mk_BpfSockOps_anon1,
+    'BpfSockOps_anon35': _mk_BpfSockOps_anon35,
+    'BpfSockOps_anon36': _mk_BpfSockOps_anon36,
+    'BpfSockOps_anon37': _mk_BpfSockOps_anon37,
+    'BpfSockOps': _mk_BpfSockOps,
+    'SkMsgMd_anon0': _mk_SkMsgMd_anon0,
+    'SkMsgMd_anon1': _mk_SkMsgMd_anon1,
+    'SkMsgMd_anon10': _mk_SkMsgMd_anon10,
+    'SkMsgMd': _mk_SkMsgMd,
+    'SkReuseportMd_anon0': _mk_SkReuseportMd_anon0,
+    'SkReuseportMd_anon1': _mk_SkReuseportMd_anon1,
+    'SkReuseportMd_anon7': _mk_SkReuseportMd_anon7,
+    'SkReuseportMd_anon8': _mk_SkReuseportMd_anon8,
+    'SkReuseportMd': _mk_SkReuseportMd,
+    'BpfSkLookup_anon0_anon0': _mk_BpfSkLookup_anon0_anon0,
+    'BpfSkLookup_anon0': _mk_BpfSkLookup_anon0,
+    'BpfSkLookup': _mk_BpfSkLookup,
+    'BpfFlowKeys_anon10_anon0': _mk_BpfFlowKeys_anon10_anon0,
+    'BpfFlowKeys_anon10_anon1': _mk_BpfFlowKeys_anon10_anon1,
+    'BpfFlowKeys_anon10': _mk_BpfFlowKeys_anon10,
+    'BpfFlowKeys': _mk_BpfFlowKeys,
+    'BpfSysctl': _mk_BpfSysctl,
+    'BpfSockopt_anon0': _mk_BpfSockopt_anon0,
+    'BpfSockopt_anon1': _mk_BpfSockopt_anon1,
+    'BpfSockopt_anon2': _mk_BpfSockopt_anon2,
+    'BpfSockopt': _mk_BpfSockopt,
+    'BpfCgroupDevCtx': _mk_BpfCgroupDevCtx,
+    'BpfRawTracepointArgs': _mk_BpfRawTracepointArgs,
+    'BpfNfCtx': _mk_BpfNfCtx,
+    'BpfCgroupStorageKey': _mk_BpfCgroupStorageKey,
+    'BpfFuncInfo': _mk_BpfFuncInfo,
+    'BpfLineInfo': _mk_BpfLineInfo,
+    'BpfCoreRelo': _mk_BpfCoreRelo,
+    'BpfSpinLock': _mk_BpfSpinLock,
+    'BpfTimer': _mk_BpfTimer,
+    'BpfStackBuildId_anon2': _mk_BpfStackBuildId_anon2,
+    'BpfStackBuildId': _mk_BpfStackBuildId,
+    'BpfPerfEventValue': _mk_BpfPerfEventValue,
+    'BpfProgStats_cnt_v_a_a': _mk_BpfProgStats_cnt_v_a_a,
+    'BpfProgStats_cnt_v_a': _mk_BpfProgStats_cnt_v_a,
+    'BpfProgStats_cnt_v': _mk_BpfProgStats_cnt_v,
+    'BpfProgStats_cnt': _mk_BpfProgStats_cnt,
+    'BpfProgStats_nsecs_v_a_a': _mk_BpfProgStats_nsecs_v_a_a,
+    'BpfProgStats_nsecs_v_a': _mk_BpfProgStats_nsecs_v_a,
+    'BpfProgStats_nsecs_v': _mk_BpfProgStats_nsecs_v,
+    'BpfProgStats_nsecs': _mk_BpfProgStats_nsecs,
+    'BpfProgStats_misses_v_a_a': _mk_BpfProgStats_misses_v_a_a,
+    'BpfProgStats_misses_v_a': _mk_BpfProgStats_misses_v_a,
+    'BpfProgStats_misses_v': _mk_BpfProgStats_misses_v,
+    'BpfProgStats_misses': _mk_BpfProgStats_misses,
+    'BpfProgStats_syncp': _mk_BpfProgStats_syncp,
+    'BpfProgStats': _mk_BpfProgStats,
+    'PtRegs_anon17_fred_cs': _mk_PtRegs_anon17_fred_cs,
+    'PtRegs_anon17': _mk_PtRegs_anon17,
+    'PtRegs_anon20_fred_ss': _mk_PtRegs_anon20_fred_ss,
+    'PtRegs_anon20': _mk_PtRegs_anon20,
+    'PtRegs': _mk_PtRegs,
+    'BpfIterLinkInfo_map': _mk_BpfIterLinkInfo_map,
+    'BpfIterLinkInfo_cgroup': _mk_BpfIterLinkInfo_cgroup,
+    'BpfIterLinkInfo_task': _mk_BpfIterLinkInfo_task,
+    'BpfIterLinkInfo': _mk_BpfIterLinkInfo,
+    'EXPECTED_LAYOUT': _mk_EXPECTED_LAYOUT,
 }
+
+_lock = _thread.RLock()
+
+
+def __getattr__(name: str) -> Any:
+    """Build a lazily defined enum or struct once, on first use, and keep it."""
+    make = _LAZY.get(name)
+    if make is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    with _lock:  # one class per name, also when threads race (nested builds re-enter)
+        g = globals()
+        if name not in g:
+            g[name] = make()
+        return g[name]
+
+
+_get = __getattr__
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
