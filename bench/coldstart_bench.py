@@ -82,12 +82,19 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     repeats = 5 if quick else 11
     src = str(common.REPO_DIR / "src")
     sys_py = common.SYSTEM_PYTHON if Path(common.SYSTEM_PYTHON).exists() else sys.executable
-    env_src = {**os.environ, "PYTHONPATH": src}
+    # As an installed package is used: bytecode compiled once (pip and Debian's bcc package
+    # both do that at install time), so PYTHONDONTWRITEBYTECODE, which some environments set,
+    # must not make every timed run compile the library from source.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    for py in {sys_py, sys.executable}:
+        subprocess.run([py, "-m", "compileall", "-q", src], env=env, check=True,
+                       capture_output=True, timeout=300)
+    env_src = {**env, "PYTHONPATH": src}
     variants: dict[str, tuple[list[str], dict[str, str] | None]] = {
         "ours": ([sys_py, "-c", OURS], env_src),
         "ours_this": ([sys.executable, "-c", OURS], env_src),
         "import": ([sys_py, "-c", "import ebpf"], env_src),
-        "python": ([sys_py, "-c", "pass"], None),
+        "python": ([sys_py, "-c", "pass"], env),
     }
     try:
         variants["C"] = ([str(common.build_c("coldstart_prog"))], None)
@@ -97,7 +104,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         c_note = None
     ok, why = common.bcc_status()
     if ok:
-        variants["bcc"] = ([common.SYSTEM_PYTHON, "-c", BCC], None)
+        variants["bcc"] = ([common.SYSTEM_PYTHON, "-c", BCC], env)
     got = _samples(variants, repeats)
     c = got.get("C", c_note)
     bcc = got.get("bcc") if ok else f"peer unavailable: {why}"
@@ -106,7 +113,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     return [
         common.row(BENCH, "cold start: import, load, run once", "ms", got["ours"],
                    floors={"python": got["python"], "C": c}, peers={"bcc": bcc},
-                   note=f"{sys_py}, as bcc"),
+                   target="<= 40 ms", target_spec={"max": 40.0},
+                   note=f"{sys_py}, as bcc; bytecode compiled, as installed"),
         common.row(BENCH, "cold start: import, load, run once", "ms", got["ours_this"],
                    floors={"C": c}, peers={"bcc": bcc},
                    note=f"bench interpreter, Python {sys.version.split()[0]}"),

@@ -57,7 +57,7 @@ BENCHES: list[tuple[str, str, str]] = [
 FLOOR_LABEL = {"btf": "C libbpf", "xdp_attach": "C libbpf"}
 PEER_LABEL = {"maps": "bcc", "ringbuf": "bcc", "perf": "bcc"}
 ISSUE = {"syscall": 2, "btf": 2, "asm": 3, "progload": 3, "maps": 4, "ringbuf": 4, "perf": 4,
-         "drain": 4, "testrun": 5, "xdp_attach": 5}
+         "drain": 4, "testrun": 5, "xdp_attach": 5, "coldstart": 13}
 
 #: Per-bench wall-clock limits (seconds); the whole run is meant to stay under 10 minutes.
 TIMEOUT = {"full": 240.0, "quick": 120.0}
