@@ -1,0 +1,140 @@
+"""Write BPF programs as Python functions: a restricted-Python to BPF compiler, no LLVM.
+
+::
+
+    from ebpf import bpf
+    from ebpf.bpf import u64
+
+    counts = bpf.Array(u64, max_entries=4)
+
+    @bpf.xdp
+    def count(ctx: bpf.XDP) -> int:
+        counts[ctx.rx_queue_index & 3] += 1
+        return bpf.XDP_PASS
+
+    with bpf.load(count) as coll:
+        coll.count.test_run(bytes(64))
+
+The language subset, its fixed-width integer semantics and the compiler's structure are in
+``docs/python-frontend.md``. Anything outside the subset raises :class:`CompileError` naming
+the Python file and line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import net as net
+from ._compiler import CompiledProgram as CompiledProgram
+from ._compiler import CompileError as CompileError
+from ._compiler import _helper_marker, helper_namespace
+from ._decl import XDP as XDP
+from ._decl import Array as Array
+from ._decl import Const as Const
+from ._decl import Hash as Hash
+from ._decl import MapDecl as MapDecl
+from ._decl import PerCPUArray as PerCPUArray
+from ._decl import ProgramDecl as ProgramDecl
+from ._decl import RingBuf as RingBuf
+from ._decl import SocketFilter as SocketFilter
+from ._decl import TracepointContext as TracepointContext
+from ._decl import const as const
+from ._decl import socket_filter as socket_filter
+from ._decl import tracepoint as tracepoint
+from ._decl import xdp as xdp
+from ._load import Loaded as Loaded
+from ._load import RingView as RingView
+from ._load import build_spec as build_spec
+from ._load import load as load
+from .types import Struct as Struct
+from .types import be16 as be16
+from .types import be32 as be32
+from .types import bytes_ as bytes_
+from .types import emulate as emulate
+from .types import i8 as i8
+from .types import i16 as i16
+from .types import i32 as i32
+from .types import i64 as i64
+from .types import u8 as u8
+from .types import u16 as u16
+from .types import u32 as u32
+from .types import u64 as u64
+
+__all__ = [
+    "XDP",
+    "XDP_ABORTED",
+    "XDP_DROP",
+    "XDP_PASS",
+    "XDP_REDIRECT",
+    "XDP_TX",
+    "Array",
+    "CompileError",
+    "CompiledProgram",
+    "Const",
+    "Hash",
+    "Loaded",
+    "MapDecl",
+    "PerCPUArray",
+    "ProgramDecl",
+    "RingBuf",
+    "RingView",
+    "SocketFilter",
+    "Struct",
+    "TracepointContext",
+    "be16",
+    "be32",
+    "build_spec",
+    "bytes_",
+    "const",
+    "emulate",
+    "get_current_comm",
+    "get_current_pid_tgid",
+    "get_current_uid_gid",
+    "get_prandom_u32",
+    "get_smp_processor_id",
+    "helper",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "ktime_get_boot_ns",
+    "ktime_get_ns",
+    "load",
+    "net",
+    "socket_filter",
+    "trace_printk",
+    "tracepoint",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "xdp",
+]
+
+XDP_ABORTED = 0
+XDP_DROP = 1
+XDP_PASS = 2
+XDP_TX = 3
+XDP_REDIRECT = 4
+
+#: Every BPF helper as a typed function: ``bpf.helper.get_numa_node_id()``. Prototypes come
+#: from ``ebpf.asm.Helper(...).signature``; integer-only helpers are supported for now.
+helper: Any = helper_namespace()
+
+#: ``u64``: ``tgid << 32 | pid`` of the current task.
+get_current_pid_tgid: Any = _helper_marker("get_current_pid_tgid")
+#: ``u64``: ``gid << 32 | uid`` of the current task.
+get_current_uid_gid: Any = _helper_marker("get_current_uid_gid")
+#: ``u64``: CLOCK_MONOTONIC in ns.
+ktime_get_ns: Any = _helper_marker("ktime_get_ns")
+#: ``u64``: CLOCK_BOOTTIME in ns (Linux 5.8).
+ktime_get_boot_ns: Any = _helper_marker("ktime_get_boot_ns")
+#: ``u32``: the CPU running the program.
+get_smp_processor_id: Any = _helper_marker("get_smp_processor_id")
+#: ``u32``: a pseudo-random number.
+get_prandom_u32: Any = _helper_marker("get_prandom_u32")
+#: The current task's ``comm``; only as ``record.field = bpf.get_current_comm()`` where the
+#: field is a ``bytes_[N]``.
+get_current_comm: Any = _helper_marker("get_current_comm")
+#: ``trace_printk("fmt %d", x)``: up to 3 integers to the trace pipe (debugging only).
+trace_printk: Any = _helper_marker("trace_printk")

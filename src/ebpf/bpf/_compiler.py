@@ -1,0 +1,1687 @@
+"""The compiler: a decorated Python function's ``ast`` -> ``ebpf.asm`` instructions.
+
+Milestone 1 code generation (see docs/python-frontend.md): locals in 8-byte stack slots,
+expressions in the callee-saved temporaries r6..r9 (they survive helper calls), helper
+arguments moved to r1..r5 just before each ``call``. Typing happens while lowering, so every
+error names the expression that caused it.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import inspect
+import linecache
+import textwrap
+import types as _pytypes
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import asm
+from .._types import ProgramType
+from ..asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, Register
+from ..asm.helpers import check_helper_allowed
+from ..errors import AssemblerError, BPFError
+from ._decl import Const, Hash, MapDecl, ProgramDecl, RingBuf
+from .types import IntType, Struct, _Bytes, i32, i64, int_type, u8, u32, u64
+
+__all__ = ["CompileError", "CompiledProgram", "compile_program"]
+
+_SIZE = {1: asm.B, 2: asm.H, 4: asm.W, 8: asm.DW}
+_TEMPS = (R9, R8, R7, R6)
+
+
+class CompileError(BPFError):
+    """A construct outside the supported subset, or a type error, at ``filename:line:col``."""
+
+    def __init__(self, message: str, filename: str = "<unknown>", line: int = 0,
+                 col: int = 0) -> None:
+        self.message = message
+        self.filename = filename
+        self.line = line
+        self.col = col
+        super().__init__(f"{filename}:{line}:{col + 1}: {message}")
+
+
+class _Err(Exception):
+    """Raised inside the compiler with the offending node; turned into CompileError."""
+
+    def __init__(self, node: ast.AST | None, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
+# -- values ---------------------------------------------------------------------------------
+@dataclass
+class Ptr:
+    """Type of a pointer to a struct in ``region`` (map, pkt, ringbuf, stack)."""
+
+    struct: type[Struct]
+    region: str
+
+
+@dataclass
+class V:
+    """A value during code generation: an int of ``ty`` in ``reg``, an untyped literal
+    ``lit``, a pointer (``ptr``, nullable or not), or ``None``."""
+
+    ty: type[IntType] | None = None
+    reg: Register | None = None
+    lit: int | None = None
+    ptr: Ptr | None = None
+    nullable: bool = False
+    none: bool = False
+
+    @property
+    def is_int(self) -> bool:
+        return self.ty is not None or self.lit is not None
+
+
+@dataclass
+class Local:
+    slot: int  # offset from r10 (negative)
+    ty: type[IntType] | None = None
+    ptr: Ptr | None = None
+    nullable: bool = False
+    defined: bool = False
+
+
+@dataclass
+class LineRecord:
+    label: str
+    line: int
+    col: int
+
+
+@dataclass
+class CompiledProgram:
+    """The output of compiling one program: instructions and what they refer to."""
+
+    decl: ProgramDecl
+    instructions: asm.Instructions
+    maps: dict[str, MapDecl]
+    consts: dict[str, Const[Any]]
+    filename: str
+    lines: list[tuple[int, int, int, str]] = field(default_factory=list)  # pc, line, col, text
+
+    def listing(self) -> str:
+        from ..asm.disasm import format_instruction
+
+        by_pc: dict[int, list[str]] = {}
+        for pc, line, _col, text in self.lines:
+            by_pc.setdefault(pc, []).append(f"; {self.filename}:{line}: {text.strip()}")
+        out: list[str] = []
+        pc = 0
+        for insn in self.instructions:
+            out.extend(by_pc.get(pc, []))
+            out.append(f"{pc:4}: {format_instruction(insn)}")
+            pc += 2 if insn.opcode == 0x18 else 1
+        return "\n".join(out)
+
+    def line_of(self, pc: int) -> tuple[int, str] | None:
+        """The Python line (number, text) of instruction ``pc``."""
+        best: tuple[int, str] | None = None
+        for start, line, _col, text in self.lines:
+            if start <= pc:
+                best = (line, text.strip())
+            else:
+                break
+        return best
+
+
+# -- program contexts -----------------------------------------------------------------------
+def _ctx_fields(decl: ProgramDecl) -> dict[str, tuple[int, type[IntType]]]:
+    """name -> (offset, type) of the ctx fields a program may read."""
+    from .._uapi import _generated_types as _t
+
+    if decl.ctx_kind in ("xdp", "skb"):
+        st: Any = _t.XdpMd if decl.ctx_kind == "xdp" else _t.SkBuff
+        hidden = {"data", "data_end", "data_meta"}
+        out: dict[str, tuple[int, type[IntType]]] = {}
+        for name, ctype, *_ in st._fields_:
+            if name.startswith("_") or name in hidden:
+                continue
+            import ctypes
+
+            size = ctypes.sizeof(ctype)
+            if size in (4, 8) and not issubclass(ctype, ctypes.Array):
+                out[name] = (getattr(st, name).offset, int_type(size, False))
+        return out
+    assert decl.tracepoint is not None
+    from ..link.tracepoint import tracepoint_format
+
+    fmt = tracepoint_format(*decl.tracepoint)
+    tp: dict[str, tuple[int, type[IntType]]] = {}
+    for f in fmt.event_fields if hasattr(fmt, "event_fields") else fmt.fields:
+        if f.dynamic or f.is_array or f.size not in _SIZE:
+            continue
+        tp[f.name] = (f.offset, int_type(f.size, bool(f.signed)))
+    return tp
+
+
+# -- the compiler ---------------------------------------------------------------------------
+_BINOPS: dict[type[ast.operator], str] = {
+    ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.FloorDiv: "//", ast.Mod: "%",
+    ast.BitAnd: "&", ast.BitOr: "|", ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>",
+}
+_CMP: dict[type[ast.cmpop], str] = {
+    ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=",
+}
+_NEG = {"==": "!=", "!=": "==", "<": ">=", ">=": "<", ">": "<=", "<=": ">"}
+_SWAP = {"==": "==", "!=": "!=", "<": ">", ">": "<", "<=": ">=", ">=": "<="}
+
+
+def _jump(op: str, signed: bool) -> Any:
+    if op == "==":
+        return asm.jeq
+    if op == "!=":
+        return asm.jne
+    table = {"<": (asm.jlt, asm.jslt), "<=": (asm.jle, asm.jsle), ">": (asm.jgt, asm.jsgt),
+             ">=": (asm.jge, asm.jsge)}
+    return table[op][1 if signed else 0]
+
+
+def common_type(a: type[IntType], b: type[IntType]) -> type[IntType]:
+    """C's usual arithmetic conversions, without promotion of narrow types."""
+    a, b = _host(a), _host(b)
+    if a.signed == b.signed:
+        return a if a.size >= b.size else b
+    uns, sig = (a, b) if not a.signed else (b, a)
+    if uns.size >= sig.size:
+        return uns
+    return sig
+
+
+def _host(t: type[IntType]) -> type[IntType]:
+    """The host-order type of a (possibly big-endian) field type."""
+    return int_type(t.size, t.signed) if t.big_endian else t
+
+
+def _fits_imm(v: int) -> bool:
+    return -(1 << 31) <= v < (1 << 31)
+
+
+class _FunctionCompiler:
+    def __init__(self, decl: ProgramDecl) -> None:
+        self.decl = decl
+        fn = decl.fn
+        self.fn = fn
+        try:
+            self.filename = inspect.getsourcefile(fn) or fn.__code__.co_filename
+            lines, first = inspect.getsourcelines(fn)
+        except (OSError, TypeError) as e:
+            raise CompileError(f"cannot read the source of {fn.__qualname__}: {e}",
+                               fn.__code__.co_filename, fn.__code__.co_firstlineno) from None
+        src = "".join(lines)
+        dedented = textwrap.dedent(src)
+        self.col_shift = len(src) - len(src.lstrip()) if lines else 0
+        first_line = lines[0] if lines else ""
+        self.col_shift = len(first_line) - len(first_line.lstrip())
+        self.line_shift = first - 1
+        tree = ast.parse(dedented)
+        fdef = tree.body[0]
+        if not isinstance(fdef, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            raise CompileError("not a function", self.filename, first)
+        if isinstance(fdef, ast.AsyncFunctionDef):
+            raise CompileError("async functions cannot be compiled", self.filename, first)
+        self.fdef: ast.FunctionDef = fdef
+        self.globals: dict[str, Any] = dict(fn.__globals__)
+        if fn.__closure__:
+            for name, cell in zip(fn.__code__.co_freevars, fn.__closure__, strict=True):
+                with contextlib.suppress(ValueError):  # an unbound cell
+                    self.globals[name] = cell.cell_contents
+        self.items: list[asm.Item] = []
+        self.free: list[Register] = list(_TEMPS)
+        self.locals: dict[str, Local] = {}
+        self.stack = 0
+        self.nlabel = 0
+        self.loops: list[tuple[str, str]] = []
+        self.lines: list[LineRecord] = []
+        self.maps: dict[str, MapDecl] = {}
+        self.consts: dict[str, Const[Any]] = {}
+        self.ctx_name = ""
+        self.ctx_slot = 0
+        self.key_slot = 0
+        self.val_slot = 0
+        self._ctx_fields: dict[str, tuple[int, type[IntType]]] | None = None
+
+    # -- errors / positions --------------------------------------------------------------
+    def error(self, e: _Err) -> CompileError:
+        node = e.node
+        line = getattr(node, "lineno", self.fdef.lineno) + self.line_shift
+        col = getattr(node, "col_offset", 0) + self.col_shift
+        return CompileError(e.message, self.filename, line, col)
+
+    def source_line(self, line: int) -> str:
+        return linecache.getline(self.filename, line).rstrip("\n")
+
+    # -- emission helpers ----------------------------------------------------------------
+    def emit(self, *insns: asm.Item) -> None:
+        self.items.extend(insns)
+
+    def label(self, hint: str) -> str:
+        self.nlabel += 1
+        return f"{hint}.{self.nlabel}"
+
+    def place(self, name: str) -> None:
+        self.items.append(asm.label(name))
+
+    def alloc(self, size: int, align: int = 8) -> int:
+        self.stack += size
+        self.stack += -self.stack % align
+        if self.stack > 512:
+            raise _Err(None, f"the program needs {self.stack} bytes of stack; BPF allows 512")
+        return -self.stack
+
+    def temp(self, node: ast.AST | None) -> Register:
+        if not self.free:
+            raise _Err(node, "expression too complex for this compiler version (4 temporaries):"
+                             " split it with local variables")
+        return self.free.pop()
+
+    def release(self, v: V | Register | None) -> None:
+        r = v.reg if isinstance(v, V) else v
+        if r is not None and r in _TEMPS and r not in self.free:
+            self.free.append(r)
+
+    # -- entry -----------------------------------------------------------------------------
+    def compile(self) -> CompiledProgram:
+        try:
+            return self._compile()
+        except _Err as e:
+            raise self.error(e) from None
+        except AssemblerError as e:
+            raise CompileError(str(e), self.filename, self.fdef.lineno + self.line_shift) \
+                from None
+
+    def _compile(self) -> CompiledProgram:
+        f = self.fdef
+        args = f.args
+        if args.posonlyargs or args.vararg or args.kwonlyargs or args.kwarg or args.defaults:
+            raise _Err(f, "a program takes exactly one parameter, ctx")
+        if len(args.args) != 1:
+            raise _Err(f, "a program takes exactly one parameter, ctx")
+        self.ctx_name = args.args[0].arg
+        self.ctx_slot = self.alloc(8)
+        self.key_slot = self.alloc(8)
+        self.val_slot = self.alloc(8)
+        for name in sorted(_assigned_names(f)):
+            if name == self.ctx_name:
+                raise _Err(f, f"{name} is the context: it cannot be assigned")
+            self.locals[name] = Local(self.alloc(8))
+        first = self.label("fn")
+        self.place(first)
+        self.lines.append(LineRecord(first, f.lineno, f.col_offset))
+        self.emit(asm.store(asm.DW, R10, self.ctx_slot, R1))
+        body = f.body
+        if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                and isinstance(body[0].value.value, str):
+            body = body[1:]  # docstring
+        if not self.block(body):
+            self.emit(asm.mov(R0, 0), asm.exit())
+        insns = asm.Instructions(self.items)
+        pcs = insns.labels
+        records: dict[int, tuple[int, int, int, str]] = {}
+        for rec in self.lines:
+            pc = pcs[rec.label]
+            if pc >= insns.slots:
+                continue
+            line = rec.line + self.line_shift
+            records[pc] = (pc, line, rec.col + self.col_shift, self.source_line(line))
+        return CompiledProgram(self.decl, insns, self.maps, self.consts, self.filename,
+                               [records[k] for k in sorted(records)])
+
+    # -- statements ----------------------------------------------------------------------
+    def block(self, stmts: list[ast.stmt]) -> bool:
+        """Compile ``stmts``; True if control never falls off the end."""
+        # the rest of a block after a return/break/continue is unreachable: not compiled
+        return any(self.stmt(s) for s in stmts)
+
+    def stmt(self, s: ast.stmt) -> bool:
+        lab = self.label("line")
+        self.place(lab)
+        self.lines.append(LineRecord(lab, s.lineno, s.col_offset))
+        if isinstance(s, ast.Return):
+            self.return_(s)
+            return True
+        if isinstance(s, ast.Pass):
+            return False
+        if isinstance(s, ast.Expr):
+            if isinstance(s.value, ast.Constant) and isinstance(s.value.value, str):
+                return False
+            v = self.expr(s.value, discard=True)
+            self.release(v)
+            return False
+        if isinstance(s, ast.Assign):
+            if len(s.targets) != 1:
+                raise _Err(s, "chained assignment (a = b = ...) is not supported")
+            self.assign(s.targets[0], s.value, None)
+            return False
+        if isinstance(s, ast.AnnAssign):
+            if s.value is None:
+                raise _Err(s, "a declaration needs a value: x: u32 = 0")
+            t = self.type_of_annotation(s.annotation)
+            self.assign(s.target, s.value, t)
+            return False
+        if isinstance(s, ast.AugAssign):
+            self.augassign(s)
+            return False
+        if isinstance(s, ast.If):
+            return self.if_(s)
+        if isinstance(s, ast.While):
+            self.while_(s)
+            return False
+        if isinstance(s, ast.For):
+            self.for_(s)
+            return False
+        if isinstance(s, ast.Break):
+            if not self.loops:
+                raise _Err(s, "break outside a loop")
+            self.emit(asm.ja(self.loops[-1][1]))
+            return True
+        if isinstance(s, ast.Continue):
+            if not self.loops:
+                raise _Err(s, "continue outside a loop")
+            self.emit(asm.ja(self.loops[-1][0]))
+            return True
+        raise _Err(s, f"{type(s).__name__} statements are not supported in BPF programs")
+
+    def return_(self, s: ast.Return) -> None:
+        if s.value is None:
+            self.emit(asm.mov(R0, 0), asm.exit())
+            return
+        v = self.expr(s.value)
+        if not v.is_int:
+            raise _Err(s.value, "a program returns an integer")
+        self.load_into(R0, v, s.value)
+        self.release(v)
+        self.emit(asm.exit())
+
+    def type_of_annotation(self, node: ast.expr) -> type[IntType]:
+        t = self.static(node)
+        if isinstance(t, type) and issubclass(t, IntType) and t is not IntType:
+            return _host(t)
+        if t is int:
+            return i64
+        if t is bool:
+            return u8
+        raise _Err(node, f"{ast.unparse(node)} is not an integer type (u8..u64, i8..i64)")
+
+    # assignments
+    def assign(self, target: ast.expr, value: ast.expr, decl: type[IntType] | None) -> None:
+        if isinstance(target, ast.Name):
+            self.assign_local(target, value, decl)
+        elif isinstance(target, ast.Attribute):
+            self.store_field(target, value)
+        elif isinstance(target, ast.Subscript):
+            self.map_update(target, value)
+        else:
+            raise _Err(target, f"cannot assign to {type(target).__name__} (one name, field or "
+                               "map element at a time)")
+
+    def assign_local(self, target: ast.Name, value: ast.expr, decl: type[IntType] | None
+                     ) -> None:
+        loc = self.locals[target.id]
+        v = self.expr(value)
+        if v.none:
+            raise _Err(value, "a local cannot be assigned None")
+        if v.ptr is not None:
+            if loc.ty is not None or decl is not None:
+                raise _Err(value, f"{target.id} holds an integer; this is a pointer")
+            if loc.ptr is not None and loc.ptr != v.ptr:
+                raise _Err(value, f"{target.id} already points to a "
+                                  f"{loc.ptr.struct.__name__} in {loc.ptr.region}")
+            loc.ptr, loc.nullable, loc.defined = v.ptr, v.nullable, True
+            assert v.reg is not None
+            self.emit(asm.store(asm.DW, R10, loc.slot, v.reg))
+            self.release(v)
+            return
+        if loc.ptr is not None:
+            raise _Err(value, f"{target.id} holds a pointer; this is an integer")
+        if decl is not None:
+            if loc.ty is not None and loc.ty is not decl:
+                raise _Err(target, f"{target.id} is already a {loc.ty.__name__}")
+            loc.ty = decl
+        elif loc.ty is None:
+            loc.ty = v.ty if v.ty is not None else i64
+        loc.defined = True
+        r = self.to_reg(v, loc.ty, value)
+        self.emit(asm.store(asm.DW, R10, loc.slot, r))
+        self.release(r)
+
+    def augassign(self, s: ast.AugAssign) -> None:
+        op = _BINOPS.get(type(s.op))
+        if op is None:
+            raise _Err(s, f"operator {type(s.op).__name__} is not supported")
+        t = s.target
+        if isinstance(t, ast.Name):
+            loc = self.local(t)
+            if loc.ty is None:
+                raise _Err(t, f"{t.id} is not an integer")
+            left = self.read_local(t, loc)
+            right = self.expr(s.value)
+            res = self.binop(op, left, right, s)
+            r = self.to_reg(res, loc.ty, s)
+            self.emit(asm.store(asm.DW, R10, loc.slot, r))
+            self.release(r)
+        elif isinstance(t, ast.Subscript):
+            self.map_aug(t, op, s.value, s)
+        elif isinstance(t, ast.Attribute):
+            base, fld = self.field_ref(t)
+            assert base.reg is not None
+            ft = _host(fld.type)
+            right = self.expr(s.value)
+            atomic = base.ptr is not None and base.ptr.region == "map" and \
+                fld.size in (4, 8) and not fld.type.big_endian and op in "+-|&^"
+            if atomic:
+                self.atomic(op, base.reg, fld.offset, fld.size, right, ft, s)
+            else:
+                cur = V(ty=ft, reg=self.temp(s))
+                self.load_field(cur.reg, base.reg, fld)  # type: ignore[arg-type]
+                res = self.binop(op, cur, right, s)
+                r = self.to_reg(res, ft, s)
+                self.store_reg(base.reg, fld, r)
+                self.release(r)
+            self.release(base)
+        else:
+            raise _Err(t, "cannot update this target")
+
+    def atomic(self, op: str, ptr: Register, off: int, size: int, right: V,
+               t: type[IntType], node: ast.AST) -> None:
+        r = self.to_reg(right, t, node)
+        if op == "-":
+            self.emit(asm.neg(r))
+            op = "+"
+        fn = {"+": asm.atomic_add, "|": asm.atomic_or, "&": asm.atomic_and,
+              "^": asm.atomic_xor}[op]
+        self.emit(fn(_SIZE[size], ptr, r, off))
+        self.release(r)
+
+    # control flow
+    def if_(self, s: ast.If) -> bool:
+        else_l, end_l = self.label("else"), self.label("endif")
+        when_true, when_false = self.narrowing(s.test)
+        saved = self.snapshot()
+        self.branch(s.test, else_l, False)
+        self.apply(when_true)
+        body_ends = self.block(s.body)
+        after_body = self.snapshot()
+        self.restore(saved)
+        self.apply(when_false)
+        if s.orelse and not body_ends:
+            self.emit(asm.ja(end_l))
+        self.place(else_l)
+        else_ends = self.block(s.orelse) if s.orelse else False
+        after_else = self.snapshot()
+        self.place(end_l)
+        # merge: a pointer is non-null after the if when every path reaching here says so
+        if body_ends and not else_ends:
+            self.restore(after_else)
+        elif else_ends and not body_ends:
+            self.restore(after_body)
+        else:
+            self.restore(_merge(after_body, after_else))
+        return body_ends and else_ends
+
+    def narrowing(self, test: ast.expr) -> tuple[dict[str, bool], dict[str, bool]]:
+        """What ``test`` being true / false tells about pointer locals: name -> nullable."""
+        if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+            t, f = self.narrowing(test.operand)
+            return f, t
+        if isinstance(test, ast.BoolOp):
+            parts = [self.narrowing(v) for v in test.values]
+            if isinstance(test.op, ast.And):
+                return {k: v for t, _ in parts for k, v in t.items()}, {}
+            return {}, {k: v for _, f in parts for k, v in f.items()}
+        name: str | None = None
+        null_when_true = False
+        if isinstance(test, ast.Name):
+            name = test.id
+        elif isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(
+                test.left, ast.Name) and isinstance(test.comparators[0], ast.Constant) and \
+                test.comparators[0].value is None and isinstance(test.ops[0], (ast.Is,
+                                                                                ast.IsNot)):
+            name = test.left.id
+            null_when_true = isinstance(test.ops[0], ast.Is)
+        if name is None or name not in self.locals or self.locals[name].ptr is None:
+            return {}, {}
+        return {name: null_when_true}, {name: not null_when_true}
+
+    def apply(self, facts: dict[str, bool]) -> None:
+        for name, nullable in facts.items():
+            self.locals[name].nullable = nullable
+
+    def snapshot(self) -> dict[str, tuple[bool, bool]]:
+        return {n: (loc.nullable, loc.defined) for n, loc in self.locals.items()}
+
+    def restore(self, snap: dict[str, tuple[bool, bool]]) -> None:
+        for n, (nullable, defined) in snap.items():
+            self.locals[n].nullable = nullable
+            self.locals[n].defined = defined
+
+    def while_(self, s: ast.While) -> None:
+        if s.orelse:
+            raise _Err(s, "while ... else is not supported")
+        top, end = self.label("while"), self.label("endwhile")
+        self.place(top)
+        self.branch(s.test, end, False)
+        self.loops.append((top, end))
+        saved = self.snapshot()
+        if not self.block(s.body):
+            self.emit(asm.ja(top))
+        self.loops.pop()
+        self.restore(_merge(saved, self.snapshot()))
+        self.place(end)
+
+    def for_(self, s: ast.For) -> None:
+        if s.orelse:
+            raise _Err(s, "for ... else is not supported")
+        if not isinstance(s.target, ast.Name):
+            raise _Err(s.target, "the loop variable must be one name")
+        it = s.iter
+        if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and
+                it.func.id == "range" and not it.keywords and 1 <= len(it.args) <= 3):
+            raise _Err(it, "only `for i in range(...)` loops are supported")
+        a: ast.expr = ast.Constant(0)
+        step = 1
+        if len(it.args) == 1:
+            b = it.args[0]
+        else:
+            a, b = it.args[0], it.args[1]
+        if len(it.args) == 3:
+            st = self.static_int(it.args[2])
+            if st is None or st == 0:
+                raise _Err(it.args[2], "the step of range() must be a nonzero constant")
+            step = st
+        loc = self.local(s.target)
+        # type of the loop variable
+        av, bv = self.static_int(a), self.static_int(b)
+        if loc.ty is None:
+            if av is not None and bv is not None:
+                lo, hi = min(av, bv), max(av, bv)
+                loc.ty = u32 if lo >= 0 and hi <= 0xFFFF_FFFF else i64
+            else:
+                ta = self.peek_type(a) or self.peek_type(b) or i64
+                tb = self.peek_type(b) or ta
+                loc.ty = common_type(ta, tb)
+        ty = loc.ty
+        assert ty is not None
+        start = self.expr(a)
+        r = self.to_reg(start, ty, a)
+        self.emit(asm.store(asm.DW, R10, loc.slot, r))
+        self.release(r)
+        loc.defined = True
+        # the bound is evaluated once, into a hidden slot unless it is a constant
+        bound_slot = None
+        if bv is None:
+            bound_slot = self.alloc(8)
+            bvv = self.expr(b)
+            br = self.to_reg(bvv, ty, b)
+            self.emit(asm.store(asm.DW, R10, bound_slot, br))
+            self.release(br)
+        top, cont, end = self.label("for"), self.label("next"), self.label("endfor")
+        self.place(top)
+        i = self.temp(s)
+        self.emit(asm.load(asm.DW, i, R10, loc.slot))
+        cmp_op = ">=" if step > 0 else "<="  # exit condition
+        if bound_slot is None:
+            assert bv is not None
+            self.cmp_jump(cmp_op, V(ty=ty, reg=i), V(lit=bv), end, s)
+        else:
+            bt = self.temp(s)
+            self.emit(asm.load(asm.DW, bt, R10, bound_slot))
+            self.cmp_jump(cmp_op, V(ty=ty, reg=i), V(ty=ty, reg=bt), end, s)
+            self.release(bt)
+        self.release(i)
+        self.loops.append((cont, end))
+        saved = self.snapshot()
+        self.block(s.body)
+        self.loops.pop()
+        self.restore(_merge(saved, self.snapshot()))
+        self.place(cont)
+        i = self.temp(s)
+        self.emit(asm.load(asm.DW, i, R10, loc.slot))
+        res = self.binop("+", V(ty=ty, reg=i), V(lit=step), s)
+        rr = self.to_reg(res, ty, s)
+        self.emit(asm.store(asm.DW, R10, loc.slot, rr), asm.ja(top))
+        self.release(rr)
+        self.place(end)
+
+    # -- conditions ----------------------------------------------------------------------
+    def branch(self, node: ast.expr, target: str, when: bool) -> None:
+        """Jump to ``target`` if the truth of ``node`` is ``when``; else fall through."""
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            self.branch(node.operand, target, not when)
+            return
+        if isinstance(node, ast.BoolOp):
+            is_and = isinstance(node.op, ast.And)
+            vals = node.values
+            if is_and != when:  # and/False or or/True: any operand decides
+                saved = self.snapshot()
+                for operand in vals:
+                    self.branch(operand, target, when)
+                    # the next operand runs only if this one did not decide
+                    self.apply(self.narrowing(operand)[0 if is_and else 1])
+                self.restore(saved)
+                return
+            saved = self.snapshot()
+            skip = self.label("sc")
+            for operand in vals[:-1]:
+                self.branch(operand, skip, not when)
+                self.apply(self.narrowing(operand)[0 if is_and else 1])
+            self.branch(vals[-1], target, when)
+            self.restore(saved)
+            self.place(skip)
+            return
+        if isinstance(node, ast.Compare):
+            self.compare_branch(node, target, when)
+            return
+        c = self.static_int(node)
+        if c is not None:
+            if bool(c) == when:
+                self.emit(asm.ja(target))
+            return
+        v = self.expr(node)
+        if v.none:
+            if not when:
+                self.emit(asm.ja(target))
+            return
+        if v.lit is not None:
+            if bool(v.lit) == when:
+                self.emit(asm.ja(target))
+            return
+        assert v.reg is not None
+        self.emit((asm.jne if when else asm.jeq)(v.reg, 0, target))
+        self.release(v)
+
+    def compare_branch(self, node: ast.Compare, target: str, when: bool) -> None:
+        ops = node.ops
+        if any(isinstance(o, (ast.Is, ast.IsNot)) for o in ops):
+            if len(ops) != 1 or not (isinstance(node.comparators[0], ast.Constant)
+                                     and node.comparators[0].value is None):
+                raise _Err(node, "`is` / `is not` only compare with None")
+            v = self.expr(node.left, allow_nullable=True)
+            if v.ptr is None:
+                raise _Err(node.left, "only pointers can be None")
+            is_null = isinstance(ops[0], ast.Is)
+            assert v.reg is not None
+            self.emit((asm.jeq if is_null == when else asm.jne)(v.reg, 0, target))
+            self.release(v)
+            return
+        if len(ops) == 1:
+            op = self.cmp_name(ops[0], node)
+            left = self.expr(node.left)
+            right = self.expr(node.comparators[0])
+            self.cmp_jump(op if when else _NEG[op], left, right, target, node)
+            return
+        # chained: a < b < c  ==  a < b and b < c, b evaluated once
+        fail = target if not when else self.label("chain")
+        left = self.expr(node.left)
+        for k, (o, comp) in enumerate(zip(ops, node.comparators, strict=True)):
+            op = self.cmp_name(o, node)
+            right = self.expr(comp)
+            last = k == len(ops) - 1
+            if right.reg is not None and not last:
+                keep = self.temp(comp)
+                self.emit(asm.mov(keep, right.reg))
+                nxt = V(ty=right.ty, reg=keep)
+            else:
+                nxt = right
+            if last and when:
+                self.cmp_jump(op, left, right, target, node)
+            else:
+                self.cmp_jump(_NEG[op], left, right, fail, node, release_right=last)
+            left = nxt
+        if when:
+            self.place(fail)
+
+    def cmp_name(self, o: ast.cmpop, node: ast.AST) -> str:
+        op = _CMP.get(type(o))
+        if op is None:
+            raise _Err(node, f"comparison {type(o).__name__} is not supported")
+        return op
+
+    def cmp_jump(self, op: str, left: V, right: V, target: str, node: ast.AST, *,
+                 release_right: bool = True) -> None:
+        if not left.is_int or not right.is_int:
+            raise _Err(node, "only integers can be compared (pointers: `is None`)")
+        if left.lit is not None and right.lit is not None:
+            res = {"==": left.lit == right.lit, "!=": left.lit != right.lit,
+                   "<": left.lit < right.lit, "<=": left.lit <= right.lit,
+                   ">": left.lit > right.lit, ">=": left.lit >= right.lit}[op]
+            if res:
+                self.emit(asm.ja(target))
+            return
+        if left.lit is not None:
+            left, right, op = right, left, _SWAP[op]
+        assert left.ty is not None
+        t = left.ty if right.ty is None else common_type(left.ty, right.ty)
+        lr = self.to_reg(left, t, node)
+        if right.lit is not None:
+            c = self.lit_for(right.lit, t, node)
+            if _fits_imm(c):
+                self.emit(_jump(op, t.signed)(lr, c, target))
+            else:
+                tr = self.temp(node)
+                self.emit(asm.load_imm64(tr, c), _jump(op, t.signed)(lr, tr, target))
+                self.release(tr)
+        else:
+            rr = self.to_reg(right, t, node)
+            self.emit(_jump(op, t.signed)(lr, rr, target))
+            if release_right:
+                self.release(rr)
+        self.release(lr)
+
+    # -- expressions ---------------------------------------------------------------------
+    def expr(self, node: ast.expr, *, discard: bool = False, allow_nullable: bool = False
+             ) -> V:
+        v = self._expr(node, discard)
+        if v.ptr is not None and v.nullable and not allow_nullable and isinstance(
+                node, ast.Name):
+            pass  # a nullable pointer may be copied; dereferences check nullability
+        return v
+
+    def _expr(self, node: ast.expr, discard: bool) -> V:
+        c = self.static_int(node)
+        if c is not None:
+            return V(lit=c)
+        if isinstance(node, ast.Constant):
+            if node.value is None:
+                return V(none=True)
+            raise _Err(node, f"{type(node.value).__name__} constants are not supported "
+                             "(integers only)")
+        if isinstance(node, ast.Name):
+            return self.name(node)
+        if isinstance(node, ast.BinOp):
+            op = _BINOPS.get(type(node.op))
+            if op is None:
+                what = "/ (use //: there are no floats)" if isinstance(node.op, ast.Div) \
+                    else type(node.op).__name__
+                raise _Err(node, f"operator {what} is not supported")
+            left = self.expr(node.left)
+            right = self.expr(node.right)
+            return self.binop(op, left, right, node)
+        if isinstance(node, ast.UnaryOp):
+            return self.unary(node)
+        if isinstance(node, (ast.Compare, ast.BoolOp)):
+            return self.bool_value(node)
+        if isinstance(node, ast.IfExp):
+            return self.ifexp(node)
+        if isinstance(node, ast.Attribute):
+            return self.attribute(node)
+        if isinstance(node, ast.Subscript):
+            return self.map_read(node)
+        if isinstance(node, ast.Call):
+            return self.call(node, discard)
+        raise _Err(node, f"{type(node).__name__} expressions are not supported in BPF programs")
+
+    def bool_value(self, node: ast.expr) -> V:
+        r = self.temp(node)
+        false_l, end = self.label("false"), self.label("endbool")
+        self.free.append(r)  # usable while evaluating the condition
+        self.branch(node, false_l, False)
+        if r in self.free:
+            self.free.remove(r)
+        else:
+            raise _Err(node, "expression too complex: split it with local variables")
+        self.emit(asm.mov(r, 1), asm.ja(end))
+        self.place(false_l)
+        self.emit(asm.mov(r, 0))
+        self.place(end)
+        return V(ty=u8, reg=r)
+
+    def ifexp(self, node: ast.IfExp) -> V:
+        r = self.temp(node)
+        else_l, end = self.label("ifx"), self.label("endifx")
+        self.free.append(r)
+        self.branch(node.test, else_l, False)
+        self.free.remove(r)
+        a = self.expr(node.body)
+        b_node = node.orelse
+        ta = a.ty
+        tb = self.peek_type(b_node)
+        if ta is None and tb is None:
+            t: type[IntType] = i64
+        elif ta is None:
+            assert tb is not None
+            t = tb
+        elif tb is None:
+            t = ta
+        else:
+            t = common_type(ta, tb)
+        self.load_into(r, a, node.body, t)
+        self.release(a)
+        self.emit(asm.ja(end))
+        self.place(else_l)
+        b = self.expr(b_node)
+        self.load_into(r, b, b_node, t)
+        self.release(b)
+        self.place(end)
+        return V(ty=t, reg=r)
+
+    def unary(self, node: ast.UnaryOp) -> V:
+        if isinstance(node.op, ast.Not):
+            return self.bool_value(node)
+        v = self.expr(node.operand)
+        if not v.is_int:
+            raise _Err(node, "unary operators apply to integers")
+        if isinstance(node.op, ast.UAdd):
+            return v
+        assert v.ty is not None
+        r = self.to_reg(v, v.ty, node)
+        if isinstance(node.op, ast.USub):
+            self.emit(asm.neg(r))
+        elif isinstance(node.op, ast.Invert):
+            self.emit(asm.xor(r, -1))
+        else:
+            raise _Err(node, "unsupported unary operator")
+        self.normalize(r, v.ty)
+        return V(ty=v.ty, reg=r)
+
+    def binop(self, op: str, left: V, right: V, node: ast.AST) -> V:
+        if not left.is_int or not right.is_int:
+            raise _Err(node, f"operator {op} applies to integers")
+        if left.lit is not None and right.lit is not None:
+            return V(lit=_fold(op, left.lit, right.lit, node))
+        t: type[IntType]
+        if left.ty is None:
+            assert right.ty is not None
+            t = right.ty
+        elif right.ty is None:
+            t = left.ty
+        else:
+            t = common_type(left.ty, right.ty)
+        if op in ("<<", ">>"):
+            t = _host(left.ty) if left.ty is not None else t  # shifts keep the left type
+        bits = t.size * 8
+        commutative = op in ("+", "*", "&", "|", "^")
+        if left.lit is not None and commutative:
+            left, right = right, left
+        dst = self.to_reg(left, t, node)
+        if right.lit is not None:
+            c = right.lit
+            if op in ("<<", ">>"):
+                if not 0 <= c < bits:
+                    raise _Err(node, f"shift by {c} is out of range for {t.__name__} "
+                                     f"(0..{bits - 1})")
+            else:
+                c = self.lit_for(c, t, node)
+            if op in ("//", "%") and c == 0:
+                if op == "//":
+                    self.emit(asm.mov(dst, 0))
+                return V(ty=t, reg=dst)
+            if _fits_imm(c):
+                self.alu(op, dst, c, t)
+            else:
+                tr = self.temp(node)
+                self.emit(asm.load_imm64(tr, c))
+                self.alu(op, dst, tr, t)
+                self.release(tr)
+        else:
+            src = self.to_reg(right, t if op not in ("<<", ">>") else _host(right.ty or t), node)
+            if op in ("<<", ">>"):
+                self.emit(asm.and_(src, bits - 1))
+            self.alu(op, dst, src, t)
+            self.release(src)
+        self.normalize(dst, t)
+        return V(ty=t, reg=dst)
+
+    def alu(self, op: str, dst: Register, src: Register | int, t: type[IntType]) -> None:
+        s = t.signed
+        if op == "+":
+            self.emit(asm.add(dst, src))
+        elif op == "-":
+            self.emit(asm.sub(dst, src))
+        elif op == "*":
+            self.emit(asm.mul(dst, src))
+        elif op == "//":
+            self.emit(asm.sdiv(dst, src) if s else asm.div(dst, src))
+        elif op == "%":
+            self.emit(asm.smod(dst, src) if s else asm.mod(dst, src))
+        elif op == "&":
+            self.emit(asm.and_(dst, src))
+        elif op == "|":
+            self.emit(asm.or_(dst, src))
+        elif op == "^":
+            self.emit(asm.xor(dst, src))
+        elif op == "<<":
+            self.emit(asm.lsh(dst, src))
+        elif op == ">>":
+            self.emit(asm.arsh(dst, src) if s else asm.rsh(dst, src))
+        else:  # pragma: no cover
+            raise AssertionError(op)
+
+    def normalize(self, r: Register, t: type[IntType]) -> None:
+        """Re-establish the canonical 64-bit form of a ``t`` in ``r``."""
+        if t.size == 8:
+            return
+        if not t.signed:
+            if t.size == 4:
+                self.emit(asm.mov32(r, r))
+            else:
+                self.emit(asm.and_(r, (1 << (t.size * 8)) - 1))
+        else:
+            sh = 64 - t.size * 8
+            self.emit(asm.lsh(r, sh), asm.arsh(r, sh))
+
+    def convert(self, r: Register, src: type[IntType], dst: type[IntType]) -> None:
+        """Convert the canonical ``src`` value in ``r`` to ``dst`` (C conversion)."""
+        src, dst = _host(src), _host(dst)
+        if dst.size == 8:
+            return
+        if src.signed == dst.signed and src.size <= dst.size:
+            return
+        if not src.signed and src.size < dst.size:
+            return
+        self.normalize(r, dst)
+
+    def lit_for(self, c: int, t: type[IntType], node: ast.AST) -> int:
+        """The register value of literal ``c`` used as a ``t``; it must fit (negative
+        literals with an unsigned type wrap, so -1 is the all-ones value)."""
+        t = _host(t)
+        lo = t.min() if t.signed else -(1 << (t.size * 8 - 1))
+        if not lo <= c <= t.max():
+            raise _Err(node, f"{c} does not fit in {t.__name__}")
+        return t.wrap(c)
+
+    def to_reg(self, v: V, t: type[IntType], node: ast.AST) -> Register:
+        """``v`` as a ``t`` in a temporary (takes ownership of ``v``'s register)."""
+        if not v.is_int:
+            raise _Err(node, "expected an integer")
+        if v.lit is not None:
+            r = self.temp(node)
+            self.emit_const(r, t.wrap(v.lit) if _lit_ok(v.lit, t) else self.lit_for(v.lit, t,
+                                                                                     node))
+            return r
+        assert v.reg is not None and v.ty is not None
+        self.convert(v.reg, v.ty, t)
+        return v.reg
+
+    def load_into(self, dst: Register, v: V, node: ast.AST, t: type[IntType] | None = None
+                  ) -> None:
+        if not v.is_int:
+            raise _Err(node, "expected an integer")
+        if v.lit is not None:
+            self.emit_const(dst, v.lit if t is None else self.lit_for(v.lit, t, node))
+            return
+        assert v.reg is not None and v.ty is not None
+        if t is not None:
+            self.convert(v.reg, v.ty, t)
+        if v.reg != dst:
+            self.emit(asm.mov(dst, v.reg))
+
+    def emit_const(self, r: Register, c: int) -> None:
+        if _fits_imm(c):
+            self.emit(asm.mov(r, c))
+        else:
+            self.emit(asm.load_imm64(r, c & ((1 << 64) - 1)))
+
+    # names, attributes, statics
+    def local(self, node: ast.Name) -> Local:
+        loc = self.locals.get(node.id)
+        if loc is None:
+            raise _Err(node, f"{node.id} is not a local variable")
+        return loc
+
+    def read_local(self, node: ast.Name, loc: Local) -> V:
+        if not loc.defined:
+            raise _Err(node, f"{node.id} may be used before it is assigned")
+        r = self.temp(node)
+        self.emit(asm.load(asm.DW, r, R10, loc.slot))
+        if loc.ptr is not None:
+            return V(reg=r, ptr=loc.ptr, nullable=loc.nullable)
+        return V(ty=loc.ty, reg=r)
+
+    def name(self, node: ast.Name) -> V:
+        if node.id in self.locals:
+            return self.read_local(node, self.locals[node.id])
+        if node.id == self.ctx_name:
+            raise _Err(node, "the context can only be used as ctx.field or ctx.load(...)")
+        obj = self.global_(node)
+        return self.static_value(obj, node)
+
+    def static_value(self, obj: Any, node: ast.AST) -> V:
+        if isinstance(obj, Const):
+            return self.const_read(obj, node)
+        if isinstance(obj, MapDecl):
+            raise _Err(node, "a map is used as m[key], m.lookup(key), m.reserve(T)...")
+        raise _Err(node, f"{ast.unparse(node)} ({type(obj).__name__}) cannot be used in a "
+                         "BPF program")
+
+    def global_(self, node: ast.Name) -> Any:
+        if node.id in self.globals:
+            return self.globals[node.id]
+        import builtins
+
+        if hasattr(builtins, node.id):
+            return getattr(builtins, node.id)
+        raise _Err(node, f"name {node.id!r} is not defined")
+
+    def static(self, node: ast.expr) -> Any:
+        """Evaluate a name or attribute chain of module-level objects (not locals)."""
+        if isinstance(node, ast.Name):
+            if node.id in self.locals or node.id == self.ctx_name:
+                raise _Err(node, f"{node.id} is not a compile-time name")
+            return self.global_(node)
+        if isinstance(node, ast.Attribute):
+            base = self.static(node.value)
+            try:
+                return getattr(base, node.attr)
+            except AttributeError:
+                raise _Err(node, f"{ast.unparse(node.value)} has no attribute "
+                                 f"{node.attr!r}") from None
+        if isinstance(node, ast.Subscript):
+            base = self.static(node.value)
+            idx = self.static_int(node.slice)
+            if idx is None:
+                raise _Err(node, "expected a constant subscript")
+            return base[idx]
+        raise _Err(node, f"{ast.unparse(node)} is not a compile-time name")
+
+    def is_static(self, node: ast.expr) -> bool:
+        root = node
+        while isinstance(root, (ast.Attribute, ast.Subscript)):
+            root = root.value
+        return isinstance(root, ast.Name) and root.id not in self.locals and \
+            root.id != self.ctx_name
+
+    def static_int(self, node: ast.expr) -> int | None:
+        """The value of a constant integer expression (literals, module-level ints), or
+        None."""
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, bool):
+                return int(node.value)
+            if isinstance(node.value, int):
+                return node.value
+            return None
+        if isinstance(node, (ast.Name, ast.Attribute)) and self.is_static(node):
+            try:
+                obj = self.static(node)
+            except _Err:
+                if isinstance(node, ast.Name):
+                    raise
+                return None
+            if isinstance(obj, int) and not isinstance(obj, IntType):
+                return int(obj)
+            if isinstance(obj, IntType):
+                return int(obj)
+            return None
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.Invert,
+                                                                  ast.UAdd)):
+            v = self.static_int(node.operand)
+            if v is None:
+                return None
+            return -v if isinstance(node.op, ast.USub) else ~v if isinstance(
+                node.op, ast.Invert) else v
+        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
+            a, b = self.static_int(node.left), self.static_int(node.right)
+            if a is None or b is None:
+                return None
+            return _fold(_BINOPS[type(node.op)], a, b, node)
+        return None
+
+    def peek_type(self, node: ast.expr) -> type[IntType] | None:
+        """The type of a simple expression without emitting code (None: literal/unknown)."""
+        if isinstance(node, ast.Name) and node.id in self.locals:
+            return self.locals[node.id].ty
+        return None
+
+    def attribute(self, node: ast.Attribute) -> V:
+        if isinstance(node.value, ast.Name) and node.value.id == self.ctx_name:
+            return self.ctx_field(node)
+        if self.is_static(node):
+            obj = self.static(node)
+            return self.static_value(obj, node)
+        base, fld = self.field_ref(node)
+        assert base.reg is not None
+        if isinstance(fld.type, _Bytes):
+            raise _Err(node, f"{fld.name} is a byte array: it can only be assigned from "
+                             "bpf.get_current_comm() for now")
+        if isinstance(fld.type, type) and issubclass(fld.type, Struct):
+            raise _Err(node, "nested struct fields are not supported yet")
+        r = base.reg
+        self.load_field(r, r, fld)
+        return V(ty=_host(fld.type), reg=r)
+
+    def field_ref(self, node: ast.Attribute) -> tuple[V, Any]:
+        base = self.expr(node.value, allow_nullable=True)
+        if base.ptr is None:
+            raise _Err(node, f"{ast.unparse(node.value)} is not a struct pointer")
+        if base.nullable:
+            self.release(base)
+            raise _Err(node, f"{ast.unparse(node.value)} may be None here: check "
+                             f"`if {ast.unparse(node.value)} is None:` first")
+        try:
+            fld = base.ptr.struct.field(node.attr)
+        except BPFError as e:
+            self.release(base)
+            raise _Err(node, str(e)) from None
+        return base, fld
+
+    def load_field(self, dst: Register, base: Register, fld: Any) -> None:
+        t = fld.type
+        self.emit(asm.load(_SIZE[t.size], dst, base, fld.offset))
+        if t.big_endian:
+            self.emit(asm.to_be(dst, t.size * 8))
+        elif t.signed and t.size < 8:
+            sh = 64 - t.size * 8
+            self.emit(asm.lsh(dst, sh), asm.arsh(dst, sh))
+
+    def store_reg(self, base: Register, fld: Any, r: Register) -> None:
+        t = fld.type
+        if t.big_endian:
+            self.emit(asm.to_be(r, t.size * 8))
+        self.emit(asm.store(_SIZE[t.size], base, fld.offset, r))
+
+    def store_field(self, target: ast.Attribute, value: ast.expr) -> None:
+        if isinstance(target.value, ast.Name) and target.value.id == self.ctx_name:
+            raise _Err(target, "context fields are read-only here")
+        base, fld = self.field_ref(target)
+        assert base.reg is not None
+        if isinstance(fld.type, _Bytes):
+            if not (isinstance(value, ast.Call) and self.is_static(value.func) and
+                    self.static(value.func) is _helper_marker("get_current_comm")):
+                self.release(base)
+                raise _Err(value, f"{fld.name} is a byte array: assign it from "
+                                  "bpf.get_current_comm()")
+            if value.args or value.keywords:
+                raise _Err(value, "get_current_comm() takes no arguments")
+            self.emit(asm.mov(R1, base.reg), asm.add(R1, fld.offset), asm.mov(R2, fld.size),
+                      asm.call(asm.Helper.GET_CURRENT_COMM))
+            self.release(base)
+            return
+        if isinstance(fld.type, type) and issubclass(fld.type, Struct):
+            raise _Err(target, "assigning a whole nested struct is not supported yet")
+        v = self.expr(value)
+        if not v.is_int:
+            raise _Err(value, f"{fld.name} is an integer field")
+        r = self.to_reg(v, _host(fld.type), value)
+        self.store_reg(base.reg, fld, r)
+        self.release(r)
+        self.release(base)
+
+    # ctx
+    def ctx_fields(self) -> dict[str, tuple[int, type[IntType]]]:
+        if self._ctx_fields is None:
+            try:
+                self._ctx_fields = _ctx_fields(self.decl)
+            except (OSError, BPFError, LookupError) as e:
+                raise _Err(None, f"cannot read the context layout of {self.decl.section}: {e}"
+                           ) from None
+        return self._ctx_fields
+
+    def ctx_field(self, node: ast.Attribute) -> V:
+        fields = self.ctx_fields()
+        if node.attr not in fields:
+            raise _Err(node, f"the {self.decl.section} context has no readable field "
+                             f"{node.attr!r} (fields: {', '.join(sorted(fields))})")
+        off, t = fields[node.attr]
+        r = self.temp(node)
+        self.emit(asm.load(asm.DW, r, R10, self.ctx_slot))
+        if t.signed and t.size < 8 and self.decl.ctx_kind == "tp":
+            self.emit(asm.load(_SIZE[t.size], r, r, off))
+            sh = 64 - t.size * 8
+            self.emit(asm.lsh(r, sh), asm.arsh(r, sh))
+        else:
+            self.emit(asm.load(_SIZE[t.size], r, r, off))
+        return V(ty=t, reg=r)
+
+    def ctx_load(self, node: ast.Call) -> V:
+        if not node.args or len(node.args) > 2 or (node.keywords and (
+                len(node.keywords) != 1 or node.keywords[0].arg != "offset")):
+            raise _Err(node, "ctx.load(T, offset=0) takes a bpf.Struct and an offset")
+        st = self.static(node.args[0])
+        if not (isinstance(st, type) and issubclass(st, Struct) and st is not Struct):
+            raise _Err(node.args[0], "ctx.load needs a bpf.Struct class")
+        off_node: ast.expr | None = node.args[1] if len(node.args) == 2 else (
+            node.keywords[0].value if node.keywords else None)
+        off_v = self.expr(off_node) if off_node is not None else V(lit=0)
+        if not off_v.is_int:
+            raise _Err(off_node, "the offset is an integer")
+        if off_v.lit is not None and not 0 <= off_v.lit < 0xFFFF:
+            raise _Err(off_node, "the offset must be in 0..65534")
+        if self.decl.ctx_kind == "xdp":
+            return self.xdp_load(st, off_v, node)
+        if self.decl.ctx_kind == "skb":
+            return self.skb_load(st, off_v, node)
+        raise _Err(node, "ctx.load is for packet programs (XDP, socket filters)")
+
+    def xdp_load(self, st: type[Struct], off: V, node: ast.AST) -> V:
+        end = self.temp(node)
+        q = self.temp(node)
+        self.emit(asm.load(asm.DW, end, R10, self.ctx_slot),
+                  asm.load(asm.W, q, end, 0), asm.load(asm.W, end, end, 4))
+        if off.lit is not None:
+            if off.lit:
+                self.emit(asm.add(q, off.lit))
+        else:
+            assert off.ty is not None
+            o = self.to_reg(off, u64, node)
+            self.emit(asm.and_(o, 0xFFFF), asm.add(q, o))
+            self.release(o)
+        lim = self.temp(node)
+        null, done = self.label("short"), self.label("loaded")
+        self.emit(asm.mov(lim, q), asm.add(lim, st.size), asm.jgt(lim, end, null),
+                  asm.ja(done))
+        self.place(null)
+        self.emit(asm.mov(q, 0))
+        self.place(done)
+        self.release(lim)
+        self.release(end)
+        return V(reg=q, ptr=Ptr(st, "pkt"), nullable=True)
+
+    def skb_load(self, st: type[Struct], off: V, node: ast.AST) -> V:
+        buf = self.alloc(st.size)
+        if off.lit is not None:
+            self.emit(asm.mov(R2, off.lit))
+        else:
+            o = self.to_reg(off, u32, node)
+            self.emit(asm.mov(R2, o))
+            self.release(o)
+        self.emit(asm.load(asm.DW, R1, R10, self.ctx_slot), asm.mov(R3, R10),
+                  asm.add(R3, buf), asm.mov(R4, st.size),
+                  asm.call(asm.Helper.SKB_LOAD_BYTES))
+        r = self.temp(node)
+        null, done = self.label("short"), self.label("loaded")
+        self.emit(asm.jne(R0, 0, null), asm.mov(r, R10), asm.add(r, buf), asm.ja(done))
+        self.place(null)
+        self.emit(asm.mov(r, 0))
+        self.place(done)
+        return V(reg=r, ptr=Ptr(st, "stack"), nullable=True)
+
+    # globals
+    def name_of(self, obj: Any, node: ast.AST) -> str:
+        for k, v in self.globals.items():
+            if v is obj and not k.startswith("__"):
+                return k
+        raise _Err(node, "maps and constants must be module-level (or closure) variables")
+
+    def const_read(self, c: Const[Any], node: ast.AST) -> V:
+        name = self.name_of(c, node)
+        self.consts[name] = c
+        r = self.temp(node)
+        # the offset is patched by the loader (MAP_VALUE reference with the variable's name)
+        self.emit(asm.load_map_value(r, f".rodata:{name}", 0))
+        self.emit(asm.load(_SIZE[c.type.size], r, r, 0))
+        t = _host(c.type)
+        if t.signed and t.size < 8:
+            sh = 64 - t.size * 8
+            self.emit(asm.lsh(r, sh), asm.arsh(r, sh))
+        return V(ty=t, reg=r)
+
+    # maps
+    def map_of(self, node: ast.expr) -> tuple[str, MapDecl]:
+        if not self.is_static(node):
+            raise _Err(node, f"{ast.unparse(node)} is not a map")
+        m = self.static(node)
+        if not isinstance(m, MapDecl):
+            raise _Err(node, f"{ast.unparse(node)} is not a map")
+        name = self.name_of(m, node)
+        prev = self.maps.get(name)
+        if prev is not None and prev is not m:
+            raise _Err(node, f"two different maps are called {name!r}")
+        self.maps[name] = m
+        return name, m
+
+    def store_key(self, m: MapDecl, key: ast.expr) -> None:
+        if not (isinstance(m.key, type) and issubclass(m.key, IntType)):
+            raise _Err(key, "struct keys are not supported yet")
+        v = self.expr(key)
+        r = self.to_reg(v, _host(m.key), key)
+        if m.key.big_endian:
+            self.emit(asm.to_be(r, m.key.size * 8))
+        self.emit(asm.store(_SIZE[m.key.size], R10, self.key_slot, r))
+        self.release(r)
+
+    def lookup(self, name: str, m: MapDecl, key: ast.expr) -> None:
+        """r0 = bpf_map_lookup_elem(m, &key)."""
+        if isinstance(m, RingBuf):
+            raise _Err(key, f"{name} is a ring buffer: use reserve/submit")
+        self.store_key(m, key)
+        self.emit(asm.load_map(R1, name), asm.mov(R2, R10), asm.add(R2, self.key_slot),
+                  asm.call(asm.Helper.MAP_LOOKUP_ELEM))
+
+    def int_value(self, m: MapDecl, node: ast.AST) -> type[IntType]:
+        if not (isinstance(m.value, type) and issubclass(m.value, IntType)):
+            raise _Err(node, "this map holds structs: use m.lookup(key) and its fields")
+        return m.value
+
+    def map_read(self, node: ast.Subscript) -> V:
+        name, m = self.map_of(node.value)
+        vt = self.int_value(m, node)
+        self.lookup(name, m, node.slice)
+        r = self.temp(node)
+        miss, done = self.label("miss"), self.label("found")
+        self.emit(asm.jeq(R0, 0, miss), asm.load(_SIZE[vt.size], r, R0, 0))
+        if vt.signed and vt.size < 8:
+            sh = 64 - vt.size * 8
+            self.emit(asm.lsh(r, sh), asm.arsh(r, sh))
+        elif vt.big_endian:
+            self.emit(asm.to_be(r, vt.size * 8))
+        self.emit(asm.ja(done))
+        self.place(miss)
+        self.emit(asm.mov(r, 0))
+        self.place(done)
+        return V(ty=_host(vt), reg=r)
+
+    def map_update(self, target: ast.Subscript, value: ast.expr, flags: int = 0) -> None:
+        name, m = self.map_of(target.value)
+        vt = self.int_value(m, target)
+        v = self.expr(value)
+        r = self.to_reg(v, _host(vt), value)
+        if vt.big_endian:
+            self.emit(asm.to_be(r, vt.size * 8))
+        self.emit(asm.store(_SIZE[vt.size], R10, self.val_slot, r))
+        self.release(r)
+        self.store_key(m, target.slice)
+        self.emit(asm.load_map(R1, name), asm.mov(R2, R10), asm.add(R2, self.key_slot),
+                  asm.mov(R3, R10), asm.add(R3, self.val_slot), asm.mov(R4, flags),
+                  asm.call(asm.Helper.MAP_UPDATE_ELEM))
+
+    def map_aug(self, target: ast.Subscript, op: str, value: ast.expr, node: ast.AST) -> None:
+        name, m = self.map_of(target.value)
+        vt = self.int_value(m, target)
+        if op not in ("+", "-", "|", "&", "^"):
+            raise _Err(node, f"m[k] {op}= v is not supported (+=, -=, |=, &=, ^= are)")
+        if vt.big_endian or vt.size not in (4, 8):
+            raise _Err(node, "m[k] op= v needs a u32/u64/i32/i64 value (an atomic operation)")
+        v = self.expr(value)
+        r = self.to_reg(v, vt, value)
+        if op == "-":
+            self.emit(asm.neg(r))
+            op = "+"
+        self.lookup(name, m, target.slice)
+        miss, done = self.label("miss"), self.label("updated")
+        fn = {"+": asm.atomic_add, "|": asm.atomic_or, "&": asm.atomic_and,
+              "^": asm.atomic_xor}[op]
+        self.emit(asm.jeq(R0, 0, miss), fn(_SIZE[vt.size], R0, r, 0), asm.ja(done))
+        self.place(miss)
+        if isinstance(m, Hash):
+            if op == "&":
+                self.emit(asm.mov(r, 0))
+            self.emit(asm.store(_SIZE[vt.size], R10, self.val_slot, r),
+                      asm.load_map(R1, name), asm.mov(R2, R10), asm.add(R2, self.key_slot),
+                      asm.mov(R3, R10), asm.add(R3, self.val_slot), asm.mov(R4, 1),
+                      asm.call(asm.Helper.MAP_UPDATE_ELEM))  # BPF_NOEXIST
+        self.place(done)
+        self.release(r)
+
+    # calls
+    def call(self, node: ast.Call, discard: bool) -> V:
+        f = node.func
+        if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name) and \
+                f.value.id == self.ctx_name:
+            if f.attr == "load":
+                return self.ctx_load(node)
+            raise _Err(node, f"ctx.{f.attr}() is not supported")
+        if isinstance(f, ast.Attribute) and self.is_static(f.value):
+            obj = self.static(f.value)
+            if isinstance(obj, MapDecl):
+                return self.map_method(node, f.attr, discard)
+        if isinstance(f, ast.Name) and f.id in self.locals:
+            raise _Err(node, f"{f.id} is a local, not a function")
+        if not self.is_static(f):
+            raise _Err(node, f"cannot call {ast.unparse(f)}")
+        fn = self.static(f)
+        if isinstance(fn, type) and issubclass(fn, IntType) and fn is not IntType:
+            if len(node.args) != 1 or node.keywords:
+                raise _Err(node, f"{fn.__name__}(x) takes one argument")
+            v = self.expr(node.args[0])
+            if v.lit is not None:
+                return V(lit=fn.wrap(v.lit)) if False else V(ty=_host(fn), reg=self._lit_reg(
+                    fn.wrap(v.lit), node))
+            if not v.is_int:
+                raise _Err(node, "only integers can be cast")
+            assert v.reg is not None and v.ty is not None
+            self.convert(v.reg, v.ty, fn)
+            return V(ty=_host(fn), reg=v.reg)
+        if isinstance(fn, _HelperFn):
+            return self.helper_call(node, fn, discard)
+        if fn is range:
+            raise _Err(node, "range() is only for `for` loops")
+        raise _Err(node, f"cannot call {ast.unparse(f)} in a BPF program")
+
+    def _lit_reg(self, c: int, node: ast.AST) -> Register:
+        r = self.temp(node)
+        self.emit_const(r, c)
+        return r
+
+    def map_method(self, node: ast.Call, meth: str, discard: bool) -> V:
+        assert isinstance(node.func, ast.Attribute)
+        name, m = self.map_of(node.func.value)
+        if isinstance(m, RingBuf):
+            if meth == "reserve":
+                if len(node.args) != 1 or node.keywords:
+                    raise _Err(node, "reserve(T) takes one bpf.Struct class")
+                st = self.static(node.args[0])
+                if not (isinstance(st, type) and issubclass(st, Struct) and st is not Struct):
+                    raise _Err(node.args[0], "reserve needs a bpf.Struct class")
+                self.emit(asm.load_map(R1, name), asm.mov(R2, st.size), asm.mov(R3, 0),
+                          asm.call(asm.Helper.RINGBUF_RESERVE))
+                r = self.temp(node)
+                self.emit(asm.mov(r, R0))
+                return V(reg=r, ptr=Ptr(st, "ringbuf"), nullable=True)
+            if meth in ("submit", "discard"):
+                if len(node.args) != 1 or node.keywords:
+                    raise _Err(node, f"{meth}(record) takes the reserved record")
+                v = self.expr(node.args[0], allow_nullable=True)
+                if v.ptr is None or v.ptr.region != "ringbuf":
+                    raise _Err(node.args[0], f"{meth} takes a record from reserve()")
+                if v.nullable:
+                    raise _Err(node.args[0], "the record may be None here: check it first")
+                assert v.reg is not None
+                self.emit(asm.mov(R1, v.reg), asm.mov(R2, 0),
+                          asm.call(asm.Helper.RINGBUF_SUBMIT if meth == "submit"
+                                   else asm.Helper.RINGBUF_DISCARD))
+                self.release(v)
+                return V(lit=0)
+            if meth == "output":
+                if len(node.args) != 1 or node.keywords:
+                    raise _Err(node, "output(ptr) takes a struct pointer")
+                v = self.expr(node.args[0])
+                if v.ptr is None or v.nullable:
+                    raise _Err(node.args[0], "output takes a (checked) struct pointer")
+                assert v.reg is not None
+                self.emit(asm.load_map(R1, name), asm.mov(R2, v.reg),
+                          asm.mov(R3, v.ptr.struct.size), asm.mov(R4, 0),
+                          asm.call(asm.Helper.RINGBUF_OUTPUT))
+                self.release(v)
+                r = self.temp(node)
+                self.emit(asm.mov(r, R0))
+                return V(ty=i64, reg=r)
+            raise _Err(node, f"ring buffers have reserve/submit/discard/output, not {meth}")
+        if meth == "lookup":
+            if len(node.args) != 1 or node.keywords:
+                raise _Err(node, "lookup(key) takes one key")
+            if not (isinstance(m.value, type) and issubclass(m.value, Struct)):
+                raise _Err(node, "lookup returns a struct pointer: use m[k] for integer values")
+            self.lookup(name, m, node.args[0])
+            r = self.temp(node)
+            self.emit(asm.mov(r, R0))
+            return V(reg=r, ptr=Ptr(m.value, "map"), nullable=True)
+        raise _Err(node, f"maps support m[k], m[k] = v, m[k] += v and lookup(k), not {meth}")
+
+    def helper_call(self, node: ast.Call, h: _HelperFn, discard: bool) -> V:
+        if node.keywords:
+            raise _Err(node, f"{h.name}() takes positional arguments only")
+        if h.name == "get_current_comm":
+            raise _Err(node, "get_current_comm() can only be assigned to a bytes_[N] field")
+        if h.name == "trace_printk":
+            return self.trace_printk(node)
+        helper, params, ret = h.resolve(node, self.decl.program_type)
+        if len(node.args) != len(params):
+            raise _Err(node, f"bpf_{h.name} takes {len(params)} argument(s) "
+                             f"({', '.join(p for p, _ in params) or 'none'}), "
+                             f"got {len(node.args)}")
+        regs: list[Register] = []
+        for a, (_pname, pt) in zip(node.args, params, strict=True):
+            v = self.expr(a)
+            if not v.is_int:
+                raise _Err(a, f"bpf_{h.name}: argument {_pname} is an integer")
+            regs.append(self.to_reg(v, pt, a))
+        for k, r in enumerate(regs):
+            self.emit(asm.mov(Register(k + 1), r))
+            self.release(r)
+        self.emit(asm.call(int(helper)))
+        if ret is None:
+            return V(lit=0)
+        r = self.temp(node)
+        self.emit(asm.mov(r, R0))
+        self.normalize(r, ret)
+        return V(ty=ret, reg=r)
+
+    def trace_printk(self, node: ast.Call) -> V:
+        if not node.args or not isinstance(node.args[0], ast.Constant) or not isinstance(
+                node.args[0].value, str):
+            raise _Err(node, "trace_printk(\"format\", ...) needs a literal format string")
+        if len(node.args) > 4:
+            raise _Err(node, "trace_printk takes at most 3 values")
+        fmt = node.args[0].value.encode() + b"\0"
+        size = len(fmt)
+        buf = self.alloc(size + (-size % 8))
+        padded = fmt + bytes(-len(fmt) % 4)
+        regs: list[Register] = []
+        for a in node.args[1:]:
+            v = self.expr(a)
+            if not v.is_int:
+                raise _Err(a, "trace_printk prints integers")
+            regs.append(self.to_reg(v, v.ty or i64, a))
+        for k in range(0, len(padded), 4):
+            word = int.from_bytes(padded[k:k + 4], "little")
+            self.emit(asm.store_imm(asm.W, R10, buf + k, word))
+        self.emit(asm.mov(R1, R10), asm.add(R1, buf), asm.mov(R2, size))
+        for k, r in enumerate(regs):
+            self.emit(asm.mov(Register(k + 3), r))
+            self.release(r)
+        self.emit(asm.call(asm.Helper.TRACE_PRINTK))
+        r = self.temp(node)
+        self.emit(asm.mov(r, R0))
+        return V(ty=i64, reg=r)
+
+
+def _lit_ok(c: int, t: type[IntType]) -> bool:
+    t = _host(t)
+    lo = t.min() if t.signed else -(1 << (t.size * 8 - 1))
+    return lo <= c <= t.max()
+
+
+def _merge(a: dict[str, tuple[bool, bool]], b: dict[str, tuple[bool, bool]]
+           ) -> dict[str, tuple[bool, bool]]:
+    return {n: (a[n][0] or b[n][0], a[n][1] and b[n][1]) for n in a}
+
+
+def _fold(op: str, a: int, b: int, node: ast.AST) -> int:
+    if op in ("//", "%") and b == 0:
+        raise _Err(node, "division by zero in a constant expression")
+    if op in ("<<", ">>") and not 0 <= b < 64:
+        raise _Err(node, f"shift by {b} in a constant expression")
+    r: int = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+              "//": lambda: a // b, "%": lambda: a % b, "&": lambda: a & b,
+              "|": lambda: a | b, "^": lambda: a ^ b, "<<": lambda: a << b,
+              ">>": lambda: a >> b}[op]()
+    if not -(1 << 63) <= r < (1 << 64):
+        raise _Err(node, f"constant {r} does not fit in 64 bits")
+    return r
+
+
+def _assigned_names(f: ast.FunctionDef) -> set[str]:
+    names: set[str] = set()
+    for n in ast.walk(f):
+        if isinstance(n, (ast.FunctionDef, ast.Lambda, ast.ClassDef)) and n is not f:
+            raise _Err(n, "nested functions and classes are not supported")
+        if isinstance(n, (ast.Global, ast.Nonlocal)):
+            raise _Err(n, "global/nonlocal: use bpf.const or maps for shared state")
+        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+            names.add(n.id)
+        if isinstance(n, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            raise _Err(n, "comprehensions are not supported")
+        if isinstance(n, (ast.NamedExpr,)):
+            raise _Err(n, "the walrus operator is not supported")
+    return names
+
+
+# -- helpers as typed functions ------------------------------------------------------------
+_C_SCALARS: dict[str, type[IntType]] = {
+    "u64": u64, "__u64": u64, "u32": u32, "__u32": u32, "u16": int_type(2, False),
+    "u8": u8, "int": i32, "long": i64, "s64": i64, "__s64": i64, "s32": i32, "__s32": i32,
+    "unsigned long": u64, "unsigned int": u32, "long long": i64, "unsigned long long": u64,
+    "__be16": int_type(2, False), "__be32": u32, "__wsum": u32, "u16 ": int_type(2, False),
+}
+
+
+class _HelperFn:
+    """``bpf.<helper>``: a BPF helper as a typed function (prototype from the metadata)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<bpf helper {self.name}>"
+
+    def __call__(self, *args: Any) -> Any:
+        raise BPFError(f"bpf.{self.name} exists only inside a compiled program")
+
+    def resolve(self, node: ast.AST, prog_type: ProgramType
+                ) -> tuple[asm.Helper, list[tuple[str, type[IntType]]], type[IntType] | None]:
+        try:
+            h = asm.Helper(asm.Helper.by_name(self.name))
+        except KeyError:
+            raise _Err(node, f"there is no BPF helper bpf_{self.name}") from None
+        sig = h.signature
+        if sig is None:
+            raise _Err(node, f"bpf_{self.name} has no recorded prototype")
+        try:
+            check_helper_allowed(int(h), prog_type)
+        except AssemblerError as e:
+            raise _Err(node, str(e)) from None
+        params: list[tuple[str, type[IntType]]] = []
+        for ctype, pname in sig.params:
+            t = _C_SCALARS.get(ctype.replace("const ", "").strip())
+            if t is None:
+                raise _Err(node, f"bpf_{self.name}: parameter {pname} ({ctype}) is not an "
+                                 "integer; this helper is not supported yet")
+            params.append((pname, t))
+        rt = sig.return_type.strip()
+        ret: type[IntType] | None
+        if rt == "void":
+            ret = None
+        else:
+            ret = _C_SCALARS.get(rt)
+            if ret is None:
+                raise _Err(node, f"bpf_{self.name} returns {rt}; not supported yet")
+        return h, params, ret
+
+
+_HELPERS: dict[str, _HelperFn] = {}
+
+
+def _helper_marker(name: str) -> _HelperFn:
+    h = _HELPERS.get(name)
+    if h is None:
+        h = _HELPERS[name] = _HelperFn(name)
+    return h
+
+
+def helper_namespace() -> _pytypes.SimpleNamespace:
+    class _NS(_pytypes.SimpleNamespace):
+        def __getattr__(self, name: str) -> _HelperFn:
+            if name.startswith("_"):
+                raise AttributeError(name)
+            return _helper_marker(name)
+
+    return _NS()
+
+
+def iter_pcs(insns: asm.Instructions) -> Iterator[tuple[int, asm.Instruction]]:
+    pc = 0
+    for insn in insns:
+        yield pc, insn
+        pc += 2 if insn.opcode == 0x18 else 1
+
+
+def compile_program(decl: ProgramDecl) -> CompiledProgram:
+    """Compile one program (raises :class:`CompileError`)."""
+    return _FunctionCompiler(decl).compile()
+

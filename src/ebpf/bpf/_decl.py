@@ -1,0 +1,258 @@
+"""What user modules declare: maps, constants, program kinds and their context types.
+
+These objects are inert in Python: a program's body is compiled, never run, so the methods
+below exist for readers and type checkers and raise if actually called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from .._types import MapType, ProgramType
+from ..errors import BPFError
+from .types import IntType, Struct, u32
+
+__all__ = [
+    "XDP",
+    "Array",
+    "Const",
+    "Hash",
+    "MapDecl",
+    "PerCPUArray",
+    "ProgramDecl",
+    "RingBuf",
+    "SocketFilter",
+    "TracepointContext",
+    "const",
+    "socket_filter",
+    "tracepoint",
+    "xdp",
+]
+
+T = TypeVar("T")
+ValueType = Any  # type[IntType] | type[Struct]
+
+
+def _only_compiled(what: str) -> BPFError:
+    return BPFError(f"{what} exists only inside a compiled program (ebpf.bpf)")
+
+
+def _check_value_type(t: object, what: str) -> None:
+    if isinstance(t, type) and issubclass(t, (IntType, Struct)) and t not in (IntType, Struct):
+        return
+    raise BPFError(f"{what}: {t!r} is not an integer type (u8..i64) or a bpf.Struct")
+
+
+class MapDecl:
+    """A map declared at module level; the collection creates it at :func:`ebpf.bpf.load`."""
+
+    map_type: MapType = MapType.UNSPEC
+
+    def __init__(self, key: ValueType | None, value: ValueType | None, max_entries: int) -> None:
+        if key is not None:
+            _check_value_type(key, type(self).__name__)
+        if value is not None:
+            _check_value_type(value, type(self).__name__)
+        if not isinstance(max_entries, int) or max_entries <= 0:
+            raise BPFError(f"{type(self).__name__}: max_entries must be a positive int")
+        self.key = key
+        self.value = value
+        self.max_entries = max_entries
+
+    @property
+    def key_size(self) -> int:
+        return 0 if self.key is None else int(self.key.size)
+
+    @property
+    def value_size(self) -> int:
+        return 0 if self.value is None else int(self.value.size)
+
+    def __getitem__(self, key: Any) -> Any:
+        raise _only_compiled("map element access")
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        raise _only_compiled("map element access")
+
+    def __delitem__(self, key: Any) -> None:
+        raise _only_compiled("map element access")
+
+    def lookup(self, key: Any) -> Any:
+        """Pointer to the value of ``key`` or None (in programs)."""
+        raise _only_compiled("map lookup")
+
+    def __repr__(self) -> str:
+        return (f"<bpf.{type(self).__name__} key={getattr(self.key, '__name__', None)} "
+                f"value={getattr(self.value, '__name__', None)} max_entries={self.max_entries}>")
+
+
+class Array(MapDecl):
+    """``BPF_MAP_TYPE_ARRAY`` with ``u32`` indexes: every element exists, zeroed."""
+
+    map_type = MapType.ARRAY
+
+    def __init__(self, value: ValueType, max_entries: int) -> None:
+        super().__init__(u32, value, max_entries)
+
+
+class PerCPUArray(MapDecl):
+    """``BPF_MAP_TYPE_PERCPU_ARRAY``: one value per CPU; Python reads all of them."""
+
+    map_type = MapType.PERCPU_ARRAY
+
+    def __init__(self, value: ValueType, max_entries: int) -> None:
+        super().__init__(u32, value, max_entries)
+
+
+class Hash(MapDecl):
+    """``BPF_MAP_TYPE_HASH``: an absent key reads as 0; ``+=`` inserts it."""
+
+    map_type = MapType.HASH
+
+    def __init__(self, key: ValueType, value: ValueType, max_entries: int) -> None:
+        super().__init__(key, value, max_entries)
+
+
+class RingBuf(MapDecl):
+    """``BPF_MAP_TYPE_RINGBUF`` of ``size`` bytes (a power of two, at least a page; Linux 5.8).
+
+    In programs: ``e = events.reserve(Event)`` (None when full), ``events.submit(e)``,
+    ``events.discard(e)``. In Python: ``coll.events.read(Event)``.
+    """
+
+    map_type = MapType.RINGBUF
+
+    def __init__(self, size: int) -> None:
+        import mmap
+
+        if not isinstance(size, int) or size < mmap.PAGESIZE or size & (size - 1):
+            raise BPFError(f"RingBuf: size must be a power of two >= {mmap.PAGESIZE}, "
+                           f"not {size!r}")
+        super().__init__(None, None, size)
+
+    def reserve(self, t: type[T]) -> T | None:
+        raise _only_compiled("RingBuf.reserve")
+
+    def submit(self, record: Any) -> None:
+        raise _only_compiled("RingBuf.submit")
+
+    def discard(self, record: Any) -> None:
+        raise _only_compiled("RingBuf.discard")
+
+    def output(self, record: Any) -> None:
+        raise _only_compiled("RingBuf.output")
+
+
+class Const(Generic[T]):
+    """A ``const volatile`` global in ``.rodata``: read-only to programs, set before load."""
+
+    def __init__(self, type_: type[IntType], value: int) -> None:
+        _check_value_type(type_, "const")
+        if not issubclass(type_, IntType):
+            raise BPFError("const: only integer constants are supported")
+        if not type_.min() <= value <= type_.max():
+            raise BPFError(f"const: {value} does not fit in {type_.__name__}")
+        self.type = type_
+        self.value = int(value)
+
+    def __repr__(self) -> str:
+        return f"<bpf.const {self.type.__name__} = {self.value}>"
+
+
+def const(type_: type[IntType], value: int = 0) -> Any:
+    """Declare a read-only global of ``type_`` with a default ``value``; override it at load
+    with ``bpf.load(..., constants={"name": v})``. In programs it reads as a ``type_`` value."""
+    return Const(type_, value)
+
+
+# -- contexts (annotations for ``ctx``; fields are compiled) ---------------------------------
+class XDP:
+    """The ``ctx`` of an XDP program (``struct xdp_md``): ``ingress_ifindex``,
+    ``rx_queue_index``, ``egress_ifindex``, and ``ctx.load(T, offset=0)``."""
+
+    ingress_ifindex: int
+    rx_queue_index: int
+    egress_ifindex: int
+
+    def load(self, t: type[T], offset: int = 0) -> T | None:
+        raise _only_compiled("ctx.load")
+
+
+class SocketFilter:
+    """The ``ctx`` of a socket filter (``struct __sk_buff``): ``len``, ``protocol``... and
+    ``ctx.load(T, offset=0)`` (a copy into the stack with ``bpf_skb_load_bytes``)."""
+
+    len: int
+    protocol: int
+    pkt_type: int
+    ifindex: int
+
+    def load(self, t: type[T], offset: int = 0) -> T | None:
+        raise _only_compiled("ctx.load")
+
+
+class TracepointContext:
+    """The ``ctx`` of a tracepoint program: one attribute per field of the event's format."""
+
+    def __getattr__(self, name: str) -> int:
+        raise _only_compiled("tracepoint ctx fields")
+
+
+class ProgramDecl:
+    """A function marked as a BPF program. ``compile()`` gives the instructions, ``asm()`` a
+    listing with the Python source interleaved; :func:`ebpf.bpf.load` loads it."""
+
+    def __init__(self, fn: Callable[..., Any], program_type: ProgramType, section: str,
+                 ctx_kind: str, tracepoint: tuple[str, str] | None = None) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.program_type = program_type
+        self.section = section
+        self.ctx_kind = ctx_kind
+        self.tracepoint = tracepoint
+        self._compiled: Any = None
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def compile(self) -> Any:
+        """Compile (once) and return the :class:`ebpf.bpf.CompiledProgram`."""
+        if self._compiled is None:
+            from ._compiler import compile_program
+
+            self._compiled = compile_program(self)
+        return self._compiled
+
+    def asm(self) -> str:
+        """The generated instructions, each Python statement's source line before its code."""
+        return str(self.compile().listing())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise BPFError(f"{self.name} is a BPF program: load it with ebpf.bpf.load, "
+                       "it does not run in Python")
+
+    def __repr__(self) -> str:
+        return f"<bpf program {self.name} ({self.section})>"
+
+
+def xdp(fn: Callable[..., Any]) -> ProgramDecl:
+    """An XDP program (``SEC("xdp")``): returns an ``XDP_*`` action."""
+    return ProgramDecl(fn, ProgramType.XDP, "xdp", "xdp")
+
+
+def socket_filter(fn: Callable[..., Any]) -> ProgramDecl:
+    """A socket filter (``SEC("socket")``): returns how many bytes of the packet to keep."""
+    return ProgramDecl(fn, ProgramType.SOCKET_FILTER, "socket", "skb")
+
+
+def tracepoint(name: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A tracepoint program for ``"category/event"`` (``SEC("tracepoint/...")``); ``ctx``
+    fields come from the running kernel's tracefs format of the event, read at compile time."""
+    cat, sep, event = name.partition("/")
+    if not sep or not cat or not event or "/" in event:
+        raise BPFError(f"tracepoint: expected 'category/event', not {name!r}")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        return ProgramDecl(fn, ProgramType.TRACEPOINT, f"tracepoint/{cat}/{event}", "tp",
+                           (cat, event))
+
+    return deco

@@ -1,0 +1,234 @@
+"""From compiled programs to a loaded collection: one :class:`CollectionSpec` with the maps,
+``.rodata`` and BTF (func and line info) they need, loaded by :class:`ebpf.Collection`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from types import TracebackType
+from typing import Any
+
+from .. import errors
+from .._collection import Collection
+from .._maps import Map
+from .._programs import Program
+from .._spec import CollectionSpec, MapSpec, ProgramSpec, Reference, ReferenceKind, VariableSpec
+from .._types import MapType
+from ._btf import LINKAGE_GLOBAL, BTFWriter
+from ._compiler import CompiledProgram
+from ._decl import Const, MapDecl, ProgramDecl
+from .types import IntType, Struct
+
+__all__ = ["Loaded", "RingView", "build_spec", "load"]
+
+_BPF_F_RDONLY_PROG = 0x80
+_BPF_F_MMAPABLE = 0x400
+_SRC_MAP_VALUE = 2
+
+
+def _value_type_id(btf: BTFWriter, t: Any) -> int:
+    if isinstance(t, type) and issubclass(t, Struct):
+        return btf.struct_(t)
+    if isinstance(t, type) and issubclass(t, IntType):
+        return btf.int_type(t)
+    return 0
+
+
+def build_spec(programs: tuple[ProgramDecl, ...], constants: Mapping[str, int] | None = None
+               ) -> tuple[CollectionSpec, dict[str, CompiledProgram]]:
+    """Compile ``programs`` and describe everything they need as one collection spec."""
+    if not programs:
+        raise errors.BPFError("bpf.load: no programs given")
+    compiled: dict[str, CompiledProgram] = {}
+    maps: dict[str, MapDecl] = {}
+    consts: dict[str, Const[Any]] = {}
+    for p in programs:
+        if not isinstance(p, ProgramDecl):
+            raise errors.BPFError(f"bpf.load: {p!r} is not a @bpf program")
+        if p.name in compiled:
+            raise errors.BPFError(f"bpf.load: two programs are called {p.name!r}")
+        c = p.compile()
+        compiled[p.name] = c
+        for name, m in c.maps.items():
+            if maps.setdefault(name, m) is not m:
+                raise errors.BPFError(f"bpf.load: two different maps are called {name!r}")
+        for name, k in c.consts.items():
+            if consts.setdefault(name, k) is not k:
+                raise errors.BPFError(f"bpf.load: two different constants are called {name!r}")
+    clash = set(compiled) & set(maps)
+    if clash:
+        raise errors.BPFError(f"bpf.load: {sorted(clash)} name both a program and a map")
+    values = dict(constants or {})
+    unknown = set(values) - set(consts)
+    if unknown:
+        raise errors.BPFError(f"bpf.load: no constant(s) {sorted(unknown)} used by these "
+                              f"programs (constants: {sorted(consts) or 'none'})")
+    btf = BTFWriter()
+    map_specs: dict[str, MapSpec] = {}
+    for name, m in maps.items():
+        if m.map_type == MapType.RINGBUF:
+            map_specs[name] = MapSpec(name, m.map_type, max_entries=m.max_entries)
+            continue
+        map_specs[name] = MapSpec(
+            name, m.map_type, key_size=m.key_size, value_size=m.value_size,
+            max_entries=m.max_entries, btf_key_type_id=_value_type_id(btf, m.key),
+            btf_value_type_id=_value_type_id(btf, m.value))
+    variables: dict[str, VariableSpec] = {}
+    offsets: dict[str, int] = {}
+    if consts:
+        data = bytearray()
+        for name, k in consts.items():
+            size = k.type.size
+            data += bytes(-len(data) % size)
+            offsets[name] = len(data)
+            value = values.get(name, k.value)
+            if not isinstance(value, int) or not k.type.min() <= value <= k.type.max():
+                raise errors.BPFError(f"bpf.load: constant {name!r} is a {k.type.__name__}; "
+                                      f"{value!r} does not fit")
+            data += int(value).to_bytes(size, "little", signed=k.type.signed)
+            variables[name] = VariableSpec(name, ".rodata", offsets[name], size)
+        data += bytes(-len(data) % 8)
+        map_specs[".rodata"] = MapSpec(
+            ".rodata", MapType.ARRAY, key_size=4, value_size=len(data), max_entries=1,
+            flags=_BPF_F_RDONLY_PROG | _BPF_F_MMAPABLE, contents=((0, bytes(data)),),
+            freeze=True)
+    ret_id = btf.int_("int", 4, True)
+    ctx_id = btf.ptr(0)
+    prog_specs: dict[str, ProgramSpec] = {}
+    for name, c in compiled.items():
+        refs: list[Reference] = []
+        placeholders: dict[object, int] = {}
+        for pc, key in c.instructions.references:
+            assert isinstance(key, str)
+            placeholders[key] = 0
+            if key.startswith(".rodata:"):
+                vname = key.split(":", 1)[1]
+                refs.append(Reference(pc, ReferenceKind.MAP_VALUE, ".rodata", offsets[vname]))
+            else:
+                refs.append(Reference(pc, ReferenceKind.MAP, key))
+        code = c.instructions.encode(maps=placeholders, byteorder="little")
+        fid = btf.func(name, ret_id, [("ctx", ctx_id)], LINKAGE_GLOBAL)
+        file_off = btf.string(c.filename)
+        lines = tuple((pc, file_off, btf.string(text), (line << 10) | (col + 1))
+                      for pc, line, col, text in c.lines)
+        prog_specs[name] = ProgramSpec(
+            name, c.decl.program_type, code, section=c.decl.section,
+            references=tuple(refs), func_info=((0, fid),), line_info=lines)
+    spec = CollectionSpec(maps=map_specs, programs=prog_specs, variables=variables,
+                          btf_blob=btf.encode())
+    return spec, compiled
+
+
+class RingView:
+    """A ring buffer map of a loaded collection, read as records of a :class:`Struct`."""
+
+    def __init__(self, m: Map) -> None:
+        self.map = m
+        self._reader: Any = None
+
+    def _ring(self) -> Any:
+        if self._reader is None:
+            from ..ringbuf import RingBuffer
+
+            self._reader = RingBuffer(self.map)
+        return self._reader
+
+    def read(self, t: type[Struct] | None = None, timeout: float | None = 0.0) -> Iterator[Any]:
+        """Records waiting in the ring (waiting up to ``timeout`` when there are none),
+        decoded with ``t`` (``bytes`` without it)."""
+        for rec in self._ring().read(timeout, copy=True):
+            yield rec if t is None else t.decode(rec)
+
+    def read_batch(self, t: type[Struct], limit: int | None = None) -> Any:
+        """Records as a numpy array of ``t.dtype()``."""
+        return self._ring().read_batch(dtype=t.dtype(), limit=limit)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
+class Loaded:
+    """The loaded programs and maps, as attributes named like the Python objects:
+    ``coll.firewall`` (an :class:`ebpf.Program`), ``coll.counts`` (an :class:`ebpf.Map`),
+    ``coll.events`` (a :class:`RingView`). A context manager; closing closes everything."""
+
+    def __init__(self, collection: Collection, compiled: dict[str, CompiledProgram]) -> None:
+        self.collection = collection
+        self.compiled = compiled
+        self.programs: dict[str, Program] = dict(collection.programs)
+        self.maps: dict[str, Map] = dict(collection.maps)
+        self.variables = collection.variables
+        self._rings: dict[str, RingView] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self.programs:
+            return self.programs[name]
+        m = self.maps.get(name)
+        if m is not None:
+            if m.type == MapType.RINGBUF:
+                rv = self._rings.get(name)
+                if rv is None:
+                    rv = self._rings[name] = RingView(m)
+                return rv
+            return m
+        raise AttributeError(f"no program or map {name!r} (programs: {sorted(self.programs)}, "
+                             f"maps: {sorted(self.maps)})")
+
+    def close(self) -> None:
+        for r in self._rings.values():
+            r.close()
+        self.collection.close()
+
+    def __enter__(self) -> Loaded:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<bpf.Loaded programs={sorted(self.programs)} maps={sorted(self.maps)}>"
+
+
+def _locate(e: errors.VerifierError, spec: CollectionSpec,
+            compiled: dict[str, CompiledProgram], log_level: int) -> None:
+    """Name the Python line of the instruction the verifier stopped at."""
+    culprit: str | None = next(iter(compiled)) if len(compiled) == 1 else None
+    if culprit is None:
+        for name in compiled:
+            try:
+                Collection.load(spec, programs={name: None}, log_level=log_level).close()
+            except errors.VerifierError:
+                culprit = name
+                break
+            except errors.BPFError:
+                continue
+    if culprit is None or e.insn is None:
+        return
+    where = compiled[culprit].line_of(e.insn)
+    if where is None:
+        return
+    line, text = where
+    e.source = f"{compiled[culprit].filename}:{line}: {text}"
+    e.detail = f"{culprit} at {e.source}: {e.detail}"
+
+
+def load(*programs: ProgramDecl, constants: Mapping[str, int] | None = None,
+         log_level: int = 0) -> Loaded:
+    """Compile ``programs``, create the maps and constants they use, load everything.
+
+    ``constants`` sets ``bpf.const`` values by name (before load: the verifier sees them).
+    A rejected program raises :class:`ebpf.VerifierError` whose message and ``source`` name
+    the Python line of the instruction the verifier stopped at.
+    """
+    spec, compiled = build_spec(programs, constants)
+    try:
+        coll = Collection.load(spec, log_level=log_level)
+    except errors.VerifierError as e:
+        _locate(e, spec, compiled, log_level)
+        raise
+    return Loaded(coll, compiled)
+
