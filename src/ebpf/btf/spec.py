@@ -221,7 +221,7 @@ class Spec:
     _names: _Names
     _names_complete: bool
     _offs: list[int]
-    _pointer_size: int | None
+    _pointer_size: int | ParseError | None
     _ss: int
     _str_by_bytes: dict[bytes, int] | None
     _str_first: int
@@ -319,17 +319,21 @@ class Spec:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], *, base: Spec | None = None) -> Spec:
-        """Read and parse a BTF file; a gzip file (gzip magic, e.g. ``.gz``) is decompressed."""
-        with open(path, "rb") as f:
-            data = f.read()
-        if data[:2] == b"\x1f\x8b":
-            import gzip  # here, not at the top: only .gz files pay its import time
-            import zlib
+        """Read and parse a BTF file; a gzip file (gzip magic, e.g. ``.gz``) is decompressed.
 
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError, zlib.error) as exc:
-                raise ParseError(f"bad gzip data in {path!s}: {exc}", 0) from None
+        A gzip file is inflated as a stream: the BTF header is checked as soon as its bytes
+        are out, then inflating stops at the size the header gives, so a small file that
+        inflates to gigabytes is refused early. Raises :class:`~ebpf.errors.ParseError` for
+        bad gzip data, a bad header, a blob over :data:`MAX_GZIP_SIZE` bytes, or data past
+        the blob's end.
+        """
+        with open(path, "rb") as f:
+            if f.read(2) == b"\x1f\x8b":
+                f.seek(0)
+                data = _gunzip_btf(f, str(path))
+            else:
+                f.seek(0)
+                data = f.read()
         return cls.from_bytes(data, base=base)
 
     # --- the record index ---------------------------------------------------------------
@@ -875,8 +879,9 @@ class Spec:
     def sizeof(self, t: Type | int) -> int:
         """Size in bytes of ``t`` (arrays multiply, pointers are :attr:`pointer_size`).
 
-        Raises :class:`ValueError` for types without a size (void, functions, forward
-        declarations, decl tags) and :class:`~ebpf.errors.ParseError` on a loop.
+        Raises :class:`~ebpf.errors.ParseError` (a :class:`ValueError`) for types without a
+        size (void, functions, forward declarations, decl tags), where BTF that should
+        describe a sized object (a map key, a field) is malformed, and on a loop.
         """
         if isinstance(t, int):
             t = self[t]
@@ -898,7 +903,7 @@ class Spec:
             elif isinstance(t, Pointer):
                 return n * self.pointer_size
             else:
-                raise ValueError(f"{type(t).__name__} {t.name or t.id} has no size")
+                raise ParseError(f"{type(t).__name__} {t.name or t.id} has no size")
 
     @property
     def pointer_size(self) -> int:
@@ -906,12 +911,20 @@ class Spec:
         size = self._pointer_size
         if size is None:
             size = 8
-            for name in ("long", "unsigned long", "long int", "long unsigned int"):
-                found = self.find_all(name, Int)
-                if found and found[0].size in (4, 8):
-                    size = found[0].size
-                    break
+            try:
+                for name in ("long", "unsigned long", "long int", "long unsigned int"):
+                    found = self.find_all(name, Int)
+                    if found and found[0].size in (4, 8):
+                        size = found[0].size
+                        break
+            except ParseError as exc:
+                # malformed: remember, so that every sizeof of a pointer does not search the
+                # whole blob again to fail the same way
+                self._pointer_size = exc
+                raise
             self._pointer_size = size
+        elif isinstance(size, ParseError):
+            raise size
         return size
 
     def __repr__(self) -> str:
@@ -919,6 +932,62 @@ class Spec:
         split = f", split on {len(self._base)} base types" if self._base is not None else ""
         count = f"{self._count} types" if self._count is not None else "types"
         return f"<btf.Spec {count}, {order}-endian{split}>"
+
+
+#: Largest BTF blob :meth:`Spec.from_file` inflates from a gzip file (a vmlinux is ~6 MiB).
+MAX_GZIP_SIZE = 256 << 20
+_GZ_CHUNK = 1 << 16
+
+
+def _gunzip_btf(f: Any, path: str) -> bytes:
+    """Inflate the gzip stream of ``f`` into a BTF blob, checking the header first and never
+    producing more than the blob's size (from that header) plus one byte."""
+    import zlib  # here, not at the top: only .gz files pay for it
+
+    out = bytearray()
+    want: int | None = None  # the blob's size, once the header is out
+    d = zlib.decompressobj(wbits=31)
+    pending = b""
+    members = 1
+    while True:
+        if not pending:
+            pending = f.read(_GZ_CHUNK)
+            if not pending:
+                break
+        room = (want if want is not None else wire.HEADER_LEN) + 1 - len(out)
+        try:
+            out += d.decompress(pending, max(room, 1))
+        except zlib.error as exc:
+            raise ParseError(f"bad gzip data in {path}: {exc}", 0) from None
+        pending = d.unconsumed_tail
+        if want is None and len(out) >= wire.HEADER_LEN:
+            try:
+                # sizes unchecked here (from_bytes checks them against the whole blob)
+                header, _ = wire.parse_header(out, size=1 << 62)
+            except ParseError as exc:
+                raise ParseError(f"{path}: {exc.what}", exc.offset) from None
+            want = header.hdr_len + max(header.type_off + header.type_len,
+                                        header.str_off + header.str_len)
+            if want > MAX_GZIP_SIZE:
+                raise ParseError(
+                    f"{path}: the BTF header describes a {want}-byte blob, more than the "
+                    f"{MAX_GZIP_SIZE} bytes a gzip file may inflate to", 0)
+        if want is not None and len(out) > want:
+            raise ParseError(f"{path}: gzip data continues past the end of the {want}-byte "
+                             "BTF blob its header describes", want)
+        if d.eof:
+            # both are suffixes of the input given (unconsumed_tail may hold unused_data)
+            rest = max(d.unused_data, pending, key=len) or f.read(_GZ_CHUNK)
+            while rest and not rest.strip(b"\0"):  # zero padding after the last member
+                rest = f.read(_GZ_CHUNK)
+            if not rest:
+                break
+            members += 1  # another member follows (as gzip -c a b > c makes)
+            d = zlib.decompressobj(wbits=31)
+            pending = rest
+    if not d.eof:
+        raise ParseError(f"bad gzip data in {path}: truncated stream (member {members})", 0)
+    return bytes(out)
 
 
 def _variadic(

@@ -61,6 +61,9 @@ SHN_LORESERVE = 0xFF00
 SHN_ABS = 0xFFF1
 SHN_COMMON = 0xFFF2
 SHN_XINDEX = 0xFFFF
+#: Largest ``SHT_NOBITS`` section accepted: INT_MAX, the kernel's limit for the value size of
+#: an array map (``array_map_alloc_check``), which is what a ``.bss`` becomes.
+MAX_NOBITS = 0x7FFF_FFFF
 
 
 class SectionType(enum.IntEnum):
@@ -430,11 +433,21 @@ class ELFFile:
         return None
 
     def section_data(self, sec: Section) -> bytes:
-        """Contents of a section (zeros for ``SHT_NOBITS``, which has none in the file)."""
+        """Contents of a section as stored in the file.
+
+        A ``SHT_NOBITS`` section (``.bss``) occupies no file space: its contents are
+        ``sec.size`` zero bytes that are never materialised here, so this returns ``b""``
+        (a 6 KB object claiming a 2 GiB ``.bss`` costs nothing to parse; whoever needs the
+        zeros, e.g. a map the kernel zero-fills, pads to ``sec.size``). A ``SHT_NOBITS`` size
+        above :data:`MAX_NOBITS` raises :class:`~ebpf.errors.ParseError` naming the section.
+        """
         if sec.nobits:
-            if sec.size > 1 << 31:
-                raise ParseError(f"section {sec.name!r} is implausibly large", sec.offset)
-            return bytes(sec.size)
+            if sec.size > MAX_NOBITS:
+                raise ParseError(
+                    f"section {sec.name!r}: SHT_NOBITS size {sec.size:#x} is more than "
+                    f"{MAX_NOBITS:#x} bytes, the most a global-data map can hold (the kernel "
+                    "refuses an array value_size above INT_MAX with E2BIG)", sec.offset)
+            return b""
         return self._slice(sec.offset, sec.size, f"section {sec.name!r}")
 
     # --- addresses --------------------------------------------------------------------------
