@@ -77,13 +77,26 @@ def _fmt(
     alu32: bool,
     llvm: bool,
 ) -> str | None:
-    """Text of one instruction, or None if it is not a valid instruction."""
+    """Text of one instruction, or None if it is not a valid instruction.
+
+    Except for ``llvm``, None also for what :func:`ebpf.asm.assemble` refuses to build, so
+    that the slot is printed as ``.8byte`` data and reads back to the same bytes: a write to
+    R10 (ALU, load, ld_imm64, load-acquire destination), a shift by the register width or
+    more, a division or modulo by a zero immediate.
+    """
     if dst > 10 or src > 10:
         return None
     cls = op & 7
+    if dst == 10 and not llvm and (cls in {7, 4, 1, 0} or (cls == 3 and imm == 0x100)):
+        return None  # R10 is read-only; stores and jumps may name it
     if cls in {7, 4}:
         r = "r" if cls == 7 else "w"
         code = op & 0xF0
+        if not llvm and not op & 8:
+            if code in (0x60, 0x70, 0xC0) and not 0 <= imm < (64 if cls == 7 else 32):
+                return None  # shift out of range
+            if code in (0x30, 0x90) and imm == 0:
+                return None  # division by a zero immediate
         if op & 8:
             if code == 0xB0:
                 if off == 1 and cls == 7:
@@ -285,8 +298,12 @@ def _is_name(s: str) -> bool:
     return bool(s) and all(c.isalnum() or c in "_.$" for c in s) and not s[0].isdigit()
 
 
-def _raw_text(op: int, dst: int, src: int, off: int, imm: int) -> str:
+def _raw_text(op: int, dst: int, src: int, off: int, imm: int, imm2: int = 0) -> str:
+    """``.8byte`` data for a slot that is no valid instruction; both slots of an ld_imm64
+    (``.8byte first, second``), which :func:`ebpf.asm.assemble` reads back as one."""
     raw = _SLOT.pack(op, (src << 4) | dst, off, imm)
+    if op == 0x18:
+        return f".8byte {hex(_U64.unpack(raw)[0])}, {hex((imm2 & 0xFFFF_FFFF) << 32)}"
     return f".8byte {hex(_U64.unpack(raw)[0])}"
 
 
@@ -299,7 +316,7 @@ def format_instruction(insn: Instruction, *, alu32: bool = True, style: str = "d
     if text is None:
         if style == "llvm":
             return "<unknown>"
-        return _raw_text(insn._op, insn._dst, insn._src, insn._off, insn._imm)
+        return _raw_text(insn._op, insn._dst, insn._src, insn._off, insn._imm, insn._imm2)
     return text
 
 
@@ -343,10 +360,10 @@ def _decode_slots(code: bytes) -> list[_Slot]:
 
 def _slot_text(f: _Slot, target: str | None, ref: object, alu32: bool, llvm: bool) -> str:
     op, regs, off, imm = f[0], f[1], f[2], f[3]
-    text = _fmt(op, regs & 15, regs >> 4, off, imm, f[4] if len(f) > 4 else 0, target, ref,
-                alu32, llvm)
+    imm2 = f[4] if len(f) > 4 else 0
+    text = _fmt(op, regs & 15, regs >> 4, off, imm, imm2, target, ref, alu32, llvm)
     if text is None:
-        return "<unknown>" if llvm else _raw_text(op, regs & 15, regs >> 4, off, imm)
+        return "<unknown>" if llvm else _raw_text(op, regs & 15, regs >> 4, off, imm, imm2)
     return text
 
 
@@ -365,7 +382,8 @@ def _fast_tables(alu32: bool) -> dict[int, tuple[int, tuple[str, ...]]]:
     regs = range(11)
     for cls, r in ((7, "r"), (4, "w")):
         for code, name in _ALU_OPS.items():
-            out[code | cls] = (1, tuple(f"{r}{d} {name} " for d in regs))
+            if code not in (0x30, 0x60, 0x70, 0x90, 0xC0):  # immediates _fmt checks
+                out[code | cls] = (1, tuple(f"{r}{d} {name} " for d in regs))
             out[code | 8 | cls] = (2, tuple(f"{r}{d} {name} {r}" for d in regs))
     for cls, r in ((5, "r"), (6, "w")):
         for code, cond in _JMP_OPS.items():
@@ -441,6 +459,8 @@ def _disassemble_code(code: bytes, labels: bool, numbers: bool, alu32: bool, llv
         if imm & 0x8000_0000:
             imm -= 0x1_0000_0000
         shape = fast.get(op) if dst <= 10 and src <= 10 else None
+        if dst == 10 and shape is not None and shape[0] in (1, 2, 5):
+            shape = None  # a write to R10: _fmt prints it as data
         if shape is not None:
             # the same text _fmt gives, by the pattern of the opcode (see _fast_tables)
             sh, pres = shape
@@ -534,7 +554,7 @@ def _disassemble_code(code: bytes, labels: bool, numbers: bool, alu32: bool, llv
             target = targets.get(p + 1 + imm)
         text = _fmt(op, dst, src, off, imm, imm2, target, None, alu32, llvm)
         if text is None:
-            text = "<unknown>" if llvm else f".8byte {hex(w)}"
+            text = "<unknown>" if llvm else f".8byte {hex(w)}, {hex(words[p + 1])}"
         lines[p] = f"{indent}{text}\n"
         lines[p + 1] = ""
     if numbers:

@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from ..errors import AssemblerError
 from .helpers import check_helper_allowed
-from .instruction import HasFileno, Instruction, Reference, _make, _make2
+from .instruction import HasFileno, Instruction, Reference, _make, _make2, _num
 from .opcode import Size
 from .register import Register
 
@@ -134,7 +134,7 @@ _JMP32: Final = 0x06
 def _reg(r: object, what: str) -> Register:
     if type(r) is Register:
         return r
-    raise AssemblerError(f"{what}: {r!r} is not a register (expected R0..R10)")
+    raise AssemblerError(f"{what}: {_num(r)} is not a register (expected R0..R10)")
 
 
 def _wreg(r: object, what: str) -> Register:
@@ -142,7 +142,7 @@ def _wreg(r: object, what: str) -> Register:
         return r
     if type(r) is Register:
         raise AssemblerError(f"{what}: R10 is the read-only frame pointer")
-    raise AssemblerError(f"{what}: {r!r} is not a register (expected R0..R9)")
+    raise AssemblerError(f"{what}: {_num(r)} is not a register (expected R0..R9)")
 
 
 def _imm(v: object, wide: bool, what: str) -> int:
@@ -156,10 +156,10 @@ def _imm(v: object, wide: bool, what: str) -> int:
         return v - 0x1_0000_0000
     if wide:
         raise AssemblerError(
-            f"{what}: immediate {v} does not fit in a sign-extended 32-bit field"
+            f"{what}: immediate {_num(v)} does not fit in a sign-extended 32-bit field"
             " (use load_imm64 for 64-bit constants)"
         )
-    raise AssemblerError(f"{what}: immediate {v} does not fit in 32 bits")
+    raise AssemblerError(f"{what}: immediate {_num(v)} does not fit in 32 bits")
 
 
 def _off(v: object, what: str) -> int:
@@ -167,7 +167,7 @@ def _off(v: object, what: str) -> int:
         raise AssemblerError(f"{what}: offset must be an int, not {type(v).__name__}")
     if -0x8000 <= v <= 0x7FFF:
         return int(v)
-    raise AssemblerError(f"{what}: offset {v} does not fit in 16 bits")
+    raise AssemblerError(f"{what}: offset {_num(v)} does not fit in 16 bits")
 
 
 _ALL_SIZES: Final = (Size.B, Size.H, Size.W, Size.DW)
@@ -177,7 +177,7 @@ def _size(s: object, what: str, allowed: tuple[Size, ...] = _ALL_SIZES) -> Size:
     if type(s) is Size and s in allowed:
         return s
     names = "/".join(a.name for a in allowed)
-    raise AssemblerError(f"{what}: size must be one of {names}, not {s!r}")
+    raise AssemblerError(f"{what}: size must be one of {names}, not {_num(s)}")
 
 
 # -- arithmetic -----------------------------------------------------------------------------
@@ -191,7 +191,7 @@ def _alu(
     if op in (0x60, 0x70, 0xC0):
         width = 64 if cls == _ALU64 else 32
         if not 0 <= imm < width:
-            raise AssemblerError(f"{what}: shift by {imm} is out of range 0..{width - 1}")
+            raise AssemblerError(f"{what}: shift by {_num(imm)} is out of range 0..{width - 1}")
     elif op in (0x30, 0x90) and imm == 0:
         raise AssemblerError(f"{what}: division by zero immediate")
     return _make(cls | op, d, 0, off, imm)
@@ -350,14 +350,14 @@ def neg32(dst: Register) -> Instruction:
 def movsx(dst: Register, src: Register, width: int) -> Instruction:
     """``dst = (s8|s16|s32)src``: sign-extending 64-bit move (ISA v4, Linux 6.6)."""
     if width not in (8, 16, 32):
-        raise AssemblerError(f"movsx: width must be 8, 16 or 32, not {width!r}")
+        raise AssemblerError(f"movsx: width must be 8, 16 or 32, not {_num(width)}")
     return _make(0xBF, _wreg(dst, "movsx"), _reg(src, "movsx"), width, 0)
 
 
 def movsx32(dst: Register, src: Register, width: int) -> Instruction:
     """``wdst = (s8|s16)wsrc``: sign-extending 32-bit move (ISA v4, Linux 6.6)."""
     if width not in (8, 16):
-        raise AssemblerError(f"movsx32: width must be 8 or 16, not {width!r}")
+        raise AssemblerError(f"movsx32: width must be 8 or 16, not {_num(width)}")
     return _make(0xBC, _wreg(dst, "movsx32"), _reg(src, "movsx32"), width, 0)
 
 
@@ -372,7 +372,7 @@ def addr_space_cast(dst: Register, src: Register, dst_as: int, src_as: int) -> I
 
 def _end(op: int, dst: object, width: object, what: str) -> Instruction:
     if width not in (16, 32, 64):
-        raise AssemblerError(f"{what}: width must be 16, 32 or 64, not {width!r}")
+        raise AssemblerError(f"{what}: width must be 16, 32 or 64, not {_num(width)}")
     assert isinstance(width, int)
     return _make(op, _wreg(dst, what), 0, 0, width)
 
@@ -512,7 +512,7 @@ def load_imm64(dst: Register, value: int) -> Instruction:
     """``dst = value ll``: a 64-bit constant (two slots)."""
     d = _wreg(dst, "load_imm64")
     if not isinstance(value, int) or not -(1 << 63) <= value < (1 << 64):
-        raise AssemblerError(f"load_imm64: {value!r} does not fit in 64 bits")
+        raise AssemblerError(f"load_imm64: {_num(value)} does not fit in 64 bits")
     return _make2(0x18, d, 0, 0, _s32(value), _s32(value >> 32))
 
 
@@ -526,7 +526,7 @@ def _mapref(m: object, what: str) -> tuple[int, Reference | None]:
     if isinstance(m, HasFileno):
         return 0, m
     raise AssemblerError(
-        f"{what}: expected a map (object with fileno()), a name or an fd, not {m!r}"
+        f"{what}: expected a map (object with fileno()), a name or an fd, not {_num(m)}"
     )
 
 
@@ -736,7 +736,7 @@ def call(function: int | str, *, prog_type: Any = None) -> Instruction:
         if prog_type is not None:
             check_helper_allowed(int(function), prog_type)
         return _make(0x85, 0, 0, 0, _imm(function, True, "call"))
-    raise AssemblerError(f"call: expected a helper id or a label, not {function!r}")
+    raise AssemblerError(f"call: expected a helper id or a label, not {_num(function)}")
 
 
 def call_pc(offset: int) -> Instruction:

@@ -39,12 +39,20 @@ class HasFileno(Protocol):
 Reference = HasFileno | str
 
 
+def _num(v: object) -> str:
+    """``repr(v)`` for error messages, short for a huge int (Python refuses to print one of
+    more than 4300 decimal digits, with a bare ValueError)."""
+    if isinstance(v, int) and v.bit_length() > 128:
+        return f"<{v.bit_length()}-bit integer>"
+    return repr(v)
+
+
 def _s32(value: int, what: str) -> int:
     if -0x8000_0000 <= value <= 0x7FFF_FFFF:
         return value
     if 0x8000_0000 <= value <= 0xFFFF_FFFF:
         return value - 0x1_0000_0000
-    raise AssemblerError(f"{what} {value} does not fit in 32 bits")
+    raise AssemblerError(f"{what} {_num(value)} does not fit in 32 bits")
 
 
 class Instruction:
@@ -104,7 +112,7 @@ class Instruction:
         if not 0 <= dst <= 15 or not 0 <= src <= 15:
             raise AssemblerError(f"register out of range: dst={dst}, src={src} (0..15)")
         if not -0x8000 <= off <= 0x7FFF:
-            raise AssemblerError(f"offset {off} does not fit in 16 bits")
+            raise AssemblerError(f"offset {_num(off)} does not fit in 16 bits")
         imm = _s32(imm, "immediate")
         next_imm = _s32(next_imm, "next immediate")
         if next_imm and opcode != LD_IMM64:

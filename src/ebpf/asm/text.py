@@ -22,7 +22,7 @@ from typing import Final
 from ..errors import AssemblerError, BPFError
 from . import dsl
 from .helpers import Helper
-from .instruction import Instruction, _make
+from .instruction import Instruction, _make, _make2
 from .opcode import Size
 from .program import Label
 from .register import Register
@@ -59,18 +59,38 @@ _JMP = {
 _RMW = {"+=": "atomic_add", "|=": "atomic_or", "&=": "atomic_and", "^=": "atomic_xor"}
 
 
+#: Digits (after leading zeros) of the longest number any field can take: 2**64 has 20
+#: decimal digits, 16 hex. Longer numbers are refused before ``int()``, which raises a bare
+#: ValueError past 4300 digits (and would be slow long before).
+_MAX_DIGITS = 24
+
+
 def _int(s: str) -> int:
-    body = s.lstrip("+-")
-    if body[:2] in ("0x", "0X"):
-        return int(s, 16)
-    return int(s, 10)
+    """A number the patterns matched: signs (``pc - -0x4`` gives two), then decimal or
+    ``0x`` hex digits."""
+    body = s.lstrip("+- ")
+    negative = s[: len(s) - len(body)].count("-") % 2 == 1
+    hexa = body[:2] in ("0x", "0X")
+    digits = (body[2:] if hexa else body).lstrip("0")
+    if len(digits) > _MAX_DIGITS:
+        raise AssemblerError(f"number {_short(s, 24)} ({len(digits)} digits) is out of range")
+    try:
+        v = int(digits or "0", 16 if hexa else 10)
+    except ValueError:
+        raise AssemblerError(f"bad number {_short(s, 24)!r}") from None
+    return -v if negative else v
 
 
 def _reg(kind: str, num: str) -> Register:
-    n = int(num)
-    if n > 10:
-        raise AssemblerError(f"no register {kind}{num} (r0..r10)")
-    return Register(n)
+    digits = num.lstrip("0")
+    if len(digits) > 2 or int(num) > 10:
+        raise AssemblerError(f"no register {kind}{_short(num, 8)} (r0..r10)")
+    return Register(int(num))
+
+
+def _short(s: str, n: int) -> str:
+    """``s``, cut to ``n`` characters for an error message."""
+    return s if len(s) <= n else f"{s[:n]}...({len(s)} chars)"
 
 
 def _memoff(sign: str | None, value: str | None) -> int:
@@ -86,7 +106,7 @@ def _target(t: str) -> str | int:
         return _int(t)
     if re.fullmatch(_NAME, t):
         return t
-    raise AssemblerError(f"bad jump target {t!r}")
+    raise AssemblerError(f"bad jump target {_short(t, 40)!r}")
 
 
 _Handler = Callable[[re.Match[str]], Instruction]
@@ -250,7 +270,7 @@ def _mapref(s: str) -> str | int:
         return _int(s[3:].strip())
     if re.fullmatch(_NAME, s):
         return s
-    raise AssemblerError(f"bad map reference {s!r}")
+    raise AssemblerError(f"bad map reference {_short(s, 40)!r}")
 
 
 @_rule(
@@ -274,7 +294,7 @@ def _pseudo(m: re.Match[str]) -> Instruction:
     if kind == "btf_id":
         bm = re.fullmatch(rf"({_INT})\s*(?:,\s*btf_fd:\s*({_INT}))?", arg)
         if bm is None:
-            raise AssemblerError(f"bad btf_id[...] {arg!r}")
+            raise AssemblerError(f"bad btf_id[...] {_short(arg, 40)!r}")
         return dsl.load_btf_id(dst, _int(bm[1]), _int(bm[2]) if bm[2] else 0)
     pm = re.fullmatch(rf"pc\s*([-+]\s*{_INT})", arg)
     if pm:
@@ -321,20 +341,31 @@ def _alu(m: re.Match[str]) -> Instruction:
     return fn(_reg(m[1], m[2]), _int(m[6]))
 
 
-@_rule(rf"\.(?:8byte|quad|dword)\s+({_INT})")
+@_rule(rf"\.(?:8byte|quad|dword)\s+({_INT})(?:\s*,\s*({_INT}))?")
 def _raw(m: re.Match[str]) -> Instruction:
+    """One slot as data (``.8byte 0x...``, little-endian u64); an ld_imm64 takes both of its
+    slots (``.8byte first, second``), which is what :func:`disassemble` prints for one it
+    cannot show as an instruction."""
     v = _int(m[1]) & 0xFFFF_FFFF_FFFF_FFFF
     raw = v.to_bytes(8, "little")
     op, regs = raw[0], raw[1]
     off = int.from_bytes(raw[2:4], "little", signed=True)
     imm = int.from_bytes(raw[4:8], "little", signed=True)
-    if op == 0x18:
-        raise AssemblerError(".8byte cannot encode half of an ld_imm64")
-    return _make(op, regs & 15, regs >> 4, off, imm)
+    if op != 0x18:
+        if m[2] is not None:
+            raise AssemblerError(".8byte takes two values only for the slots of an ld_imm64")
+        return _make(op, regs & 15, regs >> 4, off, imm)
+    if m[2] is None:
+        raise AssemblerError(".8byte of an ld_imm64 needs both slots: .8byte first, second")
+    second = _int(m[2]) & 0xFFFF_FFFF_FFFF_FFFF
+    if second & 0xFFFF_FFFF:
+        raise AssemblerError("the second slot of an ld_imm64 has nonzero reserved fields")
+    imm2 = second >> 32
+    return _make2(0x18, regs & 15, regs >> 4, off, imm, imm2 - (imm2 >> 31 << 32))
 
 
-_LABEL = re.compile(rf"^({_NAME})\s*:(?!=)\s*")
-_NUMBER = re.compile(r"^\d+\s*:\s*")
+_LABEL = re.compile(rf"({_NAME})\s*:(?!=)\s*")
+_NUMBER = re.compile(r"\d+\s*:\s*")
 
 
 def _statement(text: str) -> Instruction:
@@ -354,21 +385,26 @@ def assemble(text: str) -> list[Instruction | Label]:
     out: list[Instruction | Label] = []
     for lineno, raw_line in enumerate(text.splitlines(), 1):
         for raw_stmt in _strip_comment(raw_line).split(";"):
-            stmt = _NUMBER.sub("", raw_stmt.strip(), count=1)
-            if not stmt:
-                continue
-            while True:
-                lm = _LABEL.match(stmt)
+            # Whitespace runs count as one space: the rules' patterns then never have a long
+            # run to split between adjacent optional spaces (that was quadratic).
+            stmt = " ".join(raw_stmt.split())
+            nm = _NUMBER.match(stmt)
+            pos = nm.end() if nm is not None else 0
+            while pos < len(stmt):
+                lm = _LABEL.match(stmt, pos)
                 if lm is None:
                     break
                 out.append(Label(lm[1]))
-                stmt = stmt[lm.end() :]
+                pos = lm.end()
+            if pos:
+                stmt = stmt[pos:]
             if not stmt:
                 continue
             try:
                 out.append(_statement(stmt))
             except BPFError as e:
-                raise AssemblerError(f"line {lineno}: {e}: {stmt!r}") from None
+                raise AssemblerError(
+                    f"line {lineno}: {e}: {_short(stmt, 200)!r}") from None
     return out
 
 
