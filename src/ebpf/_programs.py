@@ -202,6 +202,13 @@ class Program(KernelObject):
         elif attach_prog_fd:
             attr.attach_prog_fd = attach_prog_fd
         keep: list[Any] = [lic, code_buf]
+        if not func_info and not prog_btf_fd:
+            from .btf import funcinfo  # callbacks need func_info: build it (closed with keep)
+
+            auto = funcinfo.for_program(code, source)
+            if auto is not None:
+                keep.append(auto)
+                prog_btf_fd, func_info, func_info_rec_size = auto.fd, auto.func_info, 8
         if prog_btf_fd:
             attr.prog_btf_fd = prog_btf_fd
         if func_info:
