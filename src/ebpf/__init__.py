@@ -130,8 +130,8 @@ _LAZY: dict[str, str] = {
     "XDPMode": "._types",
     "load": "._collection",
 }
-_SUBMODULES = ("asm", "btf", "cli", "elf", "features", "hooks", "lib", "link", "packet", "perf",
-               "platform", "ringbuf", "testing")
+_SUBMODULES = ("asm", "bpf", "btf", "cli", "elf", "features", "hooks", "lib", "link", "packet",
+               "perf", "platform", "ringbuf", "testing")
 
 
 def __getattr__(name: str) -> object:

@@ -105,6 +105,7 @@ class CompiledProgram:
     consts: dict[str, Const[Any]]
     filename: str
     lines: list[tuple[int, int, int, str]] = field(default_factory=list)  # pc, line, col, text
+    structs: list[type[Struct]] = field(default_factory=list)  # for the BTF
 
     def listing(self) -> str:
         from ..asm.disasm import format_instruction
@@ -241,6 +242,7 @@ class _FunctionCompiler:
         self.lines: list[LineRecord] = []
         self.maps: dict[str, MapDecl] = {}
         self.consts: dict[str, Const[Any]] = {}
+        self.structs: dict[type[Struct], None] = {}
         self.ctx_name = ""
         self.ctx_slot = 0
         self.key_slot = 0
@@ -331,7 +333,7 @@ class _FunctionCompiler:
             line = rec.line + self.line_shift
             records[pc] = (pc, line, rec.col + self.col_shift, self.source_line(line))
         return CompiledProgram(self.decl, insns, self.maps, self.consts, self.filename,
-                               [records[k] for k in sorted(records)])
+                               [records[k] for k in sorted(records)], list(self.structs))
 
     # -- statements ----------------------------------------------------------------------
     def block(self, stmts: list[ast.stmt]) -> bool:
@@ -1249,6 +1251,7 @@ class _FunctionCompiler:
         raise _Err(node, "ctx.load is for packet programs (XDP, socket filters)")
 
     def xdp_load(self, st: type[Struct], off: V, node: ast.AST) -> V:
+        self.structs[st] = None
         end = self.temp(node)
         q = self.temp(node)
         self.emit(asm.load(asm.DW, end, R10, self.ctx_slot),
@@ -1273,6 +1276,7 @@ class _FunctionCompiler:
         return V(reg=q, ptr=Ptr(st, "pkt"), nullable=True)
 
     def skb_load(self, st: type[Struct], off: V, node: ast.AST) -> V:
+        self.structs[st] = None
         buf = self.alloc(st.size)
         if off.lit is not None:
             self.emit(asm.mov(R2, off.lit))
@@ -1458,6 +1462,7 @@ class _FunctionCompiler:
                 st = self.static(node.args[0])
                 if not (isinstance(st, type) and issubclass(st, Struct) and st is not Struct):
                     raise _Err(node.args[0], "reserve needs a bpf.Struct class")
+                self.structs[st] = None
                 self.emit(asm.load_map(R1, name), asm.mov(R2, st.size), asm.mov(R3, 0),
                           asm.call(asm.Helper.RINGBUF_RESERVE))
                 r = self.temp(node)

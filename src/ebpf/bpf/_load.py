@@ -106,6 +106,8 @@ def build_spec(programs: tuple[ProgramDecl, ...], constants: Mapping[str, int] |
             else:
                 refs.append(Reference(pc, ReferenceKind.MAP, key))
         code = c.instructions.encode(maps=placeholders, byteorder="little")
+        for st in c.structs:
+            btf.struct_(st)
         fid = btf.func(name, ret_id, [("ctx", ctx_id)], LINKAGE_GLOBAL)
         file_off = btf.string(c.filename)
         lines = tuple((pc, file_off, btf.string(text), (line << 10) | (col + 1))

@@ -8,7 +8,9 @@ the same expression both ways.
 
 from __future__ import annotations
 
+import contextlib
 import struct as _struct
+import sys
 from typing import Any, ClassVar
 
 from ..errors import BPFError
@@ -203,8 +205,14 @@ class Struct:
         own = inspect.get_annotations(cls)
         try:
             hints = typing.get_type_hints(cls, include_extras=False)
-        except Exception:  # annotations referring to undefined names: use the raw objects
-            hints = dict(own)
+        except Exception:  # string annotations of a class made in a function: evaluate them
+            hints = dict(own)  # where the class statement runs
+            frame = sys._getframe(1)
+            scope = {**frame.f_globals, **frame.f_locals}
+            for k, v in own.items():
+                if isinstance(v, str):
+                    with contextlib.suppress(Exception):
+                        hints[k] = eval(v, scope)  # the class's own annotation text
         fields: list[Field] = []
         off = 0
         align = 1
