@@ -578,7 +578,11 @@ def disassemble(
     jumps to them by name; ``numbers``: prefix each instruction with its slot index;
     ``alu32``: print 32-bit sub-registers of narrow loads/stores (``w0 = *(u8 *)...``), as
     ``llvm-objdump --mcpu=v3`` and later do; ``style="llvm"``: print exactly LLVM's (lossy)
-    text. The result ends with a newline; :func:`ebpf.asm.assemble` reads it back.
+    text. The result ends with a newline; :func:`ebpf.asm.assemble` reads it back to the same
+    bytes (a slot that is no instruction the assembler would build prints as ``.8byte``).
+
+    Raises :class:`~ebpf.errors.ParseError` (and nothing else) for bytes that are no program,
+    as :func:`ebpf.asm.decode` does; :class:`ValueError` for a bad ``style``.
     """
     if style not in ("default", "llvm"):
         raise ValueError(f"style must be 'default' or 'llvm', not {style!r}")

@@ -401,7 +401,12 @@ def iter_decode(code: bytes, byteorder: str = sys.byteorder) -> Iterator[Instruc
 
 
 def decode(code: bytes, byteorder: str = sys.byteorder) -> list[Instruction]:
-    """Decode a whole program into a list of :class:`Instruction`."""
+    """Decode a whole program into a list of :class:`Instruction`.
+
+    Raises :class:`~ebpf.errors.ParseError` (and nothing else) for bytes that are no
+    program: a length that is not a multiple of 8, an ld_imm64 without its second slot or
+    with nonzero reserved fields there. Any other slot decodes, valid instruction or not.
+    """
     if byteorder != "little":
         return list(iter_decode(code, byteorder))
     n = len(code)

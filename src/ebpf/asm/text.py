@@ -380,7 +380,10 @@ def assemble(text: str) -> list[Instruction | Label]:
     """Parse assembly text into a list of instructions and labels.
 
     Pass the result to :class:`Instructions` (or straight to ``ebpf.Program.load``) to resolve
-    labels. Errors raise :class:`AssemblerError` with the line number and text.
+    labels. Any error in the text raises :class:`AssemblerError` (and nothing else) with the
+    line number and the statement (cut to 200 characters). Parsing is linear in the length
+    of the text (whitespace runs count as one space; numbers longer than any field are
+    refused before conversion).
     """
     out: list[Instruction | Label] = []
     for lineno, raw_line in enumerate(text.splitlines(), 1):

@@ -9,6 +9,13 @@ Lookups by name search the string section, then the type section for the record 
 ``name_off`` matches (the index only has to reach that record); a full name index is built
 once lookups become frequent. :meth:`Spec.types` decodes whole kinds at once (:mod:`._bulk`).
 
+Errors: malformed input raises :class:`~ebpf.errors.ParseError` (a :class:`ValueError`), from
+:meth:`Spec.from_bytes` / :meth:`Spec.from_file` for the header and strings, and from any
+lookup or decode that reaches a bad record; :meth:`Spec.find` raises
+:class:`~ebpf.errors.TypeNotFoundError` when nothing matches, ``spec[id]`` :class:`KeyError` for
+an id out of range, ``Composite.member`` / ``Enum.value`` :class:`KeyError` for a missing name.
+Nothing else (``tests/fuzz`` checks it). Every operation is linear (or better) in the blob.
+
 Split BTF (kernel modules) is a spec with a ``base``: its type ids continue after the base's,
 and its string offsets after the base's string section.
 
