@@ -6,7 +6,6 @@ import ctypes
 import errno as _errno
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol, final
 
 from . import errors
@@ -46,9 +45,11 @@ class TestRunResult(NamedTuple):
 
 TestRunResult.__test__ = False  # type: ignore[attr-defined]  # named Test*, not a pytest class
 
-@dataclass(frozen=True, slots=True)
-class ProgramInfo:
-    """What the kernel reports about a loaded program (``struct bpf_prog_info``)."""
+class ProgramInfo(NamedTuple):
+    """What the kernel reports about a loaded program (``struct bpf_prog_info``).
+
+    A named tuple rather than a dataclass: :mod:`dataclasses` (with the :mod:`inspect` it
+    imports) would be 6 ms of every process that loads a program."""
 
     id: int
     type: ProgramType | int
@@ -202,7 +203,7 @@ class Program(KernelObject):
         elif attach_prog_fd:
             attr.attach_prog_fd = attach_prog_fd
         keep: list[Any] = [lic, code_buf]
-        if not func_info and not prog_btf_fd:
+        if not func_info and not prog_btf_fd and _may_take_func_address(code):
             from .btf import funcinfo  # callbacks need func_info: build it (closed with keep)
 
             auto = funcinfo.for_program(code, source)
@@ -418,6 +419,16 @@ class Program(KernelObject):
             bpf(C.BPF_PROG_TEST_RUN, attr, keep=st)  # retries or raises
         return _new_result(TestRunResult, (w[_W_RETVAL], w[_W_DURATION],
                                            dout[: w[_W_SIZE_OUT]].tobytes(), None))
+
+
+#: ``ld_imm64 rX, <subprogram>`` (src_reg BPF_PSEUDO_FUNC) as its first two bytes, per rX.
+_PSEUDO_FUNC_LD = tuple(bytes((0x18, 0x40 | dst)) for dst in range(11))
+
+
+def _may_take_func_address(code: bytes) -> bool:
+    """A cheap over-approximation (unaligned substring search) of "the program takes a
+    subprogram's address", so loads without callbacks never import the BTF package."""
+    return any(p in code for p in _PSEUDO_FUNC_LD)
 
 
 _NR_BPF = _arch.NR_BPF

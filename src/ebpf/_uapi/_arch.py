@@ -7,7 +7,7 @@ Numbers are the kernel's ``__NR_bpf`` / ``__NR_perf_event_open`` for each ABI (f
 
 from __future__ import annotations
 
-import platform
+import os
 import struct
 
 __all__ = [
@@ -64,7 +64,7 @@ def normalize_machine(machine: str) -> str:
 
 
 def _detect() -> str:
-    m = normalize_machine(platform.machine())
+    m = normalize_machine(os.uname().machine)
     # A 32-bit Python on a 64-bit kernel uses the 32-bit syscall ABI.
     if struct.calcsize("P") == 4:
         m = {"x86_64": "i386", "aarch64": "arm"}.get(m, m)

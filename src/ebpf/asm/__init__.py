@@ -14,9 +14,14 @@ or from text in LLVM's syntax: ``asm.assemble("r0 = 1\\nexit")``.
 
 from __future__ import annotations
 
-from .disasm import disassemble as disassemble
-from .disasm import format_instruction as format_instruction
-from .disasm import objdump as objdump
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .disasm import disassemble as disassemble
+    from .disasm import format_instruction as format_instruction
+    from .disasm import objdump as objdump
+    from .text import assemble as assemble
+
 from .dsl import DW as DW
 from .dsl import B as B
 from .dsl import H as H
@@ -144,7 +149,6 @@ from .register import R9 as R9
 from .register import R10 as R10
 from .register import RFP as RFP
 from .register import Register as Register
-from .text import assemble as assemble
 
 __all__ = [
     "DW",
@@ -279,3 +283,24 @@ __all__ = [
     "xor",
     "xor32",
 ]
+
+#: The disassembler and the text assembler are imported on first use: a program built with
+#: the DSL and loaded never needs them, and they are a third of this package's import time.
+_LAZY = {"disassemble": "disasm", "format_instruction": "disasm", "objdump": "disasm",
+         "assemble": "text"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+

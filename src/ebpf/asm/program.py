@@ -20,7 +20,6 @@ fragment first, then outwards, so fragments can jump to labels of the code aroun
 from __future__ import annotations
 
 import bisect
-import hashlib
 import struct
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -690,4 +689,6 @@ def program_tag(code: bytes, algorithm: str = "sha256") -> bytes:
                 buf[off + 4 : off + 8] = b"\0\0\0\0"
             else:
                 was_ld_map = False
+    import hashlib  # on first use: its import costs more than a small program's load
+
     return hashlib.new(algorithm, bytes(buf), usedforsecurity=False).digest()[:8]
