@@ -127,9 +127,18 @@ class Io(bpf.Struct):
     ifexp: u32
     casts: u64
     early: u32
+    called: u32
 
-def helper_free(x):  # not compiled; only to show plain Python next to the program
-    return x
+@bpf.func
+def rotl(x: u32, n: u32) -> u32:
+    n = n & 31
+    return (x << n) | (x >> ((32 - n) & 31))
+
+@bpf.func
+def mix(a: u32, b: u32) -> u32:
+    if a == 0:
+        return 0xDEAD
+    return rotl(a * 2654435761, b) ^ b
 
 @bpf.xdp
 def flow(ctx: bpf.XDP) -> int:
@@ -160,6 +169,7 @@ def flow(ctx: bpf.XDP) -> int:
     p.logic = (a > 5 and b < 0) or not (a & 1)
     p.ifexp = a * 2 if b > 0 else a + 7
     p.casts = u8(a) + u16(b) + u64(i32(b))
+    p.called = mix(a, u32(b)) + 1
     if a == 12345:
         p.early = 1
         return bpf.XDP_DROP
@@ -192,7 +202,15 @@ def flow_reference(a: int, b: int) -> dict[str, int]:
         "ifexp": u32.wrap(a * 2 if b > 0 else a + 7),
         "casts": u64.wrap(u16.wrap(u8.wrap(a) + u16.wrap(b)) + u64.wrap(b)),  # u8 + u16 is a u16
         "early": 1 if a == 12345 else 2 if a == 54321 else 3,
+        "called": u32.wrap(_mix(a, u32.wrap(b)) + 1),
     }
+
+
+def _mix(a: int, b: int) -> int:
+    if a == 0:
+        return 0xDEAD
+    x, n = u32.wrap(a * 2654435761), b & 31
+    return (u32.wrap(x << n) | (x >> ((32 - n) & 31))) ^ b
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +219,8 @@ def flow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
 
     mod = import_source(tmp_path_factory.mktemp("flow"), "bpf_flow", FLOW)
     with bpf.load(mod.flow) as coll:
+        assert coll.collection.btf_error is None  # func info of the subprograms accepted
+        assert [f[1] for f in coll.compiled["flow"].funcs] == ["flow", "mix", "rotl"]
         yield coll, mod.Io
 
 

@@ -31,6 +31,7 @@ from ._compiler import _helper_marker, helper_namespace
 from ._decl import XDP as XDP
 from ._decl import Array as Array
 from ._decl import Const as Const
+from ._decl import FuncDecl as FuncDecl
 from ._decl import Hash as Hash
 from ._decl import MapDecl as MapDecl
 from ._decl import PerCPUArray as PerCPUArray
@@ -39,6 +40,7 @@ from ._decl import RingBuf as RingBuf
 from ._decl import SocketFilter as SocketFilter
 from ._decl import TracepointContext as TracepointContext
 from ._decl import const as const
+from ._decl import func as func
 from ._decl import socket_filter as socket_filter
 from ._decl import tracepoint as tracepoint
 from ._decl import xdp as xdp
@@ -71,6 +73,7 @@ __all__ = [
     "CompileError",
     "CompiledProgram",
     "Const",
+    "FuncDecl",
     "Hash",
     "Loaded",
     "MapDecl",
@@ -87,6 +90,7 @@ __all__ = [
     "bytes_",
     "const",
     "emulate",
+    "func",
     "get_current_comm",
     "get_current_pid_tgid",
     "get_current_uid_gid",

@@ -23,7 +23,7 @@ from .._types import ProgramType
 from ..asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, Register
 from ..asm.helpers import check_helper_allowed
 from ..errors import AssemblerError, BPFError
-from ._decl import Const, Hash, MapDecl, ProgramDecl, RingBuf
+from ._decl import Const, FuncDecl, Hash, MapDecl, ProgramDecl, RingBuf
 from .types import IntType, Struct, _Bytes, i32, i64, int_type, u8, u32, u64
 
 __all__ = ["CompileError", "CompiledProgram", "compile_program"]
@@ -91,8 +91,9 @@ class Local:
 @dataclass
 class LineRecord:
     label: str
-    line: int
+    line: int  # absolute, in filename
     col: int
+    filename: str
 
 
 @dataclass
@@ -104,15 +105,21 @@ class CompiledProgram:
     maps: dict[str, MapDecl]
     consts: dict[str, Const[Any]]
     filename: str
-    lines: list[tuple[int, int, int, str]] = field(default_factory=list)  # pc, line, col, text
+    #: (pc, line, col, source text, file) at the first instruction of each statement
+    lines: list[tuple[int, int, int, str, str]] = field(default_factory=list)
     structs: list[type[Struct]] = field(default_factory=list)  # for the BTF
+    #: (pc, name, params, return type) of the program (pc 0) and of each subprogram
+    funcs: list[tuple[int, str, list[tuple[str, type[IntType]]], type[IntType] | None]] = \
+        field(default_factory=list)
 
     def listing(self) -> str:
         from ..asm.disasm import format_instruction
 
         by_pc: dict[int, list[str]] = {}
-        for pc, line, _col, text in self.lines:
-            by_pc.setdefault(pc, []).append(f"; {self.filename}:{line}: {text.strip()}")
+        for pc, line, _col, text, fname in self.lines:
+            by_pc.setdefault(pc, []).append(f"; {fname}:{line}: {text.strip()}")
+        for pc, name, *_ in self.funcs[1:]:
+            by_pc.setdefault(pc, []).insert(0, f"{name}:")
         out: list[str] = []
         pc = 0
         for insn in self.instructions:
@@ -121,12 +128,12 @@ class CompiledProgram:
             pc += 2 if insn.opcode == 0x18 else 1
         return "\n".join(out)
 
-    def line_of(self, pc: int) -> tuple[int, str] | None:
-        """The Python line (number, text) of instruction ``pc``."""
-        best: tuple[int, str] | None = None
-        for start, line, _col, text in self.lines:
+    def line_of(self, pc: int) -> tuple[str, int, str] | None:
+        """The Python (file, line number, text) of instruction ``pc``."""
+        best: tuple[str, int, str] | None = None
+        for start, line, _col, text, fname in self.lines:
             if start <= pc:
-                best = (line, text.strip())
+                best = (fname, line, text.strip())
             else:
                 break
         return best
@@ -205,10 +212,13 @@ def _fits_imm(v: int) -> bool:
 
 
 class _FunctionCompiler:
-    def __init__(self, decl: ProgramDecl) -> None:
-        self.decl = decl
-        fn = decl.fn
+    def __init__(self, decl: ProgramDecl, sub: FuncDecl | None = None) -> None:
+        self.decl = decl  # the program (for subprograms: the one being compiled)
+        self.sub = sub
+        fn = decl.fn if sub is None else sub.fn
         self.fn = fn
+        self.prefix = "" if sub is None else f"{sub.name}/"
+        self.calls: dict[FuncDecl, None] = {}
         try:
             self.filename = inspect.getsourcefile(fn) or fn.__code__.co_filename
             lines, first = inspect.getsourcelines(fn)
@@ -244,6 +254,7 @@ class _FunctionCompiler:
         self.consts: dict[str, Const[Any]] = {}
         self.structs: dict[type[Struct], None] = {}
         self.ctx_name = ""
+        self.ret_type: type[IntType] | None = i64
         self.ctx_slot = 0
         self.key_slot = 0
         self.val_slot = 0
@@ -265,7 +276,7 @@ class _FunctionCompiler:
 
     def label(self, hint: str) -> str:
         self.nlabel += 1
-        return f"{hint}.{self.nlabel}"
+        return f"{self.prefix}{hint}.{self.nlabel}"
 
     def place(self, name: str) -> None:
         self.items.append(asm.label(name))
@@ -289,51 +300,84 @@ class _FunctionCompiler:
             self.free.append(r)
 
     # -- entry -----------------------------------------------------------------------------
-    def compile(self) -> CompiledProgram:
+    def run(self) -> None:
+        """Compile the function into :attr:`items` (raises CompileError)."""
         try:
-            return self._compile()
+            if self.sub is None:
+                self.program_body()
+            else:
+                self.func_body()
         except _Err as e:
             raise self.error(e) from None
         except AssemblerError as e:
             raise CompileError(str(e), self.filename, self.fdef.lineno + self.line_shift) \
                 from None
 
-    def _compile(self) -> CompiledProgram:
+    def record(self, label: str, node: ast.AST) -> None:
+        self.lines.append(LineRecord(label, getattr(node, "lineno", 1) + self.line_shift,
+                                     getattr(node, "col_offset", 0) + self.col_shift,
+                                     self.filename))
+
+    def prologue(self, nparams: int) -> ast.FunctionDef:
         f = self.fdef
         args = f.args
         if args.posonlyargs or args.vararg or args.kwonlyargs or args.kwarg or args.defaults:
+            raise _Err(f, "only plain positional parameters are supported")
+        if self.sub is None and len(args.args) != nparams:
             raise _Err(f, "a program takes exactly one parameter, ctx")
-        if len(args.args) != 1:
-            raise _Err(f, "a program takes exactly one parameter, ctx")
-        self.ctx_name = args.args[0].arg
-        self.ctx_slot = self.alloc(8)
         self.key_slot = self.alloc(8)
         self.val_slot = self.alloc(8)
-        for name in sorted(_assigned_names(f)):
+        names = _assigned_names(f)
+        for name in sorted(names | {a.arg for a in args.args}):
             if name == self.ctx_name:
-                raise _Err(f, f"{name} is the context: it cannot be assigned")
+                if name in names:
+                    raise _Err(f, f"{name} is the context: it cannot be assigned")
+                continue
             self.locals[name] = Local(self.alloc(8))
-        first = self.label("fn")
+        first = f"{self.prefix}entry" if self.sub is not None else self.label("fn")
         self.place(first)
-        self.lines.append(LineRecord(first, f.lineno, f.col_offset))
-        self.emit(asm.store(asm.DW, R10, self.ctx_slot, R1))
-        body = f.body
+        self.record(first, f)
+        return f
+
+    def epilogue(self, body: list[ast.stmt]) -> None:
         if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
                 and isinstance(body[0].value.value, str):
             body = body[1:]  # docstring
         if not self.block(body):
             self.emit(asm.mov(R0, 0), asm.exit())
-        insns = asm.Instructions(self.items)
-        pcs = insns.labels
-        records: dict[int, tuple[int, int, int, str]] = {}
-        for rec in self.lines:
-            pc = pcs[rec.label]
-            if pc >= insns.slots:
-                continue
-            line = rec.line + self.line_shift
-            records[pc] = (pc, line, rec.col + self.col_shift, self.source_line(line))
-        return CompiledProgram(self.decl, insns, self.maps, self.consts, self.filename,
-                               [records[k] for k in sorted(records)], list(self.structs))
+
+    def program_body(self) -> None:
+        self.ctx_name = self.fdef.args.args[0].arg if self.fdef.args.args else ""
+        self.ctx_slot = self.alloc(8)
+        f = self.prologue(1)
+        self.emit(asm.store(asm.DW, R10, self.ctx_slot, R1))
+        self.epilogue(f.body)
+
+    def signature(self) -> tuple[list[tuple[str, type[IntType]]], type[IntType] | None]:
+        """Parameter and return types of a subprogram, from its annotations."""
+        f = self.fdef
+        params: list[tuple[str, type[IntType]]] = []
+        for a in f.args.args:
+            if a.annotation is None:
+                raise _Err(a, f"parameter {a.arg} needs an integer type annotation (a: u32)")
+            params.append((a.arg, self.type_of_annotation(a.annotation)))
+        if len(params) > 5:
+            raise _Err(f, "a BPF function takes at most 5 parameters")
+        ret: type[IntType] | None = None
+        if f.returns is not None and not (isinstance(f.returns, ast.Constant)
+                                          and f.returns.value is None):
+            ret = self.type_of_annotation(f.returns)
+        return params, ret
+
+    def func_body(self) -> None:
+        params, ret = self.signature()
+        self.ret_type = ret
+        f = self.prologue(len(params))
+        for k, (name, t) in enumerate(params):
+            loc = self.locals[name]
+            loc.ty, loc.defined = t, True
+            self.emit(asm.store(asm.DW, R10, loc.slot, Register(k + 1)))
+        self.epilogue(f.body)
 
     # -- statements ----------------------------------------------------------------------
     def block(self, stmts: list[ast.stmt]) -> bool:
@@ -344,7 +388,7 @@ class _FunctionCompiler:
     def stmt(self, s: ast.stmt) -> bool:
         lab = self.label("line")
         self.place(lab)
-        self.lines.append(LineRecord(lab, s.lineno, s.col_offset))
+        self.record(lab, s)
         if isinstance(s, ast.Return):
             self.return_(s)
             return True
@@ -397,7 +441,9 @@ class _FunctionCompiler:
         v = self.expr(s.value)
         if not v.is_int:
             raise _Err(s.value, "a program returns an integer")
-        self.load_into(R0, v, s.value)
+        if self.sub is not None and self.ret_type is None:
+            raise _Err(s.value, f"{self.sub.name} is annotated to return None")
+        self.load_into(R0, v, s.value, self.ret_type if self.sub is not None else None)
         self.release(v)
         self.emit(asm.exit())
 
@@ -1443,9 +1489,40 @@ class _FunctionCompiler:
             return V(ty=_host(fn), reg=v.reg)
         if isinstance(fn, _HelperFn):
             return self.helper_call(node, fn, discard)
+        if isinstance(fn, FuncDecl):
+            return self.func_call(node, fn)
         if fn is range:
             raise _Err(node, "range() is only for `for` loops")
         raise _Err(node, f"cannot call {ast.unparse(f)} in a BPF program")
+
+    def func_call(self, node: ast.Call, fn: FuncDecl) -> V:
+        if node.keywords:
+            raise _Err(node, f"{fn.name}() takes positional arguments only")
+        if self.sub is fn:
+            raise _Err(node, "recursion is not allowed in BPF programs")
+        callee = _FunctionCompiler(self.decl, fn)
+        try:
+            params, ret = callee.signature()
+        except _Err as e:
+            raise callee.error(e) from None
+        if len(node.args) != len(params):
+            raise _Err(node, f"{fn.name} takes {len(params)} argument(s), got {len(node.args)}")
+        regs: list[Register] = []
+        for a, (_pname, pt) in zip(node.args, params, strict=True):
+            v = self.expr(a)
+            if not v.is_int:
+                raise _Err(a, f"{fn.name}: argument {_pname} is an integer")
+            regs.append(self.to_reg(v, pt, a))
+        for k, r in enumerate(regs):
+            self.emit(asm.mov(Register(k + 1), r))
+            self.release(r)
+        self.calls[fn] = None
+        self.emit(asm.call(f"{fn.name}/entry"))
+        if ret is None:
+            return V(lit=0)
+        r = self.temp(node)
+        self.emit(asm.mov(r, R0))
+        return V(ty=ret, reg=r)
 
     def _lit_reg(self, c: int, node: ast.AST) -> Register:
         r = self.temp(node)
@@ -1687,6 +1764,51 @@ def iter_pcs(insns: asm.Instructions) -> Iterator[tuple[int, asm.Instruction]]:
 
 
 def compile_program(decl: ProgramDecl) -> CompiledProgram:
-    """Compile one program (raises :class:`CompileError`)."""
-    return _FunctionCompiler(decl).compile()
-
+    """Compile one program and the ``@bpf.func`` subprograms it calls (raises
+    :class:`CompileError`)."""
+    main = _FunctionCompiler(decl)
+    main.run()
+    parts = [main]
+    done: dict[FuncDecl, _FunctionCompiler] = {}
+    pending = list(main.calls)
+    while pending:
+        f = pending.pop(0)
+        if f in done:
+            continue
+        sub = _FunctionCompiler(decl, f)
+        sub.run()
+        done[f] = sub
+        parts.append(sub)
+        pending.extend(sub.calls)
+    items: list[asm.Item] = []
+    for part in parts:
+        items.extend(part.items)
+    try:
+        insns = asm.Instructions(items)
+    except AssemblerError as e:
+        raise CompileError(str(e), main.filename, main.fdef.lineno + main.line_shift) from None
+    pcs = insns.labels
+    records: dict[int, tuple[int, int, int, str, str]] = {}
+    maps: dict[str, MapDecl] = {}
+    consts: dict[str, Const[Any]] = {}
+    structs: dict[type[Struct], None] = {}
+    funcs: list[tuple[int, str, list[tuple[str, type[IntType]]], type[IntType] | None]] = []
+    for part in parts:
+        for rec in part.lines:
+            pc = pcs[rec.label]
+            if pc < insns.slots:
+                text = linecache.getline(rec.filename, rec.line).rstrip("\n")
+                records[pc] = (pc, rec.line, rec.col, text, rec.filename)
+        for name, m in part.maps.items():
+            if maps.setdefault(name, m) is not m:
+                raise CompileError(f"two different maps are called {name!r}", part.filename,
+                                   part.fdef.lineno + part.line_shift)
+        consts.update(part.consts)
+        structs.update(part.structs)
+        if part.sub is None:
+            funcs.append((0, decl.name, [], i64))
+        else:
+            params, ret = part.signature()
+            funcs.append((pcs[f"{part.sub.name}/entry"], part.sub.name, params, ret))
+    return CompiledProgram(decl, insns, maps, consts, main.filename,
+                           [records[k] for k in sorted(records)], list(structs), funcs)

@@ -17,6 +17,7 @@ __all__ = [
     "XDP",
     "Array",
     "Const",
+    "FuncDecl",
     "Hash",
     "MapDecl",
     "PerCPUArray",
@@ -25,6 +26,7 @@ __all__ = [
     "SocketFilter",
     "TracepointContext",
     "const",
+    "func",
     "socket_filter",
     "tracepoint",
     "xdp",
@@ -232,6 +234,29 @@ class ProgramDecl:
 
     def __repr__(self) -> str:
         return f"<bpf program {self.name} ({self.section})>"
+
+
+class FuncDecl:
+    """A function compiled as a BPF subprogram (a bpf-to-bpf ``call``): up to 5 integer
+    parameters and an integer result, all annotated. It stays an ordinary Python function
+    too: calling it from Python runs the Python code (with Python's unbounded ints)."""
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<bpf func {self.name}>"
+
+
+def func(fn: Callable[..., Any]) -> FuncDecl:
+    """Mark ``fn`` as a BPF subprogram that programs (and other subprograms) can call."""
+    return FuncDecl(fn)
 
 
 def xdp(fn: Callable[..., Any]) -> ProgramDecl:

@@ -13,7 +13,7 @@ from .._maps import Map
 from .._programs import Program
 from .._spec import CollectionSpec, MapSpec, ProgramSpec, Reference, ReferenceKind, VariableSpec
 from .._types import MapType
-from ._btf import LINKAGE_GLOBAL, BTFWriter
+from ._btf import LINKAGE_GLOBAL, LINKAGE_STATIC, BTFWriter
 from ._compiler import CompiledProgram
 from ._decl import Const, MapDecl, ProgramDecl
 from .types import IntType, Struct
@@ -108,13 +108,16 @@ def build_spec(programs: tuple[ProgramDecl, ...], constants: Mapping[str, int] |
         code = c.instructions.encode(maps=placeholders, byteorder="little")
         for st in c.structs:
             btf.struct_(st)
-        fid = btf.func(name, ret_id, [("ctx", ctx_id)], LINKAGE_GLOBAL)
-        file_off = btf.string(c.filename)
-        lines = tuple((pc, file_off, btf.string(text), (line << 10) | (col + 1))
-                      for pc, line, col, text in c.lines)
+        func_info = [(0, btf.func(name, ret_id, [("ctx", ctx_id)], LINKAGE_GLOBAL))]
+        for pc, fname, params, ret in c.funcs[1:]:
+            func_info.append((pc, btf.func(
+                fname, btf.int_type(ret) if ret is not None else 0,
+                [(p, btf.int_type(t)) for p, t in params], LINKAGE_STATIC)))
+        lines = tuple((pc, btf.string(file), btf.string(text), (line << 10) | (col + 1))
+                      for pc, line, col, text, file in c.lines)
         prog_specs[name] = ProgramSpec(
             name, c.decl.program_type, code, section=c.decl.section,
-            references=tuple(refs), func_info=((0, fid),), line_info=lines)
+            references=tuple(refs), func_info=tuple(func_info), line_info=lines)
     spec = CollectionSpec(maps=map_specs, programs=prog_specs, variables=variables,
                           btf_blob=btf.encode())
     return spec, compiled
@@ -213,8 +216,8 @@ def _locate(e: errors.VerifierError, spec: CollectionSpec,
     where = compiled[culprit].line_of(e.insn)
     if where is None:
         return
-    line, text = where
-    e.source = f"{compiled[culprit].filename}:{line}: {text}"
+    fname, line, text = where
+    e.source = f"{fname}:{line}: {text}"
     e.detail = f"{culprit} at {e.source}: {e.detail}"
 
 
