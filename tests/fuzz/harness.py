@@ -779,6 +779,9 @@ def _alarm(signum: int, frame: object) -> None:
 @contextlib.contextmanager
 def _limits(memory: int | None) -> Iterator[None]:
     """SIGALRM handler and an address-space cap for the campaign."""
+    # pytest-timeout's alarm (if any) is put back, less the time the campaign took
+    old_timer = signal.getitimer(signal.ITIMER_REAL)[0]
+    t0 = time.monotonic()
     old_handler = signal.signal(signal.SIGALRM, _alarm)
     old_as = resource.getrlimit(resource.RLIMIT_AS)
     if memory:
@@ -796,6 +799,8 @@ def _limits(memory: int | None) -> Iterator[None]:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old_handler)
         resource.setrlimit(resource.RLIMIT_AS, old_as)
+        if old_timer:
+            signal.setitimer(signal.ITIMER_REAL, max(old_timer - (time.monotonic() - t0), 0.01))
 
 
 def run_case(target: Target, data: Any, limit: float = TIME_LIMIT) -> tuple[

@@ -4,6 +4,7 @@ reproducer. ``tests/fuzz`` keeps looking for new ones."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import shutil
 import struct
@@ -21,7 +22,7 @@ from ebpf import asm, btf
 from ebpf.asm import R1, Register
 from ebpf.btf import wire
 from ebpf.elf import ELFFile, load_collection_spec
-from ebpf.errors import AssemblerError, ParseError
+from ebpf.errors import AssemblerError, ParseError, TypeNotFoundError
 
 TESTDATA = Path(__file__).resolve().parents[1] / "testdata"
 CLANG = shutil.which("clang-19")
@@ -256,3 +257,31 @@ def test_8byte_pairs() -> None:
         with pytest.raises(AssemblerError, match=match):
             asm.assemble(bad)
     assert asm.assemble("r1 = 1")[0].dst is Register.R1
+
+
+@pytest.mark.parametrize("patch", [
+    {16: 63, 17: 0, 18: 0},       # str_off 63: the "strings" start inside the type section
+    {12: 180, 18: 0},             # ... and the type section grows into them
+])
+def test_malformed_vmlinux_name_lookups_stay_linear(patch: dict[int, int]) -> None:
+    """Mutated vmlinux headers whose string section is mostly type records: a name has
+    thousands of copies there ("" one per pair of zero bytes), and each copy was searched
+    for on its own (one lookup ran for minutes, found by tests/fuzz)."""
+    raw = bytearray(gzip.decompress((TESTDATA / "vmlinux.btf.gz").read_bytes()))
+    for at, value in patch.items():
+        raw[at] = value
+    try:
+        spec = btf.Spec.from_bytes(bytes(raw))
+    except ParseError:
+        return
+    t0 = time.perf_counter()
+    names = ["", "int", "long", "task_struct", "x"]
+    for tid in range(1, 300):
+        with contextlib.suppress(ParseError, KeyError):
+            if len(names) < 16 and spec[tid].name not in names:
+                names.append(spec[tid].name)
+    for name in names:
+        with contextlib.suppress(ParseError, TypeNotFoundError):
+            spec.find(name)
+            spec.find_all(name, btf.Struct)
+    assert time.perf_counter() - t0 < 5.0  # minutes before

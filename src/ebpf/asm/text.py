@@ -81,11 +81,17 @@ def _int(s: str) -> int:
     return -v if negative else v
 
 
+_REG_NUMBERS: Final = {str(i): Register(i) for i in range(11)}
+
+
 def _reg(kind: str, num: str) -> Register:
-    digits = num.lstrip("0")
-    if len(digits) > 2 or int(num) > 10:
-        raise AssemblerError(f"no register {kind}{_short(num, 8)} (r0..r10)")
-    return Register(int(num))
+    r = _REG_NUMBERS.get(num)
+    if r is None:
+        digits = num.lstrip("0")
+        if len(digits) > 2 or int(num) > 10:
+            raise AssemblerError(f"no register {kind}{_short(num, 8)} (r0..r10)")
+        r = Register(int(num))
+    return r
 
 
 def _short(s: str, n: int) -> str:
@@ -390,7 +396,9 @@ def assemble(text: str) -> list[Instruction | Label]:
         for raw_stmt in _strip_comment(raw_line).split(";"):
             # Whitespace runs count as one space: the rules' patterns then never have a long
             # run to split between adjacent optional spaces (that was quadratic).
-            stmt = " ".join(raw_stmt.split())
+            stmt = raw_stmt.strip()
+            if "\t" in stmt or "  " in stmt or not stmt.isascii():
+                stmt = " ".join(stmt.split())
             nm = _NUMBER.match(stmt)
             pos = nm.end() if nm is not None else 0
             while pos < len(stmt):

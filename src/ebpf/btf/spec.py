@@ -30,6 +30,7 @@ import _thread
 import array
 import gc
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate, chain, compress, islice, repeat
 from operator import add, and_, getitem, itemgetter, not_, rshift
@@ -88,6 +89,9 @@ _COLD_FINDS = 16
 #: Matches of a ``name_off`` pattern in the type section a cold lookup checks one by one
 #: before it lists every record's ``name_off`` instead.
 _COLD_HITS = 64
+#: Copies of a name in the string section a lookup searches for one by one; past that it
+#: checks every record's name offset once.
+_FEW_COPIES = 8
 #: Members/parameters decoded type by type before all of them are decoded at once.
 _BULK_AFTER = 512
 #: Qualifier chains longer than this are checked for loops.
@@ -197,6 +201,7 @@ class Spec:
         "_pointer_size",
         "_ss",
         "_str_by_bytes",
+        "_str_dups",
         "_str_first",
         "_strings",
         "_trailing_misses",
@@ -231,6 +236,7 @@ class Spec:
     _pointer_size: int | ParseError | None
     _ss: int
     _str_by_bytes: dict[bytes, int] | None
+    _str_dups: dict[bytes, list[int]]
     _str_first: int
     _strings: bytes | None
     _member_cache: dict[int, tuple[Member, ...]]
@@ -299,6 +305,7 @@ class Spec:
         self._name_offs = None
         self._by_off = None
         self._str_by_bytes = None
+        self._str_dups = {}
         self._finds = 0
         self._pointer_size = None
         self._kind_bytes = None
@@ -775,11 +782,17 @@ class Spec:
         str_offs = self._string_offsets(name)
         if len(str_offs) == 1:
             yield from self._ids_with_name_off(str_offs[0])
-        elif str_offs:
+        elif len(str_offs) <= _FEW_COPIES:
             found: list[int] = []
             for p in str_offs:
                 found.extend(self._ids_with_name_off(p))
             yield from sorted(set(found))
+        elif str_offs:
+            # Many copies of the string (a malformed blob: "" matches every "\0\0"): one
+            # pass over the records' name offsets, not one search per copy (quadratic).
+            wanted = set(str_offs)
+            names = self._record_name_offs()
+            yield from compress(range(len(names)), map(wanted.__contains__, names))
 
     def _string_offsets(self, name: bytes) -> list[int]:
         """Global offsets of the strings equal to ``name`` (base strings first)."""
@@ -790,6 +803,9 @@ class Spec:
             p = by_bytes.get(name)
             if p is not None:
                 found.append(first + p)
+                more = self._str_dups.get(name)
+                if more:
+                    found.extend(map(add, more, repeat(first)))
             return found
         data = self._data
         ss = self._ss
@@ -859,9 +875,18 @@ class Spec:
         parts = self.strings.split(b"\0")
         starts = list(accumulate(map(add, map(len, parts), repeat(1)), initial=0))
         by_bytes = dict(zip(reversed(parts), reversed(starts[: len(parts)]), strict=True))
-        # Only usable when every string is unique (else scanning finds all copies).
-        if len(by_bytes) - (b"" in by_bytes) == len(parts) - parts.count(b""):
-            self._str_by_bytes = by_bytes
+        dups: dict[bytes, list[int]] = {}
+        if len(by_bytes) - (b"" in by_bytes) != len(parts) - parts.count(b""):
+            # Some strings repeat (not what producers write, but legal): list their later
+            # copies, so a lookup never scans the section (once per copy was quadratic).
+            repeated = {p for p, n in Counter(parts).items() if n > 1 and p}
+            for part, start in compress(zip(parts, starts, strict=False),
+                                        map(repeated.__contains__, parts)):
+                dups.setdefault(part, []).append(start)
+            for offs in dups.values():
+                del offs[0]  # the first copy is in by_bytes
+        self._str_dups = dups
+        self._str_by_bytes = by_bytes
 
     # --- type graph helpers -------------------------------------------------------------
 
