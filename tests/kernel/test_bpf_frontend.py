@@ -382,6 +382,50 @@ def test_verifier_error_names_the_python_line(tmp_path: Path) -> None:
     assert "reference leak" in str(ei.value)
 
 
+MISC = '''
+from ebpf import bpf
+from ebpf.bpf import u32, u64
+
+class Stats(bpf.Struct):
+    packets: u64
+    bytes: u64
+    last_cpu: u32
+
+stats = bpf.Array(Stats, max_entries=1)
+seen = bpf.Hash(u32, u32, max_entries=8)
+
+@bpf.xdp
+def misc(ctx: bpf.XDP) -> int:
+    s = stats.lookup(0)
+    if s is not None:
+        s.packets += 1
+        s.bytes += ctx.ingress_ifindex + 100
+        s.last_cpu = bpf.get_smp_processor_id()
+    r = bpf.get_prandom_u32()
+    bpf.trace_printk("py-frontend %u %u", r & 1, bpf.helper.get_numa_node_id())
+    seen[1] = 10
+    seen[2] = 20
+    seen[3] = 30
+    del seen[2]
+    seen[3] &= 6
+    seen[4] -= 1
+    return bpf.XDP_PASS
+'''
+
+
+def test_struct_values_helpers_and_delete(tmp_path: Path) -> None:
+    from ebpf import bpf
+
+    mod = import_source(tmp_path, "bpf_misc", MISC)
+    with bpf.load(mod.misc) as coll:
+        for _ in range(3):
+            assert coll.misc.test_run(bytes(64)).retval == bpf.XDP_PASS
+        st_ = mod.Stats.decode(coll.stats[0])
+        assert st_.packets == 3 and st_.bytes == 3 * (1 + 100)  # lo has ifindex 1
+        assert 0 <= st_.last_cpu < (os.cpu_count() or 1)
+        assert dict(coll.seen.items()) == {1: 10, 3: 30 & 6, 4: u32.wrap(-3)}  # -1, then -1 twice
+
+
 # -- tracepoint + ring buffer ---------------------------------------------------------------
 EXEC = '''
 from ebpf import bpf

@@ -414,6 +414,12 @@ class _FunctionCompiler:
         if isinstance(s, ast.AugAssign):
             self.augassign(s)
             return False
+        if isinstance(s, ast.Delete):
+            for target in s.targets:
+                if not isinstance(target, ast.Subscript):
+                    raise _Err(target, "del only removes map elements: del m[key]")
+                self.map_delete(target)
+            return False
         if isinstance(s, ast.If):
             return self.if_(s)
         if isinstance(s, ast.While):
@@ -1429,6 +1435,14 @@ class _FunctionCompiler:
         self.emit(asm.load_map(R1, name), asm.mov(R2, R10), asm.add(R2, self.key_slot),
                   asm.mov(R3, R10), asm.add(R3, self.val_slot), asm.mov(R4, flags),
                   asm.call(asm.Helper.MAP_UPDATE_ELEM))
+
+    def map_delete(self, target: ast.Subscript) -> None:
+        name, m = self.map_of(target.value)
+        if not isinstance(m, Hash):
+            raise _Err(target, f"{name} is not a hash map: its elements cannot be deleted")
+        self.store_key(m, target.slice)
+        self.emit(asm.load_map(R1, name), asm.mov(R2, R10), asm.add(R2, self.key_slot),
+                  asm.call(asm.Helper.MAP_DELETE_ELEM))
 
     def map_aug(self, target: ast.Subscript, op: str, value: ast.expr, node: ast.AST) -> None:
         name, m = self.map_of(target.value)
