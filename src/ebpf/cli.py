@@ -174,8 +174,16 @@ def _disasm(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ebpf`` command."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["tool"] or argv[:1] == ["exporter"]:  # they parse their own options
+        from importlib import import_module
+
+        run = import_module("ebpf.tools.run" if argv[0] == "tool" else "ebpf.exporter")
+        return int(run.main(argv[1:]))
     ap = argparse.ArgumentParser(prog="ebpf", description="Pure-Python eBPF toolkit.")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("tool", help="run a bcc-style tool: ebpf tool NAME [options]")
+    sub.add_parser("exporter", help="Prometheus exporter: ebpf exporter --config FILE")
     p = sub.add_parser("demo", help="load a program, run it, read its map")
     p.add_argument("--repeat", type=int, default=1000)
     p.set_defaults(fn=_demo)
