@@ -9,6 +9,8 @@ Everything here is pure (no kernel calls) and built on :mod:`ebpf.asm`:
 * :mod:`ebpf.lib.ringbuf` - reserve/submit/discard/output
 * :mod:`ebpf.lib.rate_limit` - a token bucket per key
 * :mod:`ebpf.lib.structs` - record layouts shared by programs and Python
+* :mod:`ebpf.lib.helpers` - one typed wrapper per common helper
+* :mod:`ebpf.lib.patterns` - current pid/uid/comm, filters, printk, spin locks, redirects
 * :mod:`ebpf.lib.histogram` - log2/linear histograms in maps, bcc-identical printers
 
 :func:`call` places helper arguments without clobbering them; :class:`fp` is a stack
