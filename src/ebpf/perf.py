@@ -42,7 +42,7 @@ from ._sys.fd import FD
 from ._types import MapType
 from ._uapi import _arch
 from ._uapi import _generated_types as _t
-from .ringbuf import _EpollReader
+from .ringbuf import _Cursor, _EpollReader
 
 __all__ = ["PerfBuffer", "PerfBufferClosed"]
 
@@ -91,8 +91,8 @@ def _online_cpus() -> list[int]:
 class _CPURing:
     """The mapped perf ring of one CPU."""
 
-    __slots__ = ("_barrier", "cpu", "d32", "data", "doff", "fd", "head", "lost", "mask", "mm",
-                 "size", "tail")
+    __slots__ = ("_barrier", "cpu", "cursor", "d32", "data", "doff", "fd", "head", "lost",
+                 "mask", "mm", "size", "tail")
 
     def __init__(self, cpu: int, pages: int, wakeup_events: int, watermark: int) -> None:
         attr = _t.PerfEventAttr()
@@ -127,6 +127,7 @@ class _CPURing:
         self.d32 = meta[doff : doff + dsize].cast("I")
         self.lost = 0
         self._barrier = None if _TSO else threading.Lock()
+        self.cursor = _Cursor(self.tail, self._fence if self._barrier is not None else None)
 
     def enable(self) -> None:
         _sc.ioctl(self.fd.fileno(), _IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE")
@@ -161,16 +162,19 @@ class _CPURing:
         than a memoryview, and it stays valid); a record wrapping around the end of the data
         area comes alone. A run's space goes back to the kernel when the next is asked for;
         stopping in the middle hands back exactly what was taken."""
-        head_mv, tail_mv = self.head, self.tail
+        cur = self.cursor
+        head_mv = self.head
         d32 = self.d32
         data = self.data
         getitem = self.mm.__getitem__
         doff = self.doff
         size, mask = self.size, self.mask
         fence = self._fence if self._barrier is not None else None
-        tail = tail_mv[0]
+        token: list[Any] | None = None
+        tail = 0
         try:
             while True:
+                tail = cur.settle()
                 head = head_mv[0]
                 if fence is not None:
                     fence()
@@ -178,23 +182,30 @@ class _CPURing:
                     return
                 while tail < head:
                     off = tail & mask
+                    it: Any
                     if off + 12 > size or off + (d32[(off >> 2) + 1] >> 16) > size:
                         # The record wraps around the end of the data area: copy it out.
                         rsize, rec = _take_one(self, off)
-                        if rec is not None:
-                            if fence is not None:
-                                fence()
-                            tail_mv[0] = tail
+                        if rec is None:
                             tail += rsize
-                            yield iter((rec,))
-                        else:
-                            tail += rsize
+                            continue
+                        cur.publish(tail)
+                        it = iter((rec,))
+                        token = cur.active = [it, tail, rsize, 1]
+                        yield it
+                        del it
+                        if cur.active is not token:
+                            token = None
+                            break
+                        cur.active = token = None
+                        tail += rsize
                         continue
                     w0 = d32[off >> 2]
                     w1 = d32[(off >> 2) + 1]
                     rsize = w1 >> 16
                     if rsize == 0:  # corrupt: never loop for ever
                         tail = head
+                        cur.publish(tail)
                         break
                     if w0 != _SAMPLE:
                         if w0 == _LOST:
@@ -217,10 +228,7 @@ class _CPURing:
                         else:
                             while k < n and h0[k] == _SAMPLE and h1[k] == w1 and h2[k] == raw:
                                 k += 1
-                    if fence is not None:
-                        fence()
-                    tail_mv[0] = tail
-                    it: Any
+                    cur.publish(tail)  # hand the records before this run back
                     if raw <= _COPY_MAX:
                         it = _cutter(raw, rsize).iter_unpack(data[off : off + k * rsize])
                         run: Iterator[bytes] = map(_FIRST, it)
@@ -230,18 +238,23 @@ class _CPURing:
                         run = map(getitem, map(slice, it, range(first + raw,
                                                                 first + raw + k * rsize,
                                                                 rsize)))
+                    token = cur.active = [it, tail, rsize, k]
                     try:
                         yield run
-                    except BaseException:
-                        tail += (k - operator.length_hint(it)) * rsize
-                        raise
                     finally:
                         del run, it
+                    if cur.active is not token:
+                        token = None
+                        break  # another read settled this run: go on from its position
+                    cur.active = token = None
                     tail += k * rsize
+                else:
+                    cur.publish(tail)  # LOST or unknown records at the end
         finally:
-            if fence is not None:
-                fence()
-            tail_mv[0] = tail
+            if token is not None and cur.active is token:
+                cur.settle()  # stopped inside a run: exactly what was taken is consumed
+            elif token is None:
+                cur.publish(tail)
 
     def batch(self, np: Any, out: Any, pos: int) -> int:
         """Copy waiting samples into ``out`` (a contiguous 1-D ``np.void`` array of the
@@ -252,7 +265,7 @@ class _CPURing:
         ``itemsize`` bytes of each sample; no Python per record."""
         item = out.itemsize
         cap = len(out)
-        tail = self.tail[0]
+        tail = self.cursor.settle()
         head = self.head[0]
         self._fence()
         d32, size, mask, mm, doff = self.d32, self.size, self.mask, self.mm, self.doff
@@ -305,8 +318,7 @@ class _CPURing:
                                             (rsize,))
             pos += k
             tail += k * rsize
-        self._fence()
-        self.tail[0] = tail
+        self.cursor.publish(tail)
         return pos
 
 

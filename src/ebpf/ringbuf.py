@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import collections
 import contextlib
 import functools
 import importlib
@@ -119,6 +120,47 @@ class RingBufferClosed(errors.BPFError):
     """The reader was closed (possibly from another thread) while waiting."""
 
 
+class _Cursor:
+    """The one consumer position of a ring (``consumer_pos`` of a BPF ring buffer,
+    ``data_tail`` of a perf ring), owned by the reader and moved only forward.
+
+    Record iterators never keep a position of their own that they might write back later.
+    The run of records an iterator has handed out but not finished is registered here as
+    ``active``; whoever reads the position next (another ``read()``, a batch, the iterator
+    itself when it resumes or is closed) first settles it (:meth:`settle`): the records taken from
+    that run are consumed, the rest of the run is cut off (the old iterator yields no more
+    of it, so no record is delivered twice) and the position is published. An iterator
+    that finds its run settled by someone else restarts from the published position.
+    """
+
+    __slots__ = ("active", "fence", "mv")
+
+    def __init__(self, mv: Any, fence: Any) -> None:
+        self.mv = mv
+        self.fence = fence
+        #: [iterator, start, step, count] of the run handed out last, or None.
+        self.active: list[Any] | None = None
+
+    def settle(self) -> int:
+        """Account for the outstanding run (if any) and return the consumer position."""
+        a = self.active
+        if a is not None:
+            self.active = None
+            it, start, step, k = a
+            left = operator.length_hint(it)
+            if left:
+                collections.deque(it, maxlen=0)  # cut the rest off: it is not delivered
+            self.publish(start + (k - left) * step)
+        return int(self.mv[0])
+
+    def publish(self, pos: int) -> None:
+        """Hand the space before ``pos`` back to the kernel (never moves backwards)."""
+        if pos > self.mv[0]:
+            if self.fence is not None:
+                self.fence()
+            self.mv[0] = pos
+
+
 def _map_fd(ring: Any, want: tuple[MapType, ...]) -> tuple[int, int, Any]:
     """(fd, data size, owner) of a ring given as a Map or a raw fd."""
     if isinstance(ring, Map):
@@ -137,8 +179,8 @@ def _map_fd(ring: Any, want: tuple[MapType, ...]) -> tuple[int, int, Any]:
 class _Ring:
     """One mapped ring: positions and data, plus the reading loops."""
 
-    __slots__ = ("_barrier", "cons", "cons_mm", "data", "data32", "fd", "index", "map",
-                 "mask", "owned", "prod", "prod_mm", "size")
+    __slots__ = ("_barrier", "cons", "cons_mm", "cursor", "data", "data32", "fd", "index",
+                 "map", "mask", "owned", "prod", "prod_mm", "size")
 
     def __init__(self, ring: Any, index: int) -> None:
         fd, size, owner = _map_fd(ring, (MapType.RINGBUF,))
@@ -164,8 +206,10 @@ class _Ring:
         self.data: memoryview = prod_view[page:]
         self.data32 = prod_view[page:].cast("I")
         self._barrier = None if _TSO else threading.Lock()
+        self.cursor = _Cursor(self.cons, self._fence if self._barrier is not None else None)
 
     def close(self) -> None:
+        self.cursor.active = None
         for mv in (self.cons, self.prod, self.data, self.data32):
             with contextlib.suppress(BufferError):  # a record iterator still alive
                 mv.release()
@@ -202,19 +246,22 @@ class _Ring:
         larger ones are zero-copy ``memoryview`` slices of the mapping.
 
         The space of a run goes back to the kernel when the next one is asked for; if the
-        consumer stops in the middle of a run (the generator is closed), exactly the records
-        it took are handed back, so every record is delivered once.
+        consumer stops in the middle of a run, exactly the records it took are handed back
+        (by the :class:`_Cursor`, also when another read starts while this iterator is
+        still alive), so every record is delivered once.
         """
-        cons_mv = self.cons
+        cur = self.cursor
         prod_mv = self.prod
         data = self.data
         getitem = data.__getitem__
         d32 = self.data32
         mask = self.mask
         fence = self._fence if self._barrier is not None else None
-        cons = cons_mv[0]
+        token: list[Any] | None = None
+        cons = 0
         try:
             while True:
+                cons = cur.settle()
                 prod = prod_mv[0]
                 if fence is not None:
                     fence()
@@ -227,9 +274,7 @@ class _Ring:
                     if ln < 0:  # discarded
                         cons += step
                         continue
-                    if fence is not None:
-                        fence()
-                    cons_mv[0] = cons  # hand the records before this run back
+                    cur.publish(cons)  # hand the records before this run back
                     it: Any
                     if copy or ln <= _COPY_MAX:
                         it = _cutter(ln, step).iter_unpack(data[pos : pos + k * step])
@@ -241,24 +286,29 @@ class _Ring:
                         it = iter(range(first, first + k * step, step))
                         run = map(getitem, map(slice, it, range(first + ln,
                                                                 first + ln + k * step, step)))
+                    token = cur.active = [it, cons, step, k]
                     try:
                         yield run
-                    except BaseException:
-                        cons += (k - operator.length_hint(it)) * step
-                        raise
                     finally:
                         del run, it
+                    if cur.active is not token:
+                        token = None
+                        break  # another read settled this run: go on from its position
+                    cur.active = token = None
                     cons += k * step
+                else:
+                    cur.publish(cons)
         finally:
-            if fence is not None:
-                fence()
-            cons_mv[0] = cons
+            if token is not None and cur.active is token:
+                cur.settle()  # stopped inside a run: exactly what was taken is consumed
+            elif token is None:
+                cur.publish(cons)  # discarded records at the end
 
     def drain_into(self, out: RecordBatch, limit: int) -> int:
         """Copy up to ``limit`` committed records into ``out`` (one copy of the ring's bytes;
         offsets and lengths filled at C speed for runs of same-sized records); returns how
         many. Releases their space."""
-        cons = self.cons[0]
+        cons = self.cursor.settle()
         prod = self.prod[0]
         self._fence()
         if cons >= prod:
@@ -289,8 +339,7 @@ class _Ring:
         finally:
             b32.release()
         del out.data[base + used :]
-        self._fence()
-        self.cons[0] = cons + used
+        self.cursor.publish(cons + used)
         return n
 
     def batch(self, dtype: Any, limit: int | None, copy: bool = True) -> tuple[Any, int]:
@@ -303,7 +352,7 @@ class _Ring:
         np = importlib.import_module("numpy")
         item = dtype.itemsize
         stride = (item + 15) & ~7
-        cons = self.cons[0]
+        cons = self.cursor.settle()
         prod = self.prod[0]
         self._fence()
         avail = prod - cons
@@ -335,13 +384,12 @@ class _Ring:
             out = raw.view(dtype)
             out.flags.writeable = False
             return out, k * stride
-        self._fence()
-        self.cons[0] = cons + k * stride
+        self.cursor.publish(cons + k * stride)
         return out, 0
 
     def head_mismatch(self, item: int) -> int | None:
         """Length of the first record if it is committed and not ``item`` bytes long."""
-        cons = self.cons[0]
+        cons = self.cursor.settle()
         if cons >= self.prod[0]:
             return None
         self._fence()
@@ -351,15 +399,13 @@ class _Ring:
         return int(hdr & _LEN_MASK)
 
     def skip_head(self) -> None:
-        cons = self.cons[0]
+        cons = self.cursor.settle()
         hdr = self.data32[(cons & self.mask) >> 2]
-        self._fence()
-        self.cons[0] = cons + (((hdr & _LEN_MASK) + 15) & ~7)
+        self.cursor.publish(cons + (((hdr & _LEN_MASK) + 15) & ~7))
 
     def commit(self, nbytes: int) -> None:
         if nbytes:
-            self._fence()
-            self.cons[0] = self.cons[0] + nbytes
+            self.cursor.publish(self.cursor.settle() + nbytes)
 
 
 _Reader = TypeVar("_Reader", bound="_EpollReader")
