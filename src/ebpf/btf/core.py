@@ -14,8 +14,8 @@ instruction, following libbpf's ``relo_core.c``:
   helper ``0xbad2310``, which the verifier rejects only if it is reachable) for the others.
 
 Pure: the target spec is passed in (see :func:`ebpf.btf.load_kernel`).
-``TYPE_MATCHES`` is approximated by the compatibility rules of ``TYPE_EXISTS`` plus, for
-structs and unions, that every local member name exists in the target.
+``TYPE_MATCHES`` follows libbpf's ``__bpf_core_types_match`` exactly (see
+:func:`_types_match`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,10 @@ from .types import (
     Fwd,
     Int,
     Pointer,
+    Struct,
     Type,
+    Union,
+    Void,
 )
 
 __all__ = ["POISON_IMM", "CoreError", "CoreResult", "apply_relocations", "resolve"]
@@ -197,27 +200,98 @@ def _types_compat(ls: Spec, lt: Type, ts: Spec, tt: Type, depth: int = 0) -> boo
     return False
 
 
-def _types_match(ls: Spec, lt: Type, ts: Spec, tt: Type) -> bool:
-    if not _types_compat(ls, lt, ts, tt):
-        return False
-    lr, tr = _skip(ls, lt), _skip(ts, tt)
-    if isinstance(lr, Composite) and isinstance(tr, Composite):
-        if type(lr) is not type(tr):
+def _names_match(local: str, target: str) -> bool:
+    """libbpf ``bpf_core_names_match``: an anonymous target matches only an anonymous local;
+    otherwise the essential names (flavour suffix ``___x`` dropped) are equal."""
+    if not target:
+        return not local
+    return essential_name(local) == essential_name(target)
+
+
+_MATCH_DEPTH = 32
+
+
+def _types_match(ls: Spec, lt: Type, ts: Spec, tt: Type, behind_ptr: bool = False,
+                 level: int = _MATCH_DEPTH) -> bool:
+    """``TYPE_MATCHES`` (``bpf_core_type_matches()``, libbpf 1.0 / Linux 6.1 in the kernel's
+    copy), libbpf's ``__bpf_core_types_match`` rule for rule:
+
+    * modifiers and typedefs are skipped, then the names must match (:func:`_names_match`);
+    * ints: same kind, same size and signedness;
+    * pointers and arrays (same element count): the pointee/element types match, a
+      pointee counting as "behind a pointer";
+    * structs/unions: same kind (behind a pointer: same kind or a forward declaration of
+      it, no member check); every local member has a same-named target member whose type
+      matches;
+    * forward declarations: same kind and struct/union flag (behind a pointer, a struct or
+      union of the flagged kind matches too);
+    * enums (enum and enum64 interchangeably): same size, every local enumerator name is in
+      the target;
+    * function prototypes: same number of parameters, each and the return type match;
+    * void matches only void; any other kind does not match.
+    """
+    for _ in range(_MATCH_DEPTH):
+        if level <= 0:
+            raise CoreError("TYPE_MATCHES: types nest too deeply")
+        lt, tt = _skip(ls, lt), _skip(ts, tt)
+        if not _names_match(lt.name, tt.name):
             return False
-        for m in lr.members:
-            if not m.name:
-                continue
-            try:
-                tm = tr.member(m.name)
-            except KeyError:
+        if isinstance(lt, Void):
+            return isinstance(tt, Void)
+        if isinstance(lt, Fwd):
+            if behind_ptr:
+                if isinstance(tt, Fwd):
+                    return lt.is_union == tt.is_union
+                return isinstance(tt, Union) if lt.is_union else isinstance(tt, Struct)
+            return isinstance(tt, Fwd) and lt.is_union == tt.is_union
+        if isinstance(lt, (Enum, Enum64)):
+            if not isinstance(tt, (Enum, Enum64)) or lt.size != tt.size:
                 return False
-            if not _fields_compat(ls, m.type, ts, tm.type):
+            if len(lt.values) > len(tt.values):
                 return False
-    if _is_enum(lr) and _is_enum(tr):
-        assert isinstance(lr, (Enum, Enum64)) and isinstance(tr, (Enum, Enum64))
-        names = {essential_name(v.name) for v in tr.values}
-        return all(essential_name(v.name) in names for v in lr.values)
-    return True
+            return all(any(_names_match(v.name, w.name) for w in tt.values)
+                       for v in lt.values)
+        if isinstance(lt, Composite):
+            if behind_ptr:
+                if type(lt) is type(tt):
+                    return True
+                return isinstance(tt, Fwd) and tt.is_union == isinstance(lt, Union)
+            if type(lt) is not type(tt):
+                return False
+            assert isinstance(tt, Composite)
+            lmembers, tmembers = lt.members, tt.members
+            if len(lmembers) > len(tmembers):
+                return False
+            for m in lmembers:
+                if not any(_names_match(m.name, n.name)
+                           and _types_match(ls, m.type, ts, n.type, behind_ptr, level - 1)
+                           for n in tmembers):
+                    return False
+            return True
+        if isinstance(lt, Int):
+            return (isinstance(tt, Int) and lt.size == tt.size
+                    and lt.signed == tt.signed)
+        if isinstance(lt, Pointer):
+            if not isinstance(tt, Pointer):
+                return False
+            behind_ptr = True
+            lt, tt = lt.target, tt.target
+            continue
+        if isinstance(lt, Array):
+            if not isinstance(tt, Array) or lt.nelems != tt.nelems:
+                return False
+            lt, tt = lt.elem_type, tt.elem_type
+            continue
+        if isinstance(lt, FuncProto):
+            if not isinstance(tt, FuncProto) or len(lt.params) != len(tt.params):
+                return False
+            for a, b in zip(lt.params, tt.params, strict=True):
+                if not _types_match(ls, a.type, ts, b.type, behind_ptr, level - 1):
+                    return False
+            lt, tt = lt.return_type, tt.return_type
+            continue
+        return False
+    raise CoreError("TYPE_MATCHES: types nest too deeply")
 
 
 # --- candidates --------------------------------------------------------------------------
@@ -236,7 +310,19 @@ def _candidates(local: Type, target: Spec) -> list[Type]:
 # --- field relocation values -------------------------------------------------------------
 
 def _field_values(spec: Spec, f: _Field, kind: int, byteorder: str) -> tuple[int, int]:
-    """(value, field byte size) of a field relocation (libbpf bpf_core_calc_field_relo)."""
+    """(value, field byte size) of a field relocation (libbpf bpf_core_calc_field_relo).
+    A field without a size (``void``, a function) is a :class:`CoreError`."""
+    try:
+        return _field_values_sized(spec, f, kind, byteorder)
+    except CoreError:
+        raise
+    except (ValueError, KeyError) as e:
+        raise CoreError(f"CO-RE field relocation on a field without a size "
+                        f"({type(_skip(spec, f.type)).__name__}): {e}") from None
+
+
+def _field_values_sized(spec: Spec, f: _Field, kind: int, byteorder: str
+                        ) -> tuple[int, int]:
     t = _skip(spec, f.type)
     bit_off = f.bit_offset
     bitfield = f.bitfield_size
@@ -351,7 +437,11 @@ def resolve(relo: CoreRelo, local: Spec, target: Spec | None, *,
             if kind == K.TYPE_ID_TARGET:
                 values.add((c.id, 0))
             elif kind == K.TYPE_SIZE:
-                values.add((target.sizeof(c), 0))
+                try:
+                    values.add((target.sizeof(c), 0))
+                except (ValueError, KeyError) as e:
+                    raise CoreError(f"TYPE_SIZE of {c.name!r}, which has no size: {e}"
+                                    ) from None
             else:
                 values.add((1, 0))
     elif kind in _ENUM_KINDS:
