@@ -4,6 +4,7 @@ block and torn down in reverse order; a failure half-way leaves no fd, link or p
 from __future__ import annotations
 
 import os
+
 import pytest
 
 import ebpf
