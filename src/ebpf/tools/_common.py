@@ -104,8 +104,8 @@ def zero(rec: Register, off: int, size: int) -> list[asm.Item]:
 
 
 def key_tid() -> list[asm.Item]:
-    """``*(u32 *)(fp - 4) = current tid``: the key of per-thread maps."""
-    return [asm.call(Helper.GET_CURRENT_PID_TGID), asm.store(asm.W, R10, -4, R0)]
+    """``*(u32 *)(fp - 8) = current tid``: the key of per-thread maps."""
+    return [asm.call(Helper.GET_CURRENT_PID_TGID), asm.store(asm.W, R10, -8, R0)]
 
 
 def header(raw: bytes | memoryview) -> dict[str, Any]:
@@ -221,3 +221,40 @@ def stamp(args: argparse.Namespace, values: dict[str, Any]) -> dict[str, Any]:
     if args.timestamp or args.json:
         values["time"] = time.strftime("%H:%M:%S")
     return values
+
+
+def syscall_pair(stack: ExitStack, args: argparse.Namespace, events: Any, syscall: str,
+                 size: int, fill: Callable[[Any], list[asm.Item]], ret_off: int) -> None:
+    """Trace ``syscall``'s entry and exit: at entry, build a ``size``-byte record on the stack
+    (header + what ``fill(enter_format)`` writes at R9, with the ctx in R6) and park it in a
+    per-thread hash; at exit, store the return value (s64) at ``ret_off`` and send it."""
+    from ..asm import R7, R8, R9
+    from ..hooks import tracepoint
+    from ..lib import fp, maps
+
+    if size % 8 or size + 8 > 512:
+        raise BPFError(f"syscall_pair: record size {size} must be a multiple of 8 below 504")
+    pending = hash_map(stack, 4, size)
+    enter, exit_ = fmt("syscalls", f"sys_enter_{syscall}"), fmt("syscalls", f"sys_exit_{syscall}")
+    rec = -8 - size
+    on_enter = [
+        tracepoint.save_ctx(R6), *pid_filter(args, "out"),
+        asm.mov(R9, R10), asm.add(R9, rec), *zero(R9, 0, size), *fill_header(R9),
+        *fill(enter), *key_tid(),
+        *maps.update(pending, fp(-8), fp(rec)),
+        asm.label("out"), *tracepoint.ret(0),
+    ]
+    on_exit = [
+        tracepoint.save_ctx(R6), *key_tid(),
+        *maps.lookup(pending, fp(-8), "out"), asm.mov(R7, R0),
+        *tracepoint.field(R8, exit_, "ret", R6), asm.store(asm.DW, R7, ret_off, R8),
+        *ringbuf.output(events, R7, size), *maps.delete(pending, fp(-8)),
+        asm.label("out"), *tracepoint.ret(0),
+    ]
+    attach_tp(stack, on_enter, "syscalls", f"sys_enter_{syscall}", f"{syscall}_enter")
+    attach_tp(stack, on_exit, "syscalls", f"sys_exit_{syscall}", f"{syscall}_exit")
+    hook_note(args, [f"tracepoint syscalls:sys_enter_{syscall}",
+                     f"tracepoint syscalls:sys_exit_{syscall}"])
+
+
+R6 = Register.R6

@@ -1,0 +1,95 @@
+"""syscount: count system calls per syscall (or per process with ``-P``), as bcc's tool.
+
+``raw_syscalls:sys_enter`` fires for every syscall; the program counts in a hash keyed by
+syscall number (or tgid). The counts are printed at the end (or every ``-i`` seconds).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from functools import cache
+
+from .. import asm
+from ..asm import R0, R6, R7, R10, Helper
+from ..hooks import tracepoint
+from ..lib import fp, maps
+from . import _common as c
+
+_UNISTD = ("/usr/include/x86_64-linux-gnu/asm/unistd_64.h", "/usr/include/asm/unistd_64.h",
+           "/usr/include/asm-generic/unistd.h")
+
+
+@cache
+def syscall_names() -> dict[int, str]:
+    """Syscall numbers to names from the installed kernel headers (empty without them)."""
+    for path in _UNISTD:
+        if os.path.exists(path):
+            with open(path) as f:
+                return {int(m[2]): m[1] for m in
+                        re.finditer(r"#define __NR3?2?_(\w+)\s+(\d+)", f.read())}
+    return {}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = c.parser("syscount", "Count system calls.")
+    ap.add_argument("-P", "--process", action="store_true", help="count by process")
+    ap.add_argument("-i", "--interval", type=float, help="print every this many seconds")
+    ap.add_argument("--top", type=int, default=10, help="rows to print")
+    args = ap.parse_args(argv)
+    args.timestamp = False
+    f = c.fmt("raw_syscalls", "sys_enter")
+    with ExitStack() as stack:
+        counts = c.hash_map(stack, 4, 8)
+        comms = c.hash_map(stack, 4, 16) if args.process else None
+        key = ([asm.call(Helper.GET_CURRENT_PID_TGID), asm.rsh(R0, 32),
+                asm.store(asm.W, R10, -8, R0)] if args.process
+               else [*tracepoint.field(R7, f, "id", R6), asm.store(asm.W, R10, -8, R7)])
+        comm = ([asm.mov(asm.R1, R10), asm.add(asm.R1, -32), asm.mov(asm.R2, 16),
+                 asm.call(Helper.GET_CURRENT_COMM),
+                 *maps.update(comms, fp(-8), fp(-32))] if comms is not None else [])
+        program = [tracepoint.save_ctx(R6), *c.pid_filter(args, "out"), *key,
+                   maps.increment(counts, fp(-8), 1, stack=-16), *comm,
+                   asm.label("out"), *tracepoint.ret(0)]
+        c.attach_tp(stack, program, "raw_syscalls", "sys_enter", "syscount")
+        c.hook_note(args, ["tracepoint raw_syscalls:sys_enter"])
+        names = syscall_names()
+        c.say(args, f"{len(names)} syscall names from the kernel headers")
+
+        def dump() -> None:
+            rows = sorted(((int(v), int(k)) for k, v in counts.items()), reverse=True)
+            if args.json:
+                import json
+
+                print(json.dumps([
+                    {"pid" if args.process else "syscall":
+                     k if args.process else names.get(k, str(k)), "count": n}
+                    for n, k in rows[:args.top]]), flush=True)
+                return
+            print(f"[{time.strftime('%H:%M:%S')}]")
+            print(f"{'PID    COMM' if args.process else 'SYSCALL':<22} {'COUNT':>8}")
+            for n, k in rows[:args.top]:
+                who = (c.cstr(bytes(comms[k])) if comms is not None and k in comms else "")
+                label = f"{k:<6} {who}" if args.process else names.get(k, str(k))
+                print(f"{label:<22} {n:>8}", flush=True)
+
+        last = [time.monotonic()]
+
+        def poll(timeout: float) -> None:
+            time.sleep(timeout)
+            if args.interval and time.monotonic() - last[0] >= args.interval:
+                dump()
+                counts.clear()
+                last[0] = time.monotonic()
+
+        c.run_loop(args, poll)
+        dump()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
