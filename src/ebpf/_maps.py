@@ -500,7 +500,21 @@ class Map(KernelObject):
         if self._fd.closed:
             raise ValueError("operation on a closed map")
         ksize = 0 if self.type in _KEYLESS else self.key_size
-        return _Slot(self._fd.fileno(), ksize, self._vc.size, self._kc.fmt, self._vc.fmt)
+        slot = _Slot(self._fd.fileno(), ksize, self._vc.size, self._kc.fmt, self._vc.fmt)
+        # Element operations hold the GIL through the syscall: a close() sets the slot's
+        # map_fd to -1 before the fd number can be reused (never a write into another map).
+        self._fd.bind(slot.attr, "map_fd")
+        return slot
+
+    def _call(self, cmd: int, attr: Any, keep: object = None) -> int:
+        """``bpf(cmd, attr)`` with ``attr.map_fd`` set to this map's fd, held open for the
+        call (the GIL is released: a concurrent close() must not free the number)."""
+        fd = self._fd.acquire()
+        try:
+            attr.map_fd = fd
+            return _sc.bpf(cmd, attr, keep=keep)
+        finally:
+            self._fd.release()
 
     # --- construction -----------------------------------------------------------------------
     @classmethod
@@ -906,13 +920,13 @@ class Map(KernelObject):
         cur_c = (ctypes.c_char * ks).from_buffer(cur)
         nxt_c = (ctypes.c_char * ks).from_buffer(nxt)
         attr = _t.MapElemAttr()
-        attr.map_fd = self.fileno()
+        self.fileno()  # closed: fail now, not at the first next()
         attr.key = 0
         attr.next_key = ctypes.addressof(nxt_c)
         decode = self._kc.decode
         while True:
             try:
-                _sc.bpf(_NEXT_KEY, attr, keep=(cur_c, nxt_c))
+                self._call(_NEXT_KEY, attr, (cur_c, nxt_c))
             except KeyError:
                 return
             yield decode(nxt)
@@ -1044,7 +1058,7 @@ class Map(KernelObject):
             attr.in_batch = 0 if first else ctypes.addressof(tok_in)
             done = False
             try:
-                _sc.bpf(cmd, attr, keep=(kc, vc, tok_in, tok_out))
+                self._call(cmd, attr, (kc, vc, tok_in, tok_out))
             except errors.SyscallError as e:
                 if e.errno == _ENOENT:
                     done = True
@@ -1137,7 +1151,7 @@ class Map(KernelObject):
         attr.count = n
         attr.elem_flags = int(flags)
         try:
-            _sc.bpf(_UPDATE_BATCH, attr, keep=(kc, vc, kbuf, vbuf))
+            self._call(_UPDATE_BATCH, attr, (kc, vc, kbuf, vbuf))
         except errors.SyscallError as e:
             if attr.count == 0 and e.errno in (_errno.EINVAL, _errno.EOPNOTSUPP,
                                                errors.ENOTSUPP, _errno.EOPNOTSUPP) and (
@@ -1157,16 +1171,14 @@ class Map(KernelObject):
         attr = self._batch_attr()
         attr.keys = kc[0]
         attr.count = n
-        _sc.bpf(_DELETE_BATCH, attr, keep=(kc, kbuf))
+        self._call(_DELETE_BATCH, attr, (kc, kbuf))
         return int(attr.count)
 
     # --- map-level operations -------------------------------------------------------------
     def freeze(self) -> None:
         """Make the map read-only for syscalls (``BPF_MAP_FREEZE``, kernel >= 5.2); BPF
         programs may still write it unless it was created with ``BPF_F_RDONLY_PROG``."""
-        attr = _t.MapElemAttr()
-        attr.map_fd = self.fileno()
-        _sc.bpf(_FREEZE, attr)
+        self._call(_FREEZE, _t.MapElemAttr())
 
     def pin(self, path: str | os.PathLike[str]) -> None:
         """Pin the map at ``path`` on a bpffs (it outlives this process until unpinned)."""

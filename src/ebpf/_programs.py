@@ -357,7 +357,6 @@ class Program(KernelObject):
             attr = self._test_attr = _t.ProgTestRunAttr()
         else:
             ctypes.memset(ctypes.addressof(attr), 0, ctypes.sizeof(attr))
-        attr.prog_fd = self._fd.fileno()
         attr.repeat = repeat
         attr.flags = flags
         attr.cpu = cpu
@@ -387,7 +386,12 @@ class Program(KernelObject):
                 cout = ctypes.create_string_buffer(out_n)
                 attr.ctx_size_out = out_n
                 attr.ctx_out = ctypes.addressof(cout)
-        bpf(C.BPF_PROG_TEST_RUN, attr, keep=(din, dout, cin, cout))
+        fd = self._fd.acquire()
+        try:
+            attr.prog_fd = fd
+            bpf(C.BPF_PROG_TEST_RUN, attr, keep=(din, dout, cin, cout))
+        finally:
+            self._fd.release()
         data_res = dout.raw[: attr.data_size_out] if dout is not None else None
         if data is not None and dout is None:
             data_res = b""
@@ -406,17 +410,30 @@ class Program(KernelObject):
         offsets taken from the generated struct.
         """
         n = len(data)
-        st = self._fast
-        if st is None or st[0] != n or st[6] != self._fd._fd:
-            st = self._fast = _fast_test_state(self._fd.fileno(), n)
-        _, attr, din, dout, ptr, out_n, _, w = st
-        if n:
-            din[:] = data
-        w[_W_REPEAT] = repeat
-        w[_W_SIZE_OUT] = out_n
-        if _syscall_raw(_NR_BPF, _TEST_RUN, ptr, _TEST_RUN_SIZE) < 0:
+        owner = self._fd
+        # FD.acquire()/release() inlined (the hot path): while our entry is in ``_users`` a
+        # concurrent close() leaves the number open, so the syscall never hits a reused fd.
+        users = owner._users
+        users.append(None)
+        try:
+            fd = owner._fd
+            if fd < 0:
+                raise ValueError("operation on closed file descriptor")
+            st = self._fast
+            if st is None or st[0] != n or st[6] != fd:
+                st = self._fast = _fast_test_state(fd, n)
+            _, attr, din, dout, ptr, out_n, _, w = st
+            if n:
+                din[:] = data
+            w[_W_REPEAT] = repeat
             w[_W_SIZE_OUT] = out_n
-            bpf(C.BPF_PROG_TEST_RUN, attr, keep=st)  # retries or raises
+            if _syscall_raw(_NR_BPF, _TEST_RUN, ptr, _TEST_RUN_SIZE) < 0:
+                w[_W_SIZE_OUT] = out_n
+                bpf(C.BPF_PROG_TEST_RUN, attr, keep=st)  # retries or raises
+        finally:
+            users.pop()
+            if owner._pending and not users:
+                owner._finish()
         return _new_result(TestRunResult, (w[_W_RETVAL], w[_W_DURATION],
                                            dout[: w[_W_SIZE_OUT]].tobytes(), None))
 

@@ -164,3 +164,59 @@ def test_perf_live_iterator_and_new_read_no_duplicates() -> None:
             assert got == list(range(200))
     finally:
         os.sched_setaffinity(0, cpu)
+
+
+# --- fd reuse: a closed object never reaches a recycled fd number ------------------------------
+
+def test_fd_reuse_race_never_writes_into_new_map() -> None:
+    """One thread writes while another closes the map and creates a new one, which usually
+    gets the same fd number: the write must fail cleanly, never land in the new map."""
+    import sys
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: widen the window
+    try:
+        _race_rounds(300)
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def _race_rounds(rounds: int) -> None:
+    import threading
+
+    reused = 0
+    for _ in range(rounds):
+        old = Map.create(MapType.HASH, key_size=4, value_size=4, max_entries=4)
+        start = threading.Event()
+        stop = threading.Event()
+        failed: list[BaseException] = []
+
+        def writer(m: Map = old, start: threading.Event = start,
+                   stop: threading.Event = stop, failed: list[BaseException] = failed) -> None:
+            start.set()
+            try:
+                while not stop.is_set():
+                    m[1] = 0xBAD
+            except ValueError:  # "operation on a closed map"
+                pass
+            except ebpf.errors.SyscallError as e:  # the fd was invalidated under us
+                if e.errno != 9:  # EBADF
+                    failed.append(e)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        start.wait()
+        num = old.fileno()
+        old.close()
+        new = Map.create(MapType.HASH, key_size=4, value_size=4, max_entries=4)
+        try:
+            reused += new.fileno() == num
+            stop.set()
+            t.join()
+            assert not failed
+            assert len(new) == 0, "a write of the closed map landed in the new one"
+        finally:
+            stop.set()
+            t.join()
+            new.close()
+    assert reused > 0

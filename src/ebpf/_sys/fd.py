@@ -4,6 +4,19 @@ Every kernel object the library creates is held by an :class:`FD`. ``close()`` i
 an FD that is garbage-collected while still open is closed by a finalizer that also emits a
 :class:`ResourceWarning` (an error under ``pytest -W error``), so leaks surface in tests
 instead of exhausting the fd table in production.
+
+Closing never lets a syscall in flight reach a *recycled* fd number (another thread may close
+an object while one uses it, and the next ``open`` gets the same number). Two mechanisms:
+
+* calls that release the GIL take the number with :meth:`FD.acquire` and give it back with
+  :meth:`FD.release`; a :meth:`FD.close` meanwhile only marks the FD closed and the number is
+  closed by the last release;
+* pre-built attrs used by GIL-holding fast paths (map element operations) are registered
+  with :meth:`FD.bind`; ``close`` overwrites their fd field with -1 (``EBADF``) before the
+  number is freed, and since such a call holds the GIL from reading the attr to returning,
+  it sees either the live fd or -1, never a reused number.
+
+Both use only list operations that are atomic in CPython, so the hot paths take no lock.
 """
 
 from __future__ import annotations
@@ -14,7 +27,7 @@ import os
 import warnings
 import weakref
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 __all__ = ["FD", "KernelObject", "open_count"]
 
@@ -38,13 +51,16 @@ def _finalize(fd: int, what: str) -> None:
 class FD:
     """An owned file descriptor: closed exactly once, by :meth:`close` or by the finalizer."""
 
-    __slots__ = ("__weakref__", "_fd", "_finalizer")
+    __slots__ = ("__weakref__", "_bound", "_fd", "_finalizer", "_pending", "_users")
 
     def __init__(self, fd: int, what: str = "BPF object") -> None:
         global _open
         if fd < 0:
             raise ValueError(f"invalid file descriptor {fd}")
         self._fd = fd
+        self._users: list[None] = []
+        self._pending: list[int] = []
+        self._bound: list[tuple[Any, str]] | None = None
         self._finalizer = weakref.finalize(self, _finalize, fd, what)
         _open += 1
 
@@ -61,10 +77,48 @@ class FD:
     def __int__(self) -> int:
         return self.fileno()
 
+    # --- in-flight uses -------------------------------------------------------------------
+    def acquire(self) -> int:
+        """The raw descriptor, held open until :meth:`release` (a concurrent :meth:`close`
+        waits for it); raises :class:`ValueError` once closed."""
+        users = self._users
+        users.append(None)
+        fd = self._fd
+        if fd < 0:
+            self.release()
+            raise ValueError("operation on closed file descriptor")
+        return fd
+
+    def release(self) -> None:
+        """End a use begun by :meth:`acquire`; closes the number if a close was deferred."""
+        users = self._users
+        users.pop()
+        if self._pending and not users:
+            self._finish()
+
+    def bind(self, obj: Any, field: str) -> None:
+        """Register a pre-built attr whose ``field`` holds this fd: :meth:`close` sets it to
+        -1 (as the field's unsigned type) before the number can be reused."""
+        bound = self._bound
+        if bound is None:
+            bound = self._bound = []
+        bound.append((obj, field))
+        if self._fd < 0:  # closed meanwhile: never leave a stale number in it
+            _invalidate(obj, field)
+
+    def _finish(self) -> None:
+        try:
+            fd = self._pending.pop()  # atomic: exactly one caller closes
+        except IndexError:
+            return
+        os.close(fd)
+
     def detach(self) -> int:
         """Give up ownership and return the raw descriptor (the caller must close it)."""
         global _open
         fd = self.fileno()
+        if self._users:
+            raise ValueError("cannot detach a file descriptor that is in use")
         self._finalizer.detach()
         self._fd = -1
         _open -= 1
@@ -72,17 +126,29 @@ class FD:
 
     def dup(self) -> FD:
         """A new owned descriptor for the same kernel object (``F_DUPFD_CLOEXEC``)."""
-        return FD(fcntl.fcntl(self.fileno(), fcntl.F_DUPFD_CLOEXEC, 0))
+        fd = self.acquire()
+        try:
+            return FD(fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 0))
+        finally:
+            self.release()
 
     def close(self) -> None:
-        """Close the descriptor; calling it again does nothing."""
+        """Close the descriptor; calling it again does nothing. If another thread is inside
+        a call on it, the number is closed when that call ends."""
         global _open
-        if self._fd < 0:
+        fd = self._fd
+        if fd < 0:
             return
-        fd, self._fd = self._fd, -1
+        self._fd = -1
         self._finalizer.detach()
         _open -= 1
-        os.close(fd)
+        if self._bound:
+            for obj, field in self._bound:
+                _invalidate(obj, field)
+            self._bound = None
+        self._pending.append(fd)
+        if not self._users:
+            self._finish()
 
     def __enter__(self) -> FD:
         return self
@@ -94,6 +160,14 @@ class FD:
 
     def __repr__(self) -> str:
         return f"FD({self._fd})" if self._fd >= 0 else "FD(closed)"
+
+
+def _invalidate(obj: Any, field: str) -> None:
+    """Set an attr's fd field to -1 in its (u32 or s32) type."""
+    try:
+        setattr(obj, field, -1)
+    except (TypeError, ValueError, OverflowError):
+        setattr(obj, field, 0xFFFFFFFF)
 
 
 _Obj = TypeVar("_Obj", bound="KernelObject")
