@@ -17,6 +17,13 @@ order: decoded to the number, stored from constants in host form), ``char[N]`` (
 as bytes up to the first NUL), ``u8[N]`` (raw bytes), and arrays of the integer types
 (``u32[4]``, decoded as tuples). Fields are laid out as a C compiler would: each at its
 natural alignment, the size rounded up to the largest alignment.
+
+``Struct(..., packed=True)`` lays fields end to end with no padding, like
+``__attribute__((packed))`` (clj-ebpf's ``defevent``: its 44-byte ``ConnectionEvent`` is
+48 bytes with C alignment). Programs may store misaligned fields of a packed record in a
+ring buffer record or map value (x86-64, arm64 allow it; loads with
+``BPF_F_STRICT_ALIGNMENT`` do not), never on the stack, where the verifier always wants
+natural alignment.
 """
 
 from __future__ import annotations
@@ -71,10 +78,12 @@ class Field(NamedTuple):
 class Struct:
     """A C struct layout with emitters for programs and codecs for Python (see module docs)."""
 
-    def __init__(self, name: str, fields: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, name: str, fields: Sequence[tuple[str, str]], *,
+                 packed: bool = False) -> None:
         if not fields:
             raise ValueError(f"struct {name} has no fields")
         self.name = name
+        self.packed = packed
         out: list[Field] = []
         off = 0
         align = 1
@@ -91,10 +100,11 @@ class Struct:
                 count = 1
             if m.group(2) and count == 0:
                 raise ValueError(f"{name}.{fname}: zero-length array")
-            off = (off + size - 1) // size * size
+            if not packed:
+                off = (off + size - 1) // size * size
+                align = max(align, size)
             out.append(Field(fname, ftype.replace(" ", ""), off, size, count, signed, be))
             off += size * max(count, 1)
-            align = max(align, size)
         self.align = align
         self.size = (off + align - 1) // align * align
         self.fields: dict[str, Field] = {f.name: f for f in out}
@@ -137,7 +147,7 @@ class Struct:
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{f.name}: {f.type} @{f.offset}" for f in self.fields.values())
-        return f"Struct({self.name}, size={self.size}, {inner})"
+        return f"Struct({self.name}, size={self.size}{', packed' if self.packed else ''}, {inner})"
 
     def _elem(self, name: str, index: int | None) -> tuple[Field, int]:
         f = self.field(name)
