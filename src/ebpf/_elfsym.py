@@ -271,7 +271,24 @@ _PLAIN_CONST = re.compile(r"^#?(-?(?:0x[0-9a-fA-F]+|\d+))$")
 _PLAIN_REG = re.compile(r"^([a-z]+\d*)$")
 
 
+def _int(text: str) -> int:
+    """``-0x10``, ``16``, ``016`` (decimal, unlike ``int(x, 0)``)."""
+    body = text.lstrip("-")
+    neg = len(text) - len(body) == 1
+    v = int(body[2:], 16) if body[:2] in ("0x", "0X") else int(body, 10)
+    return -v if neg else v
+
+
 def _parse_one(spec: str) -> USDTArgument:
+    """One argument; what does not parse (a number past Python's digit limit...) is
+    ``"unknown"``, never an exception."""
+    try:
+        return _parse_one_or_raise(spec)
+    except ValueError:
+        return USDTArgument(8, False, "unknown", text=spec)
+
+
+def _parse_one_or_raise(spec: str) -> USDTArgument:
     size_text, at, loc = spec.partition("@")
     try:
         size = int(size_text) if at else 0
@@ -285,19 +302,19 @@ def _parse_one(spec: str) -> USDTArgument:
                             scale=int(m.group(4)), offset=int(m.group(1) or 0), text=spec)
     if m := _X86_DEREF.match(loc):
         return USDTArgument(size, signed, "deref", register=m.group(2),
-                            offset=int(m.group(1) or "0", 0), text=spec)
+                            offset=_int(m.group(1) or "0"), text=spec)
     if m := _X86_REG.match(loc):
         return USDTArgument(size, signed, "reg", register=m.group(1), text=spec)
     if m := _X86_CONST.match(loc):
-        return USDTArgument(size, signed, "const", value=int(m.group(1), 0), text=spec)
+        return USDTArgument(size, signed, "const", value=_int(m.group(1)), text=spec)
     if m := _ARM_DEREF.match(loc):
         return USDTArgument(size, signed, "deref", register=m.group(1),
-                            offset=int(m.group(2) or "0", 0), text=spec)
+                            offset=_int(m.group(2) or "0"), text=spec)
     if m := _PAREN_DEREF.match(loc):
         return USDTArgument(size, signed, "deref", register=m.group(2),
-                            offset=int(m.group(1) or "0", 0), text=spec)
+                            offset=_int(m.group(1) or "0"), text=spec)
     if m := _PLAIN_CONST.match(loc):
-        return USDTArgument(size, signed, "const", value=int(m.group(1), 0), text=spec)
+        return USDTArgument(size, signed, "const", value=_int(m.group(1)), text=spec)
     if m := _PLAIN_REG.match(loc):
         return USDTArgument(size, signed, "reg", register=m.group(1), text=spec)
     return USDTArgument(size, signed, "unknown", text=spec)

@@ -1,5 +1,5 @@
 """Mutation fuzzing of the pure parsers: ELF objects, BTF, BTF.ext, the disassembler (round
-trip through the assembler) and the text assembler.
+trip through the assembler), the text assembler and the uprobe/USDT ELF layer.
 
 ``tests/fuzz/test_fuzz.py`` runs a bounded budget in CI (``EBPF_FUZZ_CASES``, default 20,000
 cases over all targets); a longer run is one command::
@@ -8,6 +8,7 @@ cases over all targets); a longer run is one command::
     python -m tests.fuzz --cases 50000 --target asm --seed 7
     EBPF_FUZZ_CASES=200000 python -m pytest tests/fuzz
 
-Seeds are objects compiled in the run with clang-19 from ``tests/testdata``, their BTF,
-the pinned ``tests/testdata/vmlinux.btf.gz`` and their disassembly. See ``harness.py``.
+Seeds are objects compiled in the run with clang-19 from ``tests/testdata`` (and the uprobe
+target with gcc), their BTF, the pinned ``tests/testdata/vmlinux.btf.gz`` and their
+disassembly. See ``harness.py``.
 """

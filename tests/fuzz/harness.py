@@ -23,6 +23,9 @@ Documented error types per parser (the contract the targets check):
   to the same bytes.
 * Text assembler (:func:`ebpf.asm.assemble`, then :class:`ebpf.asm.Instructions`):
   :class:`~ebpf.errors.AssemblerError`.
+* Uprobe/USDT layer (:class:`ebpf._elfsym.ElfFile` on a userspace binary):
+  :class:`~ebpf.errors.ParseError`; symbol lookups also
+  :class:`~ebpf.errors.SymbolNotFoundError`; USDT argument strings never raise.
 """
 
 from __future__ import annotations
@@ -262,6 +265,42 @@ def run_asm(text: str) -> None:
         prog.encode(check=False)
     with contextlib.suppress(AssemblerError):
         asm.Instructions(items).encode()
+
+
+def run_elfsym(data: bytes) -> None:
+    """The uprobe/USDT layer on a (mutated) userspace binary: ParseError, and
+    SymbolNotFoundError from symbol lookups."""
+    from ebpf._elfsym import ElfFile
+    from ebpf.errors import SymbolNotFoundError
+
+    try:
+        f = ElfFile.from_bytes(data)
+    except ParseError:
+        return
+    with contextlib.suppress(ParseError):
+        for _ in islice(f.symbols(), 5000):
+            pass
+    for name in ("main", "ebpf_target_add", "ebpf_target_add@@X", "no_such_function"):
+        with contextlib.suppress(ParseError, SymbolNotFoundError):
+            f.symbol_offset(name)
+    with contextlib.suppress(ParseError):
+        for probe in f.usdt_probes():
+            probe.arguments  # noqa: B018
+
+
+def compile_uprobe_targets(out: Path) -> list[bytes]:
+    """tests/testdata/uprobe/target.c built with the C compiler (with and without -g)."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        return []
+    bins = []
+    for flags in (["-O1", "-g0"], ["-O2", "-g"]):
+        exe = out / f"target{flags[1]}"
+        res = subprocess.run([cc, *flags, "-o", str(exe), str(TESTDATA / "uprobe" / "target.c")],
+                             capture_output=True)
+        if res.returncode == 0:
+            bins.append(exe.read_bytes())
+    return bins
 
 
 # --- seeds ---------------------------------------------------------------------------------
@@ -547,6 +586,16 @@ def build_seeds(workdir: Path) -> dict[str, Target]:
             texts.append(asm.disassemble(c[:8 * 120]))
             texts.append(asm.disassemble(c[:8 * 60], numbers=True, labels=False))
     targets["asm"] = Target("asm", run_asm, texts, text=True)
+
+    bins = compile_uprobe_targets(workdir)
+    if bins:
+        es = Target("elfsym", run_elfsym, bins)
+        for i, data in enumerate(bins):
+            es.hot[i], es.fields[i] = _elf_layout(data)
+            stapsdt = ELFFile(data).get_section(".note.stapsdt")
+            if stapsdt is not None:
+                es.hot[i].append((stapsdt.offset, stapsdt.size))
+        targets["elfsym"] = es
     return targets
 
 
@@ -880,8 +929,8 @@ def save(findings: Sequence[Finding], out: Path) -> list[Path]:
 
 
 #: Share of the budget per target (sums to 1).
-SHARES = {"elf": 0.25, "btf": 0.19, "btf_vmlinux": 0.01, "btf_gz": 0.03, "btf_ext": 0.12,
-          "disasm": 0.2, "asm": 0.2}
+SHARES = {"elf": 0.22, "btf": 0.19, "btf_vmlinux": 0.01, "btf_gz": 0.03, "btf_ext": 0.1,
+          "disasm": 0.2, "asm": 0.2, "elfsym": 0.05}
 
 
 def budget(total: int, names: Sequence[str]) -> dict[str, int]:

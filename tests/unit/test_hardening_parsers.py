@@ -285,3 +285,14 @@ def test_malformed_vmlinux_name_lookups_stay_linear(patch: dict[int, int]) -> No
             spec.find(name)
             spec.find_all(name, btf.Struct)
     assert time.perf_counter() - t0 < 5.0  # minutes before
+
+
+def test_usdt_arguments_never_raise() -> None:
+    """A mutated stapsdt note (tests/fuzz, elfsym target): "04" raised int(x, 0)'s bare
+    ValueError; a 5000-digit offset hit the digit limit."""
+    from ebpf._elfsym import parse_usdt_arguments
+
+    args = parse_usdt_arguments("8@04(%rbp) 4@$08 -4@-010(%rsp) 8@" + "9" * 5000 + "(%rbp)")
+    assert [(a.kind, a.offset, a.value) for a in args[:3]] == [
+        ("deref", 4, 0), ("const", 0, 8), ("deref", -10, 0)]
+    assert args[3].kind == "unknown"
