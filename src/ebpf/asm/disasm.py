@@ -13,7 +13,9 @@ to the same bytes:
   ``kfunc[1234, btf:2]``) for kfuncs;
 * ``r0 = *(u8 *)skb[r1 + 0x4]`` for legacy indirect loads with a nonzero immediate;
 * ``w0 = load_acquire((u8 *)(r1 + 0x0))``, ``store_release((u8 *)(r1 + 0x0), w2)`` as LLVM 21;
-* ``.8byte 0x...`` for a slot that is not a valid instruction.
+* ``.8byte 0x...`` for a slot that is not a valid instruction, or one the assembler refuses
+  to build (a write to R10, a shift out of range, a division by a zero immediate), and
+  ``.8byte first, second`` for both slots of such an ld_imm64.
 
 ``style="llvm"`` prints exactly what ``llvm-objdump-19 -d`` prints instead, quirks included
 (lossy; ``alu32=True`` for ``--mcpu=v3`` and later).
