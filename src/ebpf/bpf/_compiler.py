@@ -225,9 +225,7 @@ class _FunctionCompiler:
         except (OSError, TypeError) as e:
             raise CompileError(f"cannot read the source of {fn.__qualname__}: {e}",
                                fn.__code__.co_filename, fn.__code__.co_firstlineno) from None
-        src = "".join(lines)
-        dedented = textwrap.dedent(src)
-        self.col_shift = len(src) - len(src.lstrip()) if lines else 0
+        dedented = textwrap.dedent("".join(lines))
         first_line = lines[0] if lines else ""
         self.col_shift = len(first_line) - len(first_line.lstrip())
         self.line_shift = first - 1
@@ -831,11 +829,8 @@ class _FunctionCompiler:
     # -- expressions ---------------------------------------------------------------------
     def expr(self, node: ast.expr, *, discard: bool = False, allow_nullable: bool = False
              ) -> V:
-        v = self._expr(node, discard)
-        if v.ptr is not None and v.nullable and not allow_nullable and isinstance(
-                node, ast.Name):
-            pass  # a nullable pointer may be copied; dereferences check nullability
-        return v
+        # a nullable pointer may be copied and compared; dereferences check nullability
+        return self._expr(node, discard)
 
     def _expr(self, node: ast.expr, discard: bool) -> V:
         c = self.static_int(node)
@@ -979,7 +974,10 @@ class _FunctionCompiler:
                 self.emit(asm.and_(src, bits - 1))
             self.alu(op, dst, src, t)
             self.release(src)
-        self.normalize(dst, t)
+        # bitwise ops and right shifts of canonical operands stay canonical, and so do
+        # unsigned quotients and every remainder; the rest may leave the type's width
+        if not (op in ("&", "|", "^", ">>", "%") or (op == "//" and not t.signed)):
+            self.normalize(dst, t)
         return V(ty=t, reg=dst)
 
     def alu(self, op: str, dst: Register, src: Register | int, t: type[IntType]) -> None:
@@ -1494,8 +1492,7 @@ class _FunctionCompiler:
                 raise _Err(node, f"{fn.__name__}(x) takes one argument")
             v = self.expr(node.args[0])
             if v.lit is not None:
-                return V(lit=fn.wrap(v.lit)) if False else V(ty=_host(fn), reg=self._lit_reg(
-                    fn.wrap(v.lit), node))
+                return V(ty=_host(fn), reg=self._lit_reg(fn.wrap(v.lit), node))
             if not v.is_int:
                 raise _Err(node, "only integers can be cast")
             assert v.reg is not None and v.ty is not None
