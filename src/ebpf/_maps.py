@@ -43,6 +43,7 @@ from ._codec import (
     make_codec,
     round_up,
 )
+from ._sys import attrs as _attrs
 from ._sys import commands
 from ._sys import syscall as _sc
 from ._sys.fd import FD, KernelObject
@@ -106,12 +107,6 @@ _INDEXED = frozenset({MapType.ARRAY, MapType.PERCPU_ARRAY, MapType.PROG_ARRAY,
                       MapType.PERF_EVENT_ARRAY, MapType.CGROUP_ARRAY, MapType.ARRAY_OF_MAPS,
                       MapType.DEVMAP, MapType.CPUMAP, MapType.XSKMAP, MapType.SOCKMAP,
                       MapType.REUSEPORT_SOCKARRAY, MapType.STACK_TRACE})
-
-
-def _object_name(name: str) -> bytes:
-    """Kernel object names: at most 15 bytes of [A-Za-z0-9_.]; other characters dropped."""
-    clean = "".join(ch for ch in name if ch.isalnum() or ch in "_.")
-    return clean.encode("ascii", "ignore")[:15]
 
 
 def _as_map_type(t: MapType | int) -> MapType | int:
@@ -564,17 +559,15 @@ class Map(KernelObject):
             raise TypeError(f"max_entries is required for {_type_name(mt)} maps")
         keep: list[Any] = []
         attr = _t.MapCreateAttr()
-        attr.map_type = int(mt)
-        attr.key_size = ks
-        attr.value_size = vs
-        attr.max_entries = me
-        attr.map_flags = flags
-        attr.map_extra = map_extra
-        attr.map_ifindex = ifindex
+        _attrs.check(attr, "map_type", mt)
+        _attrs.fill(attr, key_size=ks, value_size=vs, max_entries=me, map_flags=flags,
+                    map_extra=map_extra, map_ifindex=ifindex,
+                    btf_key_type_id=btf_key_type_id, btf_value_type_id=btf_value_type_id,
+                    btf_vmlinux_value_type_id=btf_vmlinux_value_type_id)
         if numa_node is not None:
-            attr.numa_node = numa_node
+            _attrs.check(attr, "numa_node", numa_node)
             attr.map_flags |= _t.BPF_F_NUMA_NODE
-        raw_name = _object_name(name)
+        raw_name = _attrs.object_name(name)
         ctypes.memmove(ctypes.addressof(attr) + _t.MapCreateAttr.map_name.offset, raw_name,
                        len(raw_name))
         if mt in (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS):

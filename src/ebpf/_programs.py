@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Protocol, final
 
 from . import errors
+from ._sys import attrs as _attrs
 from ._sys import commands
 from ._sys.fd import FD, KernelObject
 from ._sys.syscall import _syscall as _syscall_raw
@@ -184,24 +185,28 @@ class Program(KernelObject):
         code, source = _encode_insns(insns, maps, kfuncs)
         if attach_to is not None and not attach_btf_id:
             attach_btf_id = _resolve_attach_btf_id(prog_type, expected_attach_type, attach_to)
+        if not isinstance(license, str):
+            raise errors.InvalidArgumentError(
+                "license", f"expected a str such as 'GPL', got {type(license).__name__}")
+        if "\0" in license:
+            raise errors.InvalidArgumentError("license", "contains a NUL character")
+        attr = _t.ProgLoadAttr()
+        _attrs.fill(attr, prog_type=prog_type, kern_version=kern_version, prog_flags=flags,
+                    prog_ifindex=ifindex, attach_btf_id=attach_btf_id)
+        _attrs.check_int("log_level", log_level, 0, 0xFFFFFFFF, "u32")
+        _attrs.check_int("log_size", log_size, 1, 0xFFFFFFFF, "u32")
+        attr.prog_name = _attrs.object_name(name)
         lic = ctypes.create_string_buffer(license.encode() + b"\0")
         code_buf = ctypes.create_string_buffer(code, len(code))
-        attr = _t.ProgLoadAttr()
-        attr.prog_type = int(prog_type)
-        attr.insn_cnt = len(code) // 8
+        _attrs.check(attr, "insn_cnt", len(code) // 8)
         attr.insns = ctypes.addressof(code_buf)
         attr.license = ctypes.addressof(lic)
-        attr.kern_version = kern_version
-        attr.prog_flags = flags
-        attr.prog_name = _object_name(name)
-        attr.prog_ifindex = ifindex
         if expected_attach_type is not None:
-            attr.expected_attach_type = int(expected_attach_type)
-        attr.attach_btf_id = attach_btf_id
+            _attrs.check(attr, "expected_attach_type", expected_attach_type)
         if attach_btf_obj_fd:
-            attr.attach_btf_obj_fd = attach_btf_obj_fd
+            _attrs.check(attr, "attach_btf_obj_fd", attach_btf_obj_fd)
         elif attach_prog_fd:
-            attr.attach_prog_fd = attach_prog_fd
+            _attrs.check(attr, "attach_prog_fd", attach_prog_fd)
         keep: list[Any] = [lic, code_buf]
         if not func_info and not prog_btf_fd and _may_take_func_address(code):
             from .btf import funcinfo  # callbacks need func_info: build it (closed with keep)
@@ -211,19 +216,19 @@ class Program(KernelObject):
                 keep.append(auto)
                 prog_btf_fd, func_info, func_info_rec_size = auto.fd, auto.func_info, 8
         if prog_btf_fd:
-            attr.prog_btf_fd = prog_btf_fd
+            _attrs.check(attr, "prog_btf_fd", prog_btf_fd)
         if func_info:
             fi = ctypes.create_string_buffer(func_info, len(func_info))
             keep.append(fi)
             attr.func_info = ctypes.addressof(fi)
-            attr.func_info_rec_size = func_info_rec_size
-            attr.func_info_cnt = len(func_info) // func_info_rec_size
+            _attrs.check(attr, "func_info_rec_size", func_info_rec_size)
+            attr.func_info_cnt = _record_count("func_info", func_info, func_info_rec_size)
         if line_info:
             li = ctypes.create_string_buffer(line_info, len(line_info))
             keep.append(li)
             attr.line_info = ctypes.addressof(li)
-            attr.line_info_rec_size = line_info_rec_size
-            attr.line_info_cnt = len(line_info) // line_info_rec_size
+            _attrs.check(attr, "line_info_rec_size", line_info_rec_size)
+            attr.line_info_cnt = _record_count("line_info", line_info, line_info_rec_size)
         fds = list(fd_array)
         if fds:
             arr = (ctypes.c_int32 * len(fds))(*fds)
@@ -347,8 +352,8 @@ class Program(KernelObject):
         kernel is returned as bytes in ``result.ctx``. Raw tracepoint and syscall programs take
         ``ctx`` only; syscall programs write their context back into the input (returned too).
         """
-        if repeat < 0:
-            raise ValueError("repeat must be >= 0")
+        if not 0 <= repeat <= 0xFFFFFFFF:  # u32 in the attr, on both paths
+            _attrs.check_int("repeat", repeat, 0, 0xFFFFFFFF, "u32")
         if ctx is None and data is not None and data_out_size is None and not (
                 flags or cpu or batch_size):
             return self._test_run_data(data, repeat)
@@ -357,10 +362,7 @@ class Program(KernelObject):
             attr = self._test_attr = _t.ProgTestRunAttr()
         else:
             ctypes.memset(ctypes.addressof(attr), 0, ctypes.sizeof(attr))
-        attr.repeat = repeat
-        attr.flags = flags
-        attr.cpu = cpu
-        attr.batch_size = batch_size
+        _attrs.fill(attr, repeat=repeat, flags=flags, cpu=cpu, batch_size=batch_size)
         dout: Any = None
         din: Any = None
         if data is not None:
@@ -483,10 +485,17 @@ _NO_CTX_OUT = frozenset({
 })
 
 
-def _object_name(name: str) -> bytes:
-    """Kernel object names: at most 15 bytes of [A-Za-z0-9_.]; other characters dropped."""
-    clean = "".join(ch for ch in name if ch.isalnum() or ch in "_.")
-    return clean.encode("ascii", "ignore")[:15]
+def _record_count(what: str, blob: bytes, rec_size: int) -> int:
+    """How many ``rec_size``-byte records ``blob`` holds; a clear error instead of a division
+    by zero or a silently dropped tail."""
+    if rec_size <= 0:
+        raise errors.InvalidArgumentError(
+            f"{what}_rec_size", f"{what} was given without a record size (the kernel's is 8 "
+            "for func_info, 16 for line_info)")
+    if len(blob) % rec_size:
+        raise errors.InvalidArgumentError(
+            what, f"{len(blob)} bytes is not a multiple of the record size {rec_size}")
+    return len(blob) // rec_size
 
 
 def _resolve_attach_btf_id(prog_type: ProgramType | int,

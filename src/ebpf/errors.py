@@ -22,10 +22,12 @@ __all__ = [
     "BPFError",
     "BPFPermissionError",
     "BusyError",
+    "InvalidArgumentError",
     "KeyExistsError",
     "KeyNotFoundError",
     "LinkError",
     "NotSupportedError",
+    "ObjectKindError",
     "ParseError",
     "ProbeError",
     "SymbolNotFoundError",
@@ -162,6 +164,31 @@ class ProbeError(BPFError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.feature, self.errno, self.detail))
+
+
+class InvalidArgumentError(BPFError, ValueError):
+    """An argument the kernel would truncate or refuse, caught before any syscall: a number
+    out of the range of its attr field, a name the kernel does not accept, a path with NUL.
+    ``field`` names the argument (or attr field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.field, str(self).split(": ", 1)[1]))
+
+
+class ObjectKindError(BPFError, TypeError):
+    """A pin, fd or id is a BPF object of another kind (a program opened as a map...) or no
+    BPF object at all. ``expected``/``actual`` are kinds such as ``"map"``, ``"program"``."""
+
+    def __init__(self, what: str, expected: str, actual: str) -> None:
+        super().__init__(f"{what} is {actual}, not a BPF {expected}")
+        self.what, self.expected, self.actual = what, expected, actual
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.what, self.expected, self.actual))
 
 
 class ParseError(BPFError, ValueError):

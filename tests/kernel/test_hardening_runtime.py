@@ -220,3 +220,65 @@ def _race_rounds(rounds: int) -> None:
             t.join()
             new.close()
     assert reused > 0
+
+
+# --- attrs: range-checked, named errors, before any syscall ----------------------------------
+
+InvalidArgumentError = ebpf.errors.InvalidArgumentError
+
+
+@pytest.mark.parametrize(("kw", "field"), [
+    ({"key_size": 2**32 + 4}, "key_size"),
+    ({"value_size": 2**32 + 8}, "value_size"),
+    ({"max_entries": 2**32 + 1}, "max_entries"),
+    ({"flags": 2**32}, "map_flags"),
+    ({"map_type": 2**32 + 1}, "map_type"),
+    ({"max_entries": -1}, "max_entries"),
+    ({"map_extra": 2**64}, "map_extra"),
+    ({"name": "a b-c/d"}, "name"),
+    ({"name": "caf\u00e9"}, "name"),
+])
+def test_map_create_rejects_what_would_be_truncated(kw: dict[str, object], field: str) -> None:
+    args: dict[str, object] = {"map_type": MapType.HASH, "key_size": 4, "value_size": 4,
+                               "max_entries": 4}
+    args.update(kw)
+    before = ebpf._sys.fd.open_count()
+    with pytest.raises(InvalidArgumentError) as e:
+        Map.create(**args)  # type: ignore[arg-type]
+    assert e.value.field == field
+    assert isinstance(e.value, ValueError)
+    assert ebpf._sys.fd.open_count() == before
+
+
+RET2 = [asm.mov(R0, 2), asm.exit()]
+
+
+@pytest.mark.parametrize(("kw", "field"), [
+    ({"prog_type": 2**32 + 1}, "prog_type"),
+    ({"flags": 2**32}, "prog_flags"),
+    ({"kern_version": -1}, "kern_version"),
+    ({"name": "bad name"}, "name"),
+    ({"license": None}, "license"),
+    ({"func_info": b"\0" * 8}, "func_info_rec_size"),
+    ({"line_info": b"\0" * 16}, "line_info_rec_size"),
+    ({"func_info": b"\0" * 12, "func_info_rec_size": 8}, "func_info"),
+])
+def test_program_load_rejects_bad_arguments(kw: dict[str, object], field: str) -> None:
+    args: dict[str, object] = {"prog_type": ProgramType.XDP}
+    args.update(kw)
+    pt = args.pop("prog_type")
+    with pytest.raises(InvalidArgumentError) as e:
+        ebpf.Program.load(pt, RET2, **args)  # type: ignore[arg-type]
+    assert e.value.field == field
+
+
+def test_test_run_repeat_out_of_range_on_every_path() -> None:
+    with ebpf.Program.load(ProgramType.XDP, RET2) as p:
+        for kwargs in ({}, {"data_out_size": 128}, {"flags": 0, "cpu": 0, "ctx": None}):
+            with pytest.raises(InvalidArgumentError, match="repeat"):
+                p.test_run(PKT, repeat=2**32 + 1, **kwargs)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError, match="repeat"):
+            p.test_run(PKT, repeat=-1)
+        with pytest.raises(InvalidArgumentError, match="cpu"):
+            p.test_run(PKT, cpu=2**32)
+        assert p.test_run(PKT, repeat=3).retval == 2

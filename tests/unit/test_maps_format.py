@@ -10,7 +10,8 @@ import struct
 import pytest
 
 from ebpf import MapFlags, MapType
-from ebpf._maps import _defaults, _MiniBTF, _object_name, value_btf
+from ebpf._maps import _defaults, _MiniBTF, value_btf
+from ebpf._sys.attrs import object_name
 from ebpf.ringbuf import _BUSY, _DISCARD, RecordBatch, _cutter, _runs
 
 
@@ -110,10 +111,17 @@ def test_defaults_per_type() -> None:
         _defaults(MapType.HASH, None, 8, 4, 0)
 
 
-def test_object_names_are_cleaned() -> None:
-    assert _object_name("counts") == b"counts"
-    assert _object_name("a-b c/d.e_f") == b"abcd.e_f"
-    assert len(_object_name("x" * 40)) == 15
+def test_object_names_kernel_rules() -> None:
+    """[A-Za-z0-9_.] as the kernel accepts, cut to 15 bytes; anything else is an error (it
+    used to be dropped silently, issue 14)."""
+    from ebpf.errors import InvalidArgumentError
+
+    assert object_name("counts") == b"counts"
+    assert object_name("d.e_f9") == b"d.e_f9"
+    assert len(object_name("x" * 40)) == 15
+    for bad in ("a-b c/d.e_f", "caf\u00e9", "a\0b"):
+        with pytest.raises(InvalidArgumentError, match="name"):
+            object_name(bad)
 
 
 def test_busy_and_discard_bits() -> None:

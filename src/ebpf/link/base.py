@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 from .. import errors
 from .._programs import Program
+from .._sys import attrs as _attrs
 from .._sys import commands, netlink
 from .._sys.fd import FD, KernelObject
 from .._sys.syscall import bpf, bpf_fd
@@ -75,9 +76,7 @@ def link_create(program: Program | int, target_fd: int, attach_type: int, flags:
     """
     attr = _t.LinkCreateAttr()
     attr.prog_fd = program if isinstance(program, int) else program.fileno()
-    attr.target_fd = target_fd
-    attr.attach_type = int(attach_type)
-    attr.flags = flags
+    _attrs.fill(attr, target_fd=target_fd, attach_type=attach_type, flags=flags)
     keep = []
     for path, value in extra.items():
         obj: Any = attr
@@ -87,6 +86,8 @@ def link_create(program: Program | int, target_fd: int, attach_type: int, flags:
         if isinstance(value, ctypes.Array):
             keep.append(value)
             setattr(obj, leaf, ctypes.addressof(value))
+        elif isinstance(value, int):
+            _attrs.check(obj, leaf, value, label=path)
         else:
             setattr(obj, leaf, value)
     return bpf_fd(C.BPF_LINK_CREATE, attr, keep=keep, what="link")
@@ -291,13 +292,12 @@ def prog_attach(program: Program | int, target_fd: int, attach_type: int, flags:
     ``replace`` sets ``BPF_F_REPLACE`` with ``replace_bpf_fd`` (cgroup multi mode, >= 5.6).
     """
     attr = _t.ProgAttachAttr()
-    attr.target_fd = target_fd
+    _attrs.fill(attr, target_fd=target_fd, attach_type=attach_type)
     attr.attach_bpf_fd = program if isinstance(program, int) else program.fileno()
-    attr.attach_type = int(attach_type)
     if replace is not None:
         flags |= _d.BPF_F_REPLACE
         attr.replace_bpf_fd = replace if isinstance(replace, int) else replace.fileno()
-    attr.attach_flags = flags
+    _attrs.check(attr, "attach_flags", flags, label="flags")
     if relative_fd:
         attr.relative_fd = relative_fd
     elif relative_id:
