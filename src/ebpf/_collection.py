@@ -13,6 +13,7 @@ BTF, and programs loaded::
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import os
 import struct
@@ -156,8 +157,14 @@ class Collection:
         was created and re-raises; a rejected program raises
         :class:`~ebpf.errors.VerifierError` with the log.
         """
-        wanted = dict(spec.programs) if programs is None else {
-            n: spec.programs[n] for n in programs}
+        if programs is None:
+            wanted = {n: p for n, p in spec.programs.items() if p.autoload}
+        else:
+            unknown = [n for n in programs if n not in spec.programs]
+            if unknown:
+                raise KeyError(f"no program(s) {unknown} in this spec "
+                               f"(programs: {sorted(spec.programs)})")
+            wanted = {n: spec.programs[n] for n in programs}
         kbtf = kernel_btf
         if kbtf is None and _needs_kernel_btf(wanted.values()):
             from . import btf as _btf
@@ -168,6 +175,7 @@ class Collection:
         handle: Any = None
         btf_error: BaseException | None = None
         reused: set[str] = set()
+        pinned: list[str] = []  # pins this load created, removed again if it fails
         try:
             if spec.btf_blob is not None:
                 from .btf.handle import BTFHandle
@@ -176,24 +184,32 @@ class Collection:
                     handle = BTFHandle.load(spec.btf_blob)
                 except errors.SyscallError as e:
                     btf_error = e
-            for name, ms in spec.maps.items():
-                maps[name] = _create_map(ms, handle, pin_path)
-                if ms.pinning == PinType.BY_NAME and maps[name].pinned_path is not None \
-                        and ms.freeze:
+            for name, ms0 in spec.maps.items():
+                ms = ms0
+                if name == ".kconfig" and not ms.contents:
+                    ms = ms.replace(contents=((0, kconfig_values(spec)),))
+                maps[name], created_pin = _create_map(ms, handle, pin_path)
+                if created_pin is not None:
+                    pinned.append(created_pin)
+                elif ms.pinning == PinType.BY_NAME and ms.freeze:
                     reused.add(name)
-            for name, ms in spec.maps.items():
-                _fill_map(maps[name], ms, maps, None)
+                if name not in reused:
+                    _fill_map(maps[name], ms, maps, None)
+                    if ms.freeze:
+                        # Frozen before any program loads (as libbpf does): the verifier
+                        # then reads .rodata/.kconfig as constants and prunes dead code.
+                        maps[name].freeze()
             for name, ps in wanted.items():
                 progs[name] = _load_program(spec, ps, maps, handle, kbtf, log_level)
             for name, ms in spec.maps.items():
                 if ms.type == MapType.PROG_ARRAY and ms.contents:
                     _fill_map(maps[name], ms, maps, progs)
-            for name, ms in spec.maps.items():
-                if ms.freeze and name not in reused:
-                    maps[name].freeze()
         except BaseException:
             for p in progs.values():
                 p.close()
+            for path in pinned:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
             for m in maps.values():
                 m.close()
             raise
@@ -248,11 +264,22 @@ def _attach_btf(p: ProgramSpec) -> bool:
 
 # --- maps ----------------------------------------------------------------------------------
 
-def _create_map(ms: MapSpec, handle: Any, pin_path: str | os.PathLike[str] | None) -> Map:
+class PinPathError(errors.BPFError, ValueError):
+    """A map is pinned by name (``pinning=BY_NAME``) but no ``pin_path`` was given."""
+
+
+def _spec_error(ms: MapSpec, what: str, fix: str) -> errors.BPFError:
+    return errors.BPFError(f"map {ms.name!r}: {what}; set it before loading: "
+                           f"spec = spec.with_map({ms.name!r}, {fix})")
+
+
+def _create_map(ms: MapSpec, handle: Any, pin_path: str | os.PathLike[str] | None
+                ) -> tuple[Map, str | None]:
+    """The map, and the path of the pin this call created (``None``: not pinned here)."""
     path: str | None = None
     if ms.pinning == PinType.BY_NAME:
         if pin_path is None:
-            raise ValueError(f"map {ms.name!r} is pinned by name: pass pin_path=")
+            raise PinPathError(f"map {ms.name!r} is pinned by name: pass pin_path=")
         path = os.path.join(os.fspath(pin_path), ms.name)
         if os.path.exists(path):
             old = Map.from_pin(path)
@@ -261,28 +288,38 @@ def _create_map(ms: MapSpec, handle: Any, pin_path: str | os.PathLike[str] | Non
                     ms.value_size or old.value_size, ms.max_entries or old.max_entries):
                 old.close()
                 raise errors.BPFError(f"pinned map {path} does not match {ms.name!r}")
-            return old
+            return old, None
     inner: Map | None = None
     try:
         if ms.type in _MAP_IN_MAP:
             if ms.inner is None:
-                raise ValueError(f"map-in-map {ms.name!r} has no inner map definition")
-            inner = _create_map(ms.inner.replace(pinning=PinType.NONE), handle, None)
+                raise _spec_error(ms, "a map-in-map needs an inner map definition",
+                                  "inner=MapSpec(...)")
+            inner, _ = _create_map(ms.inner.replace(pinning=PinType.NONE), handle, None)
+        if ms.max_entries is None and ms.type not in _SIZED_BY_DEFAULT:
+            raise _spec_error(ms, "max_entries is not set (the object leaves it to "
+                              "userspace)", "max_entries=N")
         kw: dict[str, Any] = dict(
             key_size=ms.key_size, value_size=ms.value_size, max_entries=ms.max_entries,
             flags=ms.flags, name=ms.name, inner_map=inner, map_extra=ms.map_extra,
             numa_node=ms.numa_node)
         m: Map
-        if handle is not None and ms.btf_value_type_id:
-            try:
-                m = Map.create(ms.type, btf=handle, btf_key_type_id=ms.btf_key_type_id,
-                               btf_value_type_id=ms.btf_value_type_id, **kw)
-            except errors.SyscallError as e:
-                if e.errno not in (_errno.EINVAL, _errno.ENOTSUP, errors.ENOTSUPP):
-                    raise
-                m = Map.create(ms.type, **kw)  # the kernel refused the BTF: go without
-        else:
-            m = Map.create(ms.type, **kw)
+        try:
+            if handle is not None and ms.btf_value_type_id:
+                try:
+                    m = Map.create(ms.type, btf=handle, btf_key_type_id=ms.btf_key_type_id,
+                                   btf_value_type_id=ms.btf_value_type_id, **kw)
+                except errors.SyscallError as e:
+                    if e.errno not in (_errno.EINVAL, _errno.ENOTSUP, errors.ENOTSUPP):
+                        raise
+                    m = Map.create(ms.type, **kw)  # the kernel refused the BTF: go without
+            else:
+                m = Map.create(ms.type, **kw)
+        except (TypeError, ValueError) as e:
+            if isinstance(e, errors.BPFError):
+                raise
+            raise _spec_error(ms, str(e), "key_size=, value_size=, max_entries=, flags=") \
+                from None
     finally:
         if inner is not None:
             inner.close()
@@ -292,7 +329,14 @@ def _create_map(ms: MapSpec, handle: Any, pin_path: str | os.PathLike[str] | Non
         except BaseException:
             m.close()
             raise
-    return m
+    return m, path
+
+
+#: Map types whose max_entries has a default (``Map.create``) or is 0 by design.
+_SIZED_BY_DEFAULT = frozenset({
+    MapType.PERF_EVENT_ARRAY, MapType.SK_STORAGE, MapType.INODE_STORAGE,
+    MapType.TASK_STORAGE, MapType.CGRP_STORAGE, MapType.CGROUP_STORAGE,
+    MapType.PERCPU_CGROUP_STORAGE})
 
 
 def _fill_map(m: Map, ms: MapSpec, maps: Mapping[str, Map],
@@ -312,6 +356,160 @@ def _fill_map(m: Map, ms: MapSpec, maps: Mapping[str, Map],
             m[key] = value + bytes(m.value_size - len(value))
         else:
             m[key] = value
+
+
+# --- __kconfig -----------------------------------------------------------------------------
+
+_TRISTATE = {"y": 1, "m": 2, "n": 0}
+
+
+def _kconfig_known(name: str) -> int | None:
+    """Values libbpf computes itself rather than reading from the config file."""
+    from . import platform
+
+    if name == "LINUX_KERNEL_VERSION":
+        v = platform.kernel_version()
+        return (v.major << 16) | (v.minor << 8) | min(v.patch, 255)
+    if name == "LINUX_HAS_BPF_COOKIE":
+        from . import features
+        from ._uapi import _generated_types as _t
+
+        try:
+            return int(features.have_helper(ProgramType.TRACEPOINT,
+                                            int(_t.bpf_func_id.BPF_FUNC_get_attach_cookie))
+                       is None)
+        except errors.BPFError:
+            return 0
+    if name == "LINUX_HAS_SYSCALL_WRAPPER":
+        return int(_has_syscall_wrapper())
+    return None
+
+
+def _has_syscall_wrapper() -> bool:
+    """Whether syscalls enter through ``__<arch>_sys_*`` wrappers (pt_regs arguments)."""
+    from . import platform
+
+    prefix = {"x86_64": "__x64_", "i386": "__ia32_", "aarch64": "__arm64_",
+              "s390x": "__s390x_", "riscv64": "__riscv_", "loongarch64": "__loongarch64_",
+              "ppc64le": "__powerpc64_", "arm": "__arm_"}.get(platform.ARCH, "")
+    if not prefix:
+        return False
+    want = f" {prefix}sys_bpf"
+    try:
+        with open("/proc/kallsyms") as f:
+            return any(line.rstrip().endswith(want) for line in f)
+    except OSError:
+        return False
+
+
+def _kconfig_type(vs: VariableSpec) -> tuple[str, int]:
+    """('bool'|'tristate'|'char'|'int'|'uint'|'chars', size) of a kconfig extern."""
+    from .btf.types import Array, Enum, Int, Var
+
+    t = vs.type
+    if t is None:
+        return ("uint", vs.size)
+    if isinstance(t, Var):
+        t = t.type
+    t = t.spec.resolve(t)
+    if isinstance(t, Enum) and t.name == "libbpf_tristate":
+        return ("tristate", vs.size)
+    if isinstance(t, Int):
+        if t.is_bool:
+            return ("bool", 1)
+        if t.is_char and t.size == 1:
+            return ("char", 1)
+        return ("int" if t.signed else "uint", t.size)
+    if isinstance(t, Array):
+        elem = t.spec.resolve(t.elem_type)
+        if isinstance(elem, Int) and elem.size == 1:
+            return ("chars", t.nelems)
+    raise errors.BPFError(f"__kconfig extern {vs.name!r} has a type libbpf does not support "
+                          f"({type(t).__name__}): use bool, tristate, char, an integer or "
+                          "a char array")
+
+
+def _kconfig_value(vs: VariableSpec, raw: str | None, bo: str) -> bytes:
+    kind, size = _kconfig_type(vs)
+    order: Any = "little" if bo == "<" else "big"
+    name = vs.name
+    if raw is None:
+        if vs.weak:
+            return bytes(vs.size)
+        raise errors.BPFError(f"__kconfig extern {name!r} has no value on this kernel and is "
+                              "not __weak (declare it 'extern ... __kconfig __weak' to get 0)")
+    if kind in ("bool", "tristate", "char"):
+        if raw not in _TRISTATE:
+            if kind == "char" and raw.startswith('"'):
+                raise errors.BPFError(f"__kconfig {name!r} is a string ({raw}): declare it "
+                                      "as a char array")
+            raise errors.BPFError(f"__kconfig {name!r}={raw} is not y/n/m")
+        if kind == "bool" and raw == "m":
+            raise errors.BPFError(f"__kconfig {name!r}=m does not fit a bool: declare it "
+                                  "enum libbpf_tristate")
+        v = ord(raw) if kind == "char" else _TRISTATE[raw]
+        return v.to_bytes(size, order).ljust(vs.size, b"\0")
+    if kind == "chars":
+        if len(raw) < 2 or raw[0] != '"' or raw[-1] != '"':
+            raise errors.BPFError(f"__kconfig {name!r}={raw} is not a string")
+        text = raw[1:-1].encode()
+        if len(text) + 1 > size:
+            raise errors.BPFError(f"__kconfig {name!r} is {len(text) + 1} bytes with its NUL, "
+                                  f"its array {size}: make the array larger")
+        return text.ljust(vs.size, b"\0")
+    if raw in _TRISTATE:
+        raise errors.BPFError(f"__kconfig {name!r}={raw} is y/n/m, not an integer: "
+                              "declare it bool or enum libbpf_tristate")
+    try:
+        v = int(raw, 0)
+    except ValueError:
+        raise errors.BPFError(f"__kconfig {name!r}={raw} is not an integer") from None
+    try:
+        return v.to_bytes(size, order, signed=kind == "int").ljust(vs.size, b"\0")
+    except OverflowError:
+        raise errors.BPFError(f"__kconfig {name!r}={raw} does not fit its {size}-byte "
+                              "type") from None
+
+
+def kconfig_values(spec: CollectionSpec, config: Mapping[str, str] | None = None) -> bytes:
+    """Contents of ``spec``'s ``.kconfig`` map for the running kernel, as libbpf fills it:
+    ``LINUX_KERNEL_VERSION``, ``LINUX_HAS_BPF_COOKIE``, ``LINUX_HAS_SYSCALL_WRAPPER`` and
+    ``CONFIG_*`` options (from ``config``, else :func:`ebpf.platform.kernel_config`);
+    unknown ``__weak`` externs are 0, unknown strong ones a :class:`~ebpf.errors.BPFError`.
+    """
+    ms = spec.maps[".kconfig"]
+    buf = bytearray(ms.value_size or 0)
+    cfg = config
+    for vs in spec.variables.values():
+        if vs.map != ".kconfig":
+            continue
+        raw: str | None = None
+        if vs.name.startswith("CONFIG_"):
+            if cfg is None:
+                from . import platform
+
+                cfg = platform.kernel_config()
+                if cfg is None and not vs.weak:
+                    raise errors.BPFError(
+                        f"__kconfig extern {vs.name!r}: no kernel config to read it from "
+                        f"(/proc/config.gz or /boot/config-{os.uname().release}); "
+                        "declare it __weak to get 0")
+                cfg = cfg or {}
+            raw = cfg.get(vs.name)
+            if raw is None and not vs.weak:
+                raw = "n" if _kconfig_type(vs)[0] in ("bool", "tristate") else None
+        else:
+            known = _kconfig_known(vs.name)
+            if known is None and not vs.weak:
+                raise errors.BPFError(f"__kconfig extern {vs.name!r} is not a value libbpf "
+                                      "knows (LINUX_KERNEL_VERSION, LINUX_HAS_BPF_COOKIE, "
+                                      "LINUX_HAS_SYSCALL_WRAPPER, CONFIG_*)")
+            if known is not None:
+                raw = str(known)
+                if _kconfig_type(vs)[0] in ("bool", "tristate"):
+                    raw = "y" if known else "n"
+        buf[vs.offset:vs.offset + vs.size] = _kconfig_value(vs, raw, spec.byteorder)
+    return bytes(buf)
 
 
 # --- programs ------------------------------------------------------------------------------
@@ -381,9 +579,44 @@ def relocate(spec: CollectionSpec, ps: ProgramSpec, maps: Mapping[str, Any],
 
 def _load_program(spec: CollectionSpec, ps: ProgramSpec, maps: Mapping[str, Map],
                   handle: Any, kbtf: Any, log_level: int) -> Program:
+    try:
+        return _load_program_inner(spec, ps, maps, handle, kbtf, log_level)
+    except errors.VerifierError as e:
+        where = source_line(spec, ps, e.insn)
+        if where:
+            e.source = where
+            e.detail = f"{e.detail} [at {where}]"
+        raise
+
+
+def source_line(spec: CollectionSpec, ps: ProgramSpec, insn: int | None) -> str:
+    """``"file.c:42: <source text>"`` of instruction ``insn`` of ``ps`` from its
+    ``.BTF.ext`` line info (the nearest record at or before it), or ``""``."""
+    if insn is None or not ps.line_info or spec.btf is None:
+        return ""
+    best: tuple[int, int, int, int] | None = None
+    for rec in ps.line_info:
+        if rec[0] <= insn and (best is None or rec[0] >= best[0]):
+            best = rec
+    if best is None:
+        return ""
+    _i, file_off, line_off, line_col = best
+    try:
+        name = os.path.basename(spec.btf.string(file_off))
+        text = spec.btf.string(line_off).strip()
+    except (KeyError, ValueError, IndexError):
+        return ""
+    where = f"{name}:{line_col >> 10}"
+    return f"{where}: {text}" if text else where
+
+
+def _load_program_inner(spec: CollectionSpec, ps: ProgramSpec, maps: Mapping[str, Map],
+                        handle: Any, kbtf: Any, log_level: int) -> Program:
     if not int(ps.type):
-        raise ValueError(f"program {ps.name!r} in section {ps.section!r} has no program "
-                         "type (unknown SEC name): set one with spec.replace()")
+        raise errors.BPFError(
+            f"program {ps.name!r} in section {ps.section!r} has no program type (unknown "
+            f"SEC name): set one before loading, spec = spec.with_program({ps.name!r}, "
+            "type=ebpf.ProgramType....)")
     code = relocate(spec, ps, maps, kbtf)
     kw: dict[str, Any] = {}
     if handle is not None and ps.func_info:

@@ -53,7 +53,7 @@ class ReferenceKind(enum.Enum):
     MAP_VALUE = "map_value"
     KFUNC = "kfunc"          #: call of a kernel function (``BPF_PSEUDO_KFUNC_CALL``, BTF id)
     KSYM = "ksym"            #: ld_imm64 of a typed kernel variable (``BPF_PSEUDO_BTF_ID``)
-    KCONFIG = "kconfig"      #: a ``__kconfig`` extern (not supported yet)
+    KCONFIG = "kconfig"      #: a ``__kconfig`` extern (resolved into the ``.kconfig`` map)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +122,9 @@ class ProgramSpec:
     func_info: tuple[tuple[int, int], ...] = ()
     line_info: tuple[tuple[int, int, int, int], ...] = ()
     byteorder: str = "<"
+    #: Loaded by :meth:`ebpf.Collection.load` without being asked for by name. ``False`` for
+    #: ``SEC("?...")`` programs (libbpf's optional programs) until set.
+    autoload: bool = True
 
     def replace(self, **changes: Any) -> ProgramSpec:
         """A copy with ``changes`` applied (``dataclasses.replace``)."""
@@ -135,13 +138,15 @@ class ProgramSpec:
 @dataclass(frozen=True, slots=True)
 class VariableSpec:
     """A global variable: ``size`` bytes at ``offset`` of global-data map ``map``.
-    ``type`` is its BTF type when the object has BTF (``None`` otherwise)."""
+    ``type`` is its BTF type when the object has BTF (``None`` otherwise). ``weak`` marks
+    a ``__weak`` extern (``__kconfig``): 0 when the kernel has no value for it."""
 
     name: str
     map: str
     offset: int
     size: int
     type: BTFType | None = field(default=None, compare=False)
+    weak: bool = False
 
     def encode(self, value: Any, byteorder: str = "<") -> bytes:
         """``value`` as this variable's bytes: ``bytes`` of the exact size, an ``int``
@@ -213,6 +218,31 @@ class CollectionSpec:
     def replace(self, **changes: Any) -> CollectionSpec:
         """A copy with ``changes`` applied (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
+
+    def with_map(self, name: str, **changes: Any) -> CollectionSpec:
+        """A copy whose map ``name`` has ``changes`` applied, e.g. ``max_entries=1024``,
+        ``value_size=``, ``flags=``, ``pinning=PinType.BY_NAME`` or ``inner=MapSpec(...)``
+        (a map-in-map's template). Call before :meth:`ebpf.Collection.load`."""
+        if name not in self.maps:
+            raise KeyError(f"no map {name!r} in this spec (maps: {sorted(self.maps)})")
+        return self.replace(maps={**self.maps, name: self.maps[name].replace(**changes)})
+
+    def with_program(self, name: str, **changes: Any) -> CollectionSpec:
+        """A copy whose program ``name`` has ``changes`` applied, e.g. ``autoload=True`` for
+        a ``SEC("?...")`` program or ``type=`` for an unknown section name."""
+        if name not in self.programs:
+            raise KeyError(f"no program {name!r} in this spec "
+                           f"(programs: {sorted(self.programs)})")
+        return self.replace(programs={**self.programs,
+                                      name: self.programs[name].replace(**changes)})
+
+    def set_autoload(self, **programs: bool) -> CollectionSpec:
+        """A copy with the ``autoload`` flag of each named program set (``name=False``
+        skips it at load, ``name=True`` loads an optional ``SEC("?...")`` program)."""
+        spec = self
+        for name, on in programs.items():
+            spec = spec.with_program(name, autoload=bool(on))
+        return spec
 
     def set_variables(self, values: Mapping[str, Any] | None = None,
                       **kwargs: Any) -> CollectionSpec:

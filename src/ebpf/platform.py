@@ -24,11 +24,13 @@ __all__ = [
     "capabilities",
     "find_mount",
     "has_capability",
+    "kernel_config",
     "kernel_version",
     "mount",
     "mount_bpffs",
     "page_size",
     "possible_cpus",
+    "require_tracefs",
     "tracefs_path",
     "umount",
 ]
@@ -132,6 +134,40 @@ def kernel_version() -> KernelVersion:
     return KernelVersion.parse(os.uname().release)
 
 
+def kernel_config(path: str | os.PathLike[str] | None = None) -> dict[str, str] | None:
+    """The running kernel's build configuration as ``{"CONFIG_BPF": "y", ...}`` (values as
+    written: ``y``/``m``, numbers, quoted strings), or ``None`` when there is none to read.
+
+    From ``path``, else ``/proc/config.gz`` (``CONFIG_IKCONFIG_PROC``), else
+    ``/boot/config-$(uname -r)``: where libbpf looks for ``__kconfig`` values.
+    ``# CONFIG_X is not set`` lines are left out (an unset option is absent).
+    """
+    import gzip
+
+    candidates = [os.fspath(path)] if path is not None else [
+        "/proc/config.gz", f"/boot/config-{os.uname().release}"]
+    for cand in candidates:
+        try:
+            with open(cand, "rb") as f:
+                raw = f.read(64 << 20)
+        except OSError:
+            continue
+        if raw[:2] == b"\x1f\x8b":
+            try:
+                raw = gzip.decompress(raw)
+            except (OSError, EOFError):
+                continue
+        out: dict[str, str] = {}
+        for line in raw.decode("utf-8", "replace").splitlines():
+            if not line.startswith("CONFIG_"):
+                continue
+            key, sep, value = line.partition("=")
+            if sep:
+                out[key.strip()] = value.strip()
+        return out
+    return None
+
+
 # --- mounts ----------------------------------------------------------------------------------
 
 def _mountinfo() -> list[tuple[str, str]]:
@@ -169,21 +205,78 @@ def mount_bpffs(path: str = "/sys/fs/bpf") -> str:
     return path
 
 
-def tracefs_path(mount_if_missing: bool = False) -> str | None:
-    """Where tracefs is mounted (``/sys/kernel/tracing`` preferred); optionally mount it there."""
+TRACEFS = "/sys/kernel/tracing"
+DEBUGFS = "/sys/kernel/debug"
+_TRACEFS_FIX = (f"mount -t tracefs tracefs {TRACEFS} (as root), or pass tracefs= the "
+                "directory where it is mounted")
+
+
+def _found_tracefs() -> str | None:
     points = find_mount("tracefs")
     for p in points:
-        if p == "/sys/kernel/tracing":
+        if p == TRACEFS:
             return p
-    if points:
-        return points[0]
-    debug = [p for p in find_mount("debugfs") if os.path.isdir(os.path.join(p, "tracing"))]
-    if debug and os.path.isfile(os.path.join(debug[0], "tracing", "available_events")):
-        return os.path.join(debug[0], "tracing")
-    if mount_if_missing:
-        mount("tracefs", "/sys/kernel/tracing", "tracefs")
-        return "/sys/kernel/tracing"
+    for p in points:
+        if os.path.isfile(os.path.join(p, "available_events")):
+            return p
+    for p in find_mount("debugfs"):
+        if os.path.isfile(os.path.join(p, "tracing", "available_events")):
+            return os.path.join(p, "tracing")
     return None
+
+
+def tracefs_path(mount_if_missing: bool = False) -> str | None:
+    """Where tracefs is mounted (``/sys/kernel/tracing`` preferred, else another tracefs
+    mount, else debugfs's ``tracing`` directory), or ``None``.
+
+    With ``mount_if_missing`` it mounts tracefs at ``/sys/kernel/tracing`` (where the kernel
+    creates the mount point, Linux 4.1) and, if that fails, debugfs at
+    ``/sys/kernel/debug`` (whose ``tracing`` directory the kernel automounts); this needs
+    ``CAP_SYS_ADMIN`` and raises :class:`OSError` from the first attempt when neither works.
+    """
+    found = _found_tracefs()
+    if found is not None or not mount_if_missing:
+        return found
+    try:
+        mount("tracefs", TRACEFS, "tracefs")
+        return TRACEFS
+    except OSError as first:
+        try:
+            if not is_mounted(DEBUGFS, "debugfs"):
+                mount("debugfs", DEBUGFS, "debugfs")
+        except OSError:
+            raise first from None
+        found = _found_tracefs()
+        if found is None:
+            raise first from None
+        return found
+
+
+def require_tracefs() -> str:
+    """The tracefs directory, mounted first if this process may (root, ``CAP_SYS_ADMIN``):
+    what tracepoint, kprobe and uprobe attachment use. Raises
+    :class:`~ebpf.errors.NotSupportedError` naming the command that fixes it when tracefs
+    is not mounted and cannot be mounted here."""
+    from . import errors
+
+    found = tracefs_path()
+    if found is not None:
+        return found
+    if not has_capability(Capability.SYS_ADMIN):
+        raise errors.NotSupportedError(
+            "tracefs", detail=f"tracefs is not mounted and this process lacks CAP_SYS_ADMIN "
+            f"to mount it: {_TRACEFS_FIX}")
+    try:
+        path = tracefs_path(mount_if_missing=True)
+    except OSError as e:
+        raise errors.NotSupportedError(
+            "tracefs", detail=f"tracefs is not mounted and mounting it failed ({e}): "
+            f"{_TRACEFS_FIX}; the kernel may lack CONFIG_TRACING") from None
+    if path is None:
+        raise errors.NotSupportedError(
+            "tracefs", detail=f"tracefs is not mounted and could not be found after "
+            f"mounting: {_TRACEFS_FIX}")
+    return path
 
 
 # --- capabilities ----------------------------------------------------------------------------

@@ -17,6 +17,8 @@ What is understood:
   one-element array maps, referenced with ``BPF_PSEUDO_MAP_VALUE``; their variables are
   listed in ``CollectionSpec.variables``;
 * externs in ``.ksyms``: kfunc calls and typed kernel variables, resolved at load;
+  ``__kconfig`` externs become variables of a frozen ``.kconfig`` map filled at load;
+* ``SEC("?...")`` programs have ``autoload=False`` (libbpf's optional programs);
 * ``.BTF``/``.BTF.ext``: func info, line info and CO-RE relocations per program; the BTF is
   fixed up for the kernel (data section sizes and variable offsets, extern sections);
 * ``license`` and ``version`` sections.
@@ -87,6 +89,8 @@ class _Obj:
     relocs: dict[tuple[int, int], _Reloc] = field(default_factory=dict)
     extern_kinds: dict[str, str] = field(default_factory=dict)
     datasecs: dict[str, _btf.DataSec] | None = None
+    #: ``__kconfig`` externs: name -> (offset in the ``.kconfig`` map, size, BTF var)
+    kconfig: dict[str, tuple[int, int, _btf.Type]] = field(default_factory=dict)
 
 
 def load_collection_spec(data: bytes) -> CollectionSpec:
@@ -103,6 +107,7 @@ def load_collection_spec(data: bytes) -> CollectionSpec:
     _read_btf(obj)
     _collect_externs(obj)
     _read_data_sections(obj)
+    _kconfig_map(obj)
     _read_legacy_maps(obj)
     _read_btf_maps(obj)
     _collect_funcs(obj)
@@ -159,15 +164,33 @@ def _datasecs(obj: _Obj) -> dict[str, _btf.DataSec]:
     return obj.datasecs
 
 
+def _extern_size(spec: _btf.Spec, t: _btf.Type) -> int:
+    """Bytes an extern takes in its section (kfuncs and sizeless types: 4)."""
+    if isinstance(t, _btf.Func):
+        return 4
+    try:
+        return spec.sizeof(t)
+    except (ValueError, KeyError):
+        return 4
+
+
 def _collect_externs(obj: _Obj) -> None:
-    """Which undefined symbols are kfuncs, typed ksyms or kconfig values (from BTF)."""
+    """Which undefined symbols are kfuncs, typed ksyms or kconfig values (from BTF).
+
+    ``__kconfig`` externs get 8-byte aligned slots of the ``.kconfig`` map in DATASEC order,
+    the same layout :class:`_BTFFixer` gives the kernel."""
     for name, sec in _datasecs(obj).items():
         if name not in (".ksyms", ".kconfig"):
             continue
+        off = 0
         for vs in sec.vars:
             t = vs.type
             if name == ".kconfig":
+                assert obj.btf is not None
+                size = _extern_size(obj.btf, t)
                 obj.extern_kinds[t.name] = "kconfig"
+                obj.kconfig[t.name] = (off, size, t)
+                off += (size + 7) // 8 * 8
             elif isinstance(t, _btf.Func):
                 obj.extern_kinds[t.name] = "kfunc"
             else:
@@ -201,6 +224,19 @@ def _read_data_sections(obj: _Obj) -> None:
             max_entries=1, flags=flags, contents=((0, contents),), freeze=readonly,
             btf_value_type_id=ds.id if ds is not None else 0)
         obj.data_sections[sec.index] = sec.name
+
+
+def _kconfig_map(obj: _Obj) -> None:
+    """The ``.kconfig`` map of ``__kconfig`` externs: read-only to programs, frozen, its
+    contents computed from the running kernel at load (:mod:`ebpf._collection`)."""
+    if not obj.kconfig:
+        return
+    size = max(off + (sz + 7) // 8 * 8 for off, sz, _t_ in obj.kconfig.values())
+    ds = _datasecs(obj).get(".kconfig")
+    obj.maps[".kconfig"] = MapSpec(
+        name=".kconfig", type=MapType.ARRAY, key_size=4, value_size=size, max_entries=1,
+        flags=_t.BPF_F_MMAPABLE | _t.BPF_F_RDONLY_PROG, freeze=True,
+        btf_value_type_id=ds.id if ds is not None else 0)
 
 
 def _read_legacy_maps(obj: _Obj) -> None:
@@ -499,13 +535,20 @@ def _build_programs(obj: _Obj) -> dict[str, ProgramSpec]:
         sec = obj.elf.sections[sec_index]
         if text is not None and sec_index == text.index:
             continue
-        match = match_section(sec.name)
+        optional = sec.name.startswith("?")  # SEC("?..."): not loaded unless asked for
+        match = match_section(sec.name[1:] if optional else sec.name)
         for f in funcs:
             if not f.is_global and len(funcs) > 1 and _is_called(obj, f):
                 continue  # a static subprogram of this section, not a program
             if f.name in out:
                 raise ParseError(f"two programs named {f.name!r}")
-            out[f.name] = _link(obj, f, sec, match)
+            if f.count <= 0:
+                raise ParseError(f"program {f.name!r} in {sec.name!r} has no instructions",
+                                 sec.offset)
+            ps = _link(obj, f, sec, match)
+            if optional:
+                ps = ps.replace(section=sec.name[1:], autoload=False)
+            out[f.name] = ps
     return out
 
 
@@ -588,7 +631,9 @@ def _link(obj: _Obj, main: _Func, sec: Section,
             elif r.kind == "ksym":
                 refs.append(Reference(out_i, ReferenceKind.KSYM, r.name))
             elif r.kind == "kconfig":
-                refs.append(Reference(out_i, ReferenceKind.KCONFIG, r.name))
+                refs.append(Reference(out_i, ReferenceKind.MAP_VALUE, ".kconfig",
+                                      obj.kconfig[r.name][0]))
+                _set_insn(code, out_i, bo, imm=0)
         fi, li, cr = _ext_for(obj, fsec.name)
         lo, hi = f.start * 8, (f.start + f.count) * 8
         got = [x for x in fi if x.insn_off == lo]
@@ -640,6 +685,9 @@ def _variables(obj: _Obj) -> dict[str, VariableSpec]:
             if s.name in out:
                 continue  # two statics of the same name: the first wins
             out[s.name] = VariableSpec(s.name, mname, s.value, s.size, by_name.get(s.name))
+    weak = {s.name for s in obj.syms if s.undefined and s.binding == 2}  # STB_WEAK
+    for name, (off, size, t) in obj.kconfig.items():
+        out.setdefault(name, VariableSpec(name, ".kconfig", off, size, t, weak=name in weak))
     return out
 
 
@@ -737,12 +785,7 @@ class _BTFFixer:
                 if isinstance(t, _btf.Func):
                     type_id = self.add_type(struct.pack(bo + "IIII", self.add_str(t.name),
                                                         _KIND_VAR << 24, self.dummy_int(), 1))
-                    sz = 4
-                else:
-                    try:
-                        sz = spec.sizeof(t)
-                    except ValueError:
-                        sz = 4
+                sz = _extern_size(spec, t)
                 fixed.append((type_id, off, sz))
                 off += (sz + 7) // 8 * 8
             size = off

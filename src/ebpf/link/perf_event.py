@@ -148,21 +148,13 @@ class PerfEventLinkInfo:
 # --- tracefs ----------------------------------------------------------------------------------
 
 def tracefs_root(tracefs: str | os.PathLike[str] | None = None) -> str:
-    """The tracefs directory to use: ``tracefs`` if given, else where it is mounted.
-
-    The library never mounts tracefs by itself; when it is not mounted this raises
-    :class:`~ebpf.errors.NotSupportedError` saying how to mount it.
+    """The tracefs directory to use: ``tracefs`` if given, else where it is mounted; as root
+    it is mounted at /sys/kernel/tracing when missing (:func:`ebpf.platform.require_tracefs`,
+    which raises :class:`~ebpf.errors.NotSupportedError` with the fixing command otherwise).
     """
     if tracefs is not None:
         return os.fspath(tracefs)
-    path = platform.tracefs_path(mount_if_missing=False)
-    if path is None:
-        raise errors.NotSupportedError(
-            "tracefs",
-            detail="tracefs is not mounted (mount -t tracefs tracefs /sys/kernel/tracing, or "
-            "call ebpf.platform.tracefs_path(mount_if_missing=True))",
-        )
-    return path
+    return platform.require_tracefs()
 
 
 _event_counter = itertools.count()

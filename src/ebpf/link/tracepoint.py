@@ -10,8 +10,11 @@ with offsets taken from the running kernel instead of hard-coded ones::
     with attach_tracepoint(prog, "syscalls", "sys_enter_openat"):
         ...
 
-tracefs must be mounted (``mount -t tracefs tracefs /sys/kernel/tracing``); the library never
-mounts it itself (see :func:`ebpf.platform.tracefs_path`).
+The event directories come from tracefs. When it is not mounted and the process is root
+(``CAP_SYS_ADMIN``), the library mounts it at ``/sys/kernel/tracing`` (falling back to
+debugfs's ``/sys/kernel/debug/tracing``); otherwise the error names the command that fixes
+it (``mount -t tracefs tracefs /sys/kernel/tracing``). See
+:func:`ebpf.platform.require_tracefs`.
 """
 
 from __future__ import annotations
