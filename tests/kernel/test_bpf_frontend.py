@@ -426,6 +426,52 @@ def test_struct_values_helpers_and_delete(tmp_path: Path) -> None:
         assert dict(coll.seen.items()) == {1: 10, 3: 30 & 6, 4: u32.wrap(-3)}  # -1, then -1 twice
 
 
+BATCH = '''
+from ebpf import bpf
+from ebpf.bpf import u16, u32, u64
+
+class Pkt(bpf.Struct):
+    seq: u64
+    length: u32
+    proto: u16
+
+ring = bpf.RingBuf(size=1 << 14)
+counter = bpf.Array(u64, max_entries=1)
+
+@bpf.xdp
+def report(ctx: bpf.XDP) -> int:
+    eth = ctx.load(bpf.net.Ethernet)
+    if eth is None:
+        return bpf.XDP_PASS
+    rec = ring.reserve(Pkt)
+    if rec is None:
+        return bpf.XDP_PASS
+    counter[0] += 1
+    rec.seq = counter[0]
+    rec.proto = eth.proto
+    rec.length = 0
+    for i in range(4):
+        rec.length += i
+    ring.submit(rec)
+    return bpf.XDP_PASS
+'''
+
+
+@pytest.mark.requires(features.have_map_type, MapType.RINGBUF)
+def test_ring_buffer_batch_decodes_with_the_struct_dtype(tmp_path: Path) -> None:
+    from ebpf import bpf
+
+    mod = import_source(tmp_path, "bpf_batch", BATCH)
+    with bpf.load(mod.report) as coll:
+        for proto in (0x0800, 0x86DD, 0x0806):
+            frame = bytes(12) + proto.to_bytes(2, "big") + bytes(50)
+            coll.report.test_run(frame)
+        batch = coll.ring.read_batch(mod.Pkt)
+        assert [int(x) for x in batch["seq"]] == [1, 2, 3]
+        assert [int(x) for x in batch["proto"]] == [0x0800, 0x86DD, 0x0806]
+        assert set(int(x) for x in batch["length"]) == {6}
+
+
 # -- tracepoint + ring buffer ---------------------------------------------------------------
 EXEC = '''
 from ebpf import bpf

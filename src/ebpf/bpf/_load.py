@@ -143,9 +143,11 @@ class RingView:
         for rec in self._ring().read(timeout, copy=True):
             yield rec if t is None else t.decode(rec)
 
-    def read_batch(self, t: type[Struct], limit: int | None = None) -> Any:
-        """Records as a numpy array of ``t.dtype()``."""
-        return self._ring().read_batch(dtype=t.dtype(), limit=limit)
+    def read_batch(self, t: type[Struct], *, timeout: float | None = 0.0,
+                   max_records: int | None = None) -> Any:
+        """Records as a numpy structured array of ``t.dtype()`` (no Python call per record)."""
+        return self._ring().read_batch(dtype=t.dtype(), timeout=timeout,
+                                       max_records=max_records)
 
     def close(self) -> None:
         if self._reader is not None:
