@@ -25,6 +25,7 @@ __all__ = [
     "lookup",
     "lookup_or_init",
     "percpu_increment",
+    "store_timestamp",
     "update",
 ]
 
@@ -150,3 +151,14 @@ def array_add(map_: Arg, index: int | Register, by: int | Register = 1, *, offse
            else [asm.atomic_add(sz, R0, R1, offset)])
     return asm.Fragment([*key, *lookup(map_, fp(key_stack), "out"), *val, *add,
                          asm.label("out")], name="array_add")
+
+
+def store_timestamp(map_: Arg, key: Arg, *, stack: int, flags: Arg = BPF_ANY,
+                    clock: Helper = Helper.KTIME_GET_NS) -> list[asm.Instruction]:
+    """``map[key] = now`` (a u64 from ``clock``, ``CLOCK_MONOTONIC`` by default): the
+    last-seen time of a key. ``flags=BPF_EXIST`` only refreshes keys already there,
+    ``BPF_NOEXIST`` keeps the first time. ``stack`` is 8 free bytes. R0 = 0 or -errno."""
+    _check_args("maps.store_timestamp", key=key, map_=map_)
+    fp(stack)
+    return [asm.call(clock), asm.store(asm.DW, R10, stack, R0),
+            *update(map_, key, fp(stack), flags)]

@@ -30,6 +30,7 @@ __all__ = [
     "random_below",
     "random_range",
     "tai_ns",
+    "weighted_pick",
 ]
 
 
@@ -117,3 +118,20 @@ def chance(numerator: int, denominator: int, target: str) -> list[asm.Instructio
 def percentage(pct: int, target: str) -> list[asm.Instruction]:
     """Jump to ``target`` in ``pct`` percent of the runs."""
     return chance(pct, 100, target)
+
+
+def weighted_pick(weights: list[int], dst: Register) -> asm.Fragment:
+    """``dst`` = an index into ``weights`` picked with probability ``weights[i] / sum``
+    (clj-ebpf weighted random selection; e.g. backends of a load balancer). Clobbers R0-R5;
+    ``dst`` may be any register but R10."""
+    if not weights or any(w < 0 for w in weights) or not 0 < sum(weights) <= 1 << 32:
+        raise AssemblerError(f"time.weighted_pick: bad weights {weights!r}")
+    items: list[asm.Item] = [*random_below(sum(weights))]
+    acc = 0
+    live = [i for i, w in enumerate(weights) if w]
+    for i in live[:-1]:
+        acc += weights[i]
+        items += [asm.mov(dst, i), asm.jlt(R0, acc, "done")] if acc <= 0x7FFF_FFFF else [
+            asm.mov(dst, i), asm.mov32(asm.R1, acc), asm.jlt(R0, asm.R1, "done")]
+    items += [asm.mov(dst, live[-1]), asm.label("done")]
+    return asm.Fragment(items, name="weighted_pick")
