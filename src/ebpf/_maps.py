@@ -613,6 +613,7 @@ class Map(KernelObject):
         ctypes structures built from it (:func:`ctype_from_btf`)."""
         owned = fd if isinstance(fd, FD) else FD(os.dup(fd), "map")
         try:
+            commands.expect_kind(owned.fileno(), "map", f"fd {owned.fileno()}")
             info = MapInfo.from_fd(owned.fileno())
             if (key is None or value is None) and info.type not in _STORAGE | _PERCPU:
                 bkey, bvalue = _btf_types(info)

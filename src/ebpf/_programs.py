@@ -253,7 +253,12 @@ class Program(KernelObject):
     def from_fd(cls, fd: int | FD) -> Program:
         """Adopt an existing program fd (an int is duplicated, an :class:`FD` is taken over)."""
         owned = fd if isinstance(fd, FD) else FD(os.dup(fd), "program")
-        info = commands.obj_info(owned.fileno(), _t.BpfProgInfo())
+        try:
+            commands.expect_kind(owned.fileno(), "program", f"fd {owned.fileno()}")
+            info = commands.obj_info(owned.fileno(), _t.BpfProgInfo())
+        except BaseException:
+            owned.close()
+            raise
         name = bytes(info.name).split(b"\0", 1)[0].decode("utf-8", "replace")
         return cls(owned, info.type, name)
 

@@ -184,7 +184,10 @@ class ObjectKindError(BPFError, TypeError):
     BPF object at all. ``expected``/``actual`` are kinds such as ``"map"``, ``"program"``."""
 
     def __init__(self, what: str, expected: str, actual: str) -> None:
-        super().__init__(f"{what} is {actual}, not a BPF {expected}")
+        msg = f"{what} is {actual}"
+        if not actual.startswith("not "):
+            msg += f", not a BPF {expected}"
+        super().__init__(msg)
         self.what, self.expected, self.actual = what, expected, actual
 
     def __reduce__(self) -> tuple[object, ...]:

@@ -282,3 +282,57 @@ def test_test_run_repeat_out_of_range_on_every_path() -> None:
         with pytest.raises(InvalidArgumentError, match="cpu"):
             p.test_run(PKT, cpu=2**32)
         assert p.test_run(PKT, repeat=3).retval == 2
+
+
+# --- object kinds, pins, paths ----------------------------------------------------------------
+
+ObjectKindError = ebpf.errors.ObjectKindError
+
+
+def test_wrong_kind_of_pin_or_fd(bpffs: str) -> None:
+    from ebpf.link import Link
+
+    with ebpf.Program.load(ProgramType.XDP, RET2) as p, \
+            Map.create(MapType.HASH, key_size=4, value_size=4, max_entries=1) as m:
+        p.pin(f"{bpffs}/prog")
+        m.pin(f"{bpffs}/map")
+        before = ebpf._sys.fd.open_count()
+        with pytest.raises(ObjectKindError, match="is a BPF program, not a BPF map"):
+            Map.from_pin(f"{bpffs}/prog")
+        with pytest.raises(ObjectKindError, match="program"):
+            Link.from_pin(f"{bpffs}/prog")
+        with pytest.raises(ObjectKindError, match="is a BPF map, not a BPF program"):
+            ebpf.Program.from_pin(f"{bpffs}/map")
+        with pytest.raises(ObjectKindError):
+            Map.from_fd(p.fileno())
+        with pytest.raises(ObjectKindError):
+            ebpf.Program.from_fd(m.fileno())
+        with pytest.raises(ObjectKindError):
+            Link.from_fd(m.fileno())
+        assert isinstance(ObjectKindError("x", "map", "y"), TypeError)
+        assert ebpf._sys.fd.open_count() == before
+        with Map.from_pin(f"{bpffs}/map") as again:
+            assert again.key_size == 4
+        os.unlink(f"{bpffs}/prog")
+        m.unpin()
+
+
+def test_pin_path_with_nul_is_rejected(bpffs: str) -> None:
+    with Map.create(MapType.HASH, key_size=4, value_size=4, max_entries=1) as m:
+        with pytest.raises(InvalidArgumentError, match="NUL"):
+            m.pin(f"{bpffs}/good\0evil")
+        assert m.pinned_path is None
+        assert "good" not in os.listdir(bpffs)
+        with pytest.raises(InvalidArgumentError, match="NUL"):
+            Map.from_pin(f"{bpffs}/good\0evil")
+
+
+def test_pin_outside_bpffs_and_non_bpf_pin_say_so(tmp_path: object) -> None:
+    with Map.create(MapType.HASH, key_size=4, value_size=4, max_entries=1) as m:
+        with pytest.raises(ebpf.errors.SyscallError, match="not a bpffs path") as e:
+            m.pin(f"{tmp_path}/m")
+        assert "LSM" not in str(e.value)
+    with pytest.raises(ObjectKindError, match="not a BPF object"):
+        Map.from_pin("/etc/passwd")
+    with pytest.raises(ObjectKindError, match="not a BPF object"):
+        ebpf.Program.from_pin(str(tmp_path))

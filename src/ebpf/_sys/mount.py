@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 from .syscall import libc
 
-__all__ = ["mount", "umount"]
+__all__ = ["BPF_FS_MAGIC", "fs_magic", "mount", "mounts_of", "umount"]
+
+#: ``f_type`` of a bpffs (``include/uapi/linux/magic.h``).
+BPF_FS_MAGIC = 0xCAFE4A11
 
 
 def mount(source: str, target: str, fstype: str, flags: int = 0, data: str | None = None) -> None:
@@ -25,3 +29,26 @@ def umount(target: str, lazy: bool = False) -> None:
     if r != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"umount {target}: {os.strerror(err)}")
+
+
+def fs_magic(path: str) -> int | None:
+    """``statfs(path).f_type`` (the filesystem's magic number), or None if it cannot be read."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit Linux
+    if libc.statfs(os.fsencode(path), buf) != 0:
+        return None
+    return int.from_bytes(buf.raw[: ctypes.sizeof(ctypes.c_long)], sys.byteorder) & 0xFFFFFFFF
+
+
+def mounts_of(fstype: str) -> list[str]:
+    """Mount points of ``fstype`` in this process's mount namespace (``/proc/self/mountinfo``)."""
+    out: list[str] = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields = left.split()
+                if len(fields) > 4 and right.split(" ", 1)[0] == fstype:
+                    out.append(fields[4].replace("\\040", " "))
+    except OSError:
+        pass
+    return out

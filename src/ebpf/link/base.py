@@ -121,7 +121,12 @@ class Link(KernelObject):
     def from_fd(cls, fd: FD | int) -> Link:
         """Adopt a link fd (an int is duplicated); the class follows the kernel's link type."""
         owned = fd if isinstance(fd, FD) else FD(os.dup(fd), "link")
-        info = commands.obj_info(owned.fileno(), _t.BpfLinkInfo())
+        try:
+            commands.expect_kind(owned.fileno(), "link", f"fd {owned.fileno()}")
+            info = commands.obj_info(owned.fileno(), _t.BpfLinkInfo())
+        except BaseException:
+            owned.close()
+            raise
         klass = Link._registry.get(info.type, Link)
         if cls is not Link and not issubclass(klass, cls):
             owned.close()
