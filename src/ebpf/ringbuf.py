@@ -191,13 +191,20 @@ class _Ring:
         self.size = size
         self.mask = size - 1
         self.index = index
-        self.cons_mm = _mmap.mmap(fd, page, _mmap.MAP_SHARED,
-                                  _mmap.PROT_READ | _mmap.PROT_WRITE, offset=0)
+        try:
+            self.cons_mm = _mmap.mmap(fd, page, _mmap.MAP_SHARED,
+                                      _mmap.PROT_READ | _mmap.PROT_WRITE, offset=0)
+        except BaseException:
+            if self.owned:  # the map we opened from a raw fd: close it now, not at GC
+                owner.close()
+            raise
         try:
             self.prod_mm = _mmap.mmap(fd, page + 2 * size, _mmap.MAP_SHARED, _mmap.PROT_READ,
                                       offset=page)
         except BaseException:
             self.cons_mm.close()
+            if self.owned:
+                owner.close()
             raise
         cons_view: Any = memoryview(self.cons_mm)
         prod_view: Any = memoryview(self.prod_mm)
@@ -848,12 +855,19 @@ class UserRingBuffer:
         page = _platform.page_size()
         self._size = size
         self._mask = size - 1
-        self._cons_mm = _mmap.mmap(fd, page, _mmap.MAP_SHARED, _mmap.PROT_READ, offset=0)
+        try:
+            self._cons_mm = _mmap.mmap(fd, page, _mmap.MAP_SHARED, _mmap.PROT_READ, offset=0)
+        except BaseException:
+            if self._owned:
+                owner.close()
+            raise
         try:
             self._prod_mm = _mmap.mmap(fd, page + 2 * size, _mmap.MAP_SHARED,
                                        _mmap.PROT_READ | _mmap.PROT_WRITE, offset=page)
         except BaseException:
             self._cons_mm.close()
+            if self._owned:
+                owner.close()
             raise
         cv: Any = memoryview(self._cons_mm)
         pv: Any = memoryview(self._prod_mm)

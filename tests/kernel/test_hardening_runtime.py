@@ -4,6 +4,7 @@ reuse race, range-checked attrs, object-kind checks, clear errors, nothing left 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import struct
@@ -336,3 +337,82 @@ def test_pin_outside_bpffs_and_non_bpf_pin_say_so(tmp_path: object) -> None:
         Map.from_pin("/etc/passwd")
     with pytest.raises(ObjectKindError, match="not a BPF object"):
         ebpf.Program.from_pin(str(tmp_path))
+
+
+# --- nothing left behind ----------------------------------------------------------------------
+
+def _proc_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.requires(features.have_map_type, MapType.RINGBUF)
+def test_ringbuf_reader_whose_mmap_is_refused_closes_everything(bpffs: str) -> None:
+    with Map.create(MapType.RINGBUF, max_entries=1 << 12) as rb:
+        rb.pin(f"{bpffs}/rb")
+        with Map.from_pin(f"{bpffs}/rb", readonly=True) as ro:  # consumer page not writable
+            before, fds = ebpf._sys.fd.open_count(), _proc_fds()
+            for _ in range(5):
+                with pytest.raises(PermissionError):
+                    RingBuffer(ro.fileno())
+            assert ebpf._sys.fd.open_count() == before
+            assert _proc_fds() == fds
+        rb.unpin()
+
+
+def test_failing_attaches_of_every_kind_leave_no_fd(netns: object, cgroup: str) -> None:
+    """~60 attaches that fail in the library or in the kernel, of many kinds; afterwards the
+    library's open count and the process's fd table are what they were."""
+    from ebpf import AttachType
+    from ebpf import link as L
+
+    exit0 = [asm.mov(R0, 0), asm.exit()]
+    with ebpf.Program.load(ProgramType.XDP, RET2) as xdp, \
+            ebpf.Program.load(ProgramType.SCHED_CLS, exit0) as cls, \
+            ebpf.Program.load(ProgramType.TRACEPOINT, exit0) as tp, \
+            ebpf.Program.load(ProgramType.KPROBE, exit0) as kp, \
+            ebpf.Program.load(ProgramType.RAW_TRACEPOINT, exit0) as raw, \
+            ebpf.Program.load(ProgramType.SOCKET_FILTER, exit0) as sf, \
+            ebpf.Program.load(ProgramType.CGROUP_SKB, [asm.mov(R0, 1), asm.exit()],
+                              expected_attach_type=AttachType.CGROUP_INET_INGRESS) as cg:
+        attempts = [
+            lambda: L.attach_xdp(xdp, 999_999),
+            lambda: L.attach_xdp(xdp, "no-such-if0"),
+            lambda: L.attach_xdp(tp, "lo"),
+            lambda: L.attach_tc(cls, 999_999, mode="tcx"),
+            lambda: L.attach_tc(cls, 999_999, mode="clsact"),
+            lambda: L.attach_tc(xdp, "lo"),
+            lambda: L.attach_tracepoint(tp, "no_such_category", "no_such_event"),
+            lambda: L.attach_tracepoint(xdp, "syscalls", "sys_enter_getpid"),
+            lambda: L.attach_raw_tracepoint(raw, "no_such_raw_tracepoint"),
+            lambda: L.attach_uprobe(kp, "/bin/true", "no_such_symbol_here"),
+            lambda: L.attach_uprobe(kp, "/no/such/binary", "main"),
+            lambda: L.attach_cgroup(cg, "/no/such/cgroup"),
+            lambda: L.attach_cgroup(cg, cgroup, AttachType.CGROUP_SOCK_OPS),
+            lambda: L.attach_cgroup(xdp, cgroup),
+            lambda: L.attach_sk_lookup(xdp),
+            lambda: L.attach_socket_filter(sf, -1),
+            lambda: L.attach_iter(xdp),
+            lambda: L.attach_netfilter(xdp),
+            lambda: L.link_create(xdp, 999_999, AttachType.XDP),
+            lambda: L.link_create(xdp, 1, AttachType.XDP, flags=2**32),
+        ]
+        for attempt in attempts:  # warm the caches (kernel BTF stays mapped: an fd)
+            with contextlib.suppress(Exception):
+                attempt()
+        before, fds = ebpf._sys.fd.open_count(), _proc_fds()
+        failures = 0
+        for _ in range(3):
+            for i, attempt in enumerate(attempts):
+                fds1 = _proc_fds()
+                try:
+                    got = attempt()
+                except (ebpf.errors.BPFError, OSError, ValueError, TypeError, LookupError):
+                    failures += 1
+                else:  # pragma: no cover - an attach that should have failed
+                    got.close()
+                    pytest.fail(f"attach unexpectedly worked: {got!r}")
+                assert _proc_fds() == fds1, f"attempt {i} left an fd open"
+        gc.collect()
+        assert failures == 3 * len(attempts)
+        assert ebpf._sys.fd.open_count() == before
+        assert _proc_fds() == fds
