@@ -180,10 +180,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run = import_module("ebpf.tools.run" if argv[0] == "tool" else "ebpf.exporter")
         return int(run.main(argv[1:]))
+    if argv[:1] == ["gen"]:  # gen skeleton OBJ: ebpf.skeleton parses its own options
+        from .skeleton import main as gen_main
+
+        return gen_main(argv[1:])
     ap = argparse.ArgumentParser(prog="ebpf", description="Pure-Python eBPF toolkit.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("tool", help="run a bcc-style tool: ebpf tool NAME [options]")
     sub.add_parser("exporter", help="Prometheus exporter: ebpf exporter --config FILE")
+    sub.add_parser("gen", help="typed Python skeleton of an object: ebpf gen skeleton OBJ")
     p = sub.add_parser("demo", help="load a program, run it, read its map")
     p.add_argument("--repeat", type=int, default=1000)
     p.set_defaults(fn=_demo)

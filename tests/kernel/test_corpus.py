@@ -26,7 +26,7 @@ SRC = Path(__file__).resolve().parents[1] / "corpus"
 CLANG = shutil.which("clang-19")
 GCC = shutil.which("gcc")
 BPFTOOL = shutil.which("bpftool")
-OBJECTS = ("rodata_gate", "kconfig", "kconfig_strong", "sized_later", "conventions")
+OBJECTS = ("rodata_gate", "kconfig", "kconfig_strong", "sized_later", "conventions", "events")
 
 pytestmark = [
     pytest.mark.skipif(CLANG is None, reason="clang-19 not installed"),
@@ -102,6 +102,7 @@ VERDICTS = [
     ("conventions", ["on_getppid", "tail_target"]),
     ("conventions", ["on_nanosleep"]),
     ("conventions", None),
+    ("events", None),
 ]
 
 
@@ -311,3 +312,54 @@ def test_tracefs_error_names_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(errors.NotSupportedError,
                        match="mount -t tracefs tracefs /sys/kernel/tracing"):
         ebpf.platform.require_tracefs()
+
+
+# --- typed skeletons ---------------------------------------------------------------------------
+
+def test_skeletons_import_and_type_check(build: dict[str, Path], tmp_path: Path) -> None:
+    """``python -m ebpf gen skeleton`` output for every corpus object passes mypy --strict
+    and imports; the events skeleton is used end to end."""
+    import importlib
+    import sys
+
+    names = [n for n in OBJECTS if n in build]
+    for n in names:
+        args = ["--event", "events=event"] if n == "events" else []
+        r = subprocess.run([sys.executable, "-m", "ebpf", "gen", "skeleton", str(build[n]),
+                            *args], capture_output=True, text=True, check=True)
+        (tmp_path / f"{n}_skel.py").write_text(r.stdout)
+    mypy = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                           *[f"{n}_skel.py" for n in names]], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert mypy.returncode == 0, mypy.stdout + mypy.stderr
+    sys.path.insert(0, str(tmp_path))
+    try:
+        mods = {n: importlib.import_module(f"{n}_skel") for n in names}
+    finally:
+        sys.path.remove(str(tmp_path))
+        for n in names:
+            sys.modules.pop(f"{n}_skel", None)
+    import ctypes
+
+    ev = mods["events"]
+    assert ctypes.sizeof(ev.key) == 8 and ctypes.sizeof(ev.event) == 28
+    with ev.Events() as skel:
+        skel.rodata.targ_tgid = os.getpid()
+        assert skel.rodata.targ_tgid == os.getpid()
+        skel.load()
+        with attach_tracepoint(skel.programs.on_getppid, "syscalls", "sys_enter_getppid"):
+            os.getppid()
+            os.getppid()
+        got = list(skel.read_events(timeout=1.0))
+        assert [(e.tgid, e.ppid_calls, e.flag, e.level) for e in got] == [
+            (os.getpid(), 1, 1, 5), (os.getpid(), 2, 1, 5)]
+        assert skel.bss.emitted == 2
+        with pytest.raises(PermissionError):
+            skel.rodata.targ_tgid = 1
+    gate = mods["rodata_gate"].RodataGate()
+    gate.rodata.verdict = 1
+    gate.load()
+    try:
+        assert gate.programs.gate.test_run(bytes(64)).retval == 1
+    finally:
+        gate.close()
