@@ -187,3 +187,49 @@ def test_retry_helpers() -> None:
     assert retry.is_permission(PermissionError(errno.EPERM, "no"))
     assert retry.is_not_supported(errors.NotSupportedError("x"))
     assert retry.is_not_found(KeyError(1)) and retry.errno_of(ei.value) == errno.EACCES
+
+
+def test_sock_key_from_sock_ops_matches_python(cgroup: str) -> None:
+    """A sock_ops program in a child cgroup stores the v4 key of every connection it sees
+    established; the key Python builds from the addresses finds it, reversed too."""
+    import socket
+    import subprocess
+    import sys
+
+    from ebpf.lib import sockkey
+    from ebpf.link.cgroup import attach_cgroup
+
+    with ebpf.Map.create(ebpf.MapType.HASH, key_size=16, value_size=4, max_entries=8) as m, \
+            ebpf.Map.create(ebpf.MapType.HASH, key_size=16, value_size=4,
+                            max_entries=8) as rev:
+        items: list[asm.Item] = [
+            asm.mov(R6, R1),
+            asm.load(asm.W, R7, R6, 0),                        # op
+            asm.jne(R7, 4, "out"),                             # ACTIVE_ESTABLISHED_CB
+            *sockkey.store_key_v4(R6, -16, tmp=R1),
+            *sockkey.store_key_v4(R6, -32, tmp=R1, reverse=True),
+            asm.store(asm.W, R10, -36, R7),
+            *h.map_update_elem(m, fp(-16), fp(-36)),
+            *h.map_update_elem(rev, fp(-32), fp(-36)),
+            asm.label("out"), asm.mov(R0, 1), asm.exit(),
+        ]
+        code = (f"open({cgroup + '/cgroup.procs'!r}, 'w').write('0')\n"
+                "import socket, sys\n"
+                "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+                "print(s.getsockname()[1]); s.close()\n")
+        with ebpf.Program.load(ebpf.ProgramType.SOCK_OPS, items) as prog, \
+                attach_cgroup(prog, cgroup, ebpf.AttachType.CGROUP_SOCK_OPS), \
+                socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            port = server.getsockname()[1]
+            out = subprocess.run([sys.executable, "-c", code, str(port)], capture_output=True,
+                                 text=True, timeout=60)
+            assert out.returncode == 0, out.stderr
+            client = int(out.stdout)
+        key = sockkey.key_v4(("127.0.0.1", client), ("127.0.0.1", port))
+        assert m[key] == 4, list(m.keys())
+        assert rev[sockkey.key_v4(("127.0.0.1", port), ("127.0.0.1", client))] == 4
+    assert len(sockkey.key_v6(("::1", 1), ("::1", 2))) == sockkey.KEY_V6_SIZE
+    with pytest.raises(errors.AssemblerError):
+        sockkey.store_key_v4(R6, -12, tmp=R1)
