@@ -162,3 +162,63 @@ def test_bad_config(tmp_path) -> None:
     cfg.write_text("programs: [{name: x}]\n")
     with pytest.raises(BPFError, match="builtin/object"):
         load_config(str(cfg))
+
+
+PROG_C = r"""
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+    __uint(type, BPF_MAP_TYPE_HASH);
+    __uint(max_entries, 64);
+    __type(key, __u32);
+    __type(value, __u64);
+} calls SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_getppid")
+int on_getppid(void *ctx)
+{
+    __u32 k = bpf_get_current_pid_tgid() >> 32;
+    __u64 one = 1, *v = bpf_map_lookup_elem(&calls, &k);
+    if (v)
+        __sync_fetch_and_add(v, 1);
+    else
+        bpf_map_update_elem(&calls, &k, &one, BPF_NOEXIST);
+    return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+@pytest.mark.skipif(shutil.which("clang-19") is None, reason="clang-19 not installed")
+def test_elf_object_program(tmp_path) -> None:
+    import sysconfig
+
+    from ebpf.exporter import Exporter
+
+    arch = sysconfig.get_config_var("MULTIARCH")
+    (tmp_path / "p.c").write_text(PROG_C)
+    subprocess.run(["clang-19", "-O2", "-g", "-target", "bpf",
+                    *([f"-I/usr/include/{arch}"] if arch else []), "-c",
+                    str(tmp_path / "p.c"), "-o", str(tmp_path / "p.o")], check=True)
+    me = str(os.getpid())
+    conf = {"programs": [{
+        "name": "obj", "object": str(tmp_path / "p.o"),
+        "attach": [{"program": "on_getppid", "tracepoint": "syscalls:sys_enter_getppid"}],
+        "metrics": {
+            "counters": [{"name": "getppid_total", "map": "calls",
+                          "labels": [{"name": "who", "size": 4, "decoders": [
+                              {"name": "uint"},
+                              {"name": "static_map", "mapping": {me: "the-test"}}]}]}],
+            "gauges": [{"name": "getppid_callers", "map": "calls",
+                        "labels": [{"name": "pid", "size": 4}]}],
+        }}]}
+    with Exporter(conf) as exp:
+        for _ in range(250):
+            os.getppid()
+        fams = {f.name: f for f in exp.collect()}
+    samples = {tuple(s.labels.items()): s.value for s in fams["ebpf_getppid"].samples
+               if s.name == "ebpf_getppid_total"}
+    assert samples[(("who", "the-test"),)] >= 250
+    assert any(s.labels == {"pid": me} for s in fams["ebpf_getppid_callers"].samples)
