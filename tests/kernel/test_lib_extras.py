@@ -233,3 +233,26 @@ def test_sock_key_from_sock_ops_matches_python(cgroup: str) -> None:
     assert len(sockkey.key_v6(("::1", 1), ("::1", 2))) == sockkey.KEY_V6_SIZE
     with pytest.raises(errors.AssemblerError):
         sockkey.store_key_v4(R6, -12, tmp=R1)
+
+
+def test_task_iterator_template() -> None:
+    """The task iterator template lists our process, with binary rows decoded in Python."""
+    import os
+
+    from ebpf.lib import templates
+    from ebpf.link.iter import attach_iter
+
+    insns = templates.task_iterator(("tgid", "pid"))
+    try:
+        prog = ebpf.Program.load(ebpf.ProgramType.TRACING, insns,
+                                 expected_attach_type=ebpf.AttachType.TRACE_ITER,
+                                 attach_to="task")
+    except errors.SyscallError as e:
+        if e.errno == errno.EPERM:
+            pytest.skip(f"iterators: {e.cmd} refused with EPERM on this kernel")
+        raise
+    with prog, attach_iter(prog) as it:
+        rows = templates.task_rows(it.read())
+    assert (os.getpid(), os.getpid()) in rows and len({r[0] for r in rows}) > 3
+    with pytest.raises(errors.AssemblerError):
+        templates.task_iterator(("comm",))
