@@ -4,6 +4,7 @@ and the output (columns or JSON lines)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -38,12 +39,24 @@ def parser(name: str, description: str) -> argparse.ArgumentParser:
 
 
 def tracefs() -> str:
-    """tracefs, mounted at /sys/kernel/tracing if it is not mounted anywhere."""
+    """tracefs; when it is not mounted anywhere, mounted at /sys/kernel/tracing for the life
+    of the process (lazily unmounted at exit: attached tracepoints do not need it)."""
+    import atexit
+
     from .. import platform
 
+    path = platform.tracefs_path()
+    if path is not None:
+        return path
     path = platform.tracefs_path(mount_if_missing=True)
     if path is None:
         raise BPFError("tracefs is not mounted and could not be mounted")
+
+    def unmount(where: str = path) -> None:
+        with contextlib.suppress(OSError):
+            platform.umount(where, lazy=True)
+
+    atexit.register(unmount)
     return path
 
 
