@@ -17,7 +17,7 @@ import contextlib
 import errno as _errno
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, final
 
@@ -146,14 +146,17 @@ class Collection:
     @classmethod
     def load(cls, spec: CollectionSpec, *, kernel_btf: Any = None,
              pin_path: str | os.PathLike[str] | None = None, log_level: int = 0,
-             programs: Mapping[str, object] | None = None) -> Collection:
+             programs: Iterable[str] | None = None) -> Collection:
         """Create everything in ``spec``.
 
         ``kernel_btf`` (an :class:`ebpf.btf.Spec`) is what CO-RE, kfunc and ksym references
         and BTF attach targets resolve against; by default the running kernel's, read only
         when needed. Maps with ``pinning=BY_NAME`` are pinned as ``pin_path/<name>`` and an
         existing pin there is reused (``pin_path`` is then required). ``programs``, when
-        given, restricts which programs are loaded (its keys). Any failure closes what
+        given, names the programs to load (names or a mapping's keys); otherwise those
+        with ``autoload`` (not ``SEC("?...")`` ones) load. ``.rodata`` and ``.kconfig``
+        are filled and frozen before any program loads, so the verifier sees their
+        values as constants. Any failure closes what
         was created and re-raises; a rejected program raises
         :class:`~ebpf.errors.VerifierError` with the log.
         """

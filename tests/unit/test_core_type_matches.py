@@ -138,3 +138,12 @@ def test_self_referential_types_terminate(specs: tuple[btf.Spec, btf.Spec]) -> N
     t = _find(ts, "target")
     assert _types_match(ts, t, ts, t)
     assert issubclass(CoreError, ValueError)
+
+
+def test_field_of_void_type_is_a_core_error(specs: tuple[btf.Spec, btf.Spec]) -> None:
+    """CO-RE on a field without a size was ``ValueError: Void 0 has no size`` (issue 14)."""
+    from ebpf.btf.core import K, _Field, _field_values
+
+    _ls, ts = specs
+    with pytest.raises(CoreError, match="without a size"):
+        _field_values(ts, _Field(ts[0], 0, 0, False), K.FIELD_BYTE_OFFSET, "<")
