@@ -167,3 +167,9 @@ def test_unknown_tool() -> None:
     r = subprocess.run([sys.executable, "-m", "ebpf", "tool", "nosuch"], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "unknown tool" in r.stderr
+
+
+def test_unsupported_option_is_a_usage_error() -> None:
+    r = subprocess.run([sys.executable, "-m", "ebpf", "tool", "pktcount", "-i", "lo", "-p", "1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "-p is not supported by pktcount" in r.stderr

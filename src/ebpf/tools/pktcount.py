@@ -33,6 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=1.0, help="seconds between reports")
     ap.add_argument("--mode", choices=("generic", "native", "default"), default="default")
     args = ap.parse_args(argv)
+    if args.comm is not None:
+        ap.error("-c is not supported by pktcount")
+    if args.pid is not None:
+        ap.error("-p is not supported by pktcount")
     from .._maps import Map
     from .._programs import Program
     from .._types import MapType, ProgramType, XDPMode

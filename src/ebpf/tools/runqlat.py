@@ -3,7 +3,8 @@
 ``sched:sched_wakeup``/``sched_wakeup_new`` stamp the woken thread; ``sched:sched_switch``
 measures how long the next thread waited and bumps its bucket with
 :func:`ebpf.lib.histogram.log2_increment`. A preempted thread (still runnable) is stamped
-again at the switch. Printed with bcc's layout at the end (or every ``-i`` seconds).
+again at the switch. Printed with bcc's layout at the end (or every ``-i`` seconds);
+``-p`` filters on the thread id the sched tracepoints report.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("-m", "--milliseconds", action="store_true", help="millisecond buckets")
     ap.add_argument("-i", "--interval", type=float, help="print every this many seconds")
     args = ap.parse_args(argv)
+    if args.comm is not None:
+        ap.error("-c is not supported by runqlat")
     unit, div = ("msecs", 1_000_000) if args.milliseconds else ("usecs", 1000)
     wake, switch = c.fmt("sched", "sched_wakeup"), c.fmt("sched", "sched_switch")
     with ExitStack() as stack:

@@ -41,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("-i", "--interval", type=float, help="print every this many seconds")
     ap.add_argument("--top", type=int, default=10, help="rows to print")
     args = ap.parse_args(argv)
+    if args.comm is not None:
+        ap.error("-c is not supported by syscount")
     args.timestamp = False
     f = c.fmt("raw_syscalls", "sys_enter")
     with ExitStack() as stack:
