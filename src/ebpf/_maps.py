@@ -930,6 +930,30 @@ class Map(KernelObject):
     def __iter__(self) -> Iterator[Any]:
         return self.keys()
 
+    def next_key(self, key: Any = None) -> Any:
+        """The key after ``key`` (the first key for None), None after the last one
+        (``BPF_MAP_GET_NEXT_KEY``, one call)."""
+        for k in self._keys_after(key):
+            return k
+        return None
+
+    def _keys_after(self, key: Any) -> Iterator[Any]:
+        if self.type in _KEYLESS:
+            raise TypeError(f"{self.type!r} maps have no keys")
+        ks = self.key_size
+        cur = bytearray(self._kc.encode(key)) if key is not None else bytearray(ks)
+        nxt = bytearray(ks)
+        cur_c = (ctypes.c_char * ks).from_buffer(cur)
+        nxt_c = (ctypes.c_char * ks).from_buffer(nxt)
+        attr = _t.MapElemAttr()
+        attr.key = ctypes.addressof(cur_c) if key is not None else 0
+        attr.next_key = ctypes.addressof(nxt_c)
+        try:
+            self._call(_NEXT_KEY, attr, (cur_c, nxt_c))
+        except KeyError:
+            return
+        yield self._kc.decode(nxt)
+
     def __len__(self) -> int:
         """Number of entries (counted: O(n) except for arrays, which always hold
         ``max_entries``)."""
@@ -1523,6 +1547,19 @@ class MapEntry:
         new = fn(self.get(default, lock=lock))
         self.set(new, lock=lock)
         return new
+
+    def compare_and_set(self, expected: Any, new: Any, *, lock: bool = False) -> bool:
+        """Write ``new`` if the value is ``expected`` now; False (nothing written) if not or
+        if the key is absent. Check-then-act from userspace: a program or another process
+        may write between the read and the write (``lock`` makes each of them untorn)."""
+        missing = object()
+        if self.get(missing, lock=lock) != expected:
+            return False
+        try:
+            self.set(new, flags=UpdateFlags.EXIST, lock=lock)
+        except KeyError:
+            return False
+        return True
 
     def wait_exists(self, timeout: float | None = None) -> Any:
         """Wait until the key is present; returns its value (``TimeoutError`` otherwise)."""

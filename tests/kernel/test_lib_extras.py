@@ -256,3 +256,25 @@ def test_task_iterator_template() -> None:
     assert (os.getpid(), os.getpid()) in rows and len({r[0] for r in rows}) > 3
     with pytest.raises(errors.AssemblerError):
         templates.task_iterator(("comm",))
+
+
+def test_next_key_and_compare_and_set() -> None:
+    """Public get-next-key and MapEntry.compare_and_set against a value a program bumps."""
+    with ebpf.Map.create(ebpf.MapType.HASH, key_size=4, value_size=8, max_entries=4) as m:
+        assert m.next_key() is None
+        m[5] = 0
+        m[6] = 1
+        first = m.next_key()
+        assert {first, m.next_key(first)} == {5, 6}
+        assert m.next_key(m.next_key(first)) is None
+        items: list[asm.Item] = [asm.store_imm(asm.W, R10, -4, 5),
+                                 *h.map_lookup_elem(m, fp(-4), dst=R6), asm.jeq(R6, 0, "out"),
+                                 *atomics.increment(R6, 0, tmp=R1),
+                                 asm.label("out"), asm.mov(R0, 2), asm.exit()]
+        e = m.entry(5)
+        seen = e.get()
+        with ebpf.Program.load(XDP, items) as prog:
+            prog.test_run(data=PKT)          # the program moved the value on
+        assert not e.compare_and_set(seen, 100) and m[5] == 1
+        assert e.compare_and_set(1, 100) and m[5] == 100
+        assert not m.entry(7).compare_and_set(None, 1) and 7 not in m
