@@ -416,3 +416,92 @@ def test_failing_attaches_of_every_kind_leave_no_fd(netns: object, cgroup: str) 
         assert failures == 3 * len(attempts)
         assert ebpf._sys.fd.open_count() == before
         assert _proc_fds() == fds
+
+
+# --- the pytest plugin ------------------------------------------------------------------------
+
+def test_plugin_bpffs_is_private(bpffs: str) -> None:
+    assert os.stat(bpffs).st_mode & 0o777 == 0o700  # (bpffs always adds the sticky bit)
+    assert os.path.basename(bpffs).startswith(f"ebpf-bpffs-{os.getpid()}-")
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_plugin_cleans_stale_mounts_and_cgroups_of_dead_owners_only() -> None:
+    import tempfile
+
+    from ebpf import platform
+    from ebpf.testing import plugin
+
+    root = plugin.cgroup2_root()
+    dead = _dead_pid()
+    tmp = tempfile.gettempdir()
+    made: list[str] = []
+    try:
+        for pid in (dead, os.getpid()):
+            d = os.path.join(tmp, f"ebpf-bpffs-{pid}-stale1")
+            os.mkdir(d)
+            made.append(d)
+            platform.mount("bpf", d, "bpf", data="mode=0700")
+            if root is not None:
+                c = os.path.join(root, f"ebpf-test-{pid}-0123456789")
+                os.mkdir(c)
+                made.append(c)
+        removed = plugin.clean_stale()
+        assert os.path.join(tmp, f"ebpf-bpffs-{dead}-stale1") in removed
+        assert not os.path.exists(os.path.join(tmp, f"ebpf-bpffs-{dead}-stale1"))
+        assert platform.is_mounted(os.path.join(tmp, f"ebpf-bpffs-{os.getpid()}-stale1"), "bpf")
+        if root is not None:
+            assert not os.path.exists(os.path.join(root, f"ebpf-test-{dead}-0123456789"))
+            assert os.path.isdir(os.path.join(root, f"ebpf-test-{os.getpid()}-0123456789"))
+    finally:
+        for path in reversed(made):
+            if os.path.exists(path):
+                if platform.is_mounted(path, "bpf"):
+                    platform.umount(path, lazy=True)
+                os.rmdir(path)
+
+
+LEAKY = '''
+import ebpf
+KEEP = []
+
+def test_leaks_a_program():
+    from ebpf import asm
+    p = ebpf.Program.load(ebpf.ProgramType.XDP, [asm.mov(asm.R0, 2), asm.exit()])
+    KEEP.append(p.fd.detach())  # fd kept raw: only the kernel object shows it
+'''
+
+CLEAN = '''
+import ebpf
+
+def test_clean():
+    with ebpf.Map.create(ebpf.MapType.HASH, key_size=4, value_size=4, max_entries=1):
+        pass
+'''
+
+
+@pytest.mark.parametrize(("source", "code", "needle"), [
+    (LEAKY, 1, "program id"),
+    (CLEAN, 0, ""),
+])
+def test_plugin_session_leak_check(tmp_path: object, source: str, code: int,
+                                   needle: str) -> None:
+    import subprocess
+    import sys
+
+    test = os.path.join(str(tmp_path), "test_subject.py")
+    with open(test, "w") as f:
+        f.write(source)
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        "--ebpf-leak-check", "-W", "ignore", "--rootdir", str(tmp_path), test],
+                       capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert r.returncode == code, r.stdout + r.stderr
+    if needle:
+        assert "ebpf leak check" in r.stdout and needle in r.stdout, r.stdout

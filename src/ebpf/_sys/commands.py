@@ -98,6 +98,10 @@ def _on_bpffs(path: str) -> bool | None:
     return None if magic is None else magic == mount.BPF_FS_MAGIC
 
 
+#: Paths pinned by this process, when a leak check (the pytest plugin) asks for them.
+pinned: list[str] | None = None
+
+
 def obj_pin(fd: int, path: str | os.PathLike[str]) -> None:
     """Pin the object behind ``fd`` at ``path`` on a bpffs (``BPF_OBJ_PIN``). A path outside
     a bpffs gets an error that says so (the kernel's EPERM does not)."""
@@ -108,6 +112,8 @@ def obj_pin(fd: int, path: str | os.PathLike[str]) -> None:
     attr.bpf_fd = fd
     try:
         bpf(C.BPF_OBJ_PIN, attr, keep=buf)
+        if pinned is not None:
+            pinned.append(os.path.abspath(os.fspath(path)))
     except errors.SyscallError as e:
         parent = os.path.dirname(os.path.abspath(os.fspath(path)))
         if e.errno in (_errno.EPERM, _errno.EACCES, _errno.EINVAL) and (
