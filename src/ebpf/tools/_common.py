@@ -68,7 +68,7 @@ def kprobes_available() -> bool:
 def say(args: argparse.Namespace, msg: str) -> None:
     """A ``-v`` message, on stderr so that it never mixes with the rows."""
     if args.verbose:
-        print(f"[{sys.argv[0] and 'ebpf'}] {msg}", file=sys.stderr, flush=True)
+        print(f"[ebpf] {msg}", file=sys.stderr, flush=True)
 
 
 def hook_note(args: argparse.Namespace, hooks: Iterable[str]) -> None:
