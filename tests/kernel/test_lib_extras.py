@@ -278,3 +278,57 @@ def test_next_key_and_compare_and_set() -> None:
         assert not e.compare_and_set(seen, 100) and m[5] == 1
         assert e.compare_and_set(1, 100) and m[5] == 100
         assert not m.entry(7).compare_and_set(None, 1) and 7 not in m
+
+
+def test_aimd_congestion_control_template() -> None:
+    """The AIMD struct_ops template registers, carries a loopback TCP transfer and grows the
+    congestion window from the initial 10 segments (slow start + additive increase)."""
+    import socket
+    import threading
+    import uuid
+
+    from ebpf.features import have_program_type
+    from ebpf.lib import templates
+    from ebpf.link.struct_ops import StructOps, attach_struct_ops, load_struct_ops_program
+
+    if have_program_type(ebpf.ProgramType.STRUCT_OPS) is not None:
+        pytest.skip("no struct_ops programs on this kernel")
+    progs: dict[str, ebpf.Program] = {}
+    name = "pyebpf_" + uuid.uuid4().hex[:8]
+    try:
+        for member, insns in templates.aimd_congestion_control().items():
+            progs[member] = load_struct_ops_program("tcp_congestion_ops", member, insns,
+                                                    name=f"aimd_{member}")
+        with StructOps.create("tcp_congestion_ops", progs, fields={"name": name}) as ops, \
+                attach_struct_ops(ops), socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            with socket.socket() as client:
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, name.encode())
+                client.connect(server.getsockname())
+                peer, _ = server.accept()
+                size, got = 4_000_000, [0]
+
+                def drain() -> None:
+                    while got[0] < size:
+                        data = peer.recv(1 << 16)
+                        if not data:
+                            return
+                        got[0] += len(data)
+
+                with peer:
+                    reader = threading.Thread(target=drain)
+                    reader.start()
+                    client.sendall(bytes(size))
+                    reader.join(timeout=30)
+                assert got[0] == size
+                cc = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)
+                info = client.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+        assert cc.split(b"\0")[0].decode() == name
+        snd_cwnd = struct.unpack_from("<I", info, 80)[0]
+        assert snd_cwnd > 10
+    finally:
+        for p in progs.values():
+            p.close()
+    with pytest.raises(errors.AssemblerError):
+        templates.aimd_congestion_control(decrease_shift=0)

@@ -6,6 +6,12 @@
 
 Load with ``Program.load(ProgramType.TRACING, insns, expected_attach_type=TRACE_ITER,
 attach_to="task")`` (5.8) and run with :func:`ebpf.link.iter.attach_iter`.
+
+* :func:`aimd_congestion_control` - the callbacks of a ``tcp_congestion_ops`` struct_ops
+  (5.6): slow start, then additive increase by ``increase`` segments per window and
+  multiplicative decrease to ``cwnd >> decrease_shift`` on loss (clj-ebpf's AIMD template).
+  Load each with :func:`ebpf.link.struct_ops.load_struct_ops_program` and register them
+  with ``StructOps.create("tcp_congestion_ops", programs, fields={"name": ...})``.
 """
 
 from __future__ import annotations
@@ -14,10 +20,10 @@ import struct
 from collections.abc import Sequence
 
 from .. import asm
-from ..asm import R0, R1, R2, R3, R6, R7, R8, R10, Helper
+from ..asm import R0, R1, R2, R3, R4, R6, R7, R8, R10, Helper
 from ..errors import AssemblerError
 
-__all__ = ["task_iterator", "task_rows"]
+__all__ = ["aimd_congestion_control", "task_iterator", "task_rows"]
 
 
 def _u32_offset(field: str) -> int:
@@ -61,3 +67,41 @@ def task_rows(data: bytes, nfields: int = 2) -> list[tuple[int, ...]]:
     if len(data) % row.size:
         raise AssemblerError(f"task_rows: {len(data)} bytes is no multiple of {row.size}")
     return [row.unpack_from(data, o) for o in range(0, len(data), row.size)]
+
+
+def _tcp_sock_u32(field: str) -> int:
+    from .. import btf
+
+    spec = btf.load_kernel()
+    m = spec.find("tcp_sock", kind=btf.Struct).member(field)
+    if spec.sizeof(m.type_id) != 4 or m.offset % 8:
+        raise AssemblerError(f"tcp_sock.{field} is not a 4-byte field")
+    return int(m.offset // 8)
+
+
+def aimd_congestion_control(*, increase: int = 1, decrease_shift: int = 1,
+                            min_cwnd: int = 2) -> dict[str, list[asm.Item]]:
+    """``ssthresh``, ``cong_avoid`` and ``undo_cwnd`` of an AIMD congestion control
+    (``tcp_sock`` offsets from kernel BTF)."""
+    if not 1 <= increase <= 1024 or not 1 <= decrease_shift <= 8 or not 1 <= min_cwnd <= 1024:
+        raise AssemblerError("aimd_congestion_control: increase 1..1024, decrease_shift "
+                             "1..8, min_cwnd 1..1024")
+    cwnd, cnt, ssth = (_tcp_sock_u32(f) for f in ("snd_cwnd", "snd_cwnd_cnt",
+                                                     "snd_ssthresh"))
+    return {
+        "ssthresh": [  # max(cwnd >> shift, min)
+            asm.load(asm.DW, R1, R1, 0), asm.load(asm.W, R0, R1, cwnd),
+            asm.rsh(R0, decrease_shift), asm.jge(R0, min_cwnd, "ok"), asm.mov(R0, min_cwnd),
+            asm.label("ok"), asm.exit()],
+        "undo_cwnd": [asm.load(asm.DW, R1, R1, 0), asm.load(asm.W, R0, R1, cwnd), asm.exit()],
+        "cong_avoid": [  # (sk, ack, acked)
+            asm.load(asm.DW, R6, R1, 0), asm.load(asm.DW, R7, R1, 16), asm.mov32(R7, R7),
+            asm.load(asm.W, R2, R6, cwnd), asm.load(asm.W, R3, R6, ssth),
+            asm.jge(R2, R3, "avoid"),
+            asm.add(R2, R7), asm.store(asm.W, R6, cwnd, R2), asm.ja("out"),   # slow start
+            asm.label("avoid"),
+            asm.load(asm.W, R4, R6, cnt), asm.add(R4, R7), asm.jlt(R4, R2, "keep"),
+            asm.mov(R4, 0), asm.add(R2, increase), asm.store(asm.W, R6, cwnd, R2),
+            asm.label("keep"), asm.store(asm.W, R6, cnt, R4),
+            asm.label("out"), asm.mov(R0, 0), asm.exit()],
+    }
