@@ -538,6 +538,21 @@ def _kernel_id(kbtf: Any, name: str, kind: Any, what: str) -> int:
         raise errors.NotSupportedError(f"{what} {name!r}", detail="not in kernel BTF") from None
 
 
+def kallsyms_address(name: str) -> int | None:
+    """Address of kernel symbol ``name`` in ``/proc/kallsyms`` (``None``: not there or
+    hidden by ``kernel.kptr_restrict``)."""
+    want = f" {name}"
+    try:
+        with open("/proc/kallsyms") as f:
+            for raw in f:
+                line = raw.split("\t", 1)[0].rstrip("\n")  # drop a module's "\t[mod]"
+                if line.endswith(want):
+                    return int(line.split(" ", 1)[0], 16) or None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def relocate(spec: CollectionSpec, ps: ProgramSpec, maps: Mapping[str, Any],
              kernel_btf: Any) -> bytes:
     """``ps``'s instructions with every reference resolved: map fds (objects with
@@ -565,9 +580,26 @@ def relocate(spec: CollectionSpec, ps: ProgramSpec, maps: Mapping[str, Any],
         elif r.kind is ReferenceKind.KSYM:
             from .btf.types import Var
 
-            _set(insns, i, bo, src=_PSEUDO_BTF_ID,
-                 imm=_kernel_id(kernel_btf, r.name, Var, "kernel variable"))
+            try:
+                var_id = _kernel_id(kernel_btf, r.name, Var, "kernel variable")
+            except errors.NotSupportedError:
+                if not r.weak:
+                    raise
+                _set(insns, i, bo, src=0, imm=0)  # missing __weak ksym: NULL
+                _set(insns, i + 1, bo, imm=0)
+                continue
+            _set(insns, i, bo, src=_PSEUDO_BTF_ID, imm=var_id)
             _set(insns, i + 1, bo, imm=0)
+        elif r.kind is ReferenceKind.KSYM_ADDR:
+            addr = kallsyms_address(r.name)
+            if addr is None and not r.weak:
+                raise errors.NotSupportedError(
+                    f"kernel symbol {r.name!r}",
+                    detail="not in /proc/kallsyms (an untyped __ksym needs its address; "
+                    "data symbols need CONFIG_KALLSYMS_ALL)")
+            addr = addr or 0
+            _set(insns, i, bo, src=0, imm=addr & 0xFFFFFFFF)
+            _set(insns, i + 1, bo, imm=addr >> 32)
         else:
             raise errors.NotSupportedError(f"__kconfig extern {r.name!r}",
                                            detail="not supported by this loader")

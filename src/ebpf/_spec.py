@@ -53,18 +53,23 @@ class ReferenceKind(enum.Enum):
     MAP_VALUE = "map_value"
     KFUNC = "kfunc"          #: call of a kernel function (``BPF_PSEUDO_KFUNC_CALL``, BTF id)
     KSYM = "ksym"            #: ld_imm64 of a typed kernel variable (``BPF_PSEUDO_BTF_ID``)
+    #: ld_imm64 of an untyped kernel symbol's address (``extern const void x __ksym``),
+    #: from ``/proc/kallsyms``
+    KSYM_ADDR = "ksym_addr"
     KCONFIG = "kconfig"      #: a ``__kconfig`` extern (resolved into the ``.kconfig`` map)
 
 
 @dataclass(frozen=True, slots=True)
 class Reference:
     """Instruction ``index`` refers to ``name`` (a map, kfunc or ksym); ``offset`` is the
-    byte offset into a global-data map for :attr:`ReferenceKind.MAP_VALUE`."""
+    byte offset into a global-data map for :attr:`ReferenceKind.MAP_VALUE`. ``weak``: a
+    ``__weak`` extern, 0 when the kernel lacks it."""
 
     index: int
     kind: ReferenceKind
     name: str
     offset: int = 0
+    weak: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,8 @@ SRC = Path(__file__).resolve().parents[1] / "corpus"
 CLANG = shutil.which("clang-19")
 GCC = shutil.which("gcc")
 BPFTOOL = shutil.which("bpftool")
-OBJECTS = ("rodata_gate", "kconfig", "kconfig_strong", "sized_later", "conventions", "events")
+OBJECTS = ("rodata_gate", "kconfig", "kconfig_strong", "sized_later", "conventions", "events",
+           "externs")
 
 pytestmark = [
     pytest.mark.skipif(CLANG is None, reason="clang-19 not installed"),
@@ -48,7 +49,7 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths: dict[str, Path] = {}
     assert CLANG is not None
     for name in OBJECTS:
-        if name == "conventions" and not have_vmlinux:
+        if name in ("conventions", "externs") and not have_vmlinux:
             continue
         o = out / f"{name}.o"
         subprocess.run([CLANG, "-g", "-O2", "-target", "bpf", *inc, f"-I{out}", "-c",
@@ -103,6 +104,9 @@ VERDICTS = [
     ("conventions", ["on_nanosleep"]),
     ("conventions", None),
     ("events", None),
+    ("externs", ["ksyms"]),
+    ("externs", ["numbers"]),
+    ("externs", ["typed_ksym"]),
 ]
 
 
@@ -244,6 +248,28 @@ def test_fentry_skips_with_exact_errno(build: dict[str, Path]) -> None:
     except errors.SyscallError as e:
         if e.errno == errno.EPERM:
             pytest.skip("this kernel refuses fentry loads with EPERM (runs in the VM)")
+        raise
+
+
+def test_ksyms_iterators_and_version(build: dict[str, Path]) -> None:
+    spec = CollectionSpec.from_file(_obj(build, "externs"))
+    assert spec.programs["ksyms"].kern_version == 0x060100      # SEC("version")
+    with Collection.load(spec, programs=["ksyms", "numbers"]) as coll:
+        coll.programs["ksyms"].test_run(bytes(64))
+        coll.programs["numbers"].test_run(bytes(64))
+        v = {n: x.get() for n, x in coll.variables.items()}
+    assert v["missing_addr"] == 0                              # __weak, not in the kernel
+    assert v["iter_sum"] == sum(range(10))                     # bpf_iter_num_* (bpf_for)
+    with open("/proc/kallsyms") as f:
+        want = next((int(line.split()[0], 16) for line in f
+                     if line.split()[2:3] == ["bpf_prog_put"]), 0)
+    assert v["active_addr"] == want                            # untyped __ksym
+    try:
+        Collection.load(spec, programs=["typed_ksym"]).close()
+    except ebpf.VerifierError as e:
+        if e.errno == errno.ENOENT and "runqueues" in str(e):
+            pytest.skip("typed __ksym of a per-CPU variable: this kernel has no address for "
+                        "it (CONFIG_KALLSYMS_ALL off), ENOENT as with libbpf")
         raise
 
 

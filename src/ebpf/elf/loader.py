@@ -16,7 +16,9 @@ What is understood:
 * global data: ``.data*``, ``.rodata*`` (frozen, ``BPF_F_RDONLY_PROG``), ``.bss*`` become
   one-element array maps, referenced with ``BPF_PSEUDO_MAP_VALUE``; their variables are
   listed in ``CollectionSpec.variables``;
-* externs in ``.ksyms``: kfunc calls and typed kernel variables, resolved at load;
+* externs in ``.ksyms``: kfunc calls, typed kernel variables (BTF ids) and untyped ones
+  (``extern const void sym __ksym``: kallsyms addresses), resolved at load; a missing
+  ``__weak`` one is 0;
   ``__kconfig`` externs become variables of a frozen ``.kconfig`` map filled at load;
 * ``SEC("?...")`` programs have ``autoload=False`` (libbpf's optional programs);
 * ``.BTF``/``.BTF.ext``: func info, line info and CO-RE relocations per program; the BTF is
@@ -193,6 +195,8 @@ def _collect_externs(obj: _Obj) -> None:
                 off += (size + 7) // 8 * 8
             elif isinstance(t, _btf.Func):
                 obj.extern_kinds[t.name] = "kfunc"
+            elif isinstance(t, _btf.Var) and isinstance(t.spec.resolve(t.type), _btf.Void):
+                obj.extern_kinds[t.name] = "ksym_addr"  # untyped: its kallsyms address
             else:
                 obj.extern_kinds[t.name] = "ksym"
 
@@ -516,6 +520,11 @@ def _find_func(obj: _Obj, sec: int, idx: int) -> _Func | None:
     return f if idx < f.start + f.count else None
 
 
+def _weak_externs(obj: _Obj) -> set[str]:
+    """Names of undefined ``STB_WEAK`` symbols (``__weak`` externs)."""
+    return {s.name for s in obj.syms if s.undefined and s.binding == 2}
+
+
 def _set_insn(buf: bytearray, i: int, bo: str, *, src: int | None = None,
               imm: int | None = None) -> None:
     if src is not None:
@@ -628,8 +637,9 @@ def _link(obj: _Obj, main: _Func, sec: Section,
                 _set_insn(code, out_i, bo, imm=0)
             elif r.kind == "kfunc":
                 refs.append(Reference(out_i, ReferenceKind.KFUNC, r.name))
-            elif r.kind == "ksym":
-                refs.append(Reference(out_i, ReferenceKind.KSYM, r.name))
+            elif r.kind in ("ksym", "ksym_addr"):
+                kind = ReferenceKind.KSYM if r.kind == "ksym" else ReferenceKind.KSYM_ADDR
+                refs.append(Reference(out_i, kind, r.name, weak=r.name in _weak_externs(obj)))
             elif r.kind == "kconfig":
                 refs.append(Reference(out_i, ReferenceKind.MAP_VALUE, ".kconfig",
                                       obj.kconfig[r.name][0]))
@@ -685,7 +695,7 @@ def _variables(obj: _Obj) -> dict[str, VariableSpec]:
             if s.name in out:
                 continue  # two statics of the same name: the first wins
             out[s.name] = VariableSpec(s.name, mname, s.value, s.size, by_name.get(s.name))
-    weak = {s.name for s in obj.syms if s.undefined and s.binding == 2}  # STB_WEAK
+    weak = _weak_externs(obj)
     for name, (off, size, t) in obj.kconfig.items():
         out.setdefault(name, VariableSpec(name, ".kconfig", off, size, t, weak=name in weak))
     return out
