@@ -31,6 +31,7 @@ __all__ = ["Collection", "Variable", "load"]
 
 _PSEUDO_MAP_FD, _PSEUDO_MAP_VALUE, _PSEUDO_BTF_ID = 1, 2, 3
 _PSEUDO_KFUNC_CALL = 2
+_POISON_KFUNC_CALL = 2002000000  # libbpf's POISON_CALL_KFUNC_BASE
 _MAP_IN_MAP = (MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS)
 
 
@@ -575,8 +576,23 @@ def relocate(spec: CollectionSpec, ps: ProgramSpec, maps: Mapping[str, Any],
         elif r.kind is ReferenceKind.KFUNC:
             from .btf.types import Func
 
-            _set(insns, i, bo, src=_PSEUDO_KFUNC_CALL, off=0,
-                 imm=_kernel_id(kernel_btf, r.name, Func, "kfunc"))
+            is_ld = insns[i * 8] == 0x18 if i * 8 < len(insns) else False
+            try:
+                func_id = _kernel_id(kernel_btf, r.name, Func, "kfunc")
+            except errors.NotSupportedError:
+                if not r.weak:
+                    raise
+                if is_ld:  # bpf_ksym_exists(kfunc) of a missing __weak kfunc: 0
+                    _set(insns, i, bo, src=0, imm=0)
+                    _set(insns, i + 1, bo, imm=0)
+                else:  # an invalid helper call the verifier refuses only if reachable
+                    _set(insns, i, bo, src=0, off=0, imm=_POISON_KFUNC_CALL)
+                continue
+            if is_ld:  # the kfunc's address (bpf_ksym_exists)
+                _set(insns, i, bo, src=_PSEUDO_BTF_ID, imm=func_id)
+                _set(insns, i + 1, bo, imm=0)
+            else:
+                _set(insns, i, bo, src=_PSEUDO_KFUNC_CALL, off=0, imm=func_id)
         elif r.kind is ReferenceKind.KSYM:
             from .btf.types import Var
 

@@ -11,8 +11,9 @@ extern const void ebpf_library_no_such_symbol __ksym __weak;
 extern int bpf_iter_num_new(struct bpf_iter_num *it, int start, int end) __ksym;
 extern int *bpf_iter_num_next(struct bpf_iter_num *it) __ksym;
 extern void bpf_iter_num_destroy(struct bpf_iter_num *it) __ksym;
+extern void ebpf_library_no_such_kfunc(void) __ksym __weak;
 
-__u64 rq_cpu = ~0ULL, active_addr, missing_addr = 1, iter_sum;
+__u64 rq_cpu = ~0ULL, active_addr, missing_addr = 1, iter_sum, kfunc_missing = 1;
 
 SEC("socket")
 int typed_ksym(struct __sk_buff *skb)   /* needs CONFIG_KALLSYMS_ALL: ENOENT without */
@@ -43,6 +44,10 @@ int numbers(struct __sk_buff *skb)
 		sum += *v;
 	bpf_iter_num_destroy(&it);
 	iter_sum = sum;
+	if (&ebpf_library_no_such_kfunc != 0)   /* bpf_ksym_exists() */
+		ebpf_library_no_such_kfunc();   /* poisoned, pruned as dead code */
+	else
+		kfunc_missing = 0;
 	return 0;
 }
 

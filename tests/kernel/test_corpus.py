@@ -260,6 +260,7 @@ def test_ksyms_iterators_and_version(build: dict[str, Path]) -> None:
         v = {n: x.get() for n, x in coll.variables.items()}
     assert v["missing_addr"] == 0                              # __weak, not in the kernel
     assert v["iter_sum"] == sum(range(10))                     # bpf_iter_num_* (bpf_for)
+    assert v["kfunc_missing"] == 0                             # __weak kfunc: pruned call
     with open("/proc/kallsyms") as f:
         want = next((int(line.split()[0], 16) for line in f
                      if line.split()[2:3] == ["bpf_prog_put"]), 0)

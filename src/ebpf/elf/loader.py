@@ -636,7 +636,8 @@ def _link(obj: _Obj, main: _Func, sec: Section,
                 refs.append(Reference(out_i, ReferenceKind.MAP_VALUE, r.name, r.offset))
                 _set_insn(code, out_i, bo, imm=0)
             elif r.kind == "kfunc":
-                refs.append(Reference(out_i, ReferenceKind.KFUNC, r.name))
+                refs.append(Reference(out_i, ReferenceKind.KFUNC, r.name,
+                                      weak=r.name in _weak_externs(obj)))
             elif r.kind in ("ksym", "ksym_addr"):
                 kind = ReferenceKind.KSYM if r.kind == "ksym" else ReferenceKind.KSYM_ADDR
                 refs.append(Reference(out_i, kind, r.name, weak=r.name in _weak_externs(obj)))
