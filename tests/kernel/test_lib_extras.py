@@ -19,7 +19,7 @@ from ebpf.lib import helpers as h
 from ebpf.lib import time as btime
 from ebpf.lib.net import EtherType, ethernet, ipv4, l4, tcp, udp
 from ebpf.platform import Capability
-from ebpf.script import retry
+from ebpf.script import TailCallChain, retry
 
 pytestmark = pytest.mark.capabilities(Capability.BPF)
 
@@ -62,7 +62,7 @@ def test_atomics_and_cas_loop() -> None:
 
 def test_tail_call_chain() -> None:
     with ebpf.Program.load(XDP, [asm.mov(R0, 42), asm.exit()]) as last, \
-            tail_calls.TailCallChain([last], slots=1) as chain:
+            TailCallChain([last], slots=1) as chain:
         first = [asm.mov(R6, R1), *tail_calls.jump(R6, chain.map, 0),
                  asm.mov(R0, 1), asm.exit()]
         empty = [asm.mov(R6, R1), *tail_calls.jump(R6, chain.map, 1),

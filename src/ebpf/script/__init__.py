@@ -33,9 +33,10 @@ from .. import errors
 from .._maps import Map
 from .._programs import Program
 from .._types import MapType, ProgramType
+from .tail_calls import TailCallChain
 
-__all__ = ["AttachSpec", "MapDecl", "ProgramDecl", "Script", "ScriptError", "attach", "map_",
-           "program"]
+__all__ = ["AttachSpec", "MapDecl", "ProgramDecl", "Script", "ScriptError", "TailCallChain",
+           "attach", "map_", "program"]
 
 
 class ScriptError(errors.BPFError):
