@@ -14,6 +14,7 @@ bindsnoop  ``bind`` calls, address and result (``syscalls:sys_{enter,exit}_bind`
 tcpconnect active TCP connects (``sock:inet_sock_set_state`` to SYN_SENT)
 syscount   system calls counted per syscall (``raw_syscalls:sys_enter``)
 runqlat    run-queue latency histogram (``sched:sched_wakeup`` / ``sched_switch``)
+biolatency block I/O latency histogram (``block:block_rq_issue`` / ``block_rq_complete``)
 pktcount   packets and bytes per IP protocol on an interface (XDP)
 ========== ===========================================================================
 """
@@ -21,6 +22,6 @@ pktcount   packets and bytes per IP protocol on an interface (XDP)
 from __future__ import annotations
 
 TOOLS = ("execsnoop", "exitsnoop", "opensnoop", "bindsnoop", "tcpconnect", "syscount",
-         "runqlat", "pktcount")
+         "runqlat", "biolatency", "pktcount")
 
 __all__ = ["TOOLS"]
