@@ -393,13 +393,21 @@ _LINK_PROBES: dict[str, tuple[str, str, dict[str, Any], tuple[int, ...]]] = {
     "SOCKMAP": ("SK_MSG", "SK_MSG_VERDICT", {}, (_errno.EBADF,)),
     "NETFILTER": ("NETFILTER", "NETFILTER", {"eat": "NETFILTER"},
                   (_errno.EAFNOSUPPORT, _errno.EPROTONOSUPPORT, _errno.ERANGE)),
-    # The multi handlers reject an empty probe list with EINVAL once they run; a kernel
-    # without them answers EOPNOTSUPP (or refused the expected attach type at load).
+    # The multi handlers get one well-formed probe that cannot attach, so a kernel that runs
+    # them gives a distinctive errno: uprobe_multi on "/" (not a regular file: EBADF),
+    # kprobe_multi on a symbol that does not exist (ESRCH; ENOENT on some versions). A kernel
+    # without them answers EINVAL (unknown attach type: 6.1 sends it to the kprobe_multi
+    # handler, which wants a kprobe_multi program) or EOPNOTSUPP (built without FPROBE).
     "UPROBE_MULTI": ("KPROBE", "TRACE_UPROBE_MULTI", {"eat": "TRACE_UPROBE_MULTI"},
-                     (_errno.EINVAL, _errno.EBADF)),
+                     (_errno.EBADF,)),
     "KPROBE_MULTI": ("KPROBE", "TRACE_KPROBE_MULTI", {"eat": "TRACE_KPROBE_MULTI"},
-                     (_errno.EINVAL, _errno.EBADF)),
+                     (_errno.ESRCH, _errno.ENOENT)),
 }
+
+_PROBE_PATH = ctypes.create_string_buffer(b"/")
+_PROBE_SYM = ctypes.create_string_buffer(b"ebpf_probe_no_such_function")
+_PROBE_OFFSETS = (ctypes.c_uint64 * 1)(0)
+_PROBE_SYMS = (ctypes.c_uint64 * 1)(ctypes.addressof(_PROBE_SYM))
 
 
 @_probe
@@ -437,8 +445,15 @@ def have_link_type(lt: LinkType | int) -> str | None:
         if lt.name == "NETFILTER":
             attr.target_fd = 0
             attr.netfilter.pf = 0xFF  # bad protocol family
-        if lt.name in ("UPROBE_MULTI", "KPROBE_MULTI"):
+        if lt.name == "UPROBE_MULTI":
             attr.target_fd = 0
+            attr.uprobe_multi.path = ctypes.addressof(_PROBE_PATH)
+            attr.uprobe_multi.offsets = ctypes.addressof(_PROBE_OFFSETS)
+            attr.uprobe_multi.cnt = 1
+        if lt.name == "KPROBE_MULTI":
+            attr.target_fd = 0
+            attr.kprobe_multi.syms = ctypes.addressof(_PROBE_SYMS)
+            attr.kprobe_multi.cnt = 1
         if lt.name == "XDP":
             # A missing device is EINVAL, like an unknown attach type; so attach an
             # XDP_PASS program to the loopback of a throwaway network namespace.

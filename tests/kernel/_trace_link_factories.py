@@ -147,6 +147,27 @@ def counting_insns(
     return insns
 
 
+def require_link_type(lt: ebpf.LinkType) -> None:
+    """Skip unless the kernel has link type ``lt`` (the feature probe's answer: a link
+    create the kernel does not know gives EINVAL/EOPNOTSUPP)."""
+    from ebpf import features
+
+    try:
+        features.have_link_type(lt)
+    except errors.NotSupportedError as e:
+        pytest.skip(f"{e}: the feature probe's BPF_LINK_CREATE is refused on this kernel")
+
+
+def perf_info(link: Any) -> Any:
+    """``link.perf_event_info()``, or ``None`` on a kernel before 6.6, which reports no
+    details of perf_event links (the library raises NotSupportedError there)."""
+    try:
+        return link.perf_event_info()
+    except errors.NotSupportedError:
+        assert platform.kernel_version() < (6, 6)
+        return None
+
+
 def ret0() -> list[Any]:
     return [asm.mov(R0, 0), asm.exit()]
 

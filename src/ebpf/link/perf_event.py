@@ -356,6 +356,12 @@ class PerfEventLink(Link):
 
         raw = commands.obj_info(self.fileno(), _t.BpfLinkInfo())
         pe = raw.perf_event
+        if pe.type == 0:
+            # Before 6.6 the kernel fills only the link's type and id for perf_event links:
+            # an all-zero union is that, not an event of kind UNSPEC.
+            raise errors.NotSupportedError(
+                "perf_event link info (BPF_OBJ_GET_INFO_BY_FD)", "6.6",
+                "this kernel reports no details of perf_event links")
         buf = ctypes.create_string_buffer(4096)
         info = _t.BpfLinkInfo()
         kind = pe.type

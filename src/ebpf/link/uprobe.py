@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import difflib
+import errno as _errno
 import os
 import shutil
 import sysconfig
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, final
 
-from .. import asm, errors
+from .. import asm, errors, features
 from .._elfsym import ElfFile, SymbolNotFoundError, USDTArgument, USDTProbe
 from .._programs import Program
 from .._sys import commands
@@ -300,6 +301,15 @@ def _u64_array(values: Sequence[int] | None, n: int,
     return (ctypes.c_uint64 * n)(*vals)
 
 
+def _have_uprobe_multi() -> bool:
+    """The kernel has uprobe_multi links (a probe that cannot decide counts as yes, so the
+    caller's own error stands)."""
+    try:
+        return features.supports(features.have_link_type, LinkType.UPROBE_MULTI)
+    except errors.ProbeError:
+        return True
+
+
 def attach_uprobe_multi(
     program: Program,
     path: str | os.PathLike[str],
@@ -359,7 +369,15 @@ def attach_uprobe_multi(
         extra["uprobe_multi.ref_ctr_offsets"] = refs_arr
     if cookies_arr is not None:
         extra["uprobe_multi.cookies"] = cookies_arr
-    fd = link_create(program, 0, at, **extra)
+    try:
+        fd = link_create(program, 0, at, **extra)
+    except errors.SyscallError as e:
+        # Before 6.6 the attach type is unknown: EINVAL, same as a bad argument. Tell them
+        # apart by asking the kernel whether it has the link type at all.
+        if e.errno == _errno.EINVAL and not _have_uprobe_multi():
+            raise errors.NotSupportedError("BPF_LINK_TYPE_UPROBE_MULTI", "6.6",
+                                           "attach_uprobe_multi") from e
+        raise
     return UprobeMultiLink(fd, program)
 
 
