@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ebpf.elf.loader import load_collection_spec
+from ebpf.elf import load_collection_spec
 from ebpf.errors import ParseError
 
 CLANG = shutil.which("clang-19")

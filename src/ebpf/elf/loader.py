@@ -33,9 +33,9 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 
 from .. import btf as _btf
-from .._spec import (
-    CollectionSpec,
+from .._spec_types import (
     MapSpec,
+    ObjectParts,
     PinType,
     ProgramSpec,
     Reference,
@@ -49,7 +49,7 @@ from ..errors import ParseError
 from .reader import EM_BPF, SHN_LORESERVE, ELFFile, Section, SectionType, Symbol, SymbolType
 from .sections import match_section
 
-__all__ = ["load_collection_spec"]
+__all__ = ["parse_object"]
 
 _OP_LDDW = 0x18
 _OP_CALL = 0x85
@@ -95,9 +95,10 @@ class _Obj:
     kconfig: dict[str, tuple[int, int, _btf.Type]] = field(default_factory=dict)
 
 
-def load_collection_spec(data: bytes) -> CollectionSpec:
-    """Parse a BPF ELF object. Raises :class:`~ebpf.errors.ParseError` for malformed or
-    unsupported input."""
+def parse_object(data: bytes) -> ObjectParts:
+    """Parse a BPF ELF object into the parts of a :class:`~ebpf.CollectionSpec` (use
+    :func:`ebpf.elf.load_collection_spec` or :meth:`~ebpf.CollectionSpec.from_bytes`).
+    Raises :class:`~ebpf.errors.ParseError` for malformed or unsupported input."""
     elf = ELFFile(data)
     if elf.machine != EM_BPF:
         raise ParseError(f"not a BPF object (e_machine {elf.machine}, expected {EM_BPF})", 18)
@@ -119,9 +120,9 @@ def load_collection_spec(data: bytes) -> CollectionSpec:
     blob = _fixup_btf(obj) if obj.btf is not None else None
     fi_size = obj.ext.func_info_rec_size if obj.ext else 8
     li_size = obj.ext.line_info_rec_size if obj.ext else 16
-    return CollectionSpec(maps=obj.maps, programs=programs, variables=variables, btf=obj.btf,
-                          btf_blob=blob, func_info_rec_size=fi_size,
-                          line_info_rec_size=li_size, byteorder=bo)
+    return ObjectParts(maps=obj.maps, programs=programs, variables=variables, btf=obj.btf,
+                       btf_blob=blob, func_info_rec_size=fi_size,
+                       line_info_rec_size=li_size, byteorder=bo)
 
 
 # --- metadata, BTF ---------------------------------------------------------------------------
