@@ -71,7 +71,12 @@ class Variable:
         mm = self._mm()
         if mm is not None:
             return bytes(mm[off:off + size])
-        return bytes(self._map.lookup(0))[off:off + size]
+        return self._value()[off:off + size]
+
+    def _value(self) -> bytes:
+        """The data map's one value as bytes. The map's codec may decode it into something
+        else (an 8-byte value is an ``int``): re-encode through the same codec."""
+        return self._map.value_codec.encode(self._map.lookup(0))
 
     def get(self) -> int | bytes:
         raw = self.raw()
@@ -89,9 +94,9 @@ class Variable:
         if mm is not None:
             mm[off:off + len(raw)] = raw
             return
-        cur = bytearray(bytes(self._map.lookup(0)))
+        cur = bytearray(self._value())
         cur[off:off + len(raw)] = raw
-        self._map[0] = bytes(cur)
+        self._map[0] = self._map.value_codec.decode(bytes(cur))
 
     def _resolved(self) -> Any:
         t = self.spec.type
