@@ -27,7 +27,7 @@ CLANG = shutil.which("clang-19")
 GCC = shutil.which("gcc")
 BPFTOOL = shutil.which("bpftool")
 OBJECTS = ("rodata_gate", "kconfig", "kconfig_strong", "sized_later", "conventions", "events",
-           "externs")
+           "externs", "legacy_maps")
 
 pytestmark = [
     pytest.mark.skipif(CLANG is None, reason="clang-19 not installed"),
@@ -119,6 +119,21 @@ def test_same_verdict_as_libbpf(build: dict[str, Path], name: str,
         assert theirs < 0, f"libbpf loads {name} {programs}, we refuse it"
         return
     assert ours == theirs, f"{name} {programs}: ebpf {ours}, libbpf {theirs}"
+
+
+def test_legacy_bpf_map_def_loads_where_libbpf_1_refuses(build: dict[str, Path]) -> None:
+    """``struct bpf_map_def SEC("maps")``: a documented departure from libbpf >= 1.0 (which
+    refuses the object at open), the same choice as cilium/ebpf."""
+    path = _obj(build, "legacy_maps")
+    spec = CollectionSpec.from_file(path)
+    ms = spec.maps["legacy_counts"]
+    assert (ms.key_size, ms.value_size, ms.max_entries) == (4, 8, 2)
+    with Collection.load(spec) as coll:
+        prog = coll.programs["count_legacy"]
+        for _ in range(3):
+            assert prog.test_run(bytes(64)).retval == 2          # XDP_PASS
+        assert coll.maps["legacy_counts"][1] == 3
+    assert _libbpf(build, path, None) < 0                       # libbpf 1.x: open fails
 
 
 # --- gap 1: .rodata frozen before the programs load ------------------------------------------
