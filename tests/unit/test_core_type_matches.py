@@ -12,7 +12,7 @@ import pytest
 
 from ebpf import btf
 from ebpf.btf.core import CoreError, _types_match
-from ebpf.elf.loader import load_collection_spec
+from ebpf.elf import load_collection_spec
 
 CLANG = shutil.which("clang-19")
 pytestmark = pytest.mark.skipif(CLANG is None, reason="clang-19 not installed")

@@ -825,3 +825,13 @@ def _fixup_btf(obj: _Obj) -> bytes:
         if isinstance(e, ParseError):
             raise
         raise ParseError(f".BTF: cannot prepare for the kernel ({e})") from None
+
+
+def __getattr__(name: str) -> object:
+    # ``ebpf.elf.loader.load_collection_spec`` predates ``parse_object``; it is
+    # ``ebpf.elf.load_collection_spec`` (looked up late: this module never imports _spec).
+    if name == "load_collection_spec":
+        from . import load_collection_spec
+
+        return load_collection_spec
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
