@@ -852,11 +852,15 @@ class Spec:
             # Too many coincidental hits (a small offset): list every record's name_off.
             names = self._record_name_offs()
         by_off = self._by_off
-        i = (
-            by_off.get(off, -1)
-            if by_off is not None and not start
-            else _index_of(names, off, start)
-        )
+        if by_off is not None and not start:
+            i = by_off.get(off, -1)
+            if i >= 0:  # the only record with this name: no scan of the rest
+                yield i
+                return
+            if i < -1:  # the first of several (encoded -(index + 2))
+                i = -i - 2
+        else:
+            i = _index_of(names, off, start)
         while i >= 0:
             yield i
             i = _index_of(names, off, i + 1)
@@ -871,7 +875,15 @@ class Spec:
     def _build_name_index(self) -> None:
         """Index names once lookups are frequent: one pass over each section."""
         names = self._record_name_offs()
-        self._by_off = dict(zip(reversed(names), range(len(names) - 1, -1, -1), strict=True))
+        by_off = dict(zip(reversed(names), range(len(names) - 1, -1, -1), strict=True))
+        if len(by_off) != len(names):
+            # Mark the name offsets several records share (anonymous types' 0, and repeats),
+            # so a lookup of a unique name stops at its hit instead of scanning to the end.
+            last = dict(zip(names, range(len(names)), strict=True))
+            for o, i in by_off.items():
+                if last[o] != i:
+                    by_off[o] = -i - 2
+        self._by_off = by_off
         parts = self.strings.split(b"\0")
         starts = list(accumulate(map(add, map(len, parts), repeat(1)), initial=0))
         by_bytes = dict(zip(reversed(parts), reversed(starts[: len(parts)]), strict=True))
