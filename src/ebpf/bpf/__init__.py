@@ -39,10 +39,13 @@ from ._decl import ProgramDecl as ProgramDecl
 from ._decl import RingBuf as RingBuf
 from ._decl import SocketFilter as SocketFilter
 from ._decl import TracepointContext as TracepointContext
+from ._decl import Var as Var
+from ._decl import array as array
 from ._decl import const as const
 from ._decl import func as func
 from ._decl import socket_filter as socket_filter
 from ._decl import tracepoint as tracepoint
+from ._decl import var as var
 from ._decl import xdp as xdp
 from ._load import Loaded as Loaded
 from ._load import RingView as RingView
@@ -84,6 +87,8 @@ __all__ = [
     "SocketFilter",
     "Struct",
     "TracepointContext",
+    "Var",
+    "array",
     "be16",
     "be32",
     "build_spec",
@@ -112,6 +117,7 @@ __all__ = [
     "u16",
     "u32",
     "u64",
+    "var",
     "xdp",
 ]
 

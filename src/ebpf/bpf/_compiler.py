@@ -23,7 +23,7 @@ from .._types import ProgramType
 from ..asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, Register
 from ..asm.helpers import check_helper_allowed
 from ..errors import AssemblerError, BPFError
-from ._decl import Const, FuncDecl, Hash, MapDecl, ProgramDecl, RingBuf
+from ._decl import Const, FuncDecl, Hash, MapDecl, ProgramDecl, RingBuf, Var, array
 from .types import IntType, Struct, _Bytes, i32, i64, int_type, u8, u32, u64
 
 __all__ = ["CompileError", "CompiledProgram", "compile_program"]
@@ -86,6 +86,9 @@ class Local:
     ptr: Ptr | None = None
     nullable: bool = False
     defined: bool = False
+    obj: int | None = None  # stack struct / array: its offset from r10
+    elem: type[IntType] | None = None  # stack array element type
+    count: int = 0  # stack array length
 
 
 @dataclass
@@ -252,6 +255,7 @@ class _FunctionCompiler:
         self.consts: dict[str, Const[Any]] = {}
         self.structs: dict[type[Struct], None] = {}
         self.ctx_name = ""
+        self.global_names: dict[str, ast.Global] = {}
         self.ret_type: type[IntType] | None = i64
         self.ctx_slot = 0
         self.key_slot = 0
@@ -326,6 +330,15 @@ class _FunctionCompiler:
         self.key_slot = self.alloc(8)
         self.val_slot = self.alloc(8)
         names = _assigned_names(f)
+        self.global_names = _global_names(f)
+        for name, g in self.global_names.items():
+            obj = self.globals.get(name)
+            if not isinstance(obj, Var):
+                raise _Err(g, f"global {name}: only a module-level bpf.var can be assigned "
+                              "from a program")
+            if name in {a.arg for a in args.args}:
+                raise _Err(g, f"{name} is a parameter and global")
+        names -= set(self.global_names)
         for name in sorted(names | {a.arg for a in args.args}):
             if name == self.ctx_name:
                 if name in names:
@@ -392,6 +405,8 @@ class _FunctionCompiler:
             return True
         if isinstance(s, ast.Pass):
             return False
+        if isinstance(s, ast.Global):
+            return False  # checked in the prologue
         if isinstance(s, ast.Expr):
             if isinstance(s.value, ast.Constant) and isinstance(s.value.value, str):
                 return False
@@ -463,10 +478,26 @@ class _FunctionCompiler:
 
     # assignments
     def assign(self, target: ast.expr, value: ast.expr, decl: type[IntType] | None) -> None:
-        if isinstance(target, ast.Name):
+        if isinstance(target, ast.Name) and target.id in self.global_names:
+            gv = self.globals[target.id]
+            if decl is not None and _host(gv.type) is not decl:
+                raise _Err(target, f"{target.id} is a {gv.type.__name__}")
+            v = self.expr(value)
+            if not v.is_int:
+                raise _Err(value, f"{target.id} is an integer variable")
+            r = self.to_reg(v, _host(gv.type), value)
+            base = self.global_addr(gv, target)
+            self.emit(asm.store(_SIZE[gv.type.size], base, 0, r))
+            self.release(r)
+            self.release(base)
+        elif isinstance(target, ast.Name):
             self.assign_local(target, value, decl)
         elif isinstance(target, ast.Attribute):
             self.store_field(target, value)
+        elif isinstance(target, ast.Subscript) and (aloc := self.stack_array(target)) is not None:
+            if decl is not None:
+                raise _Err(target, "an array element has its array's type")
+            self.array_store(aloc, target, value)
         elif isinstance(target, ast.Subscript):
             self.map_update(target, value)
         else:
@@ -476,6 +507,15 @@ class _FunctionCompiler:
     def assign_local(self, target: ast.Name, value: ast.expr, decl: type[IntType] | None
                      ) -> None:
         loc = self.locals[target.id]
+        if isinstance(value, ast.Call) and self.is_static(value.func):
+            fn = self.static(value.func)
+            if fn is array or (isinstance(fn, type) and issubclass(fn, Struct)
+                               and fn is not Struct):
+                self.stack_object(target, loc, fn, value)
+                return
+        if loc.obj is not None:
+            raise _Err(target, f"{target.id} is a stack {'array' if loc.elem else 'struct'}: "
+                               "assign its elements or fields")
         v = self.expr(value)
         if v.none:
             raise _Err(value, "a local cannot be assigned None")
@@ -503,13 +543,142 @@ class _FunctionCompiler:
         self.emit(asm.store(asm.DW, R10, loc.slot, r))
         self.release(r)
 
+    def stack_object(self, target: ast.Name, loc: Local, fn: Any, call: ast.Call) -> None:
+        """``x = T()`` / ``x = T(f=v, ...)`` (a zeroed stack struct) or ``x = bpf.array(t, n)``
+        (a zeroed stack array). The storage is fixed per local; assigning again re-zeroes."""
+        if fn is array:
+            if len(call.args) != 2 or call.keywords:
+                raise _Err(call, "bpf.array(type, n) takes an element type and a constant length")
+            t = self.type_of_annotation(call.args[0])
+            n = self.static_int(call.args[1])
+            if n is None or n <= 0:
+                raise _Err(call.args[1], "the length of a stack array is a positive constant")
+            size, ptr, elem = t.size * n, None, t
+        else:
+            if call.args:
+                raise _Err(call, f"{fn.__name__}(...) takes field values by keyword only")
+            size, ptr, elem, n = fn.size, Ptr(fn, "stack"), None, 0
+            self.structs[fn] = None
+        if loc.defined and (loc.obj is None or loc.ptr != ptr or loc.elem is not elem
+                            or loc.count != n):
+            raise _Err(target, f"{target.id} already holds something else")
+        if loc.obj is None:
+            try:
+                loc.obj = self.alloc(size, 8)
+            except _Err as e:
+                raise _Err(call, e.message) from None
+            loc.ptr, loc.elem, loc.count, loc.defined = ptr, elem, n, True
+        zero = self.temp(call)
+        self.emit(asm.mov(zero, 0))
+        off = 0
+        total = size + (-size % 8)
+        while off < total:
+            w = 8 if total - off >= 8 else 4 if total - off >= 4 else 1
+            self.emit(asm.store(_SIZE[w], R10, loc.obj + off, zero))
+            off += w
+        self.release(zero)
+        for kw in call.keywords:
+            if kw.arg is None:
+                raise _Err(kw, "**kwargs is not supported")
+            self.store_field(ast.Attribute(value=target, attr=kw.arg, ctx=ast.Store(),
+                                           lineno=kw.value.lineno,
+                                           col_offset=kw.value.col_offset), kw.value)
+
+    def stack_array(self, node: ast.Subscript) -> Local | None:
+        v = node.value
+        if isinstance(v, ast.Name) and v.id in self.locals and \
+                self.locals[v.id].elem is not None:
+            return self.locals[v.id]
+        return None
+
+    def array_elem(self, loc: Local, index: ast.expr, miss: str) -> Register:
+        """A register with the element's address; jumps to ``miss`` when out of range."""
+        assert loc.elem is not None and loc.obj is not None
+        c = self.static_int(index)
+        r = self.temp(index)
+        if c is not None:
+            if not 0 <= c < loc.count:
+                raise _Err(index, f"index {c} is out of range 0..{loc.count - 1}")
+            self.emit(asm.mov(r, R10), asm.add(r, loc.obj + c * loc.elem.size))
+            return r
+        v = self.expr(index)
+        if not v.is_int:
+            raise _Err(index, "an array index is an integer")
+        assert v.ty is not None
+        ir = self.to_reg(v, u64 if not v.ty.signed else i64, index)
+        # unsigned compare: a negative index is huge, so one check covers both ends
+        self.emit(asm.jge(ir, loc.count, miss))
+        if loc.elem.size > 1:
+            self.emit(asm.lsh(ir, loc.elem.size.bit_length() - 1))
+        self.emit(asm.mov(r, R10), asm.add(r, loc.obj), asm.add(r, ir))
+        self.release(ir)
+        return r
+
+    def array_read(self, loc: Local, node: ast.Subscript) -> V:
+        assert loc.elem is not None
+        miss, done = self.label("oob"), self.label("elem")
+        checked = self.static_int(node.slice) is None
+        r = self.array_elem(loc, node.slice, miss)
+        self.emit(asm.load(_SIZE[loc.elem.size], r, r, 0))
+        self.normalize_loaded(r, loc.elem)
+        if not checked:
+            return V(ty=loc.elem, reg=r)
+        self.emit(asm.ja(done))
+        self.place(miss)
+        self.emit(asm.mov(r, 0))
+        self.place(done)
+        return V(ty=loc.elem, reg=r)
+
+    def array_store(self, loc: Local, target: ast.Subscript, value: ast.expr,
+                    op: str | None = None, node: ast.AST | None = None) -> None:
+        assert loc.elem is not None
+        t = loc.elem
+        v = self.expr(value)
+        if not v.is_int:
+            raise _Err(value, "array elements are integers")
+        if v.reg is not None:
+            # keep the value in its register while the index is computed
+            v = V(ty=v.ty, reg=self.to_reg(v, t if op is None else (v.ty or t), value))
+        miss = self.label("oob")
+        addr = self.array_elem(loc, target.slice, miss)
+        if op is not None:
+            cur = V(ty=t, reg=self.temp(node))
+            assert cur.reg is not None
+            self.emit(asm.load(_SIZE[t.size], cur.reg, addr, 0))
+            self.normalize_loaded(cur.reg, t)
+            v = self.binop(op, cur, v, node or target)
+        r = self.to_reg(v, t, value)
+        self.emit(asm.store(_SIZE[t.size], addr, 0, r))
+        self.release(r)
+        self.release(addr)
+        self.place(miss)
+
     def augassign(self, s: ast.AugAssign) -> None:
         op = _BINOPS.get(type(s.op))
         if op is None:
             raise _Err(s, f"operator {type(s.op).__name__} is not supported")
         t = s.target
-        if isinstance(t, ast.Name):
+        if isinstance(t, ast.Name) and t.id in self.global_names:
+            gv = self.globals[t.id]
+            ft = _host(gv.type)
+            right = self.expr(s.value)
+            gaddr = self.global_addr(gv, t)
+            if gv.type.size in (4, 8) and op in "+-|&^":
+                self.atomic(op, gaddr, 0, gv.type.size, right, ft, s)
+            else:
+                cur = V(ty=ft, reg=self.temp(s))
+                assert cur.reg is not None
+                self.emit(asm.load(_SIZE[gv.type.size], cur.reg, gaddr, 0))
+                self.normalize_loaded(cur.reg, ft)
+                res = self.binop(op, cur, right, s)
+                r = self.to_reg(res, ft, s)
+                self.emit(asm.store(_SIZE[gv.type.size], gaddr, 0, r))
+                self.release(r)
+            self.release(gaddr)
+        elif isinstance(t, ast.Name):
             loc = self.local(t)
+            if not loc.defined and isinstance(self.globals.get(t.id), Var):
+                raise _Err(t, f"{t.id} is a bpf.var: declare `global {t.id}` to assign it")
             if loc.ty is None:
                 raise _Err(t, f"{t.id} is not an integer")
             left = self.read_local(t, loc)
@@ -518,6 +687,8 @@ class _FunctionCompiler:
             r = self.to_reg(res, loc.ty, s)
             self.emit(asm.store(asm.DW, R10, loc.slot, r))
             self.release(r)
+        elif isinstance(t, ast.Subscript) and (aloc := self.stack_array(t)) is not None:
+            self.array_store(aloc, t, s.value, op, s)
         elif isinstance(t, ast.Subscript):
             self.map_aug(t, op, s.value, s)
         elif isinstance(t, ast.Attribute):
@@ -861,6 +1032,9 @@ class _FunctionCompiler:
         if isinstance(node, ast.Attribute):
             return self.attribute(node)
         if isinstance(node, ast.Subscript):
+            aloc = self.stack_array(node)
+            if aloc is not None:
+                return self.array_read(aloc, node)
             return self.map_read(node)
         if isinstance(node, ast.Call):
             return self.call(node, discard)
@@ -1081,6 +1255,11 @@ class _FunctionCompiler:
         if not loc.defined:
             raise _Err(node, f"{node.id} may be used before it is assigned")
         r = self.temp(node)
+        if loc.obj is not None:
+            if loc.elem is not None:
+                raise _Err(node, f"{node.id} is a stack array: use {node.id}[i]")
+            self.emit(asm.mov(r, R10), asm.add(r, loc.obj))
+            return V(reg=r, ptr=loc.ptr)
         self.emit(asm.load(asm.DW, r, R10, loc.slot))
         if loc.ptr is not None:
             return V(reg=r, ptr=loc.ptr, nullable=loc.nullable)
@@ -1352,17 +1531,29 @@ class _FunctionCompiler:
                 return k
         raise _Err(node, "maps and constants must be module-level (or closure) variables")
 
-    def const_read(self, c: Const[Any], node: ast.AST) -> V:
+    def global_addr(self, c: Const[Any], node: ast.AST) -> Register:
+        """A register pointing at global ``c`` (in .rodata, .data or .bss)."""
         name = self.name_of(c, node)
+        prev = self.consts.get(name)
+        if prev is not None and prev is not c:
+            raise _Err(node, f"two different globals are called {name!r}")
         self.consts[name] = c
         r = self.temp(node)
-        # the offset is patched by the loader (MAP_VALUE reference with the variable's name)
-        self.emit(asm.load_map_value(r, f".rodata:{name}", 0))
-        self.emit(asm.load(_SIZE[c.type.size], r, r, 0))
-        t = _host(c.type)
+        # map and offset are patched by the loader (MAP_VALUE reference by the global's name)
+        self.emit(asm.load_map_value(r, f"global:{name}", 0))
+        return r
+
+    def normalize_loaded(self, r: Register, t: type[IntType]) -> None:
+        """Sign-extend a narrow signed value just loaded (loads zero-extend)."""
         if t.signed and t.size < 8:
             sh = 64 - t.size * 8
             self.emit(asm.lsh(r, sh), asm.arsh(r, sh))
+
+    def const_read(self, c: Const[Any], node: ast.AST) -> V:
+        r = self.global_addr(c, node)
+        self.emit(asm.load(_SIZE[c.type.size], r, r, 0))
+        t = _host(c.type)
+        self.normalize_loaded(r, t)
         return V(ty=t, reg=r)
 
     # maps
@@ -1679,13 +1870,23 @@ def _fold(op: str, a: int, b: int, node: ast.AST) -> int:
     return r
 
 
+def _global_names(f: ast.FunctionDef) -> dict[str, ast.Global]:
+    """Names declared ``global`` (each must be a ``bpf.var``), with their statement."""
+    out: dict[str, ast.Global] = {}
+    for n in ast.walk(f):
+        if isinstance(n, ast.Global):
+            for name in n.names:
+                out.setdefault(name, n)
+    return out
+
+
 def _assigned_names(f: ast.FunctionDef) -> set[str]:
     names: set[str] = set()
     for n in ast.walk(f):
         if isinstance(n, (ast.FunctionDef, ast.Lambda, ast.ClassDef)) and n is not f:
             raise _Err(n, "nested functions and classes are not supported")
-        if isinstance(n, (ast.Global, ast.Nonlocal)):
-            raise _Err(n, "global/nonlocal: use bpf.const or maps for shared state")
+        if isinstance(n, ast.Nonlocal):
+            raise _Err(n, "nonlocal: use bpf.var, bpf.const or maps for shared state")
         if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
             names.add(n.id)
         if isinstance(n, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):

@@ -7,7 +7,7 @@ below exist for readers and type checkers and raise if actually called.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from .._types import MapType, ProgramType
 from ..errors import BPFError
@@ -25,10 +25,13 @@ __all__ = [
     "RingBuf",
     "SocketFilter",
     "TracepointContext",
+    "Var",
+    "array",
     "const",
     "func",
     "socket_filter",
     "tracepoint",
+    "var",
     "xdp",
 ]
 
@@ -148,6 +151,8 @@ class RingBuf(MapDecl):
 class Const(Generic[T]):
     """A ``const volatile`` global in ``.rodata``: read-only to programs, set before load."""
 
+    writable: ClassVar[bool] = False
+
     def __init__(self, type_: type[IntType], value: int) -> None:
         _check_value_type(type_, "const")
         if not issubclass(type_, IntType):
@@ -159,6 +164,36 @@ class Const(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<bpf.const {self.type.__name__} = {self.value}>"
+
+
+class Var(Const[T]):
+    """A global variable: ``.data`` when its initial value is not 0, else ``.bss``. Programs
+    read and write it (``global x; x = ...``, ``x += 1`` is atomic); Python reads and writes
+    it through ``coll.variables["x"]`` (mmapped, Linux 5.5)."""
+
+    writable: ClassVar[bool] = True
+
+    def __repr__(self) -> str:
+        return f"<bpf.var {self.type.__name__} = {self.value}>"
+
+
+def array(type_: type[IntType], n: int) -> list[Any]:
+    """A zeroed stack array of ``n`` ``type_`` values, as a local: ``a = bpf.array(u32, 8)``.
+    In Python it is a list; in programs, ``a[i]`` with an index out of ``0..n-1`` reads 0 and
+    ``a[i] = v`` there does nothing (the check the verifier needs, made defined)."""
+    _check_value_type(type_, "array")
+    if not issubclass(type_, IntType):
+        raise BPFError("array: only integer elements are supported")
+    if not isinstance(n, int) or not 0 < n <= 512 // type_.size:
+        raise BPFError(f"array: {n!r} elements of {type_.__name__} do not fit the stack")
+    return [type_(0)] * n
+
+
+def var(type_: type[IntType], value: int = 0) -> Any:
+    """Declare a global variable of ``type_`` (initially ``value``; ``bpf.load(...,
+    constants={"name": v})`` overrides it). Assigning it in a program needs ``global name``,
+    as in Python."""
+    return Var(type_, value)
 
 
 def const(type_: type[IntType], value: int = 0) -> Any:

@@ -8,17 +8,17 @@ from types import TracebackType
 from typing import Any
 
 from .. import errors
-from .._collection import Collection
+from .._collection import Collection, Variable
 from .._maps import Map
 from .._programs import Program
 from .._spec import CollectionSpec, MapSpec, ProgramSpec, Reference, ReferenceKind, VariableSpec
 from .._types import MapType
 from ._btf import LINKAGE_GLOBAL, LINKAGE_STATIC, BTFWriter
 from ._compiler import CompiledProgram
-from ._decl import Const, MapDecl, ProgramDecl
+from ._decl import Const, MapDecl, ProgramDecl, Var
 from .types import IntType, Struct
 
-__all__ = ["Loaded", "RingView", "build_spec", "load"]
+__all__ = ["GlobalView", "Loaded", "RingView", "build_spec", "load"]
 
 _BPF_F_RDONLY_PROG = 0x80
 _BPF_F_MMAPABLE = 0x400
@@ -60,8 +60,8 @@ def build_spec(programs: tuple[ProgramDecl, ...], constants: Mapping[str, int] |
     values = dict(constants or {})
     unknown = set(values) - set(consts)
     if unknown:
-        raise errors.BPFError(f"bpf.load: no constant(s) {sorted(unknown)} used by these "
-                              f"programs (constants: {sorted(consts) or 'none'})")
+        raise errors.BPFError(f"bpf.load: no constant or variable {sorted(unknown)} used "
+                              f"by these programs (globals: {sorted(consts) or 'none'})")
     btf = BTFWriter()
     map_specs: dict[str, MapSpec] = {}
     for name, m in maps.items():
@@ -73,24 +73,27 @@ def build_spec(programs: tuple[ProgramDecl, ...], constants: Mapping[str, int] |
             max_entries=m.max_entries, btf_key_type_id=_value_type_id(btf, m.key),
             btf_value_type_id=_value_type_id(btf, m.value))
     variables: dict[str, VariableSpec] = {}
-    offsets: dict[str, int] = {}
-    if consts:
-        data = bytearray()
-        for name, k in consts.items():
-            size = k.type.size
-            data += bytes(-len(data) % size)
-            offsets[name] = len(data)
-            value = values.get(name, k.value)
-            if not isinstance(value, int) or not k.type.min() <= value <= k.type.max():
-                raise errors.BPFError(f"bpf.load: constant {name!r} is a {k.type.__name__}; "
-                                      f"{value!r} does not fit")
-            data += int(value).to_bytes(size, "little", signed=k.type.signed)
-            variables[name] = VariableSpec(name, ".rodata", offsets[name], size)
-        data += bytes(-len(data) % 8)
-        map_specs[".rodata"] = MapSpec(
-            ".rodata", MapType.ARRAY, key_size=4, value_size=len(data), max_entries=1,
-            flags=_BPF_F_RDONLY_PROG | _BPF_F_MMAPABLE, contents=((0, bytes(data)),),
-            freeze=True)
+    placed: dict[str, tuple[str, int]] = {}  # global name -> (section, offset)
+    sections: dict[str, bytearray] = {}
+    for name, k in consts.items():
+        value = values.get(name, k.value)
+        if not isinstance(value, int) or not k.type.min() <= value <= k.type.max():
+            raise errors.BPFError(f"bpf.load: global {name!r} is a {k.type.__name__}; "
+                                  f"{value!r} does not fit")
+        sec = ".rodata" if not isinstance(k, Var) else ".data" if value else ".bss"
+        data = sections.setdefault(sec, bytearray())
+        size = k.type.size
+        data += bytes(-len(data) % size)
+        placed[name] = (sec, len(data))
+        data += int(value).to_bytes(size, "little", signed=k.type.signed)
+        variables[name] = VariableSpec(name, sec, placed[name][1], size)
+    for sec, buf in sections.items():
+        data = buf + bytes(-len(buf) % 8)
+        ro = sec == ".rodata"
+        map_specs[sec] = MapSpec(
+            sec, MapType.ARRAY, key_size=4, value_size=len(data), max_entries=1,
+            flags=(_BPF_F_RDONLY_PROG if ro else 0) | _BPF_F_MMAPABLE,
+            contents=((0, bytes(data)),) if sec != ".bss" else (), freeze=ro)
     ret_id = btf.int_("int", 4, True)
     ctx_id = btf.ptr(0)
     prog_specs: dict[str, ProgramSpec] = {}
@@ -100,9 +103,9 @@ def build_spec(programs: tuple[ProgramDecl, ...], constants: Mapping[str, int] |
         for pc, key in c.instructions.references:
             assert isinstance(key, str)
             placeholders[key] = 0
-            if key.startswith(".rodata:"):
-                vname = key.split(":", 1)[1]
-                refs.append(Reference(pc, ReferenceKind.MAP_VALUE, ".rodata", offsets[vname]))
+            if key.startswith("global:"):
+                sec, off = placed[key.split(":", 1)[1]]
+                refs.append(Reference(pc, ReferenceKind.MAP_VALUE, sec, off))
             else:
                 refs.append(Reference(pc, ReferenceKind.MAP, key))
         code = c.instructions.encode(maps=placeholders, byteorder="little")
@@ -155,6 +158,29 @@ class RingView:
             self._reader = None
 
 
+class GlobalView:
+    """A loaded ``bpf.const``/``bpf.var``, read and written with its declared integer type."""
+
+    def __init__(self, var: Variable, t: type[IntType] | None) -> None:
+        self.variable = var
+        self.type = t
+
+    def get(self) -> int:
+        raw = self.variable.raw()
+        if self.type is None:
+            return int.from_bytes(raw, "little")
+        return self.type.wrap(int.from_bytes(raw, "little"))
+
+    def set(self, value: int) -> None:
+        if self.type is not None and not self.type.min() <= value <= self.type.max():
+            raise errors.BPFError(f"{self.variable.name} is a {self.type.__name__}; "
+                                  f"{value!r} does not fit")
+        self.variable.set(int(value) & ((1 << (self.variable.size * 8)) - 1))
+
+    def __repr__(self) -> str:
+        return f"<bpf global {self.variable.name} = {self.get()}>"
+
+
 class Loaded:
     """The loaded programs and maps, as attributes named like the Python objects:
     ``coll.firewall`` (an :class:`ebpf.Program`), ``coll.counts`` (an :class:`ebpf.Map`),
@@ -165,7 +191,11 @@ class Loaded:
         self.compiled = compiled
         self.programs: dict[str, Program] = dict(collection.programs)
         self.maps: dict[str, Map] = dict(collection.maps)
-        self.variables = collection.variables
+        types = {n: k.type for c in compiled.values() for n, k in c.consts.items()}
+        #: ``bpf.const`` and ``bpf.var`` globals by name: ``get()`` gives the declared type's
+        #: value (signed types read negative), ``set(v)`` writes a ``bpf.var`` (mmapped).
+        self.variables: dict[str, GlobalView] = {
+            n: GlobalView(v, types.get(n)) for n, v in collection.variables.items()}
         self._rings: dict[str, RingView] = {}
 
     def __getattr__(self, name: str) -> Any:
