@@ -21,7 +21,8 @@ autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
 # Cross-references to names outside the documented set stay plain text.
 nitpicky = False
-suppress_warnings = ["myst.xref_missing", "myst.header"]
+# "ref.python": a bare `type`/`id` in a signature matches many attributes (ambiguous, harmless)
+suppress_warnings = ["myst.xref_missing", "myst.header", "ref.python"]
 myst_heading_anchors = 3
 html_theme = "alabaster"
 html_static_path: list[str] = []

@@ -21,6 +21,7 @@ pktcount   packets and bytes per IP protocol on an interface (XDP)
 
 from __future__ import annotations
 
+#: the tool names ``ebpf tool NAME`` accepts (modules of this package)
 TOOLS = ("execsnoop", "exitsnoop", "opensnoop", "bindsnoop", "tcpconnect", "syscount",
          "runqlat", "biolatency", "pktcount")
 
