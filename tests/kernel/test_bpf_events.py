@@ -95,3 +95,52 @@ def test_execsnoop_example_sees_an_exec(tracefs: str) -> None:
                          capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "seen: True" in res.stdout
+
+
+PERF = '''
+from ebpf import bpf
+from ebpf.bpf import u32, u64, i16
+
+class In(bpf.Struct):
+    a: u32
+    b: i16
+
+class Sample(bpf.Struct):
+    a: u32
+    b: i16
+    cpu: u32
+    t: u64
+
+samples = bpf.PerfEventArray()
+
+@bpf.xdp
+def perf(ctx: bpf.XDP) -> int:
+    p = ctx.load(In)
+    if p is None:
+        return bpf.XDP_ABORTED
+    s = Sample(a=p.a, b=p.b)
+    s.cpu = bpf.get_smp_processor_id()
+    s.t = p.a + 1
+    if samples.output(ctx, s) != 0:
+        return bpf.XDP_DROP
+    return bpf.XDP_PASS
+'''
+
+
+@pytest.mark.requires(features.have_map_type, MapType.PERF_EVENT_ARRAY)
+def test_perf_output_of_a_stack_struct(tmp_path: Path) -> None:
+    from ebpf import bpf
+
+    mod = import_source(tmp_path, "bpf_perf_prog", PERF)
+    with bpf.load(mod.perf) as coll:
+        coll.samples.open()
+
+        @settings(max_examples=50, deadline=None)
+        @given(a=st.integers(0, 2**32 - 1), b=st.integers(-(2**15), 2**15 - 1))
+        def check(a: int, b: int) -> None:
+            assert coll.perf.test_run(mod.In(a=a, b=b).encode() + bytes(56)).retval == 2
+            recs = list(coll.samples.read(mod.Sample, timeout=1.0))
+            assert [(r.a, r.b, r.t) for r in recs] == [(a, b, u32(a + 1))]
+
+        check()
+        assert coll.samples.lost == 0

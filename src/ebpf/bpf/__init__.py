@@ -35,6 +35,7 @@ from ._decl import FuncDecl as FuncDecl
 from ._decl import Hash as Hash
 from ._decl import MapDecl as MapDecl
 from ._decl import PerCPUArray as PerCPUArray
+from ._decl import PerfEventArray as PerfEventArray
 from ._decl import ProgramDecl as ProgramDecl
 from ._decl import RingBuf as RingBuf
 from ._decl import SocketFilter as SocketFilter
@@ -48,6 +49,7 @@ from ._decl import tracepoint as tracepoint
 from ._decl import var as var
 from ._decl import xdp as xdp
 from ._load import Loaded as Loaded
+from ._load import PerfView as PerfView
 from ._load import RingView as RingView
 from ._load import build_spec as build_spec
 from ._load import load as load
@@ -81,6 +83,8 @@ __all__ = [
     "Loaded",
     "MapDecl",
     "PerCPUArray",
+    "PerfEventArray",
+    "PerfView",
     "ProgramDecl",
     "RingBuf",
     "RingView",

@@ -20,10 +20,20 @@ from typing import Any
 
 from .. import asm
 from .._types import ProgramType
-from ..asm import R0, R1, R2, R3, R4, R6, R7, R8, R9, R10, Register
+from ..asm import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, Register
 from ..asm.helpers import check_helper_allowed
 from ..errors import AssemblerError, BPFError
-from ._decl import Const, FuncDecl, Hash, MapDecl, ProgramDecl, RingBuf, Var, array
+from ._decl import (
+    Const,
+    FuncDecl,
+    Hash,
+    MapDecl,
+    PerfEventArray,
+    ProgramDecl,
+    RingBuf,
+    Var,
+    array,
+)
 from .types import IntType, Struct, _Bytes, i32, i64, int_type, u8, u32, u64
 
 __all__ = ["CompileError", "CompiledProgram", "compile_program"]
@@ -1776,6 +1786,25 @@ class _FunctionCompiler:
                 self.emit(asm.mov(r, R0))
                 return V(ty=i64, reg=r)
             raise _Err(node, f"ring buffers have reserve/submit/discard/output, not {meth}")
+        if isinstance(m, PerfEventArray):
+            if meth != "output":
+                raise _Err(node, f"perf event arrays have output(ctx, record), not {meth}")
+            if len(node.args) != 2 or node.keywords or not (
+                    isinstance(node.args[0], ast.Name) and node.args[0].id == self.ctx_name
+                    and self.sub is None):
+                raise _Err(node, "output(ctx, record) takes the program's ctx and a struct "
+                                 "pointer")
+            v = self.expr(node.args[1])
+            if v.ptr is None or v.nullable:
+                raise _Err(node.args[1], "output takes a (checked) struct pointer")
+            assert v.reg is not None
+            self.emit(asm.mov(R4, v.reg), asm.load(asm.DW, R1, R10, self.ctx_slot),
+                      asm.load_map(R2, name), asm.mov32(R3, -1),  # BPF_F_CURRENT_CPU
+                      asm.mov(R5, v.ptr.struct.size), asm.call(asm.Helper.PERF_EVENT_OUTPUT))
+            self.release(v)
+            r = self.temp(node)
+            self.emit(asm.mov(r, R0))
+            return V(ty=i64, reg=r)
         if meth == "lookup":
             if len(node.args) != 1 or node.keywords:
                 raise _Err(node, "lookup(key) takes one key")

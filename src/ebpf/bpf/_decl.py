@@ -21,6 +21,7 @@ __all__ = [
     "Hash",
     "MapDecl",
     "PerCPUArray",
+    "PerfEventArray",
     "ProgramDecl",
     "RingBuf",
     "SocketFilter",
@@ -146,6 +147,22 @@ class RingBuf(MapDecl):
 
     def output(self, record: Any) -> None:
         raise _only_compiled("RingBuf.output")
+
+
+class PerfEventArray(MapDecl):
+    """``BPF_MAP_TYPE_PERF_EVENT_ARRAY``, one slot per possible CPU. In programs:
+    ``events.output(ctx, record)`` sends a struct (a stack struct or a map value) to the
+    current CPU's ring (``bpf_perf_event_output``). In Python: ``coll.events.read(T)``."""
+
+    map_type = MapType.PERF_EVENT_ARRAY
+
+    def __init__(self) -> None:
+        from ..platform import possible_cpus
+
+        super().__init__(u32, u32, possible_cpus())
+
+    def output(self, ctx: Any, record: Any) -> int:
+        raise _only_compiled("PerfEventArray.output")
 
 
 class Const(Generic[T]):

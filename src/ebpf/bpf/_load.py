@@ -18,7 +18,7 @@ from ._compiler import CompiledProgram
 from ._decl import Const, MapDecl, ProgramDecl, Var
 from .types import IntType, Struct
 
-__all__ = ["GlobalView", "Loaded", "RingView", "build_spec", "load"]
+__all__ = ["GlobalView", "Loaded", "PerfView", "RingView", "build_spec", "load"]
 
 _BPF_F_RDONLY_PROG = 0x80
 _BPF_F_MMAPABLE = 0x400
@@ -158,6 +158,40 @@ class RingView:
             self._reader = None
 
 
+class PerfView:
+    """A perf event array of a loaded collection, read as records of a :class:`Struct`
+    (one perf ring per CPU, opened on first read)."""
+
+    def __init__(self, m: Map) -> None:
+        self.map = m
+        self._reader: Any = None
+
+    def open(self) -> PerfView:
+        """Open the per-CPU rings now (records sent before this are not seen)."""
+        if self._reader is None:
+            from ..perf import PerfBuffer
+
+            self._reader = PerfBuffer(self.map)
+        return self
+
+    def read(self, t: type[Struct] | None = None, timeout: float | None = 0.0) -> Iterator[Any]:
+        """Records waiting (waiting up to ``timeout`` when there are none), decoded with
+        ``t`` (``bytes`` without it). Perf samples are padded to 8 bytes: ``t.size`` is cut."""
+        self.open()
+        for _cpu, rec in self._reader.read(timeout):
+            raw = bytes(rec)
+            yield raw if t is None else t.decode(raw[:t.size])
+
+    @property
+    def lost(self) -> int:
+        return 0 if self._reader is None else int(self._reader.lost)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+
 class GlobalView:
     """A loaded ``bpf.const``/``bpf.var``, read and written with its declared integer type."""
 
@@ -196,7 +230,7 @@ class Loaded:
         #: value (signed types read negative), ``set(v)`` writes a ``bpf.var`` (mmapped).
         self.variables: dict[str, GlobalView] = {
             n: GlobalView(v, types.get(n)) for n, v in collection.variables.items()}
-        self._rings: dict[str, RingView] = {}
+        self._rings: dict[str, RingView | PerfView] = {}
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -205,10 +239,11 @@ class Loaded:
             return self.programs[name]
         m = self.maps.get(name)
         if m is not None:
-            if m.type == MapType.RINGBUF:
+            if m.type in (MapType.RINGBUF, MapType.PERF_EVENT_ARRAY):
                 rv = self._rings.get(name)
                 if rv is None:
-                    rv = self._rings[name] = RingView(m)
+                    rv = self._rings[name] = (RingView(m) if m.type == MapType.RINGBUF
+                                              else PerfView(m))
                 return rv
             return m
         raise AttributeError(f"no program or map {name!r} (programs: {sorted(self.programs)}, "
