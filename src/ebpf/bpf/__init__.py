@@ -36,6 +36,7 @@ from ._decl import Hash as Hash
 from ._decl import MapDecl as MapDecl
 from ._decl import PerCPUArray as PerCPUArray
 from ._decl import PerfEventArray as PerfEventArray
+from ._decl import ProgArray as ProgArray
 from ._decl import ProgramDecl as ProgramDecl
 from ._decl import RingBuf as RingBuf
 from ._decl import SocketFilter as SocketFilter
@@ -85,6 +86,7 @@ __all__ = [
     "PerCPUArray",
     "PerfEventArray",
     "PerfView",
+    "ProgArray",
     "ProgramDecl",
     "RingBuf",
     "RingView",

@@ -29,6 +29,7 @@ from ._decl import (
     Hash,
     MapDecl,
     PerfEventArray,
+    ProgArray,
     ProgramDecl,
     RingBuf,
     Var,
@@ -1786,6 +1787,21 @@ class _FunctionCompiler:
                 self.emit(asm.mov(r, R0))
                 return V(ty=i64, reg=r)
             raise _Err(node, f"ring buffers have reserve/submit/discard/output, not {meth}")
+        if isinstance(m, ProgArray):
+            if meth != "tail_call":
+                raise _Err(node, f"program arrays have tail_call(ctx, index), not {meth}")
+            if len(node.args) != 2 or node.keywords or not (
+                    isinstance(node.args[0], ast.Name) and node.args[0].id == self.ctx_name
+                    and self.sub is None):
+                raise _Err(node, "tail_call(ctx, index) takes the program's ctx and an index")
+            v = self.expr(node.args[1])
+            if not v.is_int:
+                raise _Err(node.args[1], "a tail call index is an integer")
+            r = self.to_reg(v, u32, node.args[1])
+            self.emit(asm.mov(R3, r), asm.load(asm.DW, R1, R10, self.ctx_slot),
+                      asm.load_map(R2, name), asm.call(asm.Helper.TAIL_CALL))
+            self.release(r)
+            return V(none=True)
         if isinstance(m, PerfEventArray):
             if meth != "output":
                 raise _Err(node, f"perf event arrays have output(ctx, record), not {meth}")

@@ -22,6 +22,7 @@ __all__ = [
     "MapDecl",
     "PerCPUArray",
     "PerfEventArray",
+    "ProgArray",
     "ProgramDecl",
     "RingBuf",
     "SocketFilter",
@@ -163,6 +164,31 @@ class PerfEventArray(MapDecl):
 
     def output(self, ctx: Any, record: Any) -> int:
         raise _only_compiled("PerfEventArray.output")
+
+
+class ProgArray(MapDecl):
+    """``BPF_MAP_TYPE_PROG_ARRAY`` for tail calls. In programs: ``progs.tail_call(ctx, i)``
+    jumps to the program in slot ``i`` and does not come back; it falls through (to the next
+    statement) when the slot is empty. Fill slots at module level with
+    ``progs.set(i, program)``; :func:`ebpf.bpf.load` loads those programs too and fills the
+    map after loading them."""
+
+    map_type = MapType.PROG_ARRAY
+
+    def __init__(self, max_entries: int) -> None:
+        super().__init__(u32, u32, max_entries)
+        self.slots: dict[int, ProgramDecl] = {}
+
+    def set(self, index: int, program: ProgramDecl) -> None:
+        """Put ``program`` in slot ``index`` at load (module level, not in programs)."""
+        if not isinstance(program, ProgramDecl):
+            raise BPFError(f"ProgArray.set: {program!r} is not a @bpf program")
+        if not 0 <= index < self.max_entries:
+            raise BPFError(f"ProgArray.set: slot {index} is out of range 0..{self.max_entries - 1}")
+        self.slots[index] = program
+
+    def tail_call(self, ctx: Any, index: int) -> None:
+        raise _only_compiled("ProgArray.tail_call")
 
 
 class Const(Generic[T]):

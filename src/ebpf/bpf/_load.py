@@ -15,7 +15,7 @@ from .._spec import CollectionSpec, MapSpec, ProgramSpec, Reference, ReferenceKi
 from .._types import MapType
 from ._btf import LINKAGE_GLOBAL, LINKAGE_STATIC, BTFWriter
 from ._compiler import CompiledProgram
-from ._decl import Const, MapDecl, ProgramDecl, Var
+from ._decl import Const, MapDecl, ProgArray, ProgramDecl, Var
 from .types import IntType, Struct
 
 __all__ = ["GlobalView", "Loaded", "PerfView", "RingView", "build_spec", "load"]
@@ -41,7 +41,12 @@ def build_spec(programs: tuple[ProgramDecl, ...], constants: Mapping[str, int] |
     compiled: dict[str, CompiledProgram] = {}
     maps: dict[str, MapDecl] = {}
     consts: dict[str, Const[Any]] = {}
-    for p in programs:
+    todo = list(programs)
+    while todo:
+        p = todo.pop(0)
+        if isinstance(p, ProgramDecl) and compiled.get(p.name) is not None and \
+                compiled[p.name].decl is p:
+            continue  # a tail call target already loaded
         if not isinstance(p, ProgramDecl):
             raise errors.BPFError(f"bpf.load: {p!r} is not a @bpf program")
         if p.name in compiled:
@@ -51,6 +56,8 @@ def build_spec(programs: tuple[ProgramDecl, ...], constants: Mapping[str, int] |
         for name, m in c.maps.items():
             if maps.setdefault(name, m) is not m:
                 raise errors.BPFError(f"bpf.load: two different maps are called {name!r}")
+            if isinstance(m, ProgArray):
+                todo.extend(m.slots.values())
         for name, k in c.consts.items():
             if consts.setdefault(name, k) is not k:
                 raise errors.BPFError(f"bpf.load: two different constants are called {name!r}")
@@ -65,6 +72,11 @@ def build_spec(programs: tuple[ProgramDecl, ...], constants: Mapping[str, int] |
     btf = BTFWriter()
     map_specs: dict[str, MapSpec] = {}
     for name, m in maps.items():
+        if isinstance(m, ProgArray):
+            map_specs[name] = MapSpec(
+                name, m.map_type, key_size=4, value_size=4, max_entries=m.max_entries,
+                contents=tuple((i, p.name) for i, p in sorted(m.slots.items())))
+            continue
         if m.map_type == MapType.RINGBUF:
             map_specs[name] = MapSpec(name, m.map_type, max_entries=m.max_entries)
             continue
