@@ -43,9 +43,11 @@ from ._decl import SocketFilter as SocketFilter
 from ._decl import TracepointContext as TracepointContext
 from ._decl import Var as Var
 from ._decl import array as array
+from ._decl import cgroup_skb as cgroup_skb
 from ._decl import const as const
 from ._decl import func as func
 from ._decl import socket_filter as socket_filter
+from ._decl import tc as tc
 from ._decl import tracepoint as tracepoint
 from ._decl import var as var
 from ._decl import xdp as xdp
@@ -69,6 +71,8 @@ from .types import u32 as u32
 from .types import u64 as u64
 
 __all__ = [
+    "TC_ACT_OK",
+    "TC_ACT_SHOT",
     "XDP",
     "XDP_ABORTED",
     "XDP_DROP",
@@ -99,6 +103,7 @@ __all__ = [
     "be32",
     "build_spec",
     "bytes_",
+    "cgroup_skb",
     "const",
     "emulate",
     "func",
@@ -117,6 +122,7 @@ __all__ = [
     "load",
     "net",
     "socket_filter",
+    "tc",
     "trace_printk",
     "tracepoint",
     "u8",
@@ -132,6 +138,8 @@ XDP_DROP = 1
 XDP_PASS = 2
 XDP_TX = 3
 XDP_REDIRECT = 4
+TC_ACT_OK = 0
+TC_ACT_SHOT = 2
 
 #: Every BPF helper as a typed function: ``bpf.helper.get_numa_node_id()``. Prototypes come
 #: from ``ebpf.asm.Helper(...).signature``; integer-only helpers are supported for now.

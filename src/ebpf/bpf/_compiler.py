@@ -158,7 +158,7 @@ def _ctx_fields(decl: ProgramDecl) -> dict[str, tuple[int, type[IntType]]]:
     """name -> (offset, type) of the ctx fields a program may read."""
     from .._uapi import _generated_types as _t
 
-    if decl.ctx_kind in ("xdp", "skb"):
+    if decl.ctx_kind in ("xdp", "skb", "tc", "cgskb"):
         st: Any = _t.XdpMd if decl.ctx_kind == "xdp" else _t.SkBuff
         hidden = {"data", "data_end", "data_meta"}
         out: dict[str, tuple[int, type[IntType]]] = {}
@@ -1486,16 +1486,21 @@ class _FunctionCompiler:
             raise _Err(off_node, "the offset must be in 0..65534")
         if self.decl.ctx_kind == "xdp":
             return self.xdp_load(st, off_v, node)
+        if self.decl.ctx_kind in ("tc", "cgskb"):  # __sk_buff data / data_end
+            return self.xdp_load(st, off_v, node, 76, 80)
         if self.decl.ctx_kind == "skb":
             return self.skb_load(st, off_v, node)
         raise _Err(node, "ctx.load is for packet programs (XDP, socket filters)")
 
-    def xdp_load(self, st: type[Struct], off: V, node: ast.AST) -> V:
+    def xdp_load(self, st: type[Struct], off: V, node: ast.AST, data: int = 0,
+                 data_end: int = 4) -> V:
+        """Direct packet access with the bounds check (XDP; TC and cgroup skb through
+        ``__sk_buff.data``/``data_end``)."""
         self.structs[st] = None
         end = self.temp(node)
         q = self.temp(node)
         self.emit(asm.load(asm.DW, end, R10, self.ctx_slot),
-                  asm.load(asm.W, q, end, 0), asm.load(asm.W, end, end, 4))
+                  asm.load(asm.W, q, end, data), asm.load(asm.W, end, end, data_end))
         if off.lit is not None:
             if off.lit:
                 self.emit(asm.add(q, off.lit))

@@ -29,9 +29,11 @@ __all__ = [
     "TracepointContext",
     "Var",
     "array",
+    "cgroup_skb",
     "const",
     "func",
     "socket_filter",
+    "tc",
     "tracepoint",
     "var",
     "xdp",
@@ -340,6 +342,26 @@ def func(fn: Callable[..., Any]) -> FuncDecl:
 def xdp(fn: Callable[..., Any]) -> ProgramDecl:
     """An XDP program (``SEC("xdp")``): returns an ``XDP_*`` action."""
     return ProgramDecl(fn, ProgramType.XDP, "xdp", "xdp")
+
+
+def tc(fn: Callable[..., Any]) -> ProgramDecl:
+    """A TC classifier (``SEC("tc")``, ``BPF_PROG_TYPE_SCHED_CLS``): ``ctx`` is the
+    ``__sk_buff`` (``ctx.len``, ...), ``ctx.load(T)`` is direct packet access; returns a
+    ``TC_ACT_*`` verdict."""
+    return ProgramDecl(fn, ProgramType.SCHED_CLS, "tc", "tc")
+
+
+def cgroup_skb(direction: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A cgroup skb program for ``"ingress"`` or ``"egress"`` (``SEC("cgroup_skb/...")``):
+    returns 1 to let the packet through, 0 to drop it; ``ctx.load(T)`` reads the packet
+    directly (from the network header: cgroup skb packets start at IP)."""
+    if direction not in ("ingress", "egress"):
+        raise BPFError(f"cgroup_skb: direction is 'ingress' or 'egress', not {direction!r}")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        return ProgramDecl(fn, ProgramType.CGROUP_SKB, f"cgroup_skb/{direction}", "cgskb")
+
+    return deco
 
 
 def socket_filter(fn: Callable[..., Any]) -> ProgramDecl:

@@ -1,0 +1,86 @@
+"""ebpf.bpf TC (sched_cls) and cgroup skb programs: direct packet access through
+``__sk_buff.data``, verdicts checked with BPF_PROG_TEST_RUN over hypothesis ports."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import textwrap
+from pathlib import Path
+from types import ModuleType
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ebpf import packet
+
+SOURCE = '''
+from ebpf import bpf
+from ebpf.bpf import u64
+from ebpf.bpf.net import ETH_P_IP, IPPROTO_UDP, UDP, Ethernet, IPv4
+
+seen = bpf.var(u64)
+
+@bpf.tc
+def tc_drop_odd(ctx) -> int:
+    global seen
+    eth = ctx.load(Ethernet)
+    if eth is None or eth.proto != ETH_P_IP:
+        return bpf.TC_ACT_OK
+    ip = ctx.load(IPv4, 14)
+    if ip is None or ip.protocol != IPPROTO_UDP:
+        return bpf.TC_ACT_OK
+    udp = ctx.load(UDP, 14 + (ip.ver_ihl & 0xF) * 4)
+    if udp is None:
+        return bpf.TC_ACT_SHOT
+    seen += ctx.len
+    return bpf.TC_ACT_SHOT if udp.dport & 1 else bpf.TC_ACT_OK
+
+@bpf.cgroup_skb("egress")
+def cg_allow_low(ctx) -> int:
+    ip = ctx.load(IPv4)
+    if ip is None or ip.protocol != IPPROTO_UDP:
+        return 1
+    udp = ctx.load(UDP, (ip.ver_ihl & 0xF) * 4)
+    if udp is None:
+        return 0
+    return 1 if udp.dport < 1024 else 0
+'''
+
+
+def import_source(tmp: Path, name: str, source: str) -> ModuleType:
+    path = tmp / f"{name}.py"
+    path.write_text(textwrap.dedent(source))
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _frame(dport: int) -> bytes:
+    ip = packet.IPv4(src="10.0.0.1", dst="10.0.0.2")
+    return bytes(packet.Ethernet() / ip / packet.UDP(dport=dport) / b"payload")
+
+
+def test_tc_and_cgroup_skb_verdicts(tmp_path: Path) -> None:
+    from ebpf import bpf
+
+    mod = import_source(tmp_path, "bpf_skb_kinds", SOURCE)
+    with bpf.load(mod.tc_drop_odd, mod.cg_allow_low) as coll:
+        total = 0
+
+        @settings(max_examples=60, deadline=None)
+        @given(dport=st.integers(0, 65535))
+        def check(dport: int) -> None:
+            nonlocal total
+            frame = _frame(dport)
+            res = coll.tc_drop_odd.test_run(frame)
+            assert res.retval == (bpf.TC_ACT_SHOT if dport & 1 else bpf.TC_ACT_OK), dport
+            total += len(frame)
+            assert coll.variables["seen"].get() == total
+            # cgroup skb test runs take an Ethernet frame; the program sees it from IP on
+            assert coll.cg_allow_low.test_run(frame).retval == int(dport < 1024), dport
+
+        check()
