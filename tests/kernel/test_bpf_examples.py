@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["py_xdp_counter.py", "py_rate_limiter.py"])
+@pytest.mark.parametrize("name", ["py_xdp_counter.py", "py_rate_limiter.py",
+                                  "py_syscall_latency.py"])
 def test_example_runs(name: str) -> None:
     res = subprocess.run([sys.executable, str(ROOT / "examples" / name)], capture_output=True,
                          text=True, timeout=120, check=False)

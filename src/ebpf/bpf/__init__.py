@@ -46,6 +46,7 @@ from ._decl import array as array
 from ._decl import cgroup_skb as cgroup_skb
 from ._decl import const as const
 from ._decl import func as func
+from ._decl import raw_tracepoint as raw_tracepoint
 from ._decl import socket_filter as socket_filter
 from ._decl import tc as tc
 from ._decl import tracepoint as tracepoint
@@ -121,6 +122,7 @@ __all__ = [
     "ktime_get_ns",
     "load",
     "net",
+    "raw_tracepoint",
     "socket_filter",
     "tc",
     "trace_printk",

@@ -171,6 +171,8 @@ def _ctx_fields(decl: ProgramDecl) -> dict[str, tuple[int, type[IntType]]]:
             if size in (4, 8) and not issubclass(ctype, ctypes.Array):
                 out[name] = (getattr(st, name).offset, int_type(size, False))
         return out
+    if decl.ctx_kind == "rawtp":  # struct bpf_raw_tracepoint_args: u64 args[]
+        return {f"arg{i}": (8 * i, u64) for i in range(12)}
     assert decl.tracepoint is not None
     from ..link.tracepoint import tracepoint_format
 

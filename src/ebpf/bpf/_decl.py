@@ -32,6 +32,7 @@ __all__ = [
     "cgroup_skb",
     "const",
     "func",
+    "raw_tracepoint",
     "socket_filter",
     "tc",
     "tracepoint",
@@ -360,6 +361,19 @@ def cgroup_skb(direction: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
 
     def deco(fn: Callable[..., Any]) -> ProgramDecl:
         return ProgramDecl(fn, ProgramType.CGROUP_SKB, f"cgroup_skb/{direction}", "cgskb")
+
+    return deco
+
+
+def raw_tracepoint(name: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A raw tracepoint program for ``name`` (``SEC("raw_tp/name")``, Linux 4.17): ``ctx.arg0``
+    .. ``ctx.arg11`` are the tracepoint's raw ``u64`` arguments. Attach with
+    ``ebpf.link.raw_tracepoint.attach_raw_tracepoint(coll.prog, name)``."""
+    if not name or "/" in name:
+        raise BPFError(f"raw_tracepoint: expected an event name like 'sys_enter', not {name!r}")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        return ProgramDecl(fn, ProgramType.RAW_TRACEPOINT, f"raw_tp/{name}", "rawtp")
 
     return deco
 
