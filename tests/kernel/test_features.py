@@ -28,8 +28,14 @@ def bpftool_probe() -> dict[str, object]:
 def _kernel_enum(name: str, prefix: str) -> set[str]:
     spec = btf.load_kernel()
     values = spec.find(name, kind=btf.Enum).values
+    # Sentinels: __MAX_BPF_ATTACH_TYPE, and MAX_BPF_LINK_TYPE before 6.7 (renamed since).
     return {v.name.removeprefix(prefix) for v in values
-            if not v.name.startswith("__") and not v.name.endswith("_DEPRECATED")}
+            if not v.name.startswith(("__", "MAX_")) and not v.name.endswith("_DEPRECATED")}
+
+
+def _older_than(min_kernel: str) -> bool:
+    return bool(min_kernel) and ebpf.platform.kernel_version() < tuple(
+        int(x) for x in min_kernel.split("."))
 
 
 def test_every_kernel_map_type_has_an_answer() -> None:
@@ -108,14 +114,57 @@ def test_helper_probe_tells_allowed_from_forbidden() -> None:
 
 @pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_isa_versions(version: int) -> None:
-    features.have_isa(version)
+    if _older_than(features.ISA_MIN_KERNEL[version]):
+        with pytest.raises(errors.NotSupportedError) as ei:
+            features.have_isa(version)
+        assert ei.value.min_kernel == features.ISA_MIN_KERNEL[version]
+    else:
+        features.have_isa(version)
 
 
 def test_link_types_on_this_kernel() -> None:
     for lt in ("XDP", "TCX", "CGROUP", "NETNS", "PERF_EVENT", "NETFILTER", "UPROBE_MULTI",
                "SOCKMAP"):
-        features.have_link_type(ebpf.LinkType[lt])
+        if _older_than(features.LINK_TYPE_MIN_KERNEL[lt]):
+            with pytest.raises(errors.NotSupportedError):
+                features.have_link_type(ebpf.LinkType[lt])
+        else:
+            features.have_link_type(ebpf.LinkType[lt])
     features.have_bpf_link()
+
+
+@pytest.mark.parametrize("table,probe,enum", [
+    ("MAP_TYPE_MIN_KERNEL", "have_map_type", ebpf.MapType),
+    ("PROGRAM_TYPE_MIN_KERNEL", "have_program_type", ebpf.ProgramType),
+    ("LINK_TYPE_MIN_KERNEL", "have_link_type", ebpf.LinkType),
+], ids=["maps", "programs", "links"])
+def test_documented_minimum_kernels_hold_here(table: str, probe: str, enum: type) -> None:
+    """The one table of minimum kernels (features.*_MIN_KERNEL) against this kernel: a type
+    newer than the running kernel must be refused as a version question (NotSupportedError
+    naming that version); an older one is there, or refused as a build question (min_kernel
+    empty: the kernel is new enough but was built without it). Run on 6.1 in the VM and on
+    the host, this is the table's check."""
+    mins: dict[str, str] = getattr(features, table)
+    fn = getattr(features, probe)
+    undecided = []
+    for name, min_kernel in sorted(mins.items()):
+        if name not in enum.__members__:
+            continue
+        try:
+            fn(enum[name])
+            have = True
+        except errors.NotSupportedError as e:
+            have = False
+            if _older_than(min_kernel):
+                assert e.min_kernel == min_kernel, name
+            else:
+                assert e.min_kernel == "", f"{name}: refused as a version question: {e}"
+        except errors.ProbeError as e:
+            undecided.append(f"{name}: {e.reason}")
+            continue
+        assert not (have and _older_than(min_kernel)), \
+            f"{name} works on {ebpf.platform.kernel_version()}: the table says {min_kernel}"
+    assert len(undecided) <= 3, undecided
 
 
 def test_not_supported_error_names_feature_and_version() -> None:
@@ -145,11 +194,18 @@ def test_recorded_helper_table_agrees_with_this_kernel(pt: ebpf.ProgramType) -> 
     from ebpf.asm._generated_helpers import PROGRAM_TYPES
 
     assert PROGRAM_TYPES is not None
+    # The table is recorded from the pinned kernel (see the generated file's header); an
+    # older kernel only allows a subset of it.
+    same = ebpf.platform.kernel_version() >= (6, 18)
     for helper in Helper:
         if helper.value == 0:
             continue
         recorded = int(pt) in PROGRAM_TYPES.get(int(helper), frozenset())
-        assert features.supports(features.have_helper, pt, helper) == recorded, helper.name
+        have = features.supports(features.have_helper, pt, helper)
+        if same:
+            assert have == recorded, helper.name
+        else:
+            assert recorded or not have, f"{helper.name}: allowed here, not in the table"
 
 
 # --- probes that cannot decide -------------------------------------------------------------

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,7 +150,14 @@ def prepare(series: str = DEFAULT_KERNEL, *, log: bool = True) -> Kernel:
         try:
             if log:
                 print(f"vmtest: fetching {package} {version} into {d}", flush=True)
-            _run(["apt-get", "download", "-q", f"{package}={version}"], cwd=tmp)
+            for attempt in range(3):  # the mirror may be busy: retry before giving up
+                try:
+                    _run(["apt-get", "download", "-q", f"{package}={version}"], cwd=tmp)
+                    break
+                except VMTestError:
+                    if attempt == 2:
+                        raise
+                    time.sleep(5 * (attempt + 1))
             debs = list(tmp.glob("*.deb"))
             if len(debs) != 1:
                 raise VMTestError(f"apt-get download left {debs} in {tmp}")
