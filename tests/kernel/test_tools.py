@@ -219,7 +219,7 @@ def test_biolatency_on_loop_device(loop_device: str) -> None:
     got = rows(out)
     assert [r["disk"] for r in got] == [name], out
     assert got[0]["unit"] == "usecs" and len(got[0]["counts"]) == 65
-    assert sum(got[0]["counts"]) == got[0]["count"] >= 250, out
+    assert sum(got[0]["counts"]) == got[0]["count"] >= 200, out  # merged or in-flight requests may be missed
     assert got[0]["total"] > 0
 
 
