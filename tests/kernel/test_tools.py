@@ -219,7 +219,8 @@ def test_biolatency_on_loop_device(loop_device: str) -> None:
     got = rows(out)
     assert [r["disk"] for r in got] == [name], out
     assert got[0]["unit"] == "usecs" and len(got[0]["counts"]) == 65
-    assert sum(got[0]["counts"]) == got[0]["count"] >= 200, out  # merged or in-flight requests may be missed
+    # at least 200 of ~256: a merged or in-flight request may be missed
+    assert sum(got[0]["counts"]) == got[0]["count"] >= 200, out
     assert got[0]["total"] > 0
 
 
