@@ -417,10 +417,11 @@ def have_link_type(lt: LinkType | int) -> str | None:
     feature = f"BPF_LINK_TYPE_{lt.name}@{LINK_TYPE_MIN_KERNEL.get(lt.name, '')}"
     have_bpf_link()
     if lt.name not in _LINK_PROBES:
-        # Link types created by other commands (raw_tp, tracing, iter, struct_ops): the
-        # kernel has them if it knows the enum value and the program type.
-        known = lt.name in LINK_TYPE_MIN_KERNEL
-        return None if known else feature
+        # Link types created by other commands (raw_tp, tracing, iter, struct_ops): no
+        # attach can be tried without a real target, so answer from the table (the enum
+        # value can predate the link: STRUCT_OPS is in 6.1's enum, its links came in 6.4).
+        min_kernel = LINK_TYPE_MIN_KERNEL.get(lt.name)
+        return None if min_kernel and not kernel_version() < min_kernel else feature
     pt_name, at_name, settings, ok = _LINK_PROBES[lt.name]
     pt = ProgramType[pt_name]
     try:

@@ -34,8 +34,7 @@ def _kernel_enum(name: str, prefix: str) -> set[str]:
 
 
 def _older_than(min_kernel: str) -> bool:
-    return bool(min_kernel) and ebpf.platform.kernel_version() < tuple(
-        int(x) for x in min_kernel.split("."))
+    return bool(min_kernel) and ebpf.platform.kernel_version() < min_kernel
 
 
 def test_every_kernel_map_type_has_an_answer() -> None:
@@ -194,18 +193,15 @@ def test_recorded_helper_table_agrees_with_this_kernel(pt: ebpf.ProgramType) -> 
     from ebpf.asm._generated_helpers import PROGRAM_TYPES
 
     assert PROGRAM_TYPES is not None
-    # The table is recorded from the pinned kernel (see the generated file's header); an
-    # older kernel only allows a subset of it.
-    same = ebpf.platform.kernel_version() >= (6, 18)
+    # The table is recorded from the pinned kernel (see the generated file's header).
+    if not ebpf.platform.kernel_version() >= (6, 18):
+        # Not a subset either: 6.1 lets tracepoints call probe_write_user, 6.18 does not.
+        pytest.skip(f"the table is recorded from 6.18, this is {ebpf.platform.kernel_version()}")
     for helper in Helper:
         if helper.value == 0:
             continue
         recorded = int(pt) in PROGRAM_TYPES.get(int(helper), frozenset())
-        have = features.supports(features.have_helper, pt, helper)
-        if same:
-            assert have == recorded, helper.name
-        else:
-            assert recorded or not have, f"{helper.name}: allowed here, not in the table"
+        assert features.supports(features.have_helper, pt, helper) == recorded, helper.name
 
 
 # --- probes that cannot decide -------------------------------------------------------------

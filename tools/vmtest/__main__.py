@@ -90,14 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             tests = [t for t in suite.CI_TESTS if (suite.REPO / t).exists()]
         sr = suite.run_pytest(k, tests, extra=extra, accel=a.accel, timeout=a.timeout,
-                              stream=sys.stdout, cpus=a.cpus, memory=a.memory)
+                              stream=sys.stdout, cpus=a.cpus, memory=a.memory,
+                              junit_out=a.junit)
         print(sr.summary().replace("vmtest:", f"vmtest: {k.release}", 1))
         if a.json:
             Path(a.json).write_text(json.dumps(
                 [o.__dict__ for o in sr.outcomes], indent=1) + "\n")
-        if a.junit:
-            # run_pytest parsed the report already; write it back in our own shape.
-            table.write_junit(a.junit, sr.outcomes)
         return sr.run.status
     except kmod.VMTestError as e:
         print(f"vmtest: {e}", file=sys.stderr)

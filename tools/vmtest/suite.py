@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
@@ -109,8 +110,9 @@ def python() -> str:
 
 def run_pytest(kernel: Kernel, tests: Sequence[str], *, extra: Sequence[str] = (),
                accel: str = "auto", timeout: float = 3600.0, stream: IO[str] | None = None,
-               cpus: int = 2, memory: str = "3G") -> SuiteResult:
-    """Run ``pytest tests`` in the guest; the junit report comes back through the scratch dir."""
+               cpus: int = 2, memory: str = "3G", junit_out: str | None = None) -> SuiteResult:
+    """Run ``pytest tests`` in the guest; the junit report comes back through the scratch dir
+    (and is copied to ``junit_out`` when given)."""
     with tempfile.TemporaryDirectory(prefix="ebpf-vmtest-") as scratch:
         junit = os.path.join(scratch, "junit.xml")
         argv = [python(), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
@@ -121,4 +123,6 @@ def run_pytest(kernel: Kernel, tests: Sequence[str], *, extra: Sequence[str] = (
         if not os.path.exists(junit):
             raise VMTestError(f"pytest in the guest wrote no report (status {res.status}); "
                               f"output tail:\n{res.output[-3000:]}")
+        if junit_out is not None:
+            shutil.copyfile(junit, junit_out)
         return SuiteResult(res, parse_junit(junit))

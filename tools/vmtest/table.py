@@ -8,7 +8,6 @@ sits in the README between ``<!-- kernel-table -->`` and ``<!-- /kernel-table --
 from __future__ import annotations
 
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -114,19 +113,3 @@ def update_readme(readme: Path, table: str) -> None:
         text = text.rstrip("\n") + "\n\n## Kernel matrix\n\n" + block + "\n"
     readme.write_text(text)
 
-
-def write_junit(path: str, outcomes: Sequence[Outcome]) -> None:
-    """A minimal junit XML of ``outcomes`` (what :func:`suite.parse_junit` reads back)."""
-    suite = ET.Element("testsuite", name="vmtest", tests=str(len(outcomes)))
-    for o in outcomes:
-        mod, _, name = o.nodeid.rpartition("::")
-        case = ET.SubElement(suite, "testcase", classname=mod.removesuffix(".py")
-                             .replace("/", ".").replace(".py::", "."), name=name)
-        if o.result == "skipped":
-            ET.SubElement(case, "skipped", message=o.reason)
-        elif o.result in ("failed", "error"):
-            ET.SubElement(case, "failure" if o.result == "failed" else "error",
-                          message=o.reason)
-    root = ET.Element("testsuites")
-    root.append(suite)
-    ET.ElementTree(root).write(path, encoding="unicode")

@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -214,6 +213,3 @@ def _tail(path: str, n: int = 40) -> str:
         return "(no console log)"
     return "\n".join(lines[-n:]) or "(empty)"
 
-
-def main_stream() -> IO[str]:
-    return sys.stdout
