@@ -8,7 +8,9 @@ back on a virtio serial port (streamed to the host as it arrives), the exit stat
 
 Acceleration: ``kvm`` when it works, else ``tcg``. Nested KVM on some machines hangs right
 after SeaBIOS, so ``auto`` starts with KVM and falls back to TCG (once per process) when
-the kernel prints nothing on its console within :data:`KVM_PROBE_SECONDS`.
+the kernel prints nothing on its console within :data:`KVM_PROBE_SECONDS`, or when qemu
+exits under KVM before the kernel printed anything (another kind of nested host aborts with
+"failed to set MSR").
 """
 
 from __future__ import annotations
@@ -78,10 +80,10 @@ def run(kernel: Kernel, argv: Sequence[str], *, accel: str = "auto", cpus: int =
                         scratch=scratch, probe=accel == "auto" and chosen == "kvm")
         if res is not None:
             return res
-        _kvm_broken = True  # the KVM probe saw no kernel output: retry under TCG
+        _kvm_broken = True  # KVM hung or qemu died before any kernel output: use TCG
         if stream is not None:
-            print(f"vmtest: no kernel output under KVM within {KVM_PROBE_SECONDS:.0f} s; "
-                  "using TCG", file=stream, flush=True)
+            print(f"vmtest: no kernel output under KVM (hang within {KVM_PROBE_SECONDS:.0f} s "
+                  "or qemu failed); using TCG", file=stream, flush=True)
         chosen = "tcg"
 
 
@@ -187,6 +189,12 @@ def _run_once(kernel: Kernel, argv: Sequence[str], *, accel: str, cpus: int, mem
         wall = time.monotonic() - start
         err = proc.stderr.read().decode(errors="replace")
         console = Path(console_log).read_text(errors="replace")
+        if not status_file.exists() and probe and not console.strip():
+            # qemu died under KVM before the kernel printed anything (seen: "failed to set
+            # MSR 0x10a" on some nested hosts): the caller retries with TCG.
+            if stream is not None:
+                print(f"vmtest: qemu failed under KVM: {err.strip()[-300:]}", file=stream)
+            return None
         if not status_file.exists():
             raise VMTestError(f"the guest reported no exit status (qemu exit "
                               f"{proc.returncode}). qemu: {err.strip()[-1500:]}\n"
