@@ -1,7 +1,9 @@
 """``python -m tools.vmtest``: run a command or the test suite on another kernel in a VM.
 
     python -m tools.vmtest run -- uname -a            # a command, as root, in the guest
-    python -m tools.vmtest test                       # the CI subset (suite.CI_TESTS)
+    python -m tools.vmtest test                       # suite.CI_TESTS
+    python -m tools.vmtest test --from-host host.xml  # CI: those, plus what the host skipped,
+                                                      # plus a smoke subset of every module
     python -m tools.vmtest test --all                 # the whole suite
     python -m tools.vmtest test -- tests/kernel/test_maps.py -k hash
     python -m tools.vmtest table --host H.xml --vm V.xml --update-readme
@@ -42,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     p_test = sub.add_parser("test", help="run pytest in the guest")
     _common(p_test)
     p_test.add_argument("--all", action="store_true", help="the whole suite, not the CI subset")
+    p_test.add_argument("--from-host", metavar="HOST_XML",
+                        help="CI selection from the host run's junit: suite.CI_TESTS, every "
+                        "test the host skipped, and a smoke subset of every other module")
     p_test.add_argument("--junit", help="also keep the guest's junit XML here")
     p_test.add_argument("--json", help="write the outcomes as JSON here")
     p_test.add_argument("pytest_args", nargs=argparse.REMAINDER)
@@ -83,15 +88,20 @@ def main(argv: list[str] | None = None) -> int:
         extra = a.pytest_args[1:] if a.pytest_args[:1] == ["--"] else a.pytest_args
         paths = [x for x in extra if not x.startswith("-") and (
             os.path.exists(x.split("::")[0]))]
+        select: list[str] | None = None
         if paths:
             tests: list[str] = []
+        elif a.from_host and not a.all:
+            select = suite.ci_selection(suite.parse_junit(a.from_host))
+            tests = []
+            print(f"vmtest: {len(select)} selected from {a.from_host}", flush=True)
         elif a.all:
             tests = ["tests"]
         else:
             tests = [t for t in suite.CI_TESTS if (suite.REPO / t).exists()]
         sr = suite.run_pytest(k, tests, extra=extra, accel=a.accel, timeout=a.timeout,
                               stream=sys.stdout, cpus=a.cpus, memory=a.memory,
-                              junit_out=a.junit)
+                              junit_out=a.junit, select=select)
         print(sr.summary().replace("vmtest:", f"vmtest: {k.release}", 1))
         if a.json:
             Path(a.json).write_text(json.dumps(

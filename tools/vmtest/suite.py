@@ -39,6 +39,10 @@ CI_TESTS: tuple[str, ...] = (
 )
 
 
+#: How many host-passed tests of each module the CI run repeats in the guest, as a smoke test.
+SMOKE_PER_MODULE = 2
+
+
 @dataclasses.dataclass(frozen=True)
 class Outcome:
     """One test's result in the guest."""
@@ -103,6 +107,26 @@ def parse_junit(path: str | os.PathLike[str]) -> list[Outcome]:
     return list(out.values())
 
 
+def ci_selection(host: Sequence[Outcome], *, smoke: int = SMOKE_PER_MODULE,
+                 files: Sequence[str] = CI_TESTS) -> list[str]:
+    """The guest's share of a CI run, from the host's outcomes: the whole of ``files``, every
+    test the host skipped (what only another kernel can prove), and the first ``smoke``
+    host-passed tests of each other kernel-test module (does the module work there at all)."""
+    whole = [f for f in files if (REPO / f).exists()]
+    out: list[str] = list(whole)
+    per_module: dict[str, int] = {}
+    for o in host:
+        module = o.nodeid.split("::", 1)[0]
+        if module in whole or not module.startswith("tests/kernel/") or "::" not in o.nodeid:
+            continue
+        if o.result == "skipped":
+            out.append(o.nodeid)
+        elif o.result == "passed" and per_module.get(module, 0) < smoke:
+            per_module[module] = per_module.get(module, 0) + 1
+            out.append(o.nodeid)
+    return out
+
+
 def python() -> str:
     venv = REPO / ".venv" / "bin" / "python"
     return str(venv) if venv.exists() else sys.executable
@@ -110,16 +134,26 @@ def python() -> str:
 
 def run_pytest(kernel: Kernel, tests: Sequence[str], *, extra: Sequence[str] = (),
                accel: str = "auto", timeout: float = 3600.0, stream: IO[str] | None = None,
-               cpus: int = 2, memory: str = "3G", junit_out: str | None = None) -> SuiteResult:
+               cpus: int = 2, memory: str = "3G", junit_out: str | None = None,
+               select: Sequence[str] | None = None) -> SuiteResult:
     """Run ``pytest tests`` in the guest; the junit report comes back through the scratch dir
-    (and is copied to ``junit_out`` when given)."""
+    (and is copied to ``junit_out`` when given). ``select``: node ids or test files; only
+    those run (see :mod:`tools.vmtest._select`), and ``tests`` defaults to their files."""
     with tempfile.TemporaryDirectory(prefix="ebpf-vmtest-") as scratch:
         junit = os.path.join(scratch, "junit.xml")
-        argv = [python(), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
+        env = {"EBPF_VMTEST_GUEST": kernel.release, "PYTHONUNBUFFERED": "1"}
+        plugin: list[str] = []
+        if select is not None:
+            sel_file = os.path.join(scratch, "select.txt")
+            Path(sel_file).write_text("".join(f"{s}\n" for s in select))
+            env["EBPF_VMTEST_SELECT"] = sel_file
+            plugin = ["-p", "tools.vmtest._select"]
+            if not tests:
+                tests = sorted({s.split("::", 1)[0] for s in select})
+        argv = [python(), "-m", "pytest", "-p", "no:cacheprovider", *plugin, "-q", "-rs",
                 f"--junitxml={junit}", *extra, *tests]
         res = vm.run(kernel, argv, accel=accel, timeout=timeout, cwd=str(REPO), stream=stream,
-                     scratch=scratch, cpus=cpus, memory=memory,
-                     env={"EBPF_VMTEST_GUEST": kernel.release, "PYTHONUNBUFFERED": "1"})
+                     scratch=scratch, cpus=cpus, memory=memory, env=env)
         if not os.path.exists(junit):
             raise VMTestError(f"pytest in the guest wrote no report (status {res.status}); "
                               f"output tail:\n{res.output[-3000:]}")
