@@ -313,8 +313,9 @@ def test_token_bucket_passes_burst_then_drops_until_time_advances(mode: str) -> 
             buckets[1000] = rate_limit.bucket(0, time.monotonic_ns() - 2_500_000_000)
             assert run(4) == (2, 2)
             assert 0.4 < rate_limit.tokens(buckets[1000]) < 0.6
-            # an hour ago: refilled to the burst, not beyond (no overflow either)
-            buckets[1000] = rate_limit.bucket(0, time.monotonic_ns() - 3600 * 10**9)
+            # an hour ago (or at boot, on a machine up for less): refilled to the burst, not
+            # beyond (no overflow either); the monotonic clock starts at boot, so clamp at 0
+            buckets[1000] = rate_limit.bucket(0, max(0, time.monotonic_ns() - 3600 * 10**9))
             assert run(7) == (5, 2)
             # a bucket from the future (clock skew) refills nothing
             buckets[1000] = rate_limit.bucket(1, time.monotonic_ns() + 10**12)
