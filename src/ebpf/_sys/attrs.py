@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import InvalidArgumentError
 
-__all__ = ["check", "check_int", "fill", "object_name"]
+__all__ = ["check", "check_int", "fd_array", "fill", "object_name"]
 
 _RANGES: dict[Any, tuple[int, int, str]] = {}
 _UNSIGNED: tuple[Any, ...] = (ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_uint64)
@@ -78,6 +78,15 @@ def fill(attr: Any, **fields: Any) -> None:
     """:func:`check` every ``field=value``."""
     for name, value in fields.items():
         check(attr, name, value)
+
+
+def fd_array(name: str, fds: Any) -> Any:
+    """A ``c_int32`` array of fd numbers, each checked to be in ``0..INT_MAX`` first (ctypes
+    would store ``2**32`` as fd 0, i.e. stdin); the error names ``name[i]``."""
+    values = list(fds)
+    for i, v in enumerate(values):
+        values[i] = check_int(f"{name}[{i}]", v, 0, 0x7FFF_FFFF)
+    return (ctypes.c_int32 * len(values))(*values)
 
 
 _NAME_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.")

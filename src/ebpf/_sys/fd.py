@@ -30,7 +30,10 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
-__all__ = ["FD", "KernelObject", "open_count"]
+__all__ = ["FD", "INT_MAX", "KernelObject", "adopt", "check_fd", "open_count"]
+
+#: The largest fd number (``int`` in the kernel, ``c_int`` in our attrs).
+INT_MAX = 0x7FFF_FFFF
 
 _open = 0
 
@@ -51,6 +54,27 @@ def _finalize(fd: int, what: str) -> None:
         os.close(fd)
     warnings.warn(f"unclosed {what} (fd {fd}); close it or use a with block", ResourceWarning,
                   stacklevel=1)
+
+
+def check_fd(value: Any, name: str = "fd") -> int:
+    """``value`` as an fd number: an int in ``0..INT_MAX`` (a ``bool`` is not one), else
+    :class:`~ebpf.errors.InvalidArgumentError` naming ``name``. ``os.dup(2**40)`` would raise
+    a bare ``OverflowError`` and a ``c_int`` array would truncate ``2**32`` to fd 0."""
+    from ..errors import InvalidArgumentError
+    from .attrs import check_int
+
+    if isinstance(value, bool):
+        raise InvalidArgumentError(name, "expected an fd number, got bool")
+    return check_int(name, value, 0, INT_MAX)
+
+
+def adopt(fd: FD | int, what: str = "BPF object") -> FD:
+    """An :class:`FD` taken over as it is, or an owned duplicate of a caller's fd number
+    (checked with :func:`check_fd` first; a number that is not open raises ``OSError``
+    ``EBADF`` from ``dup``)."""
+    if isinstance(fd, FD):
+        return fd
+    return FD(os.dup(check_fd(fd)), what)
 
 
 class FD:

@@ -29,7 +29,7 @@ from .. import errors
 from .._programs import Program
 from .._sys import attrs as _attrs
 from .._sys import commands, netlink
-from .._sys.fd import FD, KernelObject
+from .._sys.fd import FD, KernelObject, adopt
 from .._sys.syscall import bpf, bpf_fd
 from .._types import LinkType, ProgramType
 from .._uapi import _defines as _d
@@ -120,7 +120,7 @@ class Link(KernelObject):
     @classmethod
     def from_fd(cls, fd: FD | int) -> Link:
         """Adopt a link fd (an int is duplicated); the class follows the kernel's link type."""
-        owned = fd if isinstance(fd, FD) else FD(os.dup(fd), "link")
+        owned = adopt(fd, "link")
         try:
             commands.expect_kind(owned.fileno(), "link", f"fd {owned.fileno()}")
             info = commands.obj_info(owned.fileno(), _t.BpfLinkInfo())

@@ -31,7 +31,7 @@ from typing import Literal, final, overload
 
 from .. import errors
 from .._programs import Program
-from .._sys.fd import FD
+from .._sys.fd import FD, check_fd
 from .._sys.syscall import libc
 from .._types import AttachType, LinkType, ProgramType
 from .._uapi import _defines as _d
@@ -129,9 +129,7 @@ def _open_cgroup(cgroup: CgroupTarget) -> FD:
     if isinstance(cgroup, bool):
         raise TypeError("cgroup must be a path or a directory fd")
     if isinstance(cgroup, int):
-        if cgroup < 0:
-            raise ValueError(f"invalid cgroup fd {cgroup}")
-        fd = FD(os.dup(cgroup), "cgroup")
+        fd = FD(os.dup(check_fd(cgroup, "cgroup")), "cgroup")
     else:
         fd = FD(os.open(cgroup, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), "cgroup")
     try:

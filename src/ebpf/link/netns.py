@@ -23,7 +23,7 @@ from typing import Literal, Protocol, final, overload
 from .. import errors
 from .._programs import Program
 from .._sys import netlink
-from .._sys.fd import FD
+from .._sys.fd import FD, check_fd
 from .._types import AttachType, LinkType, ProgramType
 from .base import (
     Attachment,
@@ -64,9 +64,7 @@ def _open_netns(netns: NetNSTarget) -> FD:
         fd = FD(os.open(netns, os.O_RDONLY | os.O_CLOEXEC), "netns")
     else:
         raw = netns if isinstance(netns, int) else netns.fileno()
-        if raw < 0:
-            raise ValueError(f"invalid netns fd {raw}")
-        fd = FD(os.dup(raw), "netns")
+        fd = FD(os.dup(check_fd(raw, "netns")), "netns")
     try:
         # A network namespace fd refers to an nsfs inode; /proc/self/ns/net names it "net:[N]".
         link = os.readlink(f"/proc/self/fd/{fd.fileno()}")

@@ -22,7 +22,7 @@ from typing import Literal, Protocol, final, overload
 
 from .. import errors
 from .._programs import Program
-from .._sys.fd import FD
+from .._sys.fd import FD, check_fd
 from .._types import AttachType, LinkType, MapType, ProgramType
 from .base import (
     Attachment,
@@ -187,7 +187,7 @@ class SockmapAttachment(Attachment):
 
     def __init__(self, program: Program, map_fd: int, attach_type: AttachType) -> None:
         super().__init__(program)
-        self._map = FD(os.dup(map_fd), "sockmap")
+        self._map = FD(os.dup(check_fd(map_fd, "map_fd")), "sockmap")
         self.attach_type = attach_type
 
     def _detach(self) -> None:
