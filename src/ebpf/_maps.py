@@ -46,7 +46,7 @@ from ._codec import (
 from ._sys import attrs as _attrs
 from ._sys import commands
 from ._sys import syscall as _sc
-from ._sys.fd import FD, KernelObject
+from ._sys.fd import FD, KernelObject, adopt
 from ._types import MapFlags, MapType, UpdateFlags
 from ._uapi import _generated_types as _t
 
@@ -611,7 +611,7 @@ class Map(KernelObject):
         are read from the kernel. ``key``/``value`` types are checked against them; when not
         given and the map carries BTF describing a struct or union, keys/values decode to
         ctypes structures built from it (:func:`ctype_from_btf`)."""
-        owned = fd if isinstance(fd, FD) else FD(os.dup(fd), "map")
+        owned = adopt(fd, "map")
         try:
             commands.expect_kind(owned.fileno(), "map", f"fd {owned.fileno()}")
             info = MapInfo.from_fd(owned.fileno())

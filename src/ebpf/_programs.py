@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, Protocol, final
 from . import errors
 from ._sys import attrs as _attrs
 from ._sys import commands
-from ._sys.fd import FD, KernelObject
+from ._sys.fd import FD, KernelObject, adopt
 from ._sys.syscall import _syscall as _syscall_raw
 from ._sys.syscall import bpf, bpf_fd
 from ._types import AttachType, ProgramType
@@ -231,7 +231,7 @@ class Program(KernelObject):
             attr.line_info_cnt = _record_count("line_info", line_info, line_info_rec_size)
         fds = list(fd_array)
         if fds:
-            arr = (ctypes.c_int32 * len(fds))(*fds)
+            arr = _attrs.fd_array("fd_array", fds)
             keep.append(arr)
             attr.fd_array = ctypes.addressof(arr)
         fd: FD | None = None
@@ -252,7 +252,7 @@ class Program(KernelObject):
     @classmethod
     def from_fd(cls, fd: int | FD) -> Program:
         """Adopt an existing program fd (an int is duplicated, an :class:`FD` is taken over)."""
-        owned = fd if isinstance(fd, FD) else FD(os.dup(fd), "program")
+        owned = adopt(fd, "program")
         try:
             commands.expect_kind(owned.fileno(), "program", f"fd {owned.fileno()}")
             info = commands.obj_info(owned.fileno(), _t.BpfProgInfo())

@@ -4,6 +4,8 @@ tool's output for it."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import socket
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +21,7 @@ import pytest
 pytestmark = pytest.mark.usefixtures("tracefs")
 
 
-def run_tool(name: str, *opts: str, trigger: Callable[[], None], duration: float = 2.5,
+def run_tool(name: str, *opts: str, trigger: Callable[[], object], duration: float = 2.5,
              json_lines: bool = True, prefix: tuple[str, ...] = (),
              pass_fds: tuple[int, ...] = ()) -> tuple[str, str]:
     """Start the tool, wait for its 'running' line (-v, stderr), trigger, collect output."""
@@ -62,8 +65,51 @@ def test_execsnoop_columns() -> None:
     out, _ = run_tool("execsnoop", "-T", json_lines=False,
                       trigger=lambda: subprocess.run(["/bin/true"]))
     lines = out.splitlines()
-    assert lines[0].split() == ["TIME", "PCOMM", "PID", "RET", "FILENAME"]
+    assert lines[0].split() == ["TIME", "PCOMM", "PID", "PPID", "RET", "FILENAME"]
     assert any(line.endswith("/bin/true") for line in lines[1:]), out
+
+
+def test_execsnoop_fails_shows_failed_execs() -> None:
+    """-x traces execve's exit, so an exec of a missing file shows with its errno (-ENOENT)."""
+    def trigger() -> None:
+        with contextlib.suppress(FileNotFoundError):
+            subprocess.run(["/nonexistent/ebpf-test-prog"])
+        subprocess.run(["/bin/true"])
+
+    out, err = run_tool("execsnoop", "-x", trigger=trigger)
+    assert "syscalls:sys_enter_execve" in err
+    got = rows(out)
+    assert any(r["filename"] == "/nonexistent/ebpf-test-prog" and r["ret"] == -errno.ENOENT
+               for r in got), out
+    assert any(r["filename"] == "/bin/true" and r["ret"] == 0 and r["comm"] == "true"
+               for r in got), out
+
+
+def test_execsnoop_filters_by_parent_name_and_uid() -> None:
+    """-P keeps only our children (checked against the ppid column), -n a regex on the
+    command, -u a UID (ours matches; uid 4242 matches nothing we run)."""
+    me = str(os.getpid())
+
+    def trigger() -> None:
+        subprocess.run(["/bin/true"])
+        subprocess.run(["/bin/echo", "x"], stdout=subprocess.DEVNULL)
+
+    out, _ = run_tool("execsnoop", "-P", me, "-n", "^tru", "-u", str(os.getuid()),
+                      trigger=trigger)
+    got = rows(out)
+    assert got and all(r["ppid"] == os.getpid() and r["comm"].startswith("tru")
+                       for r in got), out
+    out, _ = run_tool("execsnoop", "-u", "4242", trigger=trigger)
+    assert rows(out) == [], out
+
+
+def test_execsnoop_seconds_column() -> None:
+    out, _ = run_tool("execsnoop", "-t", "-U", json_lines=False,
+                      trigger=lambda: subprocess.run(["/bin/true"]))
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["TIME(s)", "UID", "PCOMM"], out
+    first = [line for line in lines[1:] if line.endswith("/bin/true")]
+    assert first and float(first[0].split()[0]) >= 0.0, out
 
 
 def test_exitsnoop() -> None:
@@ -76,7 +122,7 @@ def test_exitsnoop() -> None:
     assert all(r["ppid"] > 0 for r in got)
 
 
-def test_opensnoop(tmp_path) -> None:
+def test_opensnoop(tmp_path: Path) -> None:
     path = tmp_path / "watched"
     path.write_text("x")
     missing = tmp_path / "missing"

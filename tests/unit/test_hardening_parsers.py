@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import os
 import shutil
 import struct
 import subprocess
@@ -23,6 +24,9 @@ from ebpf.asm import R1, Register
 from ebpf.btf import wire
 from ebpf.elf import ELFFile, load_collection_spec
 from ebpf.errors import AssemblerError, ParseError, TypeNotFoundError
+
+#: Timing bounds stretch in tools.vmtest's TCG guest (about ten times slower).
+SLOWDOWN = 10.0 if os.environ.get("EBPF_VMTEST_GUEST") else 1.0
 
 TESTDATA = Path(__file__).resolve().parents[1] / "testdata"
 CLANG = shutil.which("clang-19")
@@ -148,7 +152,7 @@ def test_assembler_is_linear_in_whitespace_and_labels(text: str) -> None:
         asm.assemble(text)
     except AssemblerError as e:
         assert len(str(e)) < 500  # the statement is cut in the message
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 1.0 * SLOWDOWN
 
 
 # --- bare errors found by fuzzing -------------------------------------------------------------
@@ -214,7 +218,7 @@ def test_malformed_vmlinux_lookups_stay_fast() -> None:
                 spec.sizeof(t)
         except ParseError:
             pass
-    assert time.perf_counter() - t0 < 1.0
+    assert time.perf_counter() - t0 < 1.0 * SLOWDOWN
 
 
 # --- disassembler -> assembler ------------------------------------------------------------------
@@ -284,7 +288,7 @@ def test_malformed_vmlinux_name_lookups_stay_linear(patch: dict[int, int]) -> No
         with contextlib.suppress(ParseError, TypeNotFoundError):
             spec.find(name)
             spec.find_all(name, btf.Struct)
-    assert time.perf_counter() - t0 < 5.0  # minutes before
+    assert time.perf_counter() - t0 < 5.0 * SLOWDOWN  # minutes before
 
 
 def test_usdt_arguments_never_raise() -> None:

@@ -7,12 +7,14 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import struct
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from functools import cache
 from typing import Any
 
 from .. import asm
@@ -26,16 +28,53 @@ COMM = 24  #: offset of comm in the header
 PAYLOAD = HEADER.size  #: where a tool's own fields start
 
 
-def parser(name: str, description: str) -> argparse.ArgumentParser:
-    """The options every tool takes (bcc's/libbpf-tools' names)."""
+def parser(name: str, description: str, *, clock: Sequence[str] = ("-T", "--timestamp"),
+           seconds: Sequence[str] = (), comm: bool = True, uid: bool = False
+           ) -> argparse.ArgumentParser:
+    """The options every tool takes (bcc's/libbpf-tools' names).
+
+    The time options differ between bcc's tools, so each tool names its own: ``clock`` adds
+    a ``TIME`` column (HH:MM:SS, bcc's execsnoop ``-T``, runqlat ``-T``), ``seconds`` a
+    ``TIME(s)`` column counted from the first event (bcc's opensnoop ``-T``, execsnoop,
+    tcpconnect and bindsnoop ``-t``); either may be empty. ``comm`` adds ``-c COMM`` (not a
+    bcc option: some bcc tools use ``-c`` for something else), ``uid`` adds ``-u UID`` and
+    ``-U`` (print a UID column), the UID filtered in the kernel (:func:`uid_filter`).
+    """
     ap = argparse.ArgumentParser(prog=f"ebpf tool {name}", description=description)
     ap.add_argument("-p", "--pid", type=int, help="only this process (tgid)")
-    ap.add_argument("-c", "--comm", help="only tasks whose command is this")
-    ap.add_argument("-T", "--timestamp", action="store_true", help="include a time column")
+    if comm:
+        ap.add_argument("-c", "--comm", help="only tasks whose command is this")
+    if clock:
+        ap.add_argument(*clock, dest="clock", action="store_true",
+                        help="include a time column (HH:MM:SS)")
+    if seconds:
+        ap.add_argument(*seconds, dest="seconds", action="store_true",
+                        help="include a timestamp column (seconds since the first event)")
+    if uid:
+        ap.add_argument("-u", "--uid", type=parse_uid, metavar="USER",
+                        help="only this UID (a number or a user name)")
+        ap.add_argument("-U", "--print-uid", action="store_true", help="print a UID column")
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
     ap.add_argument("--duration", type=float, help="stop after this many seconds")
     ap.add_argument("-v", "--verbose", action="store_true", help="say which hooks are used")
+    ap.set_defaults(clock=False, seconds=False, comm=None, uid=None, print_uid=False)
     return ap
+
+
+def parse_uid(user: str) -> int:
+    """A UID from a number or a user name (as bcc's ``-u``)."""
+    import pwd
+
+    try:
+        uid = int(user)
+    except ValueError:
+        try:
+            return pwd.getpwnam(user).pw_uid
+        except KeyError:
+            raise argparse.ArgumentTypeError(f"no such user: {user!r}") from None
+    if not 0 <= uid < 1 << 32:
+        raise argparse.ArgumentTypeError(f"UID out of range: {uid}")
+    return uid
 
 
 def tracefs() -> str:
@@ -71,20 +110,62 @@ def say(args: argparse.Namespace, msg: str) -> None:
         print(f"[ebpf] {msg}", file=sys.stderr, flush=True)
 
 
-def hook_note(args: argparse.Namespace, hooks: Iterable[str]) -> None:
+def hook_note(args: argparse.Namespace, hooks: Iterable[str], why: str | None = None) -> None:
     """Report the chosen hooks and why (with ``-v``)."""
-    why = ("kprobes available, tracepoints preferred (stable ABI)" if kprobes_available()
-           else "no kprobes on this kernel (CONFIG_KPROBES off)")
+    if why is None:
+        why = ("kprobes available, tracepoints preferred (stable ABI)" if kprobes_available()
+               else "no kprobes on this kernel (CONFIG_KPROBES off)")
     for h in hooks:
         say(args, f"hook: {h} ({why})")
 
 
 def pid_filter(args: argparse.Namespace, out: str) -> list[asm.Item]:
-    """Skip to ``out`` unless the current tgid is ``-p``'s (nothing without ``-p``)."""
-    if args.pid is None:
+    """Skip to ``out`` unless the current tgid is ``-p``'s (and the thread ``-t TID``'s,
+    where a tool has it); nothing without them. Clobbers R0."""
+    code: list[asm.Item] = []
+    if args.pid is not None:
+        code += [asm.call(Helper.GET_CURRENT_PID_TGID), asm.rsh(R0, 32),
+                 asm.jne(R0, args.pid, out)]
+    if getattr(args, "tid", None) is not None:
+        code += [asm.call(Helper.GET_CURRENT_PID_TGID), asm.mov32(R0, R0),
+                 asm.jne(R0, args.tid, out)]
+    return code
+
+
+def uid_filter(args: argparse.Namespace, out: str) -> list[asm.Item]:
+    """Skip to ``out`` unless the current task's UID is ``-u``'s (as bcc, in the kernel).
+    Clobbers R0."""
+    if getattr(args, "uid", None) is None:
         return []
-    return [asm.call(Helper.GET_CURRENT_PID_TGID), asm.rsh(R0, 32),
-            asm.jne(R0, args.pid, out)]
+    uid = args.uid - (1 << 32) if args.uid >= 1 << 31 else args.uid   # a 32-bit immediate
+    return [asm.call(Helper.GET_CURRENT_UID_GID), asm.jne32(R0, uid, out)]
+
+
+@cache
+def task_offsets() -> dict[str, int]:
+    """Byte offsets in the running kernel's ``task_struct`` (from its BTF) of the members the
+    tools read with ``bpf_probe_read_kernel``."""
+    from ..btf.kernel import load_kernel
+    from ..btf.types import Struct
+
+    task = load_kernel().find("task_struct")
+    if not isinstance(task, Struct):
+        raise BPFError("the kernel's BTF has no struct task_struct")
+    return {n: task.member(n).byte_offset for n in ("exit_code", "start_time",
+                                                    "real_parent", "tgid")}
+
+
+def read_ppid(dst: int, scratch: int) -> list[asm.Item]:
+    """``*(u32 *)(fp + dst) = current->real_parent->tgid`` with two
+    ``bpf_probe_read_kernel`` (``scratch``: 8 free bytes at fp + scratch). Clobbers R0-R5."""
+    off = task_offsets()
+    return [asm.call(Helper.GET_CURRENT_TASK), asm.mov(R3, R0), asm.add(R3, off["real_parent"]),
+            asm.mov(R1, R10), asm.add(R1, scratch), asm.mov(R2, 8),
+            asm.call(Helper.PROBE_READ_KERNEL),
+            asm.load(asm.DW, R3, R10, scratch), asm.add(R3, off["tgid"]),
+            asm.store_imm(asm.W, R10, dst, 0),
+            asm.mov(R1, R10), asm.add(R1, dst), asm.mov(R2, 4),
+            asm.call(Helper.PROBE_READ_KERNEL)]
 
 
 def fill_header(rec: Register) -> list[asm.Item]:
@@ -133,16 +214,36 @@ def cstr(raw: bytes | memoryview) -> str:
 
 
 class Printer:
-    """Rows in aligned columns (bcc style) or JSON lines, flushed as they come."""
+    """Rows in aligned columns (bcc style) or JSON lines, flushed as they come.
+
+    In front of the tool's columns: ``TIME`` (``clock``), ``TIME(s)`` (``seconds``, from the
+    first event's ``ts_ns``) and ``UID`` (``-U``). Rows are dropped here for the filters bcc
+    also applies in user space: ``-c COMM`` (exact) and ``-n NAME`` (a regular expression
+    searched in the command, as bcc's execsnoop; a plain name is a substring match)."""
 
     def __init__(self, args: argparse.Namespace, columns: Sequence[tuple[str, str]]) -> None:
         self.args = args
-        self.columns = [("TIME", "<8"), *columns] if args.timestamp else list(columns)
+        self.columns = ([("TIME", "<8")] if args.clock else []) + \
+            ([("TIME(s)", "<9")] if args.seconds else []) + \
+            ([("UID", "<6")] if args.print_uid else []) + list(columns)
         self.started = False
+        self.first_ts: int | None = None
+        name = getattr(args, "name", None)
+        self.name = None if name is None else re.compile(name)
+
+    def wanted(self, values: dict[str, Any]) -> bool:
+        comm = values.get("comm", "")
+        if self.args.comm is not None and comm != self.args.comm:
+            return False
+        return self.name is None or self.name.search(comm) is not None
 
     def row(self, values: dict[str, Any]) -> None:
-        if self.args.comm is not None and values.get("comm") != self.args.comm:
+        if not self.wanted(values):
             return
+        if self.args.seconds and "ts_ns" in values:
+            if self.first_ts is None:
+                self.first_ts = values["ts_ns"]
+            values["time_s"] = round((values["ts_ns"] - self.first_ts) / 1e9, 6)
         if self.args.json:
             print(json.dumps(values, default=str), flush=True)
             return
@@ -150,6 +251,8 @@ class Printer:
             print(" ".join(f"{name:{fmt}}" for name, fmt in self.columns).rstrip(), flush=True)
             self.started = True
         vals = dict(values, TIME=time.strftime("%H:%M:%S"))
+        if "time_s" in values:
+            vals["TIME(s)"] = f"{values['time_s']:.3f}"
         cells = []
         for name, fmt in self.columns:
             v = vals.get(name, vals.get(name.lower(), ""))
@@ -231,27 +334,35 @@ def fmt(category: str, name: str) -> Any:
 
 def stamp(args: argparse.Namespace, values: dict[str, Any]) -> dict[str, Any]:
     """Add the wall-clock time of the event (for --json)."""
-    if args.timestamp or args.json:
+    if args.clock or args.json:
         values["time"] = time.strftime("%H:%M:%S")
     return values
 
 
 def syscall_pair(stack: ExitStack, args: argparse.Namespace, events: Any, syscall: str,
-                 size: int, fill: Callable[[Any], list[asm.Item]], ret_off: int) -> None:
-    """Trace ``syscall``'s entry and exit: at entry, build a ``size``-byte record on the stack
-    (header + what ``fill(enter_format)`` writes at R9, with the ctx in R6) and park it in a
-    per-thread hash; at exit, store the return value (s64) at ``ret_off`` and send it."""
+                 size: int, fill: Callable[[Any], list[asm.Item]], ret_off: int, *,
+                 at_exit: Callable[[Any], list[asm.Item]] | None = None,
+                 pending: Any = None, name: str | None = None) -> None:
+    """Trace ``syscall``'s entry and exit: at entry (after the ``-p``/``-t``/``-u`` filters),
+    build a ``size``-byte record on the stack (header + what ``fill(enter_format)`` writes at
+    R9, with the ctx in R6; ``fill`` may jump to ``"out"`` to drop the call) and park it in
+    a per-thread hash; at exit, store the return value (s64) at ``ret_off`` and send it.
+
+    ``at_exit(exit_format)`` runs before the send with the record at R7 and the return
+    value in R8 (ctx in R6; stack below fp-16 free); it may jump to ``"drop"`` to not send
+    it. ``pending`` shares the per-thread hash between syscalls (execve and execveat)."""
     from ..asm import R7, R8, R9
     from ..hooks import tracepoint
     from ..lib import fp, maps
 
     if size % 8 or size + 8 > 512:
         raise BPFError(f"syscall_pair: record size {size} must be a multiple of 8 below 504")
-    pending = hash_map(stack, 4, size)
+    if pending is None:
+        pending = hash_map(stack, 4, size)
     enter, exit_ = fmt("syscalls", f"sys_enter_{syscall}"), fmt("syscalls", f"sys_exit_{syscall}")
     rec = -8 - size
     on_enter = [
-        tracepoint.save_ctx(R6), *pid_filter(args, "out"),
+        tracepoint.save_ctx(R6), *pid_filter(args, "out"), *uid_filter(args, "out"),
         asm.mov(R9, R10), asm.add(R9, rec), *zero(R9, 0, size), *fill_header(R9),
         *fill(enter), *key_tid(),
         *maps.update(pending, fp(-8), fp(rec)),
@@ -261,11 +372,14 @@ def syscall_pair(stack: ExitStack, args: argparse.Namespace, events: Any, syscal
         tracepoint.save_ctx(R6), *key_tid(),
         *maps.lookup(pending, fp(-8), "out"), asm.mov(R7, R0),
         *tracepoint.field(R8, exit_, "ret", R6), asm.store(asm.DW, R7, ret_off, R8),
-        *ringbuf.output(events, R7, size), *maps.delete(pending, fp(-8)),
+        *(at_exit(exit_) if at_exit is not None else []),
+        *ringbuf.output(events, R7, size),
+        asm.label("drop"), *key_tid(), *maps.delete(pending, fp(-8)),
         asm.label("out"), *tracepoint.ret(0),
     ]
-    attach_tp(stack, on_enter, "syscalls", f"sys_enter_{syscall}", f"{syscall}_enter")
-    attach_tp(stack, on_exit, "syscalls", f"sys_exit_{syscall}", f"{syscall}_exit")
+    short = name or syscall
+    attach_tp(stack, on_enter, "syscalls", f"sys_enter_{syscall}", f"{short}_enter")
+    attach_tp(stack, on_exit, "syscalls", f"sys_exit_{syscall}", f"{short}_exit")
     hook_note(args, [f"tracepoint syscalls:sys_enter_{syscall}",
                      f"tracepoint syscalls:sys_exit_{syscall}"])
 

@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for key, counts in sorted(per.items()):
                     obj: dict[str, Any] = {"unit": unit,
                                            "counts": [int(x) for x in counts[:TOTAL]]}
-                    if args.timestamp:
+                    if args.clock:
                         obj["time"] = time.strftime("%H:%M:%S")
                     if (label := _label(args, key)) is not None:
                         obj[label[0]] = label[1]
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         obj["total"], obj["count"] = int(counts[TOTAL]), int(counts[COUNT])
                     print(json.dumps(obj), flush=True)
                 return
-            if args.timestamp:
+            if args.clock:
                 print(f"{time.strftime('%H:%M:%S')}")
             for key, counts in sorted(per.items()):
                 if (label := _label(args, key)) is not None:

@@ -81,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps({"time": time.strftime("%H:%M:%S"), "interface":
                                   args.interface, "counts": rows}), flush=True)
                 return
-            print(f"{time.strftime('%H:%M:%S') + ' ' if args.timestamp else ''}"
+            print(f"{time.strftime('%H:%M:%S') + ' ' if args.clock else ''}"
                   f"{'PROTO':<8} {'PACKETS':>10} {'BYTES':>12}")
             for r in rows:
                 print(f"{r['proto']:<8} {r['packets']:>10} {r['bytes']:>12}", flush=True)

@@ -80,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(json.dumps({"unit": unit, "counts": [int(x) for x in counts]}),
                       flush=True)
             else:
-                if args.timestamp:
+                if args.clock:
                     print(time.strftime("%H:%M:%S"))
                 histogram.print_log2(counts, unit)
                 sys.stdout.flush()

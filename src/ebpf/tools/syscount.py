@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.comm is not None:
         ap.error("-c is not supported by syscount")
-    args.timestamp = False
+    args.clock = False
     f = c.fmt("raw_syscalls", "sys_enter")
     with ExitStack() as stack:
         counts = c.hash_map(stack, 4, 8)
