@@ -534,7 +534,10 @@ def _resolve_attach_btf_id(prog_type: ProgramType | int,
 
 def _load_with_log(attr: _t.ProgLoadAttr, keep: list[Any], level: int, size: int, source: Any,
                    first_error: errors.SyscallError | None) -> FD:
-    """Retry a failed load with a verifier log, growing the buffer until the log fits."""
+    """Retry a failed load with a verifier log, growing the buffer until the log fits.
+
+    The buffer is at least 128 bytes: kernels before 6.4 refuse a smaller log with EINVAL."""
+    size = max(size, 128)
     while True:
         log = ctypes.create_string_buffer(size)
         attr.log_level = level

@@ -36,7 +36,9 @@ def field(dst: Register, fmt: TracepointFormat, name: str, ctx: Register = R1, *
     """``dst = record->name`` (or ``record->name[index]``) with the field's offset and size.
 
     Signed fields narrower than 8 bytes are sign-extended (``signed=False`` to keep the raw
-    bits); ``__data_loc`` fields give their u32 descriptor (see :func:`data_loc`).
+    bits) with a load and two shifts, not ISA v4's sign-extending load, so the code loads on
+    every kernel (``ldsx`` needs 6.6); ``__data_loc`` fields give their u32 descriptor (see
+    :func:`data_loc`).
     """
     f = fmt[name]
     size = f.size
@@ -55,7 +57,9 @@ def field(dst: Register, fmt: TracepointFormat, name: str, ctx: Register = R1, *
         raise AssemblerError(f"{name} is {size} bytes: not loadable into a register")
     sign = f.signed if signed is None else signed
     if sign and size < 8 and not f.dynamic:
-        return [asm.loadsx(_SIZES[size], dst, ctx, off)]
+        shift = 64 - 8 * size
+        return [asm.load(_SIZES[size], dst, ctx, off), asm.lsh(dst, shift),
+                asm.arsh(dst, shift)]
     return [asm.load(_SIZES[size], dst, ctx, off)]
 
 
