@@ -320,7 +320,8 @@ def uprobe_link() -> Made:
 
 
 def uprobe_multi_link() -> Made:
-    """An UprobeMultiLink on libc's getppid and getpid."""
+    """An UprobeMultiLink on libc's getppid and getpid (Linux 6.6)."""
+    require_link_type(ebpf.LinkType.UPROBE_MULTI)
     return _made(lambda p: uprobe.attach_uprobe_multi(p, libc_path(), ["getppid", "getpid"]),
                  P.KPROBE, expected_attach_type=A.TRACE_UPROBE_MULTI)
 

@@ -123,8 +123,22 @@ def test_socket_filter_verdict_by_length(size: int, keep: int) -> None:
         assert prog.test_run(data=frame).retval == keep
 
 
+def _cgroup_skb_test_run_sees_packet() -> bool:
+    """Whether test_run sets data/data_end for CGROUP_SKB (a later kernel fix, covered by
+    the selftest cgroup_skb_prog_run_direct_packet_access; 6.1 leaves them unset, so
+    every bounds check fails there, while the real cgroup hook computes them)."""
+    insns = [skb.prologue(ctx=R6, data=R7, data_end=R8), asm.mov(R0, 0),
+             asm.mov(R1, R7), asm.add(R1, 20), asm.jgt(R1, R8, "out"),
+             asm.mov(R0, 1), asm.label("out"), asm.exit()]
+    with ebpf.Program.load(P.CGROUP_SKB, insns) as prog:
+        return prog.test_run(data=_frame()).retval == 1
+
+
 def test_cgroup_skb_verdict_on_udp_port() -> None:
     # cgroup skb programs see the packet from the network header on
+    if not _cgroup_skb_test_run_sees_packet():
+        pytest.skip(f"BPF_PROG_TEST_RUN of CGROUP_SKB leaves data/data_end unset on "
+                    f"{os.uname().release} (fixed in later kernels)")
     insns = [
         skb.prologue(ctx=R6, data=R7, data_end=R8),
         ipv4.parse(R7, R8, l4=R4, proto=R2, on_short="reject", tmp=R1),

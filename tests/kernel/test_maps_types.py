@@ -8,6 +8,7 @@ test_ringbuf.py and test_perf.py; here they are only created and inspected.
 from __future__ import annotations
 
 import contextlib
+import errno
 import ipaddress
 import os
 import socket
@@ -485,6 +486,10 @@ def test_stack_trace(tracefs: str) -> None:
                 attach_tracepoint(p, "syscalls", "sys_enter_getppid"):
             os.getppid()
         sid = out[0]
+        if sid == (1 << 64) - errno.EFAULT:
+            # 6.1 under qemu TCG: get_perf_callchain() found no callchain to take
+            pytest.skip(f"bpf_get_stackid gave -EFAULT on {os.uname().release}: "
+                        "the kernel collected no callchain for this tracepoint")
         assert sid < 64
         frames = list(stacks[sid])
         assert frames[0] != 0 and all(f >= 1 << 47 for f in frames if f)  # kernel addresses

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .. import asm
-from ..asm import R1, Register
+from ..asm import R0, R1, Register
 from ..errors import AssemblerError
 
 __all__ = ["Context", "ContextField"]
@@ -103,9 +103,15 @@ class Context:
         off, size = self.field(name)
         return asm.load(size, dst, ctx, off)
 
-    def store(self, ctx: Register, name: str, src: Register | int) -> asm.Instruction:
-        """``ctx->name = src`` (only fields the verifier lets this program type write)."""
+    def store(self, ctx: Register, name: str, src: Register | int, *,
+              scratch: Register = R0) -> list[asm.Instruction]:
+        """``ctx->name = src`` (only fields the verifier lets this program type write).
+
+        An immediate goes through ``scratch`` (R0 unless given): the verifier refuses
+        ``BPF_ST`` (store immediate) into the context before Linux 6.3."""
         off, size = self.field(name)
         if isinstance(src, Register):
-            return asm.store(size, ctx, off, src)
-        return asm.store_imm(size, ctx, off, src)
+            return [asm.store(size, ctx, off, src)]
+        if scratch == ctx:
+            raise AssemblerError(f"{self.c_name}.{name}: scratch must not be the ctx register")
+        return [asm.mov(scratch, src), asm.store(size, ctx, off, scratch)]

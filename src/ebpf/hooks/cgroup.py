@@ -11,7 +11,7 @@ import enum
 
 from .. import asm
 from .._uapi import _generated_types as _t
-from ..asm import R1, Register
+from ..asm import R0, R1, Register
 from ._common import ret, save_ctx
 from ._context import Context
 from .skb import CONTEXT as SKB_CONTEXT
@@ -74,9 +74,11 @@ def sock_addr_field(dst: Register, name: str, ctx: Register = R1) -> asm.Instruc
     return SOCK_ADDR_CONTEXT.load(dst, name, ctx)
 
 
-def sock_addr_store(ctx: Register, name: str, src: Register | int) -> asm.Instruction:
-    """``ctx->name = src``: rewrite the address of a connect/bind/sendmsg (network order)."""
-    return SOCK_ADDR_CONTEXT.store(ctx, name, src)
+def sock_addr_store(ctx: Register, name: str, src: Register | int, *,
+                    scratch: Register = R0) -> list[asm.Instruction]:
+    """``ctx->name = src``: rewrite the address of a connect/bind/sendmsg (network order);
+    an immediate goes through ``scratch`` (no ``BPF_ST`` into the ctx before 6.3)."""
+    return SOCK_ADDR_CONTEXT.store(ctx, name, src, scratch=scratch)
 
 
 def sock_ops_field(dst: Register, name: str, ctx: Register = R1) -> asm.Instruction:

@@ -56,7 +56,7 @@ def key(dst: Register, keys_ptr: Register, name: str) -> asm.Instruction:
     return KEYS.load(dst, name, keys_ptr)
 
 
-def store_key(keys_ptr: Register, name: str, src: Register | int) -> asm.Instruction:
+def store_key(keys_ptr: Register, name: str, src: Register | int) -> list[asm.Instruction]:
     """``keys->name = src`` (``ip_proto``, ``sport``/``dport`` in network order,
     ``ipv4_src``...)."""
     return KEYS.store(keys_ptr, name, src)

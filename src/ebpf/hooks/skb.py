@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import asm
 from .._uapi import _generated_types as _t
-from ..asm import R1, R6, R7, R8, Helper, Register
+from ..asm import R0, R1, R6, R7, R8, Helper, Register
 from ..errors import AssemblerError
 from ..lib._call import Arg, call
 from ._common import ret, save_ctx
@@ -37,9 +37,11 @@ def field(dst: Register, name: str, ctx: Register = R1) -> asm.Instruction:
     return CONTEXT.load(dst, name, ctx)
 
 
-def store(ctx: Register, name: str, src: Register | int) -> asm.Instruction:
-    """``skb->name = src`` (``mark``, ``priority``, ``cb[i]``, ``tc_index``... as allowed)."""
-    return CONTEXT.store(ctx, name, src)
+def store(ctx: Register, name: str, src: Register | int, *,
+          scratch: Register = R0) -> list[asm.Instruction]:
+    """``skb->name = src`` (``mark``, ``priority``, ``cb[i]``, ``tc_index``... as allowed);
+    an immediate goes through ``scratch`` (no ``BPF_ST`` into the ctx before 6.3)."""
+    return CONTEXT.store(ctx, name, src, scratch=scratch)
 
 
 def data(dst: Register, ctx: Register = R1) -> asm.Instruction:

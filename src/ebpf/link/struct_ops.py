@@ -148,8 +148,8 @@ class StructOps:
 
     @classmethod
     def create(cls, type_name: str, programs: Mapping[str, Program], *,
-               fields: Mapping[str, int | str | bytes] | None = None, link: bool = True,
-               map_name: str = "") -> StructOps:
+               fields: Mapping[str, int | str | bytes] | None = None,
+               link: bool | None = None, map_name: str = "") -> StructOps:
         """Build and (for ``link=True``) write the value of a ``struct <type_name>`` table.
 
         ``programs`` maps function-pointer members to ``STRUCT_OPS`` programs loaded for them
@@ -162,7 +162,9 @@ class StructOps:
 
         ``link=True`` (``BPF_F_LINK``, >= 6.4) creates a map registered by
         :func:`attach_struct_ops` through a link; ``link=False`` one that the same call
-        registers by writing the value.
+        registers by writing the value. ``link=None`` (the default) takes a link where the
+        kernel has struct_ops links and falls back to ``link=False`` where the map create
+        refuses ``BPF_F_LINK`` with ``EINVAL`` (5.6 to 6.3).
         """
         from .._maps import Map, value_btf
 
@@ -204,14 +206,24 @@ class StructOps:
                 raise TypeError(f"fields[{member!r}] must be an int, str or bytes")
         value = bytes(t.data_offset) + bytes(data)
         value += bytes(t.value_size - len(value))
-        flags = MapFlags.LINK if link else MapFlags.NONE
         # The kernel wants a BTF object with the map, although the value type comes from
         # vmlinux (btf_vmlinux_value_type_id): any valid BTF does.
         btf_fd, _, _ = value_btf(4)
         with btf_fd:
-            m_ = Map.create(MapType.STRUCT_OPS, key_size=4, value_size=t.value_size,
-                            max_entries=1, flags=flags, name=map_name or type_name, btf=btf_fd,
-                            btf_vmlinux_value_type_id=t.value_type_id)
+            def create(flags: MapFlags) -> Map:
+                return Map.create(MapType.STRUCT_OPS, key_size=4, value_size=t.value_size,
+                                  max_entries=1, flags=flags, name=map_name or type_name,
+                                  btf=btf_fd, btf_vmlinux_value_type_id=t.value_type_id)
+
+            if link is None:
+                try:
+                    m_, link = create(MapFlags.LINK), True
+                except errors.SyscallError as e:
+                    if e.errno != _errno.EINVAL:
+                        raise
+                    m_, link = create(MapFlags.NONE), False
+            else:
+                m_ = create(MapFlags.LINK if link else MapFlags.NONE)
         try:
             if link:
                 m_[0] = value  # state "ready": registered by the link
