@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import ebpf
-from ebpf import asm, btf, features
+from ebpf import asm, btf, errors, features
 from ebpf.asm import DW, R0, R1, R2, R3, R4, R6, R7, R8, R10, Instruction, Size
 
 CAP_BPF = 39  # include/uapi/linux/capability.h
@@ -194,10 +194,12 @@ ALU = ["add", "sub", "mul", "div", "sdiv", "mod", "smod", "or_", "and_", "xor", 
 
 def _isa_v4_missing() -> str | None:
     """Why this kernel rejects ISA v4 (sdiv/smod, bswap, movsx: Linux 6.6), or None."""
-    missing = features.have_isa(4)
-    return None if missing is None else (
-        f"needs {missing}; the verifier rejects it with EINVAL (reserved fields / unknown "
-        f"opcode) on Linux {os.uname().release}")
+    try:
+        features.have_isa(4)
+    except errors.NotSupportedError as e:
+        return (f"{e}; the verifier rejects it with EINVAL (reserved fields / unknown "
+                f"opcode) on Linux {os.uname().release}")
+    return None
 
 
 @pytest.mark.parametrize("op", ALU)

@@ -177,6 +177,53 @@ def test_freplace_replaces_a_program_function() -> None:
                 assert target.test_run(packet).retval == 2
 
 
+def _btf_blob_with_subprog() -> tuple[bytes, int, int]:
+    """BTF for ``int xdp_main(struct xdp_md *ctx)`` calling the global function
+    ``int scale(int x)``; returns (blob, main's FUNC id, scale's FUNC id)."""
+    names = ("int", "xdp_md", "ctx", "xdp_main", "x", "scale")
+    strings = b"\0" + b"".join(n.encode() + b"\0" for n in names)
+    off = {n: strings.index(b"\0" + n.encode() + b"\0") + 1 for n in names}
+    types = b"".join([
+        struct.pack("<III", off["int"], 1 << 24, 4), struct.pack("<I", (1 << 24) | 32),  # 1 INT
+        struct.pack("<III", off["xdp_md"], 4 << 24, 24),                             # 2 STRUCT
+        struct.pack("<III", 0, 2 << 24, 2),                                          # 3 PTR
+        struct.pack("<III", 0, (13 << 24) | 1, 1), struct.pack("<II", off["ctx"], 3),  # 4 PROTO
+        struct.pack("<III", off["xdp_main"], (12 << 24) | 1, 4),                     # 5 FUNC
+        struct.pack("<III", 0, (13 << 24) | 1, 1), struct.pack("<II", off["x"], 1),    # 6 PROTO
+        struct.pack("<III", off["scale"], (12 << 24) | 1, 6),                        # 7 FUNC
+    ])
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings))
+    return header + types + strings, 5, 7
+
+
+def test_freplace_replaces_a_global_subprogram() -> None:
+    """libbpf's freplace use: an XDP program calls a global (separately verified) function,
+    an EXT program loaded against that function's BTF id replaces it while linked."""
+    blob, main_id, scale_id = _btf_blob_with_subprog()
+    target_insns = [
+        asm.mov(asm.R1, 5), asm.call("scale"), asm.exit(),       # return scale(5)
+        asm.label("scale"), asm.mov(asm.R0, asm.R1), asm.add(asm.R0, 1), asm.exit(),
+    ]
+    func_info = struct.pack("<IIII", 0, main_id, 3, scale_id)
+    with _btf_load(blob) as btf_fd:
+        target = H.load(P.XDP, target_insns, name="xdp_main", prog_btf_fd=btf_fd.fileno(),
+                        func_info=func_info, func_info_rec_size=8)
+        with target:
+            packet = bytes(64)
+            assert target.test_run(packet).retval == 6
+            replacement = [asm.mov(asm.R0, asm.R1), asm.mul(asm.R0, 10), asm.exit()]
+            with _load_or_skip("freplace", P.EXT, replacement, prog_btf_fd=btf_fd.fileno(),
+                               func_info=struct.pack("<II", 0, scale_id),
+                               func_info_rec_size=8, attach_prog_fd=target.fileno(),
+                               attach_btf_id=scale_id) as ext:
+                with attach_tracing(ext) as link:
+                    assert isinstance(link, TracingLink)
+                    assert target.test_run(packet).retval == 50   # scale(5) = 5 * 10
+                    info = link.info()
+                    assert info.prog_id == ext.id
+                assert target.test_run(packet).retval == 6
+
+
 # --- inputs -------------------------------------------------------------------------------------
 
 def test_attach_tracing_checks_inputs() -> None:
