@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 import textwrap
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,6 +47,10 @@ def cg_allow_low(ctx) -> int:
     if udp is None:
         return 0
     return 1 if udp.dport < 1024 else 0
+
+@bpf.cgroup_skb("egress")
+def cg_sees_packet(ctx) -> int:
+    return 0 if ctx.load(IPv4) is None else 1
 '''
 
 
@@ -68,8 +74,11 @@ def test_tc_and_cgroup_skb_verdicts(tmp_path: Path) -> None:
     from ebpf import bpf
 
     mod = import_source(tmp_path, "bpf_skb_kinds", SOURCE)
-    with bpf.load(mod.tc_drop_odd, mod.cg_allow_low) as coll:
+    with bpf.load(mod.tc_drop_odd, mod.cg_allow_low, mod.cg_sees_packet) as coll:
         total = 0
+        # 6.1's BPF_PROG_TEST_RUN gives CGROUP_SKB programs no packet pointers (a later
+        # kernel fix sets them): every load fails there, whatever the packet
+        cg_data = coll.cg_sees_packet.test_run(_frame(80)).retval == 1
 
         @settings(max_examples=60, deadline=None)
         @given(dport=st.integers(0, 65535))
@@ -81,6 +90,10 @@ def test_tc_and_cgroup_skb_verdicts(tmp_path: Path) -> None:
             total += len(frame)
             assert coll.variables["seen"].get() == total
             # cgroup skb test runs take an Ethernet frame; the program sees it from IP on
-            assert coll.cg_allow_low.test_run(frame).retval == int(dport < 1024), dport
+            if cg_data:
+                assert coll.cg_allow_low.test_run(frame).retval == int(dport < 1024), dport
 
         check()
+        if not cg_data:
+            pytest.skip(f"the tc half passed; BPF_PROG_TEST_RUN of CGROUP_SKB has no packet "
+                        f"pointers on {os.uname().release} (fixed in later kernels)")

@@ -1175,10 +1175,12 @@ class _FunctionCompiler:
             self.emit(asm.sub(dst, src))
         elif op == "*":
             self.emit(asm.mul(dst, src))
+        elif op in ("//", "%") and s:
+            self.signed_divmod(op, dst, src)
         elif op == "//":
-            self.emit(asm.sdiv(dst, src) if s else asm.div(dst, src))
+            self.emit(asm.div(dst, src))
         elif op == "%":
-            self.emit(asm.smod(dst, src) if s else asm.mod(dst, src))
+            self.emit(asm.mod(dst, src))
         elif op == "&":
             self.emit(asm.and_(dst, src))
         elif op == "|":
@@ -1191,6 +1193,46 @@ class _FunctionCompiler:
             self.emit(asm.arsh(dst, src) if s else asm.rsh(dst, src))
         else:  # pragma: no cover
             raise AssertionError(op)
+
+    def signed_divmod(self, op: str, dst: Register, src: Register | int) -> None:
+        """``dst = dst s/ src`` or ``dst s% src`` (64-bit, truncating toward zero, the BPF
+        ISA's results for a zero divisor and for ``INT64_MIN / -1``) without ISA v4's
+        ``sdiv``/``smod`` (6.6): unsigned ``div``/``mod`` on the magnitudes, one path per
+        sign combination. A register divisor is negated and restored in place; ``neg`` of
+        INT64_MIN is INT64_MIN, which as unsigned is its magnitude, so every case holds."""
+        div = asm.div if op == "//" else asm.mod
+        end, neg_a = self.label("sdiv_end"), self.label("sdiv_neg_a")
+        if not isinstance(src, Register):   # (a Register is an int too)
+            if src > 0:
+                self.emit(asm.jslt(dst, 0, neg_a), div(dst, src), asm.ja(end))
+                self.place(neg_a)
+                self.emit(asm.neg(dst), div(dst, src), asm.neg(dst))
+                self.place(end)
+                return
+            tr = self.temp(None)
+            self.emit(asm.mov(tr, src) if -(1 << 31) <= src < 1 << 31
+                      else asm.load_imm64(tr, src))
+            self.signed_divmod(op, dst, tr)
+            self.release(tr)
+            return
+        # quotient negative iff the signs differ; remainder takes the dividend's sign
+        pos_neg, neg_neg = self.label("sdiv_pos_neg"), self.label("sdiv_neg_neg")
+        flip_q = op == "//"
+        self.emit(asm.jslt(dst, 0, neg_a), asm.jslt(src, 0, pos_neg),
+                  div(dst, src), asm.ja(end))
+        self.place(pos_neg)
+        self.emit(asm.neg(src), div(dst, src), asm.neg(src))
+        if flip_q:
+            self.emit(asm.neg(dst))
+        self.emit(asm.ja(end))
+        self.place(neg_a)
+        self.emit(asm.neg(dst), asm.jslt(src, 0, neg_neg), div(dst, src), asm.neg(dst),
+                  asm.ja(end))
+        self.place(neg_neg)
+        self.emit(asm.neg(src), div(dst, src), asm.neg(src))
+        if not flip_q:
+            self.emit(asm.neg(dst))
+        self.place(end)
 
     def normalize(self, r: Register, t: type[IntType]) -> None:
         """Re-establish the canonical 64-bit form of a ``t`` in ``r``."""
