@@ -145,7 +145,13 @@ def test_context_accessors() -> None:
     assert xdp.data(R2) == asm.load(asm.W, R2, R1, _t.XdpMd.data.offset)
     assert skb.field(R3, "cb[4]", R6) == asm.load(asm.W, R3, R6, _t.SkBuff.cb.offset + 16)
     assert skb.field(R3, "flow_keys") == asm.load(asm.DW, R3, R1, 144)
-    assert skb.store(R6, "mark", 5) == asm.store_imm(asm.W, R6, _t.SkBuff.mark.offset, 5)
+    # an immediate goes through a scratch register: no BPF_ST into the ctx before 6.3
+    assert skb.store(R6, "mark", 5) == [asm.mov(R0, 5), asm.store(asm.W, R6, _t.SkBuff.mark.offset, R0)]
+    assert skb.store(R6, "mark", 5, scratch=R2) == [
+        asm.mov(R2, 5), asm.store(asm.W, R6, _t.SkBuff.mark.offset, R2)]
+    assert skb.store(R6, "mark", R3) == [asm.store(asm.W, R6, _t.SkBuff.mark.offset, R3)]
+    with pytest.raises(AssemblerError, match="scratch"):
+        skb.store(R0, "mark", 5)
     assert cgroup.sock_addr_field(R2, "user_port").opcode == asm.load(asm.W, R2, R1).opcode
     assert raw_tracepoint.arg(R2, 3) == asm.load(asm.DW, R2, R1, 24)
     assert tracing.ret_value(R0, 2) == asm.load(asm.DW, R0, R1, 16)
