@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the names below are loaded on first use (PEP 562), see __ge
     from ._programs import TestRunResult as TestRunResult
     from ._spec import CollectionSpec as CollectionSpec
     from ._spec import MapSpec as MapSpec
+    from ._spec import PinType as PinType
     from ._spec import ProgramSpec as ProgramSpec
     from ._spec import VariableSpec as VariableSpec
     from ._types import AttachType as AttachType
@@ -69,6 +70,7 @@ __all__ = [
     "PerCPUValues",
     "PerfBuffer",
     "PerfBufferClosed",
+    "PinType",
     "Program",
     "ProgramFlags",
     "ProgramInfo",
@@ -111,6 +113,7 @@ _LAZY: dict[str, str] = {
     "PerCPUValues": "._maps",
     "PerfBuffer": ".perf",
     "PerfBufferClosed": ".perf",
+    "PinType": "._spec",
     "Program": "._programs",
     "ProgramFlags": "._types",
     "ProgramInfo": "._programs",
