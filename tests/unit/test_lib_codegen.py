@@ -146,10 +146,11 @@ def test_context_accessors() -> None:
     assert skb.field(R3, "cb[4]", R6) == asm.load(asm.W, R3, R6, _t.SkBuff.cb.offset + 16)
     assert skb.field(R3, "flow_keys") == asm.load(asm.DW, R3, R1, 144)
     # an immediate goes through a scratch register: no BPF_ST into the ctx before 6.3
-    assert skb.store(R6, "mark", 5) == [asm.mov(R0, 5), asm.store(asm.W, R6, _t.SkBuff.mark.offset, R0)]
+    mark = _t.SkBuff.mark.offset
+    assert skb.store(R6, "mark", 5) == [asm.mov(R0, 5), asm.store(asm.W, R6, mark, R0)]
     assert skb.store(R6, "mark", 5, scratch=R2) == [
-        asm.mov(R2, 5), asm.store(asm.W, R6, _t.SkBuff.mark.offset, R2)]
-    assert skb.store(R6, "mark", R3) == [asm.store(asm.W, R6, _t.SkBuff.mark.offset, R3)]
+        asm.mov(R2, 5), asm.store(asm.W, R6, mark, R2)]
+    assert skb.store(R6, "mark", R3) == [asm.store(asm.W, R6, mark, R3)]
     with pytest.raises(AssemblerError, match="scratch"):
         skb.store(R0, "mark", 5)
     assert cgroup.sock_addr_field(R2, "user_port").opcode == asm.load(asm.W, R2, R1).opcode
