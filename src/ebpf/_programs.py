@@ -128,7 +128,8 @@ class Program(KernelObject):
     Build one with :meth:`load`, :meth:`from_pin`, :meth:`from_id` or :meth:`from_fd`.
     """
 
-    __slots__ = ("_fast", "_fd", "_insns", "_test_attr", "expected_attach_type", "name", "type")
+    __slots__ = ("_fast", "_fd", "_insns", "_test_attr", "expected_attach_type", "name", "type",
+                 "verifier_log")
 
     def __init__(self, fd: FD, prog_type: ProgramType | int, name: str = "",
                  insns: bytes | None = None,
@@ -140,6 +141,9 @@ class Program(KernelObject):
         self.expected_attach_type = expected_attach_type
         self._test_attr: _t.ProgTestRunAttr | None = None
         self._fast: tuple[Any, ...] | None = None
+        #: The verifier's log of this load when ``log_level`` was given to :meth:`load`
+        #: (level 2 adds per-instruction states, 4 the statistics); "" otherwise.
+        self.verifier_log = ""
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -246,8 +250,11 @@ class Program(KernelObject):
                 return cls(fd, prog_type, name, code, expected_attach_type)
         else:
             first_error = None
-        fd = _load_with_log(attr, keep, max(log_level, 1), log_size, source, first_error)
-        return cls(fd, prog_type, name, code, expected_attach_type)
+        fd, text = _load_with_log(attr, keep, max(log_level, 1), log_size, source, first_error)
+        prog = cls(fd, prog_type, name, code, expected_attach_type)
+        if log_level:
+            prog.verifier_log = text.decode("utf-8", "replace")
+        return prog
 
     @classmethod
     def from_fd(cls, fd: int | FD) -> Program:
@@ -533,8 +540,8 @@ def _resolve_attach_btf_id(prog_type: ProgramType | int,
 
 
 def _load_with_log(attr: _t.ProgLoadAttr, keep: list[Any], level: int, size: int, source: Any,
-                   first_error: errors.SyscallError | None) -> FD:
-    """Retry a failed load with a verifier log, growing the buffer until the log fits.
+                   first_error: errors.SyscallError | None) -> tuple[FD, bytes]:
+    """Load with a verifier log, growing the buffer until the log fits; the fd and the log.
 
     The buffer is at least 128 bytes: kernels before 6.4 refuse a smaller log with EINVAL."""
     size = max(size, 128)
@@ -567,8 +574,8 @@ def _load_with_log(attr: _t.ProgLoadAttr, keep: list[Any], level: int, size: int
                 except Exception:  # mapping is best effort
                     err.source = ""
             raise err from None
-        # Loaded with a log: the first failure was transient or log-dependent.
+        # Loaded with a log (asked for, or the first failure was transient/log-dependent).
         attr.log_level = 0
         attr.log_size = 0
         attr.log_buf = 0
-        return fd
+        return fd, log.raw.split(b"\0", 1)[0]

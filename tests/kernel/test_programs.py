@@ -182,6 +182,20 @@ def test_cgroup_skb_test_run() -> None:
         assert prog.test_run(_udp_frame()).retval == 1
 
 
+def test_verifier_log_of_a_successful_load() -> None:
+    """``log_level`` given: the log of an accepted program is kept (issue 15 item 7)."""
+    insns = [asm.mov(R0, 1), asm.exit()]
+    with ebpf.Program.load(PT.SOCKET_FILTER, insns) as quiet:
+        assert quiet.verifier_log == ""
+        assert quiet.test_run(bytes(20)).retval == 1
+    with ebpf.Program.load(PT.SOCKET_FILTER, insns, log_level=1) as prog:
+        assert "processed 2 insns" in prog.verifier_log
+        assert prog.test_run(bytes(20)).retval == 1
+    with ebpf.Program.load(PT.SOCKET_FILTER, insns, log_level=2, log_size=128) as prog:
+        assert "R0=1" in prog.verifier_log  # per-instruction states; the buffer grew
+        assert len(prog.verifier_log) > 128
+
+
 def test_bpf_to_bpf_call_and_verifier_source_mapping() -> None:
     insns = [
         asm.mov(R1, 20),

@@ -296,3 +296,20 @@ def test_helper_enum() -> None:
     assert Helper.LOOP == 181 and Helper.STRNCMP == 182 and Helper.SNPRINTF == 165
     assert Helper.KTIME_GET_COARSE_NS == 160 and Helper.COPY_FROM_USER == 148
     assert Helper.SKB_SET_TSTAMP == 192 and Helper.COPY_FROM_USER_TASK == 191
+
+
+def test_call_helper_names_and_labels_are_unambiguous() -> None:
+    """``call("ktime_get_ns")`` used to become a bpf-to-bpf call to a label of that name."""
+    assert asm.call("bpf_ktime_get_ns") == asm.call(asm.Helper.KTIME_GET_NS)
+    with pytest.raises(AssemblerError, match=r"Helper\.KTIME_GET_NS.*call_label"):
+        asm.call("ktime_get_ns")
+    sub = asm.call_label("ktime_get_ns")
+    assert sub.src == 1 and sub.target == "ktime_get_ns"
+    assert asm.call("bpf_not_a_helper").target == "bpf_not_a_helper"  # no such helper: a label
+    assert asm.call("Double").target == "Double"
+    for bad in ("", 3):
+        with pytest.raises(AssemblerError):
+            asm.call_label(bad)  # type: ignore[arg-type]
+    # text: "call bpf_x" is the helper, "call x" always a label
+    assert asm.assemble("call bpf_ktime_get_ns\nexit")[0] == asm.call(asm.Helper.KTIME_GET_NS)
+    assert asm.assemble("call ktime_get_ns\nktime_get_ns:\nexit")[0].target == "ktime_get_ns"

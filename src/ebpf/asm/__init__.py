@@ -41,6 +41,7 @@ from .dsl import atomic_xchg as atomic_xchg
 from .dsl import atomic_xor as atomic_xor
 from .dsl import bswap as bswap
 from .dsl import call as call
+from .dsl import call_label as call_label
 from .dsl import call_pc as call_pc
 from .dsl import callx as callx
 from .dsl import div as div
@@ -203,6 +204,7 @@ __all__ = [
     "atomic_xor",
     "bswap",
     "call",
+    "call_label",
     "call_pc",
     "callx",
     "decode",

@@ -723,20 +723,51 @@ def may_goto(target: Target) -> Instruction:
 
 
 def call(function: int | str, *, prog_type: Any = None) -> Instruction:
-    """Call a helper (``Helper.MAP_LOOKUP_ELEM`` or its id) or a subprogram (its label).
+    """Call a helper (``Helper.MAP_LOOKUP_ELEM``, its id, or its C name
+    ``"bpf_map_lookup_elem"``) or a subprogram (its label).
 
+    A bare helper name such as ``"ktime_get_ns"`` is refused: it would silently become a
+    call to a label of that name. Say ``Helper.KTIME_GET_NS`` (or ``"bpf_ktime_get_ns"``)
+    for the helper and :func:`call_label` for a subprogram that happens to share the name.
     With ``prog_type`` (an ``ebpf.ProgramType`` or its value), a helper the kernel does not
     allow for that program type raises :class:`AssemblerError`, when that is known.
     """
     if isinstance(function, str):
         if not function:
             raise AssemblerError("call: empty label")
+        helper = _helper_named(function)
+        if helper is not None:
+            if function.startswith("bpf_"):
+                return call(helper, prog_type=prog_type)
+            raise AssemblerError(
+                f"call({function!r}): {function!r} is the name of a helper but would be read "
+                f"as a subprogram label; write call(Helper.{helper.name}) or "
+                f"call({helper.c_name!r}) for the helper, call_label({function!r}) for a "
+                "subprogram")
         return _make(0x85, 0, 1, 0, 0, function)
     if isinstance(function, int) and not isinstance(function, bool):
         if prog_type is not None:
             check_helper_allowed(int(function), prog_type)
         return _make(0x85, 0, 0, 0, _imm(function, True, "call"))
     raise AssemblerError(f"call: expected a helper id or a label, not {_num(function)}")
+
+
+def call_label(label: str) -> Instruction:
+    """Call the subprogram at ``label`` (bpf-to-bpf call), whatever the name: also one
+    spelled like a helper."""
+    if not isinstance(label, str) or not label:
+        raise AssemblerError(f"call_label: expected a non-empty label, not {label!r}")
+    return _make(0x85, 0, 1, 0, 0, label)
+
+
+def _helper_named(name: str) -> Any:
+    """The helper a call-target string names (``bpf_x`` or a lowercase ``x``), else None."""
+    from .helpers import Helper
+
+    key = name[4:] if name.startswith("bpf_") else name
+    if not key.isidentifier() or key != key.lower():
+        return None
+    return Helper.__members__.get(key.upper())
 
 
 def call_pc(offset: int) -> Instruction:

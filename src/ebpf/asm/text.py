@@ -173,7 +173,7 @@ def _call_name(m: re.Match[str]) -> Instruction:
             return dsl.call(Helper.by_name(name))
         except KeyError:
             pass
-    return dsl.call(name)
+    return dsl.call_label(name)
 
 
 @_rule(rf"if\s+{_REG}\s*(s?[<>]=?|==|!=|&)\s*(?:{_REG}|({_INT}))\s+goto\s+(\S+)")
