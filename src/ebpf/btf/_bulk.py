@@ -48,6 +48,8 @@ _tn = tuple.__new__
 _LINKAGE = (Linkage.STATIC, Linkage.GLOBAL, Linkage.EXTERN)
 #: info >> 24 (kind_flag, unused bits, kind) -> kind
 _LOW5 = bytes(b & 0x1F for b in range(256))
+#: Records decoded at once from which the whole string section is decoded first.
+_ALL_NAMES_AFTER = 1024
 
 
 def kinds_of(spec: Spec) -> bytes:
@@ -78,7 +80,7 @@ def decode_kinds(spec: Spec, kinds: Iterable[int] | None) -> Iterable[int]:
                 gc.enable()
 
 
-def _positions(kb: bytes, kind: int) -> list[int]:
+def positions(kb: bytes, kind: int) -> list[int]:
     """Indices of the bytes equal to ``kind`` in ``kb``, without a Python-level loop: the
     lengths of the pieces between them, accumulated."""
     pieces = kb.split(bytes((kind,)))
@@ -90,16 +92,17 @@ def _decode_kinds(spec: Spec, kinds: Iterable[int] | None) -> Iterable[int]:
     kb = kinds_of(spec)
     present = set(kb)
     wanted = sorted(present if kinds is None else present.intersection(kinds))
-    groups = {kind: _positions(kb, kind) for kind in wanted if kind not in spec._bulk_done}
+    groups = {kind: positions(kb, kind) for kind in wanted if kind not in spec._bulk_done}
     if kinds is None:
         selected: Iterable[int] = range(len(kb))
     elif len(wanted) == 1:
-        selected = groups.get(wanted[0]) or _positions(kb, wanted[0])
+        selected = groups.get(wanted[0]) or positions(kb, wanted[0])
     else:
         selected = list(compress(range(len(kb)), map(frozenset(wanted).__contains__, kb)))
     if not groups:
         return selected
-    spec._decode_all_names()
+    if sum(map(len, groups.values())) >= _ALL_NAMES_AFTER:
+        spec._decode_all_names()  # else the few names are decoded one by one
     fresh: dict[int, Type] = {}
     for kind, indices in groups.items():
         try:
@@ -236,7 +239,7 @@ def _decode_trailing(spec: Spec, kinds: tuple[int, ...]) -> None:
         info_at = spec._words[1:]
         first = spec._first
         for kind in kinds:
-            indices = _positions(kb, kind)
+            indices = positions(kb, kind)
             os = [offs[i] for i in indices]
             ids = [first + i for i in indices]
             if kind == Kind.FUNC_PROTO:

@@ -33,7 +33,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate, chain, compress, islice, repeat
-from operator import add, and_, getitem, itemgetter, not_, rshift
+from operator import add, and_, getitem, itemgetter, mul, not_, rshift
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from ..errors import ParseError, TypeNotFoundError
@@ -473,6 +473,24 @@ class Spec:
     def record_offset(self, type_id: int) -> int:
         """Byte offset of ``type_id``'s record from the start of the type section."""
         return 4 * self._offs[self._local(type_id)]
+
+    def record_offsets(self) -> list[int]:
+        """Byte offset of every record from the start of the type section, in id order
+        (index: type id - :attr:`first_id`). Indexes the whole section: raises the
+        :class:`ParseError` of a bad record."""
+        self._walk()
+        return list(map(mul, self._offs, repeat(4)))
+
+    def ids_of_kinds(self, kinds: Iterable[int]) -> list[int]:
+        """The ids of this blob's types whose ``BTF_KIND_*`` is one of ``kinds``, ascending,
+        without decoding them (raises the :class:`ParseError` of a bad record)."""
+        kb = _bulk.kinds_of(self)
+        first = self._first
+        found: list[int] = []
+        for kind in set(kinds).intersection(kb):
+            found.extend(_bulk.positions(kb, kind))
+        found.sort()
+        return list(map(add, found, repeat(first)))
 
     def raw_record(self, type_id: int) -> bytes:
         """The bytes of ``type_id``'s record (``struct btf_type`` and its trailing data), in

@@ -752,12 +752,12 @@ class _BTFFixer:
         parts: list[bytes] = []
         done = ts  # copy unchanged records in runs; rewrite only the few that need it
         n = len(spec)
-        for tid in range(1, n):
-            at = ts + spec.record_offset(tid)
+        offs = spec.record_offsets()
+        first = spec.first_id
+        for tid in spec.ids_of_kinds((_KIND_FUNC, _KIND_VAR, _KIND_DATASEC)):
+            at = ts + offs[tid - first]
             info = info_at(raw, at + 4)[0]
             kind = (info >> 24) & 0x1F
-            if kind not in (_KIND_FUNC, _KIND_VAR, _KIND_DATASEC):
-                continue
             vlen = info & 0xFFFF
             rec: bytes | None = None
             if kind == _KIND_FUNC and vlen == 2:
@@ -772,7 +772,7 @@ class _BTFFixer:
                 rec = self.datasec(spec.raw_record(tid))
             if rec is None:
                 continue
-            end = ts + spec.record_offset(tid + 1) if tid + 1 < n else te
+            end = ts + offs[tid - first + 1] if tid + 1 < n else te
             parts.append(raw[done:at])
             parts.append(rec)
             done = end
