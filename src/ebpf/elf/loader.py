@@ -585,6 +585,20 @@ def _ext_for(obj: _Obj, sec_name: str
             obj.ext.core_relos.get(sec_name, ()))
 
 
+def _link_candidates(obj: _Obj, f: _Func, body: bytes) -> list[int]:
+    """Indices (in ``f``) of the instructions linking may change: those with a relocation,
+    and every call or ld_imm64 (bpf-to-bpf calls and function addresses); ascending."""
+    opcodes = body[::8]
+    found = [i - f.start for s, i in obj.relocs if s == f.section
+             and f.start <= i < f.start + f.count]
+    for op in (_OP_CALL, _OP_LDDW):
+        j = opcodes.find(op)
+        while j >= 0:
+            found.append(j)
+            j = opcodes.find(op, j + 1)
+    return sorted(set(found))
+
+
 def _link(obj: _Obj, main: _Func, sec: Section,
           match: tuple[object, str | None] | None) -> ProgramSpec:
     bo = obj.bo
@@ -603,8 +617,9 @@ def _link(obj: _Obj, main: _Func, sec: Section,
         base = placed[(f.section, f.start)]
         fsec = obj.elf.sections[f.section]
         sec_code = obj.elf.section_data(fsec)
-        code += sec_code[f.start * 8:(f.start + f.count) * 8]
-        for j in range(f.count):
+        body = sec_code[f.start * 8:(f.start + f.count) * 8]
+        code += body
+        for j in _link_candidates(obj, f, body):
             i = f.start + j
             out_i = base + j
             r = obj.relocs.get((f.section, i))

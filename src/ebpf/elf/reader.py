@@ -26,7 +26,7 @@ import enum
 import mmap
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from types import TracebackType
@@ -201,7 +201,7 @@ class Section:
 
     @property
     def executable(self) -> bool:
-        return bool(self.flags & SectionFlags.EXECINSTR)
+        return bool(self.flags & 0x4)  # SHF_EXECINSTR (an int test: IntFlag's & is slow)
 
     @property
     def nobits(self) -> bool:
@@ -349,8 +349,13 @@ class ELFFile:
             shstrndx = raw_first[6]
         if shnum > (len(self.data) - h.shoff) // h.shentsize:
             raise ParseError(f"{shnum} section headers do not fit in the file", h.shoff)
-        raws = [self._unpack(shdr, h.shoff + i * h.shentsize, f"section header {i}")
-                for i in range(shnum)]
+        raws: list[tuple[int, ...]]
+        if h.shentsize == shdr.size and h.shoff + shnum * shdr.size <= len(self.data):
+            # all of them in one pass (checked to fit just above)
+            raws = list(shdr.iter_unpack(self.data[h.shoff:h.shoff + shnum * shdr.size]))
+        else:
+            raws = [self._unpack(shdr, h.shoff + i * h.shentsize, f"section header {i}")
+                    for i in range(shnum)]
         names_data = b""
         if shstrndx:
             if shstrndx >= shnum:
@@ -508,11 +513,17 @@ class ELFFile:
                 shndx_data = self._table(s)
         versions = self._versions(symtab) if symtab.type == SectionType.DYNSYM else None
         out: list[Symbol] = []
-        for i in range(len(data) // entsize):
+        count = len(data) // entsize
+        entries: Iterable[tuple[int, ...]]
+        if entsize == st.size:
+            entries = st.iter_unpack(memoryview(data)[:count * entsize])
+        else:
+            entries = (st.unpack_from(data, i * entsize) for i in range(count))
+        for i, entry in enumerate(entries):
             if self.bits == 64:
-                name_off, info, other, shndx, value, size = st.unpack_from(data, i * entsize)
+                name_off, info, other, shndx, value, size = entry
             else:
-                name_off, value, size, info, other, shndx = st.unpack_from(data, i * entsize)
+                name_off, value, size, info, other, shndx = entry
             if shndx == SHN_XINDEX and shndx_data is not None:
                 at = i * 4
                 if at + 4 > len(shndx_data):
