@@ -2,10 +2,17 @@
 
 At ``sys_enter_openat`` the record (pid, comm, flags, the user-space path) is parked in a
 per-thread hash; ``sys_exit_openat`` adds the fd or -errno and sends it to a ring buffer.
+
+Options as bcc's: ``-p PID``, ``-t TID`` and ``-u UID`` filter in the kernel; ``-x`` (failed
+only), ``-n NAME`` (regex on the command) and ``-f FLAG`` (only opens whose flags have one of
+these bits, e.g. ``O_WRONLY``) in user space; ``-e`` adds a FLAGS column (octal), ``-T`` a
+TIME(s) column, ``-U`` a UID column; ``-d DURATION`` is ``--duration``.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import struct
 import sys
 from collections.abc import Sequence
@@ -23,10 +30,30 @@ BODY = struct.Struct(f"=qq{PATH}s")     # ret, flags, path
 SIZE = c.PAYLOAD + BODY.size
 
 
+def _flag(name: str) -> int:
+    """``O_WRONLY`` (or ``WRONLY``) to its value, as bcc's ``-f``."""
+    name = name.upper()
+    value = getattr(os, name if name.startswith("O_") else "O_" + name, None)
+    if not isinstance(value, int) or value == 0:
+        raise argparse.ArgumentTypeError(f"not an open flag with a bit set: {name!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = c.parser("opensnoop", "Trace open() (openat) calls.")
+    ap = c.parser("opensnoop", "Trace open() (openat) calls.", clock=(),
+                  seconds=("-T", "--timestamp"), uid=True)
     ap.add_argument("-x", "--failed", action="store_true", help="only failed opens")
+    ap.add_argument("-t", "--tid", type=int, help="only this thread (TID)")
+    ap.add_argument("-d", dest="duration", type=float, help="total duration of trace, seconds")
+    ap.add_argument("-n", "--name", help="only print commands matching this regex")
+    ap.add_argument("-e", "--extended_fields", action="store_true",
+                    help="show extended fields (FLAGS)")
+    ap.add_argument("-f", "--flag_filter", action="append", type=_flag, default=[],
+                    help="only opens with this flag (e.g. O_WRONLY); repeatable")
     args = ap.parse_args(argv)
+    want_flags = 0
+    for flag in args.flag_filter:
+        want_flags |= flag
     with ExitStack() as stack:
         events = c.ring(stack)
 
@@ -38,15 +65,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         c.syscall_pair(stack, args, events, "openat", SIZE, fill, c.PAYLOAD)
         reader = stack.enter_context(RingBuffer(events))
-        out = c.Printer(args, [("PID", "<7"), ("COMM", "<16"), ("FD", ">3"), ("ERR", ">3"),
+        out = c.Printer(args, [("TID" if args.tid is not None else "PID", "<7"),
+                               ("COMM", "<16"), ("FD", ">3"), ("ERR", ">3"),
+                               *([("FLAGS", "<8")] if args.extended_fields else []),
                                ("PATH", "")])
 
         def handle(raw: bytes) -> None:
             ret, flags, path = BODY.unpack_from(raw, c.PAYLOAD)
             if args.failed and ret >= 0:
                 return
-            out.row(c.stamp(args, {**c.header(raw), "fd": ret if ret >= 0 else -1,
+            if want_flags and not flags & want_flags:
+                return
+            h = c.header(raw)
+            out.row(c.stamp(args, {**h, "fd": ret if ret >= 0 else -1,
                                    "err": -ret if ret < 0 else 0, "flags": flags,
+                                   "FLAGS": f"{flags:08o}",
                                    "path": c.cstr(path)}))
 
         return c.run_loop(args, c.ring_poll(reader, handle))
