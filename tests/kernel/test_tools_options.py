@@ -3,8 +3,12 @@ tool as a process, triggering what it watches and reading the output."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,3 +108,55 @@ def test_opensnoop_name_timestamp_uid_columns_and_d(tmp_path: Path) -> None:
     out, _ = run_tool("opensnoop", "-d", "1", "-t", str(threading.get_native_id()),
                       json_lines=False, trigger=trigger)
     assert out.splitlines()[0].split()[0] == "TID", out
+
+
+@contextlib.contextmanager
+def _listener(family: int = socket.AF_INET) -> Iterator[tuple[str, int]]:
+    host = "127.0.0.1" if family == socket.AF_INET else "::1"
+    with socket.socket(family) as s:
+        try:
+            s.bind((host, 0))
+        except OSError as e:
+            pytest.skip(f"{errno.errorcode[e.errno]} binding {host}: {os.uname().release}")
+        s.listen()
+        yield host, s.getsockname()[1]
+
+
+def _connect(host: str, port: int) -> None:
+    with socket.create_connection((host, port)):
+        pass
+
+
+def test_tcpconnect_port_list_and_family() -> None:
+    """-P a,b keeps the listed ports only; -4 drops the IPv6 connect, -6 the IPv4 one."""
+    with _listener() as (h4, p4), _listener() as (_, other), \
+            _listener(socket.AF_INET6) as (h6, p6):
+        def trigger() -> None:
+            _connect(h4, p4)
+            _connect(h4, other)
+            _connect(h6, p6)
+
+        me = str(os.getpid())
+        out, _ = run_tool("tcpconnect", "-p", me, "-P", f"{p4},{p6}", trigger=trigger)
+        assert sorted(r["dport"] for r in rows(out)) == sorted([p4, p6]), out
+        out, _ = run_tool("tcpconnect", "-p", me, "-4", trigger=trigger)
+        assert {r["ip"] for r in rows(out)} == {4} and len(rows(out)) == 2, out
+        out, _ = run_tool("tcpconnect", "-p", me, "-6", trigger=trigger)
+        got = rows(out)
+        assert [(r["ip"], r["daddr"], r["dport"]) for r in got] == [(6, "::1", p6)], out
+
+
+def test_tcpconnect_uid_and_columns() -> None:
+    with _listener() as (host, port):
+        def trigger() -> None:
+            _connect(host, port)
+
+        out, _ = run_tool("tcpconnect", "-t", "-U", "-u", str(os.getuid()),
+                          json_lines=False, trigger=trigger)
+        lines = out.splitlines()
+        assert lines[0].split() == ["TIME(s)", "UID", "PID", "COMM", "IP", "SADDR", "DADDR",
+                                    "DPORT"], out
+        mine = [ln.split() for ln in lines[1:] if ln.split()[-1] == str(port)]
+        assert mine and float(mine[0][0]) >= 0 and mine[0][1] == str(os.getuid()), out
+        out, _ = run_tool("tcpconnect", "-u", "4242", trigger=trigger)
+        assert rows(out) == [], out

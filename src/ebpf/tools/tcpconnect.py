@@ -2,6 +2,10 @@
 
 ``sock:inet_sock_set_state`` reports every TCP state change with the addresses; a change to
 ``SYN_SENT`` is a connect() and runs in the connecting task, so pid and comm are the caller's.
+
+Options as bcc's: ``-p PID``, ``-u UID`` and ``-4``/``-6`` (address family) filter in the
+kernel, ``-P PORT[,PORT...]`` (destination ports) in user space; ``-t`` adds a TIME(s)
+column, ``-U`` a UID column.
 """
 
 from __future__ import annotations
@@ -25,10 +29,34 @@ BODY = struct.Struct("=HHH2x16s16s")     # family, sport, dport (host order), sa
 SIZE = c.PAYLOAD + BODY.size
 
 
+def _ports(text: str) -> list[int]:
+    """bcc's ``-P 80,81``: a comma-separated list of destination ports."""
+    import argparse
+
+    try:
+        ports = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port list: {text!r}") from None
+    if not all(0 < p < 1 << 16 for p in ports):
+        raise argparse.ArgumentTypeError(f"port out of range in {text!r}")
+    return ports
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = c.parser("tcpconnect", "Trace active TCP connections.")
-    ap.add_argument("-P", "--port", type=int, action="append", help="only this dest port")
+    ap = c.parser("tcpconnect", "Trace active TCP connections.", clock=(),
+                  seconds=("-t", "--timestamp"), uid=True)
+    ap.add_argument("-P", "--port", type=_ports, action="append", default=[],
+                    help="comma-separated list of destination ports (repeatable)")
+    fam = ap.add_mutually_exclusive_group()
+    fam.add_argument("-4", "--ipv4", action="store_true", help="trace IPv4 family only")
+    fam.add_argument("-6", "--ipv6", action="store_true", help="trace IPv6 family only")
     args = ap.parse_args(argv)
+    args.port = {p for ps in args.port for p in ps}
+    family_filter: list[asm.Item] = []
+    if args.ipv4 or args.ipv6:
+        family_filter = [*tracepoint.field(R7, c.fmt("sock", "inet_sock_set_state"), "family",
+                                           R6),
+                         asm.jne(R7, socket.AF_INET if args.ipv4 else socket.AF_INET6, "out")]
     f = c.fmt("sock", "inet_sock_set_state")
     p = c.PAYLOAD
     copy: list[asm.Item] = []
@@ -44,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tracepoint.save_ctx(R6),
             *tracepoint.field(R7, f, "newstate", R6), asm.jne(R7, TCP_SYN_SENT, "out"),
             *tracepoint.field(R7, f, "protocol", R6), asm.jne(R7, socket.IPPROTO_TCP, "out"),
-            *c.pid_filter(args, "out"),
+            *family_filter, *c.pid_filter(args, "out"), *c.uid_filter(args, "out"),
             *c.reserve(events, SIZE, R9, "out"),
             *tracepoint.field(R7, f, "family", R6), asm.store(asm.H, R9, p, R7),
             *tracepoint.field(R7, f, "sport", R6), asm.store(asm.H, R9, p + 2, R7),
