@@ -7,6 +7,8 @@ import contextlib
 import errno
 import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,3 +162,37 @@ def test_tcpconnect_uid_and_columns() -> None:
         assert mine and float(mine[0][0]) >= 0 and mine[0][1] == str(os.getuid()), out
         out, _ = run_tool("tcpconnect", "-u", "4242", trigger=trigger)
         assert rows(out) == [], out
+
+
+def _failing_syscalls() -> None:
+    for _ in range(200):
+        os.getppid()                                 # never fails
+        with contextlib.suppress(FileNotFoundError):
+            os.stat("/nonexistent/ebpf-syscount")    # ENOENT
+        with contextlib.suppress(OSError):
+            os.close(987654)                         # EBADF
+
+
+def _counts(out: str) -> dict[str, int]:
+    return {r["syscall"]: r["count"] for r in rows(out)[-1]}
+
+
+def test_syscount_failures_and_errno() -> None:
+    """-x counts only failed calls (no getppid, the ENOENTs and EBADFs); -e ENOENT only
+    those that failed with ENOENT."""
+    me = str(os.getpid())
+    got = _counts(run_tool("syscount", "-p", me, "-x", "-d", "2", trigger=_failing_syscalls)[0])
+    assert "getppid" not in got and got.get("close", 0) >= 200, got
+    assert sum(v for k, v in got.items() if k in ("newfstatat", "stat", "statx")) >= 200, got
+    got = _counts(run_tool("syscount", "-p", me, "-e", "ENOENT", trigger=_failing_syscalls)[0])
+    assert "getppid" not in got and "close" not in got, got
+    assert sum(v for k, v in got.items() if k in ("newfstatat", "stat", "statx")) >= 200, got
+
+
+def test_syscount_top_and_list() -> None:
+    out, _ = run_tool("syscount", "-p", str(os.getpid()), "-T", "2", trigger=_failing_syscalls)
+    assert len(rows(out)[-1]) <= 2, out
+    r = subprocess.run([sys.executable, "-m", "ebpf", "tool", "syscount", "-l"],
+                       capture_output=True, text=True, check=True)
+    names = {line.split()[1] for line in r.stdout.splitlines()}
+    assert {"getppid", "openat", "close"} <= names, r.stdout[:200]

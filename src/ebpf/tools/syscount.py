@@ -1,11 +1,18 @@
 """syscount: count system calls per syscall (or per process with ``-P``), as bcc's tool.
 
-``raw_syscalls:sys_enter`` fires for every syscall; the program counts in a hash keyed by
-syscall number (or tgid). The counts are printed at the end (or every ``-i`` seconds).
+``raw_syscalls:sys_exit`` fires at the end of every syscall with its number and result (as
+bcc, which counts there too); the program counts in a hash keyed by syscall number (or tgid
+with ``-P``). The counts are printed at the end (or every ``-i`` seconds).
+
+Options as bcc's: ``-p PID``, ``-x`` (failed calls only) and ``-e ERRNO`` (only calls that
+failed with it, a name or a number) in the kernel; ``-T TOP`` rows, ``-d`` duration, ``-l``
+lists the syscall names. bcc's ``-L``/``-m`` (latency) are not implemented yet.
 """
 
 from __future__ import annotations
 
+import argparse
+import errno
 import os
 import re
 import sys
@@ -35,16 +42,37 @@ def syscall_names() -> dict[int, str]:
     return {}
 
 
+def _errno(text: str) -> int:
+    """``EPERM`` or ``1`` to 1 (bcc's ``-e``)."""
+    value = int(text) if text.isdigit() else getattr(errno, text.upper(), None)
+    if not isinstance(value, int) or not 0 < value < 4096:
+        raise argparse.ArgumentTypeError(f"not an errno: {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = c.parser("syscount", "Count system calls.")
+    ap = c.parser("syscount", "Count system calls.", clock=())
     ap.add_argument("-P", "--process", action="store_true", help="count by process")
     ap.add_argument("-i", "--interval", type=float, help="print every this many seconds")
-    ap.add_argument("--top", type=int, default=10, help="rows to print")
+    ap.add_argument("-T", "--top", type=int, default=10, help="rows to print")
+    ap.add_argument("-d", dest="duration", type=float, help="total duration of trace, seconds")
+    ap.add_argument("-x", "--failures", action="store_true", help="failed syscalls only")
+    ap.add_argument("-e", "--errno", type=_errno, help="only syscalls failing with this errno")
+    ap.add_argument("-l", "--list", action="store_true", help="print the syscall names")
     args = ap.parse_args(argv)
     if args.comm is not None:
         ap.error("-c is not supported by syscount")
+    if args.list:
+        for nr, name in sorted(syscall_names().items()):
+            print(f"{nr:<4} {name}")
+        return 0
     args.clock = False
-    f = c.fmt("raw_syscalls", "sys_enter")
+    f = c.fmt("raw_syscalls", "sys_exit")
+    ret_filter: list[asm.Item] = []
+    if args.failures:
+        ret_filter = [*tracepoint.field(R7, f, "ret", R6), asm.jsge(R7, 0, "out")]
+    if args.errno is not None:
+        ret_filter += [*tracepoint.field(R7, f, "ret", R6), asm.jne(R7, -args.errno, "out")]
     with ExitStack() as stack:
         counts = c.hash_map(stack, 4, 8)
         comms = c.hash_map(stack, 4, 16) if args.process else None
@@ -54,11 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         comm = ([asm.mov(asm.R1, R10), asm.add(asm.R1, -32), asm.mov(asm.R2, 16),
                  asm.call(Helper.GET_CURRENT_COMM),
                  *maps.update(comms, fp(-8), fp(-32))] if comms is not None else [])
-        program = [tracepoint.save_ctx(R6), *c.pid_filter(args, "out"), *key,
+        program = [tracepoint.save_ctx(R6), *c.pid_filter(args, "out"), *ret_filter, *key,
                    maps.increment(counts, fp(-8), 1, stack=-16), *comm,
                    asm.label("out"), *tracepoint.ret(0)]
-        c.attach_tp(stack, program, "raw_syscalls", "sys_enter", "syscount")
-        c.hook_note(args, ["tracepoint raw_syscalls:sys_enter"])
+        c.attach_tp(stack, program, "raw_syscalls", "sys_exit", "syscount")
+        c.hook_note(args, ["tracepoint raw_syscalls:sys_exit"])
         names = syscall_names()
         c.say(args, f"{len(names)} syscall names from the kernel headers")
 
