@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -196,3 +197,20 @@ def test_syscount_top_and_list() -> None:
                        capture_output=True, text=True, check=True)
     names = {line.split()[1] for line in r.stdout.splitlines()}
     assert {"getppid", "openat", "close"} <= names, r.stdout[:200]
+
+
+def test_syscount_latency() -> None:
+    """-L: nanosleep's total time is at least the 20 x 5 ms slept (us, or ms with -m)."""
+    def trigger() -> None:
+        for _ in range(20):
+            time.sleep(0.005)
+
+    me = str(os.getpid())
+    got = {r["syscall"]: r for r in rows(run_tool("syscount", "-p", me, "-L",
+                                                  trigger=trigger)[0])[-1]}
+    sleep = got.get("clock_nanosleep") or got["nanosleep"]
+    assert sleep["count"] >= 20 and sleep["time_us"] >= 100_000, got
+    out, _ = run_tool("syscount", "-p", me, "-L", "-m", json_lines=False, trigger=trigger)
+    assert "TIME (ms)" in out.splitlines()[1], out
+    line = [ln.split() for ln in out.splitlines() if "nanosleep" in ln]
+    assert line and float(line[0][2]) >= 100, out

@@ -6,7 +6,8 @@ with ``-P``). The counts are printed at the end (or every ``-i`` seconds).
 
 Options as bcc's: ``-p PID``, ``-x`` (failed calls only) and ``-e ERRNO`` (only calls that
 failed with it, a name or a number) in the kernel; ``-T TOP`` rows, ``-d`` duration, ``-l``
-lists the syscall names. bcc's ``-L``/``-m`` (latency) are not implemented yet.
+lists the syscall names; ``-L`` adds the total time spent in the calls (a per-thread entry
+stamp at ``raw_syscalls:sys_enter``), in microseconds or with ``-m`` milliseconds.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import errno
 import os
 import re
+import struct
 import sys
 import time
 from collections.abc import Sequence
@@ -22,7 +24,7 @@ from contextlib import ExitStack
 from functools import cache
 
 from .. import asm
-from ..asm import R0, R6, R7, R10, Helper
+from ..asm import R0, R6, R7, R8, R10, Helper
 from ..hooks import tracepoint
 from ..lib import fp, maps
 from . import _common as c
@@ -58,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("-d", dest="duration", type=float, help="total duration of trace, seconds")
     ap.add_argument("-x", "--failures", action="store_true", help="failed syscalls only")
     ap.add_argument("-e", "--errno", type=_errno, help="only syscalls failing with this errno")
+    ap.add_argument("-L", "--latency", action="store_true", help="also total time in calls")
+    ap.add_argument("-m", "--milliseconds", action="store_true", help="-L's time in ms")
     ap.add_argument("-l", "--list", action="store_true", help="print the syscall names")
     args = ap.parse_args(argv)
     if args.comm is not None:
@@ -74,7 +78,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.errno is not None:
         ret_filter += [*tracepoint.field(R7, f, "ret", R6), asm.jne(R7, -args.errno, "out")]
     with ExitStack() as stack:
-        counts = c.hash_map(stack, 4, 8)
+        vsize = 16 if args.latency else 8
+        counts = c.hash_map(stack, 4, vsize)
+        lat: list[asm.Item] = []
+        if args.latency:
+            start = c.hash_map(stack, 4, 8)
+            on_enter = [tracepoint.save_ctx(R6), *c.pid_filter(args, "out"), *c.key_tid(),
+                        asm.call(Helper.KTIME_GET_NS), asm.store(asm.DW, R10, -16, R0),
+                        *maps.update(start, fp(-8), fp(-16)),
+                        asm.label("out"), *tracepoint.ret(0)]
+            c.attach_tp(stack, on_enter, "raw_syscalls", "sys_enter", "syscount_enter")
+            lat = [asm.call(Helper.GET_CURRENT_PID_TGID), asm.store(asm.W, R10, -56, R0),
+                   *maps.lookup(start, fp(-56), "out"), asm.load(asm.DW, R8, R0, 0),
+                   asm.call(Helper.KTIME_GET_NS), asm.sub(R0, R8), asm.mov(R8, R0),
+                   *maps.delete(start, fp(-56))]
         comms = c.hash_map(stack, 4, 16) if args.process else None
         key = ([asm.call(Helper.GET_CURRENT_PID_TGID), asm.rsh(R0, 32),
                 asm.store(asm.W, R10, -8, R0)] if args.process
@@ -82,8 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         comm = ([asm.mov(asm.R1, R10), asm.add(asm.R1, -32), asm.mov(asm.R2, 16),
                  asm.call(Helper.GET_CURRENT_COMM),
                  *maps.update(comms, fp(-8), fp(-32))] if comms is not None else [])
-        program = [tracepoint.save_ctx(R6), *c.pid_filter(args, "out"), *ret_filter, *key,
-                   maps.increment(counts, fp(-8), 1, stack=-16), *comm,
+        program = [tracepoint.save_ctx(R6), *c.pid_filter(args, "out"), *lat, *ret_filter, *key,
+                   maps.increment(counts, fp(-8), 1, value_size=vsize, stack=-48),
+                   *([maps.increment(counts, fp(-8), R8, offset=8, value_size=vsize,
+                                     stack=-48)] if args.latency else []), *comm,
                    asm.label("out"), *tracepoint.ret(0)]
         c.attach_tp(stack, program, "raw_syscalls", "sys_exit", "syscount")
         c.hook_note(args, ["tracepoint raw_syscalls:sys_exit"])
@@ -91,21 +110,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         c.say(args, f"{len(names)} syscall names from the kernel headers")
 
         def dump() -> None:
-            rows = sorted(((int(v), int(k)) for k, v in counts.items()), reverse=True)
+            unit, div = ("ms", 1e6) if args.milliseconds else ("us", 1e3)
+            total: dict[int, float] = {}
+            rows = []
+            for k, v in counts.items():
+                if args.latency:
+                    n, ns = struct.unpack("=QQ", bytes(v))
+                    total[int(k)] = ns / div
+                else:
+                    n = int(v)
+                rows.append((n, int(k)))
+            rows.sort(reverse=True)
             if args.json:
                 import json
 
                 print(json.dumps([
                     {"pid" if args.process else "syscall":
-                     k if args.process else names.get(k, str(k)), "count": n}
+                     k if args.process else names.get(k, str(k)), "count": n,
+                     **({f"time_{unit}": total[k]} if args.latency else {})}
                     for n, k in rows[:args.top]]), flush=True)
                 return
             print(f"[{time.strftime('%H:%M:%S')}]")
-            print(f"{'PID    COMM' if args.process else 'SYSCALL':<22} {'COUNT':>8}")
+            print(f"{'PID    COMM' if args.process else 'SYSCALL':<22} {'COUNT':>8}"
+                  + (f" {f'TIME ({unit})':>16}" if args.latency else ""))
             for n, k in rows[:args.top]:
                 who = (c.cstr(bytes(comms[k])) if comms is not None and k in comms else "")
                 label = f"{k:<6} {who}" if args.process else names.get(k, str(k))
-                print(f"{label:<22} {n:>8}", flush=True)
+                print(f"{label:<22} {n:>8}"
+                      + (f" {total[k]:>16.3f}" if args.latency else ""), flush=True)
 
         last = [time.monotonic()]
 
