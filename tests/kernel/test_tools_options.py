@@ -214,3 +214,19 @@ def test_syscount_latency() -> None:
     assert "TIME (ms)" in out.splitlines()[1], out
     line = [ln.split() for ln in out.splitlines() if "nanosleep" in ln]
     assert line and float(line[0][2]) >= 100, out
+
+
+def test_runqlat_interval_count_and_timestamp() -> None:
+    """``-T 0.5 2``: two reports half a second apart, each under an HH:MM:SS line, then the
+    tool ends by itself (before --duration)."""
+    def trigger() -> None:
+        for _ in range(100):
+            time.sleep(0.001)
+
+    t0 = time.monotonic()
+    out, _ = run_tool("runqlat", "-T", "0.5", "2", duration=8, json_lines=False,
+                      trigger=trigger)
+    assert time.monotonic() - t0 < 6, out
+    lines = out.splitlines()
+    stamps = [ln for ln in lines if len(ln) == 8 and ln.count(":") == 2]
+    assert len(stamps) == 2 and sum("distribution" in ln for ln in lines) == 2, out

@@ -36,7 +36,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = c.parser("runqlat", "Summarize run queue (scheduler) latency as a histogram.")
     ap.add_argument("-m", "--milliseconds", action="store_true", help="millisecond buckets")
     ap.add_argument("-i", "--interval", type=float, help="print every this many seconds")
+    ap.add_argument("interval_pos", nargs="?", type=float, metavar="interval",
+                    help="output interval, in seconds (bcc's positional)")
+    ap.add_argument("count", nargs="?", type=int, help="number of outputs")
     args = ap.parse_args(argv)
+    if args.interval_pos is not None:
+        args.interval = args.interval_pos
+    if args.count is not None and not args.interval:
+        ap.error("count needs an interval")
     if args.comm is not None:
         ap.error("-c is not supported by runqlat")
     unit, div = ("msecs", 1_000_000) if args.milliseconds else ("usecs", 1000)
@@ -86,18 +93,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 sys.stdout.flush()
 
         last = [time.monotonic()]
+        done = [0]
 
         def poll(timeout: float) -> None:
             time.sleep(timeout)
             if args.interval and time.monotonic() - last[0] >= args.interval:
+                if not args.json:
+                    print()
                 dump()
                 hist.update([(i, 0) for i in range(histogram.LOG2_SLOTS)])
                 last[0] = time.monotonic()
+                done[0] += 1
+                if args.count is not None and done[0] >= args.count:
+                    raise KeyboardInterrupt
 
         c.run_loop(args, poll)
-        if not args.json:
-            print()
-        dump()
+        if args.count is None or done[0] < args.count:
+            if not args.json:
+                print()
+            dump()
     return 0
 
 
