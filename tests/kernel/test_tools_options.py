@@ -230,3 +230,16 @@ def test_runqlat_interval_count_and_timestamp() -> None:
     lines = out.splitlines()
     stamps = [ln for ln in lines if len(ln) == 8 and ln.count(":") == 2]
     assert len(stamps) == 2 and sum("distribution" in ln for ln in lines) == 2, out
+
+
+def test_runqlat_per_tid() -> None:
+    """-L: one histogram per thread; our sleeping thread has one with counts."""
+    def trigger() -> None:
+        for _ in range(50):
+            time.sleep(0.001)
+
+    out, _ = run_tool("runqlat", "-L", "-p", str(threading.get_native_id()), duration=1.5,
+                      trigger=trigger)
+    got = rows(out)[-1]
+    assert list(got["tids"]) == [str(threading.get_native_id())], out
+    assert sum(got["tids"][str(threading.get_native_id())]) > 0, out

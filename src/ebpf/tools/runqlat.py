@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = c.parser("runqlat", "Summarize run queue (scheduler) latency as a histogram.")
     ap.add_argument("-m", "--milliseconds", action="store_true", help="millisecond buckets")
     ap.add_argument("-i", "--interval", type=float, help="print every this many seconds")
+    ap.add_argument("-L", "--tids", action="store_true", help="a histogram per thread ID")
     ap.add_argument("interval_pos", nargs="?", type=float, metavar="interval",
                     help="output interval, in seconds (bcc's positional)")
     ap.add_argument("count", nargs="?", type=int, help="number of outputs")
@@ -53,8 +54,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .._types import MapType
 
         start = c.hash_map(stack, 4, 8)
-        hist = stack.enter_context(Map.create(MapType.ARRAY, key_size=4, value_size=8,
-                                              max_entries=histogram.LOG2_SLOTS))
+        hist = stack.enter_context(
+            Map.create(MapType.HASH, key_size=8, value_size=8, max_entries=10240) if args.tids
+            else Map.create(MapType.ARRAY, key_size=4, value_size=8,
+                            max_entries=histogram.LOG2_SLOTS))
         hooks = []
         for event in ("sched_wakeup", "sched_wakeup_new"):
             prog = [tracepoint.save_ctx(R6), *_stamp(start, "pid", wake, args.pid),
@@ -71,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asm.store(asm.W, R10, -8, R7),
             *maps.lookup(start, fp(-8), "out"), asm.load(asm.DW, R8, R0, 0),
             asm.call(Helper.KTIME_GET_NS), asm.sub(R0, R8), asm.div(R0, div), asm.mov(R8, R0),
-            histogram.log2_increment(hist, R8, slot=R9, tmp=R1, key_stack=-20),
+            *([histogram.log2_slot(R9, R8, R1), asm.store(asm.W, R10, -32, R7),
+               histogram.keyed_increment(hist, R9, key_stack=-32, key_size=4,
+                                         value_stack=-40)] if args.tids else
+              [histogram.log2_increment(hist, R8, slot=R9, tmp=R1, key_stack=-20)]),
             *maps.delete(start, fp(-8)),
             asm.label("out"), *tracepoint.ret(0),
         ]
@@ -82,6 +88,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("Tracing run queue latency... Hit Ctrl-C to end.", flush=True)
 
         def dump() -> None:
+            if args.tids:
+                per = histogram.read_keyed(hist, key_size=4)
+                if args.json:
+                    print(json.dumps({"unit": unit, "tids": {
+                        str(int.from_bytes(k, sys.byteorder)): [int(x) for x in v]
+                        for k, v in per.items()}}), flush=True)
+                    return
+                if args.clock:
+                    print(time.strftime("%H:%M:%S"))
+                for k, v in sorted(per.items()):
+                    print(f"\ntid = {int.from_bytes(k, sys.byteorder)}")
+                    histogram.print_log2(v, unit)
+                sys.stdout.flush()
+                return
             counts = histogram.read(hist)
             if args.json:
                 print(json.dumps({"unit": unit, "counts": [int(x) for x in counts]}),
@@ -101,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not args.json:
                     print()
                 dump()
-                hist.update([(i, 0) for i in range(histogram.LOG2_SLOTS)])
+                if args.tids:
+                    hist.clear()
+                else:
+                    hist.update([(i, 0) for i in range(histogram.LOG2_SLOTS)])
                 last[0] = time.monotonic()
                 done[0] += 1
                 if args.count is not None and done[0] >= args.count:
