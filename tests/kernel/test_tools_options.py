@@ -120,7 +120,8 @@ def _listener(family: int = socket.AF_INET) -> Iterator[tuple[str, int]]:
         try:
             s.bind((host, 0))
         except OSError as e:
-            pytest.skip(f"{errno.errorcode[e.errno]} binding {host}: {os.uname().release}")
+            name = errno.errorcode.get(e.errno or 0, str(e.errno))
+            pytest.skip(f"{name} binding {host}: {os.uname().release}")
         s.listen()
         yield host, s.getsockname()[1]
 
@@ -232,14 +233,82 @@ def test_runqlat_interval_count_and_timestamp() -> None:
     assert len(stamps) == 2 and sum("distribution" in ln for ln in lines) == 2, out
 
 
-def test_runqlat_per_tid() -> None:
-    """-L: one histogram per thread; our sleeping thread has one with counts."""
-    def trigger() -> None:
+def _sleepy_thread() -> threading.Thread:
+    def sleeps() -> None:
         for _ in range(50):
             time.sleep(0.001)
 
-    out, _ = run_tool("runqlat", "-L", "-p", str(threading.get_native_id()), duration=1.5,
-                      trigger=trigger)
-    got = rows(out)[-1]
-    assert list(got["tids"]) == [str(threading.get_native_id())], out
-    assert sum(got["tids"][str(threading.get_native_id())]) > 0, out
+    return threading.Thread(target=sleeps)
+
+
+def test_runqlat_per_tid() -> None:
+    """-L: one histogram per thread; -p is the process (tgid, as bcc's), so both of our
+    sleeping threads have one, and no thread of another process does."""
+    helper = _sleepy_thread()
+    tids: dict[str, int] = {}
+
+    def trigger() -> None:
+        helper.start()
+        tids["helper"] = helper.native_id or 0
+        for _ in range(50):
+            time.sleep(0.001)
+        helper.join()
+
+    out, _ = run_tool("runqlat", "-L", "-p", str(os.getpid()), duration=1.5, trigger=trigger)
+    got = rows(out)[-1]["tids"]
+    mine = {str(threading.get_native_id()), str(tids["helper"])}
+    assert mine <= set(got), out
+    assert all(Path(f"/proc/self/task/{t}").exists() or t == str(tids["helper"])
+               for t in got), out
+    assert all(sum(got[t]) > 0 for t in mine), out
+
+
+def test_runqlat_per_process() -> None:
+    """-P: one histogram per process (tgid): ours (two sleeping threads counted under our
+    pid, the helper thread's id is no key) and a sleeping child's."""
+    helper = _sleepy_thread()
+    seen: dict[str, int] = {}
+
+    def trigger() -> None:
+        child = subprocess.Popen([sys.executable, "-c",
+                                  "import time\nfor _ in range(50): time.sleep(0.002)"])
+        helper.start()
+        seen["helper"], seen["child"] = helper.native_id or 0, child.pid
+        helper.join()
+        child.wait()
+
+    out, _ = run_tool("runqlat", "-P", duration=2, trigger=trigger)
+    got = rows(out)[-1]["pids"]
+    assert str(os.getpid()) in got and str(seen["child"]) in got, sorted(got)
+    assert str(seen["helper"]) not in got, sorted(got)
+    assert sum(got[str(seen["child"])]) >= 10, got[str(seen["child"])]
+    out, _ = run_tool("runqlat", "-P", "-m", duration=1, json_lines=False,
+                      trigger=lambda: time.sleep(0.1))
+    heads = [ln for ln in out.splitlines() if ln.startswith("pid = ")]
+    assert heads and heads == sorted(heads, key=lambda h: int(h.split()[-1])), out
+    assert "msecs" in out, out
+
+
+def test_runqlat_pid_filter_is_the_process() -> None:
+    """-p PID without -L/-P: a process whose only sleeping thread is not its main thread
+    still has its wake-ups counted (bcc filters on the tgid)."""
+    code = ("import threading, time\n"
+            "def f():\n    for _ in range(100): time.sleep(0.002)\n"
+            "t = threading.Thread(target=f); t.start(); t.join()\n")
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()\n" + code],
+                             stdin=subprocess.PIPE)
+    try:
+        def trigger() -> None:
+            assert child.stdin is not None
+            child.stdin.close()
+            child.wait()
+
+        out, _ = run_tool("runqlat", "-p", str(child.pid), duration=2, trigger=trigger)
+        assert sum(rows(out)[-1]["counts"]) >= 50, out
+        out, _ = run_tool("runqlat", "-p", "999999999", duration=1,
+                          trigger=lambda: time.sleep(0.1))
+        assert sum(rows(out)[-1]["counts"]) == 0, out
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()

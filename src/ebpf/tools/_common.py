@@ -309,6 +309,19 @@ def attach_tp(stack: ExitStack, program: Sequence[asm.Item], category: str, name
     stack.enter_context(attach_tracepoint(prog, category, name))
 
 
+def attach_raw_tp(stack: ExitStack, program: Sequence[asm.Item], name: str,
+                  prog_name: str) -> None:
+    """Load ``program`` as a RAW_TRACEPOINT program (4.17) and attach it to tracepoint
+    ``name`` (no category: ``sched_switch``); both are released when ``stack`` closes."""
+    from .._programs import Program
+    from ..hooks import raw_tracepoint
+    from ..link.raw_tracepoint import attach_raw_tracepoint
+
+    prog = stack.enter_context(Program.load(raw_tracepoint.PROGRAM_TYPE, list(program),
+                                            name=prog_name[:15]))
+    stack.enter_context(attach_raw_tracepoint(prog, name))
+
+
 def ring(stack: ExitStack, size: int = 1 << 20) -> Any:
     """A ring buffer map closed with ``stack``."""
     from .._maps import Map
