@@ -30,8 +30,9 @@ from .instruction import HasFileno, Instruction, Reference, _make, _make2, decod
 
 __all__ = ["Fragment", "Instructions", "Item", "Label", "label", "program_tag"]
 
-_SLOT: Final = struct.Struct("<BBhi")
-_I32: Final = struct.Struct("<i").pack
+_OFF: Final = struct.Struct("<h")  # the off field of a slot, at byte 2
+_IMM: Final = struct.Struct("<i")  # the imm field, at byte 4
+_OFF_IMM: Final = struct.Struct("<hi")  # both: kfunc calls
 _LABEL_FLAG: Final = 16
 
 
@@ -95,18 +96,34 @@ Item = Union[Instruction, Label, Fragment, "Instructions", Sequence["Item"]]
 
 
 class _Scope:
-    __slots__ = ("labels", "name", "parent")
+    """The labels of one scope: the program, or one occurrence of a fragment."""
+
+    __slots__ = ("index", "labels", "name", "parent")
 
     def __init__(self, parent: _Scope | None, name: str) -> None:
         self.parent = parent
         self.name = name
-        self.labels: dict[str, tuple[int, int]] = {}  # name -> (slot, insn index)
+        self.labels: dict[str, int] = {}  # name -> slot
+        self.index: dict[str, int] = {}  # name -> position in Instructions._insns
 
     def qualify(self, label_name: str) -> str:
         return f"{self.name}/{label_name}" if self.name else label_name
 
+    def find(self, label_name: str) -> _Scope | None:
+        """This scope or the nearest enclosing one that defines ``label_name``."""
+        s: _Scope | None = self
+        while s is not None:
+            if label_name in s.labels:
+                return s
+            s = s.parent
+        return None
 
-_JUMP_CLASSES: Final = frozenset((0x05, 0x06))
+
+# Opcodes whose label offset goes to the 16-bit ``off`` field: the jumps of the JMP and JMP32
+# classes, but call (0x85) and gotol (0x06), which take it in ``imm``.
+_OFF_JUMPS: Final = frozenset(
+    op for op in range(256) if op & 7 in (5, 6) and op not in (0x85, 0x06)
+)
 # Opcodes after which execution does not fall through to the next instruction.
 _NO_FALLTHROUGH: Final = frozenset((0x95, 0x05, 0x06))
 
@@ -123,20 +140,28 @@ class Instructions(Sequence[Instruction]):
     verifier does.
     """
 
+    # What needs resolving is kept in parallel lists of ints (an index into _insns, a slot),
+    # not in a tuple per instruction: ints are no objects the garbage collector tracks, so
+    # assembling a large program sets off no collections over the caller's instructions.
     __slots__ = (
+        "_base",
         "_calls",
         "_checked",
+        "_chunks",
         "_code",
-        "_fixups",
+        "_fix_idx",
+        "_fix_pc",
+        "_fix_rel",
+        "_fix_scope",
         "_insns",
+        "_label_names",
         "_label_pcs",
-        "_labels",
         "_len",
-        "_numeric",
-        "_patches",
+        "_num_idx",
+        "_num_pc",
         "_pcs",
-        "_raws",
-        "_refs",
+        "_ref_idx",
+        "_ref_pc",
         "_resolved",
         "_scope_n",
     )
@@ -144,23 +169,38 @@ class Instructions(Sequence[Instruction]):
     def __init__(self, items: Iterable[Item] = ()) -> None:
         # Instructions, and labels left in place by the bulk path (they encode to b"").
         self._insns: list[Instruction | Label] = []
-        # Bytes of each entry of _insns (b"" for labels), label offsets patched in by _resolve;
-        # map and kfunc references are patched into a copy by encode.
-        self._raws: list[bytes] = []
-        self._fixups: list[tuple[int, int, _Scope]] = []
-        self._refs: list[tuple[int, int]] = []
-        self._numeric: list[tuple[int, int]] = []
-        self._labels: list[tuple[int, str]] = []
+        # While flattening: the encodings of _insns, in order, a run or an instruction each.
+        self._chunks: list[bytes] = []
+        # Label references: position in _insns, slot, scope; the offset once resolved.
+        self._fix_idx: list[int] = []
+        self._fix_pc: list[int] = []
+        self._fix_scope: list[_Scope] = []
+        self._fix_rel: list[int] = []
+        # Map and kfunc references, and numeric jumps and calls: position in _insns, slot.
+        self._ref_idx: list[int] = []
+        self._ref_pc: list[int] = []
+        self._num_idx: list[int] = []
+        self._num_pc: list[int] = []
+        # Every label in program order: slot and qualified name.
+        self._label_pcs: list[int] = []
+        self._label_names: list[str] = []
+        # subprogram entries reached through labels: (flat index, slot, slot of the call site)
+        self._calls: list[tuple[int, int, int]] = []
         self._scope_n = 0
         self._pcs: list[int] | None = None
         self._resolved: list[Instruction] | None = None
-        self._label_pcs: list[int] | None = None
         self._checked = False
         self._code: bytes | None = None  # the encoding, once known (if there are no references)
         self._len = self._flatten(items, _Scope(None, ""), 0, True)
-        # subprogram entries reached through labels: (flat index, slot, slot of the call site)
-        self._calls: list[tuple[int, int, int]] = []
-        self._patches: list[tuple[int, int, bytes]] = self._resolve()
+        # The encoding with label offsets patched in; references are patched into a copy.
+        self._base: bytes | bytearray
+        if self._code is not None:  # one straight run: nothing to resolve
+            self._base = self._code
+        else:
+            self._base = bytearray(b"".join(self._chunks))
+            if self._fix_idx:
+                self._resolve(self._base)
+        self._chunks = []
 
     # -- building ----------------------------------------------------------------------------
     def _flatten(self, items: Iterable[Item], scope: _Scope, pc: int, top: bool = False) -> int:
@@ -176,36 +216,38 @@ class Instructions(Sequence[Instruction]):
                     # else the join stops with TypeError at the first None.
                     try:
                         self._code = b"".join(raws)  # type: ignore[arg-type]
-                        plain = True
                     except TypeError:
-                        plain = False
-                else:
-                    plain = all(raws)
-                if plain:  # a straight run: nothing to resolve or count
+                        end = self._flatten_flat(items, raws, scope, pc)
+                    else:
+                        self._insns.extend(items)
+                        return pc + len(raws)
+                elif all(raws):  # a straight run: nothing to resolve or count
                     self._insns.extend(items)
                     end = pc + len(raws)
                 else:  # fills in every None of raws
                     end = self._flatten_flat(items, raws, scope, pc)
-                if top:  # nothing was added before, and no one holds self._raws.append
-                    self._raws = raws  # type: ignore[assignment]  # no None left in it
-                else:
-                    self._raws.extend(raws)  # type: ignore[arg-type]
+                self._chunks.append(b"".join(raws))  # type: ignore[arg-type]  # no None left
                 return end
         insns = self._insns
         append = insns.append
-        append_raw = self._raws.append
+        chunk = self._chunks.append
         labels = scope.labels
         for it in items:
             if type(it) is Instruction:
-                append_raw(it._raw)
+                chunk(it._raw)
                 f = it._flags
                 if f:
+                    idx = len(insns)
                     if f & 1:
-                        self._fixups.append((len(insns), pc, scope))
+                        self._fix_idx.append(idx)
+                        self._fix_pc.append(pc)
+                        self._fix_scope.append(scope)
                     if f & 2:
-                        self._refs.append((len(insns), pc))
+                        self._ref_idx.append(idx)
+                        self._ref_pc.append(pc)
                     if f & 8:
-                        self._numeric.append((len(insns), pc))
+                        self._num_idx.append(idx)
+                        self._num_pc.append(pc)
                     if f & 4:
                         pc += 1
                 append(it)
@@ -214,8 +256,10 @@ class Instructions(Sequence[Instruction]):
                 name = it.name
                 if name in labels:
                     raise AssemblerError(f"duplicate label {scope.qualify(name)!r}")
-                labels[name] = (pc, len(insns))
-                self._labels.append((pc, scope.qualify(name)))
+                labels[name] = pc
+                scope.index[name] = len(insns)
+                self._label_pcs.append(pc)
+                self._label_names.append(scope.qualify(name))
             elif type(it) is list or type(it) is tuple:
                 pc = self._flatten(it, scope, pc)
             elif isinstance(it, Fragment):
@@ -242,50 +286,59 @@ class Instructions(Sequence[Instruction]):
 
         ``raws`` holds the items' ``_enc``: None exactly at the items that need attention
         (labels, and instructions with nonzero ``_flags``); this fills in their ``_raw``.
+        Only those items are visited, in a loop that builds no objects.
         """
         insns = self._insns
         base = len(insns)
         specials = [i for i, r in enumerate(raws) if r is None]
         insns.extend(items)
         labels = scope.labels
+        index = scope.index
         qual = scope.name
-        label_list = self._labels
-        fixups = self._fixups
-        refs = self._refs
-        numeric = self._numeric
+        label_pc = self._label_pcs.append
+        label_name = self._label_names.append
+        fix_idx = self._fix_idx.append
+        fix_pc = self._fix_pc.append
+        fix_scope = self._fix_scope.append
+        ref_idx = self._ref_idx.append
+        ref_pc = self._ref_pc.append
+        num_idx = self._num_idx.append
+        num_pc = self._num_pc.append
         label_flag = _LABEL_FLAG
-        nl = 0  # labels seen so far
-        nw = 0  # ld_imm64 seen so far
+        delta = pc  # slot of item i is i + delta: pc, minus labels, plus ld_imm64 seen so far
         for i in specials:
             it = items[i]
             raws[i] = it._raw
             f = it._flags
-            idx = base + i
             if f == label_flag:
                 name = it.name  # type: ignore[union-attr]
                 if name in labels:
                     raise AssemblerError(f"duplicate label {scope.qualify(name)!r}")
-                lpc = pc + i - nl + nw
-                labels[name] = (lpc, idx)
-                label_list.append((lpc, f"{qual}/{name}" if qual else name))
-                nl += 1
+                labels[name] = i + delta
+                index[name] = base + i
+                label_pc(i + delta)
+                label_name(f"{qual}/{name}" if qual else name)
+                delta -= 1
                 continue
-            ipc = pc + i - nl + nw
             if f & 1:
-                fixups.append((idx, ipc, scope))
+                fix_idx(base + i)
+                fix_pc(i + delta)
+                fix_scope(scope)
             if f & 2:
-                refs.append((idx, ipc))
+                ref_idx(base + i)
+                ref_pc(i + delta)
             if f & 8:
-                numeric.append((idx, ipc))
+                num_idx(base + i)
+                num_pc(i + delta)
             if f & 4:
-                nw += 1
-        return pc + len(items) - nl + nw
+                delta += 1
+        return len(items) + delta
 
     def _original(self) -> list[Item]:
         """Items that rebuild this program (labels and targets kept symbolic)."""
         out: list[Item] = []
         at: dict[int, list[str]] = {}
-        for pc, name in self._labels:
+        for pc, name in zip(self._label_pcs, self._label_names, strict=True):
             at.setdefault(pc, []).append(name)
         pc = 0
         for insn in self._insns:
@@ -297,70 +350,57 @@ class Instructions(Sequence[Instruction]):
             pc += insn.size  # type: ignore[union-attr]
         return out
 
-    def _resolve(self) -> list[tuple[int, int, bytes]]:
-        """Offsets of label references: (insn index, relative offset, patched bytes)."""
+    def _resolve(self, buf: bytearray) -> None:
+        """Patch the offset of every label reference into ``buf``; note the offsets in
+        ``_fix_rel`` and the bpf-to-bpf calls in ``_calls``."""
         insns: list[Instruction] = self._insns  # type: ignore[assignment]  # labels are never indexed here
         total = self._len
-        patches: list[tuple[int, int, bytes]] = []
-        append = patches.append
-        calls = self._calls
-        pack = _SLOT.pack
-        raws = self._raws
-        for idx, pc, scope in self._fixups:
+        rel_append = self._fix_rel.append
+        pack_off = _OFF.pack_into
+        pack_imm = _IMM.pack_into
+        off_jumps = _OFF_JUMPS
+        for idx, pc, scope in zip(self._fix_idx, self._fix_pc, self._fix_scope, strict=True):
             insn = insns[idx]
-            name = insn._target
-            entry = scope.labels.get(name)  # type: ignore[arg-type]
-            if entry is None:
-                s: _Scope | None = scope.parent
-                while s is not None:
-                    entry = s.labels.get(name)  # type: ignore[arg-type]
-                    if entry is not None:
-                        break
-                    s = s.parent
-                if entry is None:
-                    raise AssemblerError(
-                        f"undefined label {scope.qualify(name or '')!r} (insn {pc})"
-                    )
-            rel = entry[0] - pc - 1
-            op = insn._op
-            if -0x8000 <= rel <= 0x7FFF and op & 7 in (5, 6) and op not in {0x85, 0x06}:
-                if entry[0] >= total:
-                    raise AssemblerError(
-                        f"label {name!r} is at the end of the program, insn {pc} cannot jump"
-                        " there"
-                    )
-                new = raws[idx] = pack(op, insn._raw[1], rel, insn._imm)
-                append((idx, rel, new))
-                continue
-            if entry[0] >= total:
+            name: str = insn._target  # type: ignore[assignment]  # set: that made it a fixup
+            tpc = scope.labels.get(name)
+            if tpc is None:
+                owner = scope.find(name)
+                if owner is None:
+                    raise AssemblerError(f"undefined label {scope.qualify(name)!r} (insn {pc})")
+                tpc = owner.labels[name]
+            if tpc >= total:
                 raise AssemblerError(
                     f"label {name!r} is at the end of the program, insn {pc} cannot jump there"
                 )
-            raw = insn._raw
-            if op == 0x18:
-                new = raws[idx] = raw[:4] + _I32(rel) + raw[8:]
-                append((idx, rel, new))
-                if insn._src == 4:
-                    calls.append((entry[1], entry[0], pc))
-            elif op in {0x06, 0x85}:
+            rel = tpc - pc - 1
+            op = insn._op
+            if op in off_jumps:
+                if not -0x8000 <= rel <= 0x7FFF:
+                    raise AssemblerError(
+                        f"jump out of range: insn {pc} to label {name!r} is {rel} insns away"
+                        " (16-bit offset; use gotol for long unconditional jumps)"
+                    )
+                pack_off(buf, pc * 8 + 2, rel)
+            elif op in {0x85, 0x06, 0x18}:
                 if not -0x8000_0000 <= rel <= 0x7FFF_FFFF:
                     raise AssemblerError(f"label {name!r} is too far from insn {pc}")
-                new = raws[idx] = raw[:4] + _I32(rel)
-                append((idx, rel, new))
-                if op == 0x85:
-                    calls.append((entry[1], entry[0], pc))
+                pack_imm(buf, pc * 8 + 4, rel)
+                if op == 0x85 or (op == 0x18 and insn._src == 4):
+                    owner = scope.find(name)
+                    assert owner is not None
+                    self._calls.append((owner.index[name], tpc, pc))
             else:
                 raise AssemblerError(
-                    f"jump out of range: insn {pc} to label {name!r} is {rel} insns away"
-                    " (16-bit offset; use gotol for long unconditional jumps)"
+                    f"insn {pc} (opcode {op:#04x}) refers to label {name!r}, but only jumps,"
+                    " calls and ld_imm64 take a label"
                 )
-        return patches
+            rel_append(rel)
 
     def _resolved_insns(self) -> list[Instruction]:
         res = self._resolved
         if res is None:
             flat = list(self._insns)
-            for idx, rel, _ in self._patches:
+            for idx, rel in zip(self._fix_idx, self._fix_rel, strict=True):
                 insn = flat[idx]
                 assert type(insn) is Instruction
                 if insn._op == 0x18:
@@ -371,7 +411,7 @@ class Instructions(Sequence[Instruction]):
                                      insn._target, insn._ref)
                 else:
                     flat[idx] = _make(insn._op, insn._dst, insn._src, rel, insn._imm,
-                                      insn._target, insn._ref)
+                                     insn._target, insn._ref)
             res = [i for i in flat if type(i) is Instruction]
             self._resolved = res
         return res
@@ -398,7 +438,7 @@ class Instructions(Sequence[Instruction]):
                     f"the insn before {tpc} falls through into the subprogram there (called"
                     f" from insn {call_pc})"
                 )
-        if self._numeric:
+        if self._num_idx:
             self._check_numeric()
         self._checked = True
 
@@ -416,7 +456,7 @@ class Instructions(Sequence[Instruction]):
         plain = self._resolved_insns()
         pcs = self._slot_pcs()
         second = {pcs[i] + 1 for i, insn in enumerate(plain) if insn._op == 0x18}
-        for idx, pc in self._numeric:
+        for idx, pc in zip(self._num_idx, self._num_pc, strict=True):
             insn = insns[idx]
             assert type(insn) is Instruction
             op = insn._op
@@ -478,45 +518,46 @@ class Instructions(Sequence[Instruction]):
             )
         code = self._code
         if code is None:
-            if self._refs:
-                raws = self._raws.copy()
-                self._patch_refs(raws, maps, kfuncs, False)
-                return b"".join(raws)
-            code = self._code = b"".join(self._raws)
+            if self._ref_idx:
+                buf = bytearray(self._base)
+                self._patch_refs(buf, maps, kfuncs, False)
+                return bytes(buf)
+            code = self._code = bytes(self._base)
         return code
 
     def _patch_refs(
         self,
-        raws: list[bytes],
+        buf: bytearray,
         maps: Mapping[object, int | HasFileno] | None,
         kfuncs: Mapping[str, int | tuple[int, int]] | None,
         placeholder: bool,
     ) -> None:
+        """Patch map fds and kfunc BTF ids (zeros, with ``placeholder``) into ``buf``."""
         insns: list[Instruction] = self._insns  # type: ignore[assignment]  # labels are never indexed here
         cache: dict[int, int] = {}
-        for idx, pc in self._refs:
+        get = cache.get
+        pack_imm = _IMM.pack_into
+        for idx, pc in zip(self._ref_idx, self._ref_pc, strict=True):
             insn = insns[idx]
             ref = insn._ref
             assert ref is not None
-            raw = raws[idx]
             if insn._op == 0x85:
                 btf_id, module = (0, insn._off) if placeholder else _resolve_kfunc(ref, kfuncs, pc)
-                raws[idx] = _SLOT.pack(0x85, raw[1], module, btf_id) + raw[8:]
-                continue
-            if placeholder:
-                fd = 0
+                _OFF_IMM.pack_into(buf, pc * 8 + 2, module, btf_id)
+            elif placeholder:
+                pack_imm(buf, pc * 8 + 4, 0)
             else:
                 key = id(ref)
-                fd = cache.get(key, -1)
+                fd = get(key, -1)
                 if fd < 0:
                     fd = cache[key] = _resolve_map(ref, maps, pc)
-            raws[idx] = raw[:4] + _I32(fd) + raw[8:]
+                pack_imm(buf, pc * 8 + 4, fd)
 
     @property
     def references(self) -> list[tuple[int, Reference]]:
         """Map references still symbolic: ``(insn_index, map object or name)``, in order."""
         out: list[tuple[int, Reference]] = []
-        for idx, pc in self._refs:
+        for idx, pc in zip(self._ref_idx, self._ref_pc, strict=True):
             insn = self._insns[idx]
             assert type(insn) is Instruction
             if insn._op == 0x18 and insn._ref is not None:
@@ -527,7 +568,7 @@ class Instructions(Sequence[Instruction]):
         """Kfunc calls by name: ``(insn_index, kfunc name)``; the loader resolves the names
         to BTF ids and passes them to :meth:`encode` as ``kfuncs``."""
         out: list[tuple[int, str]] = []
-        for idx, pc in self._refs:
+        for idx, pc in zip(self._ref_idx, self._ref_pc, strict=True):
             insn = self._insns[idx]
             assert type(insn) is Instruction
             if insn._op == 0x85 and isinstance(insn._ref, str):
@@ -537,7 +578,7 @@ class Instructions(Sequence[Instruction]):
     @property
     def labels(self) -> dict[str, int]:
         """Every label (fragment labels qualified as ``name#n/label``) and its insn index."""
-        return {name: pc for pc, name in self._labels}
+        return dict(zip(self._label_names, self._label_pcs, strict=True))
 
     def tag(self, code: bytes | None = None, algorithm: str = "sha256") -> bytes:
         """The 8-byte tag the kernel reports for this program (see :func:`program_tag`).
@@ -545,9 +586,9 @@ class Instructions(Sequence[Instruction]):
         Without ``code``, map fds are irrelevant to the tag, so references need no resolving.
         """
         if code is None:
-            raws = self._raws.copy()
-            self._patch_refs(raws, None, None, True)
-            code = b"".join(raws)
+            buf = bytearray(self._base)
+            self._patch_refs(buf, None, None, True)
+            code = bytes(buf)
         return program_tag(code, algorithm)
 
     # -- mapping back to the source ------------------------------------------------------------
@@ -565,11 +606,9 @@ class Instructions(Sequence[Instruction]):
         from .disasm import format_instruction
 
         text += f": {format_instruction(insn)}"
-        if self._label_pcs is None:
-            self._label_pcs = [pc for pc, _ in self._labels]
         j = bisect.bisect_right(self._label_pcs, pcs[i]) - 1
         if j >= 0:
-            lpc, lname = self._labels[j]
+            lpc, lname = self._label_pcs[j], self._label_names[j]
             delta = pcs[i] - lpc
             text += f" (label {lname!r})" if delta == 0 else f" (label {lname!r} + {delta})"
         return text
@@ -593,7 +632,8 @@ class Instructions(Sequence[Instruction]):
         if isinstance(other, Instructions):
             return (
                 self._resolved_insns() == other._resolved_insns()
-                and self._labels == other._labels
+                and self._label_pcs == other._label_pcs
+                and self._label_names == other._label_names
             )
         return NotImplemented
 
