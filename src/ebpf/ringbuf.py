@@ -65,8 +65,27 @@ _TSO = _platform.ARCH in ("x86_64", "i386", "s390x")
 
 
 _COPY_MAX = 512
+#: Largest run copied out at once for per-record reads: a record kept by the caller keeps
+#: its run's copy alive, so this bounds what one kept record can hold on to.
+_RUN_COPY_BYTES = 64 << 10
 _FIRST = operator.itemgetter(0)
 _BATCH_BYTES = 16 << 20
+_getitem = operator.getitem
+_SLICES: dict[int, tuple[slice, ...]] = {}
+
+
+def _slices(length: int, step: int, count: int) -> tuple[slice, ...]:
+    """``count`` payload slices of records of ``length`` bytes every ``step`` bytes, relative
+    to the first record's header (cached per length, grown on demand), so that cutting a run
+    into records allocates nothing but the records."""
+    t = _SLICES.get(length)
+    if t is None or len(t) < count:
+        n = count if t is None else max(count, 2 * len(t))
+        if len(_SLICES) >= 64:  # many distinct lengths: start over rather than grow
+            _SLICES.clear()
+        t = tuple(slice(o, o + length) for o in range(_HDR, _HDR + n * step, step))
+        _SLICES[length] = t
+    return t if len(t) == count else t[:count]
 
 
 @functools.lru_cache(maxsize=256)
@@ -75,7 +94,8 @@ def _cutter(length: int, step: int) -> struct.Struct:
     return struct.Struct(f"8x{length}s{step - 8 - length}x")
 
 
-def _runs(d32: Any, pos: int, end: int) -> Iterator[tuple[int, int, int, int]]:
+def _runs(d32: Any, pos: int, end: int, max_bytes: int = 0
+          ) -> Iterator[tuple[int, int, int, int]]:
     """Walk record headers from byte ``pos`` to ``end`` of a data view (``d32`` is its u32
     cast). Yields (pos, length, step, count): ``count`` consecutive committed records of
     ``length`` bytes every ``step`` bytes; length -1 for one discarded record; count 0 for a
@@ -84,6 +104,7 @@ def _runs(d32: Any, pos: int, end: int) -> Iterator[tuple[int, int, int, int]]:
     Runs are found by reading the headers at a fixed stride through a strided memoryview (C
     speed) and checking they all carry the same committed length; the window doubles while
     runs fill it, so variable-sized streams cost little and uniform ones almost nothing.
+    With ``max_bytes``, a run spans at most that many bytes (or one record).
     """
     window = 16
     while pos < end:
@@ -98,6 +119,8 @@ def _runs(d32: Any, pos: int, end: int) -> Iterator[tuple[int, int, int, int]]:
             pos += step
             continue
         n = min((end - pos) // step, window)
+        if max_bytes and n * step > max_bytes:
+            n = max(max_bytes // step, 1)
         if n > 1:
             w = step >> 2
             i0 = pos >> 2
@@ -247,10 +270,12 @@ class _Ring:
         """Yield one C-level iterator per run of same-sized records, so that iterating
         records runs no Python bytecode per record.
 
-        Records of up to :data:`_COPY_MAX` bytes, and all records with ``copy``, are cut
-        out by :func:`struct.iter_unpack` as ``bytes`` (a copy is cheaper than a view for
-        small records); with ``copy`` false those come wrapped in a ``memoryview``, and
-        larger ones are zero-copy ``memoryview`` slices of the mapping.
+        A run (at most :data:`_RUN_COPY_BYTES`) is cut into records by slicing one base
+        object with cached slices (:func:`_slices`; ``operator.getitem`` mapped over them):
+        with ``copy`` the base is a ``bytes`` copy of the run and records are ``bytes``;
+        otherwise records of up to :data:`_COPY_MAX` bytes are ``memoryview`` slices of a
+        copy of the run (a copy is cheaper than keeping the mapping exported for small
+        records) and larger ones zero-copy ``memoryview`` slices of the mapping.
 
         The space of a run goes back to the kernel when the next one is asked for; if the
         consumer stops in the middle of a run, exactly the records it took are handed back
@@ -260,12 +285,13 @@ class _Ring:
         cur = self.cursor
         prod_mv = self.prod
         data = self.data
-        getitem = data.__getitem__
         d32 = self.data32
         mask = self.mask
         fence = self._fence if self._barrier is not None else None
         token: list[Any] | None = None
         cons = 0
+        cap = _RUN_COPY_BYTES
+        repeat = itertools.repeat
         try:
             while True:
                 cons = cur.settle()
@@ -275,29 +301,27 @@ class _Ring:
                 if cons >= prod:
                     return
                 start = cons & mask
-                for pos, ln, step, k in _runs(d32, start, start + (prod - cons)):
+                for pos, ln, step, k in _runs(d32, start, start + (prod - cons), cap):
                     if k == 0:  # BUSY: the producer has not committed this one yet
                         return
                     if ln < 0:  # discarded
                         cons += step
                         continue
                     cur.publish(cons)  # hand the records before this run back
-                    it: Any
-                    if copy or ln <= _COPY_MAX:
-                        it = _cutter(ln, step).iter_unpack(data[pos : pos + k * step])
-                        run: Iterator[Any] = map(_FIRST, it)
-                        if not copy:
-                            run = map(memoryview, run)
+                    nbytes = k * step
+                    if copy:
+                        base: Any = data[pos : pos + nbytes].tobytes()
+                    elif ln <= _COPY_MAX:
+                        base = memoryview(data[pos : pos + nbytes].tobytes())
                     else:
-                        first = pos + 8
-                        it = iter(range(first, first + k * step, step))
-                        run = map(getitem, map(slice, it, range(first + ln,
-                                                                first + ln + k * step, step)))
+                        base = data[pos : pos + nbytes]
+                    it: Any = iter(_slices(ln, step, k))
+                    run: Iterator[Any] = map(_getitem, repeat(base), it)
                     token = cur.active = [it, cons, step, k]
                     try:
                         yield run
                     finally:
-                        del run, it
+                        del run, it, base
                     if cur.active is not token:
                         token = None
                         break  # another read settled this run: go on from its position
