@@ -1,60 +1,37 @@
-"""A small BTF writer: the kinds the compiler emits (INT, PTR, ARRAY, STRUCT, FUNC_PROTO, FUNC).
+"""The compiler's view of BTF: :class:`bpf.Struct` classes and integer types to type ids.
 
-Types are deduplicated by their encoding, strings by value. This belongs in :mod:`ebpf.btf`
-as a public writer (issue 11); it lives here until that exists.
+A thin layer over the public :class:`ebpf.btf.writer.BTFWriter`, which does the encoding,
+the string and type deduplication and the checks; this keeps the calls the front end makes.
 """
 
 from __future__ import annotations
 
-import struct
-
+from ..btf import writer as _writer
+from ..btf.types import Linkage
 from .types import IntType, Struct, _Bytes
 
-_MAGIC = 0xEB9F
-_INT, _PTR, _ARRAY, _STRUCT, _FUNC, _FUNC_PROTO = 1, 2, 3, 4, 12, 13
-LINKAGE_STATIC, LINKAGE_GLOBAL = 0, 1
+LINKAGE_STATIC, LINKAGE_GLOBAL = int(Linkage.STATIC), int(Linkage.GLOBAL)
 
 
 class BTFWriter:
     """Accumulates types and strings; :meth:`encode` gives the blob for ``BPF_BTF_LOAD``."""
 
     def __init__(self) -> None:
-        self._types: list[bytes] = []
-        self._index: dict[bytes, int] = {}
-        self._strings = bytearray(b"\0")
-        self._str_index: dict[str, int] = {"": 0}
+        self.writer = _writer.BTFWriter()
         self._structs: dict[type[Struct], int] = {}
 
     def string(self, s: str) -> int:
         """Offset of ``s`` in the string section (added once)."""
-        off = self._str_index.get(s)
-        if off is None:
-            off = self._str_index[s] = len(self._strings)
-            self._strings += s.encode() + b"\0"
-        return off
-
-    def _add(self, raw: bytes, dedup: bool = True) -> int:
-        if dedup:
-            tid = self._index.get(raw)
-            if tid is not None:
-                return tid
-        self._types.append(raw)
-        tid = len(self._types)
-        if dedup:
-            self._index[raw] = tid
-        return tid
+        return self.writer.string(s)
 
     def int_(self, name: str, size: int, signed: bool) -> int:
-        enc = 1 if signed else 0
-        return self._add(struct.pack("=IIII", self.string(name), _INT << 24, size,
-                                     (enc << 24) | size * 8))
+        return self.writer.int_(name, size, signed=signed)
 
     def ptr(self, target: int) -> int:
-        return self._add(struct.pack("=III", 0, _PTR << 24, target))
+        return self.writer.pointer(target)
 
     def array(self, elem: int, n: int) -> int:
-        index = self.int_("__ARRAY_SIZE_TYPE__", 4, False)
-        return self._add(struct.pack("=IIIIII", 0, _ARRAY << 24, 0, elem, index, n))
+        return self.writer.array(elem, n)
 
     def int_type(self, t: type[IntType]) -> int:
         name = t.__name__
@@ -62,15 +39,9 @@ class BTFWriter:
 
     def struct_(self, cls: type[Struct]) -> int:
         tid = self._structs.get(cls)
-        if tid is not None:
-            return tid
-        members: list[tuple[int, int, int]] = []
-        for f in cls.fields:
-            members.append((self.string(f.name), self.field_type(f.type), f.offset * 8))
-        raw = struct.pack("=III", self.string(cls.__name__), (_STRUCT << 24) | len(members),
-                          cls.size)
-        raw += b"".join(struct.pack("=III", *m) for m in members)
-        tid = self._structs[cls] = self._add(raw, dedup=False)
+        if tid is None:
+            members = [(f.name, self.field_type(f.type), f.offset * 8) for f in cls.fields]
+            tid = self._structs[cls] = self.writer.struct(cls.__name__, members, size=cls.size)
         return tid
 
     def field_type(self, t: object) -> int:
@@ -83,14 +54,8 @@ class BTFWriter:
 
     def func(self, name: str, ret: int, params: list[tuple[str, int]],
              linkage: int = LINKAGE_STATIC) -> int:
-        raw = struct.pack("=III", 0, (_FUNC_PROTO << 24) | len(params), ret)
-        raw += b"".join(struct.pack("=II", self.string(p), t) for p, t in params)
-        proto = self._add(raw)
-        return self._add(struct.pack("=III", self.string(name), (_FUNC << 24) | linkage, proto),
-                         dedup=False)
+        proto = self.writer.func_proto(ret, params)
+        return self.writer.func(name, proto, linkage)
 
     def encode(self) -> bytes:
-        types = b"".join(self._types)
-        hdr = struct.pack("=HBBIIIII", _MAGIC, 1, 0, 24, 0, len(types), len(types),
-                          len(self._strings))
-        return hdr + types + bytes(self._strings)
+        return self.writer.encode()

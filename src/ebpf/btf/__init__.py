@@ -50,6 +50,7 @@ from .types import VarSecinfo as VarSecinfo
 from .types import Void as Void
 from .types import Volatile as Volatile
 from .wire import Header as Header
+from .writer import BTFWriter as BTFWriter
 
 __all__ = [
     "Array",
