@@ -166,6 +166,75 @@ def test_tcpconnect_uid_and_columns() -> None:
         assert rows(out) == [], out
 
 
+def _connect_from(host: str, port: int, ports: list[int]) -> None:
+    """Connect and note the local port the kernel chose."""
+    with socket.create_connection((host, port)) as s:
+        ports.append(s.getsockname()[1])
+
+
+def test_tcpconnect_lport_and_sport() -> None:
+    """-L: the LPORT column is the port the kernel chose for the connect (known only after
+    SYN_SENT, so the row is sent when the socket leaves it), v4 and v6; -s: a SPORT column
+    after DADDR (libbpf-tools' layout) with the same port."""
+    with _listener() as (h4, p4), _listener(socket.AF_INET6) as (h6, p6):
+        local: list[int] = []
+
+        def trigger() -> None:
+            _connect_from(h4, p4, local)
+            _connect_from(h6, p6, local)
+
+        me = str(os.getpid())
+        got = rows(run_tool("tcpconnect", "-L", "-p", me, trigger=trigger)[0])
+        assert sorted((r["ip"], r["lport"], r["dport"]) for r in got) == \
+            sorted([(4, local[0], p4), (6, local[1], p6)]), (got, local)
+        assert {r["comm"] for r in got} == {Path("/proc/self/comm").read_text().strip()}, got
+        local.clear()
+        out, _ = run_tool("tcpconnect", "-L", "-p", me, json_lines=False, trigger=trigger)
+        lines = out.splitlines()
+        assert lines[0].split() == ["PID", "COMM", "IP", "SADDR", "LPORT", "DADDR", "DPORT"], out
+        assert sorted(ln.split()[4] for ln in lines[1:]) == sorted(map(str, local)), out
+        local.clear()
+        out, _ = run_tool("tcpconnect", "-s", "-4", "-p", me, json_lines=False,
+                          trigger=trigger)
+        lines = out.splitlines()
+        assert lines[0].split() == ["PID", "COMM", "IP", "SADDR", "DADDR", "SPORT", "DPORT"], out
+        assert [ln.split()[-2:] for ln in lines[1:]] == [[str(local[0]), str(p4)]], out
+
+
+def test_tcpconnect_count() -> None:
+    """-c counts connects per (source, destination, port) in the kernel and prints bcc's
+    table at the end, most first; -P still selects ports; -c -s counts per source port."""
+    with _listener() as (h4, p4), _listener() as (_, other), \
+            _listener(socket.AF_INET6) as (h6, p6):
+        local: list[int] = []
+
+        def trigger() -> None:
+            for _ in range(3):
+                _connect_from(h4, p4, local)
+            _connect_from(h4, other, local)
+            _connect_from(h6, p6, local)
+
+        me = str(os.getpid())
+        got = rows(run_tool("tcpconnect", "-c", "-p", me, trigger=trigger)[0])[-1]
+        assert sorted((r["raddr"], r["rport"], r["connects"]) for r in got) == \
+            sorted([("127.0.0.1", p4, 3), ("127.0.0.1", other, 1), ("::1", p6, 1)]), got
+        assert got[0]["rport"] == p4 and all(r["laddr"] in ("127.0.0.1", "::1") for r in got)
+        out, _ = run_tool("tcpconnect", "-c", "-p", me, "-P", str(other), json_lines=False,
+                          trigger=trigger)
+        lines = [ln for ln in out.splitlines() if ln]
+        assert lines[0].startswith("Tracing connect"), out
+        assert lines[1].split() == ["LADDR", "RADDR", "RPORT", "CONNECTS"], out
+        assert [ln.split() for ln in lines[2:]] == [["127.0.0.1", "127.0.0.1", str(other),
+                                                     "1"]], out
+        local.clear()
+        got = rows(run_tool("tcpconnect", "-c", "-s", "-p", me, trigger=trigger)[0])[-1]
+        assert sorted(r["lport"] for r in got) == sorted(local), (got, local)
+        assert all(r["connects"] == 1 for r in got), got
+    r = subprocess.run([sys.executable, "-m", "ebpf", "tool", "tcpconnect", "-c", "-L"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "-c prints counts" in r.stderr, r.stderr
+
+
 def _failing_syscalls() -> None:
     for _ in range(200):
         os.getppid()                                 # never fails
