@@ -41,7 +41,7 @@ variables in a section are in bytes. Bad input raises :class:`BTFError` (a
 ``EINVAL`` later. The checks follow the kernel's BTF verifier (``kernel/bpf/btf.c``); where
 kernels differ the writer takes what every kernel since 5.2 accepts, except for what needs a
 newer kind (``FLOAT`` 5.13, ``DECL_TAG`` 5.16, ``TYPE_TAG`` 5.17, ``ENUM64`` and signed
-enums 6.0, tag ``attr`` flags 6.13).
+enums 6.0, tag ``attr`` flags 6.15).
 """
 
 from __future__ import annotations
@@ -295,7 +295,7 @@ class BTFWriter:
 
     def type_tag(self, value: str, target: int, *, attr: bool = False) -> int:
         """``BTF_KIND_TYPE_TAG`` (Linux 5.17): ``target __attribute__((btf_type_tag(value)))``
-        (``attr=True``: a plain attribute, Linux 6.13). The kernel wants type tags before
+        (``attr=True``: a plain attribute, Linux 6.15). The kernel wants type tags before
         any const/volatile/restrict in a chain: ``ptr -> tag -> const -> int``."""
         self._tag_value(value, "TYPE_TAG")
         return self._qualifier(Kind.TYPE_TAG, self.string(value), target, value, flag=attr)
@@ -403,7 +403,7 @@ class BTFWriter:
                  attr: bool = False) -> int:
         """``BTF_KIND_DECL_TAG`` (Linux 5.16): ``btf_decl_tag(value)`` on ``target`` (a
         struct, union, func, var or typedef), or on its member / parameter ``component_idx``.
-        ``attr=True`` marks a plain attribute (Linux 6.13)."""
+        ``attr=True`` marks a plain attribute (Linux 6.15)."""
         self._tag_value(value, "DECL_TAG")
         t = self._info(target, "DECL_TAG target")
         if t.kind not in (Kind.STRUCT, Kind.UNION, Kind.FUNC, Kind.VAR, Kind.TYPEDEF):
