@@ -157,13 +157,38 @@ def test_tcpconnect_uid_and_columns() -> None:
 
         out, _ = run_tool("tcpconnect", "-t", "-U", "-u", str(os.getuid()),
                           json_lines=False, trigger=trigger)
-        lines = out.splitlines()
+        assert out.startswith("Tracing connect ... Hit Ctrl-C to end\n"), out
+        lines = out.splitlines()[1:]
         assert lines[0].split() == ["TIME(s)", "UID", "PID", "COMM", "IP", "SADDR", "DADDR",
                                     "DPORT"], out
         mine = [ln.split() for ln in lines[1:] if ln.split()[-1] == str(port)]
         assert mine and float(mine[0][0]) >= 0 and mine[0][1] == str(os.getuid()), out
         out, _ = run_tool("tcpconnect", "-u", "4242", trigger=trigger)
         assert rows(out) == [], out
+
+
+def test_tcpconnect_comm_column_is_bccs_12() -> None:
+    """The COMM column is bcc's ``%-12.12s``; JSON keeps the whole thread name."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def named_connect(host: str, port: int) -> None:
+        libc.prctl(15, b"tcpconnect-long", 0, 0, 0)       # PR_SET_NAME, this thread only
+        _connect(host, port)
+
+    with _listener() as (host, port):
+        def trigger() -> None:
+            t = threading.Thread(target=named_connect, args=(host, port))
+            t.start()
+            t.join()
+
+        me = str(os.getpid())
+        out, _ = run_tool("tcpconnect", "-p", me, json_lines=False, trigger=trigger)
+        mine = [ln.split() for ln in out.splitlines()[2:] if ln.split()[-1] == str(port)]
+        assert [m[1] for m in mine] == ["tcpconnect-l"], out
+        got = rows(run_tool("tcpconnect", "-p", me, trigger=trigger)[0])
+        assert [r["comm"] for r in got if r["dport"] == port] == ["tcpconnect-long"], got
 
 
 def _connect_from(host: str, port: int, ports: list[int]) -> None:
@@ -190,13 +215,13 @@ def test_tcpconnect_lport_and_sport() -> None:
         assert {r["comm"] for r in got} == {Path("/proc/self/comm").read_text().strip()}, got
         local.clear()
         out, _ = run_tool("tcpconnect", "-L", "-p", me, json_lines=False, trigger=trigger)
-        lines = out.splitlines()
+        lines = out.splitlines()[1:]
         assert lines[0].split() == ["PID", "COMM", "IP", "SADDR", "LPORT", "DADDR", "DPORT"], out
         assert sorted(ln.split()[4] for ln in lines[1:]) == sorted(map(str, local)), out
         local.clear()
         out, _ = run_tool("tcpconnect", "-s", "-4", "-p", me, json_lines=False,
                           trigger=trigger)
-        lines = out.splitlines()
+        lines = out.splitlines()[1:]
         assert lines[0].split() == ["PID", "COMM", "IP", "SADDR", "DADDR", "SPORT", "DPORT"], out
         assert [ln.split()[-2:] for ln in lines[1:]] == [[str(local[0]), str(p4)]], out
 

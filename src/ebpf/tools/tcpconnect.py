@@ -176,14 +176,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         c.hook_note(args, ["tracepoint sock:inet_sock_set_state (newstate == SYN_SENT)"
                            + (", reported when it leaves SYN_SENT (the local port is known)"
                               if wait_port else "")])
+        if not args.json:
+            print("Tracing connect ... Hit Ctrl-C to end", flush=True)
         if counts is not None:
-            if not args.json:
-                print("Tracing connect ... Hit Ctrl-C to end", flush=True)
             c.run_loop(args, time.sleep)
             _print_counts(args, counts)
             return 0
         reader = stack.enter_context(RingBuffer(events))
-        out = c.Printer(args, [("PID", "<7"), ("COMM", "<16"), ("IP", "<2"), ("SADDR", "<16"),
+        out = c.Printer(args, [("PID", "<7"), ("COMM", "<12.12"), ("IP", "<2"), ("SADDR", "<16"),
                                *([("LPORT", "<6")] if args.lport else []),
                                ("DADDR", "<16"),
                                *([("SPORT", "<5")] if args.source_port else []),
