@@ -508,6 +508,8 @@ def test_kind_specific_errors() -> None:
         (lambda: w.decl_tag("t", w.var("e", i), 0), "has no components"),
         (lambda: w.decl_tag("t", w.typedef("td", i), -2), "component_idx -2"),
         (lambda: BTFWriter(byteorder="big"), "byteorder"),
+        (lambda: w.const(w.volatile(w.type_tag("user", i))), "type tags before"),
+        (lambda: w.typedef("t", w.type_tag("rcu", i)), "type tags before"),
     ]
     for call, match in cases:
         with pytest.raises(BTFError, match=match):

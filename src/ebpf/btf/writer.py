@@ -162,6 +162,8 @@ class BTFWriter:
         self._strings = bytearray(b"\0")
         self._str_index: dict[str, int] = {"": 0}
         self._array_index: int | None = None
+        self._sized: dict[int, tuple[int, int]] = {}  # type id -> (size, align), once known
+        self._valid_names: set[tuple[str, re.Pattern[str]]] = set()
 
     # --- strings and ids ----------------------------------------------------------------
 
@@ -592,6 +594,10 @@ class BTFWriter:
 
     def _layout(self, type_id: int, what: str) -> tuple[int, int]:
         """(size, alignment) of a type that can be stored; BTFError if it has no size."""
+        if type_id.__class__ is int:
+            known = self._sized.get(type_id)
+            if known is not None:
+                return known
         self._ref(type_id, what)
         r = self._resolved(type_id, what)
         if type_id and self._records[type_id - 1] is None:
@@ -600,10 +606,13 @@ class BTFWriter:
         if r.kind in _UNSIZED or r.size is None:
             name = f" {r.name!r}" if r.name else ""
             raise BTFError(f"{what}: type {type_id} ({r.kind.name}{name}) has no size")
-        return r.size, r.align
+        known = self._sized[type_id] = (r.size, r.align)  # defined types never change
+        return known
 
     def _name(self, name: str, what: str, *, allow_empty: bool,
               pattern: re.Pattern[str] = _IDENT) -> None:
+        if (name, pattern) in self._valid_names:
+            return
         if not isinstance(name, str):
             raise BTFError(f"{what}: name {name!r} is not a str")
         if not name:
@@ -618,6 +627,7 @@ class BTFWriter:
             kind = "name" if pattern is _BASE_NAME else "variable name" \
                 if pattern is _VAR_NAME else "C identifier"
             raise BTFError(f"{what}: {name!r} is not a valid {kind}")
+        self._valid_names.add((name, pattern))
 
     def _section_name(self, name: str) -> None:
         if not isinstance(name, str) or not name:
@@ -637,7 +647,15 @@ class BTFWriter:
 
     def _qualifier(self, kind: Kind, name_off: int, target: int, name: str = "", *,
                    flag: bool = False) -> int:
-        self._ref(target, f"{kind.name} target", void=True)
+        t = self._ref(target, f"{kind.name} target", void=True)
+        if kind != Kind.TYPE_TAG:
+            # The kernel's btf_check_type_tags: in a chain of modifiers, type tags come first.
+            while t.kind in _QUALIFIERS:
+                if t.kind == Kind.TYPE_TAG:
+                    raise BTFError(f"{kind.name} of type {target}: a TYPE_TAG ({t.name!r}) "
+                                   "follows it in the chain; the kernel wants type tags "
+                                   "before typedef/const/volatile/restrict")
+                t = self._infos[t.ref]
         rec = (name_off, kind << 24 | (1 << 31 if flag else 0), target)
         return self._add(rec, _Info(kind, name, ref=target))
 
@@ -693,7 +711,7 @@ class BTFWriter:
             raise BTFError(f"{what}: id {id} was not reserved with reserve(), or is "
                            "already defined")
         union = kind == Kind.UNION
-        placed: list[tuple[str, int, int, int]] = []  # name, type, bit offset, bitfield bits
+        placed: list[tuple[str, int, int, int, int]] = []  # name, type, bit offset, bits, size
         seen: set[str] = set()
         cur = 0  # next free bit (struct), or the largest end so far (union)
         max_align = 1
@@ -738,15 +756,15 @@ class BTFWriter:
             end = off + (bits or msize * 8)
             cur = max(cur, end) if union else end
             max_align = max(max_align, malign)
-            placed.append((f.name, f.type_id, off, bits))
+            placed.append((f.name, f.type_id, off, bits, msize))
         if size is None:
             size = -(-cur // (max_align * 8)) * max_align
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _U32:
             raise BTFError(f"{what}: size {size!r} is not in 0..{_U32}")
-        kflag = any(b for _, _, _, b in placed)
+        kflag = any(p[3] for p in placed)
         words: list[int] = []
-        for mname, mtype, off, bits in placed:
-            end = off + (bits or self.sizeof(mtype) * 8)
+        for mname, mtype, off, bits, msize in placed:
+            end = off + (bits or msize * 8)
             if end > size * 8:
                 raise BTFError(f"{what}: member {mname or '(anonymous)'} ends at bit {end}, "
                                f"beyond the {size} bytes of the {kind.name.lower()}")
