@@ -33,6 +33,7 @@ __all__ = ["Fragment", "Instructions", "Item", "Label", "label", "program_tag"]
 _OFF: Final = struct.Struct("<h")  # the off field of a slot, at byte 2
 _IMM: Final = struct.Struct("<i")  # the imm field, at byte 4
 _OFF_IMM: Final = struct.Struct("<hi")  # both: kfunc calls
+_SLOT: Final = struct.Struct("<BBhi")
 _LABEL_FLAG: Final = 16
 
 
@@ -98,25 +99,25 @@ Item = Union[Instruction, Label, Fragment, "Instructions", Sequence["Item"]]
 class _Scope:
     """The labels of one scope: the program, or one occurrence of a fragment."""
 
-    __slots__ = ("index", "labels", "name", "parent")
+    __slots__ = ("labels", "name", "parent")
 
     def __init__(self, parent: _Scope | None, name: str) -> None:
         self.parent = parent
         self.name = name
         self.labels: dict[str, int] = {}  # name -> slot
-        self.index: dict[str, int] = {}  # name -> position in Instructions._insns
 
     def qualify(self, label_name: str) -> str:
         return f"{self.name}/{label_name}" if self.name else label_name
 
-    def find(self, label_name: str) -> _Scope | None:
-        """This scope or the nearest enclosing one that defines ``label_name``."""
+    def lookup(self, label_name: str, pc: int) -> int:
+        """Slot of ``label_name`` in this scope or the nearest enclosing one that has it."""
         s: _Scope | None = self
         while s is not None:
-            if label_name in s.labels:
-                return s
+            slot = s.labels.get(label_name)
+            if slot is not None:
+                return slot
             s = s.parent
-        return None
+        raise AssemblerError(f"undefined label {self.qualify(label_name)!r} (insn {pc})")
 
 
 # Opcodes whose label offset goes to the 16-bit ``off`` field: the jumps of the JMP and JMP32
@@ -124,6 +125,8 @@ class _Scope:
 _OFF_JUMPS: Final = frozenset(
     op for op in range(256) if op & 7 in (5, 6) and op not in (0x85, 0x06)
 )
+# Opcodes whose label offset goes to the 32-bit ``imm`` field: gotol, call, ld_imm64.
+_IMM_TARGETS: Final = frozenset((0x06, 0x85, 0x18))
 # Opcodes after which execution does not fall through to the next instruction.
 _NO_FALLTHROUGH: Final = frozenset((0x95, 0x05, 0x06))
 
@@ -140,27 +143,27 @@ class Instructions(Sequence[Instruction]):
     verifier does.
     """
 
-    # What needs resolving is kept in parallel lists of ints (an index into _insns, a slot),
-    # not in a tuple per instruction: ints are no objects the garbage collector tracks, so
-    # assembling a large program sets off no collections over the caller's instructions.
+    # The work of assembling is done on the bytes: one bytearray of the whole program, into
+    # which label offsets (and, in a copy, map fds) are packed at their slot. What needs
+    # resolving is noted as slots in lists of ints, not as a tuple per instruction: ints are
+    # no objects the garbage collector tracks, so assembling a large program sets off no
+    # collections over the caller's many instructions.
     __slots__ = (
         "_base",
         "_calls",
         "_checked",
         "_chunks",
         "_code",
-        "_fix_idx",
+        "_fix_name",
         "_fix_pc",
-        "_fix_rel",
-        "_fix_scope",
+        "_fix_runs",
         "_insns",
         "_label_names",
         "_label_pcs",
         "_len",
-        "_num_idx",
         "_num_pc",
         "_pcs",
-        "_ref_idx",
+        "_ref_obj",
         "_ref_pc",
         "_resolved",
         "_scope_n",
@@ -171,34 +174,33 @@ class Instructions(Sequence[Instruction]):
         self._insns: list[Instruction | Label] = []
         # While flattening: the encodings of _insns, in order, a run or an instruction each.
         self._chunks: list[bytes] = []
-        # Label references: position in _insns, slot, scope; the offset once resolved.
-        self._fix_idx: list[int] = []
+        # Label references: slot and label name; (first of them, scope) where the scope changes.
         self._fix_pc: list[int] = []
-        self._fix_scope: list[_Scope] = []
-        self._fix_rel: list[int] = []
-        # Map and kfunc references, and numeric jumps and calls: position in _insns, slot.
-        self._ref_idx: list[int] = []
+        self._fix_name: list[str] = []
+        self._fix_runs: list[tuple[int, _Scope]] = []
+        # Map and kfunc references: slot and the map (object or name) or kfunc name.
         self._ref_pc: list[int] = []
-        self._num_idx: list[int] = []
+        self._ref_obj: list[Reference] = []
+        # Slots of numeric jumps and calls (checked by check()).
         self._num_pc: list[int] = []
         # Every label in program order: slot and qualified name.
         self._label_pcs: list[int] = []
         self._label_names: list[str] = []
-        # subprogram entries reached through labels: (flat index, slot, slot of the call site)
-        self._calls: list[tuple[int, int, int]] = []
+        # Calls through labels: (slot of the subprogram entry, slot of the call site).
+        self._calls: list[tuple[int, int]] = []
         self._scope_n = 0
         self._pcs: list[int] | None = None
         self._resolved: list[Instruction] | None = None
         self._checked = False
         self._code: bytes | None = None  # the encoding, once known (if there are no references)
         self._len = self._flatten(items, _Scope(None, ""), 0, True)
-        # The encoding with label offsets patched in; references are patched into a copy.
+        # The encoding with label offsets in; references are patched into a copy by encode.
         self._base: bytes | bytearray
         if self._code is not None:  # one straight run: nothing to resolve
             self._base = self._code
         else:
             self._base = bytearray(b"".join(self._chunks))
-            if self._fix_idx:
+            if self._fix_pc:
                 self._resolve(self._base)
         self._chunks = []
 
@@ -237,16 +239,14 @@ class Instructions(Sequence[Instruction]):
                 chunk(it._raw)
                 f = it._flags
                 if f:
-                    idx = len(insns)
                     if f & 1:
-                        self._fix_idx.append(idx)
+                        self._enter(scope)
                         self._fix_pc.append(pc)
-                        self._fix_scope.append(scope)
+                        self._fix_name.append(it._target)  # type: ignore[arg-type]
                     if f & 2:
-                        self._ref_idx.append(idx)
                         self._ref_pc.append(pc)
+                        self._ref_obj.append(it._ref)  # type: ignore[arg-type]
                     if f & 8:
-                        self._num_idx.append(idx)
                         self._num_pc.append(pc)
                     if f & 4:
                         pc += 1
@@ -257,7 +257,6 @@ class Instructions(Sequence[Instruction]):
                 if name in labels:
                     raise AssemblerError(f"duplicate label {scope.qualify(name)!r}")
                 labels[name] = pc
-                scope.index[name] = len(insns)
                 self._label_pcs.append(pc)
                 self._label_names.append(scope.qualify(name))
             elif type(it) is list or type(it) is tuple:
@@ -278,6 +277,12 @@ class Instructions(Sequence[Instruction]):
                 raise AssemblerError(f"not an instruction, label or sequence: {it!r}")
         return pc
 
+    def _enter(self, scope: _Scope) -> None:
+        """Label references noted from now on are looked up in ``scope``."""
+        runs = self._fix_runs
+        if not runs or runs[-1][1] is not scope:
+            runs.append((len(self._fix_pc), scope))
+
     def _flatten_flat(
         self, items: Sequence[Instruction | Label], raws: list[bytes | None], scope: _Scope,
         pc: int,
@@ -288,21 +293,17 @@ class Instructions(Sequence[Instruction]):
         (labels, and instructions with nonzero ``_flags``); this fills in their ``_raw``.
         Only those items are visited, in a loop that builds no objects.
         """
-        insns = self._insns
-        base = len(insns)
         specials = [i for i, r in enumerate(raws) if r is None]
-        insns.extend(items)
-        labels = scope.labels
-        index = scope.index
-        qual = scope.name
-        label_pc = self._label_pcs.append
-        label_name = self._label_names.append
-        fix_idx = self._fix_idx.append
+        self._insns.extend(items)
+        self._enter(scope)
+        lpcs: list[int] = []  # the labels met, taken into the scope in bulk at the end
+        lnames: list[str] = []
+        label_pc = lpcs.append
+        label_name = lnames.append
         fix_pc = self._fix_pc.append
-        fix_scope = self._fix_scope.append
-        ref_idx = self._ref_idx.append
+        fix_name = self._fix_name.append
         ref_pc = self._ref_pc.append
-        num_idx = self._num_idx.append
+        ref_obj = self._ref_obj.append
         num_pc = self._num_pc.append
         label_flag = _LABEL_FLAG
         delta = pc  # slot of item i is i + delta: pc, minus labels, plus ld_imm64 seen so far
@@ -310,29 +311,42 @@ class Instructions(Sequence[Instruction]):
             it = items[i]
             raws[i] = it._raw
             f = it._flags
-            if f == label_flag:
-                name = it.name  # type: ignore[union-attr]
-                if name in labels:
-                    raise AssemblerError(f"duplicate label {scope.qualify(name)!r}")
-                labels[name] = i + delta
-                index[name] = base + i
-                label_pc(i + delta)
-                label_name(f"{qual}/{name}" if qual else name)
-                delta -= 1
-                continue
-            if f & 1:
-                fix_idx(base + i)
+            if f == 1:  # the most common: a jump to a label
                 fix_pc(i + delta)
-                fix_scope(scope)
-            if f & 2:
-                ref_idx(base + i)
-                ref_pc(i + delta)
-            if f & 8:
-                num_idx(base + i)
-                num_pc(i + delta)
-            if f & 4:
-                delta += 1
+                fix_name(it._target)  # type: ignore[union-attr,arg-type]
+            elif f == label_flag:
+                label_pc(i + delta)
+                label_name(it.name)  # type: ignore[union-attr]
+                delta -= 1
+            else:
+                if f & 1:
+                    fix_pc(i + delta)
+                    fix_name(it._target)  # type: ignore[union-attr,arg-type]
+                if f & 2:
+                    ref_pc(i + delta)
+                    ref_obj(it._ref)  # type: ignore[union-attr,arg-type]
+                if f & 8:
+                    num_pc(i + delta)
+                if f & 4:
+                    delta += 1
+        if lnames:
+            self._add_labels(scope, lnames, lpcs)
         return len(items) + delta
+
+    def _add_labels(self, scope: _Scope, names: list[str], pcs: list[int]) -> None:
+        """Define labels ``names`` at slots ``pcs`` in ``scope``, in bulk."""
+        labels = scope.labels
+        new = dict(zip(names, pcs, strict=True))
+        if len(new) < len(names) or not labels.keys().isdisjoint(new):
+            seen = set(labels)
+            for name in names:
+                if name in seen:
+                    raise AssemblerError(f"duplicate label {scope.qualify(name)!r}")
+                seen.add(name)
+        labels.update(new)
+        self._label_pcs += pcs
+        qual = scope.name
+        self._label_names += [f"{qual}/{n}" for n in names] if qual else names
 
     def _original(self) -> list[Item]:
         """Items that rebuild this program (labels and targets kept symbolic)."""
@@ -351,68 +365,76 @@ class Instructions(Sequence[Instruction]):
         return out
 
     def _resolve(self, buf: bytearray) -> None:
-        """Patch the offset of every label reference into ``buf``; note the offsets in
-        ``_fix_rel`` and the bpf-to-bpf calls in ``_calls``."""
-        insns: list[Instruction] = self._insns  # type: ignore[assignment]  # labels are never indexed here
+        """Pack the offset of every label reference into ``buf``; note calls in ``_calls``."""
         total = self._len
-        rel_append = self._fix_rel.append
+        pcs = self._fix_pc
+        names = self._fix_name
+        runs = self._fix_runs
         pack_off = _OFF.pack_into
         pack_imm = _IMM.pack_into
         off_jumps = _OFF_JUMPS
-        for idx, pc, scope in zip(self._fix_idx, self._fix_pc, self._fix_scope, strict=True):
-            insn = insns[idx]
-            name: str = insn._target  # type: ignore[assignment]  # set: that made it a fixup
-            tpc = scope.labels.get(name)
-            if tpc is None:
-                owner = scope.find(name)
-                if owner is None:
-                    raise AssemblerError(f"undefined label {scope.qualify(name)!r} (insn {pc})")
-                tpc = owner.labels[name]
-            if tpc >= total:
-                raise AssemblerError(
-                    f"label {name!r} is at the end of the program, insn {pc} cannot jump there"
-                )
-            rel = tpc - pc - 1
-            op = insn._op
-            if op in off_jumps:
-                if not -0x8000 <= rel <= 0x7FFF:
+        for r, (start, scope) in enumerate(runs):
+            stop = runs[r + 1][0] if r + 1 < len(runs) else len(pcs)
+            get = scope.labels.get
+            for pc, name in zip(pcs[start:stop], names[start:stop], strict=True):
+                tpc = get(name)
+                if tpc is None:
+                    tpc = scope.lookup(name, pc)
+                if tpc >= total:
                     raise AssemblerError(
-                        f"jump out of range: insn {pc} to label {name!r} is {rel} insns away"
-                        " (16-bit offset; use gotol for long unconditional jumps)"
+                        f"label {name!r} is at the end of the program, insn {pc} cannot jump"
+                        " there"
                     )
-                pack_off(buf, pc * 8 + 2, rel)
-            elif op in {0x85, 0x06, 0x18}:
-                if not -0x8000_0000 <= rel <= 0x7FFF_FFFF:
-                    raise AssemblerError(f"label {name!r} is too far from insn {pc}")
-                pack_imm(buf, pc * 8 + 4, rel)
-                if op == 0x85 or (op == 0x18 and insn._src == 4):
-                    owner = scope.find(name)
-                    assert owner is not None
-                    self._calls.append((owner.index[name], tpc, pc))
-            else:
-                raise AssemblerError(
-                    f"insn {pc} (opcode {op:#04x}) refers to label {name!r}, but only jumps,"
-                    " calls and ld_imm64 take a label"
-                )
-            rel_append(rel)
+                rel = tpc - pc - 1
+                at = pc * 8
+                op = buf[at]
+                if op in off_jumps:
+                    if not -0x8000 <= rel <= 0x7FFF:
+                        raise AssemblerError(
+                            f"jump out of range: insn {pc} to label {name!r} is {rel} insns"
+                            " away (16-bit offset; use gotol for long unconditional jumps)"
+                        )
+                    pack_off(buf, at + 2, rel)
+                elif op in _IMM_TARGETS:
+                    if not -0x8000_0000 <= rel <= 0x7FFF_FFFF:
+                        raise AssemblerError(f"label {name!r} is too far from insn {pc}")
+                    pack_imm(buf, at + 4, rel)
+                    if op == 0x85 or (op == 0x18 and buf[at + 1] >> 4 == 4):
+                        self._calls.append((tpc, pc))
+                else:
+                    raise AssemblerError(
+                        f"insn {pc} (opcode {op:#04x}) refers to label {name!r}, but only"
+                        " jumps, calls and ld_imm64 take a label"
+                    )
 
     def _resolved_insns(self) -> list[Instruction]:
+        """The instructions, label offsets filled in (from the resolved bytes)."""
         res = self._resolved
         if res is None:
-            flat = list(self._insns)
-            for idx, rel in zip(self._fix_idx, self._fix_rel, strict=True):
-                insn = flat[idx]
-                assert type(insn) is Instruction
-                if insn._op == 0x18:
-                    flat[idx] = _make2(0x18, insn._dst, insn._src, 0, rel, insn._imm2,
-                                      insn._target, insn._ref)
-                elif insn._op in (0x06, 0x85):
-                    flat[idx] = _make(insn._op, insn._dst, insn._src, insn._off, rel,
-                                     insn._target, insn._ref)
-                else:
-                    flat[idx] = _make(insn._op, insn._dst, insn._src, rel, insn._imm,
-                                     insn._target, insn._ref)
-            res = [i for i in flat if type(i) is Instruction]
+            base = self._base
+            res = []
+            append = res.append
+            pc = 0
+            for item in self._insns:
+                if type(item) is Label:
+                    continue
+                insn: Instruction = item  # type: ignore[assignment]
+                op = insn._op
+                if insn._target is not None:
+                    if op in _OFF_JUMPS:
+                        (off,) = _OFF.unpack_from(base, pc * 8 + 2)
+                        insn = _make(op, insn._dst, insn._src, off, insn._imm, insn._target,
+                                     insn._ref)
+                    else:
+                        (imm,) = _IMM.unpack_from(base, pc * 8 + 4)
+                        if op == 0x18:
+                            insn = _make2(op, insn._dst, insn._src, insn._off, imm, insn._imm2,
+                                          insn._target, insn._ref)
+                        else:
+                            insn = _make(op, insn._dst, insn._src, insn._off, imm,
+                                         insn._target, insn._ref)
+                append(insn)
+                pc += 2 if op == 0x18 else 1
             self._resolved = res
         return res
 
@@ -432,13 +454,16 @@ class Instructions(Sequence[Instruction]):
                 f"program can fall off its end: last insn {total - last.size} ({last}) is not"
                 " exit or goto"
             )
-        for tidx, tpc, call_pc in self._calls:
-            if tpc > 0 and self._before(tidx)._op not in _NO_FALLTHROUGH:
+        base = self._base
+        for tpc, call_pc in self._calls:
+            # The slot before the entry: exit or goto, else a path falls through (the second
+            # slot of an ld_imm64 has opcode 0, and an ld_imm64 falls through).
+            if tpc > 0 and base[(tpc - 1) * 8] not in _NO_FALLTHROUGH:
                 raise AssemblerError(
                     f"the insn before {tpc} falls through into the subprogram there (called"
                     f" from insn {call_pc})"
                 )
-        if self._num_idx:
+        if self._num_pc:
             self._check_numeric()
         self._checked = True
 
@@ -451,16 +476,14 @@ class Instructions(Sequence[Instruction]):
         return insns[i]  # type: ignore[return-value]
 
     def _check_numeric(self) -> None:
-        insns = self._insns
+        base = self._base
         total = self._len
         plain = self._resolved_insns()
         pcs = self._slot_pcs()
         second = {pcs[i] + 1 for i, insn in enumerate(plain) if insn._op == 0x18}
-        for idx, pc in zip(self._num_idx, self._num_pc, strict=True):
-            insn = insns[idx]
-            assert type(insn) is Instruction
-            op = insn._op
-            rel = insn._off if op not in (0x06, 0x85, 0x18) else insn._imm
+        for pc in self._num_pc:
+            op, _, off, imm = _SLOT.unpack_from(base, pc * 8)
+            rel = off if op not in (0x06, 0x85, 0x18) else imm
             tgt = pc + 1 + rel
             what = "calls" if op in (0x85, 0x18) else "jumps to"
             if not 0 <= tgt < total:
@@ -518,9 +541,9 @@ class Instructions(Sequence[Instruction]):
             )
         code = self._code
         if code is None:
-            if self._ref_idx:
+            if self._ref_pc:
                 buf = bytearray(self._base)
-                self._patch_refs(buf, maps, kfuncs, False)
+                self._patch_refs(buf, maps, kfuncs)
                 return bytes(buf)
             code = self._code = bytes(self._base)
         return code
@@ -530,50 +553,42 @@ class Instructions(Sequence[Instruction]):
         buf: bytearray,
         maps: Mapping[object, int | HasFileno] | None,
         kfuncs: Mapping[str, int | tuple[int, int]] | None,
-        placeholder: bool,
     ) -> None:
-        """Patch map fds and kfunc BTF ids (zeros, with ``placeholder``) into ``buf``."""
-        insns: list[Instruction] = self._insns  # type: ignore[assignment]  # labels are never indexed here
+        """Pack map fds and kfunc BTF ids into ``buf``."""
         cache: dict[int, int] = {}
         get = cache.get
         pack_imm = _IMM.pack_into
-        for idx, pc in zip(self._ref_idx, self._ref_pc, strict=True):
-            insn = insns[idx]
-            ref = insn._ref
-            assert ref is not None
-            if insn._op == 0x85:
-                btf_id, module = (0, insn._off) if placeholder else _resolve_kfunc(ref, kfuncs, pc)
-                _OFF_IMM.pack_into(buf, pc * 8 + 2, module, btf_id)
-            elif placeholder:
-                pack_imm(buf, pc * 8 + 4, 0)
+        for pc, ref in zip(self._ref_pc, self._ref_obj, strict=True):
+            at = pc * 8
+            if buf[at] == 0x85:
+                btf_id, module = _resolve_kfunc(ref, kfuncs, pc)
+                _OFF_IMM.pack_into(buf, at + 2, module, btf_id)
             else:
                 key = id(ref)
                 fd = get(key, -1)
                 if fd < 0:
                     fd = cache[key] = _resolve_map(ref, maps, pc)
-                pack_imm(buf, pc * 8 + 4, fd)
+                pack_imm(buf, at + 4, fd)
 
     @property
     def references(self) -> list[tuple[int, Reference]]:
         """Map references still symbolic: ``(insn_index, map object or name)``, in order."""
-        out: list[tuple[int, Reference]] = []
-        for idx, pc in zip(self._ref_idx, self._ref_pc, strict=True):
-            insn = self._insns[idx]
-            assert type(insn) is Instruction
-            if insn._op == 0x18 and insn._ref is not None:
-                out.append((pc, insn._ref))
-        return out
+        base = self._base
+        return [
+            (pc, ref)
+            for pc, ref in zip(self._ref_pc, self._ref_obj, strict=True)
+            if base[pc * 8] == 0x18
+        ]
 
     def kfunc_references(self) -> list[tuple[int, str]]:
         """Kfunc calls by name: ``(insn_index, kfunc name)``; the loader resolves the names
         to BTF ids and passes them to :meth:`encode` as ``kfuncs``."""
-        out: list[tuple[int, str]] = []
-        for idx, pc in zip(self._ref_idx, self._ref_pc, strict=True):
-            insn = self._insns[idx]
-            assert type(insn) is Instruction
-            if insn._op == 0x85 and isinstance(insn._ref, str):
-                out.append((pc, insn._ref))
-        return out
+        base = self._base
+        return [
+            (pc, ref)
+            for pc, ref in zip(self._ref_pc, self._ref_obj, strict=True)
+            if base[pc * 8] == 0x85 and isinstance(ref, str)
+        ]
 
     @property
     def labels(self) -> dict[str, int]:
@@ -583,11 +598,14 @@ class Instructions(Sequence[Instruction]):
     def tag(self, code: bytes | None = None, algorithm: str = "sha256") -> bytes:
         """The 8-byte tag the kernel reports for this program (see :func:`program_tag`).
 
-        Without ``code``, map fds are irrelevant to the tag, so references need no resolving.
+        Without ``code``, map fds are irrelevant to the tag, so references need no resolving:
+        their immediates are zero (kfunc calls keep their ``off``, as the kernel's tag does).
         """
         if code is None:
             buf = bytearray(self._base)
-            self._patch_refs(buf, None, None, True)
+            pack_imm = _IMM.pack_into
+            for pc in self._ref_pc:
+                pack_imm(buf, pc * 8 + 4, 0)
             code = bytes(buf)
         return program_tag(code, algorithm)
 
@@ -689,9 +707,18 @@ def _resolve_kfunc(
         raise AssemblerError(
             f"kfunc {ref!r} (insn {pc}) is not resolved; pass encode(kfuncs={{{ref!r}: btf_id}})"
         )
-    if isinstance(value, tuple):
-        return value[0], value[1]
-    return value, 0
+    pair = value if isinstance(value, tuple) else (value, 0)
+    if not (
+        len(pair) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in pair)
+        and 0 <= pair[0] <= 0x7FFF_FFFF
+        and 0 <= pair[1] <= 0x7FFF
+    ):
+        raise AssemblerError(
+            f"kfunc {ref!r} (insn {pc}) resolved to {value!r}; want a BTF id (0..2**31-1) or"
+            " (btf_id, fd_array index 0..32767)"
+        )
+    return pair[0], pair[1]
 
 
 def program_tag(code: bytes, algorithm: str = "sha256") -> bytes:
