@@ -50,6 +50,7 @@ BENCHES: list[tuple[str, str, str]] = [
     ("drain", "drain_sweep", "ring buffer drain by record size, plot"),
     ("elf", "elf_bench", "ELF object open, open+load"),
     ("coldstart", "coldstart_bench", "fresh process: import, load, run"),
+    ("compile", "compile_bench", "Python front end: compile time, insns vs clang -O2"),
 ]
 
 #: What other authors' rows leave implicit: the label of an unnamed floor/peer, the issue
@@ -57,7 +58,7 @@ BENCHES: list[tuple[str, str, str]] = [
 FLOOR_LABEL = {"btf": "C libbpf", "xdp_attach": "C libbpf"}
 PEER_LABEL = {"maps": "bcc", "ringbuf": "bcc", "perf": "bcc"}
 ISSUE = {"syscall": 2, "btf": 2, "asm": 3, "progload": 3, "maps": 4, "ringbuf": 4, "perf": 4,
-         "drain": 4, "testrun": 5, "xdp_attach": 5, "coldstart": 13}
+         "drain": 4, "testrun": 5, "xdp_attach": 5, "coldstart": 13, "compile": 11}
 
 #: Per-bench wall-clock limits (seconds); the whole run is meant to stay under 10 minutes.
 TIMEOUT = {"full": 240.0, "quick": 120.0}

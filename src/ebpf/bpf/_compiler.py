@@ -23,6 +23,7 @@ from .._types import ProgramType
 from ..asm import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, Register
 from ..asm.helpers import check_helper_allowed
 from ..errors import AssemblerError, BPFError
+from . import _regalloc
 from ._decl import (
     Const,
     FuncDecl,
@@ -273,6 +274,9 @@ class _FunctionCompiler:
         self.ctx_slot = 0
         self.key_slot = 0
         self.val_slot = 0
+        #: stack offsets of scalar locals, the saved ctx and loop bounds: each is only ever
+        #: read and written whole at its offset (the register allocator's candidates)
+        self.scalar_slots: set[int] = set()
         self._ctx_fields: dict[str, tuple[int, type[IntType]]] | None = None
 
     # -- errors / positions --------------------------------------------------------------
@@ -358,6 +362,7 @@ class _FunctionCompiler:
                     raise _Err(f, f"{name} is the context: it cannot be assigned")
                 continue
             self.locals[name] = Local(self.alloc(8))
+            self.scalar_slots.add(self.locals[name].slot)
         first = f"{self.prefix}entry" if self.sub is not None else self.label("fn")
         self.place(first)
         self.record(first, f)
@@ -373,6 +378,7 @@ class _FunctionCompiler:
     def program_body(self) -> None:
         self.ctx_name = self.fdef.args.args[0].arg if self.fdef.args.args else ""
         self.ctx_slot = self.alloc(8)
+        self.scalar_slots.add(self.ctx_slot)
         f = self.prologue(1)
         self.emit(asm.store(asm.DW, R10, self.ctx_slot, R1))
         self.epilogue(f.body)
@@ -853,6 +859,7 @@ class _FunctionCompiler:
         bound_slot = None
         if bv is None:
             bound_slot = self.alloc(8)
+            self.scalar_slots.add(bound_slot)
             bvv = self.expr(b)
             br = self.to_reg(bvv, ty, b)
             self.emit(asm.store(asm.DW, R10, bound_slot, br))
@@ -2069,9 +2076,10 @@ def iter_pcs(insns: asm.Instructions) -> Iterator[tuple[int, asm.Instruction]]:
         pc += 2 if insn.opcode == 0x18 else 1
 
 
-def compile_program(decl: ProgramDecl) -> CompiledProgram:
+def compile_program(decl: ProgramDecl, *, optimize: bool = True) -> CompiledProgram:
     """Compile one program and the ``@bpf.func`` subprograms it calls (raises
-    :class:`CompileError`)."""
+    :class:`CompileError`). ``optimize=False`` skips the register allocator and peephole
+    pass (the milestone-1 stack-slot code, for comparison)."""
     main = _FunctionCompiler(decl)
     main.run()
     parts = [main]
@@ -2088,6 +2096,10 @@ def compile_program(decl: ProgramDecl) -> CompiledProgram:
         pending.extend(sub.calls)
     items: list[asm.Item] = []
     for part in parts:
+        if optimize:
+            nparams = 1 if part.sub is None else len(part.fdef.args.args)
+            part.items = _regalloc.optimize(part.items, part.scalar_slots,
+                                            ((1 << (nparams + 1)) - 1) & ~1)
         items.extend(part.items)
     try:
         insns = asm.Instructions(items)
@@ -2099,9 +2111,17 @@ def compile_program(decl: ProgramDecl) -> CompiledProgram:
     consts: dict[str, Const[Any]] = {}
     structs: dict[type[Struct], None] = {}
     funcs: list[tuple[int, str, list[tuple[str, type[IntType]]], type[IntType] | None]] = []
+    starts = {pc: insn.size for pc, insn in iter_pcs(insns)}
     for part in parts:
-        for rec in part.lines:
-            pc = pcs[rec.label]
+        placed = [pcs[rec.label] for rec in part.lines]
+        for k, rec in enumerate(part.lines):
+            pc = placed[k]
+            if k == 1 and pc == placed[0] and pc in starts:
+                # the optimiser left the prologue empty: the entry instruction keeps the
+                # def line, the first statement starts at its second instruction if it has one
+                nxt = pc + starts[pc]
+                if nxt in starts and (len(placed) < 3 or nxt < placed[2]):
+                    pc = nxt
             if pc < insns.slots:
                 text = linecache.getline(rec.filename, rec.line).rstrip("\n")
                 records[pc] = (pc, rec.line, rec.col, text, rec.filename)

@@ -1,0 +1,824 @@
+"""Peephole passes over the compiler's output, one function at a time.
+
+The code generator (``_compiler``) emits simple code: every value goes through a temporary,
+helper results are copied out of r0 and back into r1..r5, jumps skip one instruction. The
+passes here clean that up on a small mutable form of the instructions (:class:`Ins`), in
+which register numbers from 16 up are *virtual* registers (the register allocator in
+``_regalloc`` turns stack-slot locals into them and colours them afterwards):
+
+* copy and constant propagation inside a basic block (``mov rA, rB`` then a read of ``rA``
+  reads ``rB``; ``mov rA, 5`` then ``add rX, rA`` is ``add rX, 5``; ALU operations and
+  conditional jumps on known constants are folded);
+* coalescing: ``mov rA, rB`` where ``rB`` dies is removed by renaming ``rB``'s value (back to
+  its definition) to ``rA``, or ``rA``'s uses to ``rB``;
+* dead code: definitions nobody reads (liveness over the control-flow graph), ``mov r, r``,
+  blocks no path reaches;
+* jumps: to the next instruction (removed), to a ``ja`` (threaded), ``jcc L; ja M; L:``
+  (one inverted jump);
+* redundant zero-extensions and masks (``w1 = w1`` of a value known to fit in 32 bits, or
+  before a store that keeps only the low bytes anyway).
+
+Every pass keeps the labels in place, so the line records of the compiler still point at
+the first instruction of their statement. Code the passes do not understand (an opcode
+outside what the compiler emits) is left as it is: :func:`parse` raises
+:class:`Unsupported` and the caller keeps the original instructions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .. import asm
+from ..asm import Instruction, Label
+
+__all__ = ["Func", "Ins", "Unsupported", "clean", "parse"]
+
+LABEL = -1
+NOP = -2   # a removed instruction, until the pass compacts the list
+FP = 10
+_CALL_USES = 0b111110          # r1..r5
+_CALL_DEFS = 0b111111          # r0..r5
+_MOV64X, _MOV64K, _MOV32X, _MOV32K = 0xBF, 0xB7, 0xBC, 0xB4
+_JA, _CALL, _EXIT = 0x05, 0x85, 0x95
+_SIZES = {0x18: 8, 0x00: 4, 0x08: 2, 0x10: 1}   # BPF_DW, W, H, B (op & 0x18)
+_NEG_JMP = {0x10: 0x50, 0x50: 0x10, 0x20: 0xB0, 0xB0: 0x20, 0x30: 0xA0, 0xA0: 0x30,
+            0x60: 0xD0, 0xD0: 0x60, 0x70: 0xC0, 0xC0: 0x70}  # jeq/jne, jgt/jle, ...
+_M64 = (1 << 64) - 1
+
+
+class Unsupported(Exception):
+    """An instruction the passes do not model; the function is left unoptimised."""
+
+
+class Ins:
+    """One instruction (``op >= 0``) or a label (``op == LABEL``, name in ``target``).
+
+    ``dst``/``src`` may be virtual registers (16 and up) between the allocator's passes."""
+
+    __slots__ = ("dst", "imm", "imm2", "off", "op", "ref", "src", "target")
+
+    def __init__(self, op: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
+                 imm2: int = 0, target: str | None = None, ref: object = None) -> None:
+        self.op, self.dst, self.src, self.off, self.imm = op, dst, src, off, imm
+        self.imm2, self.target, self.ref = imm2, target, ref
+
+    def copy(self) -> Ins:
+        return Ins(self.op, self.dst, self.src, self.off, self.imm, self.imm2, self.target,
+                   self.ref)
+
+    def __repr__(self) -> str:
+        if self.op == LABEL:
+            return f"{self.target}:"
+        return (f"Ins({self.op:#x}, dst={self.dst}, src={self.src}, off={self.off}, "
+                f"imm={self.imm}{', ' + self.target if self.target else ''})")
+
+
+Func = list[Ins]
+
+
+# -- what an instruction reads and writes ---------------------------------------------------
+_REGS_CACHE: dict[tuple[int, int, int, int, int], tuple[int, int, int, int]] = {}
+
+
+def regs(i: Ins) -> tuple[int, int, int, int]:
+    """``(uses, defs, explicit_uses, explicit_defs)`` as register bit masks; the explicit ones
+    are the registers named by ``dst``/``src`` (renamable), the others are implied (calls
+    read r1..r5 and clobber r0..r5, ``exit`` reads r0, ``cmpxchg`` reads and writes r0)."""
+    key = (i.op, i.dst, i.src, i.imm, i.off)
+    got = _REGS_CACHE.get(key)
+    if got is None:
+        if len(_REGS_CACHE) > 1 << 16:
+            _REGS_CACHE.clear()
+        got = _REGS_CACHE[key] = _regs(i)
+    return got
+
+
+def _regs(i: Ins) -> tuple[int, int, int, int]:
+    op = i.op
+    if op < 0:
+        return 0, 0, 0, 0
+    cls = op & 7
+    d, s = 1 << i.dst, 1 << i.src
+    if cls in (4, 7):
+        code = op & 0xF0
+        if code == 0xB0:
+            if i.off:
+                raise Unsupported("movsx")
+            u = s if op & 8 else 0
+            return u, d, u, d
+        if code in (0x80, 0xD0):  # neg, end/bswap
+            return d, d, d, d
+        u = d | s if op & 8 else d
+        return u, d, u, d
+    if cls == 1:
+        if op & 0xE0 != 0x60:
+            raise Unsupported("ldx mode")
+        return s, d, s, d
+    if cls == 3:
+        mode = op & 0xE0
+        if mode == 0x60:
+            return d | s, 0, d | s, 0
+        if mode == 0xC0:
+            imm = i.imm
+            if imm == 0xF1:   # cmpxchg: r0 compared and loaded
+                return d | s | 1, 1, d | s, 0
+            if imm & 1:       # fetch: src receives the old value
+                return d | s, s, d | s, s
+            return d | s, 0, d | s, 0
+        raise Unsupported("stx mode")
+    if cls == 2:
+        if op & 0xE0 != 0x60:
+            raise Unsupported("st mode")
+        return d, 0, d, 0
+    if cls == 5:
+        code = op & 0xF0
+        if code == 0x00:
+            return 0, 0, 0, 0
+        if code == 0x80:
+            return _CALL_USES, _CALL_DEFS, 0, 0
+        if code == 0x90:
+            return 1, 0, 0, 0
+        u = d | s if op & 8 else d
+        return u, 0, u, 0
+    if cls == 6:
+        code = op & 0xF0
+        if code in (0x00, 0x80, 0x90):
+            raise Unsupported("jmp32 ja/call/exit")
+        u = d | s if op & 8 else d
+        return u, 0, u, 0
+    if op == 0x18:
+        return 0, d, 0, d
+    raise Unsupported(f"opcode {op:#x}")
+
+
+def has_effect(i: Ins) -> bool:
+    """Stores, atomics, jumps, calls and exits; everything else only defines registers."""
+    return i.op >= 0 and (i.op & 7) in (2, 3, 5, 6)
+
+
+_JUMPS = frozenset([op for op in range(256) if op & 7 == 5 and op not in (0x85, 0x95)] +
+                   [op for op in range(256) if op & 7 == 6])
+
+
+def is_jump(i: Ins) -> bool:
+    """A jump within the function (``ja`` or conditional), not a call or an exit."""
+    return i.op in _JUMPS
+
+
+def is_cond(i: Ins) -> bool:
+    return is_jump(i) and i.op != _JA
+
+
+def is_mov64x(i: Ins) -> bool:
+    return i.op == _MOV64X and not i.off
+
+
+def rename(i: Ins, old: int, new: int) -> None:
+    """Replace register ``old`` by ``new`` wherever ``i`` names it explicitly."""
+    if i.dst == old:
+        i.dst = new
+    if src_is_reg(i) and i.src == old:
+        i.src = new
+
+
+def src_is_reg(i: Ins) -> bool:
+    """Does the ``src`` field of ``i`` name a register?"""
+    op = i.op
+    cls = op & 7
+    if cls in (1, 3):
+        return True
+    if cls in (4, 7):
+        return bool(op & 8) and op & 0xF0 not in (0x80, 0xD0)
+    return cls in (5, 6) and is_cond(i) and bool(op & 8)
+
+
+# -- conversion -------------------------------------------------------------------------------
+def parse(items: Iterable[asm.Item]) -> Func:
+    """The flat item list of one function (instructions and labels only) as :class:`Ins`."""
+    out: Func = []
+    for it in items:
+        if isinstance(it, Label):
+            out.append(Ins(LABEL, target=it.name))
+        elif isinstance(it, Instruction):
+            ins = Ins(it.opcode, int(it.dst), int(it.src), it.off, it.imm, it.next_imm,
+                      it.target, it.reference)
+            if is_jump(ins) and ins.target is None:
+                raise Unsupported("a jump by offset")
+            regs(ins)
+            out.append(ins)
+        else:
+            raise Unsupported(f"item {type(it).__name__}")
+    return out
+
+
+def emit(code: Func) -> list[asm.Item]:
+    """Back to ``ebpf.asm`` items (every register must be physical by now)."""
+    out: list[asm.Item] = []
+    for i in code:
+        if i.op == LABEL:
+            assert i.target is not None
+            out.append(asm.label(i.target))
+        else:
+            assert i.dst <= FP and i.src <= 15, i
+            out.append(Instruction(i.op, i.dst, i.src, i.off, i.imm, i.imm2, target=i.target,
+                                   reference=i.ref))  # type: ignore[arg-type]
+    return out
+
+
+# -- control flow and liveness ----------------------------------------------------------------
+class Flow:
+    """Basic blocks of ``code`` (index ranges), successors, live-in/out register masks."""
+
+    def __init__(self, code: Func, entry_defs: int = 0) -> None:
+        self.code = code
+        n = len(code)
+        targets = {i.target for i in code if i.op != LABEL and is_jump(i)}
+        # block leaders: first instruction, each referenced label, each instruction after a
+        # jump or exit
+        starts: list[int] = []
+        self.label_block: dict[str, int] = {}
+        pending: list[str] = []
+        new_block = True
+        for k, i in enumerate(code):
+            if i.op == LABEL:
+                if i.target in targets:
+                    new_block = True
+                    pending.append(i.target)  # type: ignore[arg-type]
+                continue
+            if new_block:
+                starts.append(k)
+                new_block = False
+            for name in pending:
+                self.label_block[name] = len(starts) - 1
+            pending = []
+            if is_jump(i) or i.op == _EXIT:
+                new_block = True
+        self.ends_without_code = pending  # labels after the last instruction
+        self.starts = starts
+        self.ends = [*starts[1:], n]
+        nb = len(starts)
+        self.succ: list[list[int]] = []
+        for b in range(nb):
+            last = self.last(b)
+            s: list[int] = []
+            if last is not None:
+                li = code[last]
+                if is_jump(li):
+                    t = self.label_block.get(li.target)  # type: ignore[arg-type]
+                    if t is not None:
+                        s.append(t)
+                    if li.op != _JA and b + 1 < nb:
+                        s.append(b + 1)
+                elif li.op != _EXIT and b + 1 < nb:
+                    s.append(b + 1)
+            self.succ.append(s)
+        # gen/kill per block
+        gen = [0] * nb
+        kill = [0] * nb
+        for b in range(nb):
+            g = k_ = 0
+            for k in range(self.ends[b] - 1, self.starts[b] - 1, -1):
+                i = code[k]
+                if i.op == LABEL:
+                    continue
+                u, d, _, _ = regs(i)
+                g = (g & ~d) | u
+                k_ |= d
+            gen[b], kill[b] = g, k_
+        live_in = [0] * nb
+        live_out = [0] * nb
+        changed = True
+        while changed:
+            changed = False
+            for b in range(nb - 1, -1, -1):
+                out = 0
+                for s2 in self.succ[b]:
+                    out |= live_in[s2]
+                inn = gen[b] | (out & ~kill[b])
+                if out != live_out[b] or inn != live_in[b]:
+                    live_out[b], live_in[b] = out, inn
+                    changed = True
+        self.live_in, self.live_out = live_in, live_out
+        self.entry_defs = entry_defs
+
+    def last(self, b: int) -> int | None:
+        for k in range(self.ends[b] - 1, self.starts[b] - 1, -1):
+            if self.code[k].op != LABEL:
+                return k
+        return None
+
+    def local_live(self, b: int) -> dict[int, int]:
+        """Index -> registers live *after* that instruction, inside block ``b``."""
+        out: dict[int, int] = {}
+        live = self.live_out[b]
+        for k in range(self.ends[b] - 1, self.starts[b] - 1, -1):
+            i = self.code[k]
+            if i.op == LABEL:
+                continue
+            out[k] = live
+            u, d, _, _ = regs(i)
+            live = (live & ~d) | u
+        return out
+
+    def reachable(self) -> list[bool]:
+        seen = [False] * len(self.starts)
+        todo = [0] if self.starts else []
+        while todo:
+            b = todo.pop()
+            if seen[b]:
+                continue
+            seen[b] = True
+            todo.extend(self.succ[b])
+        return seen
+
+
+def compact(code: Func) -> Func:
+    return [i for i in code if i.op != NOP]
+
+
+def _nop() -> Ins:
+    return Ins(NOP)
+
+
+# -- passes -----------------------------------------------------------------------------------
+def dce(code: Func) -> bool:
+    """Remove unreachable blocks, ``mov r, r`` and definitions nobody reads."""
+    f = Flow(code)
+    changed = False
+    seen = f.reachable()
+    for b, ok in enumerate(seen):
+        live = f.live_out[b]
+        for k in range(f.ends[b] - 1, f.starts[b] - 1, -1):
+            i = code[k]
+            if i.op == LABEL:
+                continue
+            if not ok:
+                code[k] = _nop()
+                changed = True
+                continue
+            u, d, _, _ = regs(i)
+            if (is_mov64x(i) and i.dst == i.src) or (not has_effect(i) and not d & live):
+                code[k] = _nop()
+                changed = True
+                continue
+            live = (live & ~d) | u
+    if changed:
+        code[:] = compact(code)
+    return changed
+
+
+def _fold(op: int, a: int, b: int) -> int | None:
+    """``a op b`` on unsigned 64-bit ``a``/``b`` for ALU64 (``op & 7 == 7``) or ALU32, as
+    the register value after the operation (ALU32 zero-extends), or None."""
+    wide = op & 7 == 7
+    bits = 64 if wide else 32
+    m = (1 << bits) - 1
+    a, b = a & m, b & m
+    code = op & 0xF0
+    r: int
+    if code == 0x00:
+        r = a + b
+    elif code == 0x10:
+        r = a - b
+    elif code == 0x20:
+        r = a * b
+    elif code == 0x30:
+        r = a // b if b else 0
+    elif code == 0x40:
+        r = a | b
+    elif code == 0x50:
+        r = a & b
+    elif code == 0x60:
+        if b >= bits:
+            return None
+        r = a << b
+    elif code == 0x70:
+        if b >= bits:
+            return None
+        r = a >> b
+    elif code == 0x80:
+        r = -a
+    elif code == 0x90:
+        r = a % b if b else a
+    elif code == 0xA0:
+        r = a ^ b
+    elif code == 0xB0:
+        r = b
+    elif code == 0xC0:
+        if b >= bits:
+            return None
+        sa = a - (1 << bits) if a >> (bits - 1) else a
+        r = sa >> b
+    else:
+        return None
+    return r & m
+
+
+def _s32(v: int) -> int | None:
+    """``v`` (a 64-bit register value) as a sign-extended 32-bit immediate, if it is one."""
+    v &= _M64
+    if v < 1 << 31:
+        return v
+    if v >= _M64 - (1 << 31) + 1:
+        return v - (1 << 64)
+    return None
+
+
+def _set_const(i: Ins, v: int) -> bool:
+    """Make ``i`` a mov of the register value ``v``; False when no one-slot mov gives it."""
+    imm = _s32(v)
+    if imm is not None:
+        i.op, i.src, i.off, i.imm = _MOV64K, 0, 0, imm
+        return True
+    if v >> 32 == 0:
+        i.op, i.src, i.off, i.imm = _MOV32K, 0, 0, v - (1 << 32) if v >> 31 else v
+        return True
+    return False
+
+
+def _cmp(op: int, a: int, b: int) -> bool | None:
+    code = op & 0xF0
+    sa = a - (1 << 64) if a >> 63 else a
+    sb = b - (1 << 64) if b >> 63 else b
+    table = {0x10: a == b, 0x50: a != b, 0x20: a > b, 0x30: a >= b, 0xA0: a < b,
+             0xB0: a <= b, 0x40: bool(a & b), 0x60: sa > sb, 0x70: sa >= sb,
+             0xC0: sa < sb, 0xD0: sa <= sb}
+    return table.get(code)
+
+
+def _subst_reads(i: Ins, copies: dict[int, int]) -> bool:
+    """Read registers through ``copies`` where ``i`` only reads them (not the ``dst`` of an
+    ALU operation, which is also written)."""
+    if not copies:
+        return False
+    op = i.op
+    cls = op & 7
+    old = (i.dst, i.src)
+    if cls == 1:
+        i.src = copies.get(i.src, i.src)
+    elif cls == 2:
+        i.dst = copies.get(i.dst, i.dst)
+    elif cls == 3:
+        i.dst = copies.get(i.dst, i.dst)
+        if op & 0xE0 == 0x60 or not i.imm & 1:
+            i.src = copies.get(i.src, i.src)
+    elif cls in (4, 7):
+        if op & 8 and op & 0xF0 not in (0x80, 0xD0):
+            i.src = copies.get(i.src, i.src)
+    elif is_cond(i):
+        i.dst = copies.get(i.dst, i.dst)
+        if op & 8:
+            i.src = copies.get(i.src, i.src)
+    return (i.dst, i.src) != old
+
+
+def _imm_of(c: int, wide: bool) -> int | None:
+    """The immediate standing for register value ``c`` as a 64-bit (sign-extended imm) or
+    32-bit (low half) operand."""
+    if wide:
+        return _s32(c)
+    lo = c & 0xFFFF_FFFF
+    return lo - (1 << 32) if lo >> 31 else lo
+
+
+def propagate(code: Func) -> bool:
+    """Copy and constant propagation and folding inside each basic block."""
+    f = Flow(code)
+    changed = False
+    for b in range(len(f.starts)):
+        copies: dict[int, int] = {}
+        consts: dict[int, int] = {}   # register -> its unsigned 64-bit value
+        for k in range(f.starts[b], f.ends[b]):
+            i = code[k]
+            if i.op < 0:
+                continue
+            changed |= _subst_reads(i, copies)
+            op = i.op
+            cls = op & 7
+            known: int | None = None
+            if cls in (4, 7):
+                code_ = op & 0xF0
+                wide = cls == 7
+                if op & 8 and code_ not in (0x80, 0xD0) and i.src in consts:
+                    imm = _imm_of(consts[i.src], wide)
+                    shift = code_ in (0x60, 0x70, 0xC0)
+                    if imm is not None and not (shift and not 0 <= imm < (64 if wide else 32)):
+                        i.op, i.src, i.imm = op & ~8, 0, imm
+                        op = i.op
+                        changed = True
+                if not op & 8 and code_ != 0xD0 and not (code_ in (0x30, 0x90) and i.off):
+                    if code_ == 0xB0:
+                        known = i.imm & (_M64 if wide else 0xFFFF_FFFF)
+                    elif i.dst in consts:
+                        known = _fold(op, consts[i.dst], i.imm & _M64)
+                        if known is not None:
+                            saved = (i.op, i.src, i.off, i.imm)
+                            if _set_const(i, known):
+                                changed = True
+                            else:
+                                i.op, i.src, i.off, i.imm = saved
+                elif is_mov64x(i) and i.src in consts:
+                    known = consts[i.src]
+            elif cls == 5 and is_cond(i):
+                if op & 8 and i.src in consts and i.dst not in consts:
+                    imm = _s32(consts[i.src])
+                    if imm is not None:
+                        i.op, i.src, i.imm = op & ~8, 0, imm
+                        op = i.op
+                        changed = True
+                a_val = consts.get(i.dst)
+                b_val = consts.get(i.src) if op & 8 else i.imm & _M64
+                if a_val is not None and b_val is not None:
+                    taken = _cmp(op, a_val, b_val)
+                    if taken is not None:
+                        if taken:
+                            i.op, i.dst, i.src, i.off, i.imm = _JA, 0, 0, 0, 0
+                        else:
+                            code[k] = _nop()
+                        changed = True
+                        continue
+            elif op == 0x18 and i.src == 0 and i.ref is None and i.target is None:
+                known = ((i.imm2 & 0xFFFF_FFFF) << 32) | (i.imm & 0xFFFF_FFFF)
+                if _set_const(i, known):
+                    i.imm2 = 0
+                    changed = True
+            # forget what this instruction overwrites
+            _, d, _, _ = regs(i)
+            if d:
+                for r in [r for r, s2 in copies.items() if (1 << r) & d or (1 << s2) & d]:
+                    del copies[r]
+                for r in [r for r in consts if (1 << r) & d]:
+                    del consts[r]
+            if known is not None:
+                consts[i.dst] = known
+            if is_mov64x(i) and i.dst != i.src and FP not in (i.src, i.dst):
+                copies[i.dst] = i.src
+    if changed:
+        code[:] = compact(code)
+    return changed
+
+
+def _refs(i: Ins) -> tuple[int, int]:
+    """(every register ``i`` touches, the implied ones among them)."""
+    u, d, eu, ed = regs(i)
+    allr = u | d
+    return allr, allr & ~(eu | ed)
+
+
+def coalesce(code: Func) -> bool:
+    """Remove ``mov rA, rB`` where ``rB`` dies, by renaming one side's value in the block."""
+    f = Flow(code)
+    changed = False
+    for b in range(len(f.starts)):
+        again = True
+        while again:
+            again = False
+            live = f.local_live(b)
+            for p in range(f.starts[b], f.ends[b]):
+                m = code[p]
+                if m.op == LABEL or not is_mov64x(m) or m.dst == m.src:
+                    continue
+                ra, rb = m.dst, m.src
+                if FP in (ra, rb) or live[p] & (1 << rb):
+                    continue
+                if _coalesce_back(code, f, b, p, ra, rb) or \
+                        _coalesce_forward(code, f, b, p, ra, rb, live):
+                    changed = again = True
+                    break
+    if changed:
+        code[:] = compact(code)
+    return changed
+
+
+def _coalesce_back(code: Func, f: Flow, b: int, p: int, ra: int, rb: int) -> bool:
+    """``s: rB = ...; ...; p: rA = rB`` -> ``s: rA = ...; ...`` when rA is untouched between."""
+    ba, bb = 1 << ra, 1 << rb
+    web: list[int] = []
+    s = None
+    for j in range(p - 1, f.starts[b] - 1, -1):
+        i = code[j]
+        if i.op == LABEL:
+            continue
+        allr, implied = _refs(i)
+        u, d, _, ed = regs(i)
+        if implied & (ba | bb):
+            return False
+        if d & bb and not u & bb:   # the pure definition of rB: the web starts here
+            if not ed & bb:
+                return False
+            s = j
+            break
+        if allr & ba:
+            return False
+        if allr & bb:
+            web.append(j)
+    if s is None:
+        return False
+    for j in (s, *web):
+        rename(code[j], rb, ra)
+    code[p] = _nop()
+    return True
+
+
+def _coalesce_forward(code: Func, f: Flow, b: int, p: int, ra: int, rb: int,
+                      live: dict[int, int]) -> bool:
+    """``p: rA = rB; uses of rA`` -> uses of rB, when rB is untouched until rA dies."""
+    ba, bb = 1 << ra, 1 << rb
+    web: list[int] = []
+    end = None
+    for j in range(p + 1, f.ends[b]):
+        i = code[j]
+        if i.op == LABEL:
+            continue
+        allr, implied = _refs(i)
+        u, d, _, _ = regs(i)
+        if allr & bb or implied & ba:
+            return False
+        if d & ba and not u & ba:   # rA redefined: the web ended before
+            end = j
+            break
+        if allr & ba:
+            web.append(j)
+            if not live[j] & ba:
+                end = j
+                break
+    if end is None:
+        return False
+    for j in web:
+        rename(code[j], ra, rb)
+    code[p] = _nop()
+    return True
+
+
+def _width_after(i: Ins, width: dict[int, int]) -> int:
+    """Bits the value ``i`` defines in its ``dst`` can need (64 when unknown)."""
+    op = i.op
+    cls = op & 7
+    w = width.get(i.dst, 64)
+    if cls == 1:
+        return _SIZES[op & 0x18] * 8
+    if op == _MOV64K:
+        return i.imm.bit_length() if i.imm >= 0 else 64
+    if op == _MOV32K:
+        return (i.imm & 0xFFFF_FFFF).bit_length()
+    if op == _MOV32X:
+        return min(32, width.get(i.src, 64))
+    if op == _MOV64X:
+        return width.get(i.src, 64)
+    if cls == 4:
+        return 32
+    if cls == 7:
+        code_ = op & 0xF0
+        if op & 8:
+            ws = width.get(i.src, 64)
+            if code_ in (0x40, 0xA0):
+                return max(w, ws)
+            if code_ == 0x50:
+                return min(w, ws)
+            if code_ == 0x00:
+                return min(64, max(w, ws) + 1)
+            return 64
+        imm = i.imm
+        if code_ == 0x50 and imm >= 0:
+            return min(w, imm.bit_length())
+        if code_ in (0x40, 0xA0) and imm >= 0:
+            return max(w, imm.bit_length())
+        if code_ == 0x70:
+            return max(0, w - imm)
+        if code_ == 0x60:
+            return min(64, w + imm)
+        if code_ == 0x00 and imm >= 0:
+            return min(64, max(w, imm.bit_length()) + 1)
+        if code_ in (0x30, 0x90) and not i.off:
+            return w
+    return 64
+
+
+def narrow(code: Func) -> bool:
+    """Drop zero-extensions and masks that change nothing: of a value known to fit, or
+    whose every use is a store that keeps fewer bytes."""
+    f = Flow(code)
+    changed = False
+    for b in range(len(f.starts)):
+        width: dict[int, int] = {}
+        live = f.local_live(b)
+        for k in range(f.starts[b], f.ends[b]):
+            i = code[k]
+            if i.op == LABEL:
+                continue
+            keep: int | None = None
+            if i.op == _MOV32X and i.dst == i.src:
+                keep = 32
+            elif i.op == 0x57 and i.imm > 0 and (i.imm + 1) & i.imm == 0:
+                keep = i.imm.bit_length()
+            if keep is not None and (width.get(i.dst, 64) <= keep or
+                                     _only_narrow_stores(code, f, b, k, i.dst, keep, live)):
+                code[k] = _nop()
+                changed = True
+                continue
+            _, d, _, ed = regs(i)
+            if d:
+                nw = _width_after(i, width) if ed and d == 1 << i.dst else 64
+                for r in [r for r in width if (1 << r) & d]:
+                    del width[r]
+                if nw < 64 and ed:
+                    width[i.dst] = nw
+    if changed:
+        code[:] = compact(code)
+    return changed
+
+
+def _only_narrow_stores(code: Func, f: Flow, b: int, k: int, r: int, bits: int,
+                        live: dict[int, int]) -> bool:
+    """Is every read of ``r`` after ``k`` (until it dies, inside the block) a store of at
+    most ``bits`` bits of it?"""
+    br = 1 << r
+    if not live[k] & br:
+        return True
+    for j in range(k + 1, f.ends[b]):
+        i = code[j]
+        if i.op < 0:
+            continue
+        u, d, _, _ = regs(i)
+        if u & br and not (i.op & 7 == 3 and i.op & 0xE0 == 0x60 and i.src == r and
+                           i.dst != r and _SIZES[i.op & 0x18] * 8 <= bits):
+            return False
+        if d & br:
+            return True
+        if not live[j] & br:
+            return True
+    return False
+
+
+def jumps(code: Func) -> bool:
+    """Thread jumps to ``ja``, drop jumps to the next instruction, and turn
+    ``jcc L; ja M; L:`` into ``j!cc M; L:``."""
+    changed = False
+    where: dict[str, int] = {}   # label -> index of the next instruction
+    nxt = len(code)
+    for k in range(len(code) - 1, -1, -1):
+        i = code[k]
+        if i.op == LABEL:
+            where[i.target] = nxt  # type: ignore[index]
+        else:
+            nxt = k
+
+    def next_insn(k: int) -> int:
+        k += 1
+        while k < len(code) and code[k].op < 0:
+            k += 1
+        return k
+
+    def resolve(name: str | None) -> int | None:
+        t = where.get(name)  # type: ignore[arg-type]
+        if t is not None and t < len(code) and code[t].op < 0:
+            t = next_insn(t)
+        return t
+
+    for i in code:
+        if not is_jump(i):
+            continue
+        hops = 0
+        while hops < 8:
+            t = resolve(i.target)
+            if t is None or t >= len(code) or code[t].op != _JA or code[t] is i:
+                break
+            if code[t].target == i.target:
+                break
+            i.target = code[t].target
+            changed = True
+            hops += 1
+    targets = {i.target for i in code if i.op != LABEL and is_jump(i)}
+    for k, i in enumerate(code):
+        if not is_jump(i):
+            continue
+        n = next_insn(k)
+        t = resolve(i.target)
+        if t == n:
+            code[k] = _nop()
+            changed = True
+            continue
+        if is_cond(i) and i.op & 7 == 5 and (i.op & 0xF0) in _NEG_JMP and n < len(code):
+            j = code[n]
+            if j.op == _JA and t == next_insn(n) and not any(
+                    code[x].op == LABEL and code[x].target in targets for x in range(k + 1, n)):
+                i.op = (i.op & 0x0F) | _NEG_JMP[i.op & 0xF0]
+                i.target = j.target
+                code[n] = _nop()
+                changed = True
+    if changed:
+        code[:] = compact(code)
+    return changed
+
+
+def clean(code: Func, rounds: int = 12) -> Func:
+    """Run the passes until nothing changes (at most ``rounds`` times)."""
+    for _ in range(rounds):
+        changed = propagate(code)
+        changed |= coalesce(code)
+        changed |= narrow(code)
+        changed |= jumps(code)
+        changed |= dce(code)
+        if not changed:
+            break
+    return code

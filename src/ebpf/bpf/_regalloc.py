@@ -1,0 +1,178 @@
+"""Locals in registers: the compiler's stack-slot locals become registers where they fit.
+
+The code generator keeps every scalar local (and the saved ctx, and loop bounds) in an
+8-byte stack slot: each read is an ``ldxdw rX, [r10-k]``, each write an ``stxdw``. Here
+each such slot whose every access is an 8-byte load or store at exactly its offset (its
+address is never taken) becomes a *virtual* register; the peephole passes then merge the
+temporaries into it, and the virtual registers are coloured with the machine's r0..r9 by
+interference (liveness over the control-flow graph; a call clobbers r0..r5, so a local
+live across one gets a callee-saved r6..r9). A slot whose virtual register finds no colour
+is kept on the stack, and allocation runs again without it, so the result is never worse
+than the stack code. The verifier tracks registers and spilled scalars alike, so both forms
+verify; registers cost fewer instructions.
+
+A slot that may be read before it is written on some path (live where the function starts)
+stays on the stack: the verifier rejects reading an uninitialised register.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from .. import asm
+from . import _peephole as ph
+from ._peephole import FP, Func, Ins
+
+__all__ = ["optimize"]
+
+_LDXDW, _STXDW, _STDW = 0x79, 0x7B, 0x7A
+_VBASE = 16
+#: Colour preference: caller-saved first (free across no call), then callee-saved.
+_ORDER = (1, 2, 3, 4, 5, 0, 6, 7, 8, 9)
+
+
+def _slot_accesses(code: Func, slots: Collection[int]) -> set[int]:
+    """The slots of ``slots`` whose every stack access is an exact 8-byte load/store."""
+    ok = set(slots)
+    bad: set[int] = set()
+    for i in code:
+        if i.op < 0:
+            continue
+        cls = i.op & 7
+        base = i.src if cls == 1 else i.dst if cls in (2, 3) else None
+        if base != FP:
+            continue
+        for s in ok:
+            if i.off + _size(i.op) > s and i.off < s + 8 and not (
+                    i.off == s and i.op in (_LDXDW, _STXDW, _STDW)):
+                bad.add(s)
+    return ok - bad
+
+
+def _size(op: int) -> int:
+    return {0x18: 8, 0x00: 4, 0x08: 2, 0x10: 1}[op & 0x18]
+
+
+def _promote(code: Func, slots: dict[int, int]) -> None:
+    """Rewrite accesses of ``slots`` (offset -> virtual register) into register moves."""
+    for k, i in enumerate(code):
+        if i.op == _LDXDW and i.src == FP and i.off in slots:
+            code[k] = Ins(0xBF, i.dst, slots[i.off])
+        elif i.op == _STXDW and i.dst == FP and i.off in slots:
+            code[k] = Ins(0xBF, slots[i.off], i.src)
+        elif i.op == _STDW and i.dst == FP and i.off in slots:
+            code[k] = Ins(0xB7, slots[i.off], 0, 0, i.imm)
+
+
+def _live_at_entry(code: Func, slots: dict[int, int]) -> set[int]:
+    """Virtual registers (after promotion) that may be read before being written."""
+    f = ph.Flow(code)
+    if not f.starts:
+        return set()
+    live = f.live_in[0]
+    return {v for v in slots.values() if live >> v & 1}
+
+
+def _color(code: Func, entry_defs: int) -> tuple[dict[int, int], list[int]]:
+    """A machine register for each virtual one, and the virtual registers that fit nowhere
+    (the least used lose: they are coloured last)."""
+    f = ph.Flow(code)
+    edges: dict[int, set[int]] = {}
+    moves: dict[int, set[int]] = {}
+    uses: dict[int, int] = {}
+
+    def edge(a: int, b: int) -> None:
+        if a == b or (a < _VBASE and b < _VBASE):
+            return
+        edges.setdefault(a, set()).add(b)
+        edges.setdefault(b, set()).add(a)
+
+    for b in range(len(f.starts)):
+        live = f.local_live(b)
+        for k in range(f.starts[b], f.ends[b]):
+            i = code[k]
+            if i.op < 0:
+                continue
+            u, d, _, _ = ph.regs(i)
+            for r in _bits((u | d) >> _VBASE):
+                uses[r + _VBASE] = uses.get(r + _VBASE, 0) + 1
+            out = live[k]
+            skip = 0
+            if ph.is_mov64x(i):
+                skip = 1 << i.src
+                if i.src >= _VBASE or i.dst >= _VBASE:
+                    moves.setdefault(i.src, set()).add(i.dst)
+                    moves.setdefault(i.dst, set()).add(i.src)
+            for r in _bits(d):
+                for x in _bits(out & ~skip & ~(1 << r)):
+                    edge(r, x)
+    if f.starts:
+        for r in _bits(entry_defs):
+            for x in _bits(f.live_in[0] & ~(1 << r)):
+                edge(r, x)
+    color: dict[int, int] = {}
+    failed: list[int] = []
+    for v in sorted(uses, key=lambda v: (-uses[v], v)):
+        taken = {x if x < _VBASE else color.get(x, -1) for x in edges.get(v, ())}
+        prefer = [color.get(m, m) for m in moves.get(v, ()) if color.get(m, m) < _VBASE]
+        for r in (*prefer, *_ORDER):
+            if r not in taken and r != FP:
+                color[v] = r
+                break
+        else:
+            failed.append(v)
+    return color, failed
+
+
+def _bits(m: int) -> list[int]:
+    out = []
+    r = 0
+    while m:
+        if m & 1:
+            out.append(r)
+        m >>= 1
+        r += 1
+    return out
+
+
+def _apply(code: Func, color: dict[int, int]) -> None:
+    for i in code:
+        if i.op < 0:
+            continue
+        if i.dst in color:
+            i.dst = color[i.dst]
+        if i.src in color and ph.src_is_reg(i):
+            i.src = color[i.src]
+
+
+def optimize(items: list[asm.Item], slots: Collection[int] = (), entry_defs: int = 0b10
+             ) -> list[asm.Item]:
+    """The optimised items of one function: ``slots`` are the stack offsets of its scalar
+    locals (candidates for registers), ``entry_defs`` the registers holding arguments at
+    its start (bit ``1 << n`` for ``rn``). Code the passes do not model is returned as is."""
+    try:
+        base = ph.parse(items)
+    except ph.Unsupported:
+        return items
+    cand = _slot_accesses(base, slots)
+    excluded: set[int] = set()
+    for _ in range(len(cand) + 1):
+        code = [i.copy() for i in base]
+        vregs = {s: _VBASE + n for n, s in enumerate(sorted(cand - excluded))}
+        _promote(code, vregs)
+        early = _live_at_entry(code, vregs)
+        if early:
+            excluded |= {s for s, v in vregs.items() if v in early}
+            continue
+        ph.clean(code)
+        got, failed = _color(code, entry_defs)
+        if failed:
+            excluded |= {s for s, v in vregs.items() if v in failed}
+            continue
+        _apply(code, got)
+        ph.clean(code)
+        return ph.emit(code)
+    code = [i.copy() for i in base]  # pragma: no cover - the last round promotes nothing
+    ph.clean(code)
+    return ph.emit(code)
+
