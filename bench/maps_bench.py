@@ -8,7 +8,8 @@ Workloads (issue 4), HASH map u32 -> u64, 100k keys:
     buffers, a return-code check) - the cheapest honest ctypes loop;
   - floor ``C``: ``bpf_map_update_elem``/``bpf_map_lookup_elem`` (bench/maps_hash.c);
   - peer ``bcc``: its table API, ``t[t.Key(i)] = t.Leaf(i)`` and ``t[t.Key(i)].value``.
-  Targets: >= 0.85x the ctypes loop's throughput, >= 1.3x bcc's.
+  Targets: >= 0.85x the ctypes loop's throughput (issue 4), >= 1.3x bcc's in every run
+  (issue 13); the note gives bcc's time over ours per repeat (each repeat runs both).
 - batch: one ``update_batch`` of 100k entries (numpy arrays, passed without copying), then
   all entries read back with ``lookup_batch(raw=True)``;
   - floor ``C``: ``bpf_map_update_batch`` + ``bpf_map_lookup_batch`` (same chunking);
@@ -165,6 +166,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                     peer_batch["bcc"] = f"peer unavailable: {res['batch']}"
             except common.Unavailable as e:
                 peer_per["bcc"] = peer_batch["bcc"] = str(e)
+    vs_bcc = ""
+    if isinstance(peer_per["bcc"], list) and peer_per["bcc"]:
+        paired = sorted(b / o for o, b in zip(got["ours"], peer_per["bcc"], strict=False))
+        vs_bcc = (f"bcc/ours per repeat: {paired[0]:.2f}-{paired[-1]:.2f}x "
+                  f"({sum(p >= 1.3 for p in paired)}/{len(paired)} repeats >= 1.3x)")
     rows = [
         common.row(BENCH, "HASH update+lookup per op (vs ctypes loop)", "ns/op", got["ours"],
                    floors={"ctypes": got["ctypes"], **c_per}, peers=peer_per,
@@ -172,8 +178,8 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                    target_spec={"vs": "ctypes", "max_ratio": 1 / 0.85}),
         common.row(BENCH, "HASH update+lookup per op (vs bcc)", "ns/op", got["ours"],
                    floors={"ctypes": got["ctypes"], **c_per}, peers=peer_per,
-                   target=">= 1.3x bcc's table API",
-                   target_spec={"vs": "bcc", "max_ratio": 1 / 1.3}),
+                   target=">= 1.3x bcc's table API (issue 13: in every run)",
+                   target_spec={"vs": "bcc", "max_ratio": 1 / 1.3}, note=vs_bcc),
         common.row(BENCH, "HASH batch update+lookup, 100k entries", "ns/entry", batch["batch"],
                    floors=c_batch, peers=peer_batch, target=">= 0.9x libbpf C",
                    target_spec={"vs": "C", "max_ratio": 1 / 0.9}),

@@ -1438,7 +1438,11 @@ class BloomFilter(Map):
 
 class _ScalarMap(Map):
     """A :class:`Map` whose keys and values are plain scalars (ints of 1/2/4/8 bytes, or
-    simple ctypes): the element operations skip the codec branches. Chosen automatically."""
+    simple ctypes): the element operations skip the codec branches. Chosen automatically.
+
+    Ints go through the slot's cast memoryviews; ``bytes`` of exactly the size are copied in
+    without trying the int store first (a failed store raises, which costs several times the
+    syscall); anything else falls back to the codec, which also gives the precise error."""
 
     __slots__ = ()
 
@@ -1449,10 +1453,13 @@ class _ScalarMap(Map):
         except IndexError:
             s = self._new_slot()
         try:
-            try:
-                s.kmv[0] = key
-            except (TypeError, ValueError):
-                self._kc.encode_into(key, s.kbuf)  # raw bytes, or a precise error
+            if type(key) is bytes and len(key) == self.key_size:
+                s.kbuf[:] = key
+            else:
+                try:
+                    s.kmv[0] = key
+                except (TypeError, ValueError):
+                    self._kc.encode_into(key, s.kbuf)  # raw bytes-like, or a precise error
             if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
                 _fail(_LOOKUP, s.attr, _ELEM_SIZE, _get_errno())
             return s.vmv[0]
@@ -1466,14 +1473,20 @@ class _ScalarMap(Map):
         except IndexError:
             s = self._new_slot()
         try:
-            try:
-                s.kmv[0] = key
-            except (TypeError, ValueError):
-                self._kc.encode_into(key, s.kbuf)
-            try:
-                s.vmv[0] = value
-            except (TypeError, ValueError):
-                self._vc.encode_into(value, s.vbuf)
+            if type(key) is bytes and len(key) == self.key_size:
+                s.kbuf[:] = key
+            else:
+                try:
+                    s.kmv[0] = key
+                except (TypeError, ValueError):
+                    self._kc.encode_into(key, s.kbuf)
+            if type(value) is bytes and len(value) == self.value_size:
+                s.vbuf[:] = value
+            else:
+                try:
+                    s.vmv[0] = value
+                except (TypeError, ValueError):
+                    self._vc.encode_into(value, s.vbuf)
             if _raw_syscall(_NR_BPF, _UPDATE, s.ref, _ELEM_SIZE) < 0:
                 _fail(_UPDATE, s.attr, _ELEM_SIZE, _get_errno())
         finally:
@@ -1486,16 +1499,42 @@ class _ScalarMap(Map):
         except IndexError:
             s = self._new_slot()
         try:
-            try:
-                s.kmv[0] = key
-            except (TypeError, ValueError):
-                self._kc.encode_into(key, s.kbuf)
+            if type(key) is bytes and len(key) == self.key_size:
+                s.kbuf[:] = key
+            else:
+                try:
+                    s.kmv[0] = key
+                except (TypeError, ValueError):
+                    self._kc.encode_into(key, s.kbuf)
             if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
                 err = _get_errno()
                 if err == _ENOENT:
                     return default
                 _fail(_LOOKUP, s.attr, _ELEM_SIZE, err)
             return s.vmv[0]
+        finally:
+            pool.append(s)
+
+    def __contains__(self, key: Any) -> bool:
+        pool = self._pool
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = self._new_slot()
+        try:
+            if type(key) is bytes and len(key) == self.key_size:
+                s.kbuf[:] = key
+            else:
+                try:
+                    s.kmv[0] = key
+                except (TypeError, ValueError):
+                    self._kc.encode_into(key, s.kbuf)
+            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+                err = _get_errno()
+                if err == _ENOENT:
+                    return False
+                _fail(_LOOKUP, s.attr, _ELEM_SIZE, err)
+            return True
         finally:
             pool.append(s)
 
