@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the names below are loaded on first use (PEP 562), see __ge
     from ._spec import PinType as PinType
     from ._spec import ProgramSpec as ProgramSpec
     from ._spec import VariableSpec as VariableSpec
+    from ._testrun import TestRunner as TestRunner
     from ._types import AttachType as AttachType
     from ._types import LinkType as LinkType
     from ._types import MapFlags as MapFlags
@@ -83,6 +84,7 @@ __all__ = [
     "StatsType",
     "SyscallError",
     "TestRunResult",
+    "TestRunner",
     "UpdateFlags",
     "UserRingBuffer",
     "Variable",
@@ -125,6 +127,7 @@ _LAZY: dict[str, str] = {
     "RingBufferClosed": ".ringbuf",
     "StatsType": "._types",
     "TestRunResult": "._programs",
+    "TestRunner": "._testrun",
     "UpdateFlags": "._types",
     "UserRingBuffer": ".ringbuf",
     "Variable": "._collection",

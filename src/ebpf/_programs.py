@@ -6,17 +6,18 @@ import ctypes
 import errno as _errno
 import os
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple, Protocol, final
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, final
 
 from . import errors
 from ._sys import attrs as _attrs
 from ._sys import commands
 from ._sys.fd import FD, KernelObject, adopt
-from ._sys.syscall import _syscall as _syscall_raw
 from ._sys.syscall import bpf, bpf_fd
 from ._types import AttachType, ProgramType
-from ._uapi import _arch
 from ._uapi import _generated_types as _t
+
+if TYPE_CHECKING:
+    from ._testrun import Ctx, TestRunner
 
 __all__ = ["Program", "ProgramInfo", "TestRunResult"]
 
@@ -128,7 +129,7 @@ class Program(KernelObject):
     Build one with :meth:`load`, :meth:`from_pin`, :meth:`from_id` or :meth:`from_fd`.
     """
 
-    __slots__ = ("_fast", "_fd", "_insns", "_test_attr", "expected_attach_type", "name", "type",
+    __slots__ = ("_fd", "_insns", "_runner", "_test_attr", "expected_attach_type", "name", "type",
                  "verifier_log")
 
     def __init__(self, fd: FD, prog_type: ProgramType | int, name: str = "",
@@ -140,7 +141,7 @@ class Program(KernelObject):
         self._insns = insns
         self.expected_attach_type = expected_attach_type
         self._test_attr: _t.ProgTestRunAttr | None = None
-        self._fast: tuple[Any, ...] | None = None
+        self._runner: TestRunner | None = None  # test_run's packet-in, packet-out case
         #: The verifier's log of this load when ``log_level`` was given to :meth:`load`
         #: (level 2 adds per-instruction states, 4 the statistics); "" otherwise.
         self.verifier_log = ""
@@ -363,12 +364,19 @@ class Program(KernelObject):
         ``ctx`` may be a ctypes struct such as ``XdpMd``; the context written back by the
         kernel is returned as bytes in ``result.ctx``. Raw tracepoint and syscall programs take
         ``ctx`` only; syscall programs write their context back into the input (returned too).
+
+        Packet in, packet out (no ``ctx``, sizes or flags) goes through a :class:`TestRunner`
+        kept by the program (see :meth:`test_runner`), whose output buffer grows on
+        ``ENOSPC``; for a hot loop, build a runner and call its ``run``.
         """
-        if not 0 <= repeat <= 0xFFFFFFFF:  # u32 in the attr, on both paths
-            _attrs.check_int("repeat", repeat, 0, 0xFFFFFFFF, "u32")
         if ctx is None and data is not None and data_out_size is None and not (
                 flags or cpu or batch_size):
-            return self._test_run_data(data, repeat)
+            runner = self._runner
+            if runner is not None and runner._core.repeat == repeat:
+                return runner.run_result(data)
+            return self._oneshot_runner(repeat).run_result(data)
+        if not 0 <= repeat <= 0xFFFFFFFF:  # u32 in the attr
+            _attrs.check_int("repeat", repeat, 0, 0xFFFFFFFF, "u32")
         attr = self._test_attr
         if attr is None:
             attr = self._test_attr = _t.ProgTestRunAttr()
@@ -417,39 +425,38 @@ class Program(KernelObject):
         return TestRunResult(attr.retval, attr.duration, data_res, ctx_res)
 
 
-    def _test_run_data(self, data: bytes | bytearray | memoryview, repeat: int) -> TestRunResult:
-        """The common case (packet in, packet out) with buffers and attr kept between calls.
+    def _oneshot_runner(self, repeat: int) -> TestRunner:
+        """The runner :meth:`test_run` keeps, made (or set to ``repeat``) on first use."""
+        runner = self._runner
+        if runner is None:
+            from ._testrun import TestRunner
 
-        The attr is read and written through a ``u32`` view (cheaper than ctypes fields), at
-        offsets taken from the generated struct.
-        """
-        n = len(data)
-        owner = self._fd
-        # FD.acquire()/release() inlined (the hot path): while our entry is in ``_users`` a
-        # concurrent close() leaves the number open, so the syscall never hits a reused fd.
-        users = owner._users
-        users.append(None)
-        try:
-            fd = owner._fd
-            if fd < 0:
-                raise ValueError("operation on closed file descriptor")
-            st = self._fast
-            if st is None or st[0] != n or st[6] != fd:
-                st = self._fast = _fast_test_state(fd, n)
-            _, attr, din, dout, ptr, out_n, _, w = st
-            if n:
-                din[:] = data
-            w[_W_REPEAT] = repeat
-            w[_W_SIZE_OUT] = out_n
-            if _syscall_raw(_NR_BPF, _TEST_RUN, ptr, _TEST_RUN_SIZE) < 0:
-                w[_W_SIZE_OUT] = out_n
-                bpf(C.BPF_PROG_TEST_RUN, attr, keep=st)  # retries or raises
-        finally:
-            users.pop()
-            if owner._pending and not users:
-                owner._finish()
-        return _new_result(TestRunResult, (w[_W_RETVAL], w[_W_DURATION],
-                                           dout[: w[_W_SIZE_OUT]].tobytes(), None))
+            runner = self._runner = TestRunner(self, repeat=repeat)
+        else:
+            runner.repeat = repeat
+        return runner
+
+    def test_runner(
+        self,
+        *,
+        data_size_hint: int = 64,
+        data_out_size: int | None = None,
+        ctx: Ctx | None = None,
+        ctx_out_size: int | None = None,
+        repeat: int = 0,
+        flags: int = 0,
+        cpu: int = 0,
+        batch_size: int = 0,
+    ) -> TestRunner:
+        """A :class:`~ebpf.TestRunner` for many test runs of this program: one attr and one
+        pair of buffers built here, so ``runner.run(data)`` (``(retval, data_out)``) costs
+        little more than the syscall. Arguments as for :meth:`test_run`; ``data_size_hint``
+        is the expected input length."""
+        from ._testrun import TestRunner
+
+        return TestRunner(self, data_size_hint=data_size_hint, data_out_size=data_out_size,
+                          ctx=ctx, ctx_out_size=ctx_out_size, repeat=repeat, flags=flags,
+                          cpu=cpu, batch_size=batch_size)
 
 
 #: ``ld_imm64 rX, <subprogram>`` (src_reg BPF_PSEUDO_FUNC) as its first two bytes, per rX.
@@ -460,33 +467,6 @@ def _may_take_func_address(code: bytes) -> bool:
     """A cheap over-approximation (unaligned substring search) of "the program takes a
     subprogram's address", so loads without callbacks never import the BTF package."""
     return any(p in code for p in _PSEUDO_FUNC_LD)
-
-
-_NR_BPF = _arch.NR_BPF
-_TEST_RUN = int(C.BPF_PROG_TEST_RUN)
-_TEST_RUN_SIZE = ctypes.sizeof(_t.ProgTestRunAttr)
-_W_RETVAL = _t.ProgTestRunAttr.retval.offset // 4
-_W_SIZE_OUT = _t.ProgTestRunAttr.data_size_out.offset // 4
-_W_REPEAT = _t.ProgTestRunAttr.repeat.offset // 4
-_W_DURATION = _t.ProgTestRunAttr.duration.offset // 4
-_new_result = tuple.__new__
-
-
-def _fast_test_state(fd: int, n: int) -> tuple[Any, ...]:
-    """(size, attr, data_in, data_out, attr pointer, out size, fd, attr as u32 words) for
-    repeated test runs."""
-    out_n = n + 256
-    din = bytearray(max(n, 1))
-    dout = bytearray(out_n)
-    attr = _t.ProgTestRunAttr()
-    attr.prog_fd = fd
-    attr.data_size_in = n
-    attr.data_in = ctypes.addressof((ctypes.c_char * len(din)).from_buffer(din)) if n else 0
-    attr.data_out = ctypes.addressof((ctypes.c_char * out_n).from_buffer(dout))
-    # The memoryviews pin the bytearrays (they cannot be resized or freed while viewed).
-    words = memoryview(attr).cast("B").cast("I")
-    return (n, attr, memoryview(din)[:n], memoryview(dout),
-            ctypes.c_void_p(ctypes.addressof(attr)), out_n, fd, words)
 
 
 #: Program types whose test run takes no ctx_out (the kernel refuses it with EINVAL); syscall

@@ -1,0 +1,412 @@
+"""A reusable ``BPF_PROG_TEST_RUN``: one attr and one pair of buffers kept for many runs.
+
+Modelled on reusing one cilium/ebpf ``RunOptions``: everything a run needs is built once, so
+a run is a copy of the packet into a preallocated buffer, one attr word written, the syscall
+and the output read back (no ctypes struct built, nothing validated again).
+:meth:`ebpf.Program.test_run` keeps one runner per program for its packet-in, packet-out case.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, final
+
+from . import errors
+from ._sys import attrs as _attrs
+from ._sys import syscall as _sc
+from ._uapi import _arch
+from ._uapi import _generated_types as _t
+
+if TYPE_CHECKING:
+    from ._programs import Program, TestRunResult
+    from ._sys.fd import FD
+
+__all__ = ["HEADROOM", "TestRunner"]
+
+Data = bytes | bytearray | memoryview
+Ctx = bytes | bytearray | memoryview | ctypes.Structure
+
+#: Room past the input in the default output buffer, for programs that grow the packet
+#: (``bpf_xdp_adjust_head``, ``bpf_skb_change_tail``); a larger output grows it on ENOSPC.
+HEADROOM = 256
+#: The largest buffer grown to on ENOSPC (the kernel's size is far smaller for real packets).
+_GROW_MAX = 1 << 28
+
+_A = _t.ProgTestRunAttr
+_NR_BPF = _arch.NR_BPF
+_CMD = int(_t.bpf_cmd.BPF_PROG_TEST_RUN)
+_CMD_NAME = "BPF_PROG_TEST_RUN"
+_SIZE = ctypes.sizeof(_A)
+# The attr is read and written through a u32 view in the hot path (cheaper than ctypes
+# fields), at offsets taken from the generated struct.
+_W_RETVAL = _A.retval.offset // 4
+_W_SIZE_OUT = _A.data_size_out.offset // 4
+_W_DURATION = _A.duration.offset // 4
+_new_tuple = tuple.__new__
+
+
+def _address(buf: bytearray) -> int:
+    """Address of a non-empty bytearray's storage (stable while a memoryview of it exists)."""
+    return ctypes.addressof(ctypes.c_char.from_buffer(buf))
+
+
+def _as_bytes(data: Any, what: str) -> memoryview:
+    """``data`` as a flat byte view; a clear error for what is not bytes-like."""
+    if isinstance(data, str):
+        raise TypeError(f"{what} must be bytes-like, got str (encode it first)")
+    if isinstance(data, ctypes.Structure | ctypes.Array):
+        return memoryview(bytes(data))
+    try:
+        mv = memoryview(data)
+    except TypeError:
+        raise TypeError(f"{what} must be bytes-like, got {type(data).__name__}") from None
+    if not mv.c_contiguous:
+        return memoryview(mv.tobytes())
+    return mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv
+
+
+class _Core:
+    """A runner's attr, buffers and slow paths; it holds no reference to the hot closures,
+    so a runner makes no reference cycle (its program's fd is freed by refcount alone)."""
+
+    __slots__ = ("attr", "cin", "cout", "din", "din_buf", "dout", "dout_addr", "fd",
+                 "no_ctx_out", "out_fixed", "out_n", "repeat", "type", "w")
+
+    def __init__(self, prog: Program, hint: int, data_out_size: int | None,
+                 attr: _t.ProgTestRunAttr, repeat: int) -> None:
+        from ._programs import _NO_CTX_OUT
+
+        owner: FD = prog.fd
+        self.attr = attr
+        self.w = memoryview(attr).cast("B").cast("I")
+        self.fd = owner
+        self.type = prog.type
+        self.no_ctx_out = prog.type in _NO_CTX_OUT
+        self.repeat = repeat
+        self.out_fixed = data_out_size
+        self.din_buf = bytearray(0)
+        self.din: memoryview | None = None
+        self.dout = memoryview(bytearray(0))
+        self.dout_addr = 0
+        self.out_n = 0
+        self.cin: memoryview | None = None
+        self.cout: memoryview | None = None
+        attr.prog_fd = owner.fileno()
+        # The GIL-holding run reads prog_fd from this attr: close() sets it to -1 first, so
+        # such a run sees the live fd or EBADF, never a reused number.
+        owner.bind(attr, "prog_fd")
+        self.set_input(hint)
+
+    # --- configuration ----------------------------------------------------------------------
+    def set_input(self, n: int) -> None:
+        """Point the attr at an input buffer of ``n`` bytes and make sure the output fits."""
+        attr = self.attr
+        buf = self.din_buf
+        if n > len(buf):
+            buf = self.din_buf = bytearray(n)
+        self.din = memoryview(buf)[:n]
+        attr.data_in = _address(buf) if n else 0
+        attr.data_size_in = n
+        if self.out_fixed is not None:
+            self.set_output(self.out_fixed)
+        else:
+            self.set_output(max(n + HEADROOM, self.out_n))
+
+    def set_output(self, n: int) -> None:
+        """An output buffer of ``n`` bytes (the current one when it has that size)."""
+        if n != self.out_n or not self.dout_addr:
+            out = bytearray(n)
+            self.dout = memoryview(out)
+            self.out_n = n
+            # data_size_out 0 with a buffer lets the kernel copy any size: no buffer then.
+            self.dout_addr = _address(out) if n else 0
+        self.attr.data_out = self.dout_addr
+        self.attr.data_size_out = n
+
+    def set_no_data(self) -> None:
+        attr = self.attr
+        self.din = None
+        attr.data_in = attr.data_out = 0
+        attr.data_size_in = attr.data_size_out = 0
+
+    def set_ctx(self, ctx: Ctx | None, ctx_out_size: int | None) -> None:
+        """Copy ``ctx`` into the ctx_in buffer; size the ctx_out buffer (by default as the
+        input, none for program types that write their context back into ctx_in)."""
+        attr = self.attr
+        if ctx is not None:
+            raw = _as_bytes(ctx, "ctx")
+            n = len(raw)
+            cin = self.cin
+            if cin is None or len(cin) != n:
+                buf = bytearray(n)
+                cin = self.cin = memoryview(buf)
+                attr.ctx_in = _address(buf) if n else 0
+            cin[:] = raw
+            attr.ctx_size_in = n
+        if ctx_out_size is None:
+            if self.cout is not None or self.no_ctx_out:
+                return  # keep the buffer sized earlier (or grown on ENOSPC)
+            ctx_out_size = len(self.cin) if self.cin is not None else 0
+        if ctx_out_size:
+            buf = bytearray(ctx_out_size)
+            self.cout = memoryview(buf)
+            attr.ctx_out = _address(buf)
+        else:
+            self.cout = None
+            attr.ctx_out = 0
+        attr.ctx_size_out = ctx_out_size
+
+    # --- slow paths -------------------------------------------------------------------------
+    def slow(self, data: Data | None, ctx: Ctx | None) -> TestRunResult:
+        """A run that first fits the attr and buffers to this input (size, kind, ctx)."""
+        if ctx is not None:
+            self.set_ctx(ctx, None)
+        if data is None:
+            if self.din is not None:
+                self.set_no_data()
+        else:
+            mv = _as_bytes(data, "data")
+            n = len(mv)
+            din = self.din
+            if din is None or len(din) != n:
+                self.set_input(n)
+                din = self.din
+            if n:
+                din[:] = mv  # type: ignore[index]
+        self.call()
+        return self.result()
+
+    def retry(self, err: int) -> TestRunResult:
+        """After a GIL-holding run failed with ``err``: raise, or grow/retry and return."""
+        if self.fd.closed:
+            raise ValueError("test run on a closed program")
+        if err not in (_errno.ENOSPC, _errno.EINTR):
+            raise errors.from_errno(_CMD_NAME, err)
+        self.call()
+        return self.result()
+
+    def call(self) -> None:
+        """The syscall with the GIL released (fd held open), growing a too small output
+        buffer on ENOSPC and retrying; the attr's sizes then describe the output."""
+        attr = self.attr
+        owner = self.fd
+        if owner.closed:
+            raise ValueError("test run on a closed program")
+        while True:
+            if self.din is not None:
+                attr.data_size_out = self.out_n
+            if self.cout is not None:
+                attr.ctx_size_out = len(self.cout)
+            owner.acquire()
+            try:
+                _sc.bpf(_CMD, attr, _SIZE)
+                return
+            except errors.SyscallError as e:
+                if e.errno != _errno.ENOSPC:
+                    raise
+                if self.grow():
+                    continue
+                raise errors.from_errno(_CMD_NAME, _errno.ENOSPC, hint=(
+                    f"the output is {attr.data_size_out} bytes of data and "
+                    f"{attr.ctx_size_out} of ctx; the buffers hold {self.out_n} and "
+                    f"{len(self.cout) if self.cout is not None else 0} "
+                    "(data_out_size/ctx_out_size fix them)")) from None
+            finally:
+                owner.release()
+
+    def grow(self) -> bool:
+        """Grow whichever output buffer the kernel found too small; False if none was."""
+        attr = self.attr
+        grown = False
+        need = attr.data_size_out
+        if self.din is not None and need > self.out_n and self.out_fixed is None:
+            if need > _GROW_MAX:
+                return False
+            self.set_output(need)
+            grown = True
+        need = attr.ctx_size_out
+        if self.cout is not None and need > len(self.cout):
+            if need > _GROW_MAX:
+                return False
+            self.set_ctx(None, need)
+            grown = True
+        return grown
+
+    def ctx_bytes(self) -> bytes | None:
+        cout = self.cout
+        if cout is not None:
+            return cout[: self.attr.ctx_size_out].tobytes()
+        if self.cin is not None:  # syscall programs write their context back into ctx_in
+            return self.cin.tobytes()
+        return None
+
+    def result(self) -> TestRunResult:
+        from ._programs import TestRunResult
+
+        attr = self.attr
+        data = None if self.din is None else self.dout[: attr.data_size_out].tobytes()
+        return TestRunResult(attr.retval, attr.duration, data, self.ctx_bytes())
+
+
+def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
+                                   Callable[..., TestRunResult]]:
+    """``run``/``run_result`` for ``core``: the hot path reads cells only (no attribute
+    lookups); the slow paths refresh the cells after they change the buffers."""
+    from ._programs import TestRunResult
+
+    w = core.w
+    din: Any = core.din  # None (no data) fails the slice assignment: the slow path then
+    dout = core.dout
+    out_n = core.out_n
+    with_ctx = core.cin is not None or core.cout is not None
+    ctx_bytes = core.ctx_bytes
+    new = _new_tuple
+    res_type = TestRunResult
+    so, rv, dur = _W_SIZE_OUT, _W_RETVAL, _W_DURATION
+
+    def sync() -> None:
+        nonlocal din, dout, out_n, with_ctx
+        din, dout, out_n = core.din, core.dout, core.out_n
+        with_ctx = core.cin is not None or core.cout is not None
+
+    def slow(data: Data | None, ctx: Ctx | None = None) -> TestRunResult:
+        try:
+            return core.slow(data, ctx)
+        finally:
+            sync()
+
+    def retry(err: int) -> TestRunResult:
+        try:
+            return core.retry(err)
+        finally:
+            sync()
+
+    if core.repeat > 1 or core.attr.flags:
+        # Long runs (or flags such as live frames) release the GIL and hold the fd open
+        # (FD.acquire) instead; the kernel's time dominates, so they take the plain path.
+        def run_long(data: Data | None, ctx: Ctx | None = None) -> tuple[int, bytes | None]:
+            r = slow(data, ctx)
+            return r[0], r[2]
+
+        return run_long, slow
+
+    sys_call = _sc.fast_syscall  # keeps the GIL: close() cannot run during the call
+    get_errno = _sc.fast_errno
+    nr, cmd, size = _NR_BPF, _CMD, _SIZE
+    ptr = ctypes.c_void_p(ctypes.addressof(core.attr))
+
+    def run(data: Data | None, ctx: Ctx | None = None) -> tuple[int, bytes | None]:
+        if ctx is None:
+            try:
+                din[:] = data
+            except (TypeError, ValueError):  # another size or kind of input, or none
+                r = slow(data, None)
+                return r[0], r[2]
+            w[so] = out_n
+            if sys_call(nr, cmd, ptr, size) >= 0:
+                return w[rv], dout[: w[so]].tobytes()
+            r = retry(get_errno())
+            return r[0], r[2]
+        r = slow(data, ctx)
+        return r[0], r[2]
+
+    def run_result(data: Data | None, ctx: Ctx | None = None) -> TestRunResult:
+        if ctx is None:
+            try:
+                din[:] = data
+            except (TypeError, ValueError):
+                return slow(data, None)
+            w[so] = out_n
+            if sys_call(nr, cmd, ptr, size) >= 0:
+                return new(res_type, (w[rv], w[dur], dout[: w[so]].tobytes(),
+                                      ctx_bytes() if with_ctx else None))
+            return retry(get_errno())
+        return slow(data, ctx)
+
+    return run, run_result
+
+
+@final
+class TestRunner:
+    """Runs one program with ``BPF_PROG_TEST_RUN`` again and again (>= 4.12), reusing one attr,
+    one input buffer and one output buffer. Build it with :meth:`ebpf.Program.test_runner`.
+
+    ``run(data, ctx=None)`` returns ``(retval, data_out)``; ``run_result(data, ctx=None)`` a
+    :class:`~ebpf.TestRunResult` (with the duration and the ctx written back). A ``ctx``
+    given to either replaces the runner's context for that run and the ones after it.
+    ``data_size_hint`` sizes the input buffer (another length works too, at the cost of one
+    reconfiguration); the output buffer holds the input plus :data:`HEADROOM` bytes and grows
+    when the kernel reports a larger packet (``ENOSPC``), unless ``data_out_size`` fixes it.
+    ``data=None`` runs context-only programs (raw tracepoint, syscall).
+
+    A run of ``repeat`` <= 1 without ``flags`` holds the GIL through the syscall (a single
+    program run returns at once); longer runs release it. A runner is not thread-safe: give
+    each thread its own. ``run`` and ``run_result`` may be kept as plain functions.
+    """
+
+    __test__ = False  # named Test*, not a pytest class
+    __slots__ = ("_core", "run", "run_result")
+
+    run: Callable[..., tuple[int, bytes | None]]
+    run_result: Callable[..., TestRunResult]
+
+    def __init__(
+        self,
+        prog: Program,
+        *,
+        data_size_hint: int = 64,
+        data_out_size: int | None = None,
+        ctx: Ctx | None = None,
+        ctx_out_size: int | None = None,
+        repeat: int = 0,
+        flags: int = 0,
+        cpu: int = 0,
+        batch_size: int = 0,
+    ) -> None:
+        from ._programs import Program
+
+        if not isinstance(prog, Program):
+            raise TypeError(f"TestRunner needs a Program, got {type(prog).__name__}")
+        if prog.closed:
+            raise ValueError("test runner for a closed program")
+        attr = _A()
+        _attrs.fill(attr, repeat=repeat, flags=flags, cpu=cpu, batch_size=batch_size)
+        hint = _attrs.check_int("data_size_hint", data_size_hint, 0, 0xFFFFFFFF, "u32")
+        if data_out_size is not None:
+            data_out_size = _attrs.check_int("data_out_size", data_out_size, 0, 0xFFFFFFFF,
+                                             "u32")
+        if ctx_out_size is not None:
+            ctx_out_size = _attrs.check_int("ctx_out_size", ctx_out_size, 0, 0xFFFFFFFF, "u32")
+        core = self._core = _Core(prog, hint, data_out_size, attr, int(repeat))
+        if ctx is not None or ctx_out_size is not None:
+            core.set_ctx(ctx, ctx_out_size)
+        self.run, self.run_result = _closures(core)
+
+    def __repr__(self) -> str:
+        core = self._core
+        state = "closed" if core.fd.closed else f"fd={core.fd.fileno()}"
+        n = "none" if core.din is None else len(core.din)
+        return f"<TestRunner {core.type!s} {state} data_in={n} repeat={core.repeat}>"
+
+    @property
+    def repeat(self) -> int:
+        """Runs per call (0 and 1 both run once); the kernel reports the average duration."""
+        return self._core.repeat
+
+    @repeat.setter
+    def repeat(self, value: int) -> None:
+        core = self._core
+        core.repeat = _attrs.check(core.attr, "repeat", value)
+        self.run, self.run_result = _closures(core)
+
+    @property
+    def duration_ns(self) -> int:
+        """The kernel's average run time in the last call, in ns."""
+        return int(self._core.attr.duration)
+
+    @property
+    def ctx_out(self) -> bytes | None:
+        """The context the last call wrote back (``None`` when the runner has no ctx)."""
+        return self._core.ctx_bytes()

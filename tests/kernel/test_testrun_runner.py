@@ -1,0 +1,211 @@
+"""TestRunner (issue 13): the reusable BPF_PROG_TEST_RUN gives what the general path gives.
+
+The reference is ``Program.test_run`` with ``data_out_size`` set, which takes the general
+path (a fresh attr and fresh buffers per call), not the runner.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import gc
+import struct
+
+import pytest
+
+import ebpf
+from ebpf import asm, errors
+from ebpf._uapi import _generated_types as _t
+from ebpf.asm import R0, R1, R2, R6, Helper
+
+PT = ebpf.ProgramType
+
+#: XDP: data[0] += 1 (when the packet has a byte), return XDP_PASS.
+_XDP_BUMP = """
+    r2 = *(u32 *)(r1 + 0)
+    r3 = *(u32 *)(r1 + 4)
+    r4 = r2
+    r4 += 1
+    if r4 > r3 goto out
+    r5 = *(u8 *)(r2 + 0)
+    r5 += 1
+    *(u8 *)(r2 + 0) = r5
+out:
+    r0 = 2
+    exit
+"""
+
+
+def _frame(n: int = 64, first: int = 7) -> bytes:
+    return bytes([first]) + bytes(i & 0xFF for i in range(1, n))
+
+
+def _reference(prog: ebpf.Program, data: bytes, repeat: int = 0) -> ebpf.TestRunResult:
+    return prog.test_run(data, repeat=repeat, data_out_size=len(data) + 4096)
+
+
+def test_xdp_runner_matches_test_run_and_sees_the_write() -> None:
+    with ebpf.Program.load(PT.XDP, _XDP_BUMP) as prog:
+        runner = prog.test_runner(data_size_hint=64)
+        for first in (0, 7, 255):
+            pkt = _frame(64, first)
+            want = _reference(prog, pkt)
+            assert want.data is not None and want.data[0] == (first + 1) & 0xFF
+            assert runner.run(pkt) == (want.retval, want.data)
+            res = runner.run_result(pkt)
+            assert (res.retval, res.data, res.ctx) == (want.retval, want.data, None)
+            one = prog.test_run(pkt)
+            assert (one.retval, one.data, one.ctx) == (want.retval, want.data, None)
+            assert prog.test_run(pkt, repeat=1)[::2] == (want.retval, want.data)
+        # bytearray, memoryview and a non-byte memoryview of the same bytes
+        pkt = _frame(64)
+        want = _reference(prog, pkt)
+        assert runner.run(bytearray(pkt)) == (want.retval, want.data)
+        assert runner.run(memoryview(pkt)) == (want.retval, want.data)
+        assert runner.run(memoryview(pkt).cast("I")) == (want.retval, want.data)
+        assert runner.run(pkt)[1] == want.data  # and the fast path again
+
+
+def test_runner_takes_other_lengths_and_no_data_is_refused_for_xdp() -> None:
+    with ebpf.Program.load(PT.XDP, _XDP_BUMP) as prog:
+        runner = prog.test_runner(data_size_hint=64)
+        for n in (64, 100, 20, 1500, 64, 64):
+            pkt = _frame(n)
+            want = _reference(prog, pkt)
+            assert runner.run(pkt) == (want.retval, want.data), n
+            assert prog.test_run(pkt).data == want.data, n
+        with pytest.raises(errors.SyscallError) as ei:
+            runner.run(b"")  # shorter than an Ethernet header
+        assert ei.value.errno == errno.EINVAL
+        assert runner.run(_frame(64))[1] == _reference(prog, _frame(64)).data
+        with pytest.raises(TypeError, match="bytes-like"):
+            runner.run("not bytes")
+
+
+def test_socket_filter_runner_matches_test_run() -> None:
+    insns = [asm.load(asm.W, R0, R1, _t.SkBuff.len.offset), asm.exit()]
+    with ebpf.Program.load(PT.SOCKET_FILTER, insns) as prog:
+        runner = prog.test_runner()
+        for n in (64, 64, 200, 64):
+            pkt = _frame(n)
+            want = _reference(prog, pkt)
+            assert want.retval == n - 14  # ETH_HLEN pulled
+            assert runner.run(pkt) == (want.retval, want.data)
+            assert runner.run_result(pkt)[::2] == (want.retval, want.data)
+            assert prog.test_run(pkt, repeat=1)[::2] == (want.retval, want.data)
+
+
+def test_repeat_runs_release_the_gil_and_agree() -> None:
+    with ebpf.Program.load(PT.XDP, _XDP_BUMP) as prog:
+        pkt = _frame(64, 1)
+        runner = prog.test_runner(repeat=50)
+        want = _reference(prog, pkt, repeat=50)
+        res = runner.run_result(pkt)
+        assert (res.retval, res.data) == (want.retval, want.data)
+        assert res.duration_ns > 0 and runner.duration_ns == res.duration_ns
+        assert runner.run(pkt) == (want.retval, want.data)
+        assert prog.test_run(pkt, repeat=50).data == want.data
+        runner.repeat = 1  # back to the GIL-holding path
+        assert runner.run(pkt) == (_reference(prog, pkt).retval, _reference(prog, pkt).data)
+        info = prog.info()
+        assert info.run_cnt == 0 or info.run_cnt >= 50  # counted only with bpf_stats on
+        with pytest.raises(errors.InvalidArgumentError, match="repeat"):
+            runner.repeat = 1 << 32
+        with pytest.raises(errors.InvalidArgumentError, match="repeat"):
+            prog.test_run(pkt, repeat=-1)
+
+
+def test_output_grows_on_enospc() -> None:
+    grow = 512  # more than the default HEADROOM past the input
+    insns = [asm.mov(R6, R1), asm.mov(R2, grow), asm.call(Helper.XDP_ADJUST_TAIL),
+             asm.mov(R0, ebpf.XDPAction.PASS), asm.exit()]
+    with ebpf.Program.load(PT.XDP, insns) as prog:
+        pkt = _frame(64)
+        want = _reference(prog, pkt)
+        assert want.data is not None and len(want.data) == 64 + grow
+        runner = prog.test_runner(data_size_hint=64)
+        for _ in range(3):  # grown once, then the fast path with the larger buffer
+            assert runner.run(pkt) == (want.retval, want.data)
+        assert prog.test_run(pkt)[::2] == (want.retval, want.data)
+        long_runner = prog.test_runner(repeat=3)  # the tail grows in each of the 3 runs
+        want3 = _reference(prog, pkt, repeat=3)
+        assert want3.data is not None and len(want3.data) == 64 + 3 * grow
+        assert long_runner.run(pkt) == (want3.retval, want3.data)
+        fixed = prog.test_runner(data_out_size=100)
+        with pytest.raises(errors.SyscallError, match="data_out_size") as ei:
+            fixed.run(pkt)
+        assert ei.value.errno == errno.ENOSPC
+
+
+def test_ctx_in_and_out() -> None:
+    mark_off = _t.SkBuff.mark.offset
+    insns = [asm.load(asm.W, R2, R1, mark_off), asm.add(R2, 1),
+             asm.store(asm.W, R1, mark_off, R2), asm.mov(R0, 0), asm.exit()]
+    with ebpf.Program.load(PT.SCHED_CLS, insns) as prog:
+        skb = _t.SkBuff()
+        skb.mark = 41
+        pkt = _frame(64)
+        want = prog.test_run(pkt, ctx=skb)
+        runner = prog.test_runner(ctx=skb)
+        res = runner.run_result(pkt)
+        assert res.ctx == want.ctx and res.data == want.data
+        assert _t.SkBuff.from_buffer_copy(res.ctx).mark == 42
+        skb.mark = 99
+        assert runner.run(pkt, ctx=skb)[1] == want.data
+        out = runner.ctx_out
+        assert out is not None and _t.SkBuff.from_buffer_copy(out).mark == 100
+        assert runner.run(pkt)[1] == want.data  # the ctx given last stays
+        assert _t.SkBuff.from_buffer_copy(runner.ctx_out or b"").mark == 100
+    with ebpf.Program.load(PT.XDP, _XDP_BUMP) as xdp:
+        ctx = _t.XdpMd()
+        ctx.data_end = 64
+        runner = xdp.test_runner(ctx=ctx)
+        res = runner.run_result(_frame(64))
+        assert res.ctx is not None and len(res.ctx) == ctypes.sizeof(_t.XdpMd)
+        assert res.data == _reference(xdp, _frame(64)).data
+
+
+def test_context_only_program() -> None:
+    insns = [asm.load(asm.DW, R0, R1, 0), asm.load(asm.DW, R2, R1, 8), asm.add(R0, R2),
+             asm.exit()]
+    with ebpf.Program.load(PT.RAW_TRACEPOINT, insns) as prog:
+        runner = prog.test_runner(ctx=struct.pack("<QQ", 40, 2))
+        assert runner.run(None) == (42, None)
+        assert runner.run(None, ctx=struct.pack("<QQ", 1, 2)) == (3, None)
+        assert runner.run_result(None).retval == 3
+
+
+def test_closed_program_is_a_clear_error() -> None:
+    prog = ebpf.Program.load(PT.XDP, _XDP_BUMP)
+    runner = prog.test_runner()
+    long_runner = prog.test_runner(repeat=5)
+    pkt = _frame(64)
+    assert runner.run(pkt)[0] == 2
+    prog.test_run(pkt)  # the program's own runner exists now
+    run = runner.run
+    prog.close()
+    for call in (lambda: run(pkt), lambda: runner.run_result(pkt), lambda: long_runner.run(pkt),
+                 lambda: prog.test_run(pkt), lambda: runner.run(bytes(100))):
+        with pytest.raises(ValueError, match="closed"):
+            call()
+    with pytest.raises(ValueError, match="closed"):
+        prog.test_runner()
+    assert "closed" in repr(runner)
+    with pytest.raises(TypeError, match="Program"):
+        ebpf.TestRunner(object())  # type: ignore[arg-type]
+
+
+def test_runner_function_outlives_the_runner_and_makes_no_cycle() -> None:
+    gc.collect()
+    gc.disable()
+    try:
+        prog = ebpf.Program.load(PT.XDP, _XDP_BUMP)
+        run = prog.test_runner().run  # the runner object itself is gone
+        assert run(_frame(64))[0] == 2
+        prog.test_run(_frame(64))
+        del run
+        # No reference cycle holds the fd: dropping the program finalizes it at once.
+        with pytest.warns(ResourceWarning, match="unclosed"):
+            del prog
+    finally:
+        gc.enable()
