@@ -6,14 +6,16 @@ no native dependency. See the README for a tour and ``docs/`` for the concepts.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING
-
 from . import errors as errors
 from .errors import BPFError as BPFError
 from .errors import NotSupportedError as NotSupportedError
 from .errors import SyscallError as SyscallError
 from .errors import VerifierError as VerifierError
+
+# Neither ``typing`` nor ``importlib`` at import time (each costs more than the rest of this
+# module): TYPE_CHECKING is the constant type checkers treat specially, and the lazy names are
+# imported with the builtin ``__import__``.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:  # the names below are loaded on first use (PEP 562), see __getattr__
     from . import platform as platform
@@ -142,11 +144,12 @@ _SUBMODULES = ("asm", "bpf", "btf", "cli", "elf", "features", "hooks", "lib", "l
 
 def __getattr__(name: str) -> object:
     if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        # level 1 with a fromlist: the submodule itself, as importlib.import_module gives
+        value = getattr(__import__(_LAZY[name][1:], globals(), None, (name,), 1), name)
         globals()[name] = value
         return value
     if name in _SUBMODULES:
-        module = importlib.import_module(f".{name}", __name__)
+        module = __import__(name, globals(), None, (), 1)  # a dotless name: the submodule
         globals()[name] = module
         return module
     raise AttributeError(f"module 'ebpf' has no attribute {name!r}")
