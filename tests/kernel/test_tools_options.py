@@ -6,7 +6,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -258,6 +260,103 @@ def test_tcpconnect_count() -> None:
     r = subprocess.run([sys.executable, "-m", "ebpf", "tool", "tcpconnect", "-c", "-L"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "-c prints counts" in r.stderr, r.stderr
+
+
+def _dns_response(name: str, rtype: int, rdata: bytes) -> bytes:
+    """A DNS response: one question, one answer (its name a pointer to the question's)."""
+    labels = b"".join(bytes([len(p)]) + p.encode() for p in name.split("."))
+    question = labels + b"\0" + struct.pack("!HH", rtype, 1)
+    answer = struct.pack("!HHHIH", 0xC00C, rtype, 1, 60, len(rdata)) + rdata
+    return struct.pack("!HHHHHH", 0x1234, 0x8180, 1, 1, 0, 0) + question + answer
+
+
+@contextlib.contextmanager
+def _udp(family: int, addr: tuple[str, int]) -> Iterator[socket.socket]:
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(addr)
+        except OSError as e:
+            pytest.skip(f"{errno.errorcode.get(e.errno or 0, str(e.errno))} binding UDP {addr}")
+        yield s
+
+
+def test_tcpconnect_dns() -> None:
+    """-d (bcc's --dns): a DNS answer received over loopback (A over IPv4, AAAA over IPv6,
+    from port 53) names the connect's destination in the QUERY column, with the time since
+    the answer when over 100 ms; 127.0.0.1 without an answer is 'localhost', another
+    address 'No DNS Query'."""
+    with _udp(socket.AF_INET, ("127.0.0.3", 53)) as dns4, \
+            _udp(socket.AF_INET6, ("::1", 53)) as dns6, \
+            _udp(socket.AF_INET, ("127.0.0.1", 0)) as client4, \
+            _udp(socket.AF_INET6, ("::1", 0)) as client6, \
+            _listener() as (h4, p4):
+        named = socket.socket()
+        unnamed = socket.socket()
+        with named, unnamed, _listener(socket.AF_INET6) as (h6, p6):
+            for s, host in ((named, "127.0.0.2"), (unnamed, "127.0.0.4")):
+                s.bind((host, 0))
+                s.listen()
+
+            def trigger() -> None:
+                dns4.sendto(_dns_response("a.ebpf-test.example", 1,
+                                          socket.inet_aton("127.0.0.2")),
+                            client4.getsockname())
+                dns6.sendto(_dns_response("v6.ebpf-test.example", 28,
+                                          socket.inet_pton(socket.AF_INET6, "::1")),
+                            client6.getsockname())
+                client4.recv(600)
+                client6.recv(600)
+                _connect(*named.getsockname())
+                _connect(h6, p6)
+                _connect(h4, p4)
+                _connect(*unnamed.getsockname())
+                time.sleep(0.15)
+                _connect(*named.getsockname())
+
+            me = str(os.getpid())
+            out, err = run_tool("tcpconnect", "-d", "-p", me, trigger=trigger)
+            assert "net:netif_receive_skb" in err, err
+            got = [(r["daddr"], r["query"]) for r in rows(out)]
+            assert got[:4] == [("127.0.0.2", "a.ebpf-test.example"),
+                               ("::1", "v6.ebpf-test.example"), ("127.0.0.1", "localhost"),
+                               ("127.0.0.4", "No DNS Query")], out
+            assert re.fullmatch(r"a\.ebpf-test\.example \(\d+\.\d{3}ms\)", got[4][1]), out
+            out, _ = run_tool("tcpconnect", "-d", "-p", me, json_lines=False,
+                              trigger=trigger)
+            lines = out.splitlines()
+            assert lines[1].split() == ["PID", "COMM", "IP", "SADDR", "DADDR", "DPORT",
+                                        "QUERY"], out
+            assert lines[2].split()[-1] == "a.ebpf-test.example", out
+    r = subprocess.run([sys.executable, "-m", "ebpf", "tool", "tcpconnect", "-c", "-d"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "-d/--dns with -c/--count" in r.stderr, r.stderr
+
+
+def test_tcpconnect_dns_decoder() -> None:
+    """The -d decoder takes A/AAAA answers only, and refuses queries, truncated messages
+    and pointer loops without raising."""
+    from ebpf.tools import _dns
+
+    def record(msg: bytes) -> bytes:
+        udp = struct.pack("!HHHH", 53, 4242, 8 + len(msg), 0) + msg
+        return _dns.HEAD.pack(7, len(udp)) + udp.ljust(_dns.COPY, b"\0")
+
+    ok = _dns_response("x.example", 1, socket.inet_aton("10.1.2.3"))
+    assert _dns.answers(record(ok)) == (7, "x.example", ["10.1.2.3"])
+    cname = bytearray(_dns_response("x.example", 5, b"\xc0\x0c"))
+    cname[7] = 2                                             # two answers: CNAME, then A
+    cname += struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton("10.9.9.9")
+    assert _dns.answers(record(bytes(cname))) == (7, "x.example", ["10.9.9.9"])
+    query = bytearray(ok)
+    query[2] &= 0x7F                                         # QR = 0
+    loop = bytearray(ok[:12]) + b"\xc0\x0c"                  # the question points at itself
+    for bad in (bytes(query), ok[:20], bytes(loop), b""):
+        assert _dns.answers(record(bad)) is None, bad
+    cache = _dns.Cache()
+    cache.add(record(ok))
+    assert cache.query("10.1.2.3", 7 + 50_000_000) == "x.example"
+    assert cache.query("10.1.2.3", 7 + 250_000_000) == "x.example (250.000ms)"
+    assert cache.query("10.1.2.3", 7 + 2 * _dns.TTL_NS) == "No DNS Query"
 
 
 def _failing_syscalls() -> None:

@@ -13,6 +13,10 @@ The local port is chosen after the state is set to ``SYN_SENT`` (``inet_hash_con
 count key with ``-c``) park the connect's record in a hash keyed by the socket's address and
 report it when the socket leaves ``SYN_SENT`` (established, refused, timed out or closed),
 whose event carries the port. The header (pid, comm, time) is the connecting task's.
+
+``-d`` (bcc's ``--dns``) adds a QUERY column, the name a DNS answer gave for the destination
+(:mod:`._dns`: responses copied at ``netif_receive_skb`` into the same ring, so an answer
+is read before the connects that follow it).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from ..hooks import tracepoint
 from ..lib import fp, maps, ringbuf
 from ..ringbuf import RingBuffer
 from . import _common as c
+from . import _dns
 
 TCP_SYN_SENT = 2
 BODY = struct.Struct("=HHH2x16s16s")     # family, sport, dport (host order), saddr, daddr
@@ -162,10 +167,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="a SPORT column; with -c, count per source port too")
     ap.add_argument("-c", "--count", action="store_true",
                     help="count connects per src ip and dest ip/port")
+    ap.add_argument("-d", "--dns", action="store_true",
+                    help="include likely DNS query associated with each connect")
     args = ap.parse_args(argv)
     args.port = {p for ps in args.port for p in ps}
     if args.count and (args.lport or args.seconds or args.print_uid):
         ap.error("-c prints counts: -L, -t and -U are for traced connects")
+    if args.count and args.dns:
+        ap.error("you may not specify -d/--dns with -c/--count")
     wait_port = args.lport or args.source_port
     with ExitStack() as stack:
         events = None if args.count else c.ring(stack)
@@ -173,9 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         pending = c.hash_map(stack, 8, SIZE) if wait_port else None
         c.attach_tp(stack, program(args, events, counts, pending), "sock",
                     "inet_sock_set_state", "tcpconnect")
-        c.hook_note(args, ["tracepoint sock:inet_sock_set_state (newstate == SYN_SENT)"
-                           + (", reported when it leaves SYN_SENT (the local port is known)"
-                              if wait_port else "")])
+        hooks = ["tracepoint sock:inet_sock_set_state (newstate == SYN_SENT)"
+                 + (", reported when it leaves SYN_SENT (the local port is known)"
+                    if wait_port else "")]
+        if args.dns:
+            c.attach_raw_tp(stack, _dns.program(events), "netif_receive_skb", "tcpconn_dns")
+            hooks.append("raw tracepoint net:netif_receive_skb (UDP from port 53)")
+        c.hook_note(args, hooks)
         if not args.json:
             print("Tracing connect ... Hit Ctrl-C to end", flush=True)
         if counts is not None:
@@ -187,15 +200,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                                *([("LPORT", "<6")] if args.lport else []),
                                ("DADDR", "<16"),
                                *([("SPORT", "<5")] if args.source_port else []),
-                               ("DPORT", "")])
+                               ("DPORT", "<6" if args.dns else ""),
+                               *([("QUERY", "")] if args.dns else [])])
+        names = _dns.Cache()
 
         def handle(raw: bytes) -> None:
+            if len(raw) == _dns.SIZE:
+                names.add(raw)
+                return
             family, sport, dport, sa, da = BODY.unpack_from(raw, c.PAYLOAD)
             if args.port and dport not in args.port:
                 return
-            out.row(c.stamp(args, {**c.header(raw), "ip": 4 if family == socket.AF_INET else 6,
-                                   "saddr": _addr(family, sa), "daddr": _addr(family, da),
-                                   "sport": sport, "lport": sport, "dport": dport}))
+            h = c.header(raw)
+            daddr = _addr(family, da)
+            row = {**h, "ip": 4 if family == socket.AF_INET else 6, "saddr": _addr(family, sa),
+                   "daddr": daddr, "sport": sport, "lport": sport, "dport": dport}
+            if args.dns:
+                row["query"] = names.query(daddr, h["ts_ns"])
+            out.row(c.stamp(args, row))
 
         return c.run_loop(args, c.ring_poll(reader, handle))
 
