@@ -505,3 +505,27 @@ def test_runqlat_pid_filter_is_the_process() -> None:
         if child.poll() is None:
             child.kill()
         child.wait()
+
+
+def _pidns_inum(link: str) -> str:
+    return link.removeprefix("pid:[").removesuffix("]")
+
+
+def test_runqlat_per_pid_namespace() -> None:
+    """--pidnss: a histogram per PID namespace, keyed by its inode number; a child in a new
+    PID namespace (unshare -p -f) that sleeps has one, apart from ours."""
+    inner: dict[str, str] = {}
+    script = ("readlink /proc/self/ns/pid; exec " + sys.executable +
+              " -c 'import time\nfor _ in range(100): time.sleep(0.002)'")
+
+    def trigger() -> None:
+        r = subprocess.run(["unshare", "--pid", "--fork", "sh", "-c", script],
+                           capture_output=True, text=True)
+        inner["out"], inner["err"] = r.stdout.strip(), r.stderr
+
+    out, _ = run_tool("runqlat", "--pidnss", duration=2, trigger=trigger)
+    assert inner["out"].startswith("pid:["), inner
+    got = rows(out)[-1]["pidnss"]
+    ours, theirs = _pidns_inum(os.readlink("/proc/self/ns/pid")), _pidns_inum(inner["out"])
+    assert ours != theirs and {ours, theirs} <= set(got), (sorted(got), ours, theirs)
+    assert sum(got[theirs]) >= 50, got[theirs]

@@ -7,8 +7,11 @@ and bumps its bucket with :func:`ebpf.lib.histogram.log2_increment`. A ``prev`` 
 runnable (preempted, or ``prev_state`` is ``TASK_RUNNING``) is stamped again at the switch.
 Thread and process ids (``pid``, ``tgid``) are read from the ``task_struct`` arguments at
 offsets from the kernel's BTF, so ``-p PID`` filters on the process (tgid) as bcc's and
-``-P`` keys a histogram per process; ``-L`` keys one per thread. The idle task (pid 0) is
-skipped, as in bcc. Printed with bcc's layout at the end (or every interval).
+``-P`` keys a histogram per process; ``-L`` keys one per thread, ``--pidnss`` one per PID
+namespace (the inode number of ``task->thread_pid->numbers[level].ns``, as in
+``/proc/PID/ns/pid``; of the task that waited, where bcc 0.26 keys on the previous one).
+The idle task (pid 0) is skipped, as in bcc. Printed with bcc's layout at the end (or every
+interval).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from .. import asm
 from ..asm import R0, R1, R6, R7, R8, R9, R10, Helper, Register
+from ..errors import BPFError
 from ..hooks import raw_tracepoint as raw
 from ..lib import fp, histogram, maps
 from ..lib.patterns import core_read
@@ -60,6 +64,24 @@ def _state_member() -> str:
     return "__state" if "__state" in names else "state"
 
 
+def _pidns(dst: Register, task: Register) -> list[asm.Item]:
+    """``dst = task_active_pid_ns(task)->ns.inum``; ``task`` is clobbered (R6-R9 both)."""
+    from ..btf.kernel import load_kernel
+    from ..btf.types import Struct
+    from ..lib.patterns import field_offset
+
+    upid = load_kernel().find("upid")
+    if not isinstance(upid, Struct):
+        raise BPFError("the kernel's BTF has no struct upid")
+    inum = field_offset("pid_namespace", "ns") + field_offset("ns_common", "inum")
+    return [*core_read(dst, task, [("task_struct", "thread_pid")], stack=SCRATCH),
+            *core_read(task, dst, [("pid", "level")], size=4, stack=SCRATCH),
+            asm.mul(task, upid.size), asm.add(task, field_offset("pid", "numbers")
+                                              + field_offset("upid", "ns")),
+            asm.add(dst, task),                                  # &pid->numbers[level].ns
+            *core_read(dst, dst, [0, inum], size=4, stack=SCRATCH)]
+
+
 def _stamp(start: Any, task: Register, pid: int | None) -> list[asm.Item]:
     """``start[task->pid] = now`` unless the task is the idle task or ``-p`` filters its
     process out (jumps to ``"out"`` then)."""
@@ -77,7 +99,7 @@ def _on_switch(args: argparse.Namespace, start: Any, hist: Any, div: int) -> lis
         state = [raw.arg(R7, 3, R6)]
     else:
         state = [raw.arg(R8, 1, R6), *_task_u32(R7, R8, _state_member())]
-    key = "tgid" if args.pids else "pid" if args.tids else None
+    key = "tgid" if args.pids else "pid" if args.tids else "pidns" if args.pidnss else None
     record: list[asm.Item]
     if key is None:
         record = [histogram.log2_increment(hist, R8, slot=R9, tmp=R1, key_stack=-20)]
@@ -95,7 +117,8 @@ def _on_switch(args: argparse.Namespace, start: Any, hist: Any, div: int) -> lis
         *_task_u32(R7, R8, "pid"), asm.jeq(R7, 0, "out"),
         *([] if args.pid is None and key != "tgid" else [*_task_u32(R9, R8, "tgid")]),
         *([] if args.pid is None else [asm.jne32(R9, args.pid, "out")]),
-        *([asm.store(asm.W, R10, KEY, R9 if key == "tgid" else R7)] if key else []),
+        *(_pidns(R9, R8) if key == "pidns" else []),
+        *([asm.store(asm.W, R10, KEY, R7 if key == "pid" else R9)] if key else []),
         asm.store(asm.W, R10, -8, R7),
         *maps.lookup(start, fp(-8), "out"), asm.load(asm.DW, R8, R0, 0),
         asm.call(Helper.KTIME_GET_NS), asm.sub(R0, R8), asm.div(R0, div), asm.mov(R8, R0),
@@ -112,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     per = ap.add_mutually_exclusive_group()
     per.add_argument("-P", "--pids", action="store_true", help="a histogram per process ID")
     per.add_argument("-L", "--tids", action="store_true", help="a histogram per thread ID")
+    per.add_argument("--pidnss", action="store_true", help="a histogram per PID namespace")
     ap.add_argument("interval_pos", nargs="?", type=float, metavar="interval",
                     help="output interval, in seconds (bcc's positional)")
     ap.add_argument("count", nargs="?", type=int, help="number of outputs")
@@ -125,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pid is not None and not 0 < args.pid < 1 << 31:
         ap.error(f"-p: not a PID: {args.pid}")
     unit, div = ("msecs", 1_000_000) if args.milliseconds else ("usecs", 1000)
-    section = "pid" if args.pids else "tid" if args.tids else None
+    section = ("pid" if args.pids else "tid" if args.tids else "pidns" if args.pidnss
+               else None)
     with ExitStack() as stack:
         from .._maps import Map
         from .._types import MapType
