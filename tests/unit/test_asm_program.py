@@ -186,3 +186,39 @@ def test_assembling_sets_off_no_garbage_collection() -> None:
     finally:
         gc.callbacks.remove(count)
     assert counts == [0]
+
+
+def _check_error(prog: asm.Instructions) -> str | None:
+    try:
+        prog.check()
+    except AssemblerError as e:
+        return str(e)
+    return None
+
+
+@pytest.mark.parametrize("seed", range(6, 30))
+def test_decoded_programs_check_as_their_source(seed: int) -> None:
+    """The checks of numeric jumps and calls (decoded code) agree with those of labels."""
+    prog = asm.Instructions(random_program(seed, 60))
+    code = prog.encode(MAPS, check=False)
+    decoded = asm.Instructions.decode(code)
+    assert decoded.encode(check=False) == code
+    labelled, numeric = _check_error(prog), _check_error(decoded)
+    assert (labelled is None) == (numeric is None), (labelled, numeric)
+    if labelled is not None and "falls through" in labelled:
+        assert numeric is not None and "falls through into the subprogram" in numeric
+
+
+def test_numeric_jump_and_call_errors() -> None:
+    call = Instruction(0x85, src=1, imm=2)  # call the subprogram at insn 3
+    with pytest.raises(AssemblerError,
+                       match="insn 1 falls through into the subprogram at insn 3"):
+        asm.Instructions([call, asm.load_imm64(R0, 1), asm.exit()]).check()
+    with pytest.raises(AssemblerError, match="insn 2 falls through into the subprogram at insn 3"):
+        asm.Instructions([call, asm.exit(), asm.mov(R0, 0), asm.exit()]).check()
+    asm.Instructions([Instruction(0x85, src=1, imm=1), asm.exit(), asm.exit()]).check()
+    with pytest.raises(AssemblerError, match="insn 0 calls the middle of an ld_imm64 at insn 1"):
+        asm.Instructions([Instruction(0x85, src=1, imm=1), asm.load_imm64(R0, 1),
+                          asm.exit()]).check()
+    with pytest.raises(AssemblerError, match=r"insn 0 jumps to -1, outside the program \(0..1\)"):
+        asm.Instructions([asm.ja(-2), asm.exit()]).check()

@@ -476,11 +476,15 @@ class Instructions(Sequence[Instruction]):
         return insns[i]  # type: ignore[return-value]
 
     def _check_numeric(self) -> None:
+        """Check the numeric jumps and calls (as in decoded code), on the bytes."""
         base = self._base
         total = self._len
-        plain = self._resolved_insns()
-        pcs = self._slot_pcs()
-        second = {pcs[i] + 1 for i, insn in enumerate(plain) if insn._op == 0x18}
+        ops = base[::8]  # the opcode of each slot: a second ld_imm64 slot has opcode 0
+        second: set[int] = set()
+        p = ops.find(0x18)
+        while p >= 0:
+            second.add(p + 1)
+            p = ops.find(0x18, p + 1)
         for pc in self._num_pc:
             op, _, off, imm = _SLOT.unpack_from(base, pc * 8)
             rel = off if op not in (0x06, 0x85, 0x18) else imm
@@ -494,12 +498,11 @@ class Instructions(Sequence[Instruction]):
                 raise AssemblerError(
                     f"insn {pc} {what} the middle of an ld_imm64 at insn {tgt - 1}"
                 )
-            if op in (0x85, 0x18) and tgt > 0:
-                j = bisect.bisect_left(pcs, tgt)
-                if plain[j - 1]._op not in _NO_FALLTHROUGH:
-                    raise AssemblerError(
-                        f"insn {pcs[j - 1]} falls through into the subprogram at insn {tgt}"
-                    )
+            if op in (0x85, 0x18) and tgt > 0 and ops[tgt - 1] not in _NO_FALLTHROUGH:
+                before = tgt - 2 if tgt - 1 in second else tgt - 1
+                raise AssemblerError(
+                    f"insn {before} falls through into the subprogram at insn {tgt}"
+                )
 
     def _slot_pcs(self) -> list[int]:
         """Slot of each instruction of :meth:`_resolved_insns`."""
