@@ -1,12 +1,16 @@
 """Assembler and disassembler throughput.
 
-Targets (issue 3): assemble 100k instructions with labels at >= 2M insns/s, disassemble at
->= 1M insns/s. ``python bench/asm_bench.py`` prints the figures; ``run()`` gives them as rows
-for bench/run.py (one sample per repeat, in M insns/s). Nothing asserts on timing.
+Targets: assemble 100k instructions with labels at >= 3M insns/s (issue 13; issue 3 asked for
+2M), disassemble at >= 1M insns/s (issue 3). A second, irregular program (jumps to labels
+anywhere, ld_imm64, map loads, drawn at random) is assembled too, so that the
+figure does not rest on the regular blocks of the first. ``python bench/asm_bench.py`` prints
+the figures; ``run()`` gives them as rows for bench/run.py (one sample per repeat, in M
+insns/s). Nothing asserts on timing.
 """
 
 from __future__ import annotations
 
+import random
 import sys
 import time
 from collections.abc import Callable
@@ -46,6 +50,45 @@ def build(n: int = N) -> list[asm.Item]:
             asm.mov32(R0, 2),
         ]
         block += 1
+    items.append(asm.exit())
+    return items
+
+
+def build_irregular(n: int = N, seed: int = 13) -> list[asm.Item]:
+    """Conditional jumps, goto and gotol to labels placed at random (backward and forward,
+    within reach of a 16-bit jump), 64-bit constants, map loads and straight code with random
+    fields, in about the proportions of compiled programs (a fifth of them jumps)."""
+    rng = random.Random(seed)
+    items: list[asm.Item] = []
+    names: list[str] = []
+    while len(items) < n:
+        x = rng.random()
+        if x < 0.06 or not names:
+            names.append(f"l{len(names)}")
+            items.append(asm.label(names[-1]))
+            continue
+        if x < 0.26:
+            # a label already placed or one of the next few: backward and forward jumps
+            target = names[max(0, len(names) - rng.randrange(1, 40))] if x < 0.16 else (
+                f"l{len(names) + rng.randrange(4)}")
+            kind = rng.randrange(8)
+            items.append(
+                asm.jeq(R1, rng.randrange(-9, 9), target) if kind < 3
+                else asm.jgt(R1, R2, target) if kind < 6
+                else asm.ja(target) if kind < 7 else asm.gotol(target)
+            )
+        elif x < 0.30:
+            items.append(asm.load_imm64(R3, rng.randrange(1 << 64)))
+        elif x < 0.34:
+            items.append(asm.load_map(R1, rng.choice(("counts", "other"))))
+        elif x < 0.60:
+            items.append(asm.add(R1, rng.randrange(-100, 100)))
+        elif x < 0.80:
+            items.append(asm.load(W, R2, R6, rng.randrange(64)))
+        else:
+            items.append(asm.store(DW, R10, -8 * rng.randrange(1, 64), R0))
+    for i in range(len(names), len(names) + 4):  # the forward targets past the last label
+        items += [asm.label(f"l{i}"), asm.mov(R0, 0)]
     items.append(asm.exit())
     return items
 
@@ -107,6 +150,11 @@ def main() -> None:
     maps: dict[object, int] = {"counts": 3}
     asm_rate = rate(lambda: asm.Instructions(items).encode(maps), ninsns)
     print(f"assemble (labels + map refs + checks + encode): {asm_rate / 1e6:.2f}M insns/s")
+    irregular = build_irregular()
+    nirr = sum(1 for i in irregular if isinstance(i, asm.Instruction))
+    maps2: dict[object, int] = {"counts": 3, "other": 4}
+    irr_rate = rate(lambda: asm.Instructions(irregular).encode(maps2), nirr)
+    print(f"assemble an irregular program: {irr_rate / 1e6:.2f}M insns/s")
     prog = asm.Instructions(items)
     enc_rate = rate(lambda: prog.encode(maps), ninsns)
     print(f"encode only (already resolved): {enc_rate / 1e6:.2f}M insns/s")
@@ -134,9 +182,12 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     prog = asm.Instructions(items)
     code = prog.encode(maps)
     text = asm.disassemble(code)
+    irregular = build_irregular()
+    nirregular = sum(1 for i in irregular if isinstance(i, asm.Instruction))
+    maps2: dict[object, int] = {"counts": 3, "other": 4}
     work: list[tuple[str, Callable[[], object], int, str, float | None]] = [
         ("assemble (labels + map refs + checks + encode)",
-         lambda: asm.Instructions(items).encode(maps), repeat, ">= 2M insns/s", 2.0),
+         lambda: asm.Instructions(items).encode(maps), repeat, ">= 3M insns/s (issue 13)", 3.0),
         ("encode only (already resolved)", lambda: prog.encode(maps), repeat, "", None),
         ("disassemble bytes (with labels)", lambda: asm.disassemble(code), repeat,
          ">= 1M insns/s", 1.0),
@@ -151,6 +202,13 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
         spec = {"min": low} if low is not None else None
         rows.append(common.row("asm", name, "M insns/s", got, target=target,
                                target_spec=spec, note=f"{ninsns} insns"))
+    def irregular_asm() -> bytes:
+        return asm.Instructions(irregular).encode(maps2)
+
+    irregular_asm()
+    got = [r / 1e6 for r in samples(irregular_asm, nirregular, repeat)]
+    rows.insert(1, common.row("asm", "assemble an irregular program (random jumps, ld_imm64)",
+                              "M insns/s", got, note=f"{nirregular} insns"))
     return rows
 
 
