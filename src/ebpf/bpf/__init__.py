@@ -57,6 +57,12 @@ from ._load import PerfView as PerfView
 from ._load import RingView as RingView
 from ._load import build_spec as build_spec
 from ._load import load as load
+from ._tracing import fentry as fentry
+from ._tracing import fexit as fexit
+from ._tracing import kprobe as kprobe
+from ._tracing import kretprobe as kretprobe
+from ._tracing import lsm as lsm
+from ._tracing import tp_btf as tp_btf
 from .types import Struct as Struct
 from .types import be16 as be16
 from .types import be32 as be32
@@ -107,6 +113,8 @@ __all__ = [
     "cgroup_skb",
     "const",
     "emulate",
+    "fentry",
+    "fexit",
     "func",
     "get_current_comm",
     "get_current_pid_tgid",
@@ -118,13 +126,17 @@ __all__ = [
     "i16",
     "i32",
     "i64",
+    "kprobe",
+    "kretprobe",
     "ktime_get_boot_ns",
     "ktime_get_ns",
     "load",
+    "lsm",
     "net",
     "raw_tracepoint",
     "socket_filter",
     "tc",
+    "tp_btf",
     "trace_printk",
     "tracepoint",
     "u8",

@@ -159,6 +159,8 @@ def _ctx_fields(decl: ProgramDecl) -> dict[str, tuple[int, type[IntType]]]:
     """name -> (offset, type) of the ctx fields a program may read."""
     from .._uapi import _generated_types as _t
 
+    if decl.ctx_layout is not None:  # tracing kinds (_tracing.py): BTF arguments, pt_regs
+        return decl.ctx_layout()
     if decl.ctx_kind in ("xdp", "skb", "tc", "cgskb"):
         st: Any = _t.XdpMd if decl.ctx_kind == "xdp" else _t.SkBuff
         hidden = {"data", "data_end", "data_meta"}

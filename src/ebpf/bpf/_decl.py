@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, TypeVar
 
-from .._types import MapType, ProgramType
+from .._types import AttachType, MapType, ProgramType
 from ..errors import BPFError
 from .types import IntType, Struct, u32
 
@@ -286,13 +286,24 @@ class ProgramDecl:
     listing with the Python source interleaved; :func:`ebpf.bpf.load` loads it."""
 
     def __init__(self, fn: Callable[..., Any], program_type: ProgramType, section: str,
-                 ctx_kind: str, tracepoint: tuple[str, str] | None = None) -> None:
+                 ctx_kind: str, tracepoint: tuple[str, str] | None = None, *,
+                 attach_type: AttachType | None = None, attach_to: str | None = None,
+                 ctx_layout: Callable[[], dict[str, tuple[int, type[IntType]]]] | None = None
+                 ) -> None:
         self.fn = fn
         self.name = fn.__name__
         self.program_type = program_type
         self.section = section
         self.ctx_kind = ctx_kind
         self.tracepoint = tracepoint
+        #: ``expected_attach_type`` at load (tracing and LSM kinds)
+        self.attach_type = attach_type
+        #: the kernel function, tracepoint or LSM hook the program is for; its vmlinux BTF
+        #: id becomes ``attach_btf_id`` for the BTF-typed kinds
+        self.attach_to = attach_to
+        #: name -> (offset, type) of the ctx fields, computed at compile time (None: the
+        #: compiler's own table for ``ctx_kind``)
+        self.ctx_layout = ctx_layout
         self._compiled: Any = None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn

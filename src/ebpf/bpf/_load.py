@@ -132,6 +132,7 @@ def build_spec(programs: tuple[ProgramDecl, ...], constants: Mapping[str, int] |
                       for pc, line, col, text, file in c.lines)
         prog_specs[name] = ProgramSpec(
             name, c.decl.program_type, code, section=c.decl.section,
+            attach_type=c.decl.attach_type, attach_to=c.decl.attach_to,
             references=tuple(refs), func_info=tuple(func_info), line_info=lines)
     spec = CollectionSpec(maps=map_specs, programs=prog_specs, variables=variables,
                           btf_blob=btf.encode())

@@ -1,0 +1,182 @@
+"""Tracing program kinds: ``tp_btf``, ``kprobe``/``kretprobe``, ``fentry``/``fexit``, ``lsm``.
+
+Each decorator fixes the program type, the expected attach type and the name whose BTF id
+the kernel attaches to (resolved from vmlinux BTF at load by :meth:`ebpf.Program.load`), and
+says how ``ctx`` reads:
+
+* BTF-typed kinds (``tp_btf``, ``fentry``, ``fexit``, ``lsm``): the context is an array of
+  ``u64``, one per argument of the traced function (or tracepoint, or LSM hook), as for raw
+  tracepoints. ``ctx.arg0`` .. ``ctx.argN-1`` exist for the target's ``N`` arguments only,
+  and each argument is also readable by its BTF parameter name (``ctx.dfd``); ``fexit`` adds
+  ``ctx.ret``, the return value. Both read from the running kernel's BTF at compile time, so a
+  wrong argument is a compile error, not a verifier message. Pointers read as integers.
+* ``kprobe``: ``ctx.arg0`` .. ``ctx.arg4`` from ``struct pt_regs`` by the calling convention
+  (``PT_REGS_PARM1..5``); ``kretprobe``: ``ctx.ret`` (``PT_REGS_RC``; the argument registers
+  are clobbered by then, so they are not offered).
+
+Values are ``u64``; cast for the C type (``i32(ctx.ret)`` for an ``int`` result).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .._types import AttachType, ProgramType
+from ..errors import BPFError
+from ._decl import ProgramDecl
+from .types import IntType, u64
+
+__all__ = ["fentry", "fexit", "kprobe", "kretprobe", "lsm", "tp_btf"]
+
+Layout = dict[str, tuple[int, type[IntType]]]
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
+#: MAX_BPF_FUNC_ARGS: the most arguments a BTF-typed context has
+_MAX_ARGS = 12
+
+
+def _check_name(kind: str, name: object, what: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise BPFError(f"{kind}: expected {what} (like 'do_unlinkat'), not {name!r}")
+    return name
+
+
+def _btf_args(kind: str, target: str, with_ret: bool) -> Layout:
+    """``argN`` and parameter-name fields of a BTF-typed context (and ``ret`` when asked and
+    the target returns a value)."""
+    from .. import btf
+
+    spec = btf.load_kernel()
+    names: list[str]
+    if kind == "tp_btf":  # typedef void (*btf_trace_<name>)(void *__data, args...)
+        td = spec.find(f"btf_trace_{target}", kind=btf.Typedef)
+        ptr = td.type
+        proto = ptr.target if isinstance(ptr, btf.Pointer) else None
+        if not isinstance(proto, btf.FuncProto):
+            raise BPFError(f"btf_trace_{target} is not a function pointer typedef")
+        params = list(proto.params)[1:]
+        names = [p.name for p in params]
+        try:  # the typedef has no parameter names; the class's __bpf_trace_ probe has them
+            probe = spec.find(f"__bpf_trace_{target}", kind=btf.Func).type
+            named = [p.name for p in list(getattr(probe, "params", ()))[1:]]
+            if len(named) == len(params):
+                names = named
+        except KeyError:
+            pass
+        returns = False
+    else:
+        fname = f"bpf_lsm_{target}" if kind == "lsm" else target
+        fproto = spec.find(fname, kind=btf.Func).type
+        if not isinstance(fproto, btf.FuncProto):
+            raise BPFError(f"{fname} has no function prototype in BTF")
+        params = list(fproto.params)
+        names = [p.name for p in params]
+        returns = fproto.return_type_id != 0
+    if len(params) > _MAX_ARGS:
+        raise BPFError(f"{target} has {len(params)} arguments; BPF reaches {_MAX_ARGS}")
+    out: Layout = {f"arg{i}": (8 * i, u64) for i in range(len(params))}
+    for i, n in enumerate(names):
+        if n and n.isidentifier() and n not in out and n != "ret" and not n.startswith("_"):
+            out[n] = (8 * i, u64)
+    if with_ret and returns:
+        out["ret"] = (8 * len(params), u64)
+    return out
+
+
+def _pt_regs(ret: bool) -> Layout:
+    from ..link.perf_event import pt_regs_arg_offset, pt_regs_return_offset
+
+    if ret:
+        return {"ret": (pt_regs_return_offset(), u64)}
+    return {f"arg{i}": (pt_regs_arg_offset(i), u64) for i in range(5)}
+
+
+def _decl(fn: Callable[..., Any], program_type: ProgramType, section: str, ctx_kind: str,
+          attach_type: AttachType | None, attach_to: str,
+          layout: Callable[[], Layout]) -> ProgramDecl:
+    return ProgramDecl(fn, program_type, section, ctx_kind, attach_type=attach_type,
+                       attach_to=attach_to, ctx_layout=layout)
+
+
+def tp_btf(name: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A BTF-enabled raw tracepoint (``SEC("tp_btf/name")``, ``BPF_TRACE_RAW_TP``, Linux
+    5.5): ``ctx.arg0``.. and the arguments by name from the kernel's ``btf_trace_<name>``
+    (``ctx.prev`` for ``sched_switch``, ``ctx.id`` for ``sys_enter``). Returns 0. Attach with
+    ``ebpf.link.tracing.attach_tracing(coll.prog)``."""
+    _check_name("tp_btf", name, "a tracepoint name")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        return _decl(fn, ProgramType.TRACING, f"tp_btf/{name}", "btf",
+                     AttachType.TRACE_RAW_TP, name, lambda: _btf_args("tp_btf", name, False))
+
+    return deco
+
+
+def kprobe(function: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A kprobe on kernel ``function`` (``SEC("kprobe/function")``): ``ctx.arg0``..``arg4``
+    are its first five integer arguments from ``struct pt_regs``. Attach with
+    ``ebpf.link.kprobe.attach_kprobe(coll.prog, function)`` (needs ``CONFIG_KPROBES``)."""
+    _check_name("kprobe", function, "a kernel function")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        return _decl(fn, ProgramType.KPROBE, f"kprobe/{function}", "ptregs", None, function,
+                     lambda: _pt_regs(False))
+
+    return deco
+
+
+def kretprobe(function: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A kretprobe on kernel ``function`` (``SEC("kretprobe/function")``): ``ctx.ret`` is the
+    return value (``u64``; ``i32(ctx.ret)`` for an ``int``). Attach with
+    ``attach_kprobe(coll.prog, function, retprobe=True)``."""
+    _check_name("kretprobe", function, "a kernel function")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        return _decl(fn, ProgramType.KPROBE, f"kretprobe/{function}", "ptregs", None,
+                     function, lambda: _pt_regs(True))
+
+    return deco
+
+
+def fentry(function: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """An fentry program (``SEC("fentry/function")``, a BPF trampoline, Linux 5.5): runs
+    when ``function`` is entered; its arguments are ``ctx.arg0``.. and ``ctx.<param name>``
+    (from vmlinux BTF). Must return 0. Attach with ``attach_tracing(coll.prog)``."""
+    _check_name("fentry", function, "a kernel function")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        return _decl(fn, ProgramType.TRACING, f"fentry/{function}", "btf",
+                     AttachType.TRACE_FENTRY, function,
+                     lambda: _btf_args("fentry", function, False))
+
+    return deco
+
+
+def fexit(function: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """An fexit program (``SEC("fexit/function")``, Linux 5.5): runs when ``function``
+    returns, with its arguments as in :func:`fentry` and ``ctx.ret``, the return value.
+    Must return 0. Attach with ``attach_tracing(coll.prog)``."""
+    _check_name("fexit", function, "a kernel function")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        return _decl(fn, ProgramType.TRACING, f"fexit/{function}", "btf",
+                     AttachType.TRACE_FEXIT, function,
+                     lambda: _btf_args("fexit", function, True))
+
+    return deco
+
+
+def lsm(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A BPF LSM program on ``hook`` (``SEC("lsm/hook")``, ``BPF_LSM_MAC``, Linux 5.7 with
+    ``CONFIG_BPF_LSM`` and ``bpf`` in the boot ``lsm=`` list): the hook's arguments are
+    ``ctx.arg0``.. and by name (``ctx.mode`` for ``inode_mkdir``, from ``bpf_lsm_<hook>``
+    in BTF). Returning 0 allows the operation, ``-errno`` denies it (the caller sees that
+    error). Attach with ``attach_tracing(coll.prog)``."""
+    _check_name("lsm", hook, "an LSM hook name")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        return _decl(fn, ProgramType.LSM, f"lsm/{hook}", "btf", AttachType.LSM_MAC, hook,
+                     lambda: _btf_args("lsm", hook, False))
+
+    return deco
