@@ -226,3 +226,22 @@ def test_kernel_refuses_missing_line_info_for_a_subprogram() -> None:
                           func_info=func_info, func_info_rec_size=FUNC_INFO_SIZE,
                           line_info=line_info, line_info_rec_size=LINE_INFO_SIZE)
     assert "missing bpf_line_info for func#1" in "\n".join(e.value.log)
+
+
+def test_copy_of_kernel_types_loads() -> None:
+    """task_struct with everything it refers to (thousands of types, pointer cycles), then
+    the whole of vmlinux, copied from the kernel's BTF, are accepted by BPF_BTF_LOAD."""
+    kernel = btf.load_kernel()
+    w = BTFWriter()
+    task = w.copy(kernel.find("task_struct", btf.Struct))
+    n_task = len(w)
+    assert n_task > 1000 and w.sizeof(task) == kernel.find("task_struct", btf.Struct).size
+    with BTFHandle.load(w.encode()) as h:
+        assert h.fileno() >= 0
+    for t in kernel:
+        if t.id:
+            w.copy(t)
+    # every type once (pahole leaves no exact duplicates to merge, or very few)
+    assert 0.99 * (len(kernel) - 1) <= len(w) <= len(kernel) - 1
+    with BTFHandle.load(w.encode()) as h:
+        assert h.fileno() >= 0

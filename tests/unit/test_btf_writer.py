@@ -8,6 +8,7 @@ import shutil
 import struct
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -497,7 +498,7 @@ def test_kind_specific_errors() -> None:
         (lambda: w.func("f", w.func_proto(i), 3), "linkage 3"),
         (lambda: w.var("v", w.func_proto(i)), "has no size"),
         (lambda: w.var("9v", i), "not a valid variable name"),
-        (lambda: w.datasec(".data", []), "no variables"),
+        (lambda: w.datasec(".data", []), "size 0"),
         (lambda: w.datasec(".data", [(i, 0)]), "not a VAR"),
         (lambda: w.datasec(".data", [(w.var("a", i), 0)], size=2), "does not hold"),
         (lambda: w.datasec(".data", [(w.var("b", i), 0, 2)]), "takes 4 bytes"),
@@ -550,3 +551,145 @@ def test_errors_do_not_leave_partial_types() -> None:
         w.enum("e", {"A": 1, "B": 1 << 40})
     assert len(w) == n
     _parse(w)
+
+
+# --- copy from a parsed spec --------------------------------------------------------------------
+
+
+def assert_same_graph(a: btf.Type, b: btf.Type) -> None:
+    """``a`` and ``b`` (of different specs) describe the same types, references included."""
+    todo, seen = [(a, b)], set()
+    while todo:
+        x, y = todo.pop()
+        if (x.id, y.id) in seen:
+            continue
+        seen.add((x.id, y.id))
+        assert type(x) is type(y) and x.name == y.name, (x, y)
+        refs: list[tuple[int, int]] = []
+        if isinstance(x, btf.Int):
+            assert isinstance(y, btf.Int)
+            assert (x.size, x.bits, x.bit_offset, x.encoding) == (y.size, y.bits, y.bit_offset,
+                                                                  y.encoding)
+        elif isinstance(x, btf.Pointer):
+            assert isinstance(y, btf.Pointer)
+            refs.append((x.target_id, y.target_id))
+        elif isinstance(x, btf.Array):
+            assert isinstance(y, btf.Array) and x.nelems == y.nelems
+            refs += [(x.elem_type_id, y.elem_type_id), (x.index_type_id, y.index_type_id)]
+        elif isinstance(x, btf.Composite):
+            assert isinstance(y, btf.Composite) and x.size == y.size
+            assert len(x.members) == len(y.members)
+            for m, n in zip(x.members, y.members, strict=True):
+                assert (m.name, m.offset) == (n.name, n.offset), (x, m, n)
+                # without kind_flag a bitfield is a narrow int; the copy has kind_flag
+                bits = m.bitfield_size
+                if not bits and n.bitfield_size:
+                    narrow = x.spec.resolve(m.type)
+                    assert isinstance(narrow, btf.Int)
+                    bits = narrow.bits
+                assert bits == n.bitfield_size, (x, m, n)
+                refs.append((m.type_id, n.type_id))
+        elif isinstance(x, btf.Enum | btf.Enum64):
+            assert isinstance(y, btf.Enum | btf.Enum64)
+            assert (x.size, x.signed, x.values) == (y.size, y.signed, y.values)
+        elif isinstance(x, btf.Fwd):
+            assert isinstance(y, btf.Fwd) and x.is_union == y.is_union
+        elif isinstance(x, btf.Qualifier):
+            assert isinstance(y, btf.Qualifier)
+            refs.append((x.type_id, y.type_id))
+        elif isinstance(x, btf.FuncProto):
+            assert isinstance(y, btf.FuncProto) and x.variadic == y.variadic
+            assert [p.name for p in x.params] == [p.name for p in y.params]
+            refs += [(x.return_type_id, y.return_type_id)]
+            refs += [(p.type_id, q.type_id) for p, q in zip(x.params, y.params, strict=True)]
+        elif isinstance(x, btf.Func | btf.Var):
+            assert isinstance(y, btf.Func | btf.Var) and x.linkage == y.linkage
+            refs.append((x.type_id, y.type_id))
+        elif isinstance(x, btf.DataSec):
+            assert isinstance(y, btf.DataSec) and x.size == y.size
+            assert [(v.offset, v.size) for v in x.vars] == [(v.offset, v.size) for v in y.vars]
+            refs += [(v.type_id, u.type_id) for v, u in zip(x.vars, y.vars, strict=True)]
+        elif isinstance(x, btf.Float):
+            assert isinstance(y, btf.Float) and x.size == y.size
+        elif isinstance(x, btf.DeclTag):
+            assert isinstance(y, btf.DeclTag)
+            assert (x.component_idx, x.is_attr) == (y.component_idx, y.is_attr)
+            refs.append((x.type_id, y.type_id))
+        if isinstance(x, btf.TypeTag):
+            assert isinstance(y, btf.TypeTag) and x.is_attr == y.is_attr
+        todo += [(x.spec[i], y.spec[j]) for i, j in refs]
+
+
+_CLANG_KINDS = r"""
+#define __tag(x) __attribute__((btf_decl_tag(x)))
+#define __user __attribute__((btf_type_tag("user")))
+typedef unsigned int u32;
+typedef unsigned long long u64;
+enum color { RED, GREEN = 5, BLUE = -1 };
+enum wide { HUGE = 0x100000000ULL };
+struct node;
+union num { int i; float f; double d; };
+struct flags { unsigned a : 3, b : 5; int c : 20; enum color col : 4; long long d; };
+struct node {
+    struct node *next;
+    const volatile u32 *restrict p;
+    char name[16][2];
+    union num value;
+    struct flags f __tag("member_tag");
+    struct { int x, y; } anon;
+    int __user *uptr;
+    void (*cb)(struct node *, int, ...);
+} __tag("struct_tag");
+struct node global_node;
+enum wide wide_var = HUGE;
+int counter = 1;
+const int limit = 10;
+static int hidden;
+__attribute__((noinline)) int use(struct node *n __tag("param_tag"), int k) {
+    return n->f.c + k + hidden + limit;
+}
+__attribute__((section("xdp"))) int prog(void *ctx) { return use(&global_node, counter); }
+"""
+
+
+@pytest.mark.skipif(CLANG is None, reason="clang-19 not installed")
+def test_copy_every_type_of_a_clang_object(tmp_path: Path) -> None:
+    from ebpf.elf import load_collection_spec
+
+    c = tmp_path / "kinds.c"
+    c.write_text(_CLANG_KINDS)
+    o = tmp_path / "kinds.o"
+    assert CLANG is not None
+    subprocess.run([CLANG, "-g", "-O2", "-target", "bpf", "-c", str(c), "-o", str(o)],
+                   check=True)
+    blob = load_collection_spec(o.read_bytes()).btf_blob  # DATASECs fixed up as for loading
+    assert blob is not None
+    theirs = btf.Spec.from_bytes(blob)
+    kinds = {type(t).__name__ for t in theirs}
+    assert {"Struct", "Union", "Enum", "Enum64", "Typedef", "Const", "Volatile", "Restrict",
+            "FuncProto", "Func", "Var", "DataSec", "Float", "DeclTag", "TypeTag"} <= kinds
+    w = BTFWriter()
+    ids = {t.id: w.copy(t) for t in theirs if t.id}
+    assert w.copy(theirs.find("node", btf.Struct)) == ids[theirs.find("node").id]  # once
+    mine = _parse(w)
+    for tid, new in ids.items():
+        assert_same_graph(theirs[tid], mine[new])
+
+
+def test_copy_converts_old_style_bitfields() -> None:
+    """A struct without kind_flag (narrow ints at bit offsets) becomes one with it."""
+    raw = BTFWriter()
+    narrow = raw.int_("unsigned int", 4, bits=3)
+    i = raw.int_("int", 4)
+    raw._records.append((raw.string("old"), 4 << 24 | 2, 4, raw.string("a"), narrow, 0,
+                         raw.string("b"), narrow, 3))  # hand-made: no kind_flag
+    raw._infos.append(raw._infos[i])
+    src = btf.Spec.from_bytes(raw.encode())
+    old = src.find("old", btf.Struct)
+    assert [m.bitfield_size for m in old.members] == [0, 0]
+    w = BTFWriter()
+    tid = w.copy(old)
+    got = _parse(w)[tid]
+    assert isinstance(got, btf.Struct)
+    assert [(m.offset, m.bitfield_size) for m in got.members] == [(0, 3), (3, 3)]
+    assert_same_graph(old, got)

@@ -51,11 +51,34 @@ import re
 import struct
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import BPFError
 from . import wire
-from .types import Kind, Linkage
+from .types import (
+    Array,
+    Composite,
+    DataSec,
+    DeclTag,
+    Enum,
+    Enum64,
+    Float,
+    Func,
+    FuncProto,
+    Fwd,
+    Int,
+    IntEncoding,
+    Kind,
+    Linkage,
+    Pointer,
+    Qualifier,
+    Type,
+    TypeTag,
+    Var,
+)
+
+if TYPE_CHECKING:
+    from .spec import Spec
 
 __all__ = [
     "FUNC_INFO_SIZE",
@@ -164,6 +187,7 @@ class BTFWriter:
         self._array_index: int | None = None
         self._sized: dict[int, tuple[int, int]] = {}  # type id -> (size, align), once known
         self._valid_names: set[tuple[str, re.Pattern[str]]] = set()
+        self._copiers: dict[int, _Copier] = {}  # id(spec) -> its copier (see copy)
 
     # --- strings and ids ----------------------------------------------------------------
 
@@ -315,7 +339,10 @@ class BTFWriter:
             if pname and pname in seen:
                 raise BTFError(f"FUNC_PROTO: parameter name {pname!r} repeats")
             seen.add(pname)
-            self._layout(ptype, f"FUNC_PROTO parameter {pname or i}")
+            pk = self._ref(ptype, f"FUNC_PROTO parameter {pname or i}").kind
+            if pk in (Kind.FUNC, Kind.VAR, Kind.DATASEC, Kind.DECL_TAG):
+                raise BTFError(f"FUNC_PROTO parameter {pname or i}: type {ptype} is a "
+                               f"{pk.name}, not a value type")
             words += (self.string(pname), ptype)
         if variadic:
             words += (0, 0)
@@ -381,14 +408,14 @@ class BTFWriter:
             end = off + vsize
             words += (vid, off, vsize)
         vlen = len(words) // 3
-        if not vlen:
-            raise BTFError(f"DATASEC {name!r}: no variables (the kernel refuses an empty one)")
         if vlen > _MAX_VLEN:
             raise BTFError(f"DATASEC {name!r}: {vlen} variables, at most {_MAX_VLEN}")
         total = end if size is None else size
-        if not isinstance(total, int) or not end <= total <= _U32:
+        if not _is_int(total) or not end <= total <= _U32:
             raise BTFError(f"DATASEC {name!r}: size {total!r} does not hold its variables "
                            f"(which end at {end})")
+        if not total:
+            raise BTFError(f"DATASEC {name!r}: size 0 (the kernel refuses an empty section)")
         rec = (self.string(name), Kind.DATASEC << 24 | vlen, total, *words)
         return self._add(rec, _Info(Kind.DATASEC, name, vlen=vlen))
 
@@ -447,6 +474,15 @@ class BTFWriter:
             end = off + size
         sid = self.datasec(name, entries)
         return DataSection(sid, end, offsets, ids)
+
+    def copy(self, t: Type) -> int:
+        """Add ``t``, a type of a parsed :class:`~ebpf.btf.Spec` (vmlinux, a clang object),
+        with every type it refers to; returns its id here. Copies of one spec share this
+        writer's ids (copy ``task_struct`` and ``mm_struct`` and their common types are
+        added once). Bitfields of structs without ``kind_flag`` are re-encoded with it.
+        Copy an object file's BTF as fixed up for loading (``CollectionSpec.btf_blob``):
+        clang leaves DATASEC sizes and offsets 0, which is refused here as by the kernel."""
+        return _Copier.of(self, t.spec).full(t.id)
 
     # --- func_info / line_info ----------------------------------------------------------
 
@@ -787,6 +823,118 @@ class BTFWriter:
 
 
 _NATIVE = "<" if sys.byteorder == "little" else ">"
+
+
+class _Copier:
+    """Copies types of one spec into a writer (see :meth:`BTFWriter.copy`).
+
+    Structs and unions get a reserved id when first referred to and are defined once their
+    by-value members are; pointers only need the id, so reference cycles through pointers
+    are fine and the recursion is only as deep as by-value nesting."""
+
+    def __init__(self, w: BTFWriter, spec: Spec) -> None:
+        self.w = w
+        self.spec = spec
+        self.ids: dict[int, int] = {0: 0}
+        self.pending: dict[int, int] = {}  # source composite id -> reserved id, undefined
+        self.busy: set[int] = set()
+
+    @classmethod
+    def of(cls, w: BTFWriter, spec: Spec) -> _Copier:
+        c = w._copiers.get(id(spec))
+        if c is None or c.spec is not spec:
+            c = w._copiers[id(spec)] = cls(w, spec)
+        return c
+
+    def full(self, tid: int) -> int:
+        """The id of ``tid`` here, with whatever it names (through typedefs/qualifiers)
+        defined, so that it has a size; then every pending struct is defined."""
+        new = self._full(tid)
+        while self.pending:
+            self._define(next(iter(self.pending)))
+        return new
+
+    def _full(self, tid: int) -> int:
+        new = self.ref(tid)
+        t = self.spec[tid]
+        for _ in range(64):
+            if not isinstance(t, Qualifier):
+                break
+            t = t.type
+        if isinstance(t, Composite) and t.id in self.pending and t.id not in self.busy:
+            self._define(t.id)
+        return new
+
+    def ref(self, tid: int) -> int:
+        """The id of ``tid`` here; a struct may only be reserved yet."""
+        new = self.ids.get(tid)
+        if new is not None:
+            return new
+        w = self.w
+        t = self.spec[tid]
+        if isinstance(t, Composite):
+            new = self.ids[tid] = self.pending[tid] = w.reserve()
+            return new
+        if isinstance(t, Int):
+            enc = t.encoding
+            new = w.int_(t.name, t.size, signed=bool(enc & IntEncoding.SIGNED),
+                         char=bool(enc & IntEncoding.CHAR), bool_=bool(enc & IntEncoding.BOOL),
+                         bits=t.bits, bit_offset=t.bit_offset)
+        elif isinstance(t, Pointer):
+            new = w.pointer(self.ref(t.target_id))
+        elif isinstance(t, Array):
+            new = w.array(self._full(t.elem_type_id), t.nelems,
+                          index_type=self._full(t.index_type_id))
+        elif isinstance(t, Enum | Enum64):
+            add = w.enum if isinstance(t, Enum) else w.enum64
+            new = add(t.name, t.values, size=t.size, signed=t.signed)
+        elif isinstance(t, Fwd):
+            new = w.fwd(t.name, union=t.is_union)
+        elif isinstance(t, TypeTag):
+            new = w.type_tag(t.name, self.ref(t.type_id), attr=t.is_attr)
+        elif isinstance(t, Qualifier):  # needs only the target's id (_full defines it)
+            target = self.ref(t.type_id)
+            new = w.typedef(t.name, target) if t.kind == Kind.TYPEDEF else \
+                w._qualifier(t.kind, 0, target)
+        elif isinstance(t, FuncProto):
+            params = [(p.name, self.ref(p.type_id)) for p in t.params]
+            new = w.func_proto(self.ref(t.return_type_id), params, variadic=t.variadic)
+        elif isinstance(t, Func):
+            new = w.func(t.name, self.ref(t.proto_id), t.linkage)
+        elif isinstance(t, Var):
+            new = w.var(t.name, self._full(t.type_id), t.linkage)
+        elif isinstance(t, DataSec):
+            new = w.datasec(t.name, [(self._full(v.type_id), v.offset, v.size)
+                                     for v in t.vars], size=t.size)
+        elif isinstance(t, Float):
+            new = w.float_(t.name, t.size)
+        elif isinstance(t, DeclTag):
+            new = w.decl_tag(t.name, self._full(t.type_id), t.component_idx, attr=t.is_attr)
+        else:  # pragma: no cover - every kind is handled above
+            raise BTFError(f"copy: type {tid} is a {t.kind.name}, which cannot be copied")
+        self.ids[tid] = new
+        return new
+
+    def _define(self, tid: int) -> None:
+        t = self.spec[tid]
+        assert isinstance(t, Composite)
+        if tid in self.busy:
+            raise BTFError(f"copy: type {tid} ({t.name!r}) contains itself by value")
+        self.busy.add(tid)
+        try:
+            members: list[Field] = []
+            for m in t.members:
+                mtype = self._full(m.type_id)
+                bits = m.bitfield_size
+                if not bits:  # no kind_flag: a bitfield is a narrow int at any bit offset
+                    r = self.spec.resolve(m.type_id)
+                    if isinstance(r, Int) and (r.bits != r.size * 8 or m.offset % 8):
+                        bits = r.bits
+                members.append(Field(m.name, mtype, m.offset, bits))
+            add = self.w.union if t.kind == Kind.UNION else self.w.struct
+            add(t.name, members, size=t.size, id=self.pending.pop(tid))
+        finally:
+            self.busy.discard(tid)
 
 
 def _linkage(value: Linkage | int, what: str) -> int:
