@@ -445,8 +445,22 @@ def test_member_offsets() -> None:
         w.struct("s", [("a", i, -8)])
     with pytest.raises(BTFError, match="size"):
         w.struct("s", [("a", i)], size=1 << 32)
+    with pytest.raises(BTFError, match="every member of a union is at 0"):
+        w.union("u", [("a", i), ("b", i, 32)], size=8)
     with pytest.raises(BTFError, match="is not a Field"):
         w.struct("s", ["a"])  # type: ignore[list-item]
+
+
+def test_packed_layout_is_inferred() -> None:
+    """A struct whose offsets are not aligned (``__attribute__((packed))``) aligns at 1, so a
+    struct holding it places it as C does."""
+    w = BTFWriter()
+    u8, u32 = w.int_("u8", 1), w.int_("u32", 4)
+    packed = w.struct("hdr", [("kind", u8, 0), ("len", u32, 8)], size=5)
+    assert (w.sizeof(packed), w.alignof(packed)) == (5, 1)
+    outer = w.struct("outer", [("tag", u8), ("h", packed)])
+    assert [m.offset for m in _parse(w)[outer].members] == [0, 8]  # type: ignore[attr-defined]
+    assert w.alignof(w.struct("odd", [("a", u32, 0)], size=6)) == 1  # size not a multiple
 
 
 def test_bitfields() -> None:
@@ -475,6 +489,8 @@ def test_kind_specific_errors() -> None:
     fwd = w.fwd("later")
     cases: list[tuple[Callable[[], object], str]] = [
         (lambda: w.int_("i", 3), "size 3"),
+        (lambda: w.int_("i", True), "size True"),
+        (lambda: w.int_("i", 4, bits="8"), "must be ints"),  # type: ignore[arg-type]
         (lambda: w.int_("i", 4, bits=33), "do not fit"),
         (lambda: w.int_("i", 1, bits=4, bit_offset=5), "do not fit"),
         (lambda: w.int_("i", 4, signed=True, char=True), "exclude each other"),

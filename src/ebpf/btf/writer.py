@@ -237,9 +237,11 @@ class BTFWriter:
         """``BTF_KIND_INT`` of ``size`` bytes (1, 2, 4, 8, 16); at most one of ``signed``,
         ``char``, ``bool_``. ``bits``/``bit_offset`` narrow the value bits (default all)."""
         self._name(name, "INT", allow_empty=False, pattern=_BASE_NAME)
-        if size not in _INT_SIZES:
+        if not _is_int(size) or size not in _INT_SIZES:
             raise BTFError(f"INT {name!r}: size {size} is not one of {_INT_SIZES}")
         nbits = size * 8 if bits is None else bits
+        if not _is_int(nbits) or not _is_int(bit_offset):
+            raise BTFError(f"INT {name!r}: bits and bit_offset must be ints")
         if not 1 <= nbits <= size * 8 or bit_offset < 0 or bit_offset + nbits > size * 8:
             raise BTFError(f"INT {name!r}: {nbits} bits at bit {bit_offset} do not fit in "
                            f"{size} bytes")
@@ -422,7 +424,7 @@ class BTFWriter:
     def float_(self, name: str, size: int) -> int:
         """``BTF_KIND_FLOAT`` (Linux 5.13) of ``size`` bytes (2, 4, 8, 12, 16)."""
         self._name(name, "FLOAT", allow_empty=False, pattern=_BASE_NAME)
-        if size not in _FLOAT_SIZES:
+        if not _is_int(size) or size not in _FLOAT_SIZES:
             raise BTFError(f"FLOAT {name!r}: size {size} is not one of {_FLOAT_SIZES}")
         align = size if size & (size - 1) == 0 else 4
         return self._add((self.string(name), Kind.FLOAT << 24, size),
@@ -700,7 +702,7 @@ class BTFWriter:
                      signed: bool | None) -> int:
         what = f"{kind.name} {name!r}" if name else kind.name
         self._name(name, what, allow_empty=True)
-        if size not in _ENUM_SIZES:
+        if not _is_int(size) or size not in _ENUM_SIZES:
             raise BTFError(f"{what}: size {size} is not one of {_ENUM_SIZES}")
         pairs = list(values.items() if isinstance(values, Mapping) else values)
         vals: list[tuple[str, int]] = []
@@ -783,6 +785,8 @@ class BTFWriter:
                     off = -(-cur // (malign * 8)) * malign * 8
             elif isinstance(off, bool) or not isinstance(off, int) or off < 0:
                 raise BTFError(f"{mwhat}: bit offset {off!r} is not a non-negative int")
+            elif union and off:
+                raise BTFError(f"{mwhat}: bit offset {off}; every member of a union is at 0")
             if not bits and off % 8:
                 raise BTFError(f"{mwhat}: bit offset {off} is not byte aligned (only "
                                "bitfields may start inside a byte)")
@@ -797,6 +801,9 @@ class BTFWriter:
             size = -(-cur // (max_align * 8)) * max_align
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _U32:
             raise BTFError(f"{what}: size {size!r} is not in 0..{_U32}")
+        if size % max_align or any(not p[3] and p[2] % (self.alignof(p[1]) * 8)
+                                   for p in placed):
+            max_align = 1  # a packed layout (as libbpf's btf_dump infers it)
         kflag = any(p[3] for p in placed)
         words: list[int] = []
         for mname, mtype, off, bits, msize in placed:
