@@ -47,7 +47,6 @@ enums 6.0, tag ``attr`` flags 6.15).
 from __future__ import annotations
 
 import array
-import re
 import struct
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -101,9 +100,9 @@ _MAX_TYPES = 0xFFFFF  # BTF_MAX_TYPE
 _MAX_STR = 0xFFFFFF  # BTF_MAX_NAME_OFFSET
 _MAX_VLEN = 0xFFFF
 _U32 = 0xFFFFFFFF
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_VAR_NAME = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*\Z")  # clang's static locals: "func.name"
-_BASE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]*\Z")  # INT/FLOAT: "unsigned int", "long double"
+#: Name styles: a C identifier; a variable name, which may also hold dots (clang's static
+#: locals: "func.name"); an INT/FLOAT name, which may hold spaces ("unsigned int").
+_IDENT, _VAR_NAME, _BASE_NAME = "C identifier", "variable name", "name"
 _INT_SIZES = (1, 2, 4, 8, 16)
 _ENUM_SIZES = (1, 2, 4, 8)
 _FLOAT_SIZES = (2, 4, 8, 12, 16)
@@ -186,7 +185,7 @@ class BTFWriter:
         self._str_index: dict[str, int] = {"": 0}
         self._array_index: int | None = None
         self._sized: dict[int, tuple[int, int]] = {}  # type id -> (size, align), once known
-        self._valid_names: set[tuple[str, re.Pattern[str]]] = set()
+        self._valid_names: set[tuple[str, str]] = set()
         self._copiers: dict[int, _Copier] = {}  # id(spec) -> its copier (see copy)
 
     # --- strings and ids ----------------------------------------------------------------
@@ -648,7 +647,7 @@ class BTFWriter:
         return known
 
     def _name(self, name: str, what: str, *, allow_empty: bool,
-              pattern: re.Pattern[str] = _IDENT) -> None:
+              pattern: str = _IDENT) -> None:
         if (name, pattern) in self._valid_names:
             return
         if not isinstance(name, str):
@@ -661,10 +660,8 @@ class BTFWriter:
         if n > MAX_NAME_LEN:
             raise BTFError(f"{what}: name {name[:32]!r}... is {n} bytes, the kernel takes at "
                            f"most {MAX_NAME_LEN}")
-        if not pattern.match(name):
-            kind = "name" if pattern is _BASE_NAME else "variable name" \
-                if pattern is _VAR_NAME else "C identifier"
-            raise BTFError(f"{what}: {name!r} is not a valid {kind}")
+        if not _valid_name(name, pattern):
+            raise BTFError(f"{what}: {name!r} is not a valid {pattern}")
         self._valid_names.add((name, pattern))
 
     def _section_name(self, name: str) -> None:
@@ -948,6 +945,16 @@ def _linkage(value: Linkage | int, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1, 2):
         raise BTFError(f"{what}: linkage {value!r} is not a Linkage (0, 1 or 2)")
     return int(value)
+
+
+def _valid_name(name: str, style: str) -> bool:
+    """``name`` (not empty) is ASCII letters, digits and ``_`` not starting with a digit;
+    dots are allowed anywhere in a variable name, inner spaces in an INT/FLOAT name."""
+    if style == _VAR_NAME:
+        name = name.replace(".", "_")
+    elif style == _BASE_NAME and name[0] != " ":
+        name = name.replace(" ", "_")
+    return name.isascii() and name.isidentifier()
 
 
 def _is_int(v: object) -> bool:
