@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.kernel.test_tools import rows, run_tool
@@ -529,3 +530,78 @@ def test_runqlat_per_pid_namespace() -> None:
     ours, theirs = _pidns_inum(os.readlink("/proc/self/ns/pid")), _pidns_inum(inner["out"])
     assert ours != theirs and {ours, theirs} <= set(got), (sorted(got), ours, theirs)
     assert sum(got[theirs]) >= 50, got[theirs]
+
+
+_CONNECT_ON_CUE = ("import os, socket, sys\n"
+                   "print(os.readlink('/proc/self/ns/mnt'), flush=True)\n"
+                   "sys.stdin.readline()\n"
+                   "socket.create_connection((sys.argv[1], int(sys.argv[2]))).close()\n")
+
+
+@contextlib.contextmanager
+def _cued_child(host: str, port: int, prefix: tuple[str, ...] = ()
+                ) -> Iterator[subprocess.Popen[str]]:
+    """A child that prints its mount namespace, then connects once told to (a line)."""
+    child = subprocess.Popen([*prefix, sys.executable, "-c", _CONNECT_ON_CUE, host, str(port)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.communicate()
+
+
+def _pinned_set(path: str, key: int) -> Any:
+    from ebpf import Map, MapType
+
+    m = Map.create(MapType.HASH, key_size=8, value_size=8, max_entries=16)
+    m[key.to_bytes(8, sys.byteorder)] = (1).to_bytes(8, sys.byteorder)
+    m.pin(path)
+    return m
+
+
+def _connects_seen(opts: tuple[str, ...], child: subprocess.Popen[str], host: str, port: int
+                   ) -> list[int]:
+    def trigger() -> None:
+        _connect(host, port)                          # ours: filtered out
+        assert child.stdin is not None
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        child.wait(10)
+
+    out, _ = run_tool("tcpconnect", *opts, trigger=trigger)
+    return [r["pid"] for r in rows(out) if r["dport"] == port]
+
+
+def test_tcpconnect_cgroupmap(bpffs: str, cgroup: str) -> None:
+    """--cgroupmap: only connects from cgroups whose id is a key of the pinned map (a child
+    moved into a fresh cgroup is shown, the test process is not)."""
+    with _listener() as (host, port), _cued_child(host, port) as child:
+        assert child.stdout is not None
+        child.stdout.readline()
+        Path(cgroup, "cgroup.procs").write_text(str(child.pid))
+        with _pinned_set(f"{bpffs}/cgroupset", os.stat(cgroup).st_ino):
+            assert _connects_seen(("--cgroupmap", f"{bpffs}/cgroupset"), child, host,
+                                  port) == [child.pid]
+
+
+def test_tcpconnect_mntnsmap(bpffs: str) -> None:
+    """--mntnsmap: only connects from the mount namespaces in the pinned map (a child in its
+    own mount namespace, from unshare -m, is shown, the test process is not); a map with
+    other keys than u64 is refused."""
+    from ebpf import Map, MapType
+
+    with _listener() as (host, port), _cued_child(host, port, ("unshare", "-m")) as child:
+        assert child.stdout is not None
+        link = child.stdout.readline().strip()
+        assert link != os.readlink("/proc/self/ns/mnt"), link
+        inum = int(link.removeprefix("mnt:[").removesuffix("]"))
+        with _pinned_set(f"{bpffs}/mntns", inum):
+            assert _connects_seen(("--mntnsmap", f"{bpffs}/mntns"), child, host,
+                                  port) == [child.pid]
+    with Map.create(MapType.HASH, key_size=4, value_size=4, max_entries=4) as m:
+        m.pin(f"{bpffs}/small")
+        r = subprocess.run([sys.executable, "-m", "ebpf", "tool", "tcpconnect", "--mntnsmap",
+                            f"{bpffs}/small"], capture_output=True, text=True)
+    assert r.returncode == 2 and "keys are 4 bytes" in r.stderr, r.stderr

@@ -141,6 +141,49 @@ def uid_filter(args: argparse.Namespace, out: str) -> list[asm.Item]:
     return [asm.call(Helper.GET_CURRENT_UID_GID), asm.jne32(R0, uid, out)]
 
 
+def container_options(ap: argparse.ArgumentParser) -> None:
+    """bcc's ``--cgroupmap`` and ``--mntnsmap``: only tasks whose cgroup v2 id, or mount
+    namespace inode number, is a key (u64) of a hash map pinned at that path."""
+    ap.add_argument("--cgroupmap", metavar="PATH",
+                    help="trace cgroups in this BPF map only (pinned, u64 cgroup id keys)")
+    ap.add_argument("--mntnsmap", metavar="PATH",
+                    help="trace mount namespaces in this BPF map only (pinned, u64 keys)")
+
+
+def container_filter(stack: ExitStack, args: argparse.Namespace, out: str, *,
+                     key_stack: int = -8) -> list[asm.Item]:
+    """Skip to ``out`` unless the current task's cgroup id (``bpf_get_current_cgroup_id``,
+    4.18) is in ``--cgroupmap``'s map and its ``nsproxy->mnt_ns->ns.inum`` (offsets from
+    BTF) in ``--mntnsmap``'s, as bcc's ``container_should_be_filtered``. The maps are opened
+    from their pins (closed with ``stack``). ``key_stack``: 8 free stack bytes; the 8 below
+    it are used too. Clobbers R0-R5."""
+    from .._maps import Map
+    from ..lib import fp, maps
+    from ..lib.patterns import core_read, field_offset
+
+    code: list[asm.Item] = []
+    for option, what in (("cgroupmap", "cgroup id"), ("mntnsmap", "mount namespace")):
+        path = getattr(args, option, None)
+        if path is None:
+            continue
+        try:
+            m = stack.enter_context(Map.from_pin(path, readonly=True))
+        except OSError as e:
+            raise BPFError(f"--{option} {path}: {e.strerror or e}") from None
+        if m.key_size != 8:
+            raise BPFError(f"--{option} {path}: keys are {m.key_size} bytes, a {what} key "
+                           "is a u64 (8 bytes)")
+        if option == "cgroupmap":
+            code += [asm.call(Helper.GET_CURRENT_CGROUP_ID)]
+        else:
+            inum = field_offset("mnt_namespace", "ns") + field_offset("ns_common", "inum")
+            code += [asm.call(Helper.GET_CURRENT_TASK),
+                     *core_read(R0, R0, [("task_struct", "nsproxy"), ("nsproxy", "mnt_ns"),
+                                         inum], size=4, stack=key_stack - 8)]
+        code += [asm.store(asm.DW, R10, key_stack, R0), *maps.lookup(m, fp(key_stack), out)]
+    return code
+
+
 @cache
 def task_offsets() -> dict[str, int]:
     """Byte offsets in the running kernel's ``task_struct`` (from its BTF) of the members the
