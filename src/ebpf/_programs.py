@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, final
 
 from . import errors
@@ -141,7 +141,8 @@ class Program(KernelObject):
         self._insns = insns
         self.expected_attach_type = expected_attach_type
         self._test_attr: _t.ProgTestRunAttr | None = None
-        self._runner: TestRunner | None = None  # test_run's packet-in, packet-out case
+        # test_run's packet-in, packet-out case: (repeat, runner.run_result, runner)
+        self._runner: tuple[int, Callable[[Any], TestRunResult], TestRunner] | None = None
         #: The verifier's log of this load when ``log_level`` was given to :meth:`load`
         #: (level 2 adds per-instruction states, 4 the statistics); "" otherwise.
         self.verifier_log = ""
@@ -369,12 +370,12 @@ class Program(KernelObject):
         kept by the program (see :meth:`test_runner`), whose output buffer grows on
         ``ENOSPC``; for a hot loop, build a runner and call its ``run``.
         """
-        if ctx is None and data is not None and data_out_size is None and not (
+        if data is not None and ctx is None and data_out_size is None and not (
                 flags or cpu or batch_size):
-            runner = self._runner
-            if runner is not None and runner._core.repeat == repeat:
-                return runner.run_result(data)
-            return self._oneshot_runner(repeat).run_result(data)
+            once = self._runner
+            if once is not None and once[0] == repeat:
+                return once[1](data)
+            return self._oneshot_runner(repeat)(data)
         if not 0 <= repeat <= 0xFFFFFFFF:  # u32 in the attr
             _attrs.check_int("repeat", repeat, 0, 0xFFFFFFFF, "u32")
         attr = self._test_attr
@@ -425,16 +426,18 @@ class Program(KernelObject):
         return TestRunResult(attr.retval, attr.duration, data_res, ctx_res)
 
 
-    def _oneshot_runner(self, repeat: int) -> TestRunner:
-        """The runner :meth:`test_run` keeps, made (or set to ``repeat``) on first use."""
-        runner = self._runner
-        if runner is None:
+    def _oneshot_runner(self, repeat: int) -> Callable[[Any], TestRunResult]:
+        """``run_result`` of the runner :meth:`test_run` keeps, made (or set to ``repeat``)
+        on first use."""
+        if self._runner is None:
             from ._testrun import TestRunner
 
-            runner = self._runner = TestRunner(self, repeat=repeat)
+            runner = TestRunner(self, repeat=repeat)
         else:
+            runner = self._runner[2]
             runner.repeat = repeat
-        return runner
+        self._runner = (runner.repeat, runner.run_result, runner)
+        return runner.run_result
 
     def test_runner(
         self,

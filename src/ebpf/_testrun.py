@@ -257,19 +257,28 @@ def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
     from ._programs import TestRunResult
 
     w = core.w
-    din: Any = core.din  # None (no data) fails the slice assignment: the slow path then
+    din: Any = None  # None (no data) fails the slice assignment: the slow path then
     dout = core.dout
-    out_n = core.out_n
-    with_ctx = core.cin is not None or core.cout is not None
+    out_n = 0
+    # The output as long as the input (a program that leaves the packet's length alone) is
+    # copied out of a view made beforehand, not of a new slice.
+    n = -1
+    same_len = dout
+    with_ctx = False
     ctx_bytes = core.ctx_bytes
     new = _new_tuple
     res_type = TestRunResult
+    every = slice(None)
     so, rv, dur = _W_SIZE_OUT, _W_RETVAL, _W_DURATION
 
     def sync() -> None:
-        nonlocal din, dout, out_n, with_ctx
+        nonlocal din, dout, out_n, n, same_len, with_ctx
         din, dout, out_n = core.din, core.dout, core.out_n
+        n = -1 if din is None else len(din)
+        same_len = dout[:n] if n >= 0 else dout
         with_ctx = core.cin is not None or core.cout is not None
+
+    sync()
 
     def slow(data: Data | None, ctx: Ctx | None = None) -> TestRunResult:
         try:
@@ -286,8 +295,8 @@ def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
     if core.repeat > 1 or core.attr.flags:
         # Long runs (or flags such as live frames) release the GIL and hold the fd open
         # (FD.acquire) instead; the kernel's time dominates, so they take the plain path.
-        def run_long(data: Data | None, ctx: Ctx | None = None) -> tuple[int, bytes | None]:
-            r = slow(data, ctx)
+        def run_long(data: Data | None) -> tuple[int, bytes | None]:
+            r = slow(data, None)
             return r[0], r[2]
 
         return run_long, slow
@@ -295,34 +304,37 @@ def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
     sys_call = _sc.fast_syscall  # keeps the GIL: close() cannot run during the call
     get_errno = _sc.fast_errno
     nr, cmd, size = _NR_BPF, _CMD, _SIZE
-    ptr = ctypes.c_void_p(ctypes.addressof(core.attr))
+    # A byref() made once: ctypes passes it as it is, where a c_void_p would be converted
+    # into a new argument object on every call.
+    ptr = ctypes.byref(core.attr)
 
-    def run(data: Data | None, ctx: Ctx | None = None) -> tuple[int, bytes | None]:
-        if ctx is None:
-            try:
-                din[:] = data
-            except (TypeError, ValueError):  # another size or kind of input, or none
-                r = slow(data, None)
-                return r[0], r[2]
-            w[so] = out_n
-            if sys_call(nr, cmd, ptr, size) >= 0:
-                return w[rv], dout[: w[so]].tobytes()
+    # BPF_PROG_TEST_RUN returns 0 or -1: a true result is the failure.
+    def run(data: Data | None) -> tuple[int, bytes | None]:
+        try:
+            din[every] = data
+        except (TypeError, ValueError):  # another size or kind of input, or none
+            r = slow(data, None)
+            return r[0], r[2]
+        w[so] = out_n
+        if sys_call(nr, cmd, ptr, size):
             r = retry(get_errno())
             return r[0], r[2]
-        r = slow(data, ctx)
-        return r[0], r[2]
+        k = w[so]
+        return w[rv], same_len.tobytes() if k == n else dout[:k].tobytes()
 
     def run_result(data: Data | None, ctx: Ctx | None = None) -> TestRunResult:
         if ctx is None:
             try:
-                din[:] = data
+                din[every] = data
             except (TypeError, ValueError):
                 return slow(data, None)
             w[so] = out_n
-            if sys_call(nr, cmd, ptr, size) >= 0:
-                return new(res_type, (w[rv], w[dur], dout[: w[so]].tobytes(),
-                                      ctx_bytes() if with_ctx else None))
-            return retry(get_errno())
+            if sys_call(nr, cmd, ptr, size):
+                return retry(get_errno())
+            k = w[so]
+            return new(res_type, (w[rv], w[dur],
+                                  same_len.tobytes() if k == n else dout[:k].tobytes(),
+                                  ctx_bytes() if with_ctx else None))
         return slow(data, ctx)
 
     return run, run_result
@@ -333,9 +345,9 @@ class TestRunner:
     """Runs one program with ``BPF_PROG_TEST_RUN`` again and again (>= 4.12), reusing one attr,
     one input buffer and one output buffer. Build it with :meth:`ebpf.Program.test_runner`.
 
-    ``run(data, ctx=None)`` returns ``(retval, data_out)``; ``run_result(data, ctx=None)`` a
+    ``run(data)`` returns ``(retval, data_out)``; ``run_result(data, ctx=None)`` a
     :class:`~ebpf.TestRunResult` (with the duration and the ctx written back). A ``ctx``
-    given to either replaces the runner's context for that run and the ones after it.
+    given to ``run_result`` replaces the runner's context for that run and the ones after it.
     ``data_size_hint`` sizes the input buffer (another length works too, at the cost of one
     reconfiguration); the output buffer holds the input plus :data:`HEADROOM` bytes and grows
     when the kernel reports a larger packet (``ENOSPC``), unless ``data_out_size`` fixes it.
