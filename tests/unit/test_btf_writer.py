@@ -565,6 +565,12 @@ def test_errors_do_not_leave_partial_types() -> None:
         w.struct("s", [("a", i), ("b", 99)])
     with pytest.raises(BTFError):
         w.enum("e", {"A": 1, "B": 1 << 40})
+    with pytest.raises(BTFError):
+        w.data_section(".data", [("a", i), ("b", 99)])
+    with pytest.raises(BTFError):
+        w.data_section(".data", [("a", i), ("a", i)])
+    with pytest.raises(BTFError):
+        w.data_section(".data", [])
     assert len(w) == n
     _parse(w)
 

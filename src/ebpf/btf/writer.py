@@ -398,7 +398,7 @@ class BTFWriter:
                 raise BTFError(f"DATASEC {name!r}: entry {i} is type {vid}, a {v.kind.name}, "
                                "not a VAR")
             vsize = entry[2] if len(entry) == 3 else (v.size or 0)
-            if not isinstance(off, int) or not isinstance(vsize, int) or off < 0 or vsize < 0:
+            if not _is_int(off) or not _is_int(vsize) or off < 0 or vsize < 0:
                 raise BTFError(f"DATASEC {name!r}: entry {i} has a bad offset/size")
             if v.size is not None and vsize < v.size:
                 raise BTFError(f"DATASEC {name!r}: {v.name!r} takes {v.size} bytes, not "
@@ -459,21 +459,24 @@ class BTFWriter:
         each at the next offset aligned for its type (as clang lays out ``.data``,
         ``.bss``, ``.rodata``). Create the section's array map with ``value_size=size`` and
         ``btf_value_type_id=type_id``."""
-        entries: list[tuple[int, int, int]] = []
+        self._section_name(name)
+        _linkage(linkage, f"data_section {name!r}")
+        layout: list[tuple[str, int, int, int]] = []  # name, type, offset, size
         offsets: dict[str, int] = {}
-        ids: dict[str, int] = {}
         end = 0
-        for entry in variables:
+        for entry in variables:  # everything checked before anything is added
             vname, vtype = _pair(entry, f"data_section {name!r} variable")
-            if vname in ids:
+            if vname in offsets:
                 raise BTFError(f"data_section {name!r}: variable {vname!r} repeats")
-            vid = self.var(vname, vtype, linkage)
+            self._name(vname, "VAR", allow_empty=False, pattern=_VAR_NAME)
             size, align = self._layout(vtype, f"VAR {vname!r}")
-            off = -(-end // align) * align
-            entries.append((vid, off, size))
-            offsets[vname], ids[vname] = off, vid
+            off = offsets[vname] = -(-end // align) * align
+            layout.append((vname, vtype, off, size))
             end = off + size
-        sid = self.datasec(name, entries)
+        if not end:
+            raise BTFError(f"data_section {name!r}: no variable with a size")
+        ids = {v: self.var(v, t, linkage) for v, t, _, _ in layout}
+        sid = self.datasec(name, [(ids[v], off, size) for v, _, off, size in layout])
         return DataSection(sid, end, offsets, ids)
 
     def copy(self, t: Type) -> int:
