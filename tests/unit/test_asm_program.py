@@ -13,7 +13,8 @@ import pytest
 
 from ebpf import asm
 from ebpf.asm import DW, R0, R1, R2, R3, R10, Instruction, W
-from ebpf.errors import AssemblerError
+from ebpf.asm.instruction import iter_decode
+from ebpf.errors import AssemblerError, ParseError
 
 MAPS: dict[object, int] = {"m0": 3, "m1": 4, "m2": 5}
 
@@ -222,3 +223,37 @@ def test_numeric_jump_and_call_errors() -> None:
                           asm.exit()]).check()
     with pytest.raises(AssemblerError, match=r"insn 0 jumps to -1, outside the program \(0..1\)"):
         asm.Instructions([asm.ja(-2), asm.exit()]).check()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_decode_matches_slot_by_slot_decoding(seed: int) -> None:
+    code = asm.Instructions(random_program(seed)).encode(MAPS, check=False)
+    rng = random.Random(seed)
+    noise = b"".join(  # slots with random fields (no ld_imm64): any slot decodes
+        struct.pack("<BBhi", op, rng.randrange(256), rng.randrange(-0x8000, 0x8000),
+                    rng.randrange(-(1 << 31), 1 << 31))
+        for op in (rng.choice([o for o in range(256) if o != 0x18]) for _ in range(300))
+    )
+    for prog in (code, noise + code):
+        got = asm.decode(prog)
+        want = list(iter_decode(prog))
+        assert got == want
+        assert [(i.opcode, i.dst, i.src, i.off, i.imm, i.next_imm) for i in got] == [
+            (i.opcode, i.dst, i.src, i.off, i.imm, i.next_imm) for i in want]
+        assert b"".join(i.encode() for i in got) == prog
+        assert asm.decode(bytearray(prog)) == got == asm.decode(memoryview(prog))  # type: ignore[arg-type]
+    # equal slots share one (immutable) Instruction
+    twice = asm.decode(asm.Instructions([asm.mov(R0, 1), asm.mov(R0, 1), asm.exit()]).encode())
+    assert twice[0] is twice[1]
+
+
+def test_decode_error_offsets() -> None:
+    ld = asm.load_imm64(R1, 1).encode()
+    plain = asm.mov(R0, 0).encode()
+    with pytest.raises(ParseError, match="without its second slot") as e:
+        asm.decode(plain + ld + plain + ld[:8])
+    assert e.value.offset == 32
+    bad = ld[:8] + bytes.fromhex("0000010000000000")
+    with pytest.raises(ParseError, match="reserved") as e:
+        asm.decode(plain + ld + bad + plain)
+    assert e.value.offset == 32

@@ -15,6 +15,8 @@ __all__ = ["HasFileno", "Instruction", "Reference", "decode", "iter_decode"]
 _SLOT: Final = struct.Struct("<BBhi")
 _SLOT_BE: Final = struct.Struct(">BBhi")
 _DSLOT: Final = struct.Struct("<BBhiBBhi")
+_U64: Final = struct.Struct("<Q")
+_LITTLE: Final = sys.byteorder == "little"
 _pack: Final = _SLOT.pack
 _pack2: Final = _DSLOT.pack
 
@@ -406,26 +408,61 @@ def decode(code: bytes, byteorder: str = sys.byteorder) -> list[Instruction]:
     Raises :class:`~ebpf.errors.ParseError` (and nothing else) for bytes that are no
     program: a length that is not a multiple of 8, an ld_imm64 without its second slot or
     with nonzero reserved fields there. Any other slot decodes, valid instruction or not.
+    Equal slots decode to the same (immutable) :class:`Instruction` object: programs repeat
+    instructions a lot, and each distinct one is built once.
     """
     if byteorder != "little":
         return list(iter_decode(code, byteorder))
     n = len(code)
     if n % 8:
         raise ParseError(f"program length {n} is not a multiple of 8", n - n % 8)
+    words: list[int] = (
+        memoryview(code).cast("B").cast("Q").tolist() if _LITTLE
+        else [w for (w,) in _U64.iter_unpack(code)]
+    )
     out: list[Instruction] = []
     append = out.append
-    it = _SLOT.iter_unpack(code)
-    pos = 0
-    for op, regs, off, imm in it:
-        if op == LD_IMM64:
-            nxt = next(it, None)
-            if nxt is None:
-                raise ParseError("ld_imm64 without its second slot", pos)
-            if nxt[0] or nxt[1] or nxt[2]:
-                raise ParseError("ld_imm64 second slot has nonzero reserved fields", pos + 8)
-            append(_make2(op, _REGS[regs & 15], _REGS[regs >> 4], off, imm, nxt[3]))
-            pos += 16
-        else:
-            append(_make(op, _REGS[regs & 15], _REGS[regs >> 4], off, imm))
-            pos += 8
+    memo: dict[int, Instruction] = {}  # slot (as a u64) -> its Instruction; never an ld_imm64
+    get = memo.get
+    regs = _REGS
+    it = iter(words)
+    for w in it:
+        insn = get(w)
+        if insn is None:
+            op = w & 0xFF
+            off = w >> 16 & 0xFFFF
+            if off & 0x8000:
+                off -= 0x1_0000
+            imm = w >> 32
+            if imm & 0x8000_0000:
+                imm -= 0x1_0000_0000
+            if op == LD_IMM64:
+                w2 = next(it, None)
+                if w2 is None or w2 & 0xFFFF_FFFF:
+                    _raise_ld_imm64(words, w2 is None)
+                    raise AssertionError  # not reached
+                imm2 = w2 >> 32
+                if imm2 & 0x8000_0000:
+                    imm2 -= 0x1_0000_0000
+                append(_make2(op, regs[w >> 8 & 15], regs[w >> 12 & 15], off, imm, imm2))
+                continue
+            insn = memo[w] = _make(op, regs[w >> 8 & 15], regs[w >> 12 & 15], off, imm)
+        append(insn)
     return out
+
+
+def _raise_ld_imm64(words: list[int], truncated: bool) -> None:
+    """The ParseError for the first ld_imm64 of ``words`` without a valid second slot."""
+    pos = 0
+    while pos < len(words):
+        if words[pos] & 0xFF == LD_IMM64:
+            if pos + 1 >= len(words):
+                raise ParseError("ld_imm64 without its second slot", pos * 8)
+            if words[pos + 1] & 0xFFFF_FFFF:
+                raise ParseError(
+                    "ld_imm64 second slot has nonzero reserved fields", pos * 8 + 8
+                )
+            pos += 2
+        else:
+            pos += 1
+    raise AssertionError(f"no bad ld_imm64 (truncated={truncated})")  # pragma: no cover

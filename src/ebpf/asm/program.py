@@ -199,7 +199,7 @@ class Instructions(Sequence[Instruction]):
         if self._code is not None:  # one straight run: nothing to resolve
             self._base = self._code
         else:
-            self._base = bytearray(b"".join(self._chunks))
+            self._base = bytearray().join(self._chunks)
             if self._fix_pc:
                 self._resolve(self._base)
         self._chunks = []
