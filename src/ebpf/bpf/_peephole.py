@@ -36,6 +36,7 @@ __all__ = ["Func", "Ins", "Unsupported", "clean", "parse"]
 LABEL = -1
 NOP = -2   # a removed instruction, until the pass compacts the list
 FP = 10
+_VIRT = 16  # first virtual register number
 _CALL_USES = 0b111110          # r1..r5
 _CALL_DEFS = 0b111111          # r0..r5
 _MOV64X, _MOV64K, _MOV32X, _MOV32K = 0xBF, 0xB7, 0xBC, 0xB4
@@ -341,9 +342,8 @@ def _nop() -> Ins:
 
 
 # -- passes -----------------------------------------------------------------------------------
-def dce(code: Func) -> bool:
+def dce(code: Func, f: Flow) -> bool:
     """Remove unreachable blocks, ``mov r, r`` and definitions nobody reads."""
-    f = Flow(code)
     changed = False
     seen = f.reachable()
     for b, ok in enumerate(seen):
@@ -362,8 +362,6 @@ def dce(code: Func) -> bool:
                 changed = True
                 continue
             live = (live & ~d) | u
-    if changed:
-        code[:] = compact(code)
     return changed
 
 
@@ -481,9 +479,8 @@ def _imm_of(c: int, wide: bool) -> int | None:
     return lo - (1 << 32) if lo >> 31 else lo
 
 
-def propagate(code: Func) -> bool:
+def propagate(code: Func, f: Flow) -> bool:
     """Copy and constant propagation and folding inside each basic block."""
-    f = Flow(code)
     changed = False
     for b in range(len(f.starts)):
         copies: dict[int, int] = {}
@@ -506,6 +503,13 @@ def propagate(code: Func) -> bool:
                         i.op, i.src, i.imm = op & ~8, 0, imm
                         op = i.op
                         changed = True
+                if wide and not op & 8 and (
+                        (i.imm == 0 and code_ in (0x00, 0x10, 0x40, 0xA0, 0x60, 0x70, 0xC0)) or
+                        (i.imm == 1 and code_ in (0x20, 0x30) and not i.off) or
+                        (i.imm == -1 and code_ == 0x50)):
+                    code[k] = _nop()   # x + 0, x * 1, x & -1 ...: nothing to do
+                    changed = True
+                    continue
                 if not op & 8 and code_ != 0xD0 and not (code_ in (0x30, 0x90) and i.off):
                     if code_ == 0xB0:
                         known = i.imm & (_M64 if wide else 0xFFFF_FFFF)
@@ -551,10 +555,11 @@ def propagate(code: Func) -> bool:
                     del consts[r]
             if known is not None:
                 consts[i.dst] = known
-            if is_mov64x(i) and i.dst != i.src and FP not in (i.src, i.dst):
+            if is_mov64x(i) and i.dst != i.src and FP not in (i.src, i.dst) and not (
+                    i.dst >= _VIRT and i.src > i.dst):
+                # (a temporary copied into a local is left to coalescing, which keeps the
+                # local: reading the temporary instead would make it the long-lived one)
                 copies[i.dst] = i.src
-    if changed:
-        code[:] = compact(code)
     return changed
 
 
@@ -565,9 +570,8 @@ def _refs(i: Ins) -> tuple[int, int]:
     return allr, allr & ~(eu | ed)
 
 
-def coalesce(code: Func) -> bool:
+def coalesce(code: Func, f: Flow) -> bool:
     """Remove ``mov rA, rB`` where ``rB`` dies, by renaming one side's value in the block."""
-    f = Flow(code)
     changed = False
     for b in range(len(f.starts)):
         again = True
@@ -581,12 +585,14 @@ def coalesce(code: Func) -> bool:
                 ra, rb = m.dst, m.src
                 if FP in (ra, rb) or live[p] & (1 << rb):
                     continue
-                if _coalesce_back(code, f, b, p, ra, rb) or \
-                        _coalesce_forward(code, f, b, p, ra, rb, live):
+                # both virtual: the value keeps the lower number (the allocator numbers
+                # stack-slot locals below the code generator's temporaries)
+                back_ok = not (ra >= _VIRT and rb >= _VIRT and ra > rb)
+                fwd_ok = not (ra >= _VIRT and rb >= _VIRT and rb > ra)
+                if (back_ok and _coalesce_back(code, f, b, p, ra, rb)) or \
+                        (fwd_ok and _coalesce_forward(code, f, b, p, ra, rb, live)):
                     changed = again = True
                     break
-    if changed:
-        code[:] = compact(code)
     return changed
 
 
@@ -687,6 +693,8 @@ def _width_after(i: Ins, width: dict[int, int]) -> int:
             return max(0, w - imm)
         if code_ == 0x60:
             return min(64, w + imm)
+        if code_ == 0x20 and imm >= 0:
+            return min(64, w + imm.bit_length())
         if code_ == 0x00 and imm >= 0:
             return min(64, max(w, imm.bit_length()) + 1)
         if code_ in (0x30, 0x90) and not i.off:
@@ -694,10 +702,9 @@ def _width_after(i: Ins, width: dict[int, int]) -> int:
     return 64
 
 
-def narrow(code: Func) -> bool:
+def narrow(code: Func, f: Flow) -> bool:
     """Drop zero-extensions and masks that change nothing: of a value known to fit, or
     whose every use is a store that keeps fewer bytes."""
-    f = Flow(code)
     changed = False
     for b in range(len(f.starts)):
         width: dict[int, int] = {}
@@ -716,6 +723,11 @@ def narrow(code: Func) -> bool:
                 code[k] = _nop()
                 changed = True
                 continue
+            if i.op == _MOV32X and i.dst != i.src and (
+                    width.get(i.src, 64) <= 32 or
+                    _only_narrow_stores(code, f, b, k, i.dst, 32, live)):
+                i.op = _MOV64X  # a plain copy: propagation and coalescing remove it
+                changed = True
             _, d, _, ed = regs(i)
             if d:
                 nw = _width_after(i, width) if ed and d == 1 << i.dst else 64
@@ -723,8 +735,6 @@ def narrow(code: Func) -> bool:
                     del width[r]
                 if nw < 64 and ed:
                     width[i.dst] = nw
-    if changed:
-        code[:] = compact(code)
     return changed
 
 
@@ -750,7 +760,7 @@ def _only_narrow_stores(code: Func, f: Flow, b: int, k: int, r: int, bits: int,
     return False
 
 
-def jumps(code: Func) -> bool:
+def jumps(code: Func, f: Flow | None = None) -> bool:
     """Thread jumps to ``ja``, drop jumps to the next instruction, and turn
     ``jcc L; ja M; L:`` into ``j!cc M; L:``."""
     changed = False
@@ -806,19 +816,25 @@ def jumps(code: Func) -> bool:
                 i.target = j.target
                 code[n] = _nop()
                 changed = True
-    if changed:
-        code[:] = compact(code)
     return changed
 
 
 def clean(code: Func, rounds: int = 12) -> Func:
-    """Run the passes until nothing changes (at most ``rounds`` times)."""
+    """Run the passes until nothing changes (at most ``rounds`` times).
+
+    The passes of one round share one :class:`Flow` and mark removed instructions
+    :data:`NOP` instead of shifting the list: within a round the blocks stay where they
+    were and every change only shrinks what is live across them (or leaves it as it was),
+    so the round's liveness stays a safe over-approximation. Each pass recomputes what it
+    needs inside a block."""
     for _ in range(rounds):
-        changed = propagate(code)
-        changed |= coalesce(code)
-        changed |= narrow(code)
-        changed |= jumps(code)
-        changed |= dce(code)
+        f = Flow(code)
+        changed = propagate(code, f)
+        changed |= coalesce(code, f)
+        changed |= narrow(code, f)
+        changed |= jumps(code, f)
+        changed |= dce(code, f)
+        code[:] = compact(code)
         if not changed:
             break
     return code

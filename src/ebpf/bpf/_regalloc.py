@@ -73,9 +73,11 @@ def _live_at_entry(code: Func, slots: dict[int, int]) -> set[int]:
     return {v for v in slots.values() if live >> v & 1}
 
 
-def _color(code: Func, entry_defs: int) -> tuple[dict[int, int], list[int]]:
-    """A machine register for each virtual one, and the virtual registers that fit nowhere
-    (the least used lose: they are coloured last)."""
+def _color(code: Func, entry_defs: int, first: Collection[int] = ()
+           ) -> tuple[dict[int, int], list[int]]:
+    """A machine register for each virtual one, and the virtual registers that fit nowhere.
+    The ``first`` ones (temporaries, which cannot be spilled) are coloured first, then the
+    others by decreasing use count (the least used lose)."""
     f = ph.Flow(code)
     edges: dict[int, set[int]] = {}
     moves: dict[int, set[int]] = {}
@@ -112,7 +114,7 @@ def _color(code: Func, entry_defs: int) -> tuple[dict[int, int], list[int]]:
                 edge(r, x)
     color: dict[int, int] = {}
     failed: list[int] = []
-    for v in sorted(uses, key=lambda v: (-uses[v], v)):
+    for v in sorted(uses, key=lambda v: (v in first, -uses[v], v)):
         taken = {x if x < _VBASE else color.get(x, -1) for x in edges.get(v, ())}
         prefer = [color.get(m, m) for m in moves.get(v, ()) if color.get(m, m) < _VBASE]
         for r in (*prefer, *_ORDER):
@@ -120,7 +122,13 @@ def _color(code: Func, entry_defs: int) -> tuple[dict[int, int], list[int]]:
                 color[v] = r
                 break
         else:
-            failed.append(v)
+            loser = v
+            if v in first:
+                # a temporary cannot go to the stack: a local in its way gives up its register
+                locals_ = [x for x in edges.get(v, ()) if x in color and x not in first]
+                if locals_:
+                    loser = min(locals_, key=lambda x: (uses[x], x))
+            failed.append(loser)
     return color, failed
 
 
@@ -145,6 +153,132 @@ def _apply(code: Func, color: dict[int, int]) -> None:
             i.src = color[i.src]
 
 
+def _split_webs(code: Func, regs: tuple[int, ...], first: int) -> tuple[int, set[int]]:
+    """Give each web (the definitions and uses joined by reaching definitions) of the
+    machine registers ``regs`` its own virtual register, numbered from ``first``. A register
+    read where it may hold nothing yet (from the function's start), or named implicitly by
+    some instruction, keeps its webs. Returns the next free number and the new virtuals."""
+    f = ph.Flow(code)
+    nb = len(f.starts)
+    preds: list[list[int]] = [[] for _ in range(nb)]
+    for b in range(nb):
+        for s2 in f.succ[b]:
+            preds[s2].append(b)
+    made: set[int] = set()
+    for r in regs:
+        bit = 1 << r
+        sites = []
+        bad = False
+        for k, i in enumerate(code):
+            if i.op < 0:
+                continue
+            u, d, eu, ed = ph.regs(i)
+            if (u | d) & bit & ~(eu | ed):
+                bad = True
+                break
+            if ed & bit:
+                sites.append(k)
+        if bad or not sites:
+            continue
+        index = {k: n for n, k in enumerate(sites)}
+        entry = 1 << len(sites)
+        gen = [0] * nb
+        kills = [False] * nb
+        for b in range(nb):
+            for k in range(f.starts[b], f.ends[b]):
+                if k in index:
+                    gen[b], kills[b] = 1 << index[k], True
+        out = [0] * nb
+        inn = [0] * nb
+        changed = True
+        while changed:
+            changed = False
+            for b in range(nb):
+                x = entry if b == 0 else 0
+                for p in preds[b]:
+                    x |= out[p]
+                o = gen[b] if kills[b] else x
+                if x != inn[b] or o != out[b]:
+                    inn[b], out[b] = x, o
+                    changed = True
+        parent = list(range(len(sites)))
+
+        def find(a: int, parent: list[int] = parent) -> int:
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        use_of: dict[int, int] = {}   # instruction -> a reaching definition (site number)
+        for b in range(nb):
+            cur = inn[b]
+            for k in range(f.starts[b], f.ends[b]):
+                i = code[k]
+                if i.op < 0:
+                    continue
+                _, _, eu, ed = ph.regs(i)
+                if eu & bit:
+                    if cur & entry or not cur:
+                        bad = True
+                        break
+                    reach = _bits(cur)
+                    for x in reach[1:]:
+                        parent[find(x)] = find(reach[0])
+                    use_of[k] = reach[0]
+                if ed & bit:
+                    n = index[k]
+                    if eu & bit:
+                        parent[find(n)] = find(use_of[k])
+                    cur = 1 << n
+            if bad:
+                break
+        if bad:
+            continue
+        web_reg: dict[int, int] = {}
+        for k, i in enumerate(code):
+            if i.op < 0:
+                continue
+            _, _, eu, ed = ph.regs(i)
+            if not (eu | ed) & bit:
+                continue
+            use_v = def_v = None
+            if k in use_of:
+                use_v = web_reg.setdefault(find(use_of[k]), first + len(web_reg))
+            if k in index:
+                def_v = web_reg.setdefault(find(index[k]), first + len(web_reg))
+            src_use = ph.src_is_reg(i) and i.src == r
+            if i.dst == r:
+                i.dst = def_v if ed & bit else use_v  # type: ignore[assignment]
+            if src_use:
+                i.src = use_v  # type: ignore[assignment]
+        made |= set(web_reg.values())
+        first += len(web_reg)
+    return first, made
+
+
+def _attempt(base: Func, slots: set[int], entry_defs: int, split: bool
+             ) -> tuple[Func | None, set[int], bool]:
+    """One allocation: (code or None, slots to keep on the stack next time, whether a
+    temporary found no register with no local to blame)."""
+    code = [i.copy() for i in base]
+    vregs = {s: _VBASE + n for n, s in enumerate(sorted(slots))}
+    _promote(code, vregs)
+    early = _live_at_entry(code, vregs)
+    if early:
+        return None, {s for s, v in vregs.items() if v in early}, False
+    temps: set[int] = set()
+    if split:
+        _, temps = _split_webs(code, (6, 7, 8, 9), _VBASE + len(vregs))
+    ph.clean(code)
+    got, failed = _color(code, entry_defs, temps)
+    if failed:
+        lost = {s for s, v in vregs.items() if v in failed}
+        return None, lost, not lost
+    _apply(code, got)
+    ph.clean(code)
+    return code, set(), False
+
+
 def optimize(items: list[asm.Item], slots: Collection[int] = (), entry_defs: int = 0b10
              ) -> list[asm.Item]:
     """The optimised items of one function: ``slots`` are the stack offsets of its scalar
@@ -155,24 +289,14 @@ def optimize(items: list[asm.Item], slots: Collection[int] = (), entry_defs: int
     except ph.Unsupported:
         return items
     cand = _slot_accesses(base, slots)
-    excluded: set[int] = set()
-    for _ in range(len(cand) + 1):
-        code = [i.copy() for i in base]
-        vregs = {s: _VBASE + n for n, s in enumerate(sorted(cand - excluded))}
-        _promote(code, vregs)
-        early = _live_at_entry(code, vregs)
-        if early:
-            excluded |= {s for s, v in vregs.items() if v in early}
-            continue
-        ph.clean(code)
-        got, failed = _color(code, entry_defs)
-        if failed:
-            excluded |= {s for s, v in vregs.items() if v in failed}
-            continue
-        _apply(code, got)
-        ph.clean(code)
-        return ph.emit(code)
+    split = True
+    for _ in range(2 * len(cand) + 2):
+        code, lost, temp_failed = _attempt(base, cand, entry_defs, split)
+        if code is not None:
+            return ph.emit(code)
+        if temp_failed:
+            split = False   # the code generator's own temporaries always fit
+        cand -= lost
     code = [i.copy() for i in base]  # pragma: no cover - the last round promotes nothing
     ph.clean(code)
     return ph.emit(code)
-
