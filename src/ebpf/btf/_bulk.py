@@ -14,17 +14,19 @@ raises the :class:`~ebpf.errors.ParseError` when that record is reached.
 
 from __future__ import annotations
 
+import array
 import gc
-from collections.abc import Callable, Iterable
-from itertools import accumulate, compress, repeat
-from operator import add, and_, getitem, mul, not_, or_, rshift
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate, chain, compress, islice, repeat
+from operator import add, and_, getitem, itemgetter, lshift, mul, not_, or_, rshift, sub
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ParseError
 from .types import (
     KIND_CLASSES,
     Array,
     Composite,
+    EnumValue,
     Func,
     FuncProto,
     Fwd,
@@ -42,9 +44,20 @@ from .types import (
 if TYPE_CHECKING:
     from .spec import Spec
 
-__all__ = ["decode_kinds", "decode_members", "decode_params", "decode_trailing", "kinds_of"]
+__all__ = [
+    "MEMBERS",
+    "PARAMS",
+    "VALUES",
+    "decode_kinds",
+    "decode_members",
+    "decode_params",
+    "decode_trailing",
+    "getter",
+    "kinds_of",
+]
 
 _tn = tuple.__new__
+_WORD = "I" if array.array("I").itemsize == 4 else "L"
 _LINKAGE = (Linkage.STATIC, Linkage.GLOBAL, Linkage.EXTERN)
 #: info >> 24 (kind_flag, unused bits, kind) -> kind
 _LOW5 = bytes(b & 0x1F for b in range(256))
@@ -218,45 +231,161 @@ def _func_proto(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
     return list(map(_tn, repeat(FuncProto), fields))
 
 
-def decode_trailing(spec: Spec, kinds: tuple[int, ...]) -> None:
-    """Decode the members (STRUCT, UNION) or parameters (FUNC_PROTO) of every record of
-    ``kinds`` into the spec's caches, keeping the tuples already handed out.
+#: What :func:`decode_trailing` decodes: the members of every STRUCT and UNION, the
+#: parameters of every FUNC_PROTO, the enumerators of every ENUM and ENUM64.
+MEMBERS, PARAMS, VALUES = 0, 1, 2
 
-    Record by record (list comprehensions beat map/zip pipelines for these short runs), but
-    in one go with the collector paused.
+
+def decode_trailing(spec: Spec, groups: Iterable[int]) -> None:
+    """Decode the trailing entries of ``groups`` (:data:`MEMBERS`, :data:`PARAMS`,
+    :data:`VALUES`) of every record into the spec's caches, keeping the tuples already
+    handed out.
+
+    The entries of all the records are cut from the type section and joined into one buffer
+    (one ``bytes.join``), read as one list of words, and split into columns by slicing with a
+    step; the records are built from the columns with ``map``/``zip`` and grouped per type
+    with ``islice``, all in C. On malformed input (a bad string offset, a truncated blob)
+    nothing is cached for the group: its types are decoded (and the error raised) one by one.
     """
     with spec._lock:
-        _decode_trailing(spec, kinds)
+        was_enabled = gc.isenabled()
+        gc.disable()  # see decode_kinds
+        try:
+            for group in groups:
+                try:
+                    if group == MEMBERS:
+                        spec._member_cache = _merge(_all_members(spec), spec._member_cache)
+                    elif group == PARAMS:
+                        spec._param_cache = _merge(_all_params(spec), spec._param_cache)
+                    else:
+                        spec._value_cache = _merge(_all_values(spec), spec._value_cache)
+                except (ParseError, IndexError):
+                    pass  # malformed: decoded (and reported) type by type
+        finally:
+            if was_enabled:
+                gc.enable()
 
 
-def _decode_trailing(spec: Spec, kinds: tuple[int, ...]) -> None:
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        spec._decode_all_names()
-        kb = kinds_of(spec)
-        offs = spec._offs
-        info_at = spec._words[1:]
-        first = spec._first
-        for kind in kinds:
-            indices = positions(kb, kind)
-            os = [offs[i] for i in indices]
-            ids = [first + i for i in indices]
-            if kind == Kind.FUNC_PROTO:
-                params = [decode_params(spec, o, info_at[o]) for o in os]
-                fresh_params = dict(zip(ids, params, strict=True))
-                fresh_params.update(spec._param_cache)
-                spec._param_cache = fresh_params
-            else:
-                members = [decode_members(spec, o, info_at[o]) for o in os]
-                fresh_members = dict(zip(ids, members, strict=True))
-                fresh_members.update(spec._member_cache)
-                spec._member_cache = fresh_members
-    except (ParseError, IndexError):
-        pass  # malformed: decoded (and reported) type by type
-    finally:
-        if was_enabled:
-            gc.enable()
+_T = TypeVar("_T")
+
+
+def _merge(fresh: dict[int, _T], cached: dict[int, _T]) -> dict[int, _T]:
+    fresh.update(cached)  # the tuples already handed out win
+    return fresh
+
+
+def getter(indices: Sequence[int]) -> Callable[[Any], tuple[Any, ...]]:
+    """``seq -> tuple(seq[i] for i in indices)``, in one C call (``itemgetter``)."""
+    if len(indices) == 1:
+        (i,) = indices
+        return lambda seq: (seq[i],)
+    if not indices:
+        return lambda seq: ()
+    return itemgetter(*indices)
+
+
+def _records(
+    spec: Spec, kinds: tuple[int, ...]
+) -> tuple[list[int], list[int], tuple[int, ...]]:
+    """(type ids, word offsets, ``info`` words) of the records of ``kinds``."""
+    ids: list[int] = []
+    offs: list[int] = []
+    known = spec._kind_records  # dealt out per kind by Spec._decode_whole
+    for kind in kinds:
+        if kind in known:
+            kind_ids, kind_offs = known[kind]
+            ids += kind_ids
+            offs += kind_offs
+        else:
+            indices = positions(kinds_of(spec), kind)
+            ids += map(add, indices, repeat(spec._first))
+            offs += getter(indices)(spec._offs)
+    return ids, offs, getter(offs)(spec._words[1:])
+
+
+def _gather(spec: Spec, offs: Iterable[int], counts: Iterable[int], width: int) -> list[int]:
+    """The first ``counts[j]`` trailing entries (``width`` words each) of the record at word
+    ``offs[j]``, for every ``j``, concatenated into one list of words."""
+    w = spec._words
+    starts = list(map(add, offs, repeat(3)))  # trailing entries follow struct btf_type
+    ends = map(add, starts, map(mul, counts, repeat(width)))
+    joined = b"".join(map(w.__getitem__, map(slice, starts, ends)))
+    return array.array(_WORD, joined).tolist()  # native order: the words already are
+
+
+def _spread(values: Iterable[int], counts: Iterable[int]) -> Iterator[int]:
+    """Each of ``values`` repeated as many times as the matching count."""
+    return chain.from_iterable(map(repeat, values, counts))
+
+
+def _grouped(items: Iterable[_T], counts: Iterable[int]) -> Iterator[tuple[_T, ...]]:
+    """``items`` cut into consecutive tuples of ``counts`` items."""
+    it = iter(items)
+    return map(tuple, map(islice, repeat(it), counts))
+
+
+def _all_members(spec: Spec) -> dict[int, tuple[Member, ...]]:
+    ids, offs, infos = _records(spec, (Kind.STRUCT, Kind.UNION))
+    flags = list(map(rshift, infos, repeat(31)))
+    if not any(flags):
+        return _members(spec, ids, offs, infos, False)
+    # kind_flag (offset = bitfield_size << 24 | bit offset) on some: each half on its own
+    plain = list(map(not_, flags))
+    fresh = _members(spec, list(compress(ids, plain)), list(compress(offs, plain)),
+                     list(compress(infos, plain)), False)
+    fresh.update(_members(spec, list(compress(ids, flags)), list(compress(offs, flags)),
+                          list(compress(infos, flags)), True))
+    return fresh
+
+
+def _members(
+    spec: Spec, ids: list[int], offs: Sequence[int], infos: Sequence[int], kind_flag: bool
+) -> dict[int, tuple[Member, ...]]:
+    vlens = list(map(and_, infos, repeat(0xFFFF)))
+    flat = _gather(spec, offs, vlens, 3)
+    names = spec._names_of(flat[0::3])
+    offset: Iterable[int] = flat[2::3]
+    bitfield: Iterable[int] = repeat(0)
+    if kind_flag:
+        bitfield = map(rshift, offset, repeat(24))
+        offset = map(and_, offset, repeat(0xFFFFFF))
+    members = map(_tn, repeat(Member), zip(repeat(spec), names, flat[1::3], offset, bitfield))
+    return dict(zip(ids, _grouped(members, vlens), strict=True))
+
+
+def _all_params(spec: Spec) -> dict[int, tuple[Param, ...]]:
+    ids, offs, infos = _records(spec, (Kind.FUNC_PROTO,))
+    w = spec._words
+    vlens = list(map(and_, infos, repeat(0xFFFF)))
+    # A last parameter with neither name nor type stands for "..." and is not a Param.
+    # (For vlen 0 these words belong to the record itself; the vlen test discards them.)
+    last = getter(list(map(add, offs, map(mul, vlens, repeat(2)))))
+    variadic = map(and_, map(bool, vlens), map(not_, map(or_, last(w[1:]), last(w[2:]))))
+    counts = list(map(sub, vlens, variadic))
+    flat = _gather(spec, offs, counts, 2)
+    names = spec._names_of(flat[0::2])
+    params = map(_tn, repeat(Param), zip(repeat(spec), names, flat[1::2]))
+    return dict(zip(ids, _grouped(params, counts), strict=True))
+
+
+def _all_values(spec: Spec) -> dict[int, tuple[EnumValue, ...]]:
+    fresh: dict[int, tuple[EnumValue, ...]] = {}
+    for kind, width, sign in ((Kind.ENUM, 2, 1 << 31), (Kind.ENUM64, 3, 1 << 63)):
+        ids, offs, infos = _records(spec, (kind,))
+        if not ids:
+            continue
+        vlens = list(map(and_, infos, repeat(0xFFFF)))
+        flat = _gather(spec, offs, vlens, width)
+        values = flat[1::2] if width == 2 else list(
+            map(or_, flat[1::3], map(lshift, flat[2::3], repeat(32))))
+        signs = list(map(mul, map(rshift, infos, repeat(31)), repeat(sign)))
+        if any(signs):  # kind_flag: signed, v - 2 * (v & sign bit)
+            sign_bits = map(and_, values, _spread(signs, vlens))
+            values = list(map(sub, values, map(lshift, sign_bits, repeat(1))))
+        names = spec._names_of(flat[0::width])
+        pairs = map(_tn, repeat(EnumValue), zip(names, values, strict=True))
+        fresh.update(zip(ids, _grouped(pairs, vlens), strict=True))
+    return fresh
 
 
 def decode_members(spec: Spec, o: int, info: int) -> tuple[Member, ...]:

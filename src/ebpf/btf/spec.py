@@ -31,10 +31,10 @@ import array
 import gc
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from itertools import accumulate, chain, compress, islice, repeat
-from operator import add, and_, getitem, itemgetter, mul, not_, rshift
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import accumulate, chain, compress, filterfalse, islice, repeat
+from operator import add, and_, getitem, mul, not_, rshift
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ..errors import ParseError, TypeNotFoundError
 from . import _bulk, wire
@@ -92,8 +92,11 @@ _COLD_HITS = 64
 #: Copies of a name in the string section a lookup searches for one by one; past that it
 #: checks every record's name offset once.
 _FEW_COPIES = 8
-#: Members/parameters decoded type by type before all of them are decoded at once.
+#: Members/parameters/enumerators decoded type by type before all of them are decoded at
+#: once (about where decoding one by one starts to cost more than the bulk decode), and the
+#: same once every type was decoded by :meth:`Spec.types` (someone walks the whole blob).
 _BULK_AFTER = 512
+_BULK_AFTER_WHOLE = 32
 #: Qualifier chains longer than this are checked for loops.
 _SHORT_CHAIN = 32
 #: Names decoded one by one before the whole string section is decoded at once.
@@ -109,6 +112,8 @@ _PLAIN = frozenset((Kind.PTR, Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.REST
 _FUNC_LINKAGE = {Kind.FUNC << 24 | v: linkage for v, linkage in enumerate(_LINKAGE)}
 #: Kinds :meth:`Spec._decode_whole` decodes record by record (few records, more checks).
 _ONE_BY_ONE = frozenset((Kind.VOID, Kind.VAR, Kind.DATASEC, Kind.DECL_TAG))
+#: Kinds with members, parameters or enumerators (:mod:`._bulk` decodes them in bulk).
+_TRAILING = (Kind.STRUCT, Kind.UNION, Kind.FUNC_PROTO, Kind.ENUM, Kind.ENUM64)
 #: info >> 24 (kind_flag, unused bits, kind) -> kind
 _LOW5 = bytes(b & 0x1F for b in range(256))
 
@@ -191,6 +196,7 @@ class Spec:
         "_finds",
         "_first",
         "_kind_bytes",
+        "_kind_records",
         "_lock",
         "_member_cache",
         "_name_offs",
@@ -228,6 +234,7 @@ class Spec:
     _finds: int
     _first: int
     _kind_bytes: bytes | None
+    _kind_records: dict[int, tuple[list[int], list[int]]]
     _lock: _thread.RLock
     _name_offs: list[int] | None
     _names: _Names
@@ -241,7 +248,7 @@ class Spec:
     _strings: bytes | None
     _member_cache: dict[int, tuple[Member, ...]]
     _param_cache: dict[int, tuple[Param, ...]]
-    _trailing_misses: int
+    _trailing_misses: list[int]
     _ts: int
     _types: dict[int, Type]
     _value_cache: dict[int, tuple[EnumValue, ...]]
@@ -300,7 +307,7 @@ class Spec:
         self._member_cache = {}
         self._param_cache = {}
         self._value_cache = {}
-        self._trailing_misses = 0
+        self._trailing_misses = [0, 0, 0]  # per _bulk group
         self._names_complete = False
         self._name_offs = None
         self._by_off = None
@@ -309,6 +316,7 @@ class Spec:
         self._finds = 0
         self._pointer_size = None
         self._kind_bytes = None
+        self._kind_records = {}
         self._bulk_done = set()
         self._walk_error = None
         self._whole_done = None
@@ -552,10 +560,7 @@ class Spec:
         """The members of struct/union ``type_id`` of this blob (decoded once)."""
         found = self._member_cache.get(type_id)
         if found is None:
-            self._trailing_misses += 1
-            if self._trailing_misses == _BULK_AFTER and self._count is not None:
-                # Many types' members asked for one by one: decode them all at once.
-                _bulk.decode_trailing(self, (Kind.STRUCT, Kind.UNION, Kind.FUNC_PROTO))
+            if self._many_misses(_bulk.MEMBERS):
                 found = self._member_cache.get(type_id)
             if found is None:
                 o = self._offs[type_id - self._first]
@@ -567,9 +572,7 @@ class Spec:
         """The parameters of func proto ``type_id`` of this blob (decoded once)."""
         found = self._param_cache.get(type_id)
         if found is None:
-            self._trailing_misses += 1
-            if self._trailing_misses == _BULK_AFTER and self._count is not None:
-                _bulk.decode_trailing(self, (Kind.STRUCT, Kind.UNION, Kind.FUNC_PROTO))
+            if self._many_misses(_bulk.PARAMS):
                 found = self._param_cache.get(type_id)
             if found is None:
                 o = self._offs[type_id - self._first]
@@ -581,9 +584,46 @@ class Spec:
         """The enumerators of enum ``type_id`` of this blob (decoded once)."""
         found = self._value_cache.get(type_id)
         if found is None:
-            o = self._offs[type_id - self._first]
-            found = self._value_cache[type_id] = _enum_values(self, o, self._words[o + 1])
+            if self._many_misses(_bulk.VALUES):
+                found = self._value_cache.get(type_id)
+            if found is None:
+                o = self._offs[type_id - self._first]
+                found = self._value_cache[type_id] = _enum_values(self, o, self._words[o + 1])
         return found
+
+    def _many_misses(self, group: int) -> bool:
+        """Count a cache miss of ``group`` (:data:`._bulk.MEMBERS`...); at the
+        :data:`_BULK_AFTER`-th, decode the whole group at once and return ``True``. Once every
+        type is decoded (:meth:`types` walks the blob), the :data:`_BULK_AFTER_WHOLE`-th miss
+        of any group decodes every group not decoded yet, in one go (one pass of the cyclic
+        collector over the new records instead of one per group)."""
+        misses = self._trailing_misses
+        n = misses[group] = misses[group] + 1
+        if n < (_BULK_AFTER_WHOLE if self._whole_done else _BULK_AFTER):
+            return False
+        groups = [group]
+        if self._whole_done:
+            groups = [g for g, m in enumerate(misses) if m >= 0]
+        for g in groups:
+            misses[g] = -(1 << 62)  # tried once: malformed input stays one by one
+        _bulk.decode_trailing(self, groups)
+        return True
+
+    def _names_of(self, offsets: list[int]) -> Iterator[str]:
+        """The strings at ``offsets`` (name offsets of many records), each decoded once:
+        the distinct offsets not decoded yet are cut from the string section together (see
+        :meth:`_names_at`), so that repeated names share one ``str``."""
+        names = self._names
+        if not self._names_complete and offsets:
+            strings = self.strings
+            if self._base is None and strings.isascii():
+                missing = list(filterfalse(names.__contains__, dict.fromkeys(offsets)))
+                if missing:
+                    names.update(zip(missing, self._names_at(missing, strings.decode("ascii")),
+                                     strict=True))
+            else:
+                self._decode_all_names()
+        return map(names.__getitem__, offsets)
 
     def _decode_all_names(self) -> None:
         """Decode the whole string section at once (cheaper than name by name for most)."""
@@ -603,7 +643,11 @@ class Spec:
 
     # --- iteration ----------------------------------------------------------------------
 
-    def types(self, kind: type[T] | None = None) -> Iterator[T]:
+    @overload
+    def types(self, kind: None = None) -> Iterator[Type]: ...
+    @overload
+    def types(self, kind: type[T]) -> Iterator[T]: ...
+    def types(self, kind: type[Type] | None = None) -> Iterator[Type]:
         """Every type in id order (``void`` first), or only those of class ``kind`` (a
         concrete class such as :class:`Struct`, or a base such as :class:`Composite`).
 
@@ -611,7 +655,7 @@ class Spec:
         Nothing is decoded before the first item is asked for.
         """
         # The runs are iterators over many types: items then come from C, not a generator.
-        return cast("Iterator[T]", chain.from_iterable(self._type_runs(kind)))
+        return chain.from_iterable(self._type_runs(kind))
 
     def _type_runs(self, kind: type[Type] | None) -> Iterator[Iterable[Type]]:
         if self._base is not None:
@@ -625,7 +669,7 @@ class Spec:
         self._walk()
         first = self._first
         if kinds is None and self._base is None and self._whole():
-            yield map(self._types.__getitem__, range(first, self._count or first))
+            yield islice(self._types.values(), 1, None)  # every id, in id order
             return
         selected = _bulk.decode_kinds(self, kinds)
         cache = self._types
@@ -644,7 +688,9 @@ class Spec:
 
     def _whole(self) -> bool:
         """Decode every record of a well-formed base blob into the cache in one go; ``False``
-        (nothing changed) if the blob is split, malformed, or already decoded by kinds."""
+        (nothing changed) if the blob is split, malformed, or already decoded by kinds.
+
+        Once this returned ``True`` the cache holds every id, in id order."""
         with self._lock:
             if self._whole_done is not None:
                 return self._whole_done
@@ -653,54 +699,56 @@ class Spec:
             was_enabled = gc.isenabled()
             gc.disable()  # see _bulk.decode_kinds: new acyclic records, no point collecting
             try:
-                fresh = self._decode_whole()
+                fresh, present = self._decode_whole()
+                fresh.update(self._types)  # keep the objects already handed out (order stays)
             except (ParseError, IndexError, _BadKind):
                 self._whole_done = False  # malformed: decoded (and reported) record by record
                 return False
             finally:
                 if was_enabled:
                     gc.enable()
-            fresh.update(self._types)  # keep the objects already handed out
             self._types = fresh
-            self._bulk_done.update(self._kind_bytes or b"")
+            self._bulk_done.update(present)
             self._whole_done = True
             return True
 
-    def _decode_whole(self) -> dict[int, Type]:
-        """Every record of this (base, fully indexed) blob, by id. The records are grouped by
-        kind (one sort) and each kind is built column by column: its words read with one
-        ``itemgetter`` per column, its names cut from the decoded string section, its types
-        made with ``tuple.__new__``, all in C."""
+    def _decode_whole(self) -> tuple[dict[int, Type], list[int]]:
+        """Every type of this (base, fully indexed) blob by id, in id order (``void`` first),
+        and the kinds present.
+
+        The ids and record offsets are dealt out to one list per kind (``list.append`` mapped
+        over the kinds' lists picked by one ``itemgetter``), and each kind is built column by
+        column: its words read with one ``itemgetter`` per column, its names cut from the
+        decoded string section, its types made with ``tuple.__new__``, all in C. The dict's
+        keys are made in id order first, so that its values come in id order."""
         w = self._words
         offs = self._offs
         n = len(offs)
-        fresh: dict[int, Type] = {}
+        fresh: dict[int, Type] = dict.fromkeys(range(n + 1))  # type: ignore[assignment]
+        fresh[0] = self._types[0]
         if not n:
-            return fresh
-        kb = self._kind_bytes
-        if kb is None:
-            infos = _getter(offs)(w[1:])
-            kb = self._kind_bytes = bytes(map(rshift, infos, repeat(24))).translate(_LOW5)
-            del infos
+            return fresh, []
+        kb = _bulk.kinds_of(self)
+        pick = _getter(kb)
+        ids_of: list[list[int]] = [[] for _ in range(32)]  # kind bytes are below 32
+        offs_of: list[list[int]] = [[] for _ in range(32)]
+        any(map(list.append, pick(ids_of), range(1, n + 1)))
+        any(map(list.append, pick(offs_of), offs))
         strings = self.strings
         text = strings.decode("ascii") if strings.isascii() else None
-        # Type ids (local index + 1: a base blob) grouped by kind; index 0 is a dummy.
-        order = sorted(range(1, n + 1), key=(b"\0" + kb).__getitem__)
-        offs_by_id = [0, *offs]
-        start = 0
+        present = [kind for kind in range(32) if ids_of[kind]]
+        for trailing in _TRAILING:  # kept for _bulk.decode_trailing
+            self._kind_records[trailing] = (ids_of[trailing], offs_of[trailing])
         spec = self
-        for kind in sorted(set(kb)):
-            end = start + kb.count(kind)
-            ids = order[start:end]
-            start = end
+        for kind in present:
+            ids = ids_of[kind]
             if kind >= len(KIND_CLASSES) or kind in _ONE_BY_ONE:
                 # VAR, DATASEC, DECL_TAG and bad kinds: record by record (raises)
                 idx = map(add, ids, repeat(-1))
                 fresh.update(zip(ids, map(self._decode_record, idx), strict=True))
                 continue
             cls = KIND_CLASSES[kind]
-            kind_offs = _getter(ids)(offs_by_id)
-            at = _getter(kind_offs)
+            at = _getter(offs_of[kind])
             name_offs = at(w)
             names = self._names_at(name_offs, text) if any(name_offs) else repeat("")
             fields: Iterator[tuple[Any, ...]]
@@ -715,9 +763,8 @@ class Spec:
                     linkage = map(_LINKAGE.__getitem__, vlens)  # IndexError: bad linkage
                 fields = zip(repeat(spec), ids, names, at(w[2:]), linkage)
             elif kind == Kind.FUNC_PROTO:
-                fields = zip(
-                    repeat(spec), ids, names, at(w[2:]), repeat(None), _variadic(w, at, kind_offs)
-                )
+                variadic = _variadic(w, at, offs_of[kind])
+                fields = zip(repeat(spec), ids, names, at(w[2:]), repeat(None), variadic)
             elif kind in (Kind.STRUCT, Kind.UNION):
                 fields = zip(repeat(spec), ids, names, at(w[2:]), repeat(None))
             elif kind in (Kind.ENUM, Kind.ENUM64):
@@ -738,9 +785,9 @@ class Spec:
                 flags = map(bool, map(rshift, at(w[1:]), repeat(31)))
                 fields = zip(repeat(spec), ids, names, at(w[2:]), flags)
             fresh.update(zip(ids, map(_tn, repeat(cls), fields), strict=True))
-        return fresh
+        return fresh, present
 
-    def _names_at(self, offsets: tuple[int, ...], text: str | None) -> tuple[str, ...]:
+    def _names_at(self, offsets: Sequence[int], text: str | None) -> tuple[str, ...]:
         """The strings at ``offsets`` of this (base) blob; ``text`` is the string section
         decoded, if it is ASCII: then each is cut from it where ``str.index`` finds its NUL."""
         if max(offsets) >= self.header.str_len:
@@ -1053,7 +1100,7 @@ def _gunzip_btf(f: Any, path: str) -> bytes:
 
 
 def _variadic(
-    w: _Words, at: Callable[[Any], tuple[int, ...]], kind_offs: tuple[int, ...]
+    w: _Words, at: Callable[[Any], tuple[int, ...]], kind_offs: Sequence[int]
 ) -> list[bool]:
     """``variadic`` of the FUNC_PROTO records ``at`` reads: a last parameter with neither
     name nor type stands for "...". Only the records whose last word is 0 (void return
@@ -1070,14 +1117,7 @@ def _variadic(
     return variadic
 
 
-def _getter(indices: list[int] | tuple[int, ...]) -> Callable[[Any], tuple[Any, ...]]:
-    """``seq -> tuple(seq[i] for i in indices)``, in one C call (``itemgetter``)."""
-    if len(indices) == 1:
-        (i,) = indices
-        return lambda seq: (seq[i],)
-    if not indices:
-        return lambda seq: ()
-    return itemgetter(*indices)
+_getter = _bulk.getter
 
 
 def _index_of(names: list[int], value: int, start: int) -> int:
