@@ -83,12 +83,15 @@ def reference_encode(items: list[asm.Instruction | asm.Label]) -> bytes:
 
 
 def shapes(items: list[asm.Instruction | asm.Label]) -> Iterator[Iterable[asm.Item]]:
-    """The same program as a list, a tuple, a generator, nested lists, nested tuples."""
+    """The same program as a list, a tuple, a generator, nested lists and tuples, runs of
+    instructions between other items."""
     yield items
     yield tuple(items)
     yield (it for it in items)
     yield [items[i : i + 37] for i in range(0, len(items), 37)]
     yield [items[:5], tuple(items[5:50]), iter(items[50:120]), items[120:]]  # type: ignore[list-item]
+    yield [*items[:200], asm.Fragment([]), *items[200:]]  # a long run, then something else
+    yield iter([items[:10], *items[10:300], (), *items[300:]])
 
 
 @pytest.mark.parametrize("seed", range(6))

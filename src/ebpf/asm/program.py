@@ -230,36 +230,16 @@ class Instructions(Sequence[Instruction]):
                     end = self._flatten_flat(items, raws, scope, pc)
                 self._chunks.append(b"".join(raws))  # type: ignore[arg-type]  # no None left
                 return end
-        insns = self._insns
-        append = insns.append
-        chunk = self._chunks.append
-        labels = scope.labels
+        # Item by item, but runs of instructions and labels still go in bulk.
+        run: list[Instruction | Label] = []
         for it in items:
-            if type(it) is Instruction:
-                chunk(it._raw)
-                f = it._flags
-                if f:
-                    if f & 1:
-                        self._enter(scope)
-                        self._fix_pc.append(pc)
-                        self._fix_name.append(it._target)  # type: ignore[arg-type]
-                    if f & 2:
-                        self._ref_pc.append(pc)
-                        self._ref_obj.append(it._ref)  # type: ignore[arg-type]
-                    if f & 8:
-                        self._num_pc.append(pc)
-                    if f & 4:
-                        pc += 1
-                append(it)
-                pc += 1
-            elif type(it) is Label:
-                name = it.name
-                if name in labels:
-                    raise AssemblerError(f"duplicate label {scope.qualify(name)!r}")
-                labels[name] = pc
-                self._label_pcs.append(pc)
-                self._label_names.append(scope.qualify(name))
-            elif type(it) is list or type(it) is tuple:
+            if type(it) is Instruction or type(it) is Label:
+                run.append(it)
+                continue
+            if run:
+                pc = self._flatten(run, scope, pc)
+                run = []
+            if type(it) is list or type(it) is tuple:
                 pc = self._flatten(it, scope, pc)
             elif isinstance(it, Fragment):
                 self._scope_n += 1
@@ -275,6 +255,8 @@ class Instructions(Sequence[Instruction]):
                 pc = self._flatten(it, scope, pc)
             else:
                 raise AssemblerError(f"not an instruction, label or sequence: {it!r}")
+        if run:
+            pc = self._flatten(run, scope, pc)
         return pc
 
     def _enter(self, scope: _Scope) -> None:
