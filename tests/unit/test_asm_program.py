@@ -260,3 +260,15 @@ def test_decode_error_offsets() -> None:
     with pytest.raises(ParseError, match="reserved") as e:
         asm.decode(plain + ld + bad + plain)
     assert e.value.offset == 32
+
+
+def test_text_assembler_parses_repeated_statements_alike() -> None:
+    text = asm.disassemble(asm.Instructions(random_program(3, 300)).encode(MAPS, check=False))
+    lines = text.splitlines()
+    got = asm.assemble(text)
+    one_by_one = [x for line in lines for x in asm.assemble(line)]
+    assert got == one_by_one
+    assert asm.Instructions(got).encode(check=False) == asm.Instructions(one_by_one).encode(
+        check=False)
+    with pytest.raises(AssemblerError, match=r"line 3: .*'r11 = 1'"):
+        asm.assemble("r0 = 1\nr0 = 1\nr11 = 1\nr11 = 1")

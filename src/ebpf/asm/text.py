@@ -392,6 +392,9 @@ def assemble(text: str) -> list[Instruction | Label]:
     refused before conversion).
     """
     out: list[Instruction | Label] = []
+    # Programs repeat statements a lot; a statement's Instruction depends on its text alone
+    # (and is immutable), so each distinct statement is parsed once.
+    parsed: dict[str, Instruction] = {}
     for lineno, raw_line in enumerate(text.splitlines(), 1):
         for raw_stmt in _strip_comment(raw_line).split(";"):
             # Whitespace runs count as one space: the rules' patterns then never have a long
@@ -411,8 +414,13 @@ def assemble(text: str) -> list[Instruction | Label]:
                 stmt = stmt[pos:]
             if not stmt:
                 continue
+            insn = parsed.get(stmt)
+            if insn is not None:
+                out.append(insn)
+                continue
             try:
-                out.append(_statement(stmt))
+                out.append(insn := _statement(stmt))
+                parsed[stmt] = insn
             except BPFError as e:
                 raise AssemblerError(
                     f"line {lineno}: {e}: {_short(stmt, 200)!r}") from None
