@@ -368,7 +368,8 @@ class Program(KernelObject):
 
         Packet in, packet out (no ``ctx``, sizes or flags) goes through a :class:`TestRunner`
         kept by the program (see :meth:`test_runner`), whose output buffer grows on
-        ``ENOSPC``; for a hot loop, build a runner and call its ``run``.
+        ``ENOSPC``; for a hot loop, build a runner and call its ``run``. Like a runner, this
+        is for one thread at a time: threads testing one program need a runner each.
         """
         if data is not None and ctx is None and data_out_size is None and not (
                 flags or cpu or batch_size):

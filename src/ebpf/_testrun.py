@@ -182,14 +182,20 @@ class _Core:
         """After a GIL-holding run failed with ``err``: raise, or grow/retry and return."""
         if self.fd.closed:
             raise ValueError("test run on a closed program")
-        if err not in (_errno.ENOSPC, _errno.EINTR):
+        if err == _errno.ENOSPC:  # the attr holds the sizes the kernel needs: grow to them
+            if not self.grow():
+                raise self.enospc() from None
+        elif err != _errno.EINTR:
             raise errors.from_errno(_CMD_NAME, err)
         self.call()
         return self.result()
 
     def call(self) -> None:
         """The syscall with the GIL released (fd held open), growing a too small output
-        buffer on ENOSPC and retrying; the attr's sizes then describe the output."""
+        buffer on ENOSPC and retrying; the attr's sizes then describe the output.
+
+        A retry runs the program again (its map updates happen twice): the kernel reports
+        the size only after the run."""
         attr = self.attr
         owner = self.fd
         if owner.closed:
@@ -208,13 +214,17 @@ class _Core:
                     raise
                 if self.grow():
                     continue
-                raise errors.from_errno(_CMD_NAME, _errno.ENOSPC, hint=(
-                    f"the output is {attr.data_size_out} bytes of data and "
-                    f"{attr.ctx_size_out} of ctx; the buffers hold {self.out_n} and "
-                    f"{len(self.cout) if self.cout is not None else 0} "
-                    "(data_out_size/ctx_out_size fix them)")) from None
+                raise self.enospc() from None
             finally:
                 owner.release()
+
+    def enospc(self) -> errors.SyscallError:
+        attr = self.attr
+        return errors.from_errno(_CMD_NAME, _errno.ENOSPC, hint=(
+            f"the output is {attr.data_size_out} bytes of data and {attr.ctx_size_out} of "
+            f"ctx; the buffers hold {self.out_n} and "
+            f"{len(self.cout) if self.cout is not None else 0} (data_out_size/ctx_out_size "
+            "fix them)"))
 
     def grow(self) -> bool:
         """Grow whichever output buffer the kernel found too small; False if none was."""
@@ -263,7 +273,7 @@ def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
     # The output as long as the input (a program that leaves the packet's length alone) is
     # copied out of a view made beforehand, not of a new slice.
     n = -1
-    same_len = dout
+    same_len = dout.tobytes
     with_ctx = False
     ctx_bytes = core.ctx_bytes
     new = _new_tuple
@@ -275,7 +285,7 @@ def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
         nonlocal din, dout, out_n, n, same_len, with_ctx
         din, dout, out_n = core.din, core.dout, core.out_n
         n = -1 if din is None else len(din)
-        same_len = dout[:n] if n >= 0 else dout
+        same_len = (dout[:n] if n >= 0 else dout).tobytes  # bound: no method lookup per run
         with_ctx = core.cin is not None or core.cout is not None
 
     sync()
@@ -320,7 +330,7 @@ def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
             r = retry(get_errno())
             return r[0], r[2]
         k = w[so]
-        return w[rv], same_len.tobytes() if k == n else dout[:k].tobytes()
+        return w[rv], same_len() if k == n else dout[:k].tobytes()
 
     def run_result(data: Data | None, ctx: Ctx | None = None) -> TestRunResult:
         if ctx is None:
@@ -333,7 +343,7 @@ def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
                 return retry(get_errno())
             k = w[so]
             return new(res_type, (w[rv], w[dur],
-                                  same_len.tobytes() if k == n else dout[:k].tobytes(),
+                                  same_len() if k == n else dout[:k].tobytes(),
                                   ctx_bytes() if with_ctx else None))
         return slow(data, ctx)
 

@@ -16,7 +16,7 @@ import pytest
 import ebpf
 from ebpf import asm, errors
 from ebpf._uapi import _generated_types as _t
-from ebpf.asm import R0, R1, R2, R6, Helper
+from ebpf.asm import R0, R1, R2, R6, R7, Helper
 
 PT = ebpf.ProgramType
 
@@ -135,6 +135,26 @@ def test_output_grows_on_enospc() -> None:
         with pytest.raises(errors.SyscallError, match="data_out_size") as ei:
             fixed.run(pkt)
         assert ei.value.errno == errno.ENOSPC
+
+
+def test_growth_runs_the_program_once_more_only() -> None:
+    """The fast path's ENOSPC grows to the size the kernel reported: one retry, not two."""
+    with ebpf.Map.create(ebpf.MapType.ARRAY, key_size=4, value_size=8, max_entries=1) as runs:
+        insns = [asm.mov(R6, R1), asm.load_map_value(R7, runs, 0), asm.mov(R1, 1),
+                 asm.atomic_add(asm.DW, R7, R1, 0), asm.mov(R1, R6), asm.mov(R2, 1024),
+                 asm.call(Helper.XDP_ADJUST_TAIL), asm.mov(R0, ebpf.XDPAction.PASS),
+                 asm.exit()]
+        with ebpf.Program.load(PT.XDP, insns) as prog:
+            runner = prog.test_runner()
+
+            def count() -> int:
+                return int(runs[0])  # an 8-byte value decodes as an int
+
+            retval, out = runner.run(_frame(64))
+            assert (retval, len(out or b"")) == (2, 64 + 1024)
+            assert count() == 2  # the run that found the buffer small, and the retry
+            runner.run(_frame(64))
+            assert count() == 3
 
 
 def test_ctx_in_and_out() -> None:
