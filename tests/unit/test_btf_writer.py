@@ -215,6 +215,7 @@ _CT = {"u8": (ctypes.c_uint8, 1), "u16": (ctypes.c_uint16, 2), "u32": (ctypes.c_
 _member = st.tuples(st.sampled_from(sorted(_CT)), st.integers(0, 3))  # (type, array len or 0)
 
 
+@settings(deadline=None)  # slow machines (the TCG guest of tools.vmtest)
 @given(st.lists(st.lists(_member, min_size=1, max_size=8), min_size=1, max_size=3))
 def test_auto_layout_matches_ctypes(structs: list[list[tuple[str, int]]]) -> None:
     """Nested structs and arrays laid out as the C ABI (ctypes) does."""
@@ -248,6 +249,7 @@ def test_auto_layout_matches_ctypes(structs: list[list[tuple[str, int]]]) -> Non
 _raw_member = st.tuples(st.integers(0, 7), st.integers(0, 64), st.booleans())
 
 
+@settings(deadline=None)
 @given(st.lists(_raw_member, min_size=1, max_size=12), st.integers(0, 16))
 def test_explicit_offsets_and_bitfields_round_trip(
         raw: list[tuple[int, int, bool]], slack: int) -> None:
