@@ -455,7 +455,8 @@ class Program(KernelObject):
         """A :class:`~ebpf.TestRunner` for many test runs of this program: one attr and one
         pair of buffers built here, so ``runner.run(data)`` (``(retval, data_out)``) costs
         little more than the syscall. Arguments as for :meth:`test_run`; ``data_size_hint``
-        is the expected input length."""
+        is the expected input length. Build one per loop, not per run (each registers its
+        attr with the program's fd until the program is closed)."""
         from ._testrun import TestRunner
 
         return TestRunner(self, data_size_hint=data_size_hint, data_out_size=data_out_size,

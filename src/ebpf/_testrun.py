@@ -244,6 +244,10 @@ class _Core:
             grown = True
         return grown
 
+    def releases_gil(self) -> bool:
+        """Whether a call releases the GIL: more than one run, or flags (live frames...)."""
+        return self.repeat > 1 or bool(self.attr.flags)
+
     def ctx_bytes(self) -> bytes | None:
         cout = self.cout
         if cout is not None:
@@ -302,7 +306,7 @@ def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
         finally:
             sync()
 
-    if core.repeat > 1 or core.attr.flags:
+    if core.releases_gil():
         # Long runs (or flags such as live frames) release the GIL and hold the fd open
         # (FD.acquire) instead; the kernel's time dominates, so they take the plain path.
         def run_long(data: Data | None) -> tuple[int, bytes | None]:
@@ -410,7 +414,8 @@ class TestRunner:
         core = self._core
         state = "closed" if core.fd.closed else f"fd={core.fd.fileno()}"
         n = "none" if core.din is None else len(core.din)
-        return f"<TestRunner {core.type!s} {state} data_in={n} repeat={core.repeat}>"
+        t = getattr(core.type, "name", core.type)
+        return f"<TestRunner {t} {state} data_in={n} repeat={core.repeat}>"
 
     @property
     def repeat(self) -> int:
@@ -420,8 +425,10 @@ class TestRunner:
     @repeat.setter
     def repeat(self, value: int) -> None:
         core = self._core
+        before = core.releases_gil()
         core.repeat = _attrs.check(core.attr, "repeat", value)
-        self.run, self.run_result = _closures(core)
+        if core.releases_gil() != before:  # the other kind of call: other closures
+            self.run, self.run_result = _closures(core)
 
     @property
     def duration_ns(self) -> int:

@@ -107,6 +107,12 @@ def test_repeat_runs_release_the_gil_and_agree() -> None:
         assert prog.test_run(pkt, repeat=50).data == want.data
         runner.repeat = 1  # back to the GIL-holding path
         assert runner.run(pkt) == (_reference(prog, pkt).retval, _reference(prog, pkt).data)
+        run = runner.run
+        runner.repeat = 0  # the same kind of call: the functions stay
+        assert runner.run is run and runner.repeat == 0
+        assert run(pkt)[1] == _reference(prog, pkt).data
+        for r in (0, 1, 0, 7, 1):  # test_run switching its runner between kinds
+            assert prog.test_run(pkt, repeat=r)[::2] == _reference(prog, pkt, repeat=r)[::2]
         info = prog.info()
         assert info.run_cnt == 0 or info.run_cnt >= 50  # counted only with bpf_stats on
         with pytest.raises(errors.InvalidArgumentError, match="repeat"):
@@ -211,7 +217,7 @@ def test_closed_program_is_a_clear_error() -> None:
             call()
     with pytest.raises(ValueError, match="closed"):
         prog.test_runner()
-    assert "closed" in repr(runner)
+    assert "closed" in repr(runner) and "XDP" in repr(runner)
     with pytest.raises(TypeError, match="Program"):
         ebpf.TestRunner(object())  # type: ignore[arg-type]
 
