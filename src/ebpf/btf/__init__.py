@@ -54,6 +54,7 @@ from .writer import BTFWriter as BTFWriter
 
 __all__ = [
     "Array",
+    "BTFWriter",
     "Composite",
     "Const",
     "DataSec",
