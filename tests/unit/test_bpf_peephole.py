@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ebpf import asm
-from ebpf.asm import R0, R1, R2, R3, R6, R7, R8, R10, Register
+from ebpf.asm import R0, R1, R2, R3, R6, R7, R8, R9, R10, Register
 from ebpf.bpf import _peephole as ph
 from ebpf.bpf._regalloc import optimize
 
@@ -128,6 +128,32 @@ IMMS = st.one_of(st.integers(-4, 40), st.sampled_from([0xFF, 0xFFFF, -1, (1 << 3
                                                       -(1 << 31), 0x7FFF_FFFF]))
 
 
+LOOP_SLOT = -48
+
+
+def straight(draw: st.DrawFn, items: list[asm.Item], init: set[int], n: int) -> set[int]:
+    """``n`` random ALU/move/load/store operations reading only ``init`` registers (no
+    calls: in a loop body they would clobber r1..r5 for the next iteration)."""
+    for _ in range(n):
+        kind = draw(st.sampled_from(["alu", "alu", "mov", "ld", "st", "zext"]))
+        dst = Register(draw(st.integers(0, 9)))
+        src = Register(draw(st.sampled_from(sorted(init))))
+        if kind == "alu" and dst in init:
+            op = (0x07 if draw(st.booleans()) else 0x04) | draw(st.sampled_from(ALU_CODES))
+            items.append(asm.Instruction(op | 8, dst, src))
+        elif kind == "mov":
+            items.append(asm.mov(dst, src))
+            init.add(dst)
+        elif kind == "zext" and dst in init:
+            items.append(asm.mov32(dst, dst))
+        elif kind == "ld":
+            items.append(asm.load(asm.DW, dst, R10, draw(st.sampled_from(SLOTS))))
+            init.add(dst)
+        elif kind == "st":
+            items.append(asm.store(asm.DW, R10, draw(st.sampled_from(SLOTS)), src))
+    return init
+
+
 @st.composite
 def programs(draw: st.DrawFn) -> list[asm.Item]:
     items: list[asm.Item] = []
@@ -144,7 +170,7 @@ def programs(draw: st.DrawFn) -> list[asm.Item]:
     nlabel = 0
     for _ in range(draw(st.integers(1, 40))):
         kind = draw(st.sampled_from(["alu", "alu", "alu", "mov", "ld", "st", "narrow",
-                                     "call", "jmp", "ja", "label", "zext"]))
+                                     "call", "jmp", "ja", "label", "zext", "loop"]))
         regs = sorted(init)
         dst = Register(draw(st.sampled_from(list(range(10)))))
         src = Register(draw(st.sampled_from(regs)))
@@ -194,6 +220,20 @@ def programs(draw: st.DrawFn) -> list[asm.Item]:
                     asm.Instruction(0x05 | code, Register(draw(st.sampled_from(regs))),
                                     imm=draw(IMMS), target=name)
                 items.append(fn)
+        elif kind == "loop":
+            # a counted loop: the counter lives in its own slot, reloaded into r9
+            nlabel += 1
+            top = f"T{nlabel}"
+            calls = draw(st.booleans())
+            items += [asm.mov(R9, draw(st.integers(1, 4))),
+                      asm.store(asm.DW, R10, LOOP_SLOT, R9), asm.label(top)]
+            body = (init | {9}) - ({1, 2, 3, 4, 5} if calls else set())
+            if calls:
+                items.append(asm.call(asm.Helper.KTIME_GET_NS))
+                body.add(0)
+            init = straight(draw, items, body, draw(st.integers(1, 6)))
+            items += [asm.load(asm.DW, R9, R10, LOOP_SLOT), asm.add(R9, -1),
+                      asm.store(asm.DW, R10, LOOP_SLOT, R9), asm.jne(R9, 0, top)]
         elif kind == "label" and pending:
             name = draw(st.sampled_from(sorted(pending)))
             init = init & pending.pop(name)
@@ -216,7 +256,7 @@ def programs(draw: st.DrawFn) -> list[asm.Item]:
 @given(programs(), st.lists(st.integers(0, M64), min_size=1, max_size=3))
 def test_optimised_programs_compute_the_same(items: list[asm.Item], inputs: list[int]
                                              ) -> None:
-    out = optimize(items, SLOTS, entry_defs=0b10)
+    out = optimize(items, (*SLOTS, LOOP_SLOT), entry_defs=0b10)
     for r1 in inputs:
         assert interpret(out, r1) == interpret(items, r1)
     assert asm.Instructions(out).slots <= asm.Instructions(items).slots
