@@ -19,7 +19,10 @@ import enum
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
+from typing import TYPE_CHECKING
 
+from .._records import Record
 from ..errors import ParseError
 
 __all__ = ["CoreRelo", "CoreReloKind", "ExtHeader", "ExtInfo", "FuncInfo", "LineInfo"]
@@ -32,6 +35,7 @@ _SECHDR = {bo: struct.Struct(bo + "II") for bo in "<>"}  # sec_name_off, num_inf
 _FUNC = {bo: struct.Struct(bo + "II") for bo in "<>"}
 _LINE = {bo: struct.Struct(bo + "IIII") for bo in "<>"}
 _RELO = {bo: struct.Struct(bo + "IIII") for bo in "<>"}
+_tn = tuple.__new__
 
 
 class CoreReloKind(enum.IntEnum):
@@ -52,39 +56,57 @@ class CoreReloKind(enum.IntEnum):
     TYPE_MATCHES = 12
 
 
-@dataclass(frozen=True, slots=True)
-class ExtHeader:
+class ExtHeader(Record):
     """``struct btf_ext_header``; the CO-RE fields are 0 in version-1 headers without them."""
 
-    magic: int
-    version: int
-    flags: int
-    hdr_len: int
-    func_info_off: int
-    func_info_len: int
-    line_info_off: int
-    line_info_len: int
-    core_relo_off: int = 0
-    core_relo_len: int = 0
+    __slots__ = ()
+    _fields = ("magic", "version", "flags", "hdr_len", "func_info_off", "func_info_len",
+               "line_info_off", "line_info_len", "core_relo_off", "core_relo_len")
+    _defaults = (0, 0)
+    if TYPE_CHECKING:
+        magic: int
+        version: int
+        flags: int
+        hdr_len: int
+        func_info_off: int
+        func_info_len: int
+        line_info_off: int
+        line_info_len: int
+        core_relo_off: int
+        core_relo_len: int
+
+        def __new__(cls, magic: int, version: int, flags: int, hdr_len: int,
+                    func_info_off: int, func_info_len: int, line_info_off: int,
+                    line_info_len: int, core_relo_off: int = 0,
+                    core_relo_len: int = 0) -> ExtHeader: ...
 
 
-@dataclass(frozen=True, slots=True)
-class FuncInfo:
+class FuncInfo(Record):
     """``struct bpf_func_info``: the function starting at ``insn_off`` bytes has BTF
     ``type_id`` (a FUNC)."""
 
-    insn_off: int
-    type_id: int
+    __slots__ = ()
+    _fields = ("insn_off", "type_id")
+    if TYPE_CHECKING:
+        insn_off: int
+        type_id: int
+
+        def __new__(cls, insn_off: int, type_id: int) -> FuncInfo: ...
 
 
-@dataclass(frozen=True, slots=True)
-class LineInfo:
+class LineInfo(Record):
     """``struct bpf_line_info``; ``line_col`` is ``line << 10 | column``."""
 
-    insn_off: int
-    file_name_off: int
-    line_off: int
-    line_col: int
+    __slots__ = ()
+    _fields = ("insn_off", "file_name_off", "line_off", "line_col")
+    if TYPE_CHECKING:
+        insn_off: int
+        file_name_off: int
+        line_off: int
+        line_col: int
+
+        def __new__(cls, insn_off: int, file_name_off: int, line_off: int,
+                    line_col: int) -> LineInfo: ...
 
     @property
     def line(self) -> int:
@@ -95,15 +117,19 @@ class LineInfo:
         return self.line_col & 0x3FF
 
 
-@dataclass(frozen=True, slots=True)
-class CoreRelo:
+class CoreRelo(Record):
     """``struct bpf_core_relo``: patch the instruction at ``insn_off`` bytes with the ``kind``
     property of local type ``type_id`` reached by ``access`` (e.g. ``"0:1:2"``)."""
 
-    insn_off: int
-    type_id: int
-    access: str
-    kind: int
+    __slots__ = ()
+    _fields = ("insn_off", "type_id", "access", "kind")
+    if TYPE_CHECKING:
+        insn_off: int
+        type_id: int
+        access: str
+        kind: int
+
+        def __new__(cls, insn_off: int, type_id: int, access: str, kind: int) -> CoreRelo: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,8 +171,7 @@ class ExtInfo:
         core = (0, 0)
         if hdr_len >= _HDR[bo].size + _CORE[bo].size:
             core = _CORE[bo].unpack_from(data, _HDR[bo].size)
-        header = ExtHeader(fields[0], fields[1], fields[2], fields[3], fields[4], fields[5],
-                           fields[6], fields[7], core[0], core[1])
+        header = _tn(ExtHeader, fields + core)
         body = data[hdr_len:]
 
         def parse(
@@ -178,9 +203,13 @@ class ExtInfo:
                     )
                 name = _string(strings, name_off, hdr_len + off + pos)
                 recs = out.setdefault(name, [])
-                for _ in range(n):
-                    recs.append(st.unpack_from(chunk, pos))
-                    pos += rec_size
+                if rec_size == st.size:
+                    recs += st.iter_unpack(chunk[pos:pos + n * rec_size])
+                    pos += n * rec_size
+                else:
+                    for _ in range(n):
+                        recs.append(st.unpack_from(chunk, pos))
+                        pos += rec_size
             return out, rec_size
 
         fi, fi_size = parse(header.func_info_off, header.func_info_len, "func_info", _FUNC[bo])
@@ -189,13 +218,13 @@ class ExtInfo:
         core_relos: dict[str, tuple[CoreRelo, ...]] = {}
         for sec, recs in cr.items():
             core_relos[sec] = tuple(
-                CoreRelo(r[0], r[1], _string(strings, r[2], hdr_len), r[3]) for r in recs
+                _tn(CoreRelo, (r[0], r[1], _string(strings, r[2], hdr_len), r[3])) for r in recs
             )
         return cls(
             header,
-            {s: tuple(FuncInfo(r[0], r[1]) for r in v) for s, v in fi.items()},
+            {s: tuple(map(_tn, repeat(FuncInfo), v)) for s, v in fi.items()},
             fi_size,
-            {s: tuple(LineInfo(r[0], r[1], r[2], r[3]) for r in v) for s, v in li.items()},
+            {s: tuple(map(_tn, repeat(LineInfo), v)) for s, v in li.items()},
             li_size,
             core_relos,
         )

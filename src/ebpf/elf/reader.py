@@ -29,9 +29,17 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import repeat
+from operator import add, and_, getitem, itemgetter, rshift
 from types import TracebackType
-from typing import Literal, NamedTuple
+from typing import (
+    TYPE_CHECKING,
+    Literal,
+    NamedTuple,
+    cast,
+)
 
+from .._records import Record
 from ..errors import ParseError
 
 __all__ = [
@@ -164,16 +172,26 @@ class Header:
     flags: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+_tn = tuple.__new__
+#: Section header fields after ``sh_name``.
+_REST = slice(1, None)
+
+
+class Segment(Record):
     """A program header (``ElfN_Phdr``)."""
 
-    type: int
-    flags: int
-    offset: int
-    vaddr: int
-    filesz: int
-    memsz: int
+    __slots__ = ()
+    _fields = ("type", "flags", "offset", "vaddr", "filesz", "memsz")
+    if TYPE_CHECKING:
+        type: int
+        flags: int
+        offset: int
+        vaddr: int
+        filesz: int
+        memsz: int
+
+        def __new__(cls, type: int, flags: int, offset: int, vaddr: int, filesz: int,
+                    memsz: int) -> Segment: ...
 
     @property
     def executable(self) -> bool:
@@ -183,21 +201,28 @@ class Segment:
         return self.vaddr <= vaddr < self.vaddr + max(self.memsz, self.filesz)
 
 
-@dataclass(frozen=True, slots=True)
-class Section:
+class Section(Record):
     """One section header. ``index`` is its position in the section header table."""
 
-    index: int
-    name: str
-    type: int
-    flags: int
-    addr: int
-    offset: int
-    size: int
-    link: int
-    info: int
-    addralign: int
-    entsize: int
+    __slots__ = ()
+    _fields = ("index", "name", "type", "flags", "addr", "offset", "size", "link", "info",
+               "addralign", "entsize")
+    if TYPE_CHECKING:
+        index: int  # type: ignore[assignment]  # a field, not tuple.index
+        name: str
+        type: int
+        flags: int
+        addr: int
+        offset: int
+        size: int
+        link: int
+        info: int
+        addralign: int
+        entsize: int
+
+        def __new__(cls, index: int, name: str, type: int, flags: int, addr: int,
+                    offset: int, size: int, link: int, info: int, addralign: int,
+                    entsize: int) -> Section: ...
 
     @property
     def executable(self) -> bool:
@@ -205,11 +230,10 @@ class Section:
 
     @property
     def nobits(self) -> bool:
-        return self.type == SectionType.NOBITS
+        return self.type == 8  # SHT_NOBITS
 
 
-@dataclass(frozen=True, slots=True)
-class Symbol:
+class Symbol(Record):
     """One symbol table entry. ``section_index`` is ``st_shndx`` (extended indexes resolved).
 
     ``table`` names the symbol table it came from (``".symtab"``, ``".dynsym"``). ``version`` is
@@ -218,17 +242,26 @@ class Symbol:
     ``name@@VER``).
     """
 
-    index: int
-    name: str
-    value: int
-    size: int
-    type: int
-    binding: int
-    visibility: int
-    section_index: int
-    table: str = ""
-    version: str | None = None
-    hidden_version: bool = False
+    __slots__ = ()
+    _fields = ("index", "name", "value", "size", "type", "binding", "visibility",
+               "section_index", "table", "version", "hidden_version")
+    _defaults = ("", None, False)
+    if TYPE_CHECKING:
+        index: int  # type: ignore[assignment]  # a field, not tuple.index
+        name: str
+        value: int
+        size: int
+        type: int
+        binding: int
+        visibility: int
+        section_index: int
+        table: str
+        version: str | None
+        hidden_version: bool
+
+        def __new__(cls, index: int, name: str, value: int, size: int, type: int,
+                    binding: int, visibility: int, section_index: int, table: str = "",
+                    version: str | None = None, hidden_version: bool = False) -> Symbol: ...
 
     @property
     def undefined(self) -> bool:
@@ -247,15 +280,19 @@ class Symbol:
         return self.type in (SymbolType.FUNC, SymbolType.GNU_IFUNC)
 
 
-@dataclass(frozen=True, slots=True)
-class Relocation:
+class Relocation(Record):
     """One REL/RELA entry: at ``offset`` in the target section, against symbol ``symbol``
     (an index into the linked symbol table), of type ``type``. ``addend`` is 0 for REL."""
 
-    offset: int
-    symbol: int
-    type: int
-    addend: int
+    __slots__ = ()
+    _fields = ("offset", "symbol", "type", "addend")
+    if TYPE_CHECKING:
+        offset: int
+        symbol: int
+        type: int
+        addend: int
+
+        def __new__(cls, offset: int, symbol: int, type: int, addend: int) -> Relocation: ...
 
 
 class Note(NamedTuple):
@@ -362,10 +399,14 @@ class ELFFile:
                 raise ParseError(f"section name table index {shstrndx} out of range", h.shoff)
             r = raws[shstrndx]
             names_data = self._slice(r[4], r[5], "section name table")
-        return tuple(
-            Section(i, self._cstr(names_data, r[0], "section name", h.shoff + i * h.shentsize)
-                    if i else "", r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
-            for i, r in enumerate(raws))
+        if not raws:
+            return ()
+        name_offs = [r[0] for r in raws]
+        name_offs[0] = 0  # section 0 has no name
+        names = self._cstrs(names_data, name_offs, "section name", h.shoff, h.shentsize)
+        names[0] = ""
+        return tuple(map(_tn, repeat(Section), map(add, zip(range(shnum), names, strict=True),
+                                                        map(itemgetter(_REST), raws))))
 
     def _parse_segments(self) -> tuple[Segment, ...]:
         h = self.header
@@ -413,6 +454,24 @@ class ELFFile:
             return data[off:end].decode("utf-8", self._name_errors)
         except UnicodeDecodeError:
             raise ParseError(f"{what} at {off} is not UTF-8", at) from None
+
+    def _cstrs(self, data: bytes, offs: list[int], what: str, at: int, stride: int
+               ) -> list[str]:
+        """The NUL-terminated strings at ``offs`` in ``data`` (entry ``i`` was read from file
+        offset ``at + i * stride``), cut and decoded together; a bad one is found (and
+        reported as :meth:`_cstr` does) one by one."""
+        if data and offs and max(offs) < len(data):
+            ends = list(map(data.find, repeat(b"\0"), offs))
+            if min(ends) >= 0:
+                pieces = cast("Iterator[bytes]", map(getitem, repeat(data), map(slice, offs, ends)))
+                if data.isascii():
+                    return list(map(bytes.decode, pieces))
+                try:
+                    return list(map(bytes.decode, pieces, repeat("utf-8"),
+                                    repeat(self._name_errors)))
+                except UnicodeDecodeError:
+                    pass
+        return [self._cstr(data, off, what, at + i * stride) for i, off in enumerate(offs)]
 
     def _table(self, sec: Section) -> bytes:
         """Contents of a table section (symbols, strings, versions, notes): none if NOBITS."""
@@ -517,6 +576,11 @@ class ELFFile:
         entries: Iterable[tuple[int, ...]]
         if entsize == st.size:
             entries = st.iter_unpack(memoryview(data)[:count * entsize])
+            if versions is None and count:
+                fast = self._plain_symbols(list(entries), strs, symtab, shndx_data)
+                if fast is not None:
+                    return fast
+                entries = st.iter_unpack(memoryview(data)[:count * entsize])
         else:
             entries = (st.unpack_from(data, i * entsize) for i in range(count))
         for i, entry in enumerate(entries):
@@ -538,6 +602,23 @@ class ELFFile:
             out.append(Symbol(i, name, value, size, info & 0xF, info >> 4, other & 0x3, shndx,
                               symtab.name, version, hidden))
         return tuple(out)
+
+    def _plain_symbols(self, entries: list[tuple[int, ...]], strs: bytes, symtab: Section,
+                       shndx_data: bytes | None) -> tuple[Symbol, ...] | None:
+        """Symbols without versions, column by column in C; ``None`` when one needs an
+        extended section index (then :meth:`_read_symbols` goes entry by entry)."""
+        if self.bits == 64:
+            name_off, info, other, shndx, value, size = zip(*entries, strict=True)
+        else:
+            name_off, value, size, info, other, shndx = zip(*entries, strict=True)
+        if shndx_data is not None and SHN_XINDEX in shndx:
+            return None
+        names = self._cstrs(strs, list(name_off), "symbol name", symtab.offset,
+                            symtab.entsize or _SYM[self._key].size)
+        fields = zip(range(len(entries)), names, value, size, map(and_, info, repeat(0xF)),
+                     map(rshift, info, repeat(4)), map(and_, other, repeat(3)), shndx,
+                     repeat(symtab.name), repeat(None), repeat(False), strict=False)
+        return tuple(map(_tn, repeat(Symbol), fields))
 
     def _versions(self, dynsym: Section) -> tuple[tuple[int, ...], dict[int, str]] | None:
         """(``.gnu.version`` index per dynamic symbol, version index -> name), or None."""
@@ -578,13 +659,14 @@ class ELFFile:
             raise ValueError(f"section {sec.name!r} is not a relocation section")
         data = self.section_data(sec)
         shift, mask = (32, 0xFFFFFFFF) if self.bits == 64 else (8, 0xFF)
-        out: list[Relocation] = []
-        for i in range(len(data) // st.size):
-            rec = st.unpack_from(data, i * st.size)
-            info = rec[1]
-            out.append(Relocation(rec[0], info >> shift, info & mask,
-                                  rec[2] if len(rec) > 2 else 0))
-        return tuple(out)
+        count = len(data) // st.size
+        if not count:
+            return ()
+        columns = zip(*st.iter_unpack(memoryview(data)[:count * st.size]), strict=True)
+        offset, info, *addend = columns
+        fields = zip(offset, map(rshift, info, repeat(shift)), map(and_, info, repeat(mask)),
+                     addend[0] if addend else repeat(0), strict=False)
+        return tuple(map(_tn, repeat(Relocation), fields))
 
     def relocation_sections(self) -> dict[int, Section]:
         """``{target section index: its REL/RELA section}``."""
