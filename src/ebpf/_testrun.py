@@ -62,9 +62,14 @@ def _as_bytes(data: Any, what: str) -> memoryview:
         mv = memoryview(data)
     except TypeError:
         raise TypeError(f"{what} must be bytes-like, got {type(data).__name__}") from None
-    if not mv.c_contiguous:
-        return memoryview(mv.tobytes())
-    return mv.cast("B") if mv.format != "B" or mv.ndim != 1 else mv
+    if mv.format == "B" and mv.ndim == 1:
+        return mv
+    if mv.c_contiguous:
+        try:
+            return mv.cast("B")
+        except (TypeError, ValueError):  # a format cast() does not take ("<I", "T{...}")
+            pass
+    return memoryview(mv.tobytes())
 
 
 class _Core:

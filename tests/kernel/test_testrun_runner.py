@@ -63,6 +63,9 @@ def test_xdp_runner_matches_test_run_and_sees_the_write() -> None:
         assert runner.run(bytearray(pkt)) == (want.retval, want.data)
         assert runner.run(memoryview(pkt)) == (want.retval, want.data)
         assert runner.run(memoryview(pkt).cast("I")) == (want.retval, want.data)
+        assert runner.run((ctypes.c_uint8 * 64).from_buffer_copy(pkt)) == (want.retval,
+                                                                         want.data)
+        assert runner.run(memoryview(pkt)[::-1][::-1]) == (want.retval, want.data)
         assert runner.run(pkt)[1] == want.data  # and the fast path again
 
 
