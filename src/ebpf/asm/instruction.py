@@ -78,8 +78,7 @@ class Instruction:
     """
 
     __slots__ = (
-        "_dst", "_enc", "_flags", "_imm", "_imm2", "_off", "_op", "_raw", "_ref", "_src",
-        "_target",
+        "_dst", "_flags", "_imm", "_imm2", "_off", "_op", "_raw", "_ref", "_src", "_target",
     )
 
     _op: int
@@ -91,11 +90,9 @@ class Instruction:
     _target: str | None
     _ref: Reference | None
     _raw: bytes
-    # bit 0: has a target label; 1: has a reference; 2: two slots; 3: numeric jump/call offset
+    # bit 0: has a target label; 1: has a reference; 2: two slots; 3: numeric jump/call offset.
+    # Zero: nothing for a program to resolve, check or count (see Instructions._flatten).
     _flags: int
-    # ``_raw`` when ``_flags`` is 0 (nothing for a program to resolve, check or count), else
-    # None: lets :class:`Instructions` take long plain runs in bulk with one attribute read.
-    _enc: bytes | None
 
     def __init__(
         self,
@@ -137,8 +134,7 @@ class Instruction:
             if len(_RAWS) > _RAWS_MAX:
                 _RAWS.clear()
         self._raw = raw
-        f = self._flags = _flags(opcode, src, target, reference)
-        self._enc = None if f else raw
+        self._flags = _flags(opcode, src, target, reference)
 
     # -- fields ------------------------------------------------------------------------------
     @property
@@ -345,7 +341,6 @@ def _make(
     if cls in {5, 6} and f == 0 and op not in {0x95, 0x8D} and (op != 0x85 or src == 1):
         f = 8
     i._flags = f
-    i._enc = None if f else raw
     return i
 
 
@@ -371,7 +366,6 @@ def _make2(
     i._ref = ref
     i._raw = _pack2(op, (src << 4) | dst, off, imm, 0, 0, 0, imm2)
     i._flags = _flags(op, src, target, ref)
-    i._enc = None  # two slots: always counted by Instructions
     return i
 
 

@@ -44,7 +44,6 @@ class Label:
     name: str
     _flags: Final = _LABEL_FLAG  # lets Instructions tell labels apart in bulk
     _raw: Final = b""  # labels stay in the flat list and encode to nothing
-    _enc: Final = None  # never part of a plain run (see Instruction._enc)
 
     def __init__(self, name: str) -> None:
         if not isinstance(name, str) or not name:
@@ -208,27 +207,22 @@ class Instructions(Sequence[Instruction]):
     def _flatten(self, items: Iterable[Item], scope: _Scope, pc: int, top: bool = False) -> int:
         if type(items) is list or type(items) is tuple:
             try:
-                # One attribute read per item: the bytes of a plain instruction, else None.
-                raws: list[bytes | None] = [it._enc for it in items]
+                # The items that need attention: labels, and instructions with something to
+                # resolve, check or count (nonzero _flags). One attribute read per item.
+                specials = [i for i, it in enumerate(items) if it._flags]
             except AttributeError:
                 pass  # nested sequences or fragments: item by item below
             else:
-                if top:
-                    # The whole program: if it is one straight run, the join is its encoding;
-                    # else the join stops with TypeError at the first None.
-                    try:
-                        self._code = b"".join(raws)  # type: ignore[arg-type]
-                    except TypeError:
-                        end = self._flatten_flat(items, raws, scope, pc)
-                    else:
-                        self._insns.extend(items)
-                        return pc + len(raws)
-                elif all(raws):  # a straight run: nothing to resolve or count
-                    self._insns.extend(items)
-                    end = pc + len(raws)
-                else:  # fills in every None of raws
-                    end = self._flatten_flat(items, raws, scope, pc)
-                self._chunks.append(b"".join(raws))  # type: ignore[arg-type]  # no None left
+                raws: list[bytes] = [it._raw for it in items]  # a label's is b""
+                self._insns.extend(items)
+                if specials:
+                    end = self._flatten_flat(items, specials, scope, pc)
+                else:  # a straight run: nothing to resolve or count
+                    end = pc + len(items)
+                    if top:  # the whole program: this is its encoding
+                        self._code = b"".join(raws)
+                        return end
+                self._chunks.append(b"".join(raws))
                 return end
         # Item by item, but runs of instructions and labels still go in bulk.
         run: list[Instruction | Label] = []
@@ -266,17 +260,10 @@ class Instructions(Sequence[Instruction]):
             runs.append((len(self._fix_pc), scope))
 
     def _flatten_flat(
-        self, items: Sequence[Instruction | Label], raws: list[bytes | None], scope: _Scope,
-        pc: int,
+        self, items: Sequence[Instruction | Label], specials: list[int], scope: _Scope, pc: int
     ) -> int:
-        """Bulk path for a flat sequence of instructions and labels.
-
-        ``raws`` holds the items' ``_enc``: None exactly at the items that need attention
-        (labels, and instructions with nonzero ``_flags``); this fills in their ``_raw``.
-        Only those items are visited, in a loop that builds no objects.
-        """
-        specials = [i for i, r in enumerate(raws) if r is None]
-        self._insns.extend(items)
+        """Bulk path for a flat sequence of instructions and labels: only the items at
+        ``specials`` (nonzero ``_flags``) are visited, in a loop that builds no objects."""
         self._enter(scope)
         lpcs: list[int] = []  # the labels met, taken into the scope in bulk at the end
         lnames: list[str] = []
@@ -291,7 +278,6 @@ class Instructions(Sequence[Instruction]):
         delta = pc  # slot of item i is i + delta: pc, minus labels, plus ld_imm64 seen so far
         for i in specials:
             it = items[i]
-            raws[i] = it._raw
             f = it._flags
             if f == 1:  # the most common: a jump to a label
                 fix_pc(i + delta)
