@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Iterator
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, NoReturn, Protocol, runtime_checkable
 
 from ..errors import AssemblerError, ParseError
 from .register import Register
@@ -433,8 +433,7 @@ def decode(code: bytes, byteorder: str = sys.byteorder) -> list[Instruction]:
             if op == LD_IMM64:
                 w2 = next(it, None)
                 if w2 is None or w2 & 0xFFFF_FFFF:
-                    _raise_ld_imm64(words, w2 is None)
-                    raise AssertionError  # not reached
+                    _raise_bad_ld_imm64(words)
                 imm2 = w2 >> 32
                 if imm2 & 0x8000_0000:
                     imm2 -= 0x1_0000_0000
@@ -445,8 +444,9 @@ def decode(code: bytes, byteorder: str = sys.byteorder) -> list[Instruction]:
     return out
 
 
-def _raise_ld_imm64(words: list[int], truncated: bool) -> None:
-    """The ParseError for the first ld_imm64 of ``words`` without a valid second slot."""
+def _raise_bad_ld_imm64(words: list[int]) -> NoReturn:
+    """Raise the ParseError for the first ld_imm64 of ``words`` without a valid second slot
+    (found again from the start: the decoding loop does not count positions)."""
     pos = 0
     while pos < len(words):
         if words[pos] & 0xFF == LD_IMM64:
@@ -459,4 +459,4 @@ def _raise_ld_imm64(words: list[int], truncated: bool) -> None:
             pos += 2
         else:
             pos += 1
-    raise AssertionError(f"no bad ld_imm64 (truncated={truncated})")  # pragma: no cover
+    raise AssertionError("no bad ld_imm64")  # pragma: no cover
