@@ -332,6 +332,19 @@ def test_constants_fold_into_immediates_and_decided_branches() -> None:
     assert _text(optimize(items)) == ["r0 = r1", "r0 += 0x10", "exit"]
 
 
+def test_a_branch_known_on_a_path_is_decided_there() -> None:
+    # ctx.load's shape: q = 0 when the header is missing, then `if q is None`
+    items: list[asm.Item] = [
+        asm.mov(R6, R1), asm.jgt(R6, 5, "short"), asm.ja("done"), asm.label("short"),
+        asm.mov(R6, 0), asm.label("done"), asm.mov(R7, R6), asm.jeq(R7, 0, "none"),
+        asm.mov(R0, R7), asm.exit(), asm.label("none"), asm.mov(R0, 7), asm.exit()]
+    out = optimize(items)
+    assert not any(t.endswith("= 0x0") for t in _text(out)), _text(out)
+    assert len(_text(out)) <= 6, _text(out)
+    for r1 in (0, 5, 6, 1 << 63):
+        assert interpret(out, r1) == interpret(items, r1)
+
+
 def test_zero_extension_before_a_narrow_store_or_of_a_narrow_value_goes() -> None:
     items: list[asm.Item] = [
         asm.mov(R2, R1), asm.rsh(R2, 32), asm.mov32(R2, R2),     # already < 2**32

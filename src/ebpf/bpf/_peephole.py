@@ -819,6 +819,139 @@ def jumps(code: Func, f: Flow | None = None) -> bool:
     return changed
 
 
+_THREAD_PREFIX = 3   # instructions copied into a predecessor to decide a branch for it
+
+
+def _consts_after(code: Func, start: int, end: int, consts: dict[int, int]) -> None:
+    """Track register constants over ``code[start:end]`` (straight-line), in place."""
+    for k in range(start, end):
+        i = code[k]
+        if i.op < 0:
+            continue
+        known: int | None = None
+        op = i.op
+        cls = op & 7
+        if op == _MOV64K:
+            known = i.imm & _M64
+        elif op == _MOV32K:
+            known = i.imm & 0xFFFF_FFFF
+        elif is_mov64x(i) and i.src in consts:
+            known = consts[i.src]
+        elif cls in (4, 7) and not op & 8 and op & 0xF0 not in (0xB0, 0xD0) and \
+                i.dst in consts and not (op & 0xF0 in (0x30, 0x90) and i.off):
+            known = _fold(op, consts[i.dst], i.imm & _M64)
+        _, d, _, _ = regs(i)
+        for r in [r for r in consts if (1 << r) & d]:
+            del consts[r]
+        if known is not None:
+            consts[i.dst] = known
+
+
+def _tail_pays(code: Func, f: Flow, b: int, last: int, body: list[Ins]) -> bool:
+    """Is copying an exit block (``body`` then ``exit``) over the ``ja`` at ``last`` no
+    bigger: a bare ``exit``, or ``r0 = rX; exit`` after a block that computes ``rX`` (the
+    copy then coalesces into the computation)."""
+    if not body:
+        return True
+    if len(body) != 1 or not is_mov64x(body[0]) or body[0].dst != 0:
+        return False
+    for k in range(last - 1, f.starts[b] - 1, -1):
+        i = code[k]
+        if i.op < 0:
+            continue
+        _, _, _, ed = regs(i)
+        return bool(ed & (1 << body[0].src)) and not has_effect(i)
+    return False
+
+
+def thread(code: Func, names: list[int], prefix_: str = "peep") -> bool:
+    """Decide a branch for the predecessors that know its outcome: a block that ends by
+    falling (or jumping) into ``[a few moves/ALU ops]; jcc ...`` with the operands known as
+    constants at its end gets a copy of those ops and a jump to where the branch goes
+    (``q = 0`` for a missing packet header, then ``if q == 0``: straight to the None case).
+    Also copies a short exit block (``r0 = 2; exit``) over a ``ja`` to it. ``names``
+    numbers the labels it adds. Changes the list; run it on compacted code."""
+    f = Flow(code)
+    nb = len(f.starts)
+    edits: dict[int, list[Ins]] = {}      # insert after this index
+    new_labels: dict[int, str] = {}       # insert a label before this index
+    label_of: dict[int, str] = {}         # block -> a label naming its start
+    for i in code:
+        if i.op == LABEL and i.target in f.label_block:
+            label_of.setdefault(f.label_block[i.target], i.target)
+
+    def first_real(b: int) -> int:
+        k = f.starts[b]
+        while k < f.ends[b] and code[k].op < 0:
+            k += 1
+        return k
+
+    def name_block(b: int) -> str:
+        if b not in label_of:
+            names[0] += 1
+            label_of[b] = f"{prefix_}.{names[0]}"
+            new_labels[f.starts[b]] = label_of[b]
+        return label_of[b]
+
+    for b in range(nb):
+        last = f.last(b)
+        if last is None:
+            continue
+        li = code[last]
+        if li.op == _JA:
+            c = f.label_block.get(li.target)  # type: ignore[arg-type]
+        elif not is_jump(li) and li.op != _EXIT and b + 1 < nb:
+            c = b + 1
+        else:
+            continue
+        if c is None or c == b:
+            continue
+        k0 = first_real(c)
+        prefix = [code[k] for k in range(k0, f.ends[c]) if code[k].op >= 0]
+        if not prefix:
+            continue
+        j = prefix[-1]
+        body = prefix[:-1]
+        if is_cond(j) and j.op & 7 == 5 and len(body) <= _THREAD_PREFIX and \
+                not any(has_effect(x) for x in body):
+            consts: dict[int, int] = {}
+            _consts_after(code, f.starts[b], last + 1, consts)
+            scratch = [x.copy() for x in body]
+            _consts_after(scratch, 0, len(scratch), consts)
+            a_val = consts.get(j.dst)
+            b_val = consts.get(j.src) if j.op & 8 else j.imm & _M64
+            if a_val is None or b_val is None:
+                continue
+            taken = _cmp(j.op, a_val, b_val)
+            if taken is None:
+                continue
+            if taken:
+                dest = j.target
+            elif c + 1 < nb:
+                dest = name_block(c + 1)
+            else:
+                continue
+            tail = [*scratch, Ins(_JA, target=dest)]
+        elif j.op == _EXIT and li.op == _JA and _tail_pays(code, f, b, last, body):
+            tail = [x.copy() for x in prefix]
+        else:
+            continue
+        if li.op == _JA:
+            code[last] = _nop()
+        edits[last] = tail
+    if not edits:
+        return False
+    out: Func = []
+    for k, i in enumerate(code):
+        if k in new_labels:
+            out.append(Ins(LABEL, target=new_labels[k]))
+        out.append(i)
+        if k in edits:
+            out.extend(edits[k])
+    code[:] = compact(out)
+    return True
+
+
 def clean(code: Func, rounds: int = 12) -> Func:
     """Run the passes until nothing changes (at most ``rounds`` times).
 
@@ -826,7 +959,10 @@ def clean(code: Func, rounds: int = 12) -> Func:
     :data:`NOP` instead of shifting the list: within a round the blocks stay where they
     were and every change only shrinks what is live across them (or leaves it as it was),
     so the round's liveness stays a safe over-approximation. Each pass recomputes what it
-    needs inside a block."""
+    needs inside a block. :func:`thread` adds instructions, so it runs last, alone."""
+    # labels added here are named after the function's first label, unique in the program
+    base = f"{code[0].target}.peep" if code and code[0].op == LABEL else "peep"
+    names = [sum(1 for i in code if i.op == LABEL and (i.target or "").startswith(base + "."))]
     for _ in range(rounds):
         f = Flow(code)
         changed = propagate(code, f)
@@ -835,6 +971,7 @@ def clean(code: Func, rounds: int = 12) -> Func:
         changed |= jumps(code, f)
         changed |= dce(code, f)
         code[:] = compact(code)
+        changed |= thread(code, names, base)
         if not changed:
             break
     return code
