@@ -101,6 +101,9 @@ _BULK_AFTER_WHOLE = 32
 _SHORT_CHAIN = 32
 #: Names decoded one by one before the whole string section is decoded at once.
 _NAME_MISSES = 4096
+#: String sections up to this size (an object file's) are decoded whole at the first name
+#: asked for: one split costs less than a few names one by one.
+_SMALL_STRINGS = 2 << 10
 
 _WORD = "I" if array.array("I").itemsize == 4 else "L"
 
@@ -165,7 +168,9 @@ class _Names(dict[int, str]):
                 f"string offset {off} beyond the string section ({spec.header.str_len} bytes)"
             )
         self.misses += 1
-        if self.misses == _NAME_MISSES:
+        if self.misses == _NAME_MISSES or (
+            self.misses == 1 and spec.header.str_len <= _SMALL_STRINGS
+        ):
             spec._decode_all_names()
             if off in self:
                 return self[off]
@@ -540,7 +545,14 @@ class Spec:
             return t
         if not self._has(type_id):
             raise ParseError(f"reference to type id {type_id}, but there are {len(self)} types")
-        return self._decode(type_id)
+        i = type_id - self._first
+        if i < 0:
+            assert self._base is not None
+            return self._base._ref(type_id)
+        o = self._offs[i]
+        info = self._words[o + 1]
+        t = self._types[type_id] = _DECODERS[(info >> 24) & 0x1F](self, type_id, o, info)
+        return t
 
     def _decode(self, type_id: int) -> Type:
         i = type_id - self._first
@@ -662,10 +674,7 @@ class Spec:
             yield self._base.types(kind)
         elif kind is None or issubclass(Void, kind):
             yield (self._types[0],)
-        if kind is None:
-            kinds = None
-        else:
-            kinds = [k for k, cls in enumerate(KIND_CLASSES) if k and issubclass(cls, kind)]
+        kinds = None if kind is None else _kinds_of_class(kind)
         self._walk()
         first = self._first
         if kinds is None and self._base is None and self._whole():
@@ -1125,6 +1134,18 @@ def _index_of(names: list[int], value: int, start: int) -> int:
         return names.index(value, start)
     except ValueError:
         return -1
+
+
+_CLASS_KINDS: dict[type[Type], list[int]] = {}
+
+
+def _kinds_of_class(cls: type[Type]) -> list[int]:
+    """The ``BTF_KIND_*`` whose class is ``cls`` or a subclass of it (cached)."""
+    kinds = _CLASS_KINDS.get(cls)
+    if kinds is None:
+        kinds = [k for k, c in enumerate(KIND_CLASSES) if k and issubclass(c, cls)]
+        _CLASS_KINDS[cls] = kinds
+    return kinds
 
 
 def _kind_number(kind: type[Type] | None) -> int | None:

@@ -46,7 +46,7 @@ from .._types import MapType
 from .._uapi import _generated_types as _t
 from ..btf.ext import CoreRelo, ExtInfo, FuncInfo, LineInfo
 from ..errors import ParseError
-from .reader import EM_BPF, SHN_LORESERVE, ELFFile, Section, SectionType, Symbol, SymbolType
+from .reader import EM_BPF, SHN_LORESERVE, ELFFile, Section, Symbol
 from .sections import match_section
 
 __all__ = ["parse_object"]
@@ -93,6 +93,16 @@ class _Obj:
     datasecs: dict[str, _btf.DataSec] | None = None
     #: ``__kconfig`` externs: name -> (offset in the ``.kconfig`` map, size, BTF var)
     kconfig: dict[str, tuple[int, int, _btf.Type]] = field(default_factory=dict)
+    weak: set[str] | None = None
+
+
+#: ``sh_type``/``st_type`` values as plain ints for the hot loops.
+_SHT_NOBITS = 8
+_SHT_PROGBITS = 1
+_STT_FUNC = 2
+_STT_NOTYPE = 0
+_STT_OBJECT = 1
+_STT_SECTION = 3
 
 
 def parse_object(data: bytes) -> ObjectParts:
@@ -160,8 +170,10 @@ def _datasecs(obj: _Obj) -> dict[str, _btf.DataSec]:
     if obj.btf is None:
         return {}
     if obj.datasecs is None:
-        try:
-            obj.datasecs = {t.name: t for t in obj.btf.types(_btf.DataSec)}
+        try:  # only the DATASEC records are decoded (found by their kind bytes)
+            spec = obj.btf
+            found = [spec[i] for i in spec.ids_of_kinds((_KIND_DATASEC,))]
+            obj.datasecs = {t.name: t for t in found if isinstance(t, _btf.DataSec)}
         except (KeyError, ValueError, TypeError) as e:
             raise ParseError(f".BTF: bad DATASEC ({e})") from None
     return obj.datasecs
@@ -205,7 +217,7 @@ def _collect_externs(obj: _Obj) -> None:
 # --- maps ---------------------------------------------------------------------------------
 
 def _is_data_section(sec: Section) -> bool:
-    if sec.type not in (SectionType.PROGBITS, SectionType.NOBITS) or not sec.flags & 0x2:
+    if sec.type not in (_SHT_PROGBITS, _SHT_NOBITS) or not sec.flags & 0x2:
         return False
     if sec.executable:
         return False
@@ -251,7 +263,7 @@ def _read_legacy_maps(obj: _Obj) -> None:
     obj.map_sections.add(sec.index)
     data = obj.elf.section_data(sec)
     syms = [s for s in obj.syms if s.section_index == sec.index
-            and s.type in (SymbolType.OBJECT, SymbolType.NOTYPE) and s.name]
+            and s.type in (_STT_OBJECT, _STT_NOTYPE) and s.name]
     if not syms:
         return
     syms.sort(key=lambda s: s.value)
@@ -406,7 +418,7 @@ def _symbol(obj: _Obj, index: int, where: Section) -> Symbol:
 
 def _collect_funcs(obj: _Obj) -> None:
     for sec in obj.elf.sections:
-        if not sec.executable or sec.type != SectionType.PROGBITS or sec.size == 0:
+        if not sec.executable or sec.type != _SHT_PROGBITS or sec.size == 0:
             continue
         if sec.size % 8:
             raise ParseError(f"section {sec.name!r} is not a whole number of instructions",
@@ -414,7 +426,7 @@ def _collect_funcs(obj: _Obj) -> None:
         n = sec.size // 8
         funcs: list[_Func] = []
         for s in obj.syms:
-            if s.section_index != sec.index or s.type != SymbolType.FUNC:
+            if s.section_index != sec.index or s.type != _STT_FUNC:
                 continue
             if s.value % 8 or s.size % 8 or s.value + s.size > sec.size:
                 raise ParseError(f"function {s.name!r} is outside section {sec.name!r}",
@@ -430,9 +442,12 @@ def _collect_funcs(obj: _Obj) -> None:
         obj.funcs[sec.index] = funcs
 
 
+_INSN = {bo: struct.Struct(bo + "BBhi").unpack_from for bo in "<>"}
+
+
 def _insn(data: bytes, i: int, bo: str) -> tuple[int, int, int, int, int]:
     """(code, dst, src, off, imm) of instruction ``i``."""
-    code, regs, off, imm = struct.unpack_from(bo + "BBhi", data, i * 8)
+    code, regs, off, imm = _INSN[bo](data, i * 8)
     if bo == "<":
         return code, regs & 0xF, regs >> 4, off, imm
     return code, regs >> 4, regs & 0xF, off, imm
@@ -492,7 +507,7 @@ def _classify(obj: _Obj, sec: Section, idx: int, code: int, src: int, imm: int,
         return _Reloc("func", section=shndx, target=off // 8)
     if shndx in obj.map_sections:
         name = sym.name
-        if sym.type == SymbolType.SECTION or not name:
+        if sym.type == _STT_SECTION or not name:
             name = _map_at(obj, shndx, sym.value + imm, where)
         if name not in obj.maps:
             raise ParseError(f"reference to unknown map {name!r} at {where}")
@@ -505,7 +520,7 @@ def _classify(obj: _Obj, sec: Section, idx: int, code: int, src: int, imm: int,
 
 def _map_at(obj: _Obj, shndx: int, offset: int, where: str) -> str:
     for s in obj.syms:
-        if s.section_index == shndx and s.value == offset and s.type != SymbolType.SECTION:
+        if s.section_index == shndx and s.value == offset and s.type != _STT_SECTION:
             return s.name
     raise ParseError(f"no map symbol at offset {offset} for {where}")
 
@@ -523,7 +538,10 @@ def _find_func(obj: _Obj, sec: int, idx: int) -> _Func | None:
 
 def _weak_externs(obj: _Obj) -> set[str]:
     """Names of undefined ``STB_WEAK`` symbols (``__weak`` externs)."""
-    return {s.name for s in obj.syms if s.undefined and s.binding == 2}
+    weak = obj.weak
+    if weak is None:
+        weak = obj.weak = {s.name for s in obj.syms if s.undefined and s.binding == 2}
+    return weak
 
 
 def _set_insn(buf: bytearray, i: int, bo: str, *, src: int | None = None,
@@ -707,7 +725,7 @@ def _variables(obj: _Obj) -> dict[str, VariableSpec]:
             for vs in ds.vars:
                 by_name[vs.type.name] = vs.type
         for s in obj.syms:
-            if s.section_index != shndx or s.type != SymbolType.OBJECT or not s.name:
+            if s.section_index != shndx or s.type != _STT_OBJECT or not s.name:
                 continue
             if s.name in out:
                 continue  # two statics of the same name: the first wins

@@ -305,6 +305,15 @@ class Note(NamedTuple):
     offset: int
 
 
+#: ``sh_type``/``st_type`` values as plain ints for the hot loops (an IntEnum
+#: member lookup and comparison costs several times an int's).
+_SHT_DYNSYM = 11
+_SHT_REL = 9
+_SHT_RELA = 4
+_SHT_SYMTAB = 2
+_SHT_SYMTAB_SHNDX = 18
+
+
 class ELFFile:
     """An ELF file parsed from bytes or a read-only mmap (:meth:`open`).
 
@@ -491,10 +500,14 @@ class ELFFile:
 
     def get_section(self, name: str) -> Section | None:
         """The first section called ``name``, or ``None``."""
-        for s in self.sections:
-            if s.name == name:
-                return s
-        return None
+        return self._sections_by_name.get(name)
+
+    @cached_property
+    def _sections_by_name(self) -> dict[str, Section]:
+        by_name: dict[str, Section] = {}
+        for s in reversed(self.sections):  # the first of several of a name wins
+            by_name[s.name] = s
+        return by_name
 
     def section_data(self, sec: Section) -> bytes:
         """Contents of a section as stored in the file.
@@ -538,7 +551,7 @@ class ELFFile:
     @cached_property
     def symtab(self) -> Section | None:
         for s in self.sections:
-            if s.type == SectionType.SYMTAB:
+            if s.type == _SHT_SYMTAB:
                 return s
         return None
 
@@ -568,9 +581,9 @@ class ELFFile:
         strs = self._table(self.sections[symtab.link])
         shndx_data: bytes | None = None
         for s in self.sections:
-            if s.type == SectionType.SYMTAB_SHNDX and s.link == symtab.index:
+            if s.type == _SHT_SYMTAB_SHNDX and s.link == symtab.index:
                 shndx_data = self._table(s)
-        versions = self._versions(symtab) if symtab.type == SectionType.DYNSYM else None
+        versions = self._versions(symtab) if symtab.type == _SHT_DYNSYM else None
         out: list[Symbol] = []
         count = len(data) // entsize
         entries: Iterable[tuple[int, ...]]
@@ -651,9 +664,9 @@ class ELFFile:
     # --- relocations ------------------------------------------------------------------------
     def relocations(self, sec: Section) -> tuple[Relocation, ...]:
         """Entries of a ``SHT_REL`` or ``SHT_RELA`` section."""
-        if sec.type == SectionType.REL:
+        if sec.type == _SHT_REL:
             st = _REL[self._key]
-        elif sec.type == SectionType.RELA:
+        elif sec.type == _SHT_RELA:
             st = _RELA[self._key]
         else:
             raise ValueError(f"section {sec.name!r} is not a relocation section")
@@ -672,7 +685,7 @@ class ELFFile:
         """``{target section index: its REL/RELA section}``."""
         out: dict[int, Section] = {}
         for s in self.sections:
-            if s.type in (SectionType.REL, SectionType.RELA):
+            if s.type in (_SHT_REL, _SHT_RELA):
                 out[s.info] = s
         return out
 
