@@ -72,6 +72,16 @@ def bucket(n: u64) -> u32:
     return b
 
 
+@bpf.func
+def mix(a: u32, b: u32) -> u32:
+    h = a ^ (b << 7)
+    h = h ^ (h >> 13)
+    h = h * 0x9E3779B1
+    if h == 0:
+        h = 1
+    return h ^ (h >> 16)
+
+
 @bpf.xdp
 def hundred(ctx: bpf.XDP) -> int:
     global drops
@@ -135,6 +145,25 @@ def hundred(ctx: bpf.XDP) -> int:
         score = score // 2
     if score > 8 and ip.ttl < 2:
         drops += 1
+        return bpf.XDP_DROP
+    h = mix(key, u32(now))
+    if h % 1024 == 0:
+        sizes[15] += 1
+    tos = ip.tos
+    if tos & 0x3 == 0x3:
+        score += 1
+    elif tos >> 2 == 46:
+        score = 0
+    budget: u64 = 0
+    for j in range(4):
+        if total > (j + 1) * 256:
+            budget += j
+        else:
+            break
+    if budget > 4 or (score > 6 and gap < 100):
+        drops += 1
+        return bpf.XDP_DROP
+    if sport == dport and sport != 0:
         return bpf.XDP_DROP
     return bpf.XDP_PASS
 '''

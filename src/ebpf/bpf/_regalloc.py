@@ -116,8 +116,13 @@ def _color(code: Func, entry_defs: int, first: Collection[int] = ()
     failed: list[int] = []
     for v in sorted(uses, key=lambda v: (v in first, -uses[v], v)):
         taken = {x if x < _VBASE else color.get(x, -1) for x in edges.get(v, ())}
-        prefer = [color.get(m, m) for m in moves.get(v, ()) if color.get(m, m) < _VBASE]
-        for r in (*prefer, *_ORDER):
+        partners = moves.get(v, ())
+        prefer = [color.get(m, m) for m in partners if color.get(m, m) < _VBASE]
+        # look ahead: a register an uncoloured move partner cannot have would keep the move
+        avoid = {x for m in partners if m >= _VBASE and m not in color
+                 for x in edges.get(m, ()) if x < _VBASE}
+        order = [r for r in _ORDER if r not in avoid] + [r for r in _ORDER if r in avoid]
+        for r in (*prefer, *order):
             if r not in taken and r != FP:
                 color[v] = r
                 break
