@@ -361,22 +361,24 @@ class Program(KernelObject):
 
         ``repeat`` 0 (the default) runs once; raw tracepoint and syscall programs accept only
         that. ``data_out_size`` defaults to ``len(data) + 256``, room for programs that grow
-        the packet.
+        the packet, and then grows to a larger output (the kernel's ``ENOSPC``; the program
+        runs again).
         ``ctx`` may be a ctypes struct such as ``XdpMd``; the context written back by the
         kernel is returned as bytes in ``result.ctx``. Raw tracepoint and syscall programs take
         ``ctx`` only; syscall programs write their context back into the input (returned too).
 
-        Packet in, packet out (no ``ctx``, sizes or flags) goes through a :class:`TestRunner`
-        kept by the program (see :meth:`test_runner`), whose output buffer grows on
-        ``ENOSPC``; for a hot loop, build a runner and call its ``run``. Like a runner, this
-        is for one thread at a time: threads testing one program need a runner each.
+        From the second packet-in, packet-out call on (no ``ctx``, sizes or flags) the program
+        keeps a :class:`TestRunner` for them (see :meth:`test_runner`): one attr and one pair
+        of buffers reused. For a hot loop, build a runner and call its ``run``. Like a runner,
+        this is for one thread at a time: threads testing one program need a runner each.
         """
         if data is not None and ctx is None and data_out_size is None and not (
                 flags or cpu or batch_size):
             once = self._runner
             if once is not None and once[0] == repeat:
                 return once[1](data)
-            return self._oneshot_runner(repeat)(data)
+            if once is not None or self._test_attr is not None:  # not a program run once
+                return self._oneshot_runner(repeat)(data)
         if not 0 <= repeat <= 0xFFFFFFFF:  # u32 in the attr
             _attrs.check_int("repeat", repeat, 0, 0xFFFFFFFF, "u32")
         attr = self._test_attr
@@ -388,6 +390,9 @@ class Program(KernelObject):
         dout: Any = None
         din: Any = None
         if data is not None:
+            if isinstance(data, (str, int)):  # bytes(int) would be that many zero bytes
+                raise TypeError(f"data must be bytes-like, got {type(data).__name__}")
+            data = bytes(data)  # the bytes of any buffer, whatever its item format
             n = len(data)
             din = (ctypes.c_char * n).from_buffer_copy(data) if n else None
             out_n = n + 256 if data_out_size is None else data_out_size
@@ -413,7 +418,18 @@ class Program(KernelObject):
         fd = self._fd.acquire()
         try:
             attr.prog_fd = fd
-            bpf(C.BPF_PROG_TEST_RUN, attr, keep=(din, dout, cin, cout))
+            try:
+                bpf(C.BPF_PROG_TEST_RUN, attr, keep=(din, dout, cin, cout))
+            except errors.SyscallError as e:
+                need = attr.data_size_out
+                if (e.errno != _errno.ENOSPC or data_out_size is not None or dout is None
+                        or need <= len(dout)):
+                    raise
+                dout = ctypes.create_string_buffer(need)  # the size the kernel reported
+                attr.data_out = ctypes.addressof(dout)
+                if cout is not None:
+                    attr.ctx_size_out = len(cout)
+                bpf(C.BPF_PROG_TEST_RUN, attr, keep=(din, dout, cin, cout))
         finally:
             self._fd.release()
         data_res = dout.raw[: attr.data_size_out] if dout is not None else None

@@ -83,6 +83,25 @@ def test_runner_takes_other_lengths_and_no_data_is_refused_for_xdp() -> None:
         assert runner.run(_frame(64))[1] == _reference(prog, _frame(64)).data
         with pytest.raises(TypeError, match="bytes-like"):
             runner.run("not bytes")
+        for bad in ("not bytes", 64):
+            with pytest.raises(TypeError, match="bytes-like"):
+                prog.test_run(bad)  # type: ignore[arg-type]
+
+
+def test_first_test_run_takes_the_general_path_with_the_same_results() -> None:
+    """A program run once builds no runner; the general path grows its output too."""
+    insns = [asm.mov(R6, R1), asm.mov(R2, 512), asm.call(Helper.XDP_ADJUST_TAIL),
+             asm.mov(R0, ebpf.XDPAction.PASS), asm.exit()]
+    for text in (_XDP_BUMP, insns):
+        pkt = _frame(64)
+        with ebpf.Program.load(PT.XDP, text) as ref:
+            want = _reference(ref, pkt)
+        with ebpf.Program.load(PT.XDP, text) as prog:
+            first = prog.test_run(memoryview(pkt).cast("I"))
+            assert prog._runner is None
+            second = prog.test_run(pkt)
+            assert prog._runner is not None
+            assert first[::2] == second[::2] == (want.retval, want.data)
 
 
 def test_socket_filter_runner_matches_test_run() -> None:
@@ -211,6 +230,7 @@ def test_closed_program_is_a_clear_error() -> None:
     long_runner = prog.test_runner(repeat=5)
     pkt = _frame(64)
     assert runner.run(pkt)[0] == 2
+    prog.test_run(pkt)
     prog.test_run(pkt)  # the program's own runner exists now
     run = runner.run
     prog.close()
@@ -233,6 +253,7 @@ def test_runner_function_outlives_the_runner_and_makes_no_cycle() -> None:
         run = prog.test_runner().run  # the runner object itself is gone
         assert run(_frame(64))[0] == 2
         prog.test_run(_frame(64))
+        prog.test_run(_frame(64))  # the second call keeps a runner
         del run
         # No reference cycle holds the fd: dropping the program finalizes it at once.
         with pytest.warns(ResourceWarning, match="unclosed"):
