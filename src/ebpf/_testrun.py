@@ -184,14 +184,13 @@ class _Core:
         return self.result()
 
     def retry(self, err: int) -> TestRunResult:
-        """After a GIL-holding run failed with ``err``: raise, or grow/retry and return."""
+        """After a GIL-holding run failed with ``err``: run again with the GIL released (after
+        growing to the sizes an ENOSPC reported), so that what is raised comes from a call
+        whose errno ctypes keeps (``use_errno``), and a transient EINTR is retried."""
         if self.fd.closed:
             raise ValueError("test run on a closed program")
-        if err == _errno.ENOSPC:  # the attr holds the sizes the kernel needs: grow to them
-            if not self.grow():
-                raise self.enospc() from None
-        elif err != _errno.EINTR:
-            raise errors.from_errno(_CMD_NAME, err)
+        if err == _errno.ENOSPC:
+            self.grow()
         self.call()
         return self.result()
 

@@ -80,6 +80,11 @@ def test_runner_takes_other_lengths_and_no_data_is_refused_for_xdp() -> None:
         with pytest.raises(errors.SyscallError) as ei:
             runner.run(b"")  # shorter than an Ethernet header
         assert ei.value.errno == errno.EINVAL
+        short = prog.test_runner(data_size_hint=10)
+        for _ in range(2):  # the GIL-holding path's failure, raised from the plain call
+            with pytest.raises(errors.SyscallError, match="BPF_PROG_TEST_RUN") as ei:
+                short.run(bytes(10))
+            assert ei.value.errno == errno.EINVAL
         assert runner.run(_frame(64))[1] == _reference(prog, _frame(64)).data
         with pytest.raises(TypeError, match="bytes-like"):
             runner.run("not bytes")
