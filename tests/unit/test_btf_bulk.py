@@ -146,3 +146,19 @@ def test_bad_name_offset_is_reported_for_its_record_only(group: int) -> None:
     assert getattr(spec[good], attr)[0].name == "ok"
     with pytest.raises(ParseError):
         getattr(spec[bad], attr)
+
+
+def test_first_walk_keeps_nothing_second_keeps_all() -> None:
+    b = _Blob("<")
+    for i in range(50):
+        b.add(4, b.s(f"s{i}"), 0, False, 4)
+        b.add(2, 0, 0, False, 2 * i + 1)
+    spec = btf.Spec.from_bytes(b.build())
+    first = list(spec.types())
+    assert [t.id for t in first] == list(range(101))
+    assert len(spec._types) == 1  # only void: nothing kept
+    assert all(t == spec[t.id] for t in first)
+    second = list(spec.types())
+    assert second == first
+    assert all(t is spec[t.id] for t in second)
+    assert spec.find("s7").id == first[15].id

@@ -214,6 +214,7 @@ class Spec:
         "_str_by_bytes",
         "_str_dups",
         "_str_first",
+        "_streamed",
         "_strings",
         "_trailing_misses",
         "_ts",
@@ -250,6 +251,7 @@ class Spec:
     _str_by_bytes: dict[bytes, int] | None
     _str_dups: dict[bytes, list[int]]
     _str_first: int
+    _streamed: bool
     _strings: bytes | None
     _member_cache: dict[int, tuple[Member, ...]]
     _param_cache: dict[int, tuple[Param, ...]]
@@ -325,6 +327,7 @@ class Spec:
         self._bulk_done = set()
         self._walk_error = None
         self._whole_done = None
+        self._streamed = False
         self._bad_word = -1
         self._walk_chunk = _WALK_CHUNK
         self._lock = _thread.RLock()
@@ -611,10 +614,11 @@ class Spec:
         collector over the new records instead of one per group)."""
         misses = self._trailing_misses
         n = misses[group] = misses[group] + 1
-        if n < (_BULK_AFTER_WHOLE if self._whole_done else _BULK_AFTER):
+        walked = self._whole_done or self._streamed
+        if n < (_BULK_AFTER_WHOLE if walked else _BULK_AFTER):
             return False
         groups = [group]
-        if self._whole_done:
+        if walked:
             groups = [g for g, m in enumerate(misses) if m >= 0]
         for g in groups:
             misses[g] = -(1 << 62)  # tried once: malformed input stays one by one
@@ -664,7 +668,9 @@ class Spec:
         concrete class such as :class:`Struct`, or a base such as :class:`Composite`).
 
         The types asked for are decoded together, which is much faster than one by one.
-        Nothing is decoded before the first item is asked for.
+        Nothing is decoded before the first item is asked for. The first walk over every
+        type of a base blob makes them as they are asked for and keeps none (the next walk
+        keeps them all): its items are equal to ``spec[id]``, not always the same objects.
         """
         # The runs are iterators over many types: items then come from C, not a generator.
         return chain.from_iterable(self._type_runs(kind))
@@ -677,9 +683,19 @@ class Spec:
         kinds = None if kind is None else _kinds_of_class(kind)
         self._walk()
         first = self._first
-        if kinds is None and self._base is None and self._whole():
-            yield islice(self._types.values(), 1, None)  # every id, in id order
-            return
+        if kinds is None and self._base is None:
+            if not self._streamed and self._whole_done is None and not self._bulk_done \
+                    and self._walk_error is None:
+                # The first walk over everything makes the types as it goes and keeps
+                # none (a second one keeps them): most walks are made once.
+                self._streamed = True
+                stream = self._stream_whole()
+                if stream is not None:
+                    yield stream
+                    return
+            if self._whole():
+                yield islice(self._types.values(), 1, None)  # every id, in id order
+                return
         selected = _bulk.decode_kinds(self, kinds)
         cache = self._types
         present = set(_bulk.kinds_of(self))
@@ -723,23 +739,45 @@ class Spec:
 
     def _decode_whole(self) -> tuple[dict[int, Type], list[int]]:
         """Every type of this (base, fully indexed) blob by id, in id order (``void`` first),
-        and the kinds present.
+        and the kinds present. The dict's keys are made in id order first, so that its values
+        come in id order."""
+        fresh: dict[int, Type] = dict.fromkeys(range(len(self._offs) + 1))  # type: ignore[assignment]
+        fresh[0] = self._types[0]
+        runs, ids_of, present = self._kind_runs()
+        for kind in present:
+            fresh.update(zip(ids_of[kind], runs[kind], strict=True))
+        return fresh, present
+
+    def _stream_whole(self) -> Iterator[Type] | None:
+        """Every type of this (base, fully indexed) blob but ``void``, in id order, made as
+        they are asked for and not kept: the kinds' iterators merged back into id order by
+        ``next`` over them picked by the kind bytes (in C). ``None`` if the blob is
+        malformed (then it is decoded, and reported, record by record)."""
+        with self._lock:
+            try:
+                runs, _ids, _present = self._kind_runs()
+            except (ParseError, IndexError, _BadKind):
+                return None
+        return map(next, _getter(_bulk.kinds_of(self))(runs))
+
+    def _kind_runs(self) -> tuple[list[Iterator[Type]], list[list[int]], list[int]]:
+        """Per kind, an iterator making its types in id order, the ids of each kind, and the
+        kinds present. Every column is read (and checked) here, so that consuming the
+        iterators cannot fail.
 
         The ids and record offsets are dealt out to one list per kind (``list.append`` mapped
         over the kinds' lists picked by one ``itemgetter``), and each kind is built column by
         column: its words read with one ``itemgetter`` per column, its names cut from the
-        decoded string section, its types made with ``tuple.__new__``, all in C. The dict's
-        keys are made in id order first, so that its values come in id order."""
+        decoded string section, its types made with ``tuple.__new__``, all in C."""
         w = self._words
         offs = self._offs
         n = len(offs)
-        fresh: dict[int, Type] = dict.fromkeys(range(n + 1))  # type: ignore[assignment]
-        fresh[0] = self._types[0]
+        runs: list[Iterator[Type]] = [iter(())] * 32  # kind bytes are below 32
+        ids_of: list[list[int]] = [[] for _ in range(32)]
         if not n:
-            return fresh, []
+            return runs, ids_of, []
         kb = _bulk.kinds_of(self)
         pick = _getter(kb)
-        ids_of: list[list[int]] = [[] for _ in range(32)]  # kind bytes are below 32
         offs_of: list[list[int]] = [[] for _ in range(32)]
         any(map(list.append, pick(ids_of), range(1, n + 1)))
         any(map(list.append, pick(offs_of), offs))
@@ -754,7 +792,7 @@ class Spec:
             if kind >= len(KIND_CLASSES) or kind in _ONE_BY_ONE:
                 # VAR, DATASEC, DECL_TAG and bad kinds: record by record (raises)
                 idx = map(add, ids, repeat(-1))
-                fresh.update(zip(ids, map(self._decode_record, idx), strict=True))
+                runs[kind] = iter(list(map(self._decode_record, idx)))
                 continue
             cls = KIND_CLASSES[kind]
             at = _getter(offs_of[kind])
@@ -769,7 +807,7 @@ class Spec:
                     linkage: Iterable[Linkage] = list(map(_FUNC_LINKAGE.__getitem__, infos))
                 except KeyError:
                     vlens = map(and_, infos, repeat(0xFFFF))
-                    linkage = map(_LINKAGE.__getitem__, vlens)  # IndexError: bad linkage
+                    linkage = list(map(_LINKAGE.__getitem__, vlens))  # IndexError: bad linkage
                 fields = zip(repeat(spec), ids, names, at(w[2:]), linkage)
             elif kind == Kind.FUNC_PROTO:
                 variadic = _variadic(w, at, offs_of[kind])
@@ -793,8 +831,8 @@ class Spec:
             else:  # TYPE_TAG
                 flags = map(bool, map(rshift, at(w[1:]), repeat(31)))
                 fields = zip(repeat(spec), ids, names, at(w[2:]), flags)
-            fresh.update(zip(ids, map(_tn, repeat(cls), fields), strict=True))
-        return fresh, present
+            runs[kind] = map(_tn, repeat(cls), fields)
+        return runs, ids_of, present
 
     def _names_at(self, offsets: Sequence[int], text: str | None) -> tuple[str, ...]:
         """The strings at ``offsets`` of this (base) blob; ``text`` is the string section
