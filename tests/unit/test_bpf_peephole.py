@@ -345,6 +345,30 @@ def test_a_branch_known_on_a_path_is_decided_there() -> None:
         assert interpret(out, r1) == interpret(items, r1)
 
 
+def test_ctx_field_loads_are_reused_until_a_helper_may_move_the_packet() -> None:
+    def prog(second: asm.Helper) -> list[asm.Item]:
+        return [
+            asm.store(asm.DW, R10, -8, R1),
+            asm.load(asm.DW, R6, R10, -8), asm.load(asm.W, R7, R6, 0),
+            asm.store(asm.DW, R10, -16, R7),
+            asm.call(asm.Helper.KTIME_GET_NS),
+            asm.load(asm.DW, R6, R10, -8), asm.load(asm.W, R7, R6, 0),   # same field
+            asm.load(asm.DW, R8, R10, -16), asm.add(R7, R8),
+            asm.store(asm.DW, R10, -16, R7),
+            asm.load(asm.DW, R1, R10, -8), asm.mov(R2, 0), asm.call(second),
+            asm.load(asm.DW, R6, R10, -8), asm.load(asm.W, R0, R6, 0),   # again
+            asm.load(asm.DW, R8, R10, -16), asm.add(R0, R8), asm.exit()]
+
+    ctx = FP_BASE - 256
+    kept = optimize(prog(asm.Helper.KTIME_GET_NS), (-8, -16), ctx_slot=-8)
+    moved = optimize(prog(asm.Helper.XDP_ADJUST_HEAD), (-8, -16), ctx_slot=-8)
+    loads = [sum(t.startswith("w") and "= *(u32 *)" in t and t.endswith("+ 0x0)")
+                 for t in _text(x)) for x in (kept, moved)]
+    assert loads == [1, 2], (_text(kept), _text(moved))
+    for out, helper in ((kept, asm.Helper.KTIME_GET_NS), (moved, asm.Helper.XDP_ADJUST_HEAD)):
+        assert interpret(out, ctx) == interpret(prog(helper), ctx)
+
+
 def test_zero_extension_before_a_narrow_store_or_of_a_narrow_value_goes() -> None:
     items: list[asm.Item] = [
         asm.mov(R2, R1), asm.rsh(R2, 32), asm.mov32(R2, R2),     # already < 2**32

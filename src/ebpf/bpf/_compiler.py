@@ -2101,7 +2101,8 @@ def compile_program(decl: ProgramDecl, *, optimize: bool = True) -> CompiledProg
         if optimize:
             nparams = 1 if part.sub is None else len(part.fdef.args.args)
             part.items = _regalloc.optimize(part.items, part.scalar_slots,
-                                            ((1 << (nparams + 1)) - 1) & ~1)
+                                            ((1 << (nparams + 1)) - 1) & ~1,
+                                            part.ctx_slot if part.sub is None else None)
         items.extend(part.items)
     try:
         insns = asm.Instructions(items)

@@ -73,11 +73,12 @@ def _live_at_entry(code: Func, slots: dict[int, int]) -> set[int]:
     return {v for v in slots.values() if live >> v & 1}
 
 
-def _color(code: Func, entry_defs: int, first: Collection[int] = ()
-           ) -> tuple[dict[int, int], list[int]]:
+def _color(code: Func, entry_defs: int, first: Collection[int] = (),
+           cheap: Collection[int] = ()) -> tuple[dict[int, int], list[int]]:
     """A machine register for each virtual one, and the virtual registers that fit nowhere.
-    The ``first`` ones (temporaries, which cannot be spilled) are coloured first, then the
-    others by decreasing use count (the least used lose)."""
+    Locals go first by decreasing use count, then the ``cheap`` ones (reused ctx loads,
+    which can be loaded again instead), then the ``first`` ones (temporaries, which cannot
+    go to the stack: a cheap or local neighbour gives up its register for them)."""
     f = ph.Flow(code)
     edges: dict[int, set[int]] = {}
     moves: dict[int, set[int]] = {}
@@ -114,7 +115,7 @@ def _color(code: Func, entry_defs: int, first: Collection[int] = ()
                 edge(r, x)
     color: dict[int, int] = {}
     failed: list[int] = []
-    for v in sorted(uses, key=lambda v: (v in first, -uses[v], v)):
+    for v in sorted(uses, key=lambda v: (v in first, v in cheap, -uses[v], v)):
         taken = {x if x < _VBASE else color.get(x, -1) for x in edges.get(v, ())}
         partners = moves.get(v, ())
         prefer = [color.get(m, m) for m in partners if color.get(m, m) < _VBASE]
@@ -132,7 +133,7 @@ def _color(code: Func, entry_defs: int, first: Collection[int] = ()
                 # a temporary cannot go to the stack: a local in its way gives up its register
                 locals_ = [x for x in edges.get(v, ()) if x in color and x not in first]
                 if locals_:
-                    loser = min(locals_, key=lambda x: (uses[x], x))
+                    loser = min(locals_, key=lambda x: (x not in cheap, uses[x], x))
             failed.append(loser)
     return color, failed
 
@@ -261,47 +262,173 @@ def _split_webs(code: Func, regs: tuple[int, ...], first: int) -> tuple[int, set
     return first, made
 
 
-def _attempt(base: Func, slots: set[int], entry_defs: int, split: bool
-             ) -> tuple[Func | None, set[int], bool]:
-    """One allocation: (code or None, slots to keep on the stack next time, whether a
-    temporary found no register with no local to blame)."""
+#: Helpers that leave the packet and the context as they are (the kernel's
+#: bpf_helper_changes_pkt_data() is false for them): loads from the ctx survive them.
+_KEEP_CTX = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 12, 14, 15, 16, 25, 35, 112, 113, 114, 115,
+                       125, 130, 131, 132, 133})
+_CSE_ROOM = 64   # virtual numbers kept between the locals and the temporaries
+
+
+def _cse_ctx_loads(code: Func, ctx: int, first: int, skip: set[tuple[int, int]]
+                   ) -> dict[int, tuple[int, int]]:
+    """Loads from the ctx register ``ctx`` that an identical load reaches on every path
+    (no call that may change packet data in between) reuse its value: every load of such a
+    field also copies it into one virtual register, numbered from ``first``, and the
+    redundant ones read that instead. Returns virtual register -> (opcode, offset)."""
+    f = ph.Flow(code)
+    exprs = sorted({(i.op, i.off) for i in code if i.op >= 0 and i.op & 7 == 1 and
+                    i.dst != ctx} - skip)[:_CSE_ROOM]
+    if not exprs:
+        return {}
+    idx = {e: n for n, e in enumerate(exprs)}
+    full = (1 << len(exprs)) - 1
+    nb = len(f.starts)
+    preds: list[list[int]] = [[] for _ in range(nb)]
+    for b in range(nb):
+        for s2 in f.succ[b]:
+            preds[s2].append(b)
+
+    def kills(i: Ins) -> bool:
+        if i.op == 0x85:
+            return i.src != 0 or i.imm not in _KEEP_CTX
+        return bool(ph.regs(i)[1] & (1 << ctx))
+
+    def expr_of(i: Ins, alias: set[int]) -> int:
+        if i.op >= 0 and i.op & 7 == 1 and i.src in alias:
+            return idx.get((i.op, i.off), -1)
+        return -1
+
+    def step(i: Ins, cur: int, alias: set[int]) -> int:
+        """Availability after ``i``; ``alias`` (registers equal to the ctx) is updated."""
+        if i.op < 0:
+            return cur
+        if kills(i):
+            alias.intersection_update({ctx})
+            if ph.is_mov64x(i) and i.dst == ctx:   # the ctx saved: its source is one too
+                alias.add(i.src)
+            return 0
+        n = expr_of(i, alias)
+        if n >= 0:
+            cur |= 1 << n
+        d = ph.regs(i)[1]
+        alias.difference_update([r for r in alias if d >> r & 1 and r != ctx])
+        if ph.is_mov64x(i) and (i.src in alias):
+            alias.add(i.dst)
+        return cur
+
+    out = [full] * nb
+    inn = [0] * nb
+    changed = True
+    while changed:
+        changed = False
+        for b in range(nb):
+            x = 0
+            if b != 0 and preds[b]:
+                x = full
+                for p in preds[b]:
+                    x &= out[p]
+            cur = x
+            alias = {ctx}
+            for k in range(f.starts[b], f.ends[b]):
+                cur = step(code[k], cur, alias)
+            if x != inn[b] or cur != out[b]:
+                inn[b], out[b] = x, cur
+                changed = True
+    redundant: set[int] = set()
+    for b in range(nb):
+        cur = inn[b]
+        alias = {ctx}
+        for k in range(f.starts[b], f.ends[b]):
+            n = expr_of(code[k], alias)
+            if n >= 0 and cur >> n & 1:
+                redundant.add(n)
+            cur = step(code[k], cur, alias)
+    if not redundant:
+        return {}
+    vreg = {n: first + n for n in redundant}
+    new: Func = code[:f.starts[0]]   # the labels before the first instruction
+    for b in range(nb):
+        cur = inn[b]
+        alias = {ctx}
+        for k in range(f.starts[b], f.ends[b]):
+            i = code[k]
+            n = expr_of(i, alias)
+            nxt = step(i, cur, alias)
+            if n in vreg and cur >> n & 1:
+                new.append(Ins(0xBF, i.dst, vreg[n]))
+            elif n in vreg:
+                new += [Ins(i.op, vreg[n], i.src, i.off), Ins(0xBF, i.dst, vreg[n])]
+            else:
+                new.append(i)
+            cur = nxt
+    code[:] = new
+    return {v: exprs[n] for n, v in vreg.items()}
+
+
+def _attempt(base: Func, slots: set[int], entry_defs: int, split: bool, ctx_slot: int | None,
+             skip: set[tuple[int, int]]
+             ) -> tuple[Func | None, set[int], set[tuple[int, int]], bool]:
+    """One allocation: (code or None, slots to keep on the stack next time, ctx fields to
+    load again each time, whether a temporary found no register with no local to blame)."""
     code = [i.copy() for i in base]
     vregs = {s: _VBASE + n for n, s in enumerate(sorted(slots))}
     _promote(code, vregs)
     early = _live_at_entry(code, vregs)
     if early:
-        return None, {s for s, v in vregs.items() if v in early}, False
+        return None, {s for s, v in vregs.items() if v in early}, set(), False
     temps: set[int] = set()
     if split:
-        _, temps = _split_webs(code, (6, 7, 8, 9), _VBASE + len(vregs))
+        _, temps = _split_webs(code, (6, 7, 8, 9), _VBASE + len(vregs) + _CSE_ROOM)
     ph.clean(code)
-    got, failed = _color(code, entry_defs, temps)
+    cse: dict[int, tuple[int, int]] = {}
+    if ctx_slot in vregs:
+        cse = _cse_ctx_loads(code, vregs[ctx_slot], _VBASE + len(vregs), skip)
+        if cse:
+            ph.clean(code)
+    got, failed = _color(code, entry_defs, temps, cse)
     if failed:
         lost = {s for s, v in vregs.items() if v in failed}
-        return None, lost, not lost
+        lost_cse = {e for v, e in cse.items() if v in failed}
+        return None, lost, lost_cse, not lost and not lost_cse
     _apply(code, got)
     ph.clean(code)
-    return code, set(), False
+    return code, set(), set(), False
 
 
-def optimize(items: list[asm.Item], slots: Collection[int] = (), entry_defs: int = 0b10
-             ) -> list[asm.Item]:
+def _slots(code: Func) -> int:
+    return sum(2 if i.op == 0x18 else 1 for i in code if i.op >= 0)
+
+
+def optimize(items: list[asm.Item], slots: Collection[int] = (), entry_defs: int = 0b10,
+             ctx_slot: int | None = None) -> list[asm.Item]:
     """The optimised items of one function: ``slots`` are the stack offsets of its scalar
     locals (candidates for registers), ``entry_defs`` the registers holding arguments at
-    its start (bit ``1 << n`` for ``rn``). Code the passes do not model is returned as is."""
+    its start (bit ``1 << n`` for ``rn``), ``ctx_slot`` the slot (among ``slots``) of a
+    program's saved ctx, whose field loads may be reused. Code the passes do not model is
+    returned as is."""
     try:
         base = ph.parse(items)
     except ph.Unsupported:
         return items
     cand = _slot_accesses(base, slots)
+    everything = set(cand)
     split = True
+    best: Func | None = None
     for _ in range(2 * len(cand) + 2):
-        code, lost, temp_failed = _attempt(base, cand, entry_defs, split)
+        code, lost, _, temp_failed = _attempt(base, cand, entry_defs, split, None, set())
         if code is not None:
-            return ph.emit(code)
+            best = code
+            break
         if temp_failed:
             split = False   # the code generator's own temporaries always fit
         cand -= lost
+    if best is not None and ctx_slot in cand and cand == everything:
+        # registers to spare: reuse ctx field loads too, if that comes out shorter
+        code, _, _, _ = _attempt(base, cand, entry_defs, split, ctx_slot, set())
+        if code is not None and _slots(code) < _slots(best):
+            best = code
+    if best is not None:
+        return ph.emit(best)
     code = [i.copy() for i in base]  # pragma: no cover - the last round promotes nothing
     ph.clean(code)
     return ph.emit(code)
