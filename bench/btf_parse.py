@@ -73,6 +73,12 @@ CASES: dict[str, tuple[str, str, str | None, float | None]] = {
     "decode every type (t.name)": (_PRELUDE, _TYPES, "all", 0.200),
     "decode every type, member, param": (_PRELUDE, _EVERYTHING, "all", None),
 }
+#: Issue 13's targets, as the most a case's median may be times the C floor's (they replace
+#: an absolute target of the same case in the aggregated table).
+RATIO_TARGETS: dict[str, float] = {
+    "decode every type (t.name)": 5.0,
+    "decode every type, member, param": 10.0,
+}
 
 
 def build_floor() -> Path | None:
@@ -132,19 +138,23 @@ def run(runs: int = 7) -> list[dict[str, object]]:
             c = [_run([str(floor_bin), mode]) for _ in range(runs)]
         median, lo, hi = _stats([s for s, _ in py])
         floor = statistics.median([s for s, _ in c]) if c else None
-        rows.append(
-            {
-                "name": name,
-                "median_s": median,
-                "min_s": lo,
-                "max_s": hi,
-                "floor_s": floor,
-                "ratio": median / floor if floor else None,
-                "wall_median_s": statistics.median([w for _, w in py]),
-                "floor_wall_s": statistics.median([w for _, w in c]) if c else None,
-                "target_s": target,
-            }
-        )
+        r: dict[str, object] = {
+            "name": name,
+            "median_s": median,
+            "min_s": lo,
+            "max_s": hi,
+            "floor_s": floor,
+            "ratio": median / floor if floor else None,
+            "wall_median_s": statistics.median([w for _, w in py]),
+            "floor_wall_s": statistics.median([w for _, w in c]) if c else None,
+        }
+        max_ratio = RATIO_TARGETS.get(name)
+        if max_ratio is not None:
+            r["target"] = f"<= {max_ratio:g}x C libbpf (issue 13)"
+            r["target_spec"] = {"vs": "floor", "max_ratio": max_ratio}
+        else:
+            r["target_s"] = target
+        rows.append(r)
     return rows
 
 
@@ -164,6 +174,9 @@ def main() -> None:
     )
     for r in rows:
         ratio = r["ratio"]
+        if r.get("target_s") is None and r["name"] in RATIO_TARGETS:
+            r["target_s"] = RATIO_TARGETS[str(r["name"])] * r["floor_s"] if isinstance(
+                r["floor_s"], float) else None
         ratio_s = f"{ratio:6.2f}" if isinstance(ratio, float) else "     -"
         print(
             f"{r['name']!s:36} {_ms(r['median_s'])} {_ms(r['min_s'])} {_ms(r['max_s'])}"
