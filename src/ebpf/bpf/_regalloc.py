@@ -267,6 +267,7 @@ def _split_webs(code: Func, regs: tuple[int, ...], first: int) -> tuple[int, set
 _KEEP_CTX = frozenset({1, 2, 3, 4, 5, 6, 7, 8, 12, 14, 15, 16, 25, 35, 112, 113, 114, 115,
                        125, 130, 131, 132, 133})
 _CSE_ROOM = 64   # virtual numbers kept between the locals and the temporaries
+_ATTEMPTS = 4    # colourings tried (each drops the locals that found no register)
 
 
 def _cse_ctx_loads(code: Func, ctx: int, first: int, skip: set[tuple[int, int]]
@@ -414,7 +415,9 @@ def optimize(items: list[asm.Item], slots: Collection[int] = (), entry_defs: int
     everything = set(cand)
     split = True
     best: Func | None = None
-    for _ in range(2 * len(cand) + 2):
+    for n in range(_ATTEMPTS + 2):
+        if n >= _ATTEMPTS:
+            cand = set()    # bounded work: every local back on the stack
         code, lost, _, temp_failed = _attempt(base, cand, entry_defs, split, None, set())
         if code is not None:
             best = code
