@@ -52,6 +52,10 @@ from ._decl import tc as tc
 from ._decl import tracepoint as tracepoint
 from ._decl import var as var
 from ._decl import xdp as xdp
+from ._kstruct import core_read as core_read
+from ._kstruct import get_current_task as get_current_task
+from ._kstruct import get_current_task_btf as get_current_task_btf
+from ._kstruct import kernel as kernel
 from ._load import Loaded as Loaded
 from ._load import PerfView as PerfView
 from ._load import RingView as RingView
@@ -112,12 +116,15 @@ __all__ = [
     "bytes_",
     "cgroup_skb",
     "const",
+    "core_read",
     "emulate",
     "fentry",
     "fexit",
     "func",
     "get_current_comm",
     "get_current_pid_tgid",
+    "get_current_task",
+    "get_current_task_btf",
     "get_current_uid_gid",
     "get_prandom_u32",
     "get_smp_processor_id",
@@ -126,6 +133,7 @@ __all__ = [
     "i16",
     "i32",
     "i64",
+    "kernel",
     "kprobe",
     "kretprobe",
     "ktime_get_boot_ns",

@@ -85,6 +85,7 @@ class V:
     ptr: Ptr | None = None
     nullable: bool = False
     none: bool = False
+    kt: Any = None  # a kernel type (_kstruct.KType): a BTF struct pointer or a place in one
 
     @property
     def is_int(self) -> bool:
@@ -101,6 +102,7 @@ class Local:
     obj: int | None = None  # stack struct / array: its offset from r10
     elem: type[IntType] | None = None  # stack array element type
     count: int = 0  # stack array length
+    kt: Any = None  # kernel struct pointer type (_kstruct.KType)
 
 
 @dataclass
@@ -540,6 +542,10 @@ class _FunctionCompiler:
         v = self.expr(value)
         if v.none:
             raise _Err(value, "a local cannot be assigned None")
+        if v.kt is not None or loc.kt is not None:
+            from . import _kstruct
+
+            _kstruct.check_assign(self, loc, v, target)
         if v.ptr is not None:
             if loc.ty is not None or decl is not None:
                 raise _Err(value, f"{target.id} holds an integer; this is a pointer")
@@ -948,7 +954,7 @@ class _FunctionCompiler:
                                      and node.comparators[0].value is None):
                 raise _Err(node, "`is` / `is not` only compare with None")
             v = self.expr(node.left, allow_nullable=True)
-            if v.ptr is None:
+            if v.ptr is None and (v.kt is None or v.kt.place):
                 raise _Err(node.left, "only pointers can be None")
             is_null = isinstance(ops[0], ast.Is)
             assert v.reg is not None
@@ -1057,6 +1063,10 @@ class _FunctionCompiler:
             aloc = self.stack_array(node)
             if aloc is not None:
                 return self.array_read(aloc, node)
+            if not self.is_static(node.value):  # a kernel array (task.comm[0]) or an error
+                from . import _kstruct
+
+                return _kstruct.subscript(self, node)
             return self.map_read(node)
         if isinstance(node, ast.Call):
             return self.call(node, discard)
@@ -1327,7 +1337,7 @@ class _FunctionCompiler:
         self.emit(asm.load(asm.DW, r, R10, loc.slot))
         if loc.ptr is not None:
             return V(reg=r, ptr=loc.ptr, nullable=loc.nullable)
-        return V(ty=loc.ty, reg=r)
+        return V(ty=loc.ty, reg=r, kt=loc.kt)
 
     def name(self, node: ast.Name) -> V:
         if node.id in self.locals:
@@ -1429,7 +1439,12 @@ class _FunctionCompiler:
         if self.is_static(node):
             obj = self.static(node)
             return self.static_value(obj, node)
-        base, fld = self.field_ref(node)
+        base = self.expr(node.value, allow_nullable=True)
+        if base.kt is not None:  # kernel struct fields (_kstruct.py)
+            from . import _kstruct
+
+            return _kstruct.member(self, base, node)
+        base, fld = self.field_ref(node, base)
         assert base.reg is not None
         if isinstance(fld.type, _Bytes):
             raise _Err(node, f"{fld.name} is a byte array: it can only be assigned from "
@@ -1440,8 +1455,9 @@ class _FunctionCompiler:
         self.load_field(r, r, fld)
         return V(ty=_host(fld.type), reg=r)
 
-    def field_ref(self, node: ast.Attribute) -> tuple[V, Any]:
-        base = self.expr(node.value, allow_nullable=True)
+    def field_ref(self, node: ast.Attribute, base: V | None = None) -> tuple[V, Any]:
+        if base is None:
+            base = self.expr(node.value, allow_nullable=True)
         if base.ptr is None:
             raise _Err(node, f"{ast.unparse(node.value)} is not a struct pointer")
         if base.nullable:
@@ -1478,9 +1494,10 @@ class _FunctionCompiler:
         if isinstance(fld.type, _Bytes):
             if not (isinstance(value, ast.Call) and self.is_static(value.func) and
                     self.static(value.func) is _helper_marker("get_current_comm")):
-                self.release(base)
-                raise _Err(value, f"{fld.name} is a byte array: assign it from "
-                                  "bpf.get_current_comm()")
+                from . import _kstruct  # a kernel byte array (task.comm), or an error
+
+                _kstruct.store_bytes(self, base, fld, value)
+                return
             if value.args or value.keywords:
                 raise _Err(value, "get_current_comm() takes no arguments")
             self.emit(asm.mov(R1, base.reg), asm.add(R1, fld.offset), asm.mov(R2, fld.size),
@@ -1521,6 +1538,10 @@ class _FunctionCompiler:
             self.emit(asm.lsh(r, sh), asm.arsh(r, sh))
         else:
             self.emit(asm.load(_SIZE[t.size], r, r, off))
+        if self.decl.ctx_kind == "btf":  # struct pointer arguments are typed (_kstruct.py)
+            from . import _kstruct
+
+            return V(ty=t, reg=r, kt=_kstruct.ctx_arg(self.decl, off))
         return V(ty=t, reg=r)
 
     def ctx_load(self, node: ast.Call) -> V:
@@ -1758,6 +1779,8 @@ class _FunctionCompiler:
             assert v.reg is not None and v.ty is not None
             self.convert(v.reg, v.ty, fn)
             return V(ty=_host(fn), reg=v.reg)
+        if getattr(fn, "_bpf_kcall", False):  # core_read, get_current_task_btf (_kstruct.py)
+            return fn.compile(self, node)  # type: ignore[no-any-return]
         if isinstance(fn, _HelperFn):
             return self.helper_call(node, fn, discard)
         if isinstance(fn, FuncDecl):

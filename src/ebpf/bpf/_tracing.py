@@ -42,13 +42,13 @@ def _check_name(kind: str, name: object, what: str) -> str:
     return name
 
 
-def _btf_args(kind: str, target: str, with_ret: bool) -> Layout:
-    """``argN`` and parameter-name fields of a BTF-typed context (and ``ret`` when asked and
-    the target returns a value)."""
+def btf_params(kind: str, target: str) -> tuple[list[Any], Any]:
+    """The BTF parameters (``btf.Param``, names filled in for ``tp_btf`` from the
+    ``__bpf_trace_<name>`` probe when it has them) and return type (None for ``void``) of a
+    BTF-typed program's target, from the running kernel's vmlinux BTF."""
     from .. import btf
 
     spec = btf.load_kernel()
-    names: list[str]
     if kind == "tp_btf":  # typedef void (*btf_trace_<name>)(void *__data, args...)
         td = spec.find(f"btf_trace_{target}", kind=btf.Typedef)
         ptr = td.type
@@ -56,30 +56,33 @@ def _btf_args(kind: str, target: str, with_ret: bool) -> Layout:
         if not isinstance(proto, btf.FuncProto):
             raise BPFError(f"btf_trace_{target} is not a function pointer typedef")
         params = list(proto.params)[1:]
-        names = [p.name for p in params]
         try:  # the typedef has no parameter names; the class's __bpf_trace_ probe has them
             probe = spec.find(f"__bpf_trace_{target}", kind=btf.Func).type
-            named = [p.name for p in list(getattr(probe, "params", ()))[1:]]
+            named = list(getattr(probe, "params", ()))[1:]
             if len(named) == len(params):
-                names = named
+                params = named
         except KeyError:
             pass
-        returns = False
-    else:
-        fname = f"bpf_lsm_{target}" if kind == "lsm" else target
-        fproto = spec.find(fname, kind=btf.Func).type
-        if not isinstance(fproto, btf.FuncProto):
-            raise BPFError(f"{fname} has no function prototype in BTF")
-        params = list(fproto.params)
-        names = [p.name for p in params]
-        returns = fproto.return_type_id != 0
+        return params, None
+    fname = f"bpf_lsm_{target}" if kind == "lsm" else target
+    fproto = spec.find(fname, kind=btf.Func).type
+    if not isinstance(fproto, btf.FuncProto):
+        raise BPFError(f"{fname} has no function prototype in BTF")
+    return list(fproto.params), (fproto.return_type if fproto.return_type_id else None)
+
+
+def _btf_args(kind: str, target: str, with_ret: bool) -> Layout:
+    """``argN`` and parameter-name fields of a BTF-typed context (and ``ret`` when asked and
+    the target returns a value)."""
+    params, ret = btf_params(kind, target)
+    names = [p.name for p in params]
     if len(params) > _MAX_ARGS:
         raise BPFError(f"{target} has {len(params)} arguments; BPF reaches {_MAX_ARGS}")
     out: Layout = {f"arg{i}": (8 * i, u64) for i in range(len(params))}
     for i, n in enumerate(names):
         if n and n.isidentifier() and n not in out and n != "ret" and not n.startswith("_"):
             out[n] = (8 * i, u64)
-    if with_ret and returns:
+    if with_ret and ret is not None:
         out["ret"] = (8 * len(params), u64)
     return out
 
