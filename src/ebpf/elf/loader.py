@@ -739,6 +739,7 @@ def _variables(obj: _Obj) -> dict[str, VariableSpec]:
 # --- BTF fix-up for the kernel ---------------------------------------------------------------
 
 _KIND_INT, _KIND_TYPEDEF, _KIND_FUNC, _KIND_VAR, _KIND_DATASEC = 1, 8, 12, 14, 15
+_SECINFO = {bo: struct.Struct(bo + "III") for bo in "<>"}  # struct btf_var_secinfo
 
 
 class _BTFFixer:
@@ -753,8 +754,9 @@ class _BTFFixer:
         self.int_id = 0
         self.sym_off: dict[tuple[str, str], int] = {}
         secs = obj.elf.sections
+        limit = min(len(secs), SHN_LORESERVE)
         for s in obj.syms:
-            if 0 < s.section_index < min(len(secs), SHN_LORESERVE):
+            if 0 < s.section_index < limit:
                 self.sym_off[(secs[s.section_index].name, s.name)] = s.value
 
     def add_str(self, s: str) -> int:
@@ -820,7 +822,7 @@ class _BTFFixer:
         name_off, info, size = struct.unpack_from(bo + "III", rec)
         vlen = info & 0xFFFF
         name = spec.string(name_off)
-        entries = [struct.unpack_from(bo + "III", rec, 12 + 12 * i) for i in range(vlen)]
+        entries = list(_SECINFO[bo].iter_unpack(rec[12:12 + 12 * vlen]))
         fixed: list[tuple[int, int, int]] = []
         if name in (".ksyms", ".kconfig"):
             off = 0
@@ -843,8 +845,10 @@ class _BTFFixer:
             fixed.sort(key=lambda e: e[1])
         if not fixed and size == 0:
             size = 1  # the kernel rejects a zero size; nothing refers into it
-        body = b"".join(struct.pack(bo + "III", *e) for e in fixed)
-        return struct.pack(bo + "III", name_off, (info & ~0xFFFF) | len(fixed), size) + body
+        words = [name_off, (info & ~0xFFFF) | len(fixed), size]
+        for e in fixed:
+            words += e
+        return struct.pack(f"{bo}{len(words)}I", *words)
 
 
 def _fixup_btf(obj: _Obj) -> bytes:

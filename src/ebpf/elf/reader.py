@@ -328,6 +328,9 @@ class ELFFile:
                  name_errors: NameErrors = "strict") -> None:
         self.data: _Buffer = data if isinstance(data, mmap.mmap) else bytes(data)
         self.path = path
+        #: section offset -> contents, for a file in memory (a mapped one is sliced anew)
+        self._contents: dict[int, bytes] = {}
+        self._keep_contents = not isinstance(data, mmap.mmap)
         self._name_errors: NameErrors = name_errors
         d = self.data
         if len(d) < 16:
@@ -525,7 +528,17 @@ class ELFFile:
                     f"{MAX_NOBITS:#x} bytes, the most a global-data map can hold (the kernel "
                     "refuses an array value_size above INT_MAX with E2BIG)", sec.offset)
             return b""
-        return self._slice(sec.offset, sec.size, f"section {sec.name!r}")
+        off, size = sec.offset, sec.size
+        cache = self._contents
+        data = cache.get(off)
+        if data is None or len(data) != size:
+            if off < 0 or size < 0 or off + size > len(self.data):
+                raise ParseError(f"section {sec.name!r} ({size} bytes) extends past the end of "
+                                 "the file", off)
+            data = self.data[off:off + size]
+            if self._keep_contents:  # an in-memory file: keep the copy for the next caller
+                cache[off] = data
+        return data
 
     # --- addresses --------------------------------------------------------------------------
     def address_to_offset(self, vaddr: int, *, executable: bool | None = None) -> int:

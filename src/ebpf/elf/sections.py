@@ -164,13 +164,32 @@ SECTION_DEFS: tuple[SectionDef, ...] = tuple(
     SectionDef(p, _pt(t), _at(a), f, tgt, btf) for p, t, a, f, tgt, btf in _RAW)
 
 
+#: prefix -> index of the first entry with it (entries are tried in table order).
+_FIRST_WITH_PREFIX: dict[str, int] = {}
+for _i, _d in enumerate(SECTION_DEFS):
+    _FIRST_WITH_PREFIX.setdefault(_d.prefix, _i)
+
+
 def match_section(name: str) -> tuple[SectionDef, str | None] | None:
     """The convention for section ``name`` and its attach target (the text after the
-    entry's ``/``, or ``None``); ``None`` when no entry matches."""
-    for d in SECTION_DEFS:
-        if name == d.prefix:
-            return d, None
-        if name.startswith(d.prefix + "/"):
-            rest = name[len(d.prefix) + 1:]
-            return d, (rest or None) if d.takes_target else None
-    return None
+    entry's ``/``, or ``None``); ``None`` when no entry matches.
+
+    The first entry in table order whose prefix is ``name`` or is followed in ``name`` by a
+    ``/`` wins: the candidates are ``name`` and its parts before each ``/``, looked up in a
+    dict rather than tried entry by entry."""
+    first = _FIRST_WITH_PREFIX
+    best = first.get(name, -1)
+    exact = best
+    slash = name.find("/")
+    while slash >= 0:
+        i = first.get(name[:slash], -1)
+        if i >= 0 and (best < 0 or i < best):
+            best = i
+        slash = name.find("/", slash + 1)
+    if best < 0:
+        return None
+    d = SECTION_DEFS[best]
+    if best == exact:
+        return d, None
+    rest = name[len(d.prefix) + 1:]
+    return d, (rest or None) if d.takes_target else None
