@@ -369,6 +369,17 @@ def test_ctx_field_loads_are_reused_until_a_helper_may_move_the_packet() -> None
         assert interpret(out, ctx) == interpret(prog(helper), ctx)
 
 
+def test_a_global_address_is_loaded_once_when_a_register_can_keep_it() -> None:
+    items: list[asm.Item] = [
+        asm.load_map_value(R6, "global:n", 0), asm.load(asm.DW, R7, R6, 0),
+        asm.call(asm.Helper.KTIME_GET_NS), asm.add(R0, R7),
+        asm.load_map_value(R6, "global:n", 0), asm.store(asm.DW, R6, 0, R0),
+        asm.load_map_value(R6, "global:m", 0), asm.store(asm.DW, R6, 0, R0), asm.exit()]
+    out = [i for i in optimize(items) if isinstance(i, asm.Instruction)]
+    refs = [i.reference for i in out if i.is_ld_imm64]
+    assert refs == ["global:n", "global:m"], out          # n's address kept in r6
+
+
 def test_zero_extension_before_a_narrow_store_or_of_a_narrow_value_goes() -> None:
     items: list[asm.Item] = [
         asm.mov(R2, R1), asm.rsh(R2, 32), asm.mov32(R2, R2),     # already < 2**32

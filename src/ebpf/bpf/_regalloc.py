@@ -270,44 +270,64 @@ _CSE_ROOM = 64   # virtual numbers kept between the locals and the temporaries
 _ATTEMPTS = 4    # colourings tried (each drops the locals that found no register)
 
 
-def _cse_ctx_loads(code: Func, ctx: int, first: int, skip: set[tuple[int, int]]
-                   ) -> dict[int, tuple[int, int]]:
-    """Loads from the ctx register ``ctx`` that an identical load reaches on every path
-    (no call that may change packet data in between) reuse its value: every load of such a
-    field also copies it into one virtual register, numbered from ``first``, and the
-    redundant ones read that instead. Returns virtual register -> (opcode, offset)."""
+Expr = tuple[object, ...]
+
+
+def _addr_key(i: Ins) -> Expr | None:
+    """The constant an ``ld_imm64`` of a map or a global's address stands for."""
+    if i.op != 0x18 or i.src not in (1, 2) or i.ref is None or i.target is not None:
+        return None
+    ref = i.ref if isinstance(i.ref, str) else id(i.ref)
+    return ("A", i.src, ref, i.imm, i.imm2)
+
+
+def _cse(code: Func, ctx: int | None, first: int, skip: set[Expr]) -> dict[int, Expr]:
+    """Values computed again where an identical computation reaches on every path are
+    reused: loads from the ctx register ``ctx`` (until a call that may change packet
+    data) and ``ld_imm64`` of a map's or a global's address (constants). Every computation
+    of such a value also copies it into one virtual register, numbered from ``first``, and
+    the redundant ones read that instead. Returns virtual register -> expression."""
     f = ph.Flow(code)
-    exprs = sorted({(i.op, i.off) for i in code if i.op >= 0 and i.op & 7 == 1 and
-                    i.dst != ctx} - skip)[:_CSE_ROOM]
+    keys: set[Expr] = set()
+    for i in code:
+        key = _addr_key(i)
+        if key is not None:
+            keys.add(key)
+        elif ctx is not None and i.op >= 0 and i.op & 7 == 1 and i.dst != ctx:
+            keys.add(("L", i.op, i.off))
+    exprs = sorted(keys - skip, key=repr)[:_CSE_ROOM]
     if not exprs:
         return {}
     idx = {e: n for n, e in enumerate(exprs)}
     full = (1 << len(exprs)) - 1
+    lmask = sum(1 << n for e, n in idx.items() if e[0] == "L")
     nb = len(f.starts)
     preds: list[list[int]] = [[] for _ in range(nb)]
     for b in range(nb):
         for s2 in f.succ[b]:
             preds[s2].append(b)
+    start_alias = set() if ctx is None else {ctx}
 
     def kills(i: Ins) -> bool:
         if i.op == 0x85:
             return i.src != 0 or i.imm not in _KEEP_CTX
-        return bool(ph.regs(i)[1] & (1 << ctx))
+        return ctx is not None and bool(ph.regs(i)[1] & (1 << ctx))
 
     def expr_of(i: Ins, alias: set[int]) -> int:
         if i.op >= 0 and i.op & 7 == 1 and i.src in alias:
-            return idx.get((i.op, i.off), -1)
-        return -1
+            return idx.get(("L", i.op, i.off), -1)
+        key = _addr_key(i)
+        return -1 if key is None else idx.get(key, -1)
 
     def step(i: Ins, cur: int, alias: set[int]) -> int:
         """Availability after ``i``; ``alias`` (registers equal to the ctx) is updated."""
         if i.op < 0:
             return cur
         if kills(i):
-            alias.intersection_update({ctx})
+            alias.intersection_update(start_alias)
             if ph.is_mov64x(i) and i.dst == ctx:   # the ctx saved: its source is one too
                 alias.add(i.src)
-            return 0
+            return cur & ~lmask
         n = expr_of(i, alias)
         if n >= 0:
             cur |= 1 << n
@@ -329,7 +349,7 @@ def _cse_ctx_loads(code: Func, ctx: int, first: int, skip: set[tuple[int, int]]
                 for p in preds[b]:
                     x &= out[p]
             cur = x
-            alias = {ctx}
+            alias = set(start_alias)
             for k in range(f.starts[b], f.ends[b]):
                 cur = step(code[k], cur, alias)
             if x != inn[b] or cur != out[b]:
@@ -338,7 +358,7 @@ def _cse_ctx_loads(code: Func, ctx: int, first: int, skip: set[tuple[int, int]]
     redundant: set[int] = set()
     for b in range(nb):
         cur = inn[b]
-        alias = {ctx}
+        alias = set(start_alias)
         for k in range(f.starts[b], f.ends[b]):
             n = expr_of(code[k], alias)
             if n >= 0 and cur >> n & 1:
@@ -350,7 +370,7 @@ def _cse_ctx_loads(code: Func, ctx: int, first: int, skip: set[tuple[int, int]]
     new: Func = code[:f.starts[0]]   # the labels before the first instruction
     for b in range(nb):
         cur = inn[b]
-        alias = {ctx}
+        alias = set(start_alias)
         for k in range(f.starts[b], f.ends[b]):
             i = code[k]
             n = expr_of(i, alias)
@@ -358,7 +378,9 @@ def _cse_ctx_loads(code: Func, ctx: int, first: int, skip: set[tuple[int, int]]
             if n in vreg and cur >> n & 1:
                 new.append(Ins(0xBF, i.dst, vreg[n]))
             elif n in vreg:
-                new += [Ins(i.op, vreg[n], i.src, i.off), Ins(0xBF, i.dst, vreg[n])]
+                first_ = i.copy()
+                first_.dst = vreg[n]
+                new += [first_, Ins(0xBF, i.dst, vreg[n])]
             else:
                 new.append(i)
             cur = nxt
@@ -366,9 +388,9 @@ def _cse_ctx_loads(code: Func, ctx: int, first: int, skip: set[tuple[int, int]]
     return {v: exprs[n] for n, v in vreg.items()}
 
 
-def _attempt(base: Func, slots: set[int], entry_defs: int, split: bool, ctx_slot: int | None,
-             skip: set[tuple[int, int]]
-             ) -> tuple[Func | None, set[int], set[tuple[int, int]], bool]:
+def _attempt(base: Func, slots: set[int], entry_defs: int, split: bool, cse_: bool,
+             ctx_slot: int | None, skip: set[Expr]
+             ) -> tuple[Func | None, set[int], set[Expr], bool]:
     """One allocation: (code or None, slots to keep on the stack next time, ctx fields to
     load again each time, whether a temporary found no register with no local to blame)."""
     code = [i.copy() for i in base]
@@ -381,9 +403,10 @@ def _attempt(base: Func, slots: set[int], entry_defs: int, split: bool, ctx_slot
     if split:
         _, temps = _split_webs(code, (6, 7, 8, 9), _VBASE + len(vregs) + _CSE_ROOM)
     ph.clean(code)
-    cse: dict[int, tuple[int, int]] = {}
-    if ctx_slot in vregs:
-        cse = _cse_ctx_loads(code, vregs[ctx_slot], _VBASE + len(vregs), skip)
+    cse: dict[int, Expr] = {}
+    if cse_:
+        ctx = vregs.get(ctx_slot) if ctx_slot is not None else None
+        cse = _cse(code, ctx, _VBASE + len(vregs), skip)
         if cse:
             ph.clean(code)
     got, failed = _color(code, entry_defs, temps, cse)
@@ -405,8 +428,8 @@ def optimize(items: list[asm.Item], slots: Collection[int] = (), entry_defs: int
     """The optimised items of one function: ``slots`` are the stack offsets of its scalar
     locals (candidates for registers), ``entry_defs`` the registers holding arguments at
     its start (bit ``1 << n`` for ``rn``), ``ctx_slot`` the slot (among ``slots``) of a
-    program's saved ctx, whose field loads may be reused. Code the passes do not model is
-    returned as is."""
+    program's saved ctx, whose field loads may be reused (see :func:`_cse`). Code the
+    passes do not model is returned as is."""
     try:
         base = ph.parse(items)
     except ph.Unsupported:
@@ -418,16 +441,19 @@ def optimize(items: list[asm.Item], slots: Collection[int] = (), entry_defs: int
     for n in range(_ATTEMPTS + 2):
         if n >= _ATTEMPTS:
             cand = set()    # bounded work: every local back on the stack
-        code, lost, _, temp_failed = _attempt(base, cand, entry_defs, split, None, set())
+        code, lost, _, temp_failed = _attempt(base, cand, entry_defs, split, False, None,
+                                              set())
         if code is not None:
             best = code
             break
         if temp_failed:
             split = False   # the code generator's own temporaries always fit
         cand -= lost
-    if best is not None and ctx_slot in cand and cand == everything:
-        # registers to spare: reuse ctx field loads too, if that comes out shorter
-        code, _, _, _ = _attempt(base, cand, entry_defs, split, ctx_slot, set())
+    addrs = [k for k in map(_addr_key, base) if k is not None]
+    if best is not None and cand == everything and (
+            ctx_slot in cand or len(set(addrs)) < len(addrs)):
+        # registers to spare: reuse ctx field loads and addresses too, if that is shorter
+        code, _, _, _ = _attempt(base, cand, entry_defs, split, True, ctx_slot, set())
         if code is not None and _slots(code) < _slots(best):
             best = code
     if best is not None:
