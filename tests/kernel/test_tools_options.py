@@ -537,20 +537,46 @@ def test_runqlat_per_pid_namespace() -> None:
     assert sum(got[theirs]) >= 50, got[theirs]
 
 
-_CONNECT_ON_CUE = ("import os, socket, sys\n"
-                   "print(os.readlink('/proc/self/ns/mnt'), flush=True)\n"
-                   "sys.stdin.readline()\n"
-                   "socket.create_connection((sys.argv[1], int(sys.argv[2]))).close()\n")
+_ON_CUE = """\
+import os, socket, sys
+print(os.readlink("/proc/self/ns/mnt"), flush=True)
+sys.stdin.readline()
+what, arg = sys.argv[1], sys.argv[2]
+if what == "connect":
+    socket.create_connection(("127.0.0.1", int(arg))).close()
+elif what == "open":
+    open(arg).close()
+elif what == "bind":
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", int(arg)))
+else:
+    os.execv(arg, [arg])
+"""
+
+
+def _act(what: str, arg: str) -> None:
+    """What the cued child does, done by the test process (in its own cgroup and mount
+    namespace, so the tool must leave it out)."""
+    if what == "connect":
+        _connect("127.0.0.1", int(arg))
+    elif what == "open":
+        open(arg).close()
+    elif what == "bind":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", int(arg)))
+    else:
+        subprocess.run([arg], check=True)
 
 
 @contextlib.contextmanager
-def _cued_child(host: str, port: int, prefix: tuple[str, ...] = ()
-                ) -> Iterator[subprocess.Popen[str]]:
-    """A child that prints its mount namespace, then connects once told to (a line)."""
-    child = subprocess.Popen([*prefix, sys.executable, "-c", _CONNECT_ON_CUE, host, str(port)],
+def _cued_child(what: str, arg: str, prefix: tuple[str, ...] = ()
+                ) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """A child that prints its mount namespace, then does ``what`` once told to (a line)."""
+    child = subprocess.Popen([*prefix, sys.executable, "-c", _ON_CUE, what, arg],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        yield child
+        assert child.stdout is not None
+        yield child, child.stdout.readline().strip()
     finally:
         if child.poll() is None:
             child.kill()
@@ -566,47 +592,83 @@ def _pinned_set(path: str, key: int) -> Any:
     return m
 
 
-def _connects_seen(opts: tuple[str, ...], child: subprocess.Popen[str], host: str, port: int
-                   ) -> list[int]:
+#: test id: (the tool's extra options, what the child does); the tool is the first word
+_CONTAINER_TOOLS: dict[str, tuple[tuple[str, ...], str]] = {
+    "tcpconnect": ((), "connect"),
+    "opensnoop": ((), "open"),
+    "bindsnoop": ((), "bind"),
+    "execsnoop": ((), "exec"),
+    "execsnoop -x": (("-x",), "exec"),
+}
+
+
+@contextlib.contextmanager
+def _action(what: str, tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """The argument of ``what`` and a predicate on the tool's rows that picks it out."""
+    if what == "connect":
+        with _listener() as (_, port):
+            yield str(port), lambda r: r.get("dport") == port
+    elif what == "open":
+        path = tmp_path / "watched"
+        path.write_text("x")
+        yield str(path), lambda r: r.get("path") == str(path)
+    elif what == "bind":
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        yield str(port), lambda r: r.get("port") == port
+    else:
+        yield "/bin/true", lambda r: r.get("filename") == "/bin/true"
+
+
+def _seen(tool: str, opts: tuple[str, ...], child: subprocess.Popen[str], what: str,
+          arg: str, mine: Any) -> list[int]:
     def trigger() -> None:
-        _connect(host, port)                          # ours: filtered out
+        _act(what, arg)                               # ours: filtered out
         assert child.stdin is not None
         child.stdin.write("go\n")
         child.stdin.flush()
         child.wait(10)
 
-    out, _ = run_tool("tcpconnect", *opts, trigger=trigger)
-    return [r["pid"] for r in rows(out) if r["dport"] == port]
+    out, _ = run_tool(tool.partition(" ")[0], *_CONTAINER_TOOLS[tool][0], *opts, trigger=trigger)
+    return [r["pid"] for r in rows(out) if mine(r)]
 
 
-def test_tcpconnect_cgroupmap(bpffs: str, cgroup: str) -> None:
-    """--cgroupmap: only connects from cgroups whose id is a key of the pinned map (a child
-    moved into a fresh cgroup is shown, the test process is not)."""
-    with _listener() as (host, port), _cued_child(host, port) as child:
-        assert child.stdout is not None
-        child.stdout.readline()
+@pytest.mark.parametrize("tool", sorted(_CONTAINER_TOOLS))
+def test_cgroupmap(tool: str, bpffs: str, cgroup: str, tmp_path: Path) -> None:
+    """--cgroupmap (bcc's): only tasks of the cgroups whose id is a key of the pinned map
+    (a child moved into a fresh cgroup is shown, the test process is not)."""
+    what = _CONTAINER_TOOLS[tool][1]
+    with _action(what, tmp_path) as (arg, mine), _cued_child(what, arg) as (child, _):
         Path(cgroup, "cgroup.procs").write_text(str(child.pid))
         with _pinned_set(f"{bpffs}/cgroupset", os.stat(cgroup).st_ino):
-            assert _connects_seen(("--cgroupmap", f"{bpffs}/cgroupset"), child, host,
-                                  port) == [child.pid]
+            assert _seen(tool, ("--cgroupmap", f"{bpffs}/cgroupset"), child, what, arg,
+                         mine) == [child.pid]
 
 
-def test_tcpconnect_mntnsmap(bpffs: str) -> None:
-    """--mntnsmap: only connects from the mount namespaces in the pinned map (a child in its
-    own mount namespace, from unshare -m, is shown, the test process is not); a map with
-    other keys than u64 is refused."""
-    from ebpf import Map, MapType
-
-    with _listener() as (host, port), _cued_child(host, port, ("unshare", "-m")) as child:
-        assert child.stdout is not None
-        link = child.stdout.readline().strip()
+@pytest.mark.parametrize("tool", sorted(_CONTAINER_TOOLS))
+def test_mntnsmap(tool: str, bpffs: str, tmp_path: Path) -> None:
+    """--mntnsmap (bcc's): only tasks of the mount namespaces in the pinned map (a child in
+    its own mount namespace, from unshare -m, is shown, the test process is not)."""
+    what = _CONTAINER_TOOLS[tool][1]
+    with _action(what, tmp_path) as (arg, mine), \
+            _cued_child(what, arg, ("unshare", "-m")) as (child, link):
         assert link != os.readlink("/proc/self/ns/mnt"), link
         inum = int(link.removeprefix("mnt:[").removesuffix("]"))
         with _pinned_set(f"{bpffs}/mntns", inum):
-            assert _connects_seen(("--mntnsmap", f"{bpffs}/mntns"), child, host,
-                                  port) == [child.pid]
+            assert _seen(tool, ("--mntnsmap", f"{bpffs}/mntns"), child, what, arg,
+                         mine) == [child.pid]
+
+
+def test_container_maps_refused(bpffs: str) -> None:
+    """A pinned map whose keys are not u64, or no pin at all, is a usage error."""
+    from ebpf import Map, MapType
+
     with Map.create(MapType.HASH, key_size=4, value_size=4, max_entries=4) as m:
         m.pin(f"{bpffs}/small")
-        r = subprocess.run([sys.executable, "-m", "ebpf", "tool", "tcpconnect", "--mntnsmap",
+        r = subprocess.run([sys.executable, "-m", "ebpf", "tool", "opensnoop", "--mntnsmap",
                             f"{bpffs}/small"], capture_output=True, text=True)
     assert r.returncode == 2 and "keys are 4 bytes" in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "ebpf", "tool", "tcpconnect", "--cgroupmap",
+                        f"{bpffs}/missing"], capture_output=True, text=True)
+    assert r.returncode == 2 and "No such file or directory" in r.stderr, r.stderr

@@ -29,8 +29,8 @@ PAYLOAD = HEADER.size  #: where a tool's own fields start
 
 
 def parser(name: str, description: str, *, clock: Sequence[str] = ("-T", "--timestamp"),
-           seconds: Sequence[str] = (), comm: bool = True, uid: bool = False
-           ) -> argparse.ArgumentParser:
+           seconds: Sequence[str] = (), comm: bool = True, uid: bool = False,
+           containers: bool = False) -> argparse.ArgumentParser:
     """The options every tool takes (bcc's/libbpf-tools' names).
 
     The time options differ between bcc's tools, so each tool names its own: ``clock`` adds
@@ -38,7 +38,8 @@ def parser(name: str, description: str, *, clock: Sequence[str] = ("-T", "--time
     ``TIME(s)`` column counted from the first event (bcc's opensnoop ``-T``, execsnoop,
     tcpconnect and bindsnoop ``-t``); either may be empty. ``comm`` adds ``-c COMM`` (not a
     bcc option: some bcc tools use ``-c`` for something else), ``uid`` adds ``-u UID`` and
-    ``-U`` (print a UID column), the UID filtered in the kernel (:func:`uid_filter`).
+    ``-U`` (print a UID column), the UID filtered in the kernel (:func:`uid_filter`);
+    ``containers`` adds bcc's ``--cgroupmap`` and ``--mntnsmap`` (:func:`open_containers`).
     """
     ap = argparse.ArgumentParser(prog=f"ebpf tool {name}", description=description)
     ap.add_argument("-p", "--pid", type=int, help="only this process (tgid)")
@@ -54,6 +55,8 @@ def parser(name: str, description: str, *, clock: Sequence[str] = ("-T", "--time
         ap.add_argument("-u", "--uid", type=parse_uid, metavar="USER",
                         help="only this UID (a number or a user name)")
         ap.add_argument("-U", "--print-uid", action="store_true", help="print a UID column")
+    if containers:
+        container_options(ap)
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
     ap.add_argument("--duration", type=float, help="stop after this many seconds")
     ap.add_argument("-v", "--verbose", action="store_true", help="say which hooks are used")
@@ -150,18 +153,13 @@ def container_options(ap: argparse.ArgumentParser) -> None:
                     help="trace mount namespaces in this BPF map only (pinned, u64 keys)")
 
 
-def container_filter(stack: ExitStack, args: argparse.Namespace, out: str, *,
-                     key_stack: int = -8) -> list[asm.Item]:
-    """Skip to ``out`` unless the current task's cgroup id (``bpf_get_current_cgroup_id``,
-    4.18) is in ``--cgroupmap``'s map and its ``nsproxy->mnt_ns->ns.inum`` (offsets from
-    BTF) in ``--mntnsmap``'s, as bcc's ``container_should_be_filtered``. The maps are opened
-    from their pins (closed with ``stack``). ``key_stack``: 8 free stack bytes; the 8 below
-    it are used too. Clobbers R0-R5."""
+def open_containers(stack: ExitStack, args: argparse.Namespace,
+                    ap: argparse.ArgumentParser) -> None:
+    """Open the maps pinned at ``--cgroupmap``/``--mntnsmap`` (closed with ``stack``) for
+    :func:`container_filter`; a missing pin or a key that is not a u64 is a usage error."""
     from .._maps import Map
-    from ..lib import fp, maps
-    from ..lib.patterns import core_read, field_offset
 
-    code: list[asm.Item] = []
+    args.container_maps = []
     for option, what in (("cgroupmap", "cgroup id"), ("mntnsmap", "mount namespace")):
         path = getattr(args, option, None)
         if path is None:
@@ -169,10 +167,25 @@ def container_filter(stack: ExitStack, args: argparse.Namespace, out: str, *,
         try:
             m = stack.enter_context(Map.from_pin(path, readonly=True))
         except OSError as e:
-            raise BPFError(f"--{option} {path}: {e.strerror or e}") from None
+            ap.error(f"--{option} {path}: {e.strerror or e}")
         if m.key_size != 8:
-            raise BPFError(f"--{option} {path}: keys are {m.key_size} bytes, a {what} key "
-                           "is a u64 (8 bytes)")
+            ap.error(f"--{option} {path}: keys are {m.key_size} bytes, a {what} key is a "
+                     "u64 (8 bytes)")
+        args.container_maps.append((option, m))
+
+
+def container_filter(args: argparse.Namespace, out: str, *, key_stack: int = -8
+                     ) -> list[asm.Item]:
+    """Skip to ``out`` unless the current task's cgroup id (``bpf_get_current_cgroup_id``,
+    4.18) is in ``--cgroupmap``'s map and its ``nsproxy->mnt_ns->ns.inum`` (offsets from
+    BTF) in ``--mntnsmap``'s, as bcc's ``container_should_be_filtered``; nothing without
+    them (maps from :func:`open_containers`). ``key_stack``: 8 free stack bytes; the 8 below
+    it are used too. Clobbers R0-R5."""
+    from ..lib import fp, maps
+    from ..lib.patterns import core_read, field_offset
+
+    code: list[asm.Item] = []
+    for option, m in getattr(args, "container_maps", []):
         if option == "cgroupmap":
             code += [asm.call(Helper.GET_CURRENT_CGROUP_ID)]
         else:
@@ -399,7 +412,8 @@ def syscall_pair(stack: ExitStack, args: argparse.Namespace, events: Any, syscal
                  size: int, fill: Callable[[Any], list[asm.Item]], ret_off: int, *,
                  at_exit: Callable[[Any], list[asm.Item]] | None = None,
                  pending: Any = None, name: str | None = None) -> None:
-    """Trace ``syscall``'s entry and exit: at entry (after the ``-p``/``-t``/``-u`` filters),
+    """Trace ``syscall``'s entry and exit: at entry (after the ``-p``/``-t``/``-u`` and
+    container filters),
     build a ``size``-byte record on the stack (header + what ``fill(enter_format)`` writes at
     R9, with the ctx in R6; ``fill`` may jump to ``"out"`` to drop the call) and park it in
     a per-thread hash; at exit, store the return value (s64) at ``ret_off`` and send it.
@@ -419,6 +433,7 @@ def syscall_pair(stack: ExitStack, args: argparse.Namespace, events: Any, syscal
     rec = -8 - size
     on_enter = [
         tracepoint.save_ctx(R6), *pid_filter(args, "out"), *uid_filter(args, "out"),
+        *container_filter(args, "out"),
         asm.mov(R9, R10), asm.add(R9, rec), *zero(R9, 0, size), *fill_header(R9),
         *fill(enter), *key_tid(),
         *maps.update(pending, fp(-8), fp(rec)),

@@ -1,7 +1,8 @@
 """bindsnoop: trace ``bind`` calls (address, port, result), as bcc's tool.
 
 ``sys_enter_bind`` copies the user's ``sockaddr`` into a per-thread record; ``sys_exit_bind``
-adds the result. Decoding the address family is left to Python.
+adds the result. Decoding the address family is left to Python. ``--cgroupmap`` and
+``--mntnsmap`` filter in the kernel, as bcc's.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ def decode_sockaddr(raw: bytes) -> tuple[str, int, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = c.parser("bindsnoop", "Trace bind() calls.").parse_args(argv)
+    ap = c.parser("bindsnoop", "Trace bind() calls.", containers=True)
+    args = ap.parse_args(argv)
     with ExitStack() as stack:
+        c.open_containers(stack, args, ap)
         events = c.ring(stack)
 
         def fill(f: Any) -> list[asm.Item]:

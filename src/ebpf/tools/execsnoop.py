@@ -8,9 +8,9 @@ needs the syscall's result, so it traces ``syscalls:sys_{enter,exit}_execve`` an
 ``execveat`` instead: the entry parks the record per thread, the exit adds the return value
 and the new command name.
 
-Filters as bcc's: ``-u UID`` and ``-P PPID`` in the kernel, ``-n NAME`` (a regular
-expression searched in the command) in user space. Time columns as bcc's: ``-T`` HH:MM:SS,
-``-t`` seconds since the first event.
+Filters as bcc's: ``-u UID``, ``-P PPID``, ``--cgroupmap`` and ``--mntnsmap`` in the
+kernel, ``-n NAME`` (a regular expression searched in the command) in user space. Time
+columns as bcc's: ``-T`` HH:MM:SS, ``-t`` seconds since the first event.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def _on_exec(args: argparse.Namespace, events: Any) -> list[asm.Item]:
     f = c.fmt("sched", "sched_process_exec")
     return [
         tracepoint.save_ctx(R6), *c.pid_filter(args, "out"), *c.uid_filter(args, "out"),
+        *c.container_filter(args, "out"),
         *c.read_ppid(-8, -16), asm.load(asm.W, R8, R10, -8), *_ppid_filter(args, R8, "out"),
         *c.reserve(events, SIZE, R9, "out"),
         *tracepoint.field(R7, f, "old_pid", R6), asm.store(asm.W, R9, OLD_PID, R7),
@@ -77,12 +78,13 @@ def _syscalls(stack: ExitStack, args: argparse.Namespace, events: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = c.parser("execsnoop", "Trace new processes (exec).", clock=("-T", "--time"),
-                  seconds=("-t", "--timestamp"), uid=True)
+                  seconds=("-t", "--timestamp"), uid=True, containers=True)
     ap.add_argument("-x", "--fails", action="store_true", help="include failed exec()s")
     ap.add_argument("-n", "--name", help="only print commands matching this regex")
     ap.add_argument("-P", "--ppid", type=int, help="only children of this parent PID")
     args = ap.parse_args(argv)
     with ExitStack() as stack:
+        c.open_containers(stack, args, ap)
         events = c.ring(stack)
         if args.fails:
             _syscalls(stack, args, events)

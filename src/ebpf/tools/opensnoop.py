@@ -3,7 +3,8 @@
 At ``sys_enter_openat`` the record (pid, comm, flags, the user-space path) is parked in a
 per-thread hash; ``sys_exit_openat`` adds the fd or -errno and sends it to a ring buffer.
 
-Options as bcc's: ``-p PID``, ``-t TID`` and ``-u UID`` filter in the kernel; ``-x`` (failed
+Options as bcc's: ``-p PID``, ``-t TID``, ``-u UID``, ``--cgroupmap`` and ``--mntnsmap``
+filter in the kernel; ``-x`` (failed
 only), ``-n NAME`` (regex on the command) and ``-f FLAG`` (only opens whose flags have one of
 these bits, e.g. ``O_WRONLY``) in user space; ``-e`` adds a FLAGS column (octal), ``-T`` a
 TIME(s) column, ``-U`` a UID column; ``-d DURATION`` is ``--duration``.
@@ -41,7 +42,7 @@ def _flag(name: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = c.parser("opensnoop", "Trace open() (openat) calls.", clock=(),
-                  seconds=("-T", "--timestamp"), uid=True)
+                  seconds=("-T", "--timestamp"), uid=True, containers=True)
     ap.add_argument("-x", "--failed", action="store_true", help="only failed opens")
     ap.add_argument("-t", "--tid", type=int, help="only this thread (TID)")
     ap.add_argument("-d", dest="duration", type=float, help="total duration of trace, seconds")
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for flag in args.flag_filter:
         want_flags |= flag
     with ExitStack() as stack:
+        c.open_containers(stack, args, ap)
         events = c.ring(stack)
 
         def fill(f: Any) -> list[asm.Item]:

@@ -35,7 +35,6 @@ from typing import Any
 
 from .. import asm
 from ..asm import R0, R1, R6, R7, R9, R10
-from ..errors import BPFError
 from ..hooks import tracepoint
 from ..lib import fp, maps, ringbuf
 from ..ringbuf import RingBuffer
@@ -60,7 +59,7 @@ def _ports(text: str) -> list[int]:
     return ports
 
 
-def _fill(f: Any, args: argparse.Namespace, filters: Sequence[asm.Item]) -> list[asm.Item]:
+def _fill(f: Any, args: argparse.Namespace) -> list[asm.Item]:
     """The record at fp + REC (in R9): header, family, ports, addresses (IPv4 in the first 4
     bytes of the 16). Jumps to ``"out"`` for a filtered-out connect."""
     p = c.PAYLOAD
@@ -75,7 +74,8 @@ def _fill(f: Any, args: argparse.Namespace, filters: Sequence[asm.Item]) -> list
         family = [*tracepoint.field(R7, f, "family", R6),
                   asm.jne(R7, socket.AF_INET if args.ipv4 else socket.AF_INET6, "out")]
     return [
-        *family, *c.pid_filter(args, "out"), *c.uid_filter(args, "out"), *filters,
+        *family, *c.pid_filter(args, "out"), *c.uid_filter(args, "out"),
+        *c.container_filter(args, "out"),
         asm.mov(R9, R10), asm.add(R9, REC), *c.zero(R9, 0, SIZE), *c.fill_header(R9),
         *tracepoint.field(R7, f, "family", R6), asm.store(asm.H, R9, p, R7),
         *tracepoint.field(R7, f, "sport", R6), asm.store(asm.H, R9, p + 2, R7),
@@ -88,11 +88,10 @@ def _fill(f: Any, args: argparse.Namespace, filters: Sequence[asm.Item]) -> list
     ]
 
 
-def program(args: argparse.Namespace, events: Any, counts: Any, pending: Any,
-            filters: Sequence[asm.Item] = ()) -> list[asm.Item]:
+def program(args: argparse.Namespace, events: Any, counts: Any, pending: Any
+            ) -> list[asm.Item]:
     """The ``inet_sock_set_state`` program. ``pending`` (or None) holds the records of
-    connects in ``SYN_SENT`` by socket address until the local port is known; ``filters``
-    jump to ``"out"`` for a connect to leave out (``--cgroupmap``, ``--mntnsmap``)."""
+    connects in ``SYN_SENT`` by socket address until the local port is known."""
     f = c.fmt("sock", "inet_sock_set_state")
 
     def report() -> list[asm.Item]:             # the record at fp + REC
@@ -120,7 +119,7 @@ def program(args: argparse.Namespace, events: Any, counts: Any, pending: Any,
             asm.store(asm.H, R10, REC + c.PAYLOAD + 2, R7),
             *report(), asm.ja("out"),
         ]
-    code += [asm.label("connect"), *_fill(f, args, filters)]
+    code += [asm.label("connect"), *_fill(f, args)]
     if pending is not None:
         code += [*skaddr, *maps.update(pending, fp(-8), fp(REC))]
     else:
@@ -159,7 +158,7 @@ def _print_counts(args: argparse.Namespace, counts: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = c.parser("tcpconnect", "Trace active TCP connections.", clock=(), comm=False,
-                  seconds=("-t", "--timestamp"), uid=True)
+                  seconds=("-t", "--timestamp"), uid=True, containers=True)
     ap.add_argument("-P", "--port", type=_ports, action="append", default=[],
                     help="comma-separated list of destination ports (repeatable)")
     fam = ap.add_mutually_exclusive_group()
@@ -172,7 +171,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="count connects per src ip and dest ip/port")
     ap.add_argument("-d", "--dns", action="store_true",
                     help="include likely DNS query associated with each connect")
-    c.container_options(ap)
     args = ap.parse_args(argv)
     args.port = {p for ps in args.port for p in ps}
     if args.count and (args.lport or args.seconds or args.print_uid):
@@ -184,11 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         events = None if args.count else c.ring(stack)
         counts = c.hash_map(stack, BODY.size, 8) if args.count else None
         pending = c.hash_map(stack, 8, SIZE) if wait_port else None
-        try:
-            filters = c.container_filter(stack, args, "out")
-        except BPFError as e:
-            ap.error(str(e))
-        c.attach_tp(stack, program(args, events, counts, pending, filters), "sock",
+        c.open_containers(stack, args, ap)
+        c.attach_tp(stack, program(args, events, counts, pending), "sock",
                     "inet_sock_set_state", "tcpconnect")
         hooks = ["tracepoint sock:inet_sock_set_state (newstate == SYN_SENT)"
                  + (", reported when it leaves SYN_SENT (the local port is known)"
