@@ -173,6 +173,7 @@ def task_btf(ctx: Any) -> int:
         seen[4] = t.sched_reset_on_fork                 # a 1-bit bitfield
         seen[5] = bpf.core_read(t.sched_reset_on_fork)
         seen[6] = t.comm[0]
+        seen[7] = 1 if t.mm is not None else 2            # a user task has an mm
     return 0
 
 
@@ -209,7 +210,7 @@ def test_get_current_task_btf_and_core_read_follow_real_parent() -> None:
             os.sched_setscheduler(0, before, param)
     comm0 = _comm(threading.get_native_id())[0]
     pid, tgid, ppid = threading.get_native_id(), os.getpid(), os.getppid()
-    assert first[:7] == [tgid, pid, ppid, ppid, 0, 0, comm0]
+    assert first[:8] == [tgid, pid, ppid, ppid, 0, 0, comm0, 1]
     assert first[8:12] == [ppid, ppid, 0, comm0]
     assert (second[4], second[5], second[10]) == (1, 1, 1)
 
@@ -420,6 +421,46 @@ def test_fentry_reads_the_filename_struct() -> None:
         events = list(coll.unlink_events.read(Unlink))
     assert [e.iname.split(b"\0")[0] for e in events] == [b"kst-a", b"kst-bb"]
     assert all(e.name != 0 for e in events)
+
+
+kprobe_events = bpf.RingBuf(size=1 << 12)
+
+
+@bpf.kprobe("do_unlinkat")
+def kprobe_unlink(ctx: Any) -> int:
+    if bpf.get_current_pid_tgid() >> 32 == me:
+        e = kprobe_events.reserve(Unlink)
+        if e is not None:
+            e.name = bpf.core_read(ctx.arg1.name)    # arg1: struct filename *, from BTF
+            e.iname = bpf.core_read(ctx.arg1.iname)
+            kprobe_events.submit(e)
+    return 0
+
+
+def test_kprobe_arguments_are_typed_from_btf(tracefs: str) -> None:
+    """A kprobe's struct pointer arguments take the type of the function's BTF prototype
+    (do_unlinkat's ``struct filename *name``), read with core_read."""
+    from ebpf.link.kprobe import attach_kprobe
+
+    with bpf.load(kprobe_unlink, constants={"me": os.getpid()}) as coll, \
+            tempfile.TemporaryDirectory() as d:
+        try:
+            link = attach_kprobe(coll.kprobe_unlink, "do_unlinkat")
+        except errors.NotSupportedError as e:
+            cause = e.__cause__
+            if isinstance(cause, OSError) and cause.errno == errno.ENOENT:
+                pytest.skip(f"kprobes unavailable (ENOENT, no CONFIG_KPROBES): {e}")
+            raise
+        fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with link:
+                open(os.path.join(d, "kst-k"), "w").close()
+                os.unlink("kst-k", dir_fd=fd)
+        finally:
+            os.close(fd)
+        events = list(coll.kprobe_events.read(Unlink))
+    assert [e.iname.split(b"\0")[0] for e in events] == [b"kst-k"]
+    assert events[0].name != 0
 
 
 class Mkdir(bpf.Struct):

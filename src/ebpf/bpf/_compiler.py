@@ -1538,7 +1538,7 @@ class _FunctionCompiler:
             self.emit(asm.lsh(r, sh), asm.arsh(r, sh))
         else:
             self.emit(asm.load(_SIZE[t.size], r, r, off))
-        if self.decl.ctx_kind == "btf":  # struct pointer arguments are typed (_kstruct.py)
+        if self.decl.ctx_kind in ("btf", "ptregs"):  # struct pointer arguments (_kstruct.py)
             from . import _kstruct
 
             return V(ty=t, reg=r, kt=_kstruct.ctx_arg(self.decl, off))

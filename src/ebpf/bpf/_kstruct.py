@@ -242,10 +242,25 @@ def _ctx_args(kind: str, target: str) -> dict[int, btf.Composite]:
     return out
 
 
+@cache
+def _kprobe_args(target: str) -> dict[int, btf.Composite]:
+    from ..link.perf_event import pt_regs_arg_offset
+
+    try:
+        by_index = _ctx_args("fentry", target)
+    except (KeyError, OSError, BPFError):
+        return {}  # not in BTF (a static or inlined function): the arguments stay integers
+    return {pt_regs_arg_offset(i // 8): comp for i, comp in by_index.items() if i < 40}
+
+
 def ctx_arg(decl: Any, offset: int) -> KType | None:
-    """The kernel type of the BTF-typed context slot at ``offset`` (a struct/union pointer
-    argument of a ``tp_btf``/``fentry``/``fexit``/``lsm`` program), or None."""
+    """The kernel type of the context slot at ``offset``: a struct/union pointer argument of a
+    ``tp_btf``/``fentry``/``fexit``/``lsm`` program (a BTF pointer), or of a kprobe's function
+    when vmlinux BTF has its prototype (an address for :func:`core_read`); else None."""
     kind = str(decl.section).split("/", 1)[0]
+    if decl.ctx_kind == "ptregs" and kind == "kprobe":
+        comp = _kprobe_args(str(decl.attach_to)).get(offset)
+        return None if comp is None else KType(comp, "probe")
     if decl.ctx_kind != "btf" or kind not in ("tp_btf", "fentry", "fexit", "lsm"):
         return None
     comp = _ctx_args(kind, str(decl.attach_to)).get(offset)
