@@ -741,7 +741,7 @@ def narrow(code: Func, f: Flow) -> bool:
 def _only_narrow_stores(code: Func, f: Flow, b: int, k: int, r: int, bits: int,
                         live: dict[int, int]) -> bool:
     """Is every read of ``r`` after ``k`` (until it dies, inside the block) a store of at
-    most ``bits`` bits of it?"""
+    most ``bits`` bits of it, or (first) a mask to fewer bits?"""
     br = 1 << r
     if not live[k] & br:
         return True
@@ -750,6 +750,8 @@ def _only_narrow_stores(code: Func, f: Flow, b: int, k: int, r: int, bits: int,
         if i.op < 0:
             continue
         u, d, _, _ = regs(i)
+        if u & br and i.op == 0x57 and i.dst == r and 0 <= i.imm < 1 << bits:
+            return True   # masked to fewer bits anyway (a shift count: (i + 1) & 63)
         if u & br and not (i.op & 7 == 3 and i.op & 0xE0 == 0x60 and i.src == r and
                            i.dst != r and _SIZES[i.op & 0x18] * 8 <= bits):
             return False
