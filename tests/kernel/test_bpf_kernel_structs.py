@@ -506,7 +506,8 @@ def test_lsm_reads_inode_and_dentry() -> None:
 
 
 # -- differential: bitfields decoded in the kernel vs a Python decoder of the same BTF -------
-_BITFIELD_STRUCTS = ("perf_branch_entry", "tcp_options_received", "desc_struct")
+_DECODE_STRUCTS = ("perf_branch_entry", "tcp_options_received", "desc_struct", "vt_mode",
+                   "ipcm6_cookie")
 
 
 def _python_decode(comp: btf.Composite, name: str, raw: bytes) -> int:
@@ -525,18 +526,14 @@ def _python_decode(comp: btf.Composite, name: str, raw: bytes) -> int:
 
 
 def test_bitfields_decode_as_python_does(tmp_path: Path) -> None:
-    """Every integer member (bitfields of 1..31 bits, plain ints) of a few kernel structs,
-    read by core_read from a stack copy of random bytes (``bpf.kernel.<struct>(stack
-    pointer)``, run by BPF_PROG_TEST_RUN of a raw tracepoint program), equals the value a
-    Python decoder of the same BTF members gives."""
-    from hypothesis import given, settings
-    from hypothesis import strategies as st
-
+    """Every integer member (bitfields of 1..31 bits, plain ints, signed 16- and 32-bit ones)
+    of a few kernel structs, read by core_read from a stack copy of random bytes
+    (``bpf.kernel.<struct>(stack pointer)``, run by BPF_PROG_TEST_RUN of a raw tracepoint
+    program), equals the value a Python decoder of the same BTF members gives."""
     from ebpf.bpf._kstruct import kernel_type, resolve_field
 
-    spec = btf.load_kernel()
     members: list[tuple[str, str]] = []
-    for sname in _BITFIELD_STRUCTS:
+    for sname in _DECODE_STRUCTS:
         try:
             comp = kernel_type(sname)
         except KeyError:
@@ -547,6 +544,42 @@ def test_bitfields_decode_as_python_does(tmp_path: Path) -> None:
                 members.append((sname, m.name))
     assert sum(1 for s, n in members
                if resolve_field(kernel_type(s), n).bits > 1) >= 5
+    _decode_differential(tmp_path, members, kernel_type, "gen_bitfields")
+
+
+def test_signed_bitfields_decode_as_python_does(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel's own BTF has no signed bitfields, so the compiler is given a synthetic
+    struct (signed and unsigned bitfields of 1..64 bits, across byte and word boundaries,
+    with and without kind_flag; signed 8/16/32-bit members) as if the kernel had it; the
+    program runs on the kernel as above."""
+    from ebpf.bpf import _kstruct
+    from ebpf.btf.writer import BTFWriter, Field
+
+    w = BTFWriter()
+    ints = {(n, sg): w.int_(("" if sg else "unsigned ") + c, n, signed=sg)
+            for n, c in ((1, "char"), (2, "short"), (4, "int"), (8, "long"))
+            for sg in (False, True)}
+    layout = [("a", 1, True, 0, 3), ("b", 4, True, 3, 7), ("c", 4, False, 10, 9),
+              ("d", 8, True, 19, 33), ("e", 2, True, 52, 12), ("f", 8, True, 64, 64),
+              ("g", 8, False, 128, 61), ("h", 4, True, 189, 3), ("i", 1, True, 192, 0),
+              ("j", 2, True, 208, 0), ("k", 4, True, 224, 0), ("m", 8, True, 256, 1),
+              ("n", 2, False, 257, 15)]
+    fields = [Field(n, ints[(sz, sg)], off, bits) for n, sz, sg, off, bits in layout]
+    # one INT-encoded bitfield (no kind_flag): a signed 5-bit value at bit 2 of a byte
+    fields.append(Field("o", w.int_("s5", 1, signed=True, bits=5, bit_offset=2), 272))
+    w.struct("kst_synthetic", fields, size=40)
+    spec = btf.Spec.from_bytes(w.encode())
+    monkeypatch.setattr(_kstruct, "_spec", lambda: spec)
+    members = [("kst_synthetic", n) for n, *_ in layout] + [("kst_synthetic", "o")]
+    _decode_differential(tmp_path, members, _kstruct.kernel_type, "gen_signed_bitfields")
+
+
+def _decode_differential(tmp_path: Path, members: list[tuple[str, str]], find: Any,
+                         modname: str) -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
     words = ", ".join(f"w{i}=ctx.arg{i}" for i in range(12))
     fields = "\n".join(f"    v{i}: i64" for i in range(len(members)))
     reads = "\n".join(f"        o.v{i} = bpf.core_read(bpf.kernel.{s}(b).{n}"
@@ -577,9 +610,10 @@ def decode(ctx: Any) -> int:
 {reads}
     return 0
 '''
-    path = tmp_path / "gen_bitfields.py"
+    path = tmp_path / f"{modname}.py"
     path.write_text(src)
-    mod = _module("gen_bitfields", path)
+    mod = _module(modname, path)
+    comps = {s: find(s) for s, _ in members}
     try:
         with bpf.load(mod.decode) as coll:
             @settings(max_examples=150)
@@ -588,10 +622,9 @@ def decode(ctx: Any) -> int:
                 coll.decode.test_run(ctx=raw)
                 got = mod.Values.decode(coll.values.lookup(0))
                 for i, (s, n) in enumerate(members):
-                    comp = spec.find(s, kind=btf.Struct)
-                    want = _python_decode(comp, n, raw[:comp.size])
+                    want = _python_decode(comps[s], n, raw[:comps[s].size])
                     assert getattr(got, f"v{i}") % (1 << 64) == want % (1 << 64), (s, n)
 
             check()
     finally:
-        sys.modules.pop("gen_bitfields", None)
+        sys.modules.pop(modname, None)
