@@ -1,11 +1,13 @@
 """Decode many type records at once, kind by kind, with map/zip pipelines that run in C.
 
-:meth:`Spec.types` uses this to decode the whole blob (or every record of the kinds it is asked
-for) faster than record by record: the records of one kind are decoded column by column (all
-ids, all names, all ``size_or_type`` words...) and zipped into types. Members, parameters and
-enumerators are decoded on demand, type by type (:func:`decode_members`...), and all at once
-by :func:`decode_trailing` once many are asked for; both run with the cyclic garbage collector
-paused, which otherwise walks the new records again and again while they are built.
+:meth:`Spec.types` uses this to decode every record of the kinds it is asked for faster than
+record by record (the whole blob is :meth:`Spec._kind_runs`' job): the records of one kind are
+decoded column by column (all ids, all names, all ``size_or_type`` words...) and zipped into
+types. Members, parameters and enumerators are decoded on demand, type by type
+(:func:`decode_members`...), and all at once by :func:`decode_trailing` once many are asked
+for: the trailing entries of every record of the group are joined into one buffer and split
+into columns by strided slices. Both bulk paths run with the cyclic garbage collector paused,
+which otherwise walks the new records again and again while they are built.
 
 The result is exactly what the per-record decoders in :mod:`.spec` build. On malformed input
 (a bad string offset, a bad linkage) a kind is left undecoded and the per-record decoder

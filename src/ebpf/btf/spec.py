@@ -7,7 +7,12 @@ id is asked for, and cached; members, parameters and enumerators when first aske
 
 Lookups by name search the string section, then the type section for the record whose
 ``name_off`` matches (the index only has to reach that record); a full name index is built
-once lookups become frequent. :meth:`Spec.types` decodes whole kinds at once (:mod:`._bulk`).
+once lookups become frequent. :meth:`Spec.types` decodes whole kinds at once (:mod:`._bulk`);
+the first walk over every type of a base blob reads each kind's columns at once and makes the
+types as they are asked for without keeping them (most walks are made once: no dict of every
+record, no collector pass over them); the next walk keeps them. Members, parameters and
+enumerators are decoded in bulk, group by group, once many are asked for (sooner after such
+a walk).
 
 Errors: malformed input raises :class:`~ebpf.errors.ParseError` (a :class:`ValueError`), from
 :meth:`Spec.from_bytes` / :meth:`Spec.from_file` for the header and strings, and from any

@@ -740,6 +740,7 @@ def _variables(obj: _Obj) -> dict[str, VariableSpec]:
 
 _KIND_INT, _KIND_TYPEDEF, _KIND_FUNC, _KIND_VAR, _KIND_DATASEC = 1, 8, 12, 14, 15
 _SECINFO = {bo: struct.Struct(bo + "III") for bo in "<>"}  # struct btf_var_secinfo
+_U32 = {bo: struct.Struct(bo + "I") for bo in "<>"}
 
 
 class _BTFFixer:
@@ -783,14 +784,13 @@ class _BTFFixer:
         raw = spec.raw
         ts = spec.header.hdr_len + spec.header.type_off
         te = ts + spec.header.type_len
-        info_at = struct.Struct(bo + "I").unpack_from
+        info_at = _U32[bo].unpack_from
         parts: list[bytes] = []
         done = ts  # copy unchanged records in runs; rewrite only the few that need it
         n = len(spec)
-        offs = spec.record_offsets()
-        first = spec.first_id
+        offset_of = spec.record_offset
         for tid in spec.ids_of_kinds((_KIND_FUNC, _KIND_VAR, _KIND_DATASEC)):
-            at = ts + offs[tid - first]
+            at = ts + offset_of(tid)
             info = info_at(raw, at + 4)[0]
             kind = (info >> 24) & 0x1F
             vlen = info & 0xFFFF
@@ -807,7 +807,7 @@ class _BTFFixer:
                 rec = self.datasec(spec.raw_record(tid))
             if rec is None:
                 continue
-            end = ts + offs[tid - first + 1] if tid + 1 < n else te
+            end = ts + offset_of(tid + 1) if tid + 1 < n else te
             parts.append(raw[done:at])
             parts.append(rec)
             done = end
