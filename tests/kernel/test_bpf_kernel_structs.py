@@ -16,6 +16,7 @@ import errno
 import importlib.util
 import keyword
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -628,3 +629,28 @@ def decode(ctx: Any) -> int:
             check()
     finally:
         sys.modules.pop(modname, None)
+
+
+def test_fexit_return_pointer_and_arguments_are_typed() -> None:
+    """fexit's ``ctx.ret`` of a function returning a struct pointer is typed like the
+    arguments (compiled here; loads are refused on this host): the chain compiles to
+    NULL-checked loads at the BTF offsets."""
+    from ebpf.bpf._kstruct import kernel_type, resolve_field
+
+    @bpf.fexit("d_alloc")
+    def after_alloc(ctx: Any) -> int:
+        if ctx.ret is not None and ctx.parent.d_name.len == 3:
+            return 0
+        return ctx.ret.d_name.len  # type: ignore[no-any-return]
+
+    listing = after_alloc.asm()
+    dentry = kernel_type("dentry")
+    d_name = resolve_field(dentry, "d_name")
+    assert d_name.target is not None
+    off = d_name.offset + resolve_field(d_name.target, "len").offset
+    loads = re.findall(rf"= \*\(u32 \*\)\(r\d \+ {off:#x}\)", listing)
+    assert len(loads) == 2, listing  # parent->d_name.len and ret->d_name.len
+    lines = listing.splitlines()
+    for k, line in enumerate(lines):  # each load right after its pointer's NULL check
+        if re.search(rf"\(r\d \+ {off:#x}\)", line):
+            assert re.search(r"if r\d == 0x0 goto", lines[k - 1]), listing
