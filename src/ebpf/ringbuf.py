@@ -656,9 +656,11 @@ class RingBuffer(_EpollReader):
         then drains: records that arrive while draining are returned too.
 
         Records are ``memoryview``s, valid until the iterator is advanced (keep one with
-        ``bytes(record)``); records of up to 512 bytes are in fact copies, which cost less
-        than views. With ``copy=True`` records are ``bytes`` - the fastest form for small
-        records, and valid for ever.
+        ``bytes(record)``); records of up to 512 bytes are in fact views of a copy, which cost
+        less than views of the mapping (one such record kept alive keeps the copy of its run,
+        at most 64 KiB, alive too: ``bytes(record)`` keeps just the record). With
+        ``copy=True`` records are ``bytes`` - the fastest form for small records, and valid
+        for ever.
         """
         return itertools.chain.from_iterable(self._read_runs(timeout, False, copy))
 
