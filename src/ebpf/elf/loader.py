@@ -94,6 +94,7 @@ class _Obj:
     #: ``__kconfig`` externs: name -> (offset in the ``.kconfig`` map, size, BTF var)
     kconfig: dict[str, tuple[int, int, _btf.Type]] = field(default_factory=dict)
     weak: set[str] | None = None
+    by_section: dict[int, list[Symbol]] | None = None
 
 
 #: ``sh_type``/``st_type`` values as plain ints for the hot loops.
@@ -262,8 +263,8 @@ def _read_legacy_maps(obj: _Obj) -> None:
         return
     obj.map_sections.add(sec.index)
     data = obj.elf.section_data(sec)
-    syms = [s for s in obj.syms if s.section_index == sec.index
-            and s.type in (_STT_OBJECT, _STT_NOTYPE) and s.name]
+    syms = [s for s in _in_section(obj, sec.index)
+            if s.type in (_STT_OBJECT, _STT_NOTYPE) and s.name]
     if not syms:
         return
     syms.sort(key=lambda s: s.value)
@@ -376,8 +377,7 @@ def _read_btf_maps(obj: _Obj) -> None:
     ds = _datasecs(obj).get(".maps")
     if ds is None:
         raise ParseError(".maps section has no BTF DATASEC", sec.offset)
-    offsets: dict[str, int] = {s.name: s.value for s in obj.syms
-                               if s.section_index == sec.index and s.name}
+    offsets: dict[str, int] = {s.name: s.value for s in _in_section(obj, sec.index) if s.name}
     values_at: list[tuple[int, int, str]] = []  # (values start, end, map name)
     for vs in ds.vars:
         var = vs.type
@@ -408,6 +408,20 @@ def _read_btf_maps(obj: _Obj) -> None:
         obj.maps[mname] = obj.maps[mname].replace(contents=tuple(sorted(entries)))
 
 
+def _in_section(obj: _Obj, shndx: int) -> list[Symbol]:
+    """The symbols defined in section ``shndx``, in symbol table order (grouped once)."""
+    groups = obj.by_section
+    if groups is None:
+        groups = obj.by_section = {}
+        for sym in obj.syms:
+            found = groups.get(sym.section_index)
+            if found is None:
+                groups[sym.section_index] = [sym]
+            else:
+                found.append(sym)
+    return groups.get(shndx, [])
+
+
 def _symbol(obj: _Obj, index: int, where: Section) -> Symbol:
     if not 0 <= index < len(obj.syms):
         raise ParseError(f"relocation against missing symbol {index}", where.offset)
@@ -425,8 +439,8 @@ def _collect_funcs(obj: _Obj) -> None:
                              sec.offset)
         n = sec.size // 8
         funcs: list[_Func] = []
-        for s in obj.syms:
-            if s.section_index != sec.index or s.type != _STT_FUNC:
+        for s in _in_section(obj, sec.index):
+            if s.type != _STT_FUNC:
                 continue
             if s.value % 8 or s.size % 8 or s.value + s.size > sec.size:
                 raise ParseError(f"function {s.name!r} is outside section {sec.name!r}",
@@ -519,8 +533,8 @@ def _classify(obj: _Obj, sec: Section, idx: int, code: int, src: int, imm: int,
 
 
 def _map_at(obj: _Obj, shndx: int, offset: int, where: str) -> str:
-    for s in obj.syms:
-        if s.section_index == shndx and s.value == offset and s.type != _STT_SECTION:
+    for s in _in_section(obj, shndx):
+        if s.value == offset and s.type != _STT_SECTION:
             return s.name
     raise ParseError(f"no map symbol at offset {offset} for {where}")
 
@@ -724,8 +738,8 @@ def _variables(obj: _Obj) -> dict[str, VariableSpec]:
         if ds is not None:
             for vs in ds.vars:
                 by_name[vs.type.name] = vs.type
-        for s in obj.syms:
-            if s.section_index != shndx or s.type != _STT_OBJECT or not s.name:
+        for s in _in_section(obj, shndx):
+            if s.type != _STT_OBJECT or not s.name:
                 continue
             if s.name in out:
                 continue  # two statics of the same name: the first wins
