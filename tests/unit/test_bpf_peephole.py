@@ -26,6 +26,8 @@ M64 = (1 << 64) - 1
 FP_BASE = 1 << 40
 SLOTS = (-8, -16, -24, -32)
 NARROW_SLOT = -40
+CTX = FP_BASE - 256      # a ctx the random programs read (nothing stores there)
+CTX_SLOT = -56
 
 
 class Uninit(Exception):
@@ -54,8 +56,9 @@ def _cond(code: int, a: int, b: int) -> bool:
             0xC0: sa < sb, 0xD0: sa <= sb}[code]
 
 
-def interpret(items: list[asm.Item], r1: int, steps: int = 20_000) -> int:
-    """Run a program of ALU, 64-bit jumps, stack loads/stores, helper calls and exit."""
+def interpret(items: list[asm.Item], r1: int, steps: int = 20_000, ctx: bytes = b"") -> int:
+    """Run a program of ALU, 64-bit jumps, stack loads/stores, helper calls and exit;
+    ``ctx`` fills the stack from ``CTX`` (an address programs get in r1)."""
     code = [i for i in items if isinstance(i, asm.Instruction)]
     where: dict[str, int] = {}
     n = 0
@@ -67,6 +70,7 @@ def interpret(items: list[asm.Item], r1: int, steps: int = 20_000) -> int:
     regs: list[int | None] = [None] * 11
     regs[1], regs[10] = r1 & M64, FP_BASE
     stack = bytearray(512)
+    stack[CTX - (FP_BASE - 512):CTX - (FP_BASE - 512) + len(ctx)] = ctx
 
     def get(r: int) -> int:
         v = regs[r]
@@ -131,7 +135,8 @@ IMMS = st.one_of(st.integers(-4, 40), st.sampled_from([0xFF, 0xFFFF, -1, (1 << 3
 LOOP_SLOT = -48
 
 
-def straight(draw: st.DrawFn, items: list[asm.Item], init: set[int], n: int) -> set[int]:
+def straight(draw: st.DrawFn, items: list[asm.Item], init: set[int], n: int,
+             slots: tuple[int, ...] = SLOTS) -> set[int]:
     """``n`` random ALU/move/load/store operations reading only ``init`` registers (no
     calls: in a loop body they would clobber r1..r5 for the next iteration)."""
     for _ in range(n):
@@ -147,30 +152,34 @@ def straight(draw: st.DrawFn, items: list[asm.Item], init: set[int], n: int) -> 
         elif kind == "zext" and dst in init:
             items.append(asm.mov32(dst, dst))
         elif kind == "ld":
-            items.append(asm.load(asm.DW, dst, R10, draw(st.sampled_from(SLOTS))))
+            items.append(asm.load(asm.DW, dst, R10, draw(st.sampled_from(slots))))
             init.add(dst)
         elif kind == "st":
-            items.append(asm.store(asm.DW, R10, draw(st.sampled_from(SLOTS)), src))
+            items.append(asm.store(asm.DW, R10, draw(st.sampled_from(slots)), src))
     return init
 
 
 @st.composite
-def programs(draw: st.DrawFn) -> list[asm.Item]:
-    items: list[asm.Item] = []
+def programs(draw: st.DrawFn, ctx: bool = False) -> list[asm.Item]:
+    """Random programs; with ``ctx`` r1 is a ctx pointer saved in CTX_SLOT whose fields
+    are read (``ctxld``) across calls that keep or may move the packet."""
+    items: list[asm.Item] = [asm.store(asm.DW, R10, CTX_SLOT, R1)] if ctx else []
+    slots = SLOTS[:1] if ctx else SLOTS   # ctx: few locals, so registers are to spare
     init = {1}
-    for r in (0, 2, 3, 4, 5, 6, 7, 8, 9):
+    for r in (0, 6) if ctx else (0, 2, 3, 4, 5, 6, 7, 8, 9):   # ctx: registers to spare
         if draw(st.booleans()):
             items += [asm.mov(Register(r), R1), asm.xor(Register(r), draw(IMMS))]
         else:
             items.append(asm.mov(Register(r), draw(IMMS)))
         init.add(r)
-    for s in (*SLOTS, NARROW_SLOT):
+    for s in (*slots, NARROW_SLOT):
         items.append(asm.store(asm.DW, R10, s, Register(draw(st.sampled_from(sorted(init))))))
     pending: dict[str, set[int]] = {}   # label -> registers set on every jump to it
     nlabel = 0
     for _ in range(draw(st.integers(1, 40))):
         kind = draw(st.sampled_from(["alu", "alu", "alu", "mov", "ld", "st", "narrow",
-                                     "call", "jmp", "ja", "label", "zext", "loop"]))
+                                     "call", "jmp", "ja", "label", "zext", "loop"] +
+                                    (["ctxld", "ctxld", "ctxld", "move"] if ctx else [])))
         regs = sorted(init)
         dst = Register(draw(st.sampled_from(list(range(10)))))
         src = Register(draw(st.sampled_from(regs)))
@@ -191,10 +200,10 @@ def programs(draw: st.DrawFn) -> list[asm.Item]:
             items.append(draw(st.sampled_from([asm.mov32(dst, dst), asm.and_(dst, 0xFF),
                                                asm.and_(dst, 0xFFFF), asm.rsh(dst, 40)])))
         elif kind == "ld":
-            items.append(asm.load(asm.DW, dst, R10, draw(st.sampled_from(SLOTS))))
+            items.append(asm.load(asm.DW, dst, R10, draw(st.sampled_from(slots))))
             init.add(dst)
         elif kind == "st":
-            items.append(asm.store(asm.DW, R10, draw(st.sampled_from(SLOTS)), src))
+            items.append(asm.store(asm.DW, R10, draw(st.sampled_from(slots)), src))
         elif kind == "narrow":
             size = draw(st.sampled_from([asm.W, asm.H, asm.B]))
             if draw(st.booleans()):
@@ -204,6 +213,15 @@ def programs(draw: st.DrawFn) -> list[asm.Item]:
                 init.add(dst)
         elif kind == "call":
             items.append(asm.call(asm.Helper.KTIME_GET_NS))
+            init = (init - {1, 2, 3, 4, 5}) | {0}
+        elif kind == "ctxld":
+            base = Register(draw(st.integers(0, 9)))
+            items += [asm.load(asm.DW, base, R10, CTX_SLOT),
+                      asm.load(draw(st.sampled_from([asm.W, asm.DW])), dst, base,
+                               draw(st.sampled_from([0, 4])))]
+            init |= {base, dst}
+        elif kind == "move":   # a helper that may change packet data: ctx loads again
+            items.append(asm.call(asm.Helper.XDP_ADJUST_HEAD))
             init = (init - {1, 2, 3, 4, 5}) | {0}
         elif kind in ("jmp", "ja"):
             nlabel += 1
@@ -231,7 +249,7 @@ def programs(draw: st.DrawFn) -> list[asm.Item]:
             if calls:
                 items.append(asm.call(asm.Helper.KTIME_GET_NS))
                 body.add(0)
-            init = straight(draw, items, body, draw(st.integers(1, 6)))
+            init = straight(draw, items, body, draw(st.integers(1, 6)), slots)
             items += [asm.load(asm.DW, R9, R10, LOOP_SLOT), asm.add(R9, -1),
                       asm.store(asm.DW, R10, LOOP_SLOT, R9), asm.jne(R9, 0, top)]
         elif kind == "label" and pending:
@@ -246,10 +264,20 @@ def programs(draw: st.DrawFn) -> list[asm.Item]:
     for r in regs[1:]:
         items.append(asm.xor(R0, Register(r)) if r != 0 else asm.add(R0, 7))
         items.append(asm.lsh(R0, 3) if r % 2 else asm.add(R0, r))
-    for s in (*SLOTS, NARROW_SLOT):
+    for s in (*slots, NARROW_SLOT):
         items += [asm.load(asm.DW, R6, R10, s), asm.xor(R0, R6), asm.mul(R0, 3)]
     items.append(asm.exit())
     return items
+
+
+@settings(max_examples=200, deadline=None)
+@given(programs(ctx=True), st.lists(st.binary(min_size=24, max_size=24), min_size=1,
+                                    max_size=3))
+def test_optimised_programs_reading_a_ctx_compute_the_same(items: list[asm.Item],
+                                                           inputs: list[bytes]) -> None:
+    out = optimize(items, (*SLOTS, LOOP_SLOT, CTX_SLOT), entry_defs=0b10, ctx_slot=CTX_SLOT)
+    for mem in inputs:
+        assert interpret(out, CTX, ctx=mem) == interpret(items, CTX, ctx=mem)
 
 
 @settings(max_examples=300, deadline=None)
