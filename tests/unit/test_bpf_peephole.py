@@ -408,6 +408,17 @@ def test_a_global_address_is_loaded_once_when_a_register_can_keep_it() -> None:
     assert refs == ["global:n", "global:m"], out          # n's address kept in r6
 
 
+def test_identical_returns_merge_into_one() -> None:
+    items: list[asm.Item] = [
+        asm.jeq(R1, 0, "go"), asm.mov(R0, 0), asm.exit(), asm.label("go"),
+        asm.jgt(R1, 9, "big"), asm.mov(R0, 0), asm.exit(), asm.label("big"),
+        asm.mov(R0, 1), asm.exit()]
+    out = optimize(items)
+    assert _text(out).count("r0 = 0x0") == 1 and len(_text(out)) == 6, _text(out)
+    for r1 in (0, 5, 10):
+        assert interpret(out, r1) == interpret(items, r1)
+
+
 def test_zero_extension_before_a_narrow_store_or_of_a_narrow_value_goes() -> None:
     items: list[asm.Item] = [
         asm.mov(R2, R1), asm.rsh(R2, 32), asm.mov32(R2, R2),     # already < 2**32

@@ -954,6 +954,53 @@ def thread(code: Func, names: list[int], prefix_: str = "peep") -> bool:
     return True
 
 
+def merge_exits(code: Func, names: list[int], prefix_: str = "peep") -> bool:
+    """Keep one ``r0 = K; exit`` per constant K: the others jump to it (two instructions
+    become one, and a ``jcc L; ja M; L:`` that results inverts into one jump). Changes the
+    list; run it on compacted code."""
+    targets = {i.target for i in code if is_jump(i)}
+    seen: dict[int, list[int]] = {}
+    k = 0
+    n = len(code)
+    while k < n:
+        i = code[k]
+        if i.op == _MOV64K and i.dst == 0:
+            j = k + 1
+            while j < n and code[j].op == LABEL and code[j].target not in targets:
+                j += 1
+            if j < n and code[j].op == _EXIT:
+                seen.setdefault(i.imm, []).append(k)
+        k += 1
+    groups = {imm: ks for imm, ks in seen.items() if len(ks) > 1}
+    if not groups:
+        return False
+    insert: dict[int, str] = {}
+    for ks in groups.values():
+        keep = ks[-1]
+        name = None
+        j = keep - 1
+        while j >= 0 and code[j].op == LABEL:
+            name = code[j].target
+            j -= 1
+        if name is None:
+            names[0] += 1
+            name = f"{prefix_}.{names[0]}"
+            insert[keep] = name
+        for k in ks[:-1]:
+            j = k + 1
+            while code[j].op != _EXIT:
+                j += 1
+            code[k] = Ins(_JA, target=name)
+            code[j] = _nop()
+    out: Func = []
+    for k, i in enumerate(code):
+        if k in insert:
+            out.append(Ins(LABEL, target=insert[k]))
+        out.append(i)
+    code[:] = compact(out)
+    return True
+
+
 def clean(code: Func, rounds: int = 12) -> Func:
     """Run the passes until nothing changes (at most ``rounds`` times).
 
@@ -974,6 +1021,7 @@ def clean(code: Func, rounds: int = 12) -> Func:
         changed |= dce(code, f)
         code[:] = compact(code)
         changed |= thread(code, names, base)
+        changed |= merge_exits(code, names, base)
         if not changed:
             break
     return code
