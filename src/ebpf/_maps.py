@@ -652,7 +652,7 @@ class Map(KernelObject):
     def __repr__(self) -> str:
         t = self.type.name if isinstance(self.type, MapType) else self.type
         state = "closed" if self.closed else f"fd={self._fd.fileno()}"
-        cls = "Map" if type(self) is _ScalarMap else type(self).__name__
+        cls = "Map" if isinstance(self, _ScalarMap) else type(self).__name__
         return (f"<{cls} {t} {self.name!r} key_size={self.key_size} "
                 f"value_size={self.value_size} max_entries={self.max_entries} {state}>")
 
@@ -1440,9 +1440,102 @@ class _ScalarMap(Map):
     """A :class:`Map` whose keys and values are plain scalars (ints of 1/2/4/8 bytes, or
     simple ctypes): the element operations skip the codec branches. Chosen automatically.
 
-    Ints go through the slot's cast memoryviews; ``bytes`` of exactly the size are copied in
-    without trying the int store first (a failed store raises, which costs several times the
-    syscall); anything else falls back to the codec, which also gives the precise error."""
+    Ints go straight into the slot's cast memoryviews. Anything else makes that store raise
+    and goes through the codec (raw bytes, or the precise error); the first ``bytes`` key or
+    value also switches the map to :class:`_ScalarBytesMap`, which tests for ``bytes`` first,
+    so a map used with bytes pays the failed store once rather than per call and a map used
+    with ints pays no test at all."""
+
+    __slots__ = ()
+
+    def __getitem__(self, key: Any) -> Any:
+        pool = self._pool
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = self._new_slot()
+        try:
+            try:
+                s.kmv[0] = key
+            except (TypeError, ValueError):
+                self._not_int(key, self._kc, s.kbuf)
+            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+                _fail(_LOOKUP, s.attr, _ELEM_SIZE, _get_errno())
+            return s.vmv[0]
+        finally:
+            pool.append(s)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        pool = self._pool
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = self._new_slot()
+        try:
+            try:
+                s.kmv[0] = key
+            except (TypeError, ValueError):
+                self._not_int(key, self._kc, s.kbuf)
+            try:
+                s.vmv[0] = value
+            except (TypeError, ValueError):
+                self._not_int(value, self._vc, s.vbuf)
+            if _raw_syscall(_NR_BPF, _UPDATE, s.ref, _ELEM_SIZE) < 0:
+                _fail(_UPDATE, s.attr, _ELEM_SIZE, _get_errno())
+        finally:
+            pool.append(s)
+
+    def _not_int(self, obj: Any, codec: Codec, buf: bytearray) -> None:
+        """Encode what the int store refused; on ``bytes``, switch to the bytes-first class."""
+        codec.encode_into(obj, buf)  # raw bytes-like, or the precise error
+        if type(obj) is bytes and type(self) is _ScalarMap:
+            self.__class__ = _ScalarBytesMap
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        pool = self._pool
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = self._new_slot()
+        try:
+            try:
+                s.kmv[0] = key
+            except (TypeError, ValueError):
+                self._not_int(key, self._kc, s.kbuf)
+            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+                err = _get_errno()
+                if err == _ENOENT:
+                    return default
+                _fail(_LOOKUP, s.attr, _ELEM_SIZE, err)
+            return s.vmv[0]
+        finally:
+            pool.append(s)
+
+    def __contains__(self, key: Any) -> bool:
+        pool = self._pool
+        try:
+            s = pool.pop()
+        except IndexError:
+            s = self._new_slot()
+        try:
+            try:
+                s.kmv[0] = key
+            except (TypeError, ValueError):
+                self._not_int(key, self._kc, s.kbuf)
+            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+                err = _get_errno()
+                if err == _ENOENT:
+                    return False
+                _fail(_LOOKUP, s.attr, _ELEM_SIZE, err)
+            return True
+        finally:
+            pool.append(s)
+
+
+class _ScalarBytesMap(_ScalarMap):
+    """A :class:`_ScalarMap` that has seen ``bytes``: keys and values that are ``bytes`` of
+    the exact size are copied in without trying the int store first (a failed store raises,
+    which costs several times the syscall); ints still take the memoryview store."""
 
     __slots__ = ()
 
@@ -1459,7 +1552,7 @@ class _ScalarMap(Map):
                 try:
                     s.kmv[0] = key
                 except (TypeError, ValueError):
-                    self._kc.encode_into(key, s.kbuf)  # raw bytes-like, or a precise error
+                    self._kc.encode_into(key, s.kbuf)
             if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
                 _fail(_LOOKUP, s.attr, _ELEM_SIZE, _get_errno())
             return s.vmv[0]
