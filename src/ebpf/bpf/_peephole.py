@@ -866,6 +866,21 @@ def _tail_pays(code: Func, f: Flow, b: int, last: int, body: list[Ins]) -> bool:
     return False
 
 
+def _skipped(code: Func, f: Flow, b: int) -> bool:
+    """Is block ``b`` moves and constants only, entered only by jumps, or by falling past
+    a conditional jump to the next block (``jcc C; b: ...; C:``)? Then the jump appended
+    to it goes away again (its values die, the jumps to it are threaded past it, or it
+    inverts into that conditional jump), so threading costs nothing."""
+    if b == 0 or any(has_effect(code[k]) for k in range(f.starts[b], f.ends[b])):
+        return False
+    prev = f.last(b - 1)
+    if prev is None:
+        return False
+    p = code[prev]
+    return p.op in (_JA, _EXIT) or (
+        is_cond(p) and f.label_block.get(p.target) == b + 1)  # type: ignore[arg-type]
+
+
 def thread(code: Func, names: list[int], prefix_: str = "peep") -> bool:
     """Decide a branch for the predecessors that know its outcome: a block that ends by
     falling (or jumping) into ``[a few moves/ALU ops]; jcc ...`` with the operands known as
@@ -902,8 +917,8 @@ def thread(code: Func, names: list[int], prefix_: str = "peep") -> bool:
         li = code[last]
         if li.op == _JA:
             c = f.label_block.get(li.target)  # type: ignore[arg-type]
-        elif not is_jump(li) and li.op != _EXIT and b + 1 < nb:
-            c = b + 1
+        elif not is_jump(li) and li.op != _EXIT and b + 1 < nb and _skipped(code, f, b):
+            c = b + 1   # the jump added here inverts into the one that skips this block
         else:
             continue
         if c is None or c == b:
