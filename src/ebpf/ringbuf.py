@@ -68,10 +68,12 @@ _COPY_MAX = 512
 #: Largest run copied out at once for per-record reads: a record kept by the caller keeps
 #: its run's copy alive, so this bounds what one kept record can hold on to.
 _RUN_COPY_BYTES = 64 << 10
+_MAX_LEN = _LEN_MASK
 _FIRST = operator.itemgetter(0)
 _BATCH_BYTES = 16 << 20
 _getitem = operator.getitem
 _SLICES: dict[int, tuple[slice, ...]] = {}
+_SLICES_HELD = 1 << 16  # slices cached over all lengths (about 8 MiB at most)
 
 
 def _slices(length: int, step: int, count: int) -> tuple[slice, ...]:
@@ -80,8 +82,9 @@ def _slices(length: int, step: int, count: int) -> tuple[slice, ...]:
     into records allocates nothing but the records."""
     t = _SLICES.get(length)
     if t is None or len(t) < count:
-        n = count if t is None else max(count, 2 * len(t))
-        if len(_SLICES) >= 64:  # many distinct lengths: start over rather than grow
+        n = count if t is None else max(count, min(2 * len(t), _MAX_RUN))
+        held = sum(map(len, _SLICES.values()))
+        if len(_SLICES) >= 64 or held + n > _SLICES_HELD:  # start over rather than grow
             _SLICES.clear()
         t = tuple(slice(o, o + length) for o in range(_HDR, _HDR + n * step, step))
         _SLICES[length] = t
@@ -94,7 +97,7 @@ def _cutter(length: int, step: int) -> struct.Struct:
     return struct.Struct(f"8x{length}s{step - 8 - length}x")
 
 
-def _runs(d32: Any, pos: int, end: int, max_bytes: int = 0
+def _runs(d32: Any, pos: int, end: int, max_bytes: int = 0, max_len: int = 1 << 32
           ) -> Iterator[tuple[int, int, int, int]]:
     """Walk record headers from byte ``pos`` to ``end`` of a data view (``d32`` is its u32
     cast). Yields (pos, length, step, count): ``count`` consecutive committed records of
@@ -104,7 +107,8 @@ def _runs(d32: Any, pos: int, end: int, max_bytes: int = 0
     Runs are found by reading the headers at a fixed stride through a strided memoryview (C
     speed) and checking they all carry the same committed length; the window doubles while
     runs fill it, so variable-sized streams cost little and uniform ones almost nothing.
-    With ``max_bytes``, a run spans at most that many bytes (or one record).
+    With ``max_bytes``, a run of records of at most ``max_len`` bytes spans at most that
+    many bytes (or one record).
     """
     window = 16
     while pos < end:
@@ -119,7 +123,7 @@ def _runs(d32: Any, pos: int, end: int, max_bytes: int = 0
             pos += step
             continue
         n = min((end - pos) // step, window)
-        if max_bytes and n * step > max_bytes:
+        if max_bytes and n * step > max_bytes and ln <= max_len:
             n = max(max_bytes // step, 1)
         if n > 1:
             w = step >> 2
@@ -290,7 +294,8 @@ class _Ring:
         fence = self._fence if self._barrier is not None else None
         token: list[Any] | None = None
         cons = 0
-        cap = _RUN_COPY_BYTES
+        cap = _RUN_COPY_BYTES  # runs that are copied; zero-copy runs of large records are not cut
+        cap_len = _MAX_LEN if copy else _COPY_MAX
         repeat = itertools.repeat
         try:
             while True:
@@ -301,7 +306,7 @@ class _Ring:
                 if cons >= prod:
                     return
                 start = cons & mask
-                for pos, ln, step, k in _runs(d32, start, start + (prod - cons), cap):
+                for pos, ln, step, k in _runs(d32, start, start + (prod - cons), cap, cap_len):
                     if k == 0:  # BUSY: the producer has not committed this one yet
                         return
                     if ln < 0:  # discarded

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import struct
 
-from ebpf.ringbuf import _DISCARD, _SLICES, _runs, _slices
+from ebpf.ringbuf import _DISCARD, _SLICES, _SLICES_HELD, _runs, _slices
 
 
 def _area(lengths: list[int], flags: int = 0) -> bytearray:
@@ -35,6 +35,9 @@ def test_slice_cache_bounded() -> None:
     for ln in range(1, 200):
         _slices(ln, (ln + 15) & ~7, 1)
     assert len(_SLICES) <= 64
+    for ln in range(600, 640):  # long runs of many lengths: bounded in slices held too
+        assert len(_slices(ln, (ln + 15) & ~7, 4096)) == 4096
+        assert sum(map(len, _SLICES.values())) <= _SLICES_HELD
 
 
 def test_runs_bounded_in_bytes() -> None:
@@ -48,6 +51,9 @@ def test_runs_bounded_in_bytes() -> None:
     big = _area([200] * 3)  # one record larger than the bound: runs of one
     runs = list(_runs(memoryview(big).cast("I"), 0, len(big), 64))
     assert [k for _, _, _, k in runs] == [1, 1, 1]
+    # the bound applies to records of at most max_len bytes (copied runs) only
+    runs = list(_runs(memoryview(big).cast("I"), 0, len(big), 64, max_len=100))
+    assert [k for _, _, _, k in runs] == [3]
 
 
 def test_runs_skip_discarded() -> None:
