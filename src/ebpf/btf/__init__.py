@@ -50,7 +50,10 @@ from .types import VarSecinfo as VarSecinfo
 from .types import Void as Void
 from .types import Volatile as Volatile
 from .wire import Header as Header
-from .writer import BTFWriter as BTFWriter
+
+TYPE_CHECKING = False  # the type checkers' constant, without importing typing
+if TYPE_CHECKING:
+    from .writer import BTFWriter as BTFWriter
 
 __all__ = [
     "Array",
@@ -90,3 +93,13 @@ __all__ = [
     "load_kernel",
     "load_kernel_module",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The writer (and the typing module it needs) loads on first use: reading BTF never pays
+    # for it.
+    if name == "BTFWriter":
+        from .writer import BTFWriter
+
+        return BTFWriter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
