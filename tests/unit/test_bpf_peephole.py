@@ -419,6 +419,26 @@ def test_identical_returns_merge_into_one() -> None:
         assert interpret(out, r1) == interpret(items, r1)
 
 
+def test_a_map_key_is_not_stored_again_while_the_slot_holds_it() -> None:
+    def prog(between: asm.Helper) -> list[asm.Item]:
+        return [   # id = pid_tgid(); m[id]; ...; del m[id], as the compiler emits them
+            asm.call(asm.Helper.GET_CURRENT_PID_TGID), asm.mov(R6, R0),
+            asm.store(asm.DW, R10, -24, R6),
+            asm.load(asm.DW, R6, R10, -24), asm.store(asm.DW, R10, -8, R6),
+            asm.mov(R2, R10), asm.add(R2, -8), asm.call(asm.Helper.MAP_LOOKUP_ELEM),
+            asm.mov(R1, R10), asm.add(R1, -40), asm.mov(R2, 16), asm.call(between),
+            asm.load(asm.DW, R6, R10, -24), asm.store(asm.DW, R10, -8, R6),
+            asm.mov(R2, R10), asm.add(R2, -8), asm.call(asm.Helper.MAP_DELETE_ELEM),
+            asm.mov(R0, 0), asm.exit()]
+
+    def key_stores(items: list[asm.Item]) -> int:
+        return sum(t.startswith("*(u64 *)(r10 - 0x8)") for t in _text(items))
+
+    assert key_stores(optimize(prog(asm.Helper.KTIME_GET_NS), (-24,))) == 1
+    # bpf_get_current_comm writes through its pointer argument: the slot may have changed
+    assert key_stores(optimize(prog(asm.Helper.GET_CURRENT_COMM), (-24,))) == 2
+
+
 def test_zero_extension_before_a_narrow_store_or_of_a_narrow_value_goes() -> None:
     items: list[asm.Item] = [
         asm.mov(R2, R1), asm.rsh(R2, 32), asm.mov32(R2, R2),     # already < 2**32

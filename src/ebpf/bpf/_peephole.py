@@ -365,6 +365,109 @@ def dce(code: Func, f: Flow) -> bool:
     return changed
 
 
+#: Helpers that write no memory through their arguments (map operations read the key
+#: and value they are given): stack contents survive them.
+_NO_STACK_WRITE = frozenset({1, 2, 3, 5, 6, 7, 8, 12, 14, 15, 25, 125, 130, 131, 132, 133})
+
+
+def stores(code: Func, f: Flow) -> bool:
+    """Drop a store to the stack of a register the slot already holds on every path (a map
+    key stored again for the next map operation)."""
+    facts: dict[tuple[int, int, int], int] = {}
+    for i in code:
+        if i.op >= 0 and i.op & 0xE7 == 0x63 and i.dst == FP and i.src != FP:
+            facts.setdefault((i.off, _SIZES[i.op & 0x18], i.src), len(facts))
+    if not facts:
+        return False
+    full = (1 << len(facts)) - 1
+    by_reg: dict[int, int] = {}
+    for (_off, _size, r), n in facts.items():
+        by_reg[r] = by_reg.get(r, 0) | 1 << n
+
+    def same(r: int, eq: dict[int, set[int]]) -> set[int]:
+        return {r} | eq.get(r, set())
+
+    def step(i: Ins, cur: int, eq: dict[int, set[int]]) -> int:
+        """Facts after ``i``; ``eq`` (registers known equal, inside the block) updated."""
+        op = i.op
+        if op < 0:
+            return cur
+        cls = op & 7
+        if op == _CALL and (i.src != 0 or i.imm not in _NO_STACK_WRITE):
+            cur = 0
+        elif cls in (2, 3):
+            if i.dst != FP or (cls == 3 and op & 0xE0 == 0xC0):
+                return 0   # through a pointer that may point into the stack
+            size = _SIZES[op & 0x18]
+            for (off, sz, _r), n in facts.items():
+                if off < i.off + size and i.off < off + sz:
+                    cur &= ~(1 << n)
+            if cls == 3 and i.src != FP:
+                for r in same(i.src, eq):
+                    n2 = facts.get((i.off, size, r))
+                    if n2 is not None:
+                        cur |= 1 << n2
+            return cur
+        _, d, _, _ = regs(i)
+        r = 0
+        while d:
+            if d & 1:
+                if r in by_reg:
+                    cur &= ~by_reg[r]
+                for x in eq.pop(r, set()):
+                    eq.get(x, set()).discard(r)
+            d >>= 1
+            r += 1
+        if is_mov64x(i) and i.dst != i.src:
+            group = same(i.src, eq)
+            for x in group:
+                eq.setdefault(x, set()).add(i.dst)
+            eq[i.dst] = set(group)
+            for (off, sz, r2), n in facts.items():   # what the source is stored as
+                if r2 == i.src and cur >> n & 1:
+                    n2 = facts.get((off, sz, i.dst))
+                    if n2 is not None:
+                        cur |= 1 << n2
+        return cur
+
+    nb = len(f.starts)
+    preds: list[list[int]] = [[] for _ in range(nb)]
+    for b in range(nb):
+        for s2 in f.succ[b]:
+            preds[s2].append(b)
+    out = [full] * nb
+    inn = [0] * nb
+    changed = True
+    while changed:
+        changed = False
+        for b in range(nb):
+            x = 0
+            if b != 0 and preds[b]:
+                x = full
+                for p in preds[b]:
+                    x &= out[p]
+            cur = x
+            eq: dict[int, set[int]] = {}
+            for k in range(f.starts[b], f.ends[b]):
+                cur = step(code[k], cur, eq)
+            if x != inn[b] or cur != out[b]:
+                inn[b], out[b] = x, cur
+                changed = True
+    removed = False
+    for b in range(nb):
+        cur = inn[b]
+        eq = {}
+        for k in range(f.starts[b], f.ends[b]):
+            i = code[k]
+            if i.op >= 0 and i.op & 0xE7 == 0x63 and i.dst == FP and i.src != FP and \
+                    cur >> facts[(i.off, _SIZES[i.op & 0x18], i.src)] & 1:
+                code[k] = _nop()
+                removed = True
+                continue
+            cur = step(i, cur, eq)
+    return removed
+
+
 def _fold(op: int, a: int, b: int) -> int | None:
     """``a op b`` on unsigned 64-bit ``a``/``b`` for ALU64 (``op & 7 == 7``) or ALU32, as
     the register value after the operation (ALU32 zero-extends), or None."""
@@ -1016,14 +1119,15 @@ def merge_exits(code: Func, names: list[int], prefix_: str = "peep") -> bool:
     return True
 
 
-def clean(code: Func, rounds: int = 12) -> Func:
+def clean(code: Func, rounds: int = 12, final: bool = False) -> Func:
     """Run the passes until nothing changes (at most ``rounds`` times).
 
     The passes of one round share one :class:`Flow` and mark removed instructions
     :data:`NOP` instead of shifting the list: within a round the blocks stay where they
     were and every change only shrinks what is live across them (or leaves it as it was),
     so the round's liveness stays a safe over-approximation. Each pass recomputes what it
-    needs inside a block. :func:`thread` adds instructions, so it runs last, alone."""
+    needs inside a block. :func:`thread` adds instructions, so it runs last, alone.
+    ``final`` (machine registers only, last clean-up) adds :func:`stores`."""
     # labels added here are named after the function's first label, unique in the program
     base = f"{code[0].target}.peep" if code and code[0].op == LABEL else "peep"
     names = [sum(1 for i in code if i.op == LABEL and (i.target or "").startswith(base + "."))]
@@ -1034,6 +1138,8 @@ def clean(code: Func, rounds: int = 12) -> Func:
         changed |= narrow(code, f)
         changed |= jumps(code, f)
         changed |= dce(code, f)
+        if final:
+            changed |= stores(code, f)
         code[:] = compact(code)
         changed |= thread(code, names, base)
         changed |= merge_exits(code, names, base)

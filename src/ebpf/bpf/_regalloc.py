@@ -415,7 +415,7 @@ def _attempt(base: Func, slots: set[int], entry_defs: int, split: bool, cse_: bo
         lost_cse = {e for v, e in cse.items() if v in failed}
         return None, lost, lost_cse, not lost and not lost_cse
     _apply(code, got)
-    ph.clean(code)
+    ph.clean(code, final=True)
     return code, set(), set(), False
 
 
