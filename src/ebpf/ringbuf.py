@@ -136,7 +136,7 @@ def _runs(d32: Any, pos: int, end: int, max_bytes: int = 0, max_len: int = 1 << 
                 k = 1
                 while hs[k] == ln:
                     k += 1
-                window = 16
+                window = 16 if k > 1 else 2  # sizes vary: look ahead less
         else:
             k = 1
         yield pos, ln, step, k
@@ -313,15 +313,27 @@ class _Ring:
                         cons += step
                         continue
                     cur.publish(cons)  # hand the records before this run back
-                    nbytes = k * step
-                    if copy:
-                        base: Any = data[pos : pos + nbytes].tobytes()
-                    elif ln <= _COPY_MAX:
-                        base = memoryview(data[pos : pos + nbytes].tobytes())
+                    run: Iterator[Any]
+                    if k == 1:  # variable-sized streams: one record, no slicing machinery
+                        first = pos + _HDR
+                        if copy:
+                            base: Any = data[first : first + ln].tobytes()
+                        elif ln <= _COPY_MAX:
+                            base = memoryview(data[first : first + ln].tobytes())
+                        else:
+                            base = data[first : first + ln]
+                        it: Any = iter((base,))
+                        run = it
                     else:
-                        base = data[pos : pos + nbytes]
-                    it: Any = iter(_slices(ln, step, k))
-                    run: Iterator[Any] = map(_getitem, repeat(base), it)
+                        nbytes = k * step
+                        if copy:
+                            base = data[pos : pos + nbytes].tobytes()
+                        elif ln <= _COPY_MAX:
+                            base = memoryview(data[pos : pos + nbytes].tobytes())
+                        else:
+                            base = data[pos : pos + nbytes]
+                        it = iter(_slices(ln, step, k))
+                        run = map(_getitem, repeat(base), it)
                     token = cur.active = [it, cons, step, k]
                     try:
                         yield run

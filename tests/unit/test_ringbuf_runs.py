@@ -60,3 +60,13 @@ def test_runs_skip_discarded() -> None:
     area = _area([8, 8], _DISCARD) + _area([8, 8])
     got = list(_runs(memoryview(area).cast("I"), 0, len(area)))
     assert [(ln, k) for _, ln, _, k in got] == [(-1, 1), (-1, 1), (8, 2)]
+
+
+def test_runs_over_mixed_then_uniform_sizes() -> None:
+    lengths = [8, 16] * 20 + [24] * 300
+    area = _area(lengths)
+    got = list(_runs(memoryview(area).cast("I"), 0, len(area)))
+    flat = [ln for _, ln, _, k in got for _ in range(k)]
+    assert flat == lengths
+    assert all(k == 1 for _, _, _, k in got[:40])
+    assert len(got) < 40 + 20  # the uniform tail comes in long runs again
