@@ -323,11 +323,11 @@ def test_locals_live_across_calls_get_callee_saved_registers() -> None:
 def test_address_taken_and_uninitialised_slots_stay_on_the_stack() -> None:
     items: list[asm.Item] = [
         asm.mov(R2, 3), asm.store(asm.DW, R10, -8, R2),
-        asm.mov(R1, R10), asm.add(R1, -8), asm.load(asm.W, R3, R10, -8),  # narrow read
+        asm.mov(R1, R10), asm.add(R1, -8), asm.load(asm.W, R3, R10, -8),  # and read narrowly
         asm.jeq(R2, 3, "skip"), asm.mov(R6, 1), asm.store(asm.DW, R10, -16, R6),
         asm.label("skip"), asm.load(asm.DW, R0, R10, -16), asm.add(R0, R3), asm.exit()]
     out = _text(optimize(items, (-8, -16)))
-    assert "*(u64 *)(r10 - 0x8) = r2" in out       # -8 is read narrowly: not promoted
+    assert "*(u64 *)(r10 - 0x8) = r2" in out       # -8's address is taken: not promoted
     assert "r0 = *(u64 *)(r10 - 0x10)" in out      # -16 may be read unwritten: not promoted
 
 

@@ -17,6 +17,7 @@ stays on the stack: the verifier rejects reading an uninitialised register.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Collection
 
 from .. import asm
@@ -35,6 +36,11 @@ def _slot_accesses(code: Func, slots: Collection[int]) -> set[int]:
     """The slots of ``slots`` whose every stack access is an exact 8-byte load/store."""
     ok = set(slots)
     bad: set[int] = set()
+    real = [i for i in code if i.op >= 0]
+    for i, j in itertools.pairwise(real):
+        # an address taken (mov rX, r10; add rX, off): that slot is memory, not a value
+        if ph.is_mov64x(i) and i.src == FP and j.op == 0x07 and j.dst == i.dst:
+            bad |= {s for s in ok if s <= j.imm < s + 8}
     for i in code:
         if i.op < 0:
             continue
