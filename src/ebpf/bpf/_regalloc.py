@@ -145,13 +145,12 @@ def _color(code: Func, entry_defs: int, first: Collection[int] = (),
 
 
 def _bits(m: int) -> list[int]:
+    """The set bits of ``m`` (register numbers), lowest first."""
     out = []
-    r = 0
     while m:
-        if m & 1:
-            out.append(r)
-        m >>= 1
-        r += 1
+        low = m & -m
+        out.append(low.bit_length() - 1)
+        m ^= low
     return out
 
 
