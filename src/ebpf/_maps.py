@@ -24,7 +24,6 @@ import ctypes
 import errno as _errno
 import mmap as _mmap
 import os
-import struct
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -250,62 +249,7 @@ def _btf_types(info: MapInfo) -> tuple[Any, Any]:
         return None, None
 
 
-# --- a tiny BTF writer for the maps that need BTF ---------------------------------------------
-
-_BTF_MAGIC = 0xEB9F
-_KIND_INT, _KIND_ARRAY, _KIND_STRUCT, _KIND_FUNC, _KIND_FUNC_PROTO = 1, 3, 4, 12, 13
-
-
-class _MiniBTF:
-    """Just enough BTF to describe ``int`` keys and ``struct`` values (storage maps, spin locks).
-
-    A full BTF writer lives in :mod:`ebpf.btf`; this keeps map creation independent of it.
-    """
-
-    def __init__(self) -> None:
-        self.types: list[bytes] = []
-        self.strings = bytearray(b"\0")
-
-    def _str(self, s: str) -> int:
-        off = len(self.strings)
-        self.strings += s.encode() + b"\0"
-        return off
-
-    def _add(self, raw: bytes) -> int:
-        self.types.append(raw)
-        return len(self.types)
-
-    def int_(self, name: str, size: int, signed: bool) -> int:
-        enc = (1 << 24) if signed else 0
-        return self._add(struct.pack("=III", self._str(name), _KIND_INT << 24, size)
-                         + struct.pack("=I", enc | (size * 8)))
-
-    def array(self, elem: int, index: int, n: int) -> int:
-        return self._add(struct.pack("=III", 0, _KIND_ARRAY << 24, 0)
-                         + struct.pack("=III", elem, index, n))
-
-    def struct_(self, name: str, size: int, members: list[tuple[str, int, int]]) -> int:
-        raw = struct.pack("=III", self._str(name), (_KIND_STRUCT << 24) | len(members), size)
-        for mname, mtype, byte_off in members:
-            raw += struct.pack("=III", self._str(mname), mtype, byte_off * 8)
-        return self._add(raw)
-
-    def func_proto(self, ret: int, params: list[tuple[str, int]]) -> int:
-        raw = struct.pack("=III", 0, (_KIND_FUNC_PROTO << 24) | len(params), ret)
-        for pname, ptype in params:
-            raw += struct.pack("=II", self._str(pname), ptype)
-        return self._add(raw)
-
-    def func(self, name: str, proto: int, linkage: int = 0) -> int:
-        return self._add(struct.pack("=III", self._str(name), (_KIND_FUNC << 24) | linkage,
-                                     proto))
-
-    def encode(self) -> bytes:
-        types = b"".join(self.types)
-        hdr = struct.pack("=HBBIIIII", _BTF_MAGIC, 1, 0, 24, 0, len(types), len(types),
-                          len(self.strings))
-        return hdr + types + bytes(self.strings)
-
+# --- BTF for the maps that need it ----------------------------------------------------------
 
 def _load_btf(blob: bytes) -> FD:
     buf = ctypes.create_string_buffer(blob, len(blob))
@@ -331,22 +275,23 @@ def value_btf(value_size: int, *, spin_lock: bool = False) -> tuple[FD, int, int
     With ``spin_lock`` the value starts with a ``struct bpf_spin_lock`` (what ``BPF_F_LOCK``
     needs). Returns (BTF fd, key type id, value type id).
     """
-    b = _MiniBTF()
-    int_id = b.int_("int", 4, True)
-    byte_id = b.int_("unsigned char", 1, False)
+    from .btf.writer import BTFWriter  # only these maps need BTF: map creation stays light
+
+    if spin_lock and value_size < 4:
+        raise ValueError("a value with a spin lock needs at least 4 bytes")
+    w = BTFWriter()
+    int_id = w.int_("int", 4, signed=True)
     members: list[tuple[str, int, int]] = []
     start = 0
     if spin_lock:
-        if value_size < 4:
-            raise ValueError("a value with a spin lock needs at least 4 bytes")
-        lock_id = b.struct_("bpf_spin_lock", 4, [("val", int_id, 0)])
-        members.append(("lock", lock_id, 0))
+        members.append(("lock", w.struct("bpf_spin_lock", [("val", int_id, 0)], size=4), 0))
         start = 4
     if value_size > start:
-        arr = b.array(byte_id, int_id, value_size - start)
-        members.append(("data", arr, start))
-    value_id = b.struct_("value", value_size, members)
-    return _load_btf(b.encode()), int_id, value_id
+        data = w.array(w.int_("unsigned char", 1), value_size - start,
+                       index_type=int_id)
+        members.append(("data", data, start * 8))
+    value_id = w.struct("value", members, size=value_size)
+    return _load_btf(w.encode()), int_id, value_id
 
 
 # --- per-thread syscall blocks -----------------------------------------------------------------

@@ -142,7 +142,7 @@ def test_map_with_writer_key_value_btf() -> None:
 
 
 def test_spin_lock_and_datasec_maps() -> None:
-    """What _maps._MiniBTF does today (a bpf_spin_lock value) and a global-data map whose
+    """What map creation builds (a bpf_spin_lock value) and a global-data map whose
     value type is a DATASEC, both from the writer."""
     w = BTFWriter()
     i = _int(w)

@@ -458,15 +458,16 @@ def test_map_fileno_works_with_asm_load_map(counts: Map) -> None:
 def test_opened_map_decodes_struct_values_from_its_btf(bpffs: str) -> None:
     """A map created with BTF for its value struct: opened again, values decode into ctypes
     structures with the member names from the BTF."""
-    from ebpf._maps import _load_btf, _MiniBTF
+    from ebpf._maps import _load_btf
+    from ebpf.btf import BTFWriter
 
-    b = _MiniBTF()
-    u32 = b.int_("unsigned int", 4, False)
-    u64 = b.int_("unsigned long long", 8, False)
-    char = b.int_("char", 1, True)
-    name = b.array(char, u32, 6)
-    val = b.struct_("flow_stats", 24, [("packets", u64, 0), ("proto", u32, 8),
-                                       ("name", name, 12)])
+    b = BTFWriter()
+    u32 = b.int_("unsigned int", 4)
+    u64 = b.int_("unsigned long long", 8)
+    char = b.int_("char", 1, char=True)
+    name = b.array(char, 6, index_type=u32)
+    val = b.struct("flow_stats", [("packets", u64, 0), ("proto", u32, 64),
+                                  ("name", name, 96)], size=24)
     with _load_btf(b.encode()) as btf, \
             Map.create(MapType.HASH, key_size=4, value_size=24, max_entries=4, btf=btf,
                        btf_key_type_id=u32, btf_value_type_id=val) as m:

@@ -14,8 +14,9 @@ import pytest
 
 import ebpf
 from ebpf import MapType, ProgramType, asm, features, platform
-from ebpf._maps import Map, _load_btf, _MiniBTF
+from ebpf._maps import Map, _load_btf
 from ebpf.asm import R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, Helper
+from ebpf.btf import BTFWriter
 from ebpf.ringbuf import RecordBatch, RingBuffer, RingBufferClosed, UserRingBuffer
 
 pytestmark = pytest.mark.requires(features.have_map_type, MapType.RINGBUF)
@@ -67,8 +68,8 @@ def load_with_callbacks(prog_type: ProgramType, items: list[asm.Item],
     """Load a program whose subprograms (labels in ``callbacks``) are helper callbacks: the
     kernel wants BTF func_info for those."""
     ins = asm.Instructions(items)
-    b = _MiniBTF()
-    i64 = b.int_("long", 8, True)
+    b = BTFWriter()
+    i64 = b.int_("long", 8, signed=True)
     fi = struct.pack("=II", 0, b.func("main", b.func_proto(i64, [("ctx", i64)])))
     proto = b.func_proto(i64, [("a", i64), ("b", i64)])
     for name in callbacks:

@@ -10,7 +10,7 @@ import struct
 import pytest
 
 from ebpf import MapFlags, MapType
-from ebpf._maps import _defaults, _MiniBTF, value_btf
+from ebpf._maps import _defaults, value_btf
 from ebpf._sys.attrs import object_name
 from ebpf.ringbuf import _BUSY, _DISCARD, RecordBatch, _cutter, _runs
 
@@ -71,22 +71,20 @@ def test_record_batch() -> None:
         b.numpy(np.dtype("S5"))
 
 
-def test_mini_btf_layout() -> None:
-    bt = _MiniBTF()
-    i = bt.int_("int", 4, True)
-    s = bt.struct_("value", 8, [("a", i, 0), ("b", i, 4)])
-    blob = bt.encode()
-    magic, version, flags, hdr_len, type_off, type_len, str_off, str_len = struct.unpack_from(
-        "=HBBIIIII", blob)
-    assert (magic, version, flags, hdr_len, type_off) == (0xEB9F, 1, 0, 24, 0)
-    assert type_len == 16 + 12 + 2 * 12 and str_off == type_len
-    assert len(blob) == 24 + type_len + str_len
-    assert (i, s) == (1, 2)
-    strings = blob[24 + str_off :]
-    assert strings.startswith(b"\0int\0value\0a\0b\0")
-    # INT: kind 1 in bits 24-28, signed encoding, 32 bits
-    _name_off, info, size, enc = struct.unpack_from("=IIII", blob, 24)
-    assert info >> 24 == 1 and size == 4 and enc == (1 << 24) | 32
+def test_value_btf_layout() -> None:
+    """The value BTF of storage/spin-lock maps, as our reader sees it."""
+    from ebpf import btf
+    from ebpf.btf.writer import BTFWriter
+
+    w = BTFWriter()
+    i = w.int_("int", 4, signed=True)
+    lock = w.struct("bpf_spin_lock", [("val", i, 0)], size=4)
+    data = w.array(w.int_("unsigned char", 1), 12, index_type=i)
+    v = w.struct("value", [("lock", lock, 0), ("data", data, 32)], size=16)
+    spec = btf.Spec.from_bytes(w.encode())
+    t = spec[v]
+    assert isinstance(t, btf.Struct) and t.size == 16
+    assert [(m.name, m.offset) for m in t.members] == [("lock", 0), ("data", 32)]
 
 
 def test_value_btf_refuses_tiny_spin_lock_values() -> None:
