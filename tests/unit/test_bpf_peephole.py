@@ -439,6 +439,19 @@ def test_a_map_key_is_not_stored_again_while_the_slot_holds_it() -> None:
     assert key_stores(optimize(prog(asm.Helper.GET_CURRENT_COMM), (-24,))) == 2
 
 
+def test_a_compare_bounds_the_register_where_it_leads() -> None:
+    # for i in range(63): ... i + 1 as a u32: i < 63 there, so no zero-extension is needed
+    items: list[asm.Item] = [
+        asm.mov(R2, R1), asm.jge(R2, 63, "out"), asm.mov(R0, R2), asm.add(R0, 1),
+        asm.mov32(R0, R0), asm.exit(), asm.label("out"), asm.jslt(R2, 100, "small"),  # signed
+        asm.mov(R0, 0), asm.exit(), asm.label("small"), asm.mov(R0, R2), asm.mov32(R0, R0),
+        asm.exit()]
+    out = optimize(items)
+    assert _text(out).count("w0 = w0") == 1, _text(out)   # the second one is needed
+    for r1 in (0, 62, 63, 1 << 31, 1 << 33, (1 << 64) - 1):
+        assert interpret(out, r1) == interpret(items, r1)
+
+
 def test_zero_extension_before_a_narrow_store_or_of_a_narrow_value_goes() -> None:
     items: list[asm.Item] = [
         asm.mov(R2, R1), asm.rsh(R2, 32), asm.mov32(R2, R2),     # already < 2**32

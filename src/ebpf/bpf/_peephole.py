@@ -809,12 +809,18 @@ def narrow(code: Func, f: Flow) -> bool:
     """Drop zero-extensions and masks that change nothing: of a value known to fit, or
     whose every use is a store that keeps fewer bytes."""
     changed = False
-    for b in range(len(f.starts)):
-        width: dict[int, int] = {}
+    nb = len(f.starts)
+    preds: list[list[int]] = [[] for _ in range(nb)]
+    for b in range(nb):
+        for s2 in f.succ[b]:
+            preds[s2].append(b)
+    at_end: dict[int, dict[int, int]] = {}
+    for b in range(nb):
+        width = _entry_widths(code, f, b, preds[b], at_end)
         live = f.local_live(b)
         for k in range(f.starts[b], f.ends[b]):
             i = code[k]
-            if i.op == LABEL:
+            if i.op < 0:
                 continue
             keep: int | None = None
             if i.op == _MOV32X and i.dst == i.src:
@@ -838,7 +844,37 @@ def narrow(code: Func, f: Flow) -> bool:
                     del width[r]
                 if nw < 64 and ed:
                     width[i.dst] = nw
+        at_end[b] = width
     return changed
+
+
+def _entry_widths(code: Func, f: Flow, b: int, preds: list[int],
+                  at_end: dict[int, dict[int, int]]) -> dict[int, int]:
+    """Widths known where block ``b`` starts: those its one predecessor ends with (when it
+    comes earlier), narrowed by the unsigned compare that leads here (``i < 63`` in the
+    body of ``for i in range(63)``)."""
+    if len(preds) != 1 or preds[0] not in at_end:
+        return {}
+    p = preds[0]
+    width = dict(at_end[p])
+    last = f.last(p)
+    if last is None:
+        return width
+    j = code[last]
+    if not is_cond(j) or j.op & 7 != 5 or j.op & 8 or j.imm < 0:
+        return width
+    taken = f.label_block.get(j.target)  # type: ignore[arg-type]
+    if taken == b == p + 1:
+        return width
+    code_ = j.op & 0xF0
+    bound: int | None = None   # the register is at most this on the edge to b
+    if b == taken:
+        bound = {0xA0: j.imm - 1, 0xB0: j.imm}.get(code_)      # jlt, jle taken
+    elif b == p + 1:
+        bound = {0x30: j.imm - 1, 0x20: j.imm}.get(code_)      # jge, jgt not taken
+    if bound is not None and bound >= 0:
+        width[j.dst] = min(width.get(j.dst, 64), bound.bit_length())
+    return width
 
 
 def _only_narrow_stores(code: Func, f: Flow, b: int, k: int, r: int, bits: int,
