@@ -56,16 +56,41 @@ class Ins:
 
     ``dst``/``src`` may be virtual registers (16 and up) between the allocator's passes."""
 
-    __slots__ = ("dst", "imm", "imm2", "off", "op", "ref", "src", "target")
+    __slots__ = ("_regs", "dst", "imm", "imm2", "off", "op", "ref", "src", "target")
+    op: int
+    dst: int
+    src: int
+    off: int
+    imm: int
+    imm2: int
+    target: str | None
+    ref: object
+    _regs: tuple[int, int, int, int] | None
 
     def __init__(self, op: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
                  imm2: int = 0, target: str | None = None, ref: object = None) -> None:
-        self.op, self.dst, self.src, self.off, self.imm = op, dst, src, off, imm
-        self.imm2, self.target, self.ref = imm2, target, ref
+        put = object.__setattr__
+        put(self, "op", op)
+        put(self, "dst", dst)
+        put(self, "src", src)
+        put(self, "off", off)
+        put(self, "imm", imm)
+        put(self, "imm2", imm2)
+        put(self, "target", target)
+        put(self, "ref", ref)
+        put(self, "_regs", None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # what the instruction reads and writes (see regs()) is kept until a field changes
+        object.__setattr__(self, name, value)
+        if name != "_regs":
+            object.__setattr__(self, "_regs", None)
 
     def copy(self) -> Ins:
-        return Ins(self.op, self.dst, self.src, self.off, self.imm, self.imm2, self.target,
-                   self.ref)
+        new = Ins(self.op, self.dst, self.src, self.off, self.imm, self.imm2, self.target,
+                  self.ref)
+        object.__setattr__(new, "_regs", self._regs)
+        return new
 
     def __repr__(self) -> str:
         if self.op == LABEL:
@@ -78,19 +103,15 @@ Func = list[Ins]
 
 
 # -- what an instruction reads and writes ---------------------------------------------------
-_REGS_CACHE: dict[tuple[int, int, int, int, int], tuple[int, int, int, int]] = {}
-
-
 def regs(i: Ins) -> tuple[int, int, int, int]:
     """``(uses, defs, explicit_uses, explicit_defs)`` as register bit masks; the explicit ones
     are the registers named by ``dst``/``src`` (renamable), the others are implied (calls
-    read r1..r5 and clobber r0..r5, ``exit`` reads r0, ``cmpxchg`` reads and writes r0)."""
-    key = (i.op, i.dst, i.src, i.imm, i.off)
-    got = _REGS_CACHE.get(key)
+    read r1..r5 and clobber r0..r5, ``exit`` reads r0, ``cmpxchg`` reads and writes r0).
+    Kept on the instruction until one of its fields changes: the passes ask for it often."""
+    got = i._regs
     if got is None:
-        if len(_REGS_CACHE) > 1 << 16:
-            _REGS_CACHE.clear()
-        got = _REGS_CACHE[key] = _regs(i)
+        got = _regs(i)
+        object.__setattr__(i, "_regs", got)
     return got
 
 

@@ -393,21 +393,36 @@ def _cse(code: Func, ctx: int | None, first: int, skip: set[Expr]) -> dict[int, 
     return {v: exprs[n] for n, v in vreg.items()}
 
 
-def _attempt(base: Func, slots: set[int], entry_defs: int, split: bool, cse_: bool,
-             ctx_slot: int | None, skip: set[Expr]
-             ) -> tuple[Func | None, set[int], set[Expr], bool]:
-    """One allocation: (code or None, slots to keep on the stack next time, ctx fields to
-    load again each time, whether a temporary found no register with no local to blame)."""
+#: What :func:`_prepare` gives :func:`_attempt`.
+Prepared = tuple[Func | None, dict[int, int], set[int], set[int]]
+
+
+def _prepare(base: Func, slots: set[int], split: bool) -> Prepared:
+    """``base`` with ``slots`` promoted, the temporaries split into webs and cleaned:
+    (code or None when some slot may be read before it is written, slot -> virtual register,
+    the temporaries' virtual registers, the slots to keep on the stack next time)."""
     code = [i.copy() for i in base]
     vregs = {s: _VBASE + n for n, s in enumerate(sorted(slots))}
     _promote(code, vregs)
     early = _live_at_entry(code, vregs)
     if early:
-        return None, {s for s, v in vregs.items() if v in early}, set(), False
+        return None, vregs, set(), {s for s, v in vregs.items() if v in early}
     temps: set[int] = set()
     if split:
         _, temps = _split_webs(code, (6, 7, 8, 9), _VBASE + len(vregs) + _CSE_ROOM)
     ph.clean(code)
+    return code, vregs, temps, set()
+
+
+def _attempt(prepared: Prepared, entry_defs: int, cse_: bool, ctx_slot: int | None,
+             skip: set[Expr]) -> tuple[Func | None, set[int], set[Expr], bool]:
+    """One allocation of :func:`_prepare`'s output (left as it is): (code or None, slots to
+    keep on the stack next time, ctx fields to load again each time, whether a temporary
+    found no register with no local to blame)."""
+    ready, vregs, temps, early = prepared
+    if ready is None:
+        return None, early, set(), False
+    code = [i.copy() for i in ready]
     cse: dict[int, Expr] = {}
     if cse_:
         ctx = vregs.get(ctx_slot) if ctx_slot is not None else None
@@ -443,11 +458,12 @@ def optimize(items: list[asm.Item], slots: Collection[int] = (), entry_defs: int
     everything = set(cand)
     split = True
     best: Func | None = None
+    prepared: Prepared | None = None
     for n in range(_ATTEMPTS + 2):
         if n >= _ATTEMPTS:
             cand = set()    # bounded work: every local back on the stack
-        code, lost, _, temp_failed = _attempt(base, cand, entry_defs, split, False, None,
-                                              set())
+        prepared = _prepare(base, cand, split)
+        code, lost, _, temp_failed = _attempt(prepared, entry_defs, False, None, set())
         if code is not None:
             best = code
             break
@@ -455,10 +471,11 @@ def optimize(items: list[asm.Item], slots: Collection[int] = (), entry_defs: int
             split = False   # the code generator's own temporaries always fit
         cand -= lost
     addrs = [k for k in map(_addr_key, base) if k is not None]
-    if best is not None and cand == everything and (
+    if best is not None and prepared is not None and cand == everything and (
             ctx_slot in cand or len(set(addrs)) < len(addrs)):
         # registers to spare: reuse ctx field loads and addresses too, if that is shorter
-        code, _, _, _ = _attempt(base, cand, entry_defs, split, True, ctx_slot, set())
+        # (from the same promoted and cleaned code: only the reuse and colouring differ)
+        code, _, _, _ = _attempt(prepared, entry_defs, True, ctx_slot, set())
         if code is not None and _slots(code) < _slots(best):
             best = code
     if best is not None:
