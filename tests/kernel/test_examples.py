@@ -14,6 +14,9 @@ from ebpf.platform import Capability
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.py"))
 NEEDS_TRACEFS = {"tracepoint_writes.py"}
+#: Examples of program types some kernels refuse to load (fentry/fexit/LSM give EPERM on
+#: the 6.18 host; they run in the 6.1 VM of tools/vmtest).
+TRACING = {"py_fentry_unlinks.py"}
 
 pytestmark = pytest.mark.capabilities(Capability.BPF, Capability.NET_ADMIN)
 
@@ -30,5 +33,9 @@ def test_example_runs(path: Path, tracefs: str) -> None:
     env = dict(os.environ, PYTHONWARNINGS="error")
     res = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
                          timeout=120, env=env, cwd=path.parent)
+    if (res.returncode and path.name in TRACING
+            and "BPFPermissionError: BPF_PROG_LOAD: Operation not permitted" in res.stderr):
+        pytest.skip(f"{path.name}: BPF_PROG_LOAD of a tracing program refused with EPERM on "
+                    "this kernel (it runs in the VM: python -m tools.vmtest)")
     assert res.returncode == 0, f"{path.name} failed:\n{res.stdout}\n{res.stderr}"
     assert res.stdout.strip(), f"{path.name} printed nothing"
