@@ -115,6 +115,16 @@ def regs(i: Ins) -> tuple[int, int, int, int]:
     return got
 
 
+def bits(m: int) -> list[int]:
+    """The set bits of ``m`` (register numbers), lowest first."""
+    out = []
+    while m:
+        low = m & -m
+        out.append(low.bit_length() - 1)
+        m ^= low
+    return out
+
+
 def _regs(i: Ins) -> tuple[int, int, int, int]:
     op = i.op
     if op < 0:
@@ -608,6 +618,7 @@ def propagate(code: Func, f: Flow) -> bool:
     changed = False
     for b in range(len(f.starts)):
         copies: dict[int, int] = {}
+        readers: dict[int, set[int]] = {}   # register -> the copies of it (in ``copies``)
         consts: dict[int, int] = {}   # register -> its unsigned 64-bit value
         for k in range(f.starts[b], f.ends[b]):
             i = code[k]
@@ -673,10 +684,13 @@ def propagate(code: Func, f: Flow) -> bool:
             # forget what this instruction overwrites
             _, d, _, _ = regs(i)
             if d:
-                for r in [r for r, s2 in copies.items() if (1 << r) & d or (1 << s2) & d]:
-                    del copies[r]
-                for r in [r for r in consts if (1 << r) & d]:
-                    del consts[r]
+                for r in bits(d):
+                    consts.pop(r, None)
+                    s2 = copies.pop(r, None)
+                    if s2 is not None:
+                        readers[s2].discard(r)
+                    for x in readers.pop(r, ()):
+                        del copies[x]
             if known is not None:
                 consts[i.dst] = known
             if is_mov64x(i) and i.dst != i.src and FP not in (i.src, i.dst) and not (
@@ -684,6 +698,7 @@ def propagate(code: Func, f: Flow) -> bool:
                 # (a temporary copied into a local is left to coalescing, which keeps the
                 # local: reading the temporary instead would make it the long-lived one)
                 copies[i.dst] = i.src
+                readers.setdefault(i.src, set()).add(i.dst)
     return changed
 
 
@@ -695,13 +710,17 @@ def _refs(i: Ins) -> tuple[int, int]:
 
 
 def coalesce(code: Func, f: Flow) -> bool:
-    """Remove ``mov rA, rB`` where ``rB`` dies, by renaming one side's value in the block."""
+    """Remove ``mov rA, rB`` where ``rB`` dies, by renaming one side's value in the block.
+
+    Each block is swept until a sweep removes nothing; the liveness inside the block is
+    patched where a rename moves a value from one register to the other (exactly: the
+    renamed range is where the old register was live), not recomputed per move."""
     changed = False
     for b in range(len(f.starts)):
+        live = f.local_live(b)
         again = True
         while again:
             again = False
-            live = f.local_live(b)
             for p in range(f.starts[b], f.ends[b]):
                 m = code[p]
                 if m.op == LABEL or not is_mov64x(m) or m.dst == m.src:
@@ -713,14 +732,14 @@ def coalesce(code: Func, f: Flow) -> bool:
                 # stack-slot locals below the code generator's temporaries)
                 back_ok = not (ra >= _VIRT and rb >= _VIRT and ra > rb)
                 fwd_ok = not (ra >= _VIRT and rb >= _VIRT and rb > ra)
-                if (back_ok and _coalesce_back(code, f, b, p, ra, rb)) or \
+                if (back_ok and _coalesce_back(code, f, b, p, ra, rb, live)) or \
                         (fwd_ok and _coalesce_forward(code, f, b, p, ra, rb, live)):
                     changed = again = True
-                    break
     return changed
 
 
-def _coalesce_back(code: Func, f: Flow, b: int, p: int, ra: int, rb: int) -> bool:
+def _coalesce_back(code: Func, f: Flow, b: int, p: int, ra: int, rb: int,
+                   live: dict[int, int]) -> bool:
     """``s: rB = ...; ...; p: rA = rB`` -> ``s: rA = ...; ...`` when rA is untouched between."""
     ba, bb = 1 << ra, 1 << rb
     web: list[int] = []
@@ -747,6 +766,9 @@ def _coalesce_back(code: Func, f: Flow, b: int, p: int, ra: int, rb: int) -> boo
     for j in (s, *web):
         rename(code[j], rb, ra)
     code[p] = _nop()
+    for j in range(s, p):   # rB was live from s to p (and rA dead): now rA is
+        if j in live:
+            live[j] = (live[j] & ~bb) | ba
     return True
 
 
@@ -777,6 +799,10 @@ def _coalesce_forward(code: Func, f: Flow, b: int, p: int, ra: int, rb: int,
     for j in web:
         rename(code[j], ra, rb)
     code[p] = _nop()
+    for j in range(p + 1, end):   # rB (dead there before) is live where rA was
+        x = live.get(j, 0)
+        if x & ba:
+            live[j] = (x & ~ba) | bb
     return True
 
 
@@ -861,8 +887,8 @@ def narrow(code: Func, f: Flow) -> bool:
             _, d, _, ed = regs(i)
             if d:
                 nw = _width_after(i, width) if ed and d == 1 << i.dst else 64
-                for r in [r for r in width if (1 << r) & d]:
-                    del width[r]
+                for r in bits(d):
+                    width.pop(r, None)
                 if nw < 64 and ed:
                     width[i.dst] = nw
         at_end[b] = width
@@ -1003,8 +1029,8 @@ def _consts_after(code: Func, start: int, end: int, consts: dict[int, int]) -> N
                 i.dst in consts and not (op & 0xF0 in (0x30, 0x90) and i.off):
             known = _fold(op, consts[i.dst], i.imm & _M64)
         _, d, _, _ = regs(i)
-        for r in [r for r in consts if (1 << r) & d]:
-            del consts[r]
+        for r in bits(d):
+            consts.pop(r, None)
         if known is not None:
             consts[i.dst] = known
 

@@ -103,7 +103,7 @@ def _color(code: Func, entry_defs: int, first: Collection[int] = (),
             if i.op < 0:
                 continue
             u, d, _, _ = ph.regs(i)
-            for r in _bits((u | d) >> _VBASE):
+            for r in ph.bits((u | d) >> _VBASE):
                 uses[r + _VBASE] = uses.get(r + _VBASE, 0) + 1
             out = live[k]
             skip = 0
@@ -112,12 +112,12 @@ def _color(code: Func, entry_defs: int, first: Collection[int] = (),
                 if i.src >= _VBASE or i.dst >= _VBASE:
                     moves.setdefault(i.src, set()).add(i.dst)
                     moves.setdefault(i.dst, set()).add(i.src)
-            for r in _bits(d):
-                for x in _bits(out & ~skip & ~(1 << r)):
+            for r in ph.bits(d):
+                for x in ph.bits(out & ~skip & ~(1 << r)):
                     edge(r, x)
     if f.starts:
-        for r in _bits(entry_defs):
-            for x in _bits(f.live_in[0] & ~(1 << r)):
+        for r in ph.bits(entry_defs):
+            for x in ph.bits(f.live_in[0] & ~(1 << r)):
                 edge(r, x)
     color: dict[int, int] = {}
     failed: list[int] = []
@@ -142,16 +142,6 @@ def _color(code: Func, entry_defs: int, first: Collection[int] = (),
                     loser = min(locals_, key=lambda x: (x not in cheap, uses[x], x))
             failed.append(loser)
     return color, failed
-
-
-def _bits(m: int) -> list[int]:
-    """The set bits of ``m`` (register numbers), lowest first."""
-    out = []
-    while m:
-        low = m & -m
-        out.append(low.bit_length() - 1)
-        m ^= low
-    return out
 
 
 def _apply(code: Func, color: dict[int, int]) -> None:
@@ -232,7 +222,7 @@ def _split_webs(code: Func, regs: tuple[int, ...], first: int) -> tuple[int, set
                     if cur & entry or not cur:
                         bad = True
                         break
-                    reach = _bits(cur)
+                    reach = ph.bits(cur)
                     for x in reach[1:]:
                         parent[find(x)] = find(reach[0])
                     use_of[k] = reach[0]
