@@ -264,80 +264,101 @@ class Flow:
     def __init__(self, code: Func, entry_defs: int = 0) -> None:
         self.code = code
         n = len(code)
-        targets = {i.target for i in code if i.op != LABEL and is_jump(i)}
+        jumps_ = _JUMPS
+        targets = {i.target for i in code if i.op in jumps_}
         # block leaders: first instruction, each referenced label, each instruction after a
-        # jump or exit
+        # jump or exit; one pass also finds each block's last instruction and gen/kill
         starts: list[int] = []
-        self.label_block: dict[str, int] = {}
+        lasts: list[int] = []
+        gen: list[int] = []
+        kill: list[int] = []
+        label_block: dict[str, int] = {}
         pending: list[str] = []
         new_block = True
+        g = k_ = 0
+        last = -1
         for k, i in enumerate(code):
-            if i.op == LABEL:
+            op = i.op
+            if op == LABEL:
                 if i.target in targets:
                     new_block = True
                     pending.append(i.target)  # type: ignore[arg-type]
                 continue
             if new_block:
+                if starts:
+                    lasts.append(last)
+                    gen.append(g)
+                    kill.append(k_)
+                    g = k_ = 0
                 starts.append(k)
                 new_block = False
-            for name in pending:
-                self.label_block[name] = len(starts) - 1
-            pending = []
-            if is_jump(i) or i.op == _EXIT:
+            if pending:
+                for name in pending:
+                    label_block[name] = len(starts) - 1
+                pending = []
+            last = k
+            r = i._regs
+            if r is None:
+                r = regs(i)
+            g |= r[0] & ~k_
+            k_ |= r[1]
+            if op in jumps_ or op == _EXIT:
                 new_block = True
+        if starts:
+            lasts.append(last)
+            gen.append(g)
+            kill.append(k_)
+        self.label_block = label_block
         self.ends_without_code = pending  # labels after the last instruction
         self.starts = starts
         self.ends = [*starts[1:], n]
+        self._lasts = lasts
         nb = len(starts)
-        self.succ: list[list[int]] = []
+        succ: list[list[int]] = []
+        preds: list[list[int]] = [[] for _ in range(nb)]
         for b in range(nb):
-            last = self.last(b)
+            li = code[lasts[b]]
             s: list[int] = []
-            if last is not None:
-                li = code[last]
-                if is_jump(li):
-                    t = self.label_block.get(li.target)  # type: ignore[arg-type]
-                    if t is not None:
-                        s.append(t)
-                    if li.op != _JA and b + 1 < nb:
-                        s.append(b + 1)
-                elif li.op != _EXIT and b + 1 < nb:
+            if li.op in jumps_:
+                t = label_block.get(li.target)  # type: ignore[arg-type]
+                if t is not None:
+                    s.append(t)
+                if li.op != _JA and b + 1 < nb:
                     s.append(b + 1)
-            self.succ.append(s)
-        # gen/kill per block
-        gen = [0] * nb
-        kill = [0] * nb
-        for b in range(nb):
-            g = k_ = 0
-            for k in range(self.ends[b] - 1, self.starts[b] - 1, -1):
-                i = code[k]
-                if i.op == LABEL:
-                    continue
-                u, d, _, _ = regs(i)
-                g = (g & ~d) | u
-                k_ |= d
-            gen[b], kill[b] = g, k_
+            elif li.op != _EXIT and b + 1 < nb:
+                s.append(b + 1)
+            succ.append(s)
+            for s2 in s:
+                preds[s2].append(b)
+        self.succ = succ
+        #: predecessors of each block (in block order, a block once per edge)
+        self.preds = preds
+        # liveness by a worklist: a block is looked at again only when a successor's
+        # live-in grew (the same least fixpoint as sweeping every block until none changes)
         live_in = [0] * nb
         live_out = [0] * nb
-        changed = True
-        while changed:
-            changed = False
-            for b in range(nb - 1, -1, -1):
-                out = 0
-                for s2 in self.succ[b]:
-                    out |= live_in[s2]
-                inn = gen[b] | (out & ~kill[b])
-                if out != live_out[b] or inn != live_in[b]:
-                    live_out[b], live_in[b] = out, inn
-                    changed = True
+        work = list(range(nb))   # the last block first
+        queued = [True] * nb
+        while work:
+            b = work.pop()
+            queued[b] = False
+            out = 0
+            for s2 in succ[b]:
+                out |= live_in[s2]
+            live_out[b] = out
+            inn = gen[b] | (out & ~kill[b])
+            if inn != live_in[b]:
+                live_in[b] = inn
+                for p in preds[b]:
+                    if not queued[p]:
+                        queued[p] = True
+                        work.append(p)
         self.live_in, self.live_out = live_in, live_out
         self.entry_defs = entry_defs
 
     def last(self, b: int) -> int | None:
-        for k in range(self.ends[b] - 1, self.starts[b] - 1, -1):
-            if self.code[k].op != LABEL:
-                return k
-        return None
+        """The index of block ``b``'s last instruction (as the block was found)."""
+        return self._lasts[b]
 
     def local_live(self, b: int) -> dict[int, int]:
         """Index -> registers live *after* that instruction, inside block ``b``."""
@@ -462,10 +483,7 @@ def stores(code: Func, f: Flow) -> bool:
         return cur
 
     nb = len(f.starts)
-    preds: list[list[int]] = [[] for _ in range(nb)]
-    for b in range(nb):
-        for s2 in f.succ[b]:
-            preds[s2].append(b)
+    preds = f.preds
     out = [full] * nb
     inn = [0] * nb
     changed = True
@@ -857,10 +875,7 @@ def narrow(code: Func, f: Flow) -> bool:
     whose every use is a store that keeps fewer bytes."""
     changed = False
     nb = len(f.starts)
-    preds: list[list[int]] = [[] for _ in range(nb)]
-    for b in range(nb):
-        for s2 in f.succ[b]:
-            preds[s2].append(b)
+    preds = f.preds
     at_end: dict[int, dict[int, int]] = {}
     for b in range(nb):
         width = _entry_widths(code, f, b, preds[b], at_end)

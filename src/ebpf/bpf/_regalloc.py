@@ -86,15 +86,12 @@ def _color(code: Func, entry_defs: int, first: Collection[int] = (),
     which can be loaded again instead), then the ``first`` ones (temporaries, which cannot
     go to the stack: a cheap or local neighbour gives up its register for them)."""
     f = ph.Flow(code)
-    edges: dict[int, set[int]] = {}
+    # interference as bit masks: a definition's register against everything live after it,
+    # one OR per definition; made symmetric once at the end (each edge visited once)
+    born: dict[int, int] = {}
     moves: dict[int, set[int]] = {}
     uses: dict[int, int] = {}
-
-    def edge(a: int, b: int) -> None:
-        if a == b or (a < _VBASE and b < _VBASE):
-            return
-        edges.setdefault(a, set()).add(b)
-        edges.setdefault(b, set()).add(a)
+    virt = ~((1 << _VBASE) - 1)   # two machine registers never conflict here
 
     for b in range(len(f.starts)):
         live = f.local_live(b)
@@ -105,20 +102,32 @@ def _color(code: Func, entry_defs: int, first: Collection[int] = (),
             u, d, _, _ = ph.regs(i)
             for r in ph.bits((u | d) >> _VBASE):
                 uses[r + _VBASE] = uses.get(r + _VBASE, 0) + 1
+            if not d:
+                continue
             out = live[k]
-            skip = 0
             if ph.is_mov64x(i):
-                skip = 1 << i.src
+                out &= ~(1 << i.src)
                 if i.src >= _VBASE or i.dst >= _VBASE:
                     moves.setdefault(i.src, set()).add(i.dst)
                     moves.setdefault(i.dst, set()).add(i.src)
             for r in ph.bits(d):
-                for x in ph.bits(out & ~skip & ~(1 << r)):
-                    edge(r, x)
+                m = out & ~(1 << r)
+                if r < _VBASE:
+                    m &= virt
+                if m:
+                    born[r] = born.get(r, 0) | m
     if f.starts:
         for r in ph.bits(entry_defs):
-            for x in ph.bits(f.live_in[0] & ~(1 << r)):
-                edge(r, x)
+            m = f.live_in[0] & ~(1 << r)
+            if r < _VBASE:
+                m &= virt
+            if m:
+                born[r] = born.get(r, 0) | m
+    adj = dict(born)
+    for r, m in born.items():
+        for x in ph.bits(m):
+            adj[x] = adj.get(x, 0) | 1 << r
+    edges = {r: ph.bits(m) for r, m in adj.items()}
     color: dict[int, int] = {}
     failed: list[int] = []
     for v in sorted(uses, key=lambda v: (v in first, v in cheap, -uses[v], v)):
@@ -161,10 +170,7 @@ def _split_webs(code: Func, regs: tuple[int, ...], first: int) -> tuple[int, set
     some instruction, keeps its webs. Returns the next free number and the new virtuals."""
     f = ph.Flow(code)
     nb = len(f.starts)
-    preds: list[list[int]] = [[] for _ in range(nb)]
-    for b in range(nb):
-        for s2 in f.succ[b]:
-            preds[s2].append(b)
+    preds = f.preds
     made: set[int] = set()
     for r in regs:
         bit = 1 << r
@@ -297,10 +303,7 @@ def _cse(code: Func, ctx: int | None, first: int, skip: set[Expr]) -> dict[int, 
     full = (1 << len(exprs)) - 1
     lmask = sum(1 << n for e, n in idx.items() if e[0] == "L")
     nb = len(f.starts)
-    preds: list[list[int]] = [[] for _ in range(nb)]
-    for b in range(nb):
-        for s2 in f.succ[b]:
-            preds[s2].append(b)
+    preds = f.preds
     start_alias = set() if ctx is None else {ctx}
 
     def kills(i: Ins) -> bool:
