@@ -7,6 +7,9 @@ here (:data:`HUNDRED_LINES`):
   code generation, optimisation, assembly), warm, per example, in CPU time of this process
   (``time.process_time``: on a shared machine wall-clock samples mostly measure the other
   processes). Target: < 50 ms for a 100-line program.
+- **scaling**: compile time of generated programs of 300 and 1000 lines (:func:`generated`:
+  branches, map reads and writes, helper calls and straight-line arithmetic, repeated), with
+  and without the optimiser, so a pass that grows faster than the program shows here.
 - **instructions after verification**: the program loaded by ``bpf.load``, its
   ``xlated_prog_len / 8`` from ``BPF_OBJ_GET_INFO_BY_FD``, against the same count for an
   equivalent C program (``bench/compile_<name>.c``, built here with ``clang-19 -O2 -target
@@ -169,6 +172,68 @@ def hundred(ctx: bpf.XDP) -> int:
         return bpf.XDP_DROP
     return bpf.XDP_PASS
 '''
+
+
+#: The generated programs of the scaling rows: (lines, straight-line).
+SCALING = ((300, False), (1000, False), (1000, True))
+
+
+def generated(lines: int, straight: bool = False) -> str:
+    """A program of about ``lines`` lines: a unit of 10 lines (a map read, an if/elif/else
+    with a helper call, arithmetic, a map write), repeated, with the same few locals so the
+    stack stays small; every fifth unit is 10 lines of straight-line arithmetic instead.
+    ``straight``: every unit is straight-line (arithmetic, helper calls and writes to an
+    array at constant indexes: one basic block of the whole program, the case where a pass
+    that is quadratic in a block's length shows)."""
+    units = []
+    for k in range(max(1, lines // 10)):
+        if straight:
+            units.append("\n".join(
+                f"    x = x * {k + 3} + y" if j % 4 == 0 else
+                f"    y = y ^ (x >> {(k + j) % 29 + 1})" if j % 4 == 1 else
+                "    z = z + bpf.ktime_get_ns() + x" if j % 4 == 2 else
+                f"    counts[{(k + j) % 8}] = x + y + z" for j in range(10)))
+            continue
+        if k % 5 == 4:
+            units.append("\n".join(
+                f"    {a} = {b} * {k + j + 3} + ({a} >> {j + 1})"
+                for j in range(10) for a, b in [("xyz"[j % 3], "xyz"[(j + 1) % 3])]))
+            continue
+        units.append(f"""    v = counts[{k % 8}]
+    if v > {k}:
+        acc = acc + v * {k + 3}
+        x = x ^ (acc >> {k % 13 + 1})
+    elif x & {k + 1} == 0:
+        acc += 1
+    else:
+        x = x + bpf.ktime_get_ns()
+    y = (y + x) & 0xFFFF
+    counts[{(k + 1) % 8}] = acc + y""")
+    body = "\n".join(units)
+    return f'''from ebpf import bpf
+from ebpf.bpf import u64
+
+counts = bpf.Array(u64, max_entries=8)
+
+
+@bpf.xdp
+def generated(ctx: bpf.XDP) -> int:
+    acc: u64 = 0
+    x: u64 = 0
+    y: u64 = 0
+    z: u64 = 0
+{body}
+    return bpf.XDP_PASS if acc + x + y + z > 0 else bpf.XDP_DROP
+'''
+
+
+def generated_module(lines: int, straight: bool = False) -> types.ModuleType:
+    BUILD.mkdir(parents=True, exist_ok=True)
+    path = BUILD / f"compile_generated_{lines}{'_straight' if straight else ''}.py"
+    src = generated(lines, straight)
+    if not path.exists() or path.read_text() != src:
+        path.write_text(src)
+    return example_module(path)
 
 
 # -- the examples, without their demo code ---------------------------------------------------
@@ -336,6 +401,32 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 floors=floors, peers=peers,
                 target="<= 1.3x clang -O2 (issue 11)" if spec else "",
                 target_spec=spec, note=note))
+    rows += scaling_rows(quick)
+    return rows
+
+
+def scaling_rows(quick: bool = False) -> list[dict[str, Any]]:
+    """Compile time of the generated programs (:data:`SCALING`), ms per 100 lines in the
+    note: the same for each size when every pass is linear in the program."""
+    rows: list[dict[str, Any]] = []
+    for lines, straight in SCALING:
+        name = f"compile generated{' straight-line' if straight else ''} ({lines} lines)"
+        try:
+            progs = programs_of(generated_module(lines, straight))
+            ms = compile_ms(progs, 3 if quick else 7)
+            before = compile_ms(progs, 3, optimize=False)
+        except Exception as e:
+            rows.append(common.skipped(BENCH, name, f"{type(e).__name__}: {e}"))
+            continue
+        from ebpf.bpf._compiler import compile_program
+
+        insns = [compile_program(p).instructions.slots for p in progs]
+        med = common.median(ms)
+        rows.append(common.row(
+            BENCH, name, "ms", ms, target="< 50 ms per 100 lines (issue 11)",
+            target_spec={"max": 50.0 * lines / 100},
+            note=f"{med * 100 / lines:.1f} ms per 100 lines; without the optimiser "
+                 f"{common.median(before):.2f} ms; emitted {sum(insns)} insns"))
     return rows
 
 
