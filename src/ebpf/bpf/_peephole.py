@@ -117,6 +117,8 @@ def regs(i: Ins) -> tuple[int, int, int, int]:
 
 def bits(m: int) -> list[int]:
     """The set bits of ``m`` (register numbers), lowest first."""
+    if not m & (m - 1):   # none or one (most definitions)
+        return [m.bit_length() - 1] if m else []
     out = []
     while m:
         low = m & -m
@@ -1082,14 +1084,16 @@ def _skipped(code: Func, f: Flow, b: int) -> bool:
         is_cond(p) and f.label_block.get(p.target) == b + 1)  # type: ignore[arg-type]
 
 
-def thread(code: Func, names: list[int], prefix_: str = "peep") -> bool:
+def thread(code: Func, names: list[int], prefix_: str = "peep", f: Flow | None = None) -> bool:
     """Decide a branch for the predecessors that know its outcome: a block that ends by
     falling (or jumping) into ``[a few moves/ALU ops]; jcc ...`` with the operands known as
     constants at its end gets a copy of those ops and a jump to where the branch goes
     (``q = 0`` for a missing packet header, then ``if q == 0``: straight to the None case).
     Also copies a short exit block (``r0 = 2; exit``) over a ``ja`` to it. ``names``
-    numbers the labels it adds. Changes the list; run it on compacted code."""
-    f = Flow(code)
+    numbers the labels it adds. Changes the list; run it on compacted code (``f``: its
+    flow, when the caller has it)."""
+    if f is None:
+        f = Flow(code)
     nb = len(f.starts)
     edits: dict[int, list[Ins]] = {}      # insert after this index
     new_labels: dict[int, str] = {}       # insert a label before this index
@@ -1229,8 +1233,10 @@ def clean(code: Func, rounds: int = 12, final: bool = False) -> Func:
     # labels added here are named after the function's first label, unique in the program
     base = f"{code[0].target}.peep" if code and code[0].op == LABEL else "peep"
     names = [sum(1 for i in code if i.op == LABEL and (i.target or "").startswith(base + "."))]
+    f: Flow | None = None
     for _ in range(rounds):
-        f = Flow(code)
+        if f is None:
+            f = Flow(code)
         changed = propagate(code, f)
         changed |= coalesce(code, f)
         changed |= narrow(code, f)
@@ -1239,8 +1245,11 @@ def clean(code: Func, rounds: int = 12, final: bool = False) -> Func:
         if final:
             changed |= stores(code, f)
         code[:] = compact(code)
-        changed |= thread(code, names, base)
-        changed |= merge_exits(code, names, base)
-        if not changed:
+        f = Flow(code)
+        moved = thread(code, names, base, f)
+        moved |= merge_exits(code, names, base)
+        if moved:
+            f = None   # else the next round starts from the code this flow describes
+        elif not changed:
             break
     return code
