@@ -26,7 +26,7 @@ outside what the compiler emits) is left as it is: :func:`parse` raises
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .. import asm
 from ..asm import Instruction, Label
@@ -387,6 +387,45 @@ class Flow:
         return seen
 
 
+def forward(f: Flow, run: Callable[[int, int], int], must: bool, init: int = 0,
+            entry: int = 0) -> tuple[list[int], list[int]]:
+    """A forward data-flow problem over ``f``'s blocks as bit masks, by a worklist (a block
+    is run again only when a predecessor's result changed: the same fixpoint as sweeping
+    every block until none changes). ``run(b, in)`` gives the mask at the end of block
+    ``b``. ``must``: ``in`` is the AND over the predecessors (none, or the first block: 0)
+    and every result starts as ``init``; else the OR, with ``entry`` for the first block.
+    Returns (in, out) per block."""
+    nb = len(f.starts)
+    preds, succ = f.preds, f.succ
+    inn = [0] * nb
+    out = [init] * nb
+    work = list(range(nb - 1, -1, -1))   # the first block first
+    queued = [True] * nb
+    while work:
+        b = work.pop()
+        queued[b] = False
+        ps = preds[b]
+        if must:
+            x = 0
+            if b != 0 and ps:
+                x = init
+                for p in ps:
+                    x &= out[p]
+        else:
+            x = entry if b == 0 else 0
+            for p in ps:
+                x |= out[p]
+        inn[b] = x
+        o = run(b, x)
+        if o != out[b]:
+            out[b] = o
+            for s2 in succ[b]:
+                if not queued[s2]:
+                    queued[s2] = True
+                    work.append(s2)
+    return inn, out
+
+
 def compact(code: Func) -> Func:
     return [i for i in code if i.op != NOP]
 
@@ -435,8 +474,11 @@ def stores(code: Func, f: Flow) -> bool:
         return False
     full = (1 << len(facts)) - 1
     by_reg: dict[int, int] = {}
-    for (_off, _size, r), n in facts.items():
+    stored: dict[int, list[tuple[int, int, int]]] = {}   # register -> (off, size, fact)
+    for (off_, size_, r), n in facts.items():
         by_reg[r] = by_reg.get(r, 0) | 1 << n
+        stored.setdefault(r, []).append((off_, size_, n))
+    overlap: dict[tuple[int, int], int] = {}   # (off, size) stored -> the facts it ends
 
     def same(r: int, eq: dict[int, set[int]]) -> set[int]:
         return {r} | eq.get(r, set())
@@ -453,9 +495,14 @@ def stores(code: Func, f: Flow) -> bool:
             if i.dst != FP or (cls == 3 and op & 0xE0 == 0xC0):
                 return 0   # through a pointer that may point into the stack
             size = _SIZES[op & 0x18]
-            for (off, sz, _r), n in facts.items():
-                if off < i.off + size and i.off < off + sz:
-                    cur &= ~(1 << n)
+            kill = overlap.get((i.off, size))
+            if kill is None:
+                kill = 0
+                for (off, sz, _r), n in facts.items():
+                    if off < i.off + size and i.off < off + sz:
+                        kill |= 1 << n
+                overlap[(i.off, size)] = kill
+            cur &= ~kill
             if cls == 3 and i.src != FP:
                 for r in same(i.src, eq):
                     n2 = facts.get((i.off, size, r))
@@ -477,37 +524,26 @@ def stores(code: Func, f: Flow) -> bool:
             for x in group:
                 eq.setdefault(x, set()).add(i.dst)
             eq[i.dst] = set(group)
-            for (off, sz, r2), n in facts.items():   # what the source is stored as
-                if r2 == i.src and cur >> n & 1:
+            for off, sz, n in stored.get(i.src, ()):   # what the source is stored as
+                if cur >> n & 1:
                     n2 = facts.get((off, sz, i.dst))
                     if n2 is not None:
                         cur |= 1 << n2
         return cur
 
     nb = len(f.starts)
-    preds = f.preds
-    out = [full] * nb
-    inn = [0] * nb
-    changed = True
-    while changed:
-        changed = False
-        for b in range(nb):
-            x = 0
-            if b != 0 and preds[b]:
-                x = full
-                for p in preds[b]:
-                    x &= out[p]
-            cur = x
-            eq: dict[int, set[int]] = {}
-            for k in range(f.starts[b], f.ends[b]):
-                cur = step(code[k], cur, eq)
-            if x != inn[b] or cur != out[b]:
-                inn[b], out[b] = x, cur
-                changed = True
+
+    def run(b: int, cur: int) -> int:
+        eq: dict[int, set[int]] = {}
+        for k in range(f.starts[b], f.ends[b]):
+            cur = step(code[k], cur, eq)
+        return cur
+
+    inn, _ = forward(f, run, True, full)
     removed = False
     for b in range(nb):
         cur = inn[b]
-        eq = {}
+        eq: dict[int, set[int]] = {}
         for k in range(f.starts[b], f.ends[b]):
             i = code[k]
             if i.op >= 0 and i.op & 0xE7 == 0x63 and i.dst == FP and i.src != FP and \
@@ -877,10 +913,9 @@ def narrow(code: Func, f: Flow) -> bool:
     whose every use is a store that keeps fewer bytes."""
     changed = False
     nb = len(f.starts)
-    preds = f.preds
     at_end: dict[int, dict[int, int]] = {}
     for b in range(nb):
-        width = _entry_widths(code, f, b, preds[b], at_end)
+        width = _entry_widths(code, f, b, f.preds[b], at_end)
         live = f.local_live(b)
         for k in range(f.starts[b], f.ends[b]):
             i = code[k]

@@ -170,7 +170,6 @@ def _split_webs(code: Func, regs: tuple[int, ...], first: int) -> tuple[int, set
     some instruction, keeps its webs. Returns the next free number and the new virtuals."""
     f = ph.Flow(code)
     nb = len(f.starts)
-    preds = f.preds
     made: set[int] = set()
     for r in regs:
         bit = 1 << r
@@ -195,19 +194,10 @@ def _split_webs(code: Func, regs: tuple[int, ...], first: int) -> tuple[int, set
             for k in range(f.starts[b], f.ends[b]):
                 if k in index:
                     gen[b], kills[b] = 1 << index[k], True
-        out = [0] * nb
-        inn = [0] * nb
-        changed = True
-        while changed:
-            changed = False
-            for b in range(nb):
-                x = entry if b == 0 else 0
-                for p in preds[b]:
-                    x |= out[p]
-                o = gen[b] if kills[b] else x
-                if x != inn[b] or o != out[b]:
-                    inn[b], out[b] = x, o
-                    changed = True
+        def run(b: int, x: int, gen: list[int] = gen, kills: list[bool] = kills) -> int:
+            return gen[b] if kills[b] else x
+
+        inn, _ = ph.forward(f, run, False, 0, entry)
         parent = list(range(len(sites)))
 
         def find(a: int, parent: list[int] = parent) -> int:
@@ -303,7 +293,6 @@ def _cse(code: Func, ctx: int | None, first: int, skip: set[Expr]) -> dict[int, 
     full = (1 << len(exprs)) - 1
     lmask = sum(1 << n for e, n in idx.items() if e[0] == "L")
     nb = len(f.starts)
-    preds = f.preds
     start_alias = set() if ctx is None else {ctx}
 
     def kills(i: Ins) -> bool:
@@ -335,24 +324,13 @@ def _cse(code: Func, ctx: int | None, first: int, skip: set[Expr]) -> dict[int, 
             alias.add(i.dst)
         return cur
 
-    out = [full] * nb
-    inn = [0] * nb
-    changed = True
-    while changed:
-        changed = False
-        for b in range(nb):
-            x = 0
-            if b != 0 and preds[b]:
-                x = full
-                for p in preds[b]:
-                    x &= out[p]
-            cur = x
-            alias = set(start_alias)
-            for k in range(f.starts[b], f.ends[b]):
-                cur = step(code[k], cur, alias)
-            if x != inn[b] or cur != out[b]:
-                inn[b], out[b] = x, cur
-                changed = True
+    def run(b: int, cur: int) -> int:
+        alias = set(start_alias)
+        for k in range(f.starts[b], f.ends[b]):
+            cur = step(code[k], cur, alias)
+        return cur
+
+    inn, _ = ph.forward(f, run, True, full)
     redundant: set[int] = set()
     for b in range(nb):
         cur = inn[b]
