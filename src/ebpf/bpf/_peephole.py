@@ -1276,7 +1276,9 @@ def clean(code: Func, rounds: int = 12, final: bool = False) -> Func:
         changed |= coalesce(code, f)
         changed |= narrow(code, f)
         changed |= jumps(code, f)
-        changed |= dce(code, f)
+        if dce(code, f):
+            changed = True
+            jumps(code, f)   # a jump the removed code left pointing at the next instruction
         if final:
             changed |= stores(code, f)
         code[:] = compact(code)
