@@ -943,7 +943,10 @@ def narrow(code: Func, f: Flow) -> bool:
                     width.pop(r, None)
                 if nw < 64 and ed:
                     width[i.dst] = nw
-        at_end[b] = width
+        # only what a successor can read: a longer chain of blocks does not drag along the
+        # widths of every register it ever defined
+        out = f.live_out[b]
+        at_end[b] = {r: w for r, w in width.items() if out >> r & 1}
     return changed
 
 
@@ -1026,7 +1029,7 @@ def jumps(code: Func, f: Flow | None = None) -> bool:
         return t
 
     for i in code:
-        if not is_jump(i):
+        if i.op not in _JUMPS:
             continue
         hops = 0
         while hops < 8:
@@ -1038,9 +1041,9 @@ def jumps(code: Func, f: Flow | None = None) -> bool:
             i.target = code[t].target
             changed = True
             hops += 1
-    targets = {i.target for i in code if i.op != LABEL and is_jump(i)}
+    targets = {i.target for i in code if i.op in _JUMPS}
     for k, i in enumerate(code):
-        if not is_jump(i):
+        if i.op not in _JUMPS:
             continue
         n = next_insn(k)
         t = resolve(i.target)
@@ -1213,7 +1216,7 @@ def merge_exits(code: Func, names: list[int], prefix_: str = "peep") -> bool:
     """Keep one ``r0 = K; exit`` per constant K: the others jump to it (two instructions
     become one, and a ``jcc L; ja M; L:`` that results inverts into one jump). Changes the
     list; run it on compacted code."""
-    targets = {i.target for i in code if is_jump(i)}
+    targets = {i.target for i in code if i.op in _JUMPS}
     seen: dict[int, list[int]] = {}
     k = 0
     n = len(code)
