@@ -1259,7 +1259,8 @@ def merge_exits(code: Func, names: list[int], prefix_: str = "peep") -> bool:
     return True
 
 
-def clean(code: Func, rounds: int = 12, final: bool = False) -> Func:
+def clean(code: Func, rounds: int = 12, final: bool = False,
+          flow_out: list[Flow] | None = None) -> Func:
     """Run the passes until nothing changes (at most ``rounds`` times).
 
     The passes of one round share one :class:`Flow` and mark removed instructions
@@ -1267,7 +1268,9 @@ def clean(code: Func, rounds: int = 12, final: bool = False) -> Func:
     were and every change only shrinks what is live across them (or leaves it as it was),
     so the round's liveness stays a safe over-approximation. Each pass recomputes what it
     needs inside a block. :func:`thread` adds instructions, so it runs last, alone.
-    ``final`` (machine registers only, last clean-up) adds :func:`stores`."""
+    ``final`` (machine registers only, last clean-up) adds :func:`stores`. ``flow_out``
+    receives the :class:`Flow` of the result when the last round built one (the caller's
+    next pass need not build it again)."""
     # labels added here are named after the function's first label, unique in the program
     base = f"{code[0].target}.peep" if code and code[0].op == LABEL else "peep"
     names = [sum(1 for i in code if i.op == LABEL and (i.target or "").startswith(base + "."))]
@@ -1292,4 +1295,6 @@ def clean(code: Func, rounds: int = 12, final: bool = False) -> Func:
             f = None   # else the next round starts from the code this flow describes
         elif not changed:
             break
+    if f is not None and flow_out is not None:
+        flow_out.append(f)
     return code

@@ -70,9 +70,8 @@ def _promote(code: Func, slots: dict[int, int]) -> None:
             code[k] = Ins(0xB7, slots[i.off], 0, 0, i.imm)
 
 
-def _live_at_entry(code: Func, slots: dict[int, int]) -> set[int]:
+def _live_at_entry(f: ph.Flow, slots: dict[int, int]) -> set[int]:
     """Virtual registers (after promotion) that may be read before being written."""
-    f = ph.Flow(code)
     if not f.starts:
         return set()
     live = f.live_in[0]
@@ -80,12 +79,14 @@ def _live_at_entry(code: Func, slots: dict[int, int]) -> set[int]:
 
 
 def _color(code: Func, entry_defs: int, first: Collection[int] = (),
-           cheap: Collection[int] = ()) -> tuple[dict[int, int], list[int]]:
+           cheap: Collection[int] = (), f: ph.Flow | None = None
+           ) -> tuple[dict[int, int], list[int]]:
     """A machine register for each virtual one, and the virtual registers that fit nowhere.
     Locals go first by decreasing use count, then the ``cheap`` ones (reused ctx loads,
     which can be loaded again instead), then the ``first`` ones (temporaries, which cannot
-    go to the stack: a cheap or local neighbour gives up its register for them)."""
-    f = ph.Flow(code)
+    go to the stack: a cheap or local neighbour gives up its register for them). ``f``:
+    the flow of ``code``, when the caller has it."""
+    f = _flow_of(code, f)
     # interference as bit masks: a definition's register against everything live after it,
     # one OR per definition; made symmetric once at the end (each edge visited once)
     born: dict[int, int] = {}
@@ -163,12 +164,23 @@ def _apply(code: Func, color: dict[int, int]) -> None:
             i.src = color[i.src]
 
 
-def _split_webs(code: Func, regs: tuple[int, ...], first: int) -> tuple[int, set[int]]:
+def _flow_of(code: Func, f: ph.Flow | None) -> ph.Flow:
+    """``f`` (built on a list equal to ``code``: a copy) made to describe ``code``, or a new
+    flow of ``code``."""
+    if f is None:
+        return ph.Flow(code)
+    f.code = code
+    return f
+
+
+def _split_webs(code: Func, regs: tuple[int, ...], first: int,
+                f: ph.Flow | None = None) -> tuple[int, set[int]]:
     """Give each web (the definitions and uses joined by reaching definitions) of the
     machine registers ``regs`` its own virtual register, numbered from ``first``. A register
     read where it may hold nothing yet (from the function's start), or named implicitly by
-    some instruction, keeps its webs. Returns the next free number and the new virtuals."""
-    f = ph.Flow(code)
+    some instruction, keeps its webs. Returns the next free number and the new virtuals.
+    ``f``: the flow of ``code``, when the caller has it (only its blocks are used)."""
+    f = _flow_of(code, f)
     nb = len(f.starts)
     made: set[int] = set()
     for r in regs:
@@ -272,13 +284,15 @@ def _addr_key(i: Ins) -> Expr | None:
     return ("A", i.src, ref, i.imm, i.imm2)
 
 
-def _cse(code: Func, ctx: int | None, first: int, skip: set[Expr]) -> dict[int, Expr]:
+def _cse(code: Func, ctx: int | None, first: int, skip: set[Expr],
+         f: ph.Flow | None = None) -> dict[int, Expr]:
     """Values computed again where an identical computation reaches on every path are
     reused: loads from the ctx register ``ctx`` (until a call that may change packet
     data) and ``ld_imm64`` of a map's or a global's address (constants). Every computation
     of such a value also copies it into one virtual register, numbered from ``first``, and
-    the redundant ones read that instead. Returns virtual register -> expression."""
-    f = ph.Flow(code)
+    the redundant ones read that instead. Returns virtual register -> expression.
+    ``f``: the flow of ``code``, when the caller has it."""
+    f = _flow_of(code, f)
     keys: set[Expr] = set()
     for i in code:
         key = _addr_key(i)
@@ -365,24 +379,27 @@ def _cse(code: Func, ctx: int | None, first: int, skip: set[Expr]) -> dict[int, 
 
 
 #: What :func:`_prepare` gives :func:`_attempt`.
-Prepared = tuple[Func | None, dict[int, int], set[int], set[int]]
+Prepared = tuple[Func | None, dict[int, int], set[int], set[int], "ph.Flow | None"]
 
 
 def _prepare(base: Func, slots: set[int], split: bool) -> Prepared:
     """``base`` with ``slots`` promoted, the temporaries split into webs and cleaned:
     (code or None when some slot may be read before it is written, slot -> virtual register,
-    the temporaries' virtual registers, the slots to keep on the stack next time)."""
+    the temporaries' virtual registers, the slots to keep on the stack next time, the flow
+    of the code when the clean-up left one)."""
     code = [i.copy() for i in base]
     vregs = {s: _VBASE + n for n, s in enumerate(sorted(slots))}
     _promote(code, vregs)
-    early = _live_at_entry(code, vregs)
+    f = ph.Flow(code)
+    early = _live_at_entry(f, vregs)
     if early:
-        return None, vregs, set(), {s for s, v in vregs.items() if v in early}
+        return None, vregs, set(), {s for s, v in vregs.items() if v in early}, None
     temps: set[int] = set()
     if split:
-        _, temps = _split_webs(code, (6, 7, 8, 9), _VBASE + len(vregs) + _CSE_ROOM)
-    ph.clean(code)
-    return code, vregs, temps, set()
+        _, temps = _split_webs(code, (6, 7, 8, 9), _VBASE + len(vregs) + _CSE_ROOM, f)
+    flows: list[ph.Flow] = []
+    ph.clean(code, flow_out=flows)
+    return code, vregs, temps, set(), flows[0] if flows else None
 
 
 def _attempt(prepared: Prepared, entry_defs: int, cse_: bool, ctx_slot: int | None,
@@ -390,17 +407,19 @@ def _attempt(prepared: Prepared, entry_defs: int, cse_: bool, ctx_slot: int | No
     """One allocation of :func:`_prepare`'s output (left as it is): (code or None, slots to
     keep on the stack next time, ctx fields to load again each time, whether a temporary
     found no register with no local to blame)."""
-    ready, vregs, temps, early = prepared
+    ready, vregs, temps, early, f = prepared
     if ready is None:
         return None, early, set(), False
     code = [i.copy() for i in ready]
     cse: dict[int, Expr] = {}
     if cse_:
         ctx = vregs.get(ctx_slot) if ctx_slot is not None else None
-        cse = _cse(code, ctx, _VBASE + len(vregs), skip)
+        cse = _cse(code, ctx, _VBASE + len(vregs), skip, f)
         if cse:
-            ph.clean(code)
-    got, failed = _color(code, entry_defs, temps, cse)
+            flows: list[ph.Flow] = []
+            ph.clean(code, flow_out=flows)
+            f = flows[0] if flows else None
+    got, failed = _color(code, entry_defs, temps, cse, f)
     if failed:
         lost = {s for s, v in vregs.items() if v in failed}
         lost_cse = {e for v, e in cse.items() if v in failed}
