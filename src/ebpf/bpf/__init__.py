@@ -52,6 +52,15 @@ from ._decl import tc as tc
 from ._decl import tracepoint as tracepoint
 from ._decl import var as var
 from ._decl import xdp as xdp
+from ._kfunc import kfunc as kfunc
+from ._kinds import cgroup_sock_addr as cgroup_sock_addr
+from ._kinds import cgroup_sockopt as cgroup_sockopt
+from ._kinds import iter as iter
+from ._kinds import perf_event as perf_event
+from ._kinds import seq_write as seq_write
+from ._kinds import uprobe as uprobe
+from ._kinds import uretprobe as uretprobe
+from ._kinds import usdt as usdt
 from ._kstruct import core_read as core_read
 from ._kstruct import get_current_task as get_current_task
 from ._kstruct import get_current_task_btf as get_current_task_btf
@@ -61,6 +70,7 @@ from ._load import PerfView as PerfView
 from ._load import RingView as RingView
 from ._load import build_spec as build_spec
 from ._load import load as load
+from ._loop import loop as loop
 from ._tracing import fentry as fentry
 from ._tracing import fexit as fexit
 from ._tracing import kprobe as kprobe
@@ -115,6 +125,8 @@ __all__ = [
     "build_spec",
     "bytes_",
     "cgroup_skb",
+    "cgroup_sock_addr",
+    "cgroup_sockopt",
     "const",
     "core_read",
     "emulate",
@@ -133,15 +145,20 @@ __all__ = [
     "i16",
     "i32",
     "i64",
+    "iter",
     "kernel",
+    "kfunc",
     "kprobe",
     "kretprobe",
     "ktime_get_boot_ns",
     "ktime_get_ns",
     "load",
+    "loop",
     "lsm",
     "net",
+    "perf_event",
     "raw_tracepoint",
+    "seq_write",
     "socket_filter",
     "tc",
     "tp_btf",
@@ -151,6 +168,9 @@ __all__ = [
     "u16",
     "u32",
     "u64",
+    "uprobe",
+    "uretprobe",
+    "usdt",
     "var",
     "xdp",
 ]

@@ -240,6 +240,7 @@ class _FunctionCompiler:
         self.fn = fn
         self.prefix = "" if sub is None else f"{sub.name}/"
         self.calls: dict[FuncDecl, None] = {}
+        self.callbacks: list[_FunctionCompiler] = []  # bpf.loop bodies (_loop.py)
         try:
             self.filename = inspect.getsourcefile(fn) or fn.__code__.co_filename
             lines, first = inspect.getsourcelines(fn)
@@ -831,6 +832,12 @@ class _FunctionCompiler:
         if not isinstance(s.target, ast.Name):
             raise _Err(s.target, "the loop variable must be one name")
         it = s.iter
+        if isinstance(it, ast.Call) and self.is_static(it.func) and \
+                getattr(self.static(it.func), "_bpf_loop", False):
+            from . import _loop
+
+            _loop.compile_for(self, s)
+            return
         if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and
                 it.func.id == "range" and not it.keywords and 1 <= len(it.args) <= 3):
             raise _Err(it, "only `for i in range(...)` loops are supported")
@@ -1488,6 +1495,9 @@ class _FunctionCompiler:
 
     def store_field(self, target: ast.Attribute, value: ast.expr) -> None:
         if isinstance(target.value, ast.Name) and target.value.id == self.ctx_name:
+            if self.decl.ctx_access is not None and target.attr in self.ctx_fields():
+                self.decl.ctx_access.write(self, target, value)  # _kinds.py
+                return
             raise _Err(target, "context fields are read-only here")
         base, fld = self.field_ref(target)
         assert base.reg is not None
@@ -1529,6 +1539,8 @@ class _FunctionCompiler:
         if node.attr not in fields:
             raise _Err(node, f"the {self.decl.section} context has no readable field "
                              f"{node.attr!r} (fields: {', '.join(sorted(fields))})")
+        if self.decl.ctx_access is not None:  # uprobe, perf_event, iter, cgroup socks
+            return self.decl.ctx_access.read(self, node)  # type: ignore[no-any-return]
         off, t = fields[node.attr]
         r = self.temp(node)
         self.emit(asm.load(asm.DW, r, R10, self.ctx_slot))
@@ -1787,7 +1799,43 @@ class _FunctionCompiler:
             return self.func_call(node, fn)
         if fn is range:
             raise _Err(node, "range() is only for `for` loops")
+        if fn is min or fn is max:
+            return self.minmax(node, fn is min)
         raise _Err(node, f"cannot call {ast.unparse(f)} in a BPF program")
+
+    def minmax(self, node: ast.Call, smallest: bool) -> V:
+        """``min(a, b)`` / ``max(a, b)`` of two integers, compared and returned in their
+        common type (its signedness picks ``jsle``/``jle``), as a comparison would."""
+        what = "min" if smallest else "max"
+        if len(node.args) != 2 or node.keywords:
+            raise _Err(node, f"{what}(a, b) takes two integers")
+        a = self.expr(node.args[0])
+        b = self.expr(node.args[1])
+        for v, n in ((a, node.args[0]), (b, node.args[1])):
+            if not v.is_int:
+                raise _Err(n, f"{what}() compares integers")
+        if a.lit is not None and b.lit is not None:
+            return V(lit=min(a.lit, b.lit) if smallest else max(a.lit, b.lit))
+        if a.lit is not None:  # the result does not depend on the order
+            a, b = b, a
+        assert a.ty is not None
+        t = a.ty if b.ty is None else common_type(a.ty, b.ty)
+        ra = self.to_reg(a, t, node)
+        if b.lit is not None:
+            c = self.lit_for(b.lit, t, node)
+            if _fits_imm(c):
+                rb: Register | int = c
+            else:
+                rb = self.temp(node)
+                self.emit(asm.load_imm64(rb, c))
+        else:
+            rb = self.to_reg(b, t, node)
+        keep = self.label("keep")
+        self.emit(_jump("<=" if smallest else ">=", t.signed)(ra, rb, keep), asm.mov(ra, rb))
+        self.place(keep)
+        if isinstance(rb, Register):
+            self.release(rb)
+        return V(ty=t, reg=ra)
 
     def func_call(self, node: ast.Call, fn: FuncDecl) -> V:
         if node.keywords:
@@ -1905,12 +1953,12 @@ class _FunctionCompiler:
         if meth == "lookup":
             if len(node.args) != 1 or node.keywords:
                 raise _Err(node, "lookup(key) takes one key")
-            if not (isinstance(m.value, type) and issubclass(m.value, Struct)):
-                raise _Err(node, "lookup returns a struct pointer: use m[k] for integer values")
+            st = m.value if isinstance(m.value, type) and issubclass(m.value, Struct) \
+                else _cell(self.int_value(m, node))
             self.lookup(name, m, node.args[0])
             r = self.temp(node)
             self.emit(asm.mov(r, R0))
-            return V(reg=r, ptr=Ptr(m.value, "map"), nullable=True)
+            return V(reg=r, ptr=Ptr(st, "map"), nullable=True)
         raise _Err(node, f"maps support m[k], m[k] = v, m[k] += v and lookup(k), not {meth}")
 
     def helper_call(self, node: ast.Call, h: _HelperFn, discard: bool) -> V:
@@ -1969,6 +2017,19 @@ class _FunctionCompiler:
         r = self.temp(node)
         self.emit(asm.mov(r, R0))
         return V(ty=i64, reg=r)
+
+
+_CELLS: dict[type[IntType], type[Struct]] = {}
+
+
+def _cell(t: type[IntType]) -> type[Struct]:
+    """The one-field struct ``{value: t}`` that ``m.lookup(k)`` points to when ``m`` holds
+    integers: ``p.value`` reads, writes (and ``+=``, atomically) the map's value in place."""
+    got = _CELLS.get(t)
+    if got is None:
+        got = _CELLS[t] = type(f"{t.__name__}_value", (Struct,), {"__annotations__": {"value": t},
+                                                                   "__module__": __name__})
+    return got
 
 
 def _lit_ok(c: int, t: type[IntType]) -> bool:
@@ -2107,9 +2168,17 @@ def compile_program(decl: ProgramDecl, *, optimize: bool = True) -> CompiledProg
     pass (the milestone-1 stack-slot code, for comparison)."""
     main = _FunctionCompiler(decl)
     main.run()
-    parts = [main]
+    parts: list[_FunctionCompiler] = []
     done: dict[FuncDecl, _FunctionCompiler] = {}
-    pending = list(main.calls)
+    pending: list[FuncDecl] = []
+
+    def take(c: _FunctionCompiler) -> None:  # a function and its bpf.loop callbacks
+        parts.append(c)
+        pending.extend(c.calls)
+        for cb in c.callbacks:
+            take(cb)
+
+    take(main)
     while pending:
         f = pending.pop(0)
         if f in done:
@@ -2117,15 +2186,16 @@ def compile_program(decl: ProgramDecl, *, optimize: bool = True) -> CompiledProg
         sub = _FunctionCompiler(decl, f)
         sub.run()
         done[f] = sub
-        parts.append(sub)
-        pending.extend(sub.calls)
+        take(sub)
     items: list[asm.Item] = []
     for part in parts:
         if optimize:
-            nparams = 1 if part.sub is None else len(part.fdef.args.args)
+            nparams = 1 if part.sub is None else len(part.signature()[0])
             part.items = _regalloc.optimize(part.items, part.scalar_slots,
                                             ((1 << (nparams + 1)) - 1) & ~1,
-                                            part.ctx_slot if part.sub is None else None)
+                                            part.ctx_slot if part.sub is None and not (
+                                                decl.ctx_access is not None and
+                                                decl.ctx_access.writes) else None)
         items.extend(part.items)
     try:
         insns = asm.Instructions(items)

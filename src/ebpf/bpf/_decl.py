@@ -304,6 +304,11 @@ class ProgramDecl:
         #: name -> (offset, type) of the ctx fields, computed at compile time (None: the
         #: compiler's own table for ``ctx_kind``)
         self.ctx_layout = ctx_layout
+        #: reads (and writes) ctx fields itself when set (``_kinds.CtxAccess``: uprobe/USDT,
+        #: perf_event, iterators, cgroup sock_addr/sockopt)
+        self.ctx_access: Any = None
+        #: (binary, symbol) of a uprobe, (binary, provider, name) of a USDT probe
+        self.probe_target: tuple[str, ...] | None = None
         self._compiled: Any = None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn

@@ -1,0 +1,461 @@
+"""More program kinds: ``uprobe``/``uretprobe``/``usdt``, ``perf_event``, ``iter``,
+``cgroup_sock_addr`` and ``cgroup_sockopt``, and ``bpf.seq_write`` for iterators.
+
+Each decorator fixes the program type, the expected attach type (and for iterators the BTF
+target) and how ``ctx`` reads: the compiler asks the declaration's :class:`CtxAccess` to
+load (and, for the cgroup socket kinds, store) a ctx field, so a field can be a big-endian
+word read in host order (``user_port``), a signed ``int`` (``retval``), a USDT argument
+fetched by the code its note describes, or a BTF-typed kernel pointer (``ctx.task``).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .. import asm
+from .._types import AttachType, ProgramType
+from ..asm import R0, R1, R2, R3, R10
+from ..asm.helpers import check_helper_allowed
+from ..errors import AssemblerError, BPFError
+from ._decl import ProgramDecl
+from ._kstruct import _KCall
+from .types import IntType, i64, int_type, u32, u64
+
+if TYPE_CHECKING:
+    from ._compiler import V, _FunctionCompiler
+
+__all__ = ["cgroup_sock_addr", "cgroup_sockopt", "iter", "perf_event", "seq_write",
+           "uprobe", "uretprobe", "usdt"]
+
+_SIZE = {1: asm.B, 2: asm.H, 4: asm.W, 8: asm.DW}
+Layout = dict[str, tuple[int, type[IntType]]]
+
+
+def _err(node: ast.AST | None, msg: str) -> Exception:
+    from ._compiler import _Err
+
+    return _Err(node, msg)
+
+
+def _V(**kw: Any) -> V:
+    from ._compiler import V
+
+    return V(**kw)
+
+
+@dataclass(frozen=True)
+class Field:
+    """A ctx field: ``size`` bytes at ``offset``, of ``type`` (host order: a ``big_endian``
+    field is swapped on load and store), stored with a ``store`` byte wide write when the
+    program may assign it (0: read-only)."""
+
+    offset: int
+    size: int
+    type: type[IntType]
+    big_endian: bool = False
+    store: int = 0
+
+
+class CtxAccess:
+    """How a program kind reads (and writes) its ``ctx`` fields; used by the compiler."""
+
+    def __init__(self, fields: dict[str, Field]) -> None:
+        self.fields = fields
+
+    @property
+    def writes(self) -> bool:
+        """Whether programs may store into the context (then ctx loads are not reused)."""
+        return any(f.store for f in self.fields.values())
+
+    def layout(self) -> Layout:
+        return {n: (f.offset, f.type) for n, f in self.fields.items()}
+
+    def _ctx(self, c: _FunctionCompiler, node: ast.AST) -> Any:
+        r = c.temp(node)
+        c.emit(asm.load(asm.DW, r, R10, c.ctx_slot))
+        return r
+
+    def read(self, c: _FunctionCompiler, node: ast.Attribute) -> V:
+        f = self.fields[node.attr]
+        r = self._ctx(c, node)
+        c.emit(asm.load(_SIZE[f.size], r, r, f.offset))
+        if f.big_endian:
+            c.emit(asm.to_be(r, f.size * 8))
+        elif f.type.signed and f.size < 8:
+            sh = 64 - f.size * 8
+            c.emit(asm.lsh(r, sh), asm.arsh(r, sh))
+        return _V(ty=f.type, reg=r, kt=self.kernel_type(node.attr))
+
+    def kernel_type(self, name: str) -> Any:
+        """The kernel struct a pointer field points to (a ``_kstruct.KType``), or None."""
+        return None
+
+    def write(self, c: _FunctionCompiler, target: ast.Attribute, value: ast.expr) -> None:
+        f = self.fields[target.attr]
+        if not f.store:
+            names = ", ".join(sorted(n for n, g in self.fields.items() if g.store)) or "none"
+            raise _err(target, f"ctx.{target.attr} is read-only (writable: {names})")
+        v = c.expr(value)
+        if not v.is_int:
+            raise _err(value, f"ctx.{target.attr} is an integer field")
+        r = c.to_reg(v, f.type, value)
+        if f.big_endian:
+            c.emit(asm.to_be(r, f.size * 8))
+        base = self._ctx(c, target)
+        c.emit(asm.store(_SIZE[f.store], base, f.offset, r))
+        c.release(r)
+        c.release(base)
+
+
+def _decl(fn: Callable[..., Any], program_type: ProgramType, section: str, ctx_kind: str,
+          access: CtxAccess | Callable[[], CtxAccess], *,
+          attach_type: AttachType | None = None, attach_to: str | None = None
+          ) -> ProgramDecl:
+    """A ProgramDecl whose ctx goes through ``access`` (built on first use when a callable:
+    USDT notes and iterator contexts are read when the program is compiled)."""
+    holder: list[CtxAccess] = []
+
+    def get() -> CtxAccess:
+        if not holder:
+            holder.append(access if isinstance(access, CtxAccess) else access())
+        return holder[0]
+
+    d = ProgramDecl(fn, program_type, section, ctx_kind, attach_type=attach_type,
+                    attach_to=attach_to, ctx_layout=lambda: get().layout())
+    d.ctx_access = _Lazy(get)
+    return d
+
+
+class _Lazy:
+    """A CtxAccess made when the compiler first needs it (its errors become compile
+    errors through the layout, which the compiler asks for first)."""
+
+    def __init__(self, get: Callable[[], CtxAccess]) -> None:
+        self._get = get
+
+    @property
+    def writes(self) -> bool:
+        try:
+            return self._get().writes
+        except (OSError, BPFError, LookupError):
+            return False
+
+    def read(self, c: _FunctionCompiler, node: ast.Attribute) -> V:
+        return self._get().read(c, node)
+
+    def write(self, c: _FunctionCompiler, target: ast.Attribute, value: ast.expr) -> None:
+        self._get().write(c, target, value)
+
+
+# -- uprobes and USDT --------------------------------------------------------------------------
+def _pt_regs(ret: bool) -> CtxAccess:
+    from ..link.perf_event import pt_regs_arg_offset, pt_regs_return_offset
+
+    if ret:
+        return CtxAccess({"ret": Field(pt_regs_return_offset(), 8, u64)})
+    return CtxAccess({f"arg{i}": Field(pt_regs_arg_offset(i), 8, u64) for i in range(5)})
+
+
+def _check_probe(kind: str, binary: object, what: str, name: object) -> tuple[str, str]:
+    if not isinstance(binary, (str, os.PathLike)) or not os.fspath(binary):
+        raise BPFError(f"{kind}: expected a binary path or library name, not {binary!r}")
+    if not isinstance(name, str) or not name or "/" in name:
+        raise BPFError(f"{kind}: expected {what}, not {name!r}")
+    return os.fspath(binary), name
+
+
+def uprobe(binary: str | os.PathLike[str], symbol: str
+           ) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A uprobe on ``symbol`` of ``binary`` (an executable or library path, or a library
+    name such as ``"libc.so.6"``; ``SEC("uprobe/...")``, ``BPF_PROG_TYPE_KPROBE``): ``ctx.arg0``..
+    ``arg4`` are its first five integer arguments from ``struct pt_regs``. Attach with
+    ``ebpf.link.uprobe.attach_uprobe(coll.prog, binary, symbol)`` (``prog.binary`` and
+    ``prog.symbol`` keep them)."""
+    path, sym = _check_probe("uprobe", binary, "a symbol name", symbol)
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        d = _decl(fn, ProgramType.KPROBE, f"uprobe/{path}:{sym}", "uprobe",
+                  lambda: _pt_regs(False))
+        d.probe_target = (path, sym)
+        return d
+
+    return deco
+
+
+def uretprobe(binary: str | os.PathLike[str], symbol: str
+              ) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A uretprobe on ``symbol`` of ``binary`` (``SEC("uretprobe/...")``): ``ctx.ret`` is
+    the return value (``u64``; ``i32(ctx.ret)`` for an ``int``). Attach with
+    ``attach_uprobe(coll.prog, binary, symbol, retprobe=True)``."""
+    path, sym = _check_probe("uretprobe", binary, "a symbol name", symbol)
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        d = _decl(fn, ProgramType.KPROBE, f"uretprobe/{path}:{sym}", "uprobe",
+                  lambda: _pt_regs(True))
+        d.probe_target = (path, sym)
+        return d
+
+    return deco
+
+
+class _USDTAccess(CtxAccess):
+    """``ctx.arg0``.. of a USDT probe, each fetched by the code its note's argument spec
+    describes (:func:`ebpf.link.uprobe.usdt_argument`: a register, a constant, or memory
+    read with ``bpf_probe_read_user``), typed by the spec's size and sign."""
+
+    def __init__(self, binary: str, provider: str, name: str) -> None:
+        from ..link.uprobe import usdt_probes
+
+        sites = [p for p in usdt_probes(binary) if p.provider == provider and p.name == name]
+        if not sites:
+            raise BPFError(f"{binary} has no USDT probe {provider}:{name}")
+        specs = {tuple((a.kind, a.size, a.signed, a.register, a.offset, a.value)
+                       for a in s.arguments) for s in sites}
+        if len(specs) != 1:
+            raise BPFError(f"USDT probe {provider}:{name} has {len(sites)} sites whose "
+                           "arguments are in different places; one program per site "
+                           "layout is not supported yet")
+        self.args = list(sites[0].arguments)
+        super().__init__({f"arg{i}": Field(i, 8, int_type(a.size if a.size in (1, 2, 4, 8)
+                                                            else 8, a.signed))
+                          for i, a in enumerate(self.args)})
+
+    def read(self, c: _FunctionCompiler, node: ast.Attribute) -> V:
+        from ..link.uprobe import usdt_argument
+
+        f = self.fields[node.attr]
+        arg = self.args[f.offset]
+        r = self._ctx(c, node)
+        try:
+            code = usdt_argument(arg, r, ctx=r, stack_offset=c.alloc(8)
+                                 if arg.kind == "deref" else -8)
+        except (BPFError, ValueError) as e:
+            c.release(r)
+            raise _err(node, f"USDT argument {arg.text!r}: {e}") from None
+        c.emit(*code)
+        return _V(ty=f.type, reg=r)
+
+
+def usdt(binary: str | os.PathLike[str], provider: str, name: str
+         ) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A USDT probe ``provider:name`` of ``binary`` (``SEC("usdt/...")``, a uprobe at each
+    site, ``BPF_PROG_TYPE_KPROBE``): ``ctx.arg0``.. are the probe's arguments, typed by
+    their note (``-4@%edi`` is an ``i32``) and fetched as the binary's ``.note.stapsdt``
+    says, read when the program is compiled (every site must place them alike). Attach with
+    ``ebpf.link.uprobe.attach_usdt(coll.prog, binary, provider, name)``."""
+    path, prov = _check_probe("usdt", binary, "a provider name", provider)
+    if not isinstance(name, str) or not name:
+        raise BPFError(f"usdt: expected a probe name, not {name!r}")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        from ..link.uprobe import resolve_binary
+
+        d = _decl(fn, ProgramType.KPROBE, f"usdt/{path}:{prov}:{name}", "usdt",
+                  lambda: _USDTAccess(resolve_binary(path), prov, name))
+        d.probe_target = (path, prov, name)
+        return d
+
+    return deco
+
+
+# -- perf_event --------------------------------------------------------------------------------
+#: sizeof(bpf_user_pt_regs_t), the regs that open struct bpf_perf_event_data
+_USER_REGS = {"x86_64": 21 * 8, "aarch64": 34 * 8, "riscv64": 32 * 8}
+
+
+def _perf_event_ctx() -> CtxAccess:
+    from .. import platform
+    from ..link.perf_event import pt_regs_offset
+
+    regs = _USER_REGS.get(platform.ARCH)
+    if regs is None:
+        raise BPFError(f"struct bpf_perf_event_data layout for {platform.ARCH}")
+    ip = pt_regs_offset("ip" if platform.ARCH == "x86_64" else "pc")
+    return CtxAccess({"sample_period": Field(regs, 8, u64), "addr": Field(regs + 8, 8, u64),
+                      "ip": Field(ip, 8, u64)})
+
+
+def perf_event(fn: Callable[..., Any]) -> ProgramDecl:
+    """A perf event program (``SEC("perf_event")``, Linux 4.9): runs on each sample;
+    ``ctx.sample_period``, ``ctx.addr`` (``struct bpf_perf_event_data``) and ``ctx.ip``, the
+    sampled instruction pointer. Attach with ``ebpf.link.perf_event.attach_perf_event(
+    coll.prog, SoftwareEvent.CPU_CLOCK, sample_period=...)``."""
+    return _decl(fn, ProgramType.PERF_EVENT, "perf_event", "perf_event", _perf_event_ctx)
+
+
+# -- iterators -----------------------------------------------------------------------------------
+class _IterAccess(CtxAccess):
+    """The fields of ``struct bpf_iter__<target>`` from vmlinux BTF: ``ctx.meta`` and the
+    target's pointers (``ctx.task``) as BTF-typed kernel pointers, integers as integers."""
+
+    def __init__(self, target: str) -> None:
+        from . import _kstruct
+
+        try:
+            st = _kstruct.kernel_type(f"bpf_iter__{target}")
+        except KeyError:
+            raise BPFError(f"the kernel's BTF has no struct bpf_iter__{target} (no "
+                           f"{target!r} iterator)") from None
+        from .. import btf
+
+        fields: dict[str, Field] = {}
+        self.targets: dict[str, Any] = {}
+        spec = st.spec
+
+        def walk(comp: Any, base: int) -> None:
+            for m in comp.members:
+                t = spec.resolve(m.type)
+                bit = base + m.offset
+                if not m.name and isinstance(t, btf.Composite):
+                    walk(t, bit)  # __bpf_md_ptr(): an anonymous union around the pointer
+                    continue
+                if not m.name or bit % 8:
+                    continue
+                target = _kstruct.pointer_target(m.type)
+                size = spec.sizeof(t)
+                if target is not None:
+                    self.targets[m.name] = _kstruct.KType(target, "btf")
+                    fields[m.name] = Field(bit // 8, 8, u64)
+                elif isinstance(t, btf.Int) and size in (1, 2, 4, 8):
+                    fields[m.name] = Field(bit // 8, size, int_type(size, bool(t.signed)))
+                elif isinstance(t, btf.Pointer):  # void *key, *value: addresses
+                    fields[m.name] = Field(bit // 8, 8, u64)
+
+        walk(st, 0)
+        super().__init__(fields)
+
+    def kernel_type(self, name: str) -> Any:
+        return self.targets.get(name)
+
+
+def iter(target: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """An iterator program for ``target`` (``SEC("iter/task")``, ``BPF_TRACE_ITER``, Linux
+    5.8): run once per object (``ctx.task``, a BTF-typed ``struct task_struct *``, ``None``
+    on the last call) and write its output with :data:`seq_write`. Attach with
+    ``ebpf.link.iter.attach_iter(coll.prog)`` and read it with the link's ``read()``."""
+    if not isinstance(target, str) or not target.isidentifier():
+        raise BPFError(f"iter: expected an iterator target like 'task', not {target!r}")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        return _decl(fn, ProgramType.TRACING, f"iter/{target}", "iter",
+                     lambda: _IterAccess(target), attach_type=AttachType.TRACE_ITER,
+                     attach_to=target)
+
+    return deco
+
+
+class _SeqWrite(_KCall):
+    def compile(self, c: _FunctionCompiler, node: ast.Call) -> V:
+        if len(node.args) != 2 or node.keywords or not (
+                isinstance(node.args[0], ast.Name) and node.args[0].id == c.ctx_name
+                and c.sub is None):
+            raise _err(node, "seq_write(ctx, record) takes the program's ctx and a struct "
+                             "pointer")
+        if c.decl.ctx_kind != "iter":
+            raise _err(node, "seq_write is for iterator programs (@bpf.iter)")
+        try:
+            check_helper_allowed(int(asm.Helper.SEQ_WRITE), c.decl.program_type)
+        except AssemblerError as e:
+            raise _err(node, str(e)) from None
+        v = c.expr(node.args[1])
+        if v.ptr is None or v.nullable:
+            raise _err(node.args[1], "seq_write takes a (checked) struct pointer")
+        assert v.reg is not None
+        c.emit(asm.mov(R2, v.reg), asm.load(asm.DW, R1, R10, c.ctx_slot),
+               asm.load(asm.DW, R1, R1, 0),   # ctx->meta
+               asm.load(asm.DW, R1, R1, 0),   # meta->seq
+               asm.mov(R3, v.ptr.struct.size), asm.call(asm.Helper.SEQ_WRITE))
+        c.release(v)
+        r = c.temp(node)
+        c.emit(asm.mov(r, R0))
+        return _V(ty=i64, reg=r)
+
+
+#: ``bpf.seq_write(ctx, record)`` in an iterator program: append the bytes of a struct
+#: (a stack struct, a map value) to the iterator's output (``bpf_seq_write``, Linux 5.8).
+#: Python reads them back with the same class: ``T.decode`` of each ``T.size`` chunk.
+#: Returns 0, or ``-EOVERFLOW`` when the seq buffer is full (the kernel then calls the
+#: program again for the same object with an empty buffer).
+seq_write: Any = _SeqWrite("seq_write")
+
+
+# -- cgroup sock_addr and sockopt ------------------------------------------------------------------
+_SOCK_ADDR = {
+    "bind4": AttachType.CGROUP_INET4_BIND, "bind6": AttachType.CGROUP_INET6_BIND,
+    "connect4": AttachType.CGROUP_INET4_CONNECT, "connect6": AttachType.CGROUP_INET6_CONNECT,
+    "sendmsg4": AttachType.CGROUP_UDP4_SENDMSG, "sendmsg6": AttachType.CGROUP_UDP6_SENDMSG,
+    "recvmsg4": AttachType.CGROUP_UDP4_RECVMSG, "recvmsg6": AttachType.CGROUP_UDP6_RECVMSG,
+    "getpeername4": AttachType.CGROUP_INET4_GETPEERNAME,
+    "getpeername6": AttachType.CGROUP_INET6_GETPEERNAME,
+    "getsockname4": AttachType.CGROUP_INET4_GETSOCKNAME,
+    "getsockname6": AttachType.CGROUP_INET6_GETSOCKNAME,
+}
+
+
+def _sock_addr_ctx() -> CtxAccess:
+    # struct bpf_sock_addr (uapi): addresses and ports in network byte order, read and
+    # written here in host order; the verifier allows 4-byte writes only
+    f: dict[str, Field] = {
+        "user_family": Field(0, 4, u32),
+        "user_ip4": Field(4, 4, u32, True, 4),
+        "user_port": Field(24, 2, int_type(2, False), True, 4),
+        "family": Field(28, 4, u32),
+        "type": Field(32, 4, u32),
+        "protocol": Field(36, 4, u32),
+        "msg_src_ip4": Field(40, 4, u32, True, 4),
+    }
+    for i in range(4):
+        f[f"user_ip6_{i}"] = Field(8 + 4 * i, 4, u32, True, 4)
+        f[f"msg_src_ip6_{i}"] = Field(44 + 4 * i, 4, u32, True, 4)
+    return CtxAccess(f)
+
+
+def cgroup_sock_addr(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A cgroup sock_addr program (``SEC("cgroup/connect4")``, Linux 4.17; ``hook`` is one
+    of bind4/6, connect4/6, sendmsg4/6, recvmsg4/6, getpeername4/6, getsockname4/6): runs on
+    that call of a socket in the cgroup. ``ctx.user_ip4``, ``ctx.user_port`` (host order)
+    and ``ctx.user_ip6_0..3`` are the address, readable and writable (a write redirects the
+    call); ``ctx.family``, ``ctx.type``, ``ctx.protocol`` read the socket. Returns 1 to
+    allow, 0 to deny (``EPERM``). Attach with ``ebpf.link.cgroup.attach_cgroup``."""
+    if hook not in _SOCK_ADDR:
+        raise BPFError(f"cgroup_sock_addr: hook is one of {', '.join(_SOCK_ADDR)}, "
+                       f"not {hook!r}")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        return _decl(fn, ProgramType.CGROUP_SOCK_ADDR, f"cgroup/{hook}", "sock_addr",
+                     _sock_addr_ctx(), attach_type=_SOCK_ADDR[hook])
+
+    return deco
+
+
+def _sockopt_ctx() -> CtxAccess:
+    # struct bpf_sockopt (uapi): sk, optval, optval_end pointers, then four __s32
+    i32 = int_type(4, True)
+    return CtxAccess({"level": Field(24, 4, i32, store=4), "optname": Field(28, 4, i32,
+                                                                           store=4),
+                      "optlen": Field(32, 4, i32, store=4), "retval": Field(36, 4, i32,
+                                                                           store=4)})
+
+
+def cgroup_sockopt(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A cgroup sockopt program for ``"getsockopt"`` or ``"setsockopt"``
+    (``SEC("cgroup/getsockopt")``, Linux 5.3): ``ctx.level``, ``ctx.optname``,
+    ``ctx.optlen`` and (getsockopt) ``ctx.retval``, each an ``i32``; the verifier decides
+    which a hook may write (``retval`` and ``optlen`` in getsockopt, ``level``, ``optname``
+    and ``optlen`` in setsockopt). Returns 1 to go on, 0 to fail the call with ``EPERM``.
+    Attach with ``ebpf.link.cgroup.attach_cgroup``."""
+    types = {"getsockopt": AttachType.CGROUP_GETSOCKOPT,
+             "setsockopt": AttachType.CGROUP_SETSOCKOPT}
+    if hook not in types:
+        raise BPFError(f"cgroup_sockopt: hook is 'getsockopt' or 'setsockopt', not {hook!r}")
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        return _decl(fn, ProgramType.CGROUP_SOCKOPT, f"cgroup/{hook}", "sockopt",
+                     _sockopt_ctx(), attach_type=types[hook])
+
+    return deco
+
