@@ -66,9 +66,12 @@ TOTAL_BUDGET = {"full": 570.0, "quick": 300.0}
 
 
 def discover() -> list[tuple[str, str, str]]:
-    """The registry plus any other ``bench/*_bench.py`` someone added later."""
+    """The registry plus any other ``bench/*_bench.py`` someone added later that follows the
+    bench protocol (a module-level ``run(quick)``); stand-alone scripts with their own command
+    line (``tools_bench.py``, run as ``python bench/tools_bench.py``) are left out."""
     known = {m for _, m, _ in BENCHES}
-    extra = sorted(p.stem for p in common.BENCH_DIR.glob("*_bench.py") if p.stem not in known)
+    extra = sorted(p.stem for p in common.BENCH_DIR.glob("*_bench.py")
+                   if p.stem not in known and "\ndef run(" in p.read_text())
     return BENCHES + [(m.removesuffix("_bench"), m, "(discovered)") for m in extra]
 
 
