@@ -35,14 +35,19 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("struct_ops", r"test_link_struct_ops\.py|struct_ops"),
     ("iterators", r"test_link_iter\.py"),
     ("maps", r"test_maps"),
-    ("ring buffer / perf buffer", r"test_ringbuf\.py"),
-    ("programs / test_run", r"test_programs\.py|test_asm_semantics\.py|test_syscall\.py"),
+    ("ring buffer / perf buffer", r"test_ringbuf|test_consumer\.py"),
+    ("programs / test_run",
+     r"test_programs\.py|test_asm_semantics\.py|test_syscall\.py|test_testrun|test_variables\.py"),
     ("ELF / CO-RE / corpus", r"test_elf_load\.py|test_corpus\.py"),
-    ("Python front end", r"test_bpf_frontend\.py"),
+    ("Python front end", r"test_bpf_"),
+    ("BTF", r"test_btf"),
+    ("hardening", r"test_hardening_"),
     ("features", r"test_features\.py"),
-    ("tools / exporter", r"test_tools\.py|test_exporter\.py|test_histogram\.py"),
+    ("tools / exporter", r"test_tools|test_exporter\.py|test_histogram\.py"),
     ("in-program libraries", r"test_lib_"),
     ("CLI / examples / docs", r"test_cli\.py|test_examples\.py|test_docs\.py"),
+    ("script / catalog / conformance",
+     r"test_script\.py|test_catalog\.py|test_link_conformance\.py|test_link_trace_btf\.py"),
 )
 
 BEGIN, END = "<!-- kernel-table -->", "<!-- /kernel-table -->"
