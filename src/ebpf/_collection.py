@@ -268,6 +268,8 @@ def _attach_btf(p: ProgramSpec) -> bool:
     from .elf.sections import match_section
 
     m = match_section(p.section)
+    if int(p.type) == ProgramType.STRUCT_OPS and p.attach_type is not None:
+        return True  # ebpf.bpf.struct_ops: attach_to is the ops struct, attach_type its member
     return bool(m and m[0].attach_btf)
 
 

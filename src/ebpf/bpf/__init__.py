@@ -71,6 +71,7 @@ from ._load import RingView as RingView
 from ._load import build_spec as build_spec
 from ._load import load as load
 from ._loop import loop as loop
+from ._struct_ops import struct_ops as struct_ops
 from ._tracing import fentry as fentry
 from ._tracing import fexit as fexit
 from ._tracing import kprobe as kprobe
@@ -160,6 +161,7 @@ __all__ = [
     "raw_tracepoint",
     "seq_write",
     "socket_filter",
+    "struct_ops",
     "tc",
     "tp_btf",
     "trace_printk",

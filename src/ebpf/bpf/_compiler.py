@@ -257,6 +257,9 @@ class _FunctionCompiler:
             raise CompileError("not a function", self.filename, first)
         if isinstance(fdef, ast.AsyncFunctionDef):
             raise CompileError("async functions cannot be compiled", self.filename, first)
+        rewrite = getattr(decl, "rewrite_def", None) if sub is None else None
+        if rewrite is not None:  # struct_ops methods: callback arguments as parameters
+            fdef = rewrite(fdef)
         self.fdef: ast.FunctionDef = fdef
         self.globals: dict[str, Any] = dict(fn.__globals__)
         if fn.__closure__:

@@ -16,6 +16,7 @@ from .._types import MapType
 from ._btf import LINKAGE_GLOBAL, LINKAGE_STATIC, BTFWriter
 from ._compiler import CompiledProgram
 from ._decl import Const, MapDecl, ProgArray, ProgramDecl, Var
+from ._struct_ops import StructOpsDecl
 from .types import IntType, Struct
 
 __all__ = ["GlobalView", "Loaded", "PerfView", "RingView", "build_spec", "load"]
@@ -33,7 +34,8 @@ def _value_type_id(btf: BTFWriter, t: Any) -> int:
     return 0
 
 
-def build_spec(programs: tuple[ProgramDecl, ...], constants: Mapping[str, int] | None = None
+def build_spec(programs: tuple[ProgramDecl | StructOpsDecl, ...],
+               constants: Mapping[str, int] | None = None
                ) -> tuple[CollectionSpec, dict[str, CompiledProgram]]:
     """Compile ``programs`` and describe everything they need as one collection spec."""
     if not programs:
@@ -44,6 +46,9 @@ def build_spec(programs: tuple[ProgramDecl, ...], constants: Mapping[str, int] |
     todo = list(programs)
     while todo:
         p = todo.pop(0)
+        if isinstance(p, StructOpsDecl):  # its methods' programs
+            todo[:0] = list(p.programs.values())
+            continue
         if isinstance(p, ProgramDecl) and compiled.get(p.name) is not None and \
                 compiled[p.name].decl is p:
             continue  # a tail call target already loaded
@@ -244,12 +249,16 @@ class Loaded:
         self.variables: dict[str, GlobalView] = {
             n: GlobalView(v, types.get(n)) for n, v in collection.variables.items()}
         self._rings: dict[str, RingView | PerfView] = {}
+        #: ``bpf.struct_ops`` tables by class name (``ebpf.link.struct_ops.StructOps``)
+        self.struct_ops: dict[str, Any] = {}
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
             raise AttributeError(name)
         if name in self.programs:
             return self.programs[name]
+        if name in self.struct_ops:
+            return self.struct_ops[name]
         m = self.maps.get(name)
         if m is not None:
             if m.type in (MapType.RINGBUF, MapType.PERF_EVENT_ARRAY):
@@ -265,6 +274,8 @@ class Loaded:
     def close(self) -> None:
         for r in self._rings.values():
             r.close()
+        for t in self.struct_ops.values():
+            t.close()
         self.collection.close()
 
     def __enter__(self) -> Loaded:
@@ -301,7 +312,7 @@ def _locate(e: errors.VerifierError, spec: CollectionSpec,
     e.detail = f"{culprit} at {e.source}: {e.detail}"
 
 
-def load(*programs: ProgramDecl, constants: Mapping[str, int] | None = None,
+def load(*programs: ProgramDecl | StructOpsDecl, constants: Mapping[str, int] | None = None,
          log_level: int = 0) -> Loaded:
     """Compile ``programs``, create the maps and constants they use, load everything.
 
@@ -315,5 +326,12 @@ def load(*programs: ProgramDecl, constants: Mapping[str, int] | None = None,
     except errors.VerifierError as e:
         _locate(e, spec, compiled, log_level)
         raise
-    return Loaded(coll, compiled)
+    loaded = Loaded(coll, compiled)
+    try:  # struct_ops tables hold the loaded programs' fds (registered by attach_struct_ops)
+        for t in dict.fromkeys(p for p in programs if isinstance(p, StructOpsDecl)):
+            loaded.struct_ops[t.name] = t.create(loaded.programs)
+    except BaseException:
+        loaded.close()
+        raise
+    return loaded
 
