@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +16,7 @@ from hypothesis import strategies as st
 
 from ebpf import MapType, features
 from ebpf.bpf import u16, u32
+from ebpf.testing.modules import import_source
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,17 +48,6 @@ def emit(ctx: bpf.XDP) -> int:
         return bpf.XDP_DROP
     return bpf.XDP_PASS
 '''
-
-
-def import_source(tmp: Path, name: str, source: str) -> ModuleType:
-    path = tmp / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")

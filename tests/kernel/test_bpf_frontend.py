@@ -6,11 +6,8 @@ BPF_PROG_TEST_RUN, and computed by ``bpf.emulate`` in Python, over hypothesis in
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -22,23 +19,11 @@ from hypothesis import strategies as st
 
 from ebpf import MapType, errors, features, packet
 from ebpf.bpf import emulate, i8, i16, i32, i64, u8, u16, u32, u64
+from ebpf.testing.modules import import_source
 
 TYPES = [u8, u16, u32, u64, i8, i16, i32, i64]
 OPS = ["+", "-", "*", "//", "%", "&", "|", "^", "<<", ">>"]
 CMPS = ["<", "<=", ">", ">=", "==", "!="]
-
-
-def import_source(tmp: Path, name: str, source: str) -> ModuleType:
-    """Write ``source`` as module ``name`` under ``tmp`` and import it (programs are compiled
-    from their source file, so they must live in a real file)."""
-    path = tmp / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 # -- differential arithmetic -----------------------------------------------------------------

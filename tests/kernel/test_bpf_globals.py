@@ -7,9 +7,6 @@ between runs (through the mmapped data maps).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ebpf.bpf import i16, u8, u32
+from ebpf.testing.modules import import_source
 
 SOURCE = '''
 from ebpf import bpf
@@ -67,17 +65,6 @@ def glob(ctx: bpf.XDP) -> int:
     p.out_hits = hits
     return bpf.XDP_PASS
 '''
-
-
-def import_source(tmp: Path, name: str, source: str) -> ModuleType:
-    path = tmp / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")

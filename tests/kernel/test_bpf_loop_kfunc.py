@@ -4,15 +4,11 @@
 from __future__ import annotations
 
 import errno
-import importlib.util
 import os
 import subprocess
-import sys
-import textwrap
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -21,19 +17,7 @@ from hypothesis import strategies as st
 
 from ebpf import errors
 from ebpf.bpf import i8, i16, i32, i64, u8, u16, u32, u64
-
-
-def import_source(tmp: Path, name: str, source: str) -> ModuleType:
-    """Write ``source`` as module ``name`` under ``tmp`` and import it (programs are compiled
-    from their source file)."""
-    path = tmp / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from ebpf.testing.modules import import_source
 
 TYPES = [u8, u16, u32, u64, i8, i16, i32, i64]
 FIXTURE = [HealthCheck.function_scoped_fixture]

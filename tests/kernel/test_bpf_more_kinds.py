@@ -11,7 +11,6 @@ process in a fresh child cgroup.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import subprocess
@@ -20,7 +19,6 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -32,24 +30,14 @@ from ebpf.link.cgroup import attach_cgroup
 from ebpf.link.iter import attach_iter
 from ebpf.link.perf_event import SoftwareEvent, attach_perf_event
 from ebpf.link.uprobe import attach_uprobe, attach_usdt
+from ebpf.testing.modules import import_file
 
 P = ebpf.ProgramType
 A = ebpf.AttachType
 N = 7
 
 
-def _sibling(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-H = _sibling("_trace_link_factories")
+H = import_file(Path(__file__).with_name("_trace_link_factories.py"))
 
 
 @pytest.fixture(scope="module")

@@ -3,18 +3,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
-import textwrap
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ebpf import packet
+from ebpf.testing.modules import import_source
 
 SOURCE = '''
 from ebpf import bpf
@@ -52,17 +49,6 @@ def cg_allow_low(ctx) -> int:
 def cg_sees_packet(ctx) -> int:
     return 0 if ctx.load(IPv4) is None else 1
 '''
-
-
-def import_source(tmp: Path, name: str, source: str) -> ModuleType:
-    path = tmp / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _frame(dport: int) -> bytes:

@@ -3,14 +3,12 @@ slot's program or falls through when the slot is empty (hypothesis over indexes)
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import textwrap
 from pathlib import Path
-from types import ModuleType
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from ebpf.testing.modules import import_source
 
 SOURCE = '''
 from ebpf import bpf
@@ -40,17 +38,6 @@ def tx(ctx: bpf.XDP) -> int:
 progs.set(0, drop)
 progs.set(2, tx)
 '''
-
-
-def import_source(tmp: Path, name: str, source: str) -> ModuleType:
-    path = tmp / f"{name}.py"
-    path.write_text(textwrap.dedent(source))
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_tail_call_jumps_to_the_slot_or_falls_through(tmp_path: Path) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -18,20 +15,9 @@ from ebpf import asm, btf
 from ebpf._maps import Map
 from ebpf.asm import R0, R1, R2, R3, R4, R5, R6, R7, R8, R10, Helper
 from ebpf.link.iter import IterLink, attach_iter
+from ebpf.testing.modules import import_file
 
-
-def _sibling(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-H = _sibling("_trace_link_factories")
+H = import_file(Path(__file__).with_name("_trace_link_factories.py"))
 P = ebpf.ProgramType
 A = ebpf.AttachType
 FMT = b"pid %d tid %d\n\0"

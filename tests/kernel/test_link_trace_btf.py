@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import importlib.util
 import os
 import struct
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -28,20 +25,9 @@ from ebpf._uapi import _generated_types as _t
 from ebpf.asm import R7
 from ebpf.link.raw_tracepoint import RawTracepointLink
 from ebpf.link.tracing import TracingLink, attach_tracing
+from ebpf.testing.modules import import_file
 
-
-def _sibling(name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-H = _sibling("_trace_link_factories")
+H = import_file(Path(__file__).with_name("_trace_link_factories.py"))
 P = ebpf.ProgramType
 A = ebpf.AttachType
 
