@@ -71,6 +71,47 @@ def reno(name: str, link: bool | None = None) -> Any:
     return PyReno
 
 
+def aimd(name: str) -> Any:
+    """The same callbacks with ``cong_avoid`` in Python: slow start below ``snd_ssthresh``,
+    then one segment per window of acked segments, written into ``struct tcp_sock``."""
+
+    @bpf.struct_ops("tcp_congestion_ops", name=name)
+    class PyAimd:
+        def init(sk) -> None:
+            calls[INIT] += 1
+
+        def release(sk) -> None:
+            calls[RELEASE] += 1
+
+        def ssthresh(tp: bpf.kernel.tcp_sock) -> u32:
+            return max(tp.snd_cwnd >> 1, 2)
+
+        def undo_cwnd(tp: bpf.kernel.tcp_sock) -> u32:
+            return max(tp.snd_cwnd, tp.prior_cwnd)
+
+        def cong_avoid(tp: bpf.kernel.tcp_sock, ack: u32, acked: u32) -> None:
+            calls[CONG_AVOID] += 1
+            if tp.snd_cwnd < tp.snd_ssthresh:  # slow start
+                tp.snd_cwnd = min(tp.snd_cwnd + acked, tp.snd_cwnd_clamp)
+                return
+            tp.snd_cwnd_cnt += acked
+            if tp.snd_cwnd_cnt >= tp.snd_cwnd:
+                tp.snd_cwnd_cnt -= tp.snd_cwnd
+                if tp.snd_cwnd < tp.snd_cwnd_clamp:
+                    tp.snd_cwnd += 1
+
+        def in_ack_event(tp: bpf.kernel.tcp_sock, flags: u32) -> None:
+            global max_cwnd
+            calls[ACK_EVENT] += 1
+            max_cwnd = max(max_cwnd, tp.snd_cwnd)
+
+        def cwnd_event(sk, event) -> None:
+            global events
+            events |= 1 << (event & 63)
+
+    return PyAimd
+
+
 def unique_name() -> str:
     return "pyreno_" + uuid.uuid4().hex[:8]
 
@@ -127,16 +168,16 @@ def check_run(coll: bpf.Loaded, name: str) -> None:
     assert coll.calls[CONG_AVOID] >= 1
     assert coll.calls[ACK_EVENT] >= 1
     assert coll.calls[RELEASE] >= 1  # the sockets are closed by now
-    assert cwnd > 10  # tcp_reno_cong_avoid (our cong_avoid) grew it from the initial 10
+    assert cwnd > 10  # our cong_avoid grew it from the initial 10 (a kfunc or a store)
     assert coll.variables["max_cwnd"].get() > 10  # read from struct tcp_sock
     assert coll.variables["events"].get() & 1 << CA_EVENT_TX_START
 
 
 @pytest.mark.requires(have_link_type, ebpf.LinkType.STRUCT_OPS)
-def test_python_congestion_control_through_a_link(netns: Any) -> None:
+def test_python_aimd_with_tcp_sock_writes_through_a_link(netns: Any) -> None:
     name = unique_name()
-    with load(reno(name)) as coll:
-        ops = coll.PyReno
+    with load(aimd(name)) as coll:
+        ops = coll.PyAimd
         assert isinstance(ops, StructOps) and ops.link_mode
         assert set(ops.programs) == {"init", "release", "ssthresh", "undo_cwnd", "cong_avoid",
                                      "in_ack_event", "cwnd_event"}
@@ -148,7 +189,7 @@ def test_python_congestion_control_through_a_link(netns: Any) -> None:
         assert name not in available()
 
 
-def test_python_congestion_control_by_map_update(netns: Any) -> None:
+def test_python_reno_with_kfuncs_by_map_update(netns: Any) -> None:
     name = unique_name()
     with load(reno(name, link=False)) as coll:
         ops = coll.PyReno
@@ -242,3 +283,36 @@ def test_bad_declarations_are_compile_errors() -> None:
 
     with pytest.raises(errors.BPFError, match="no struct no_such_ops_type"):
         bpf.build_spec((bpf.struct_ops("no_such_ops_type")(WrongType.cls),))
+
+
+def test_kernel_writes_outside_struct_ops_are_compile_errors() -> None:
+    @bpf.tp_btf("sched_switch")
+    def writer(ctx) -> int:
+        ctx.prev.pid = 1  # not struct_ops
+        return 0
+
+    with pytest.raises(bpf.CompileError) as info:
+        writer.compile()
+    assert info.value.line == _line_of("# not struct_ops")
+    assert "only by @bpf.struct_ops programs" in info.value.message
+
+    @bpf.struct_ops("tcp_congestion_ops", name="pyreno_bad")
+    class Bitfield:
+        def ssthresh(tp: bpf.kernel.tcp_sock) -> u32:
+            tp.is_cwnd_limited = 1  # a bitfield
+            return 2
+
+    e = _error(Bitfield)
+    assert e.line == _line_of("# a bitfield") and "bitfield" in e.message
+
+
+def test_a_field_the_kernel_does_not_let_us_write_is_reported_at_its_line() -> None:
+    @bpf.struct_ops("tcp_congestion_ops", name="pyreno_bad")
+    class Refused:
+        def ssthresh(tp: bpf.kernel.tcp_sock) -> u32:
+            tp.srtt_us = 1  # not writable
+            return 2
+
+    with pytest.raises(errors.VerifierError) as info:
+        bpf.load(Refused).close()
+    assert info.value.source is not None and "# not writable" in info.value.source

@@ -723,7 +723,13 @@ class _FunctionCompiler:
         elif isinstance(t, ast.Subscript):
             self.map_aug(t, op, s.value, s)
         elif isinstance(t, ast.Attribute):
-            base, fld = self.field_ref(t)
+            base = self.expr(t.value, allow_nullable=True)
+            if base.kt is not None:  # a kernel struct field (struct_ops programs)
+                from . import _struct_ops
+
+                _struct_ops.store_member(self, base, t, s.value, op, s)
+                return
+            base, fld = self.field_ref(t, base)
             assert base.reg is not None
             ft = _host(fld.type)
             right = self.expr(s.value)
@@ -1502,7 +1508,13 @@ class _FunctionCompiler:
                 self.decl.ctx_access.write(self, target, value)  # _kinds.py
                 return
             raise _Err(target, "context fields are read-only here")
-        base, fld = self.field_ref(target)
+        base = self.expr(target.value, allow_nullable=True)
+        if base.kt is not None:  # a kernel struct field (struct_ops programs)
+            from . import _struct_ops
+
+            _struct_ops.store_member(self, base, target, value)
+            return
+        base, fld = self.field_ref(target, base)
         assert base.reg is not None
         if isinstance(fld.type, _Bytes):
             if not (isinstance(value, ast.Call) and self.is_static(value.func) and

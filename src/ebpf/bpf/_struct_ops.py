@@ -37,19 +37,22 @@ import textwrap
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import btf
+from .. import asm, btf
 from .._types import ProgramType
 from ..errors import BPFError
 from ._decl import ProgramDecl
 from ._kinds import CtxAccess, Field
-from ._kstruct import KType, _Cast, _composite_of, _int_of, kernel_type
+from ._kstruct import KType, _Cast, _composite_of, _int_of, kernel_type, resolve_field
 from .types import IntType, int_type, u64
 
 if TYPE_CHECKING:
     from .._programs import Program
     from ..link.struct_ops import StructOps
+    from ._compiler import V, _FunctionCompiler
 
 __all__ = ["StructOpsDecl", "struct_ops"]
+
+_SIZE = {1: asm.B, 2: asm.H, 4: asm.W, 8: asm.DW}
 
 #: the context's name in the rewritten member functions (not a name users can write)
 _CTX = "__bpf_struct_ops_ctx"
@@ -390,6 +393,61 @@ class StructOpsDecl:
 
     def __repr__(self) -> str:
         return f"<bpf struct_ops {self.type_name} {self.name}>"
+
+
+def store_member(c: _FunctionCompiler, base: V, target: ast.Attribute, value: ast.expr,
+                 op: str | None = None, node: ast.AST | None = None) -> None:
+    """``p.field = value`` (or ``p.field <op>= value``) through a kernel BTF pointer: a
+    store of the field's size, skipped when ``p`` is NULL. Only struct_ops programs write
+    kernel memory, and only the fields their struct_ops type allows (``tcp_sock.snd_cwnd``,
+    ``snd_ssthresh``...: the verifier's ``btf_struct_access`` of the type says which, at the
+    Python line)."""
+    from . import _kstruct
+    from ._compiler import V, _Err
+
+    kt: KType = base.kt
+    what = ast.unparse(target)
+
+    def fail(at: ast.AST, msg: str) -> Exception:
+        c.release(base)
+        return _Err(at, msg)
+
+    if not isinstance(c.decl, StructOpsProgram):
+        raise fail(target, f"{what}: kernel memory is written only by @bpf.struct_ops "
+                           "programs (reads are fine)")
+    if kt.elem is not None or kt.comp is None:
+        raise fail(target, f"{ast.unparse(target.value)} is an array: it has no fields")
+    if kt.mode != "btf":
+        raise fail(target, f"{what}: writes need a BTF pointer (a callback argument), not "
+                           "an address")
+    try:
+        f = resolve_field(kt.comp, target.attr)
+    except KeyError as e:
+        raise fail(target, str(e.args[0])) from None
+    except BPFError as e:
+        raise fail(target, str(e)) from None
+    if f.kind != "int" or f.bits or f.ty is None:
+        raise fail(target, f"{what}: only whole integer fields are written (this is a "
+                           f"{'bitfield' if f.bits else f.kind})")
+    assert base.reg is not None
+    at = node if node is not None else value
+    if op is None:
+        v = c.expr(value)
+        if not v.is_int:
+            c.release(v)
+            raise fail(value, f"{what} is an integer field")
+        r = c.to_reg(v, f.ty, value)
+    else:
+        cur = c.temp(at)
+        c.emit(asm.mov(cur, base.reg))
+        old = _kstruct.member(c, V(ty=u64, reg=cur, kt=kt), target)
+        right = c.expr(value)
+        r = c.to_reg(c.binop(op, old, right, at), f.ty, at)
+    skip = c.label("kstore")
+    c.emit(asm.jeq(base.reg, 0, skip), asm.store(_SIZE[f.size], base.reg, kt.offset + f.offset, r))
+    c.place(skip)
+    c.release(r)
+    c.release(base)
 
 
 def struct_ops(type_name: str, *, name: str | None = None, link: bool | None = None
