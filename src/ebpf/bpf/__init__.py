@@ -158,6 +158,10 @@ __all__ = [
     "lsm",
     "net",
     "perf_event",
+    "probe_read_kernel",
+    "probe_read_kernel_str",
+    "probe_read_user",
+    "probe_read_user_str",
     "raw_tracepoint",
     "seq_write",
     "socket_filter",
@@ -206,3 +210,15 @@ get_prandom_u32: Any = _helper_marker("get_prandom_u32")
 get_current_comm: Any = _helper_marker("get_current_comm")
 #: ``trace_printk("fmt %d", x)``: up to 3 integers to the trace pipe (debugging only).
 trace_printk: Any = _helper_marker("trace_printk")
+#: Copy memory into a ``bytes_[N]`` field: ``n = bpf.probe_read_user_str(e.fname, addr)``
+#: (the result is the length with the NUL, or -errno) or ``e.fname =
+#: bpf.probe_read_user_str(addr)``. ``_user`` reads user memory (a syscall's pointer
+#: argument), ``_kernel`` kernel memory; ``_str`` stops after the NUL (5.5+).
+probe_read_user: Any = _helper_marker("probe_read_user")
+#: A NUL-terminated string from user memory into a ``bytes_[N]`` field (at most N bytes with
+#: the NUL): ``n = bpf.probe_read_user_str(e.fname, ctx.filename)``.
+probe_read_user_str: Any = _helper_marker("probe_read_user_str")
+#: N bytes of kernel memory at an address into a ``bytes_[N]`` field.
+probe_read_kernel: Any = _helper_marker("probe_read_kernel")
+#: A NUL-terminated string from kernel memory into a ``bytes_[N]`` field.
+probe_read_kernel_str: Any = _helper_marker("probe_read_kernel_str")

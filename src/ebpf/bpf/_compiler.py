@@ -1517,6 +1517,14 @@ class _FunctionCompiler:
         base, fld = self.field_ref(target, base)
         assert base.reg is not None
         if isinstance(fld.type, _Bytes):
+            if isinstance(value, ast.Call) and self.is_static(value.func) and any(
+                    self.static(value.func) is _helper_marker(n) for n in _READ_HELPERS):
+                if len(value.args) != 1 or value.keywords:
+                    raise _Err(value, "record.field = bpf.probe_read_*(address) takes one "
+                                      "address (or call it as bpf.probe_read_*(record.field, "
+                                      "address) for the result)")
+                self.probe_read(value, self.static(value.func).name, base, fld, value.args[0])
+                return
             if not (isinstance(value, ast.Call) and self.is_static(value.func) and
                     self.static(value.func) is _helper_marker("get_current_comm")):
                 from . import _kstruct  # a kernel byte array (task.comm), or an error
@@ -1983,6 +1991,16 @@ class _FunctionCompiler:
             raise _Err(node, "get_current_comm() can only be assigned to a bytes_[N] field")
         if h.name == "trace_printk":
             return self.trace_printk(node)
+        if h.name in _READ_HELPERS:
+            if len(node.args) != 2 or not isinstance(node.args[0], ast.Attribute):
+                raise _Err(node, f"bpf.{h.name}(record.field, address) takes a bytes_[N] "
+                                 "field to fill and an address")
+            base, fld = self.field_ref(node.args[0])
+            if not isinstance(fld.type, _Bytes):
+                self.release(base)
+                raise _Err(node.args[0], f"bpf.{h.name} fills a bytes_[N] field; "
+                                         f"{fld.name} is not one")
+            return self.probe_read(node, h.name, base, fld, node.args[1])
         helper, params, ret = h.resolve(node, self.decl.program_type)
         if len(node.args) != len(params):
             raise _Err(node, f"bpf_{h.name} takes {len(params)} argument(s) "
@@ -2004,6 +2022,32 @@ class _FunctionCompiler:
         self.emit(asm.mov(r, R0))
         self.normalize(r, ret)
         return V(ty=ret, reg=r)
+
+    def probe_read(self, node: ast.Call, name: str, base: V, fld: Any, src: ast.expr) -> V:
+        """``bpf_probe_read_{user,kernel}[_str]`` of ``fld.size`` bytes at the address
+        ``src`` into the ``bytes_[N]`` field ``fld`` of the record ``base`` points to; the
+        helper's result (bytes copied with the NUL for ``_str``, or -errno) as an ``i64``."""
+        try:
+            check_helper_allowed(int(_READ_HELPERS[name]), self.decl.program_type)
+        except AssemblerError as e:
+            self.release(base)
+            raise _Err(node, str(e)) from None
+        v = self.expr(src)
+        if not v.is_int or v.kt is not None:
+            self.release(v)
+            self.release(base)
+            raise _Err(src, f"bpf.{name} reads from an address (an integer such as a "
+                            "tracepoint's pointer argument); copy a kernel struct's array "
+                            "with record.field = task.comm")
+        r = self.to_reg(v, u64, src)
+        assert base.reg is not None
+        self.emit(asm.mov(R3, r), asm.mov(R1, base.reg), asm.add(R1, fld.offset),
+                  asm.mov(R2, fld.size), asm.call(_READ_HELPERS[name]))
+        self.release(r)
+        self.release(base)
+        out = self.temp(node)
+        self.emit(asm.mov(out, R0))
+        return V(ty=i64, reg=out)
 
     def trace_printk(self, node: ast.Call) -> V:
         if not node.args or not isinstance(node.args[0], ast.Constant) or not isinstance(
@@ -2151,6 +2195,14 @@ class _HelperFn:
 
 
 _HELPERS: dict[str, _HelperFn] = {}
+
+#: the memory-reading helpers that fill a ``bytes_[N]`` field (``bpf.probe_read_user_str``..)
+_READ_HELPERS: dict[str, asm.Helper] = {
+    "probe_read_user": asm.Helper.PROBE_READ_USER,
+    "probe_read_user_str": asm.Helper.PROBE_READ_USER_STR,
+    "probe_read_kernel": asm.Helper.PROBE_READ_KERNEL,
+    "probe_read_kernel_str": asm.Helper.PROBE_READ_KERNEL_STR,
+}
 
 
 def _helper_marker(name: str) -> _HelperFn:

@@ -1,0 +1,71 @@
+"""Compile errors of ``bpf.probe_read_*``: each names the Python line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ebpf import bpf
+from ebpf.testing.modules import import_source
+
+HEADER = """\
+from ebpf import bpf
+from ebpf.bpf import u32, u64
+
+class R(bpf.Struct):
+    n: u64
+    name: bpf.bytes_[16]
+
+rb = bpf.RingBuf(size=4096)
+"""
+
+
+@pytest.mark.parametrize(("body", "line", "message"), [
+    ("""
+@bpf.raw_tracepoint("sys_enter")
+def prog(ctx) -> int:
+    e = rb.reserve(R)
+    if e is None:
+        return 0
+    bpf.probe_read_user_str(e.n, ctx.arg1)
+    rb.submit(e)
+    return 0
+""", 15, "fills a bytes_[N] field; n is not one"),
+    ("""
+@bpf.raw_tracepoint("sys_enter")
+def prog(ctx) -> int:
+    e = rb.reserve(R)
+    if e is None:
+        return 0
+    bpf.probe_read_user_str(ctx.arg1)
+    rb.submit(e)
+    return 0
+""", 15, "takes a bytes_[N] field to fill and an address"),
+    ("""
+@bpf.raw_tracepoint("sys_enter")
+def prog(ctx) -> int:
+    e = rb.reserve(R)
+    if e is None:
+        return 0
+    e.name = bpf.probe_read_kernel_str(ctx.arg1, 3)
+    rb.submit(e)
+    return 0
+""", 15, "takes one address"),
+    ("""
+@bpf.raw_tracepoint("sys_enter")
+def prog(ctx) -> int:
+    e = rb.reserve(R)
+    if e is None:
+        return 0
+    e.name = bpf.probe_read_user(e)
+    rb.submit(e)
+    return 0
+""", 15, "reads from an address"),
+])
+def test_probe_read_errors(tmp_path: Path, body: str, line: int, message: str) -> None:
+    mod = import_source(tmp_path, "bpf_probe_read_case", HEADER + body)
+    with pytest.raises(bpf.CompileError) as ei:
+        mod.prog.compile()
+    assert f"bpf_probe_read_case.py:{line}:" in str(ei.value)
+    assert message in str(ei.value)
