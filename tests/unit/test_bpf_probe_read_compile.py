@@ -69,3 +69,24 @@ def test_probe_read_errors(tmp_path: Path, body: str, line: int, message: str) -
         mod.prog.compile()
     assert f"bpf_probe_read_case.py:{line}:" in str(ei.value)
     assert message in str(ei.value)
+
+
+def test_struct_map_update_needs_a_record_of_its_type(tmp_path: Path) -> None:
+    body = """
+class Other(bpf.Struct):
+    n: u64
+
+h = bpf.Hash(u32, R, max_entries=4)
+
+@bpf.raw_tracepoint("sys_enter")
+def prog(ctx) -> int:
+    o = Other()
+    h[1] = o
+    h[2] = 5
+    return 0
+"""
+    mod = import_source(tmp_path, "bpf_struct_update_case", HEADER + body)
+    with pytest.raises(bpf.CompileError) as ei:
+        mod.prog.compile()
+    assert "bpf_struct_update_case.py:18:" in str(ei.value)
+    assert "h holds R records: assign a R" in str(ei.value)

@@ -1738,6 +1738,9 @@ class _FunctionCompiler:
 
     def map_update(self, target: ast.Subscript, value: ast.expr, flags: int = 0) -> None:
         name, m = self.map_of(target.value)
+        if isinstance(m.value, type) and issubclass(m.value, Struct):
+            self.map_update_struct(name, m, target, value, flags)
+            return
         vt = self.int_value(m, target)
         v = self.expr(value)
         r = self.to_reg(v, _host(vt), value)
@@ -1749,6 +1752,27 @@ class _FunctionCompiler:
         self.emit(asm.load_map(R1, name), asm.mov(R2, R10), asm.add(R2, self.key_slot),
                   asm.mov(R3, R10), asm.add(R3, self.val_slot), asm.mov(R4, flags),
                   asm.call(asm.Helper.MAP_UPDATE_ELEM))
+
+    def map_update_struct(self, name: str, m: MapDecl, target: ast.Subscript,
+                          value: ast.expr, flags: int) -> None:
+        """``m[k] = rec`` of a struct-valued map: ``bpf_map_update_elem`` copies the record
+        ``rec`` points to (a stack struct, a map value or a ring-buffer record)."""
+        st = getattr(m.value, "__name__", "struct")
+        v = self.expr(value, allow_nullable=True)
+        if v.ptr is None or v.ptr.struct is not m.value:
+            self.release(v)
+            raise _Err(value, f"{name} holds {st} records: assign a {st} (such as "
+                              f"r = {st}())")
+        if v.nullable:
+            self.release(v)
+            raise _Err(value, f"{ast.unparse(value)} may be None here: check "
+                              f"`if {ast.unparse(value)} is None:` first")
+        assert v.reg is not None
+        self.store_key(m, target.slice)
+        self.emit(asm.mov(R3, v.reg), asm.load_map(R1, name), asm.mov(R2, R10),
+                  asm.add(R2, self.key_slot), asm.mov(R4, flags),
+                  asm.call(asm.Helper.MAP_UPDATE_ELEM))
+        self.release(v)
 
     def map_delete(self, target: ast.Subscript) -> None:
         name, m = self.map_of(target.value)
