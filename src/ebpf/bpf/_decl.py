@@ -309,6 +309,8 @@ class ProgramDecl:
         self.ctx_access: Any = None
         #: (binary, symbol) of a uprobe, (binary, provider, name) of a USDT probe
         self.probe_target: tuple[str, ...] | None = None
+        #: BPF_PROG_LOAD ``prog_flags`` (``BPF_F_SLEEPABLE`` for the ``.s`` kinds)
+        self.prog_flags = 0
         self._compiled: Any = None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn

@@ -138,6 +138,7 @@ def build_spec(programs: tuple[ProgramDecl | StructOpsDecl, ...],
         prog_specs[name] = ProgramSpec(
             name, c.decl.program_type, code, section=c.decl.section,
             attach_type=c.decl.attach_type, attach_to=c.decl.attach_to,
+            flags=c.decl.prog_flags,
             references=tuple(refs), func_info=tuple(func_info), line_info=lines)
     spec = CollectionSpec(maps=map_specs, programs=prog_specs, variables=variables,
                           btf_blob=btf.encode())
