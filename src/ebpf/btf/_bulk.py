@@ -21,7 +21,6 @@ import gc
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate, chain, compress, islice, repeat
 from operator import add, and_, getitem, itemgetter, lshift, mul, not_, or_, rshift, sub
-from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import ParseError
 from .types import (
@@ -43,7 +42,10 @@ from .types import (
     Union,
 )
 
+TYPE_CHECKING = False  # the type checkers' constant, without importing typing (import time)
 if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
     from .spec import Spec
 
 __all__ = [
@@ -268,7 +270,8 @@ def decode_trailing(spec: Spec, groups: Iterable[int]) -> None:
                 gc.enable()
 
 
-_T = TypeVar("_T")
+if TYPE_CHECKING:
+    _T = TypeVar("_T")
 
 
 def _merge(fresh: dict[int, _T], cached: dict[int, _T]) -> dict[int, _T]:

@@ -39,7 +39,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate, chain, compress, filterfalse, islice, repeat
 from operator import add, and_, getitem, mul, not_, rshift
-from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ..errors import ParseError, TypeNotFoundError
 from . import _bulk, wire
@@ -76,16 +75,25 @@ from .types import (
     Volatile,
 )
 
+TYPE_CHECKING = False  # the type checkers' constant, without importing typing (import time)
+if not TYPE_CHECKING:
+
+    def overload(func: object) -> object:
+        """``typing.overload`` at run time: the stubs are replaced by the implementation."""
+        return func
+
+
 if TYPE_CHECKING:
     import mmap
     import os
+    from typing import Any, TypeVar, overload
 
     _Blob = bytes | bytearray | memoryview | mmap.mmap
     _Words = memoryview | array.array[int]
 
-__all__ = ["Spec", "TypeNotFoundError"]
+    T = TypeVar("T", bound=Type)
 
-T = TypeVar("T", bound=Type)
+__all__ = ["Spec", "TypeNotFoundError"]
 
 _tn = tuple.__new__
 

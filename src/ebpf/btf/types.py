@@ -13,12 +13,15 @@ but they are not sequences: ``len()``, iteration and indexing raise :class:`Type
 from __future__ import annotations
 
 import enum
+from collections import namedtuple
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, NoReturn, TypeVar
 
 from ..errors import ParseError
 
+TYPE_CHECKING = False  # the type checkers' constant, without importing typing (import time)
 if TYPE_CHECKING:
+    from typing import Any, ClassVar, NamedTuple, NoReturn, TypeVar
+
     from .spec import Spec
 
 __all__ = [
@@ -54,7 +57,8 @@ __all__ = [
     "Volatile",
 ]
 
-_T = TypeVar("_T", bound="_Record")
+if TYPE_CHECKING:
+    _T = TypeVar("_T", bound="_Record")
 
 try:  # the C descriptor behind collections.namedtuple fields: fast and read-only
     from collections import _tuplegetter as _field  # type: ignore[attr-defined]
@@ -418,11 +422,19 @@ class Union(Composite):
     kind = Kind.UNION
 
 
-class EnumValue(NamedTuple):
+if TYPE_CHECKING:
+
+    class _EnumValueFields(NamedTuple):
+        name: str
+        value: int
+else:  # the same fields; collections.namedtuple does not need the typing module
+    _EnumValueFields = namedtuple("_EnumValueFields", "name value")
+
+
+class EnumValue(_EnumValueFields):
     """One enumerator: ``name`` = ``value``."""
 
-    name: str
-    value: int
+    __slots__ = ()
 
 
 class _Enumeration(Type):

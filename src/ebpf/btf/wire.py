@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import struct
 import sys
-from typing import TYPE_CHECKING, NamedTuple
+from collections import namedtuple
 
 from ..errors import ParseError
+
+TYPE_CHECKING = False  # the type checkers' constant, without importing typing (import time)
 
 if TYPE_CHECKING:
     import mmap
@@ -115,17 +117,28 @@ def record_words(info: int) -> int:
     return base + (info & 0xFFFF) * VLEN_WORDS[kind]
 
 
-class Header(NamedTuple):
+if TYPE_CHECKING:
+    from typing import NamedTuple
+
+    class _HeaderFields(NamedTuple):
+        magic: int
+        version: int
+        flags: int
+        hdr_len: int
+        type_off: int
+        type_len: int
+        str_off: int
+        str_len: int
+else:  # the same fields; collections.namedtuple does not need the typing module
+    _HeaderFields = namedtuple(
+        "_HeaderFields", "magic version flags hdr_len type_off type_len str_off str_len"
+    )
+
+
+class Header(_HeaderFields):
     """``struct btf_header``. Section offsets are relative to the end of the header."""
 
-    magic: int
-    version: int
-    flags: int
-    hdr_len: int
-    type_off: int
-    type_len: int
-    str_off: int
-    str_len: int
+    __slots__ = ()
 
     @property
     def type_start(self) -> int:
