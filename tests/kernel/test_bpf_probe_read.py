@@ -86,3 +86,50 @@ def test_openat_filename_and_comm(mod: ModuleType, tmp_path: Path) -> None:
         assert r.n == len(want) + 1
         assert r.raw == name.encode()[:8]
         assert r.comm == comm and r.comm2 == comm
+
+
+SLEEPABLE = '''
+from ebpf import bpf
+from ebpf.bpf import i64, u32
+
+class Path(bpf.Struct):
+    n: i64
+    path: bpf.bytes_[64]
+
+paths = bpf.RingBuf(size=1 << 14)
+me = bpf.const(u32, 0)
+
+@bpf.uprobe("libc.so.6", "chdir", sleepable=True)
+def on_chdir(ctx) -> int:
+    if bpf.get_current_pid_tgid() >> 32 != me:
+        return 0
+    e = paths.reserve(Path)
+    if e is None:
+        return 0
+    e.n = bpf.copy_from_user(e.path, ctx.arg0)
+    paths.submit(e)
+    return 0
+'''
+
+
+def test_sleepable_uprobe_copies_from_user(tmp_path: Path) -> None:
+    """``uprobe.s`` (6.0) with ``bpf_copy_from_user`` on libc's chdir in this process."""
+    from ebpf.link.uprobe import attach_uprobe
+
+    m = import_source(tmp_path, "py_sleepable_uprobe_prog", SLEEPABLE)
+    assert m.on_chdir.section == "uprobe.s/libc.so.6:chdir"
+    target = tmp_path / ("d" * 40)
+    target.mkdir()
+    here = os.getcwd()
+    coll: Any
+    with bpf.load(m.on_chdir, constants={"me": os.getpid()}) as coll, \
+            attach_uprobe(coll.on_chdir, "libc.so.6", "chdir", pid=os.getpid()):
+        try:
+            os.chdir(target)
+        finally:
+            os.chdir(here)
+        recs = list(coll.paths.read(m.Path, timeout=1.0))
+    assert [r.n for r in recs] == [0, 0]  # 0: all 64 bytes copied
+    want = str(target).encode()
+    assert recs[0].path == want[:64].split(b"\0")[0]
+    assert recs[1].path == here.encode()[:64]

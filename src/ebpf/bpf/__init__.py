@@ -129,6 +129,7 @@ __all__ = [
     "cgroup_sock_addr",
     "cgroup_sockopt",
     "const",
+    "copy_from_user",
     "core_read",
     "emulate",
     "fentry",
@@ -222,3 +223,6 @@ probe_read_user_str: Any = _helper_marker("probe_read_user_str")
 probe_read_kernel: Any = _helper_marker("probe_read_kernel")
 #: A NUL-terminated string from kernel memory into a ``bytes_[N]`` field.
 probe_read_kernel_str: Any = _helper_marker("probe_read_kernel_str")
+#: N bytes of user memory into a ``bytes_[N]`` field, faulting pages in: only in sleepable
+#: programs (``@bpf.uprobe(..., sleepable=True)``; Linux 5.10, uprobes 6.0).
+copy_from_user: Any = _helper_marker("copy_from_user")

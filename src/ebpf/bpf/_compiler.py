@@ -2226,6 +2226,7 @@ _READ_HELPERS: dict[str, asm.Helper] = {
     "probe_read_user_str": asm.Helper.PROBE_READ_USER_STR,
     "probe_read_kernel": asm.Helper.PROBE_READ_KERNEL,
     "probe_read_kernel_str": asm.Helper.PROBE_READ_KERNEL_STR,
+    "copy_from_user": asm.Helper.COPY_FROM_USER,
 }
 
 

@@ -168,35 +168,53 @@ def _check_probe(kind: str, binary: object, what: str, name: object) -> tuple[st
     return os.fspath(binary), name
 
 
-def uprobe(binary: str | os.PathLike[str], symbol: str
+_SLEEPABLE = 1 << 4  # BPF_F_SLEEPABLE
+
+
+def _check_sleepable(kind: str, sleepable: object) -> str:
+    if not isinstance(sleepable, bool):
+        raise BPFError(f"{kind}: sleepable is True or False, not {sleepable!r}")
+    return ".s" if sleepable else ""
+
+
+def uprobe(binary: str | os.PathLike[str], symbol: str, *, sleepable: bool = False
            ) -> Callable[[Callable[..., Any]], ProgramDecl]:
     """A uprobe on ``symbol`` of ``binary`` (an executable or library path, or a library
     name such as ``"libc.so.6"``; ``SEC("uprobe/...")``, ``BPF_PROG_TYPE_KPROBE``): ``ctx.arg0``..
     ``arg4`` are its first five integer arguments from ``struct pt_regs``. Attach with
     ``ebpf.link.uprobe.attach_uprobe(coll.prog, binary, symbol)`` (``prog.binary`` and
-    ``prog.symbol`` keep them)."""
+    ``prog.symbol`` keep them).
+
+    ``sleepable=True`` loads it with ``BPF_F_SLEEPABLE`` (``SEC("uprobe.s/...")``, Linux
+    6.0): it may fault user pages in, so ``bpf.copy_from_user`` reads memory that
+    ``probe_read_user`` would find paged out."""
     path, sym = _check_probe("uprobe", binary, "a symbol name", symbol)
+    dot_s = _check_sleepable("uprobe", sleepable)
 
     def deco(fn: Callable[..., Any]) -> ProgramDecl:
-        d = _decl(fn, ProgramType.KPROBE, f"uprobe/{path}:{sym}", "uprobe",
+        d = _decl(fn, ProgramType.KPROBE, f"uprobe{dot_s}/{path}:{sym}", "uprobe",
                   lambda: _pt_regs(False))
         d.probe_target = (path, sym)
+        d.prog_flags = _SLEEPABLE if sleepable else 0
         return d
 
     return deco
 
 
-def uretprobe(binary: str | os.PathLike[str], symbol: str
+def uretprobe(binary: str | os.PathLike[str], symbol: str, *, sleepable: bool = False
               ) -> Callable[[Callable[..., Any]], ProgramDecl]:
     """A uretprobe on ``symbol`` of ``binary`` (``SEC("uretprobe/...")``): ``ctx.ret`` is
     the return value (``u64``; ``i32(ctx.ret)`` for an ``int``). Attach with
-    ``attach_uprobe(coll.prog, binary, symbol, retprobe=True)``."""
+    ``attach_uprobe(coll.prog, binary, symbol, retprobe=True)``. ``sleepable`` as for
+    :func:`uprobe`."""
     path, sym = _check_probe("uretprobe", binary, "a symbol name", symbol)
+    dot_s = _check_sleepable("uretprobe", sleepable)
 
     def deco(fn: Callable[..., Any]) -> ProgramDecl:
-        d = _decl(fn, ProgramType.KPROBE, f"uretprobe/{path}:{sym}", "uprobe",
+        d = _decl(fn, ProgramType.KPROBE, f"uretprobe{dot_s}/{path}:{sym}", "uprobe",
                   lambda: _pt_regs(True))
         d.probe_target = (path, sym)
+        d.prog_flags = _SLEEPABLE if sleepable else 0
         return d
 
     return deco
