@@ -223,7 +223,12 @@ def _is_data_section(sec: Section) -> bool:
     if sec.executable:
         return False
     n = sec.name
-    return any(n == p or n.startswith(p + ".") for p in (".data", ".rodata", ".bss"))
+    return n in _DATA_NAMES or n.startswith(_DATA_PREFIXES)
+
+
+_DATA_NAMES = frozenset((".data", ".rodata", ".bss"))
+#: ``.data.foo`` and the like (one ``str.startswith`` over the tuple)
+_DATA_PREFIXES = (".data.", ".rodata.", ".bss.")
 
 
 def _read_data_sections(obj: _Obj) -> None:
