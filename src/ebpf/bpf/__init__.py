@@ -59,6 +59,7 @@ from ._kinds import iter as iter
 from ._kinds import perf_event as perf_event
 from ._kinds import seq_write as seq_write
 from ._kinds import uprobe as uprobe
+from ._kinds import uprobe_multi as uprobe_multi
 from ._kinds import uretprobe as uretprobe
 from ._kinds import usdt as usdt
 from ._kstruct import core_read as core_read
@@ -176,6 +177,7 @@ __all__ = [
     "u32",
     "u64",
     "uprobe",
+    "uprobe_multi",
     "uretprobe",
     "usdt",
     "var",

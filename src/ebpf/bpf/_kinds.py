@@ -1,4 +1,4 @@
-"""More program kinds: ``uprobe``/``uretprobe``/``usdt``, ``perf_event``, ``iter``,
+"""More program kinds: ``uprobe``/``uretprobe``/``uprobe_multi``/``usdt``, ``perf_event``, ``iter``,
 ``cgroup_sock_addr`` and ``cgroup_sockopt``, and ``bpf.seq_write`` for iterators.
 
 Each decorator fixes the program type, the expected attach type (and for iterators the BTF
@@ -11,6 +11,7 @@ fetched by the code its note describes, or a BTF-typed kernel pointer (``ctx.tas
 from __future__ import annotations
 
 import ast
+import fnmatch
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from ._compiler import V, _FunctionCompiler
 
 __all__ = ["cgroup_sock_addr", "cgroup_sockopt", "iter", "perf_event", "seq_write",
-           "uprobe", "uretprobe", "usdt"]
+           "uprobe", "uprobe_multi", "uretprobe", "usdt"]
 
 _SIZE = {1: asm.B, 2: asm.H, 4: asm.W, 8: asm.DW}
 Layout = dict[str, tuple[int, type[IntType]]]
@@ -215,6 +216,80 @@ def uretprobe(binary: str | os.PathLike[str], symbol: str, *, sleepable: bool = 
                   lambda: _pt_regs(True))
         d.probe_target = (path, sym)
         d.prog_flags = _SLEEPABLE if sleepable else 0
+        return d
+
+    return deco
+
+
+class _MultiAccess(CtxAccess):
+    """``ctx.arg0``..``arg4`` (or ``ctx.ret``) from ``struct pt_regs`` as for a uprobe, plus
+    ``ctx.cookie`` (``bpf_get_attach_cookie``: the cookie the probe was attached with) and
+    ``ctx.func_ip`` (``bpf_get_func_ip``: the probed function's address in the process),
+    which tell the probes of one uprobe_multi link apart."""
+
+    _HELPERS = {"cookie": asm.Helper.GET_ATTACH_COOKIE, "func_ip": asm.Helper.GET_FUNC_IP}
+
+    def __init__(self, ret: bool) -> None:
+        fields = dict(_pt_regs(ret).fields)
+        fields.update({n: Field(-1, 8, u64) for n in self._HELPERS})
+        super().__init__(fields)
+
+    def read(self, c: _FunctionCompiler, node: ast.Attribute) -> V:
+        h = self._HELPERS.get(node.attr)
+        if h is None:
+            return super().read(c, node)
+        c.emit(asm.load(asm.DW, R1, R10, c.ctx_slot), asm.call(h))
+        r = c.temp(node)
+        c.emit(asm.mov(r, R0))
+        return _V(ty=u64, reg=r)
+
+
+def _multi_symbols(path: str, pattern: object) -> tuple[str, ...]:
+    """The function names ``pattern`` stands for: a list of names as given, a glob
+    (``"get*pid"``) matched against the defined functions of the binary's symbol tables."""
+    if isinstance(pattern, str):
+        if not pattern or "/" in pattern:
+            raise BPFError(f"uprobe_multi: expected a symbol pattern, not {pattern!r}")
+        if not any(ch in pattern for ch in "*?["):
+            return (pattern,)
+        from .._elfsym import ElfFile
+        from ..link.uprobe import resolve_binary
+
+        with ElfFile.open(resolve_binary(path)) as elf:
+            names = sorted({s.name for s in elf.symbols() if s.is_function and s.defined
+                            and fnmatch.fnmatchcase(s.name, pattern)})
+        if not names:
+            raise BPFError(f"uprobe_multi: no function of {path} matches {pattern!r}")
+        return tuple(names)
+    if isinstance(pattern, (list, tuple)) and pattern and all(
+            isinstance(n, str) and n and "/" not in n for n in pattern):
+        return tuple(pattern)
+    raise BPFError(f"uprobe_multi: expected a symbol pattern or a list of names, not "
+                   f"{pattern!r}")
+
+
+def uprobe_multi(binary: str | os.PathLike[str], symbols: str | list[str] | tuple[str, ...],
+                 *, retprobe: bool = False) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """One program on many functions of ``binary`` (``SEC("uprobe.multi/...")``,
+    ``BPF_PROG_TYPE_KPROBE`` loaded for ``BPF_TRACE_UPROBE_MULTI``, Linux 6.6): ``symbols``
+    is a list of names or a glob (``"pthread_mutex_*"``, matched against the binary's
+    functions when decorating). ``ctx.arg0``..``arg4`` as for :func:`uprobe`, ``ctx.ret``
+    with ``retprobe=True`` (``SEC("uretprobe.multi/...")``), and ``ctx.cookie`` and
+    ``ctx.func_ip`` to tell the functions apart. Attach with
+    ``ebpf.link.uprobe.attach_uprobe_multi(coll.prog, binary, decl.probe_target[1:],
+    retprobe=...)`` (``probe_target`` is the binary then the matched names); before 6.6 that
+    raises :class:`~ebpf.errors.NotSupportedError`."""
+    path, _ = _check_probe("uprobe_multi", binary, "a symbol pattern", "x")
+    if not isinstance(retprobe, bool):
+        raise BPFError(f"uprobe_multi: retprobe is True or False, not {retprobe!r}")
+    names = _multi_symbols(path, symbols)
+    pattern = symbols if isinstance(symbols, str) else ",".join(names)
+    kind = "uretprobe.multi" if retprobe else "uprobe.multi"
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        d = _decl(fn, ProgramType.KPROBE, f"{kind}/{path}:{pattern}", "uprobe",
+                  lambda: _MultiAccess(retprobe), attach_type=AttachType.TRACE_UPROBE_MULTI)
+        d.probe_target = (path, *names)
         return d
 
     return deco
