@@ -74,9 +74,13 @@ def kinds_of(spec: Spec) -> bytes:
     kinds = spec._kind_bytes
     if kinds is None:
         spec._walk()
-        info_at = spec._words[1:]
-        infos = map(getitem, repeat(info_at), spec._offs)
-        kinds = spec._kind_bytes = bytes(map(rshift, infos, repeat(24))).translate(_LOW5)
+        # The top byte of each record's info word (word 1), read straight from the blob: a
+        # view of every 4th byte from that byte of record 0 has record ``i``'s at its word
+        # offset, so one itemgetter over the record offsets reads them all (no shift each).
+        top = spec._ts + (7 if spec.byte_order == "<" else 4)
+        end = spec._ts + spec.header.type_len
+        with memoryview(spec._data) as view, view[top:end:4] as tops:
+            kinds = spec._kind_bytes = bytes(getter(spec._offs)(tops)).translate(_LOW5)
     return kinds
 
 
