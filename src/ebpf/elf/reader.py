@@ -473,16 +473,21 @@ class ELFFile:
         offset ``at + i * stride``), cut and decoded together; a bad one is found (and
         reported as :meth:`_cstr` does) one by one."""
         if data and offs and max(offs) < len(data):
-            ends = list(map(data.find, repeat(b"\0"), offs))
-            if min(ends) >= 0:
-                pieces = cast("Iterator[bytes]", map(getitem, repeat(data), map(slice, offs, ends)))
-                if data.isascii():
-                    return list(map(bytes.decode, pieces))
-                try:
-                    return list(map(bytes.decode, pieces, repeat("utf-8"),
-                                    repeat(self._name_errors)))
-                except UnicodeDecodeError:
-                    pass
+            if data.isascii():  # cut from the decoded table: str offsets are byte offsets
+                text = data.decode("ascii")
+                ends = list(map(text.find, repeat("\0"), offs))
+                if min(ends) >= 0:
+                    return list(map(getitem, repeat(text), map(slice, offs, ends)))
+            else:
+                ends = list(map(data.find, repeat(b"\0"), offs))
+                if min(ends) >= 0:
+                    pieces = cast("Iterator[bytes]",
+                                  map(getitem, repeat(data), map(slice, offs, ends)))
+                    try:
+                        return list(map(bytes.decode, pieces, repeat("utf-8"),
+                                        repeat(self._name_errors)))
+                    except UnicodeDecodeError:
+                        pass
         return [self._cstr(data, off, what, at + i * stride) for i, off in enumerate(offs)]
 
     def _table(self, sec: Section) -> bytes:
