@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import asm
-from .._types import AttachType, ProgramType
+from .._types import AttachType, ProgramFlags, ProgramType
 from ..asm import R0, R1, R2, R3, R10
 from ..asm.helpers import check_helper_allowed
 from ..errors import AssemblerError, BPFError
@@ -169,13 +169,22 @@ def _check_probe(kind: str, binary: object, what: str, name: object) -> tuple[st
     return os.fspath(binary), name
 
 
-_SLEEPABLE = 1 << 4  # BPF_F_SLEEPABLE
-
-
-def _check_sleepable(kind: str, sleepable: object) -> str:
+def _uprobe(kind: str, binary: str | os.PathLike[str], symbol: str, sleepable: object
+            ) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """The decorator of ``uprobe``/``uretprobe`` (``kind``), plain or sleepable."""
+    path, sym = _check_probe(kind, binary, "a symbol name", symbol)
     if not isinstance(sleepable, bool):
         raise BPFError(f"{kind}: sleepable is True or False, not {sleepable!r}")
-    return ".s" if sleepable else ""
+    section = f"{kind}{'.s' if sleepable else ''}/{path}:{sym}"
+    ret = kind == "uretprobe"
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        d = _decl(fn, ProgramType.KPROBE, section, "uprobe", lambda: _pt_regs(ret))
+        d.probe_target = (path, sym)
+        d.prog_flags = int(ProgramFlags.SLEEPABLE) if sleepable else 0
+        return d
+
+    return deco
 
 
 def uprobe(binary: str | os.PathLike[str], symbol: str, *, sleepable: bool = False
@@ -189,17 +198,7 @@ def uprobe(binary: str | os.PathLike[str], symbol: str, *, sleepable: bool = Fal
     ``sleepable=True`` loads it with ``BPF_F_SLEEPABLE`` (``SEC("uprobe.s/...")``, Linux
     6.0): it may fault user pages in, so ``bpf.copy_from_user`` reads memory that
     ``probe_read_user`` would find paged out."""
-    path, sym = _check_probe("uprobe", binary, "a symbol name", symbol)
-    dot_s = _check_sleepable("uprobe", sleepable)
-
-    def deco(fn: Callable[..., Any]) -> ProgramDecl:
-        d = _decl(fn, ProgramType.KPROBE, f"uprobe{dot_s}/{path}:{sym}", "uprobe",
-                  lambda: _pt_regs(False))
-        d.probe_target = (path, sym)
-        d.prog_flags = _SLEEPABLE if sleepable else 0
-        return d
-
-    return deco
+    return _uprobe("uprobe", binary, symbol, sleepable)
 
 
 def uretprobe(binary: str | os.PathLike[str], symbol: str, *, sleepable: bool = False
@@ -208,17 +207,7 @@ def uretprobe(binary: str | os.PathLike[str], symbol: str, *, sleepable: bool = 
     the return value (``u64``; ``i32(ctx.ret)`` for an ``int``). Attach with
     ``attach_uprobe(coll.prog, binary, symbol, retprobe=True)``. ``sleepable`` as for
     :func:`uprobe`."""
-    path, sym = _check_probe("uretprobe", binary, "a symbol name", symbol)
-    dot_s = _check_sleepable("uretprobe", sleepable)
-
-    def deco(fn: Callable[..., Any]) -> ProgramDecl:
-        d = _decl(fn, ProgramType.KPROBE, f"uretprobe{dot_s}/{path}:{sym}", "uprobe",
-                  lambda: _pt_regs(True))
-        d.probe_target = (path, sym)
-        d.prog_flags = _SLEEPABLE if sleepable else 0
-        return d
-
-    return deco
+    return _uprobe("uretprobe", binary, symbol, sleepable)
 
 
 class _MultiAccess(CtxAccess):
