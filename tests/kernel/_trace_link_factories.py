@@ -381,3 +381,21 @@ TRACE_LINK_FACTORIES: list[Callable[[], Made]] = [
     kprobe_link,
     kprobe_multi_link,
 ]
+
+
+# -- fixtures for the test binary, shared by the uprobe/USDT test modules -------------------
+# (a module uses them with ``target_bin = H.target_bin`` and ``target = H.target``)
+@pytest.fixture(scope="module")
+def target_bin() -> str:
+    """The uprobe/USDT test binary, built once per module (skips when it cannot be)."""
+    try:
+        return str(build_target())
+    except errors.NotSupportedError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture
+def target(target_bin: str) -> Iterator[Any]:
+    """A running instance of the test binary, stopped at the end of the test."""
+    with Target(target_bin) as t:
+        yield t

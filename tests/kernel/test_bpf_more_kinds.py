@@ -40,18 +40,8 @@ N = 7
 H = import_file(Path(__file__).with_name("_trace_link_factories.py"))
 
 
-@pytest.fixture(scope="module")
-def target_bin() -> str:
-    try:
-        return str(H.build_target())
-    except errors.NotSupportedError as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture
-def target(target_bin: str) -> Iterator[Any]:
-    with H.Target(target_bin) as t:
-        yield t
+target_bin = H.target_bin  # fixtures of _trace_link_factories
+target = H.target
 
 
 # module-level maps and globals the programs below share

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 import ebpf
-from ebpf import asm, errors
+from ebpf import asm
 from ebpf._elfsym import ElfFile, SymbolNotFoundError
 from ebpf.asm import R7
 from ebpf.link import perf_event, uprobe
@@ -45,18 +45,8 @@ A = ebpf.AttachType
 N = 7
 
 
-@pytest.fixture(scope="module")
-def target_bin() -> str:
-    try:
-        return str(H.build_target())
-    except errors.NotSupportedError as e:
-        pytest.skip(str(e))
-
-
-@pytest.fixture
-def target(target_bin: str) -> Iterator[Any]:
-    with H.Target(target_bin) as t:
-        yield t
+target_bin = H.target_bin  # fixtures of _trace_link_factories
+target = H.target
 
 
 @pytest.fixture(scope="module")
