@@ -1517,13 +1517,15 @@ class _FunctionCompiler:
         base, fld = self.field_ref(target, base)
         assert base.reg is not None
         if isinstance(fld.type, _Bytes):
-            if isinstance(value, ast.Call) and self.is_static(value.func) and any(
-                    self.static(value.func) is _helper_marker(n) for n in _READ_HELPERS):
+            fn = self.static(value.func) if isinstance(value, ast.Call) and \
+                self.is_static(value.func) else None
+            if isinstance(fn, _HelperFn) and fn.name in _READ_HELPERS:
+                assert isinstance(value, ast.Call)
                 if len(value.args) != 1 or value.keywords:
                     raise _Err(value, "record.field = bpf.probe_read_*(address) takes one "
                                       "address (or call it as bpf.probe_read_*(record.field, "
                                       "address) for the result)")
-                self.probe_read(value, self.static(value.func).name, base, fld, value.args[0])
+                self.probe_read(value, fn.name, base, fld, value.args[0])
                 return
             if not (isinstance(value, ast.Call) and self.is_static(value.func) and
                     self.static(value.func) is _helper_marker("get_current_comm")):
