@@ -1604,14 +1604,16 @@ class _FunctionCompiler:
         raise _Err(node, "ctx.load is for packet programs (XDP, socket filters)")
 
     def xdp_load(self, st: type[Struct], off: V, node: ast.AST, data: int = 0,
-                 data_end: int = 4) -> V:
+                 data_end: int = 4, width: int = 4) -> V:
         """Direct packet access with the bounds check (XDP; TC and cgroup skb through
-        ``__sk_buff.data``/``data_end``)."""
+        ``__sk_buff.data``/``data_end``; ``width``-byte pointer fields at those offsets,
+        8 for ``bpf_sockopt.optval``/``optval_end``)."""
         self.structs[st] = None
         end = self.temp(node)
         q = self.temp(node)
         self.emit(asm.load(asm.DW, end, R10, self.ctx_slot),
-                  asm.load(asm.W, q, end, data), asm.load(asm.W, end, end, data_end))
+                  asm.load(_SIZE[width], q, end, data),
+                  asm.load(_SIZE[width], end, end, data_end))
         if off.lit is not None:
             if off.lit:
                 self.emit(asm.add(q, off.lit))
@@ -1819,6 +1821,9 @@ class _FunctionCompiler:
                 f.value.id == self.ctx_name:
             if f.attr == "load":
                 return self.ctx_load(node)
+            method = getattr(self.decl.ctx_access, "call", None)
+            if method is not None:  # the kind's own ctx methods (_kinds.py)
+                return method(self, node, f.attr)  # type: ignore[no-any-return]
             raise _Err(node, f"ctx.{f.attr}() is not supported")
         if isinstance(f, ast.Attribute) and self.is_static(f.value):
             obj = self.static(f.value)
@@ -2013,11 +2018,15 @@ class _FunctionCompiler:
     def helper_call(self, node: ast.Call, h: _HelperFn, discard: bool) -> V:
         if node.keywords:
             raise _Err(node, f"{h.name}() takes positional arguments only")
-        if h.name == "get_current_comm":
-            raise _Err(node, "get_current_comm() can only be assigned to a bytes_[N] field")
+        if h.name == "get_current_comm" and not node.args:
+            raise _Err(node, "get_current_comm() can only be assigned to a bytes_[N] field "
+                             "(or called with the buffer: get_current_comm(record.field))")
         if h.name == "trace_printk":
             return self.trace_printk(node)
-        if h.name in _READ_HELPERS:
+        first = node.args[0] if node.args else None
+        if h.name in _READ_HELPERS and (len(node.args) < 2 or (  # bpf.probe_read_*(e.f, a)
+                isinstance(first, ast.Attribute) and not (isinstance(first.value, ast.Name)
+                                                          and first.value.id == self.ctx_name))):
             if len(node.args) != 2 or not isinstance(node.args[0], ast.Attribute):
                 raise _Err(node, f"bpf.{h.name}(record.field, address) takes a bytes_[N] "
                                  "field to fill and an address")
@@ -2028,19 +2037,9 @@ class _FunctionCompiler:
                                          f"{fld.name} is not one")
             return self.probe_read(node, h.name, base, fld, node.args[1])
         helper, params, ret = h.resolve(node, self.decl.program_type)
-        if len(node.args) != len(params):
-            raise _Err(node, f"bpf_{h.name} takes {len(params)} argument(s) "
-                             f"({', '.join(p for p, _ in params) or 'none'}), "
-                             f"got {len(node.args)}")
-        regs: list[Register] = []
-        for a, (_pname, pt) in zip(node.args, params, strict=True):
-            v = self.expr(a)
-            if not v.is_int:
-                raise _Err(a, f"bpf_{h.name}: argument {_pname} is an integer")
-            regs.append(self.to_reg(v, pt, a))
-        for k, r in enumerate(regs):
-            self.emit(asm.mov(Register(k + 1), r))
-            self.release(r)
+        from . import _helper_args  # integers and pointers (buffers, maps, ctx)
+
+        _helper_args.load_arguments(self, node, f"bpf_{h.name}", params)
         self.emit(asm.call(int(helper)))
         if ret is None:
             return V(lit=0)
@@ -2174,6 +2173,7 @@ _C_SCALARS: dict[str, type[IntType]] = {
     "u8": u8, "int": i32, "long": i64, "s64": i64, "__s64": i64, "s32": i32, "__s32": i32,
     "unsigned long": u64, "unsigned int": u32, "long long": i64, "unsigned long long": u64,
     "__be16": int_type(2, False), "__be32": u32, "__wsum": u32, "u16 ": int_type(2, False),
+    "size_t": u64,
 }
 
 
@@ -2190,7 +2190,10 @@ class _HelperFn:
         raise BPFError(f"bpf.{self.name} exists only inside a compiled program")
 
     def resolve(self, node: ast.AST, prog_type: ProgramType
-                ) -> tuple[asm.Helper, list[tuple[str, type[IntType]]], type[IntType] | None]:
+                ) -> tuple[asm.Helper, list[tuple[str, type[IntType] | None]],
+                           type[IntType] | None]:
+        """The helper, its parameters (name and integer type, None for a pointer) and
+        its result type (None: void), from the metadata's C prototype."""
         try:
             h = asm.Helper(asm.Helper.by_name(self.name))
         except KeyError:
@@ -2202,12 +2205,12 @@ class _HelperFn:
             check_helper_allowed(int(h), prog_type)
         except AssemblerError as e:
             raise _Err(node, str(e)) from None
-        params: list[tuple[str, type[IntType]]] = []
+        params: list[tuple[str, type[IntType] | None]] = []
         for ctype, pname in sig.params:
             t = _C_SCALARS.get(ctype.replace("const ", "").strip())
-            if t is None:
-                raise _Err(node, f"bpf_{self.name}: parameter {pname} ({ctype}) is not an "
-                                 "integer; this helper is not supported yet")
+            if t is None and "*" not in ctype:
+                raise _Err(node, f"bpf_{self.name}: parameter {pname} ({ctype}) is neither "
+                                 "an integer nor a pointer; this helper is not supported yet")
             params.append((pname, t))
         rt = sig.return_type.strip()
         ret: type[IntType] | None
@@ -2216,7 +2219,8 @@ class _HelperFn:
         else:
             ret = _C_SCALARS.get(rt)
             if ret is None:
-                raise _Err(node, f"bpf_{self.name} returns {rt}; not supported yet")
+                raise _Err(node, f"bpf_{self.name} returns {rt}, which is not an integer; "
+                                 "not supported yet")
         return h, params, ret
 
 

@@ -24,7 +24,7 @@ from ..asm.helpers import check_helper_allowed
 from ..errors import AssemblerError, BPFError
 from ._decl import ProgramDecl
 from ._kstruct import _KCall
-from .types import IntType, i64, int_type, u32, u64
+from .types import IntType, Struct, i64, int_type, u32, u64
 
 if TYPE_CHECKING:
     from ._compiler import V, _FunctionCompiler
@@ -150,6 +150,13 @@ class _Lazy:
 
     def write(self, c: _FunctionCompiler, target: ast.Attribute, value: ast.expr) -> None:
         self._get().write(c, target, value)
+
+    def call(self, c: _FunctionCompiler, node: ast.Call, name: str) -> V:
+        """``ctx.<name>(...)``: the kind's own ctx method, if it has one."""
+        method = getattr(self._get(), "call", None)
+        if method is None:
+            raise _err(node, f"ctx.{name}() is not supported")
+        return method(c, node, name)  # type: ignore[no-any-return]
 
 
 # -- uprobes and USDT --------------------------------------------------------------------------
@@ -514,13 +521,50 @@ def cgroup_sock_addr(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
     return deco
 
 
+class _SockoptAccess(CtxAccess):
+    """``struct bpf_sockopt`` (uapi): the ``sk``, ``optval`` and ``optval_end`` pointers,
+    then ``level``, ``optname``, ``optlen`` and ``retval`` (``__s32`` each, the fields);
+    ``ctx.optval_load(T)`` reads the option's value from ``[optval, optval_end)``."""
+
+    _OPTVAL, _OPTVAL_END, _OPTLEN = 8, 16, 32
+
+    def __init__(self) -> None:
+        i32 = int_type(4, True)
+        super().__init__({name: Field(24 + 4 * k, 4, i32, store=4)
+                          for k, name in enumerate(("level", "optname", "optlen", "retval"))})
+
+    def call(self, c: _FunctionCompiler, node: ast.Call, name: str) -> V:
+        from ._compiler import _cell
+
+        if name != "optval_load":
+            raise _err(node, f"ctx.{name}() is not supported (sockopt programs have "
+                             "ctx.optval_load(T))")
+        if len(node.args) != 1 or node.keywords:
+            raise _err(node, "ctx.optval_load(T) takes one type: an integer type (i32, "
+                             "u32...) or a bpf.Struct")
+        t = c.static(node.args[0]) if c.is_static(node.args[0]) else None
+        if isinstance(t, type) and issubclass(t, IntType) and t is not IntType:
+            st = _cell(t)  # p.value, as m.lookup(k) of an integer map
+        elif isinstance(t, type) and issubclass(t, Struct) and t is not Struct:
+            st = t
+        else:
+            raise _err(node.args[0], "ctx.optval_load needs an integer type or a bpf.Struct "
+                                     f"class, not {ast.unparse(node.args[0])}")
+        # the buffer's bounds (a packet range for the verifier: PTR_TO_PACKET, and writable)
+        v = c.xdp_load(st, _V(lit=0), node, self._OPTVAL, self._OPTVAL_END, 8)
+        # and the option's length: the setsockopt buffer is at least 16 bytes whatever
+        # optlen is, so a short option would otherwise read the zeroes after it
+        n, keep = c.temp(node), c.label("optlen")
+        assert v.reg is not None
+        c.emit(asm.load(asm.DW, n, R10, c.ctx_slot), asm.load(asm.W, n, n, self._OPTLEN),
+               asm.lsh(n, 32), asm.arsh(n, 32), asm.jsge(n, st.size, keep), asm.mov(v.reg, 0))
+        c.place(keep)
+        c.release(n)
+        return v
+
+
 def _sockopt_ctx() -> CtxAccess:
-    # struct bpf_sockopt (uapi): sk, optval, optval_end pointers, then four __s32
-    i32 = int_type(4, True)
-    return CtxAccess({"level": Field(24, 4, i32, store=4), "optname": Field(28, 4, i32,
-                                                                           store=4),
-                      "optlen": Field(32, 4, i32, store=4), "retval": Field(36, 4, i32,
-                                                                           store=4)})
+    return _SockoptAccess()
 
 
 def cgroup_sockopt(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
@@ -529,7 +573,14 @@ def cgroup_sockopt(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
     ``ctx.optlen`` and (getsockopt) ``ctx.retval``, each an ``i32``; the verifier decides
     which a hook may write (``retval`` and ``optlen`` in getsockopt, ``level``, ``optname``
     and ``optlen`` in setsockopt). Returns 1 to go on, 0 to fail the call with ``EPERM``.
-    Attach with ``ebpf.link.cgroup.attach_cgroup``."""
+    Attach with ``ebpf.link.cgroup.attach_cgroup``.
+
+    ``p = ctx.optval_load(T)`` (``T`` an integer type or a ``bpf.Struct``) points to the
+    option's value, or is ``None`` when ``ctx.optlen`` or the kernel's buffer
+    (``optval_end``) is shorter than ``T``; ``p.value`` (a struct's fields) reads and
+    writes it in place. In setsockopt the kernel's handler then gets the changed bytes
+    (``ctx.optlen`` of them; ``ctx.optlen = -1`` skips the handler, the call returning 0);
+    in getsockopt the caller gets them."""
     types = {"getsockopt": AttachType.CGROUP_GETSOCKOPT,
              "setsockopt": AttachType.CGROUP_SETSOCKOPT}
     if hook not in types:
