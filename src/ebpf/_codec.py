@@ -12,6 +12,8 @@ What a map can be typed with (:func:`make_codec`)::
     struct format   "IHH" or a struct.Struct: tuples (a one-field format decodes to a scalar)
     numpy dtype     numpy scalars / structured records (numpy is imported only if used)
     Codec instance  anything implementing the interface below
+    has .codec      an object whose ``codec`` is a Codec or a method returning one
+                    (``bpf.u32``, ``bpf.i64``, a ``bpf.Struct`` class, a ``lib.structs`` layout)
 
 Every codec also accepts a bytes-like object of exactly ``size`` bytes as the raw encoding,
 and every decode returns an object that does not alias the buffer it was decoded from.
@@ -39,6 +41,7 @@ __all__ = [
     "PerCPUCodec",
     "PerCPUValues",
     "RawCodec",
+    "RecordCodec",
     "StructCodec",
     "make_codec",
     "round_up",
@@ -182,6 +185,11 @@ class IntCodec(Codec):
     def decode(self, data: bytes | bytearray | memoryview, offset: int = 0) -> int:
         v: int = self._struct.unpack_from(data, offset)[0]
         return v
+
+    @property
+    def dtype(self) -> Any:
+        """The numpy dtype of these integers (native order; imports numpy)."""
+        return _numpy().dtype(f"={'i' if self.signed else 'u'}{self.size}")
 
 
 class FdCodec(IntCodec):
@@ -354,6 +362,44 @@ class NumpyCodec(Codec):
 
     def __repr__(self) -> str:
         return f"NumpyCodec({self.dtype})"
+
+
+class RecordCodec(Codec):
+    """Instances of a record class: one with a ``size``, a ``decode(data)`` class method
+    giving an instance, and ``encode()`` on instances giving ``size`` bytes
+    (:class:`ebpf.bpf.Struct`). Encoding accepts an instance or raw bytes; decoding gives a
+    new instance. ``dtype`` is the class's numpy dtype when it has one (``cls.dtype()``)."""
+
+    __slots__ = ("cls",)
+
+    def __init__(self, cls: Any, what: str = "value") -> None:
+        super().__init__(int(cls.size), what)
+        self.cls = cls
+
+    def _encode_into(self, value: Any, buf: bytearray | memoryview, offset: int) -> None:
+        if not isinstance(value, self.cls):
+            raise TypeError(f"{self.what} must be a {self.cls.__name__} or {self.size} bytes, "
+                            f"not {type(value).__name__}")
+        try:
+            data = value.encode()
+        except (TypeError, ValueError, OverflowError, struct.error) as e:
+            raise ValueError(f"{self.what} {value!r}: {e}") from None
+        if len(data) != self.size:
+            raise ValueError(f"{self.what} {value!r} encodes to {len(data)} bytes, "
+                             f"not {self.size}")
+        buf[offset : offset + self.size] = data
+
+    def decode(self, data: bytes | bytearray | memoryview, offset: int = 0) -> Any:
+        return self.cls.decode(bytes(data[offset : offset + self.size]))
+
+    @property
+    def dtype(self) -> Any:
+        """The record's numpy structured dtype (``cls.dtype()``), or None if it has none."""
+        dt = getattr(self.cls, "dtype", None)
+        return dt() if callable(dt) else dt
+
+    def __repr__(self) -> str:
+        return f"RecordCodec({self.cls.__name__})"
 
 
 class PerCPUValues(tuple):  # type: ignore[type-arg]
@@ -532,6 +578,17 @@ def _is_numpy_dtype(spec: object) -> bool:
     )
 
 
+def _codec_of(spec: Any) -> Codec | None:
+    """``spec.codec`` (or ``spec.codec()``) when it is a :class:`Codec`."""
+    c = getattr(spec, "codec", None)
+    if callable(c) and not isinstance(c, Codec):
+        try:
+            c = c()
+        except TypeError:  # a method that wants arguments: not a codec provider
+            return None
+    return c if isinstance(c, Codec) else None
+
+
 def make_codec(spec: Any, size: int | None, what: str = "value") -> Codec:
     """Resolve a key/value type description into a :class:`Codec`.
 
@@ -562,6 +619,8 @@ def make_codec(spec: Any, size: int | None, what: str = "value") -> Codec:
         type(spec).__module__.startswith("numpy") and hasattr(spec, "itemsize")
     ):
         codec = NumpyCodec(spec, what)
+    elif isinstance(_provided := _codec_of(spec), Codec):
+        codec = _provided if _provided.what == what else _provided.renamed(what)
     else:
         raise TypeError(f"cannot use {spec!r} as a map {what} type (expected None, int, bytes, "
                         "a ctypes type, a struct format, a numpy dtype or a Codec)")

@@ -440,7 +440,7 @@ def test_struct_values_helpers_and_delete(tmp_path: Path) -> None:
     with bpf.load(mod.misc) as coll:
         for _ in range(3):
             assert coll.misc.test_run(bytes(64)).retval == bpf.XDP_PASS
-        st_ = mod.Stats.decode(coll.stats[0])
+        st_ = coll.stats[0]                                     # typed by the declaration
         assert st_.packets == 3 and st_.bytes == 3 * (1 + 100)  # lo has ifindex 1
         assert 0 <= st_.last_cpu < (os.cpu_count() or 1)
         assert dict(coll.seen.items()) == {1: 10, 3: 30 & 6, 4: u32.wrap(-3)}  # -1, then -1 twice

@@ -161,7 +161,7 @@ def test_lookup_of_integer_values_matches_a_dict(tmp_path_factory: pytest.TempPa
             levels[key & 7] = i32.wrap(levels[key & 7] - add)
             assert out.slot == levels[key & 7]
         assert {k: coll.counts[k] for k in counts} == counts
-        assert [i32.wrap(coll.levels[k]) for k in range(8)] == levels
+        assert [coll.levels[k] for k in range(8)] == levels        # i32: reads negative
 
 
 _MODULES: dict[str, Any] = {}

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import Any
 
 from .. import errors
+from .._codec import make_codec
 from .._collection import Collection, Variable
 from .._maps import Map
 from .._programs import Program
@@ -234,16 +235,41 @@ class GlobalView:
         return f"<bpf global {self.variable.name} = {self.get()}>"
 
 
+def _typed_map(m: Map, decl: MapDecl | None) -> Map:
+    """``m`` typed by its declaration: a second :class:`Map` on the same fd (closing either
+    closes both) whose codecs are the declared key and value types' (``T.codec()``). Maps
+    without element types (ring buffers, perf event and program arrays, globals) stay ``m``."""
+    if decl is None or decl.key is None or decl.value is None or isinstance(
+            decl, ProgArray) or m.type in (MapType.RINGBUF, MapType.PERF_EVENT_ARRAY):
+        return m
+    key = make_codec(decl.key.codec(), m.key_size, "key")  # checked before sharing the fd
+    value = make_codec(decl.value.codec(), m.value_size, "value")
+    return Map.from_fd(m.fd, key=key, value=value)
+
+
 class Loaded:
     """The loaded programs and maps, as attributes named like the Python objects:
-    ``coll.firewall`` (an :class:`ebpf.Program`), ``coll.counts`` (an :class:`ebpf.Map`),
-    ``coll.events`` (a :class:`RingView`). A context manager; closing closes everything."""
+    ``coll.firewall`` (an :class:`ebpf.Program`), ``coll.counts`` (an :class:`ebpf.Map`
+    typed by the declaration), ``coll.events`` (a :class:`RingView`). A context manager;
+    closing closes everything."""
 
     def __init__(self, collection: Collection, compiled: dict[str, CompiledProgram]) -> None:
         self.collection = collection
         self.compiled = compiled
         self.programs: dict[str, Program] = dict(collection.programs)
-        self.maps: dict[str, Map] = dict(collection.maps)
+        decls = {n: d for c in compiled.values() for n, d in c.maps.items()}
+        #: The maps by name, typed by their declarations: keys and values encode and decode
+        #: with the declared types (``bpf.Struct`` instances, negative ints for signed types,
+        #: a :class:`ebpf.PerCPUValues` of them per key for per-CPU maps). Each shares its fd
+        #: with ``collection.maps[name]``, the same map with the default codecs (ints of
+        #: 1/2/4/8 bytes, else ``bytes``): the untyped view.
+        self.maps: dict[str, Map] = {}
+        try:
+            for n, m in collection.maps.items():
+                self.maps[n] = _typed_map(m, decls.get(n))
+        except BaseException:
+            self._close_typed()
+            raise
         types = {n: k.type for c in compiled.values() for n, k in c.consts.items()}
         #: ``bpf.const`` and ``bpf.var`` globals by name: ``get()`` gives the declared type's
         #: value (signed types read negative), ``set(v)`` writes a ``bpf.var`` (mmapped).
@@ -272,11 +298,18 @@ class Loaded:
         raise AttributeError(f"no program or map {name!r} (programs: {sorted(self.programs)}, "
                              f"maps: {sorted(self.maps)})")
 
+    def _close_typed(self) -> None:
+        raw = {id(m) for m in self.collection.maps.values()}
+        for m in self.maps.values():
+            if id(m) not in raw:
+                m.close()
+
     def close(self) -> None:
         for r in self._rings.values():
             r.close()
         for t in self.struct_ops.values():
             t.close()
+        self._close_typed()
         self.collection.close()
 
     def __enter__(self) -> Loaded:
@@ -327,7 +360,11 @@ def load(*programs: ProgramDecl | StructOpsDecl, constants: Mapping[str, int] | 
     except errors.VerifierError as e:
         _locate(e, spec, compiled, log_level)
         raise
-    loaded = Loaded(coll, compiled)
+    try:
+        loaded = Loaded(coll, compiled)
+    except BaseException:
+        coll.close()
+        raise
     try:  # struct_ops tables hold the loaded programs' fds (registered by attach_struct_ops)
         for t in dict.fromkeys(p for p in programs if isinstance(p, StructOpsDecl)):
             loaded.struct_ops[t.name] = t.create(loaded.programs)

@@ -13,6 +13,7 @@ import struct as _struct
 import sys
 from typing import Any, ClassVar
 
+from .._codec import Codec, IntCodec, RecordCodec, StructCodec
 from ..errors import BPFError
 
 __all__ = [
@@ -64,6 +65,15 @@ class IntType(int):
     @classmethod
     def max(cls) -> int:
         return (1 << (cls.size * 8 - (1 if cls.signed else 0))) - 1
+
+    @classmethod
+    def codec(cls) -> Codec:
+        """The map key/value codec of this type, what ``bpf.load`` gives a map declared with
+        it (``ebpf.Map.from_fd(fd, value=i64)`` takes the type itself): Python ints, negative
+        for signed types; ``be16``/``be32`` are stored in network byte order."""
+        if cls.big_endian:
+            return StructCodec(">" + {2: "H", 4: "I"}[cls.size])
+        return IntCodec(cls.size, cls.signed)
 
 
 class u8(IntType):
@@ -284,6 +294,14 @@ class Struct:
                     v = v.to_bytes(f.type.size, "big")
             vals.append(v)
         return self._fmt.pack(*vals)
+
+    @classmethod
+    def codec(cls) -> Codec:
+        """The map key/value codec of this struct, what ``bpf.load`` gives a map declared with
+        it (``ebpf.Map.from_fd(fd, value=Event)`` takes the class itself): values decode to
+        instances and encode from an instance or exactly :attr:`size` bytes; the codec's
+        ``dtype`` is :meth:`dtype`."""
+        return RecordCodec(cls)
 
     @classmethod
     def dtype(cls) -> Any:
