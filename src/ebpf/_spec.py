@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 # The shared spec types live in _spec_types, which the ELF reader imports too: the reader
 # never imports this module (no import circle); these names stay public here.
@@ -50,7 +50,10 @@ class CollectionSpec:
 
     ``btf`` is the object's BTF as parsed; ``btf_blob`` the same BTF fixed up for
     ``BPF_BTF_LOAD`` (data section sizes, variable offsets, extern sections), or ``None``
-    when the object has no BTF. Treat the mappings as read-only; use :meth:`replace`.
+    when the object has no BTF. For a parsed object the fix-up runs when ``btf_blob`` is
+    first read (the load reads it; as libbpf fixes BTF up in ``bpf_object__load``), once;
+    BTF too malformed to fix up raises :class:`~ebpf.errors.ParseError` then. Treat the
+    mappings as read-only; use :meth:`replace`.
     """
 
     maps: Mapping[str, MapSpec] = field(default_factory=dict)
@@ -74,12 +77,20 @@ class CollectionSpec:
         from .elf.loader import parse_object
 
         p = parse_object(data)
+        blob = p.btf_blob
+        if callable(blob):
+            blob = cast(Any, _Deferred(blob))  # computed by the btf_blob property
         return cls(maps=p.maps, programs=p.programs, variables=p.variables, btf=p.btf,
-                   btf_blob=p.btf_blob, func_info_rec_size=p.func_info_rec_size,
+                   btf_blob=blob, func_info_rec_size=p.func_info_rec_size,
                    line_info_rec_size=p.line_info_rec_size, byteorder=p.byteorder)
 
     def replace(self, **changes: Any) -> CollectionSpec:
-        """A copy with ``changes`` applied (``dataclasses.replace``)."""
+        """A copy with ``changes`` applied (``dataclasses.replace``); a BTF fix-up not run
+        yet stays deferred in the copy."""
+        if "btf_blob" not in changes:
+            raw = _BLOB_SLOT.__get__(self, CollectionSpec)
+            if type(raw) is _Deferred:
+                changes["btf_blob"] = raw
         return dataclasses.replace(self, **changes)
 
     def with_map(self, name: str, **changes: Any) -> CollectionSpec:
@@ -130,3 +141,29 @@ class CollectionSpec:
         for name, buf in data.items():
             maps[name] = maps[name].replace(contents=((0, bytes(buf)),))
         return self.replace(maps=maps)
+
+
+class _Deferred:
+    """A ``btf_blob`` not computed yet: the function that computes it."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], bytes]) -> None:
+        self.make = make
+
+
+#: The slot that holds ``btf_blob`` (bytes, None or a :class:`_Deferred`).
+_BLOB_SLOT: Any = CollectionSpec.__dict__["btf_blob"]
+
+
+def _get_blob(self: CollectionSpec) -> bytes | None:
+    raw = _BLOB_SLOT.__get__(self, CollectionSpec)
+    if type(raw) is _Deferred:
+        raw = raw.make()  # raises ParseError for BTF it cannot fix up (and stays deferred)
+        _BLOB_SLOT.__set__(self, raw)  # once: a frozen spec's one cached field
+    return cast("bytes | None", raw)
+
+
+# ``btf_blob`` reads through the slot, running a deferred fix-up at the first read; the
+# dataclass __init__ (object.__setattr__) stores through it; instances stay frozen.
+CollectionSpec.btf_blob = property(_get_blob, _BLOB_SLOT.__set__)  # type: ignore[assignment,misc]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -189,7 +189,9 @@ class ObjectParts:
     programs: Mapping[str, ProgramSpec]
     variables: Mapping[str, VariableSpec]
     btf: BTFSpec | None
-    btf_blob: bytes | None
+    #: the fixed-up BTF, or the function that computes it (run at first use, as libbpf
+    #: fixes BTF up in ``bpf_object__load``, not at open)
+    btf_blob: bytes | Callable[[], bytes] | None
     func_info_rec_size: int
     line_info_rec_size: int
     byteorder: str

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import struct
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .. import btf as _btf
@@ -128,7 +129,9 @@ def parse_object(data: bytes) -> ObjectParts:
     _collect_relocs(obj)
     programs = _build_programs(obj)
     variables = _variables(obj)
-    blob = _fixup_btf(obj) if obj.btf is not None else None
+    # The fix-up for BPF_BTF_LOAD runs at first use (the load), as libbpf's does; the
+    # object's tables it reads are immutable.
+    blob = _deferred_fixup(obj.btf, obj.elf.sections, obj.syms) if obj.btf is not None else None
     fi_size = obj.ext.func_info_rec_size if obj.ext else 8
     li_size = obj.ext.line_info_rec_size if obj.ext else 16
     return ObjectParts(maps=obj.maps, programs=programs, variables=variables, btf=obj.btf,
@@ -765,19 +768,22 @@ _U32 = {bo: struct.Struct(bo + "I") for bo in "<>"}
 class _BTFFixer:
     """Rewrites records in place (same ids) and appends new types and strings."""
 
-    def __init__(self, obj: _Obj, spec: _btf.Spec) -> None:
-        self.obj = obj
+    def __init__(self, spec: _btf.Spec, sections: tuple[Section, ...],
+                 syms: tuple[Symbol, ...]) -> None:
         self.spec = spec
         self.bo = spec.byte_order
         self.strings = bytearray(spec.strings)
         self.extra: list[bytes] = []
         self.int_id = 0
         self.sym_off: dict[tuple[str, str], int] = {}
-        secs = obj.elf.sections
-        limit = min(len(secs), SHN_LORESERVE)
-        for s in obj.syms:
+        #: section name -> size (the first section of a name, as ``ELFFile.get_section``)
+        self.sec_size: dict[str, int] = {}
+        for sec in reversed(sections):
+            self.sec_size[sec.name] = sec.size
+        limit = min(len(sections), SHN_LORESERVE)
+        for s in syms:
             if 0 < s.section_index < limit:
-                self.sym_off[(secs[s.section_index].name, s.name)] = s.value
+                self.sym_off[(sections[s.section_index].name, s.name)] = s.value
 
     def add_str(self, s: str) -> int:
         raw = s.encode() + b"\0"
@@ -856,9 +862,7 @@ class _BTFFixer:
                 off += (sz + 7) // 8 * 8
             size = off
         else:
-            sec = self.obj.elf.get_section(name)
-            if sec is not None:
-                size = sec.size
+            size = self.sec_size.get(name, size)
             for type_id, o, s in entries:
                 fixed.append((type_id, self.sym_off.get((name, spec[type_id].name), o), s))
             fixed.sort(key=lambda e: e[1])
@@ -870,13 +874,23 @@ class _BTFFixer:
         return struct.pack(f"{bo}{len(words)}I", *words)
 
 
-def _fixup_btf(obj: _Obj) -> bytes:
+def _deferred_fixup(spec: _btf.Spec, sections: tuple[Section, ...],
+                    syms: tuple[Symbol, ...]) -> Callable[[], bytes]:
+    """:func:`_fixup_btf` to run later (keeping the section and symbol tables, not the
+    file's bytes)."""
+    return lambda: _fixup_btf(spec, sections, syms)
+
+
+def _fixup_btf(spec: _btf.Spec, sections: tuple[Section, ...],
+               syms: tuple[Symbol, ...]) -> bytes:
     """The object's BTF as the kernel accepts it: DATASEC sizes and variable offsets from
     the ELF sections and symbols (clang leaves sizes 0), ``.ksyms``/``.kconfig`` functions
-    turned into ``int`` variables, extern linkage made global."""
-    assert obj.btf is not None
+    turned into ``int`` variables, extern linkage made global.
+
+    Run when the blob is first asked for (``CollectionSpec.btf_blob``, read by the load);
+    malformed BTF it reaches raises :class:`~ebpf.errors.ParseError` then."""
     try:
-        return _BTFFixer(obj, obj.btf).blob()
+        return _BTFFixer(spec, sections, syms).blob()
     except (KeyError, ValueError, struct.error) as e:
         if isinstance(e, ParseError):
             raise
