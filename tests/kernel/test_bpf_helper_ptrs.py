@@ -10,6 +10,7 @@ addresses, on this process's ``getppid`` (the ``syscalls/sys_enter_getppid`` tra
 * ``bpf_get_current_comm(r.comm)`` fills a map value's ``bytes_[16]`` field.
 * ``bpf_get_stack(ctx, a, BPF_F_USER_STACK)`` fills a stack array with the user stack, whose
   first entry is an address in libc's code (the ``getppid`` wrapper).
+* ``bpf_ringbuf_output(events, info, 0)`` takes the ring buffer map and a stack struct.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ infos = bpf.Array(NsInfo, max_entries=3)
 pids = bpf.Array(PidTgid, max_entries=1)
 recs = bpf.Array(Rec, max_entries=1)
 rcs = bpf.Array(i64, max_entries=8)
+events = bpf.RingBuf(size=1 << 12)
 dev = bpf.const(u64, 0)
 ino = bpf.const(u64, 0)
 pid_off = bpf.const(u64, 0)
@@ -77,6 +79,7 @@ def on_getppid(ctx: Any) -> int:
     a = bpf.array(u64, 8)
     rcs[5] = bpf.helper.get_stack(ctx, a, BPF_F_USER_STACK)
     rcs[6] = a[0]
+    rcs[7] = bpf.helper.ringbuf_output(events, info, 0)           # a map, size implied
     return 0
 
 
@@ -120,7 +123,8 @@ def test_helpers_fill_structs_fields_and_arrays_through_pointers() -> None:
     with bpf.load(on_getppid, constants=consts) as coll:
         with attach_tracepoint(coll.on_getppid, "syscalls", "sys_enter_getppid"):
             os.getppid()
-        rc = [_signed(coll.rcs[k]) for k in range(7)]
+        rc = [_signed(coll.rcs[k]) for k in range(8)]
+        out = list(coll.events.read(NsInfo, timeout=1.0))
         got = [_record(NsInfo, coll.infos[k]) for k in range(3)]
         pt, rec = _record(PidTgid, coll.pids[0]), _record(Rec, coll.recs[0])
     tid, pid = threading.get_native_id(), os.getpid()
@@ -133,3 +137,4 @@ def test_helpers_fill_structs_fields_and_arrays_through_pointers() -> None:
     assert rc[5] > 0 and rc[5] % 8 == 0, rc[5]                  # bytes of user frames
     perms, path = _mapping_of(rc[6] & ((1 << 64) - 1))
     assert "x" in perms and "libc" in os.path.basename(path), (hex(rc[6]), perms, path)
+    assert rc[7] == 0 and [(e.pid, e.tgid) for e in out] == [(tid, pid)]
