@@ -26,7 +26,7 @@ import pytest
 
 import ebpf
 from ebpf import bpf, errors, platform
-from ebpf.bpf import i32, i64, u32, u64
+from ebpf.bpf import i32, i64, u16, u32, u64
 from ebpf.link.kprobe import attach_kprobe
 from ebpf.link.tracing import TracingLink, attach_tracing
 
@@ -131,16 +131,16 @@ def test_ctx_fields_follow_the_targets_btf() -> None:
     def body(ctx: Any) -> int:
         return 0
 
-    assert fields(bpf.fentry("bpf_fentry_test1")(body)) == {"arg0": (0, u64), "a": (0, u64)}
-    assert fields(bpf.fexit("bpf_fentry_test1")(body)) == {
-        "arg0": (0, u64), "a": (0, u64), "ret": (8, u64)}
+    assert fields(bpf.fentry("bpf_fentry_test1")(body)) == {"arg0": (0, i32), "a": (0, i32)}
+    assert fields(bpf.fexit("bpf_fentry_test1")(body)) == {  # int bpf_fentry_test1(int a)
+        "arg0": (0, i32), "a": (0, i32), "ret": (8, i32)}
     sw = fields(bpf.tp_btf("sched_switch")(body))
     assert {k: v[0] for k, v in sw.items()} == {
         "arg0": 0, "arg1": 8, "arg2": 16, "arg3": 24,
         "preempt": 0, "prev": 8, "next": 16, "prev_state": 24}
-    assert fields(bpf.tp_btf("sys_enter")(body))["id"] == (8, u64)
+    assert fields(bpf.tp_btf("sys_enter")(body))["id"] == (8, i64)  # long id
     mk = fields(bpf.lsm("inode_mkdir")(body))
-    assert mk["mode"] == (16, u64) and "ret" not in mk
+    assert mk["mode"] == (16, u16) and "ret" not in mk  # umode_t mode
     kp = fields(bpf.kprobe("do_unlinkat")(body))
     assert sorted(kp) == [f"arg{i}" for i in range(5)]
     if platform.ARCH == "x86_64":  # pt_regs: di, si, dx, cx, r8; ax

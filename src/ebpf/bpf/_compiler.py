@@ -1569,7 +1569,7 @@ class _FunctionCompiler:
         off, t = fields[node.attr]
         r = self.temp(node)
         self.emit(asm.load(asm.DW, r, R10, self.ctx_slot))
-        if t.signed and t.size < 8 and self.decl.ctx_kind == "tp":
+        if t.signed and t.size < 8 and self.decl.ctx_kind in ("tp", "btf"):
             self.emit(asm.load(_SIZE[t.size], r, r, off))
             sh = 64 - t.size * 8
             self.emit(asm.lsh(r, sh), asm.arsh(r, sh))

@@ -227,18 +227,19 @@ def _label(comp: btf.Composite) -> str:
 
 @cache
 def _ctx_args(kind: str, target: str) -> dict[int, btf.Composite]:
-    from ._tracing import btf_params
+    from ._tracing import arg_offsets, btf_params
 
     params, ret = btf_params(kind, target)
+    offsets = arg_offsets(params)
     out: dict[int, btf.Composite] = {}
-    for i, p in enumerate(params):
+    for off, p in zip(offsets, params, strict=False):
         comp = pointer_target(p.type)
         if comp is not None:
-            out[8 * i] = comp
+            out[off] = comp
     if kind == "fexit" and ret is not None:
         comp = pointer_target(ret)
         if comp is not None:
-            out[8 * len(params)] = comp
+            out[offsets[-1]] = comp
     return out
 
 

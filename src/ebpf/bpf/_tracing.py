@@ -5,16 +5,21 @@ the kernel attaches to (resolved from vmlinux BTF at load by :meth:`ebpf.Program
 says how ``ctx`` reads:
 
 * BTF-typed kinds (``tp_btf``, ``fentry``, ``fexit``, ``lsm``): the context is an array of
-  ``u64``, one per argument of the traced function (or tracepoint, or LSM hook), as for raw
-  tracepoints. ``ctx.arg0`` .. ``ctx.argN-1`` exist for the target's ``N`` arguments only,
+  8-byte slots, one per argument of the traced function (or tracepoint, or LSM hook), as for
+  raw tracepoints. ``ctx.arg0`` .. ``ctx.argN-1`` exist for the target's ``N`` arguments only,
   and each argument is also readable by its BTF parameter name (``ctx.dfd``); ``fexit`` adds
   ``ctx.ret``, the return value. Both read from the running kernel's BTF at compile time, so a
-  wrong argument is a compile error, not a verifier message. Pointers read as integers.
+  wrong argument is a compile error, not a verifier message. Each reads as its C type: an
+  ``int`` is an ``i32`` (the low half of the slot, sign-extended, so ``ctx.ret < 0`` holds
+  for an errno), ``char``/``bool``/``short``/``long``/enums by their BTF size and sign,
+  typedefs and qualifiers seen through; pointers are ``u64`` addresses (struct pointers are
+  also typed by their struct, see ``_kstruct``). A struct passed by value of 1, 2, 4 or 8
+  bytes (``kuid_t``) reads as an unsigned integer of its bytes; a bigger one (two slots, Linux
+  6.1) has no field but moves the later arguments, as in the kernel's ``get_ctx_arg_idx``.
 * ``kprobe``: ``ctx.arg0`` .. ``ctx.arg4`` from ``struct pt_regs`` by the calling convention
   (``PT_REGS_PARM1..5``); ``kretprobe``: ``ctx.ret`` (``PT_REGS_RC``; the argument registers
-  are clobbered by then, so they are not offered).
-
-Values are ``u64``; cast for the C type (``i32(ctx.ret)`` for an ``int`` result).
+  are clobbered by then, so they are not offered). These are whole registers, ``u64``: cast
+  for the C type (``i32(ctx.ret)`` for an ``int`` result).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 from .._types import AttachType, ProgramType
 from ..errors import BPFError
 from ._decl import ProgramDecl
-from .types import IntType, u64
+from .types import IntType, int_type, u64
 
 __all__ = ["fentry", "fexit", "kprobe", "kretprobe", "lsm", "tp_btf"]
 
@@ -71,20 +76,83 @@ def btf_params(kind: str, target: str) -> tuple[list[Any], Any]:
     return list(fproto.params), (fproto.return_type if fproto.return_type_id else None)
 
 
-def _btf_args(kind: str, target: str, with_ret: bool) -> Layout:
-    """``argN`` and parameter-name fields of a BTF-typed context (and ``ret`` when asked and
-    the target returns a value)."""
-    params, ret = btf_params(kind, target)
-    names = [p.name for p in params]
-    if len(params) > _MAX_ARGS:
-        raise BPFError(f"{target} has {len(params)} arguments; BPF reaches {_MAX_ARGS}")
-    out: Layout = {f"arg{i}": (8 * i, u64) for i in range(len(params))}
-    for i, n in enumerate(names):
-        if n and n.isidentifier() and n not in out and n != "ret" and not n.startswith("_"):
-            out[n] = (8 * i, u64)
-    if with_ret and ret is not None:
-        out["ret"] = (8 * len(params), u64)
+def arg_type(t: Any) -> type[IntType] | None:
+    """How a BTF-typed context slot holding a value of BTF type ``t`` reads: integers and
+    enums by their size and sign (``bool`` unsigned), pointers as ``u64``, a struct or union
+    passed by value of 1, 2, 4 or 8 bytes as an unsigned integer of its bytes; None for what
+    programs cannot read as one integer (floats, ``__int128``, bigger structs)."""
+    from .. import btf
+    from ._kstruct import _int_of
+
+    r = t.spec.resolve(t)
+    if isinstance(r, btf.Pointer):
+        return u64
+    it = _int_of(r)
+    if it is not None:
+        return int_type(*it)
+    if isinstance(r, btf.Composite) and r.size in (1, 2, 4, 8):
+        return int_type(r.size, False)
+    return None
+
+
+def _slots(t: Any) -> int:
+    """8-byte context slots a value of BTF type ``t`` takes (a 16-byte struct takes two)."""
+    from .. import btf
+
+    r = t.spec.resolve(t)
+    if isinstance(r, btf.Pointer):
+        return 1
+    try:
+        size: int = t.spec.sizeof(r)
+    except ValueError:  # no size (void): one slot, unreadable
+        return 1
+    return max(1, (size + 7) // 8)
+
+
+def arg_offsets(params: list[Any]) -> list[int]:
+    """The context offset of each BTF parameter, then the slot after them (fexit's return
+    value): 8 bytes per argument, a struct by value rounded up to whole slots."""
+    out = [0]
+    for p in params:
+        out.append(out[-1] + 8 * _slots(p.type))
     return out
+
+
+def arg_layout(params: list[Any], ret: Any, with_ret: bool, target: str = "the target"
+               ) -> Layout:
+    """``argN`` and parameter-name fields (each of its C type, see :func:`arg_type`) of a
+    BTF-typed context with ``params``, and ``ret`` (of the return type ``ret``) when asked and
+    the target returns a value. A parameter named ``ret`` keeps its name unless the context
+    has a return value."""
+    offsets = arg_offsets(params)
+    if offsets[-1] > 8 * _MAX_ARGS:
+        raise BPFError(f"{target} has {offsets[-1] // 8} argument slots; BPF reaches "
+                       f"{_MAX_ARGS}")
+    out: Layout = {}
+    named: Layout = {}
+    has_ret = with_ret and ret is not None
+    for i, (p, off) in enumerate(zip(params, offsets, strict=False)):
+        t = arg_type(p.type)
+        if t is None:
+            continue
+        out[f"arg{i}"] = (off, t)
+        n = p.name
+        if (n and n.isidentifier() and not n.startswith("_") and not (n == "ret" and has_ret)
+                and not re.fullmatch(r"arg\d+", n)):
+            named[n] = (off, t)
+    out.update(named)
+    if has_ret:
+        t = arg_type(ret)
+        if t is not None:
+            out["ret"] = (offsets[-1], t)
+    return out
+
+
+def _btf_args(kind: str, target: str, with_ret: bool) -> Layout:
+    """The ctx fields of a BTF-typed program on ``target`` (:func:`arg_layout` of its
+    prototype in the running kernel's BTF)."""
+    params, ret = btf_params(kind, target)
+    return arg_layout(params, ret, with_ret, target)
 
 
 def _pt_regs(ret: bool) -> Layout:
@@ -145,7 +213,8 @@ def kretprobe(function: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
 def fentry(function: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
     """An fentry program (``SEC("fentry/function")``, a BPF trampoline, Linux 5.5): runs
     when ``function`` is entered; its arguments are ``ctx.arg0``.. and ``ctx.<param name>``
-    (from vmlinux BTF). Must return 0. Attach with ``attach_tracing(coll.prog)``."""
+    (from vmlinux BTF), each of its C type (``int`` is ``i32``). Must return 0. Attach with
+    ``attach_tracing(coll.prog)``."""
     _check_name("fentry", function, "a kernel function")
 
     def deco(fn: Callable[..., Any]) -> ProgramDecl:
@@ -158,8 +227,9 @@ def fentry(function: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
 
 def fexit(function: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
     """An fexit program (``SEC("fexit/function")``, Linux 5.5): runs when ``function``
-    returns, with its arguments as in :func:`fentry` and ``ctx.ret``, the return value.
-    Must return 0. Attach with ``attach_tracing(coll.prog)``."""
+    returns, with its arguments as in :func:`fentry` and ``ctx.ret``, the return value of
+    the function's return type (an ``int`` result is an ``i32``: ``ctx.ret < 0`` is a
+    failure). Must return 0. Attach with ``attach_tracing(coll.prog)``."""
     _check_name("fexit", function, "a kernel function")
 
     def deco(fn: Callable[..., Any]) -> ProgramDecl:
