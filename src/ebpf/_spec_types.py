@@ -105,6 +105,11 @@ class ProgramSpec:
 
     ``func_info``/``line_info`` are ``(instruction index, ...)`` records against the
     collection's BTF (type id; file name, line text offsets and ``line << 10 | column``).
+
+    A program parsed from an object is linked when one of those linked fields
+    (``instructions``, ``references``, ``core_relos``, ``func_info``, ``line_info``) is
+    first read, once (as libbpf appends subprograms in ``bpf_object__load``, not at open);
+    a call into no function raises :class:`~ebpf.errors.ParseError` then.
     """
 
     name: str
@@ -126,12 +131,65 @@ class ProgramSpec:
     autoload: bool = True
 
     def replace(self, **changes: Any) -> ProgramSpec:
-        """A copy with ``changes`` applied (``dataclasses.replace``)."""
+        """A copy with ``changes`` applied (``dataclasses.replace``); a program not linked
+        yet stays so in the copy unless a linked field is changed."""
+        raw = _LINK_SLOTS[0].__get__(self, ProgramSpec)
+        if type(raw) is _Unlinked and not changes.keys() & _LINKED_FIELDS:
+            changes.update(dict.fromkeys(_LINKED_FIELDS, raw))
         return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def _link_later(cls, link: Callable[[], _Linked], **fields: Any) -> ProgramSpec:
+        """A spec whose linked fields ``link()`` computes at the first read of one."""
+        pending: dict[str, Any] = dict.fromkeys(_LINKED_FIELDS, _Unlinked(link))
+        return cls(**fields, **pending)
 
     @property
     def insn_count(self) -> int:
         return len(self.instructions) // 8
+
+
+#: (instructions, references, core_relos, func_info, line_info)
+_Linked = tuple[bytes, tuple[Reference, ...], tuple[tuple[int, "CoreRelo"], ...],
+                tuple[tuple[int, int], ...], tuple[tuple[int, int, int, int], ...]]
+_LINKED_FIELDS = ("instructions", "references", "core_relos", "func_info", "line_info")
+
+
+class _Unlinked:
+    """The linked fields of a :class:`ProgramSpec` not computed yet (one shared object)."""
+
+    __slots__ = ("link",)
+
+    def __init__(self, link: Callable[[], _Linked]) -> None:
+        self.link = link
+
+
+#: The slots that hold the linked fields (their values, or one :class:`_Unlinked`).
+_LINK_SLOTS: tuple[Any, ...] = tuple(ProgramSpec.__dict__[n] for n in _LINKED_FIELDS)
+
+
+def _linked_field(i: int) -> property:
+    slot = _LINK_SLOTS[i]
+
+    def get(self: ProgramSpec) -> Any:
+        raw = slot.__get__(self, ProgramSpec)
+        if type(raw) is _Unlinked:
+            values = raw.link()  # raises ParseError for a bad call (then stays unlinked)
+            for s, v in zip(_LINK_SLOTS, values, strict=True):
+                s.__set__(self, v)
+            return values[i]
+        return raw
+
+    return property(get, slot.__set__)
+
+
+# The linked fields read through their slots, linking at the first read; the dataclass
+# __init__ (object.__setattr__) stores through them; instances stay frozen.
+ProgramSpec.instructions = _linked_field(0)  # type: ignore[assignment,misc]
+ProgramSpec.references = _linked_field(1)  # type: ignore[assignment,misc]
+ProgramSpec.core_relos = _linked_field(2)  # type: ignore[assignment,misc]
+ProgramSpec.func_info = _linked_field(3)  # type: ignore[assignment,misc]
+ProgramSpec.line_info = _linked_field(4)  # type: ignore[assignment,misc]
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,10 @@ def run_elf(data: bytes) -> None:
         for rel_target in elf.relocation_sections():
             del rel_target
     with contextlib.suppress(ParseError):
-        _ = load_collection_spec(data).btf_blob  # the BTF fix-up runs at first read
+        spec = load_collection_spec(data)
+        _ = spec.btf_blob  # the BTF fix-up runs at first read
+        for prog in spec.programs.values():
+            _ = prog.instructions  # and each program is linked at first read
 
 
 _TYPE_LIMIT = 4000

@@ -32,6 +32,7 @@ import struct
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from .. import btf as _btf
 from .._spec_types import (
@@ -42,6 +43,7 @@ from .._spec_types import (
     Reference,
     ReferenceKind,
     VariableSpec,
+    _Linked,
 )
 from .._types import MapType
 from .._uapi import _generated_types as _t
@@ -595,11 +597,30 @@ def _build_programs(obj: _Obj) -> dict[str, ProgramSpec]:
             if f.count <= 0:
                 raise ParseError(f"program {f.name!r} in {sec.name!r} has no instructions",
                                  sec.offset)
-            ps = _link(obj, f, sec, match)
-            if optional:
-                ps = ps.replace(section=sec.name[1:], autoload=False)
-            out[f.name] = ps
+            out[f.name] = _program(obj, f, sec, match, optional)
     return out
+
+
+def _program(obj: _Obj, main: _Func, sec: Section, match: tuple[object, str | None] | None,
+             optional: bool) -> ProgramSpec:
+    """The spec of program ``main``; linked (:func:`_link`) when first read, as libbpf
+    appends subprograms at load (``bpf_object__relocate``), not at open."""
+    prog_type: object
+    attach_type = None
+    attach_to = None
+    flags = 0
+    if match is not None:
+        d, attach_to = match
+        prog_type = d.prog_type  # type: ignore[attr-defined]
+        attach_type = d.attach_type  # type: ignore[attr-defined]
+        flags = d.flags  # type: ignore[attr-defined]
+    else:
+        prog_type = 0  # BPF_PROG_TYPE_UNSPEC: the caller must set it with replace()
+    return ProgramSpec._link_later(
+        partial(_link, obj, main), name=main.name, type=prog_type,
+        section=sec.name[1:] if optional else sec.name, attach_type=attach_type,
+        attach_to=attach_to, license=obj.license, flags=flags, kern_version=obj.kern_version,
+        byteorder=obj.bo, autoload=not optional)
 
 
 def _is_called(obj: _Obj, f: _Func) -> bool:
@@ -639,8 +660,9 @@ def _link_candidates(obj: _Obj, f: _Func, body: bytes) -> list[int]:
     return sorted(set(found))
 
 
-def _link(obj: _Obj, main: _Func, sec: Section,
-          match: tuple[object, str | None] | None) -> ProgramSpec:
+def _link(obj: _Obj, main: _Func) -> _Linked:
+    """Program ``main`` with its subprograms appended: (instructions, references, CO-RE
+    relocations, func info, line info), for :class:`~ebpf.ProgramSpec`."""
     bo = obj.bo
     placed: dict[tuple[int, int], int] = {(main.section, main.start): 0}
     order: list[_Func] = [main]
@@ -715,24 +737,8 @@ def _link(obj: _Obj, main: _Func, sec: Section,
         for c_r in cr:
             if lo <= c_r.insn_off < hi:
                 core.append((base + (c_r.insn_off - lo) // 8, c_r))
-    prog_type: object
-    attach_type = None
-    attach_to = None
-    flags = 0
-    if match is not None:
-        d, attach_to = match
-        prog_type = d.prog_type  # type: ignore[attr-defined]
-        attach_type = d.attach_type  # type: ignore[attr-defined]
-        flags = d.flags  # type: ignore[attr-defined]
-    else:
-        prog_type = 0  # BPF_PROG_TYPE_UNSPEC: the caller must set it with replace()
-    return ProgramSpec(
-        name=main.name, type=prog_type, instructions=bytes(code),  # type: ignore[arg-type]
-        section=sec.name, attach_type=attach_type, attach_to=attach_to,
-        license=obj.license, flags=flags, kern_version=obj.kern_version,
-        references=tuple(refs), core_relos=tuple(core),
-        func_info=tuple(finfo) if func_info_complete else (),
-        line_info=tuple(sorted(linfo)), byteorder=bo)
+    return (bytes(code), tuple(refs), tuple(core),
+            tuple(finfo) if func_info_complete else (), tuple(sorted(linfo)))
 
 
 # --- variables ---------------------------------------------------------------------------------
