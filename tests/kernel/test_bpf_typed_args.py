@@ -1,4 +1,5 @@
-"""Typed integer arguments of the BTF-typed kinds, loaded, attached and fired.
+"""Typed integer arguments of the BTF-typed kinds, and the sleepable ``fentry.s`` /
+``fexit.s`` / ``lsm.s`` kinds, loaded, attached and fired.
 
 * tp_btf (runs on this machine kind): ``fcntl_setlk``'s ``int ret`` is ``-EBADF`` for a
   write lock on a read-only file. A raw tracepoint on the same event reads the slot as the
@@ -8,21 +9,29 @@
   ``short``, ``int``, pointer and ``u64`` arguments of ``bpf_fentry_test3/5`` through
   ``BPF_PROG_TEST_RUN``, and ``do_unlinkat``'s ``int dfd`` = ``AT_FDCWD`` (-100) and its
   ``int`` result ``-ENOENT``, both ``< 0`` with no cast.
+* ``lsm.s`` on ``file_open`` copies this process's memory with ``bpf.copy_from_user`` (only
+  a sleepable program may) and denies opening one file with ``EPERM``.
+* ``fentry.s``/``fexit.s`` on the ``chdir`` syscall copy the path from user memory; the
+  kernel takes a sleepable fentry only on functions that allow error injection, which needs
+  ``CONFIG_FUNCTION_ERROR_INJECTION`` (Debian's 6.1 has it off: the load fails with
+  ``EINVAL``, "... is not sleepable", and the test skips on exactly that).
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
 import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ebpf import bpf, errors
-from ebpf.bpf import i64, u32
+from ebpf import bpf, errors, platform
+from ebpf.bpf import i64, u32, u64
 from ebpf.link.raw_tracepoint import attach_raw_tracepoint
 from ebpf.link.tracing import attach_tracing
 
@@ -182,3 +191,99 @@ def test_fentry_fexit_negative_int_argument_and_result() -> None:
                     os.unlink(os.path.join(d, f"absent{i}"))
         assert [coll.unl[i] for i in range(4)] == [AT_FDCWD, N, -errno.ENOENT, N]
 
+
+# -- lsm.s: a sleepable LSM program copies user memory and denies ----------------------------
+class Tag(bpf.Struct):
+    n: i64
+    tag: bpf.bytes_[16]
+
+
+tags = bpf.RingBuf(size=1 << 14)
+marked = bpf.const(u64, 0)
+tag_addr = bpf.const(u64, 0)
+
+
+@bpf.lsm("file_open", sleepable=True)
+def guard_open(ctx: Any) -> int:
+    if bpf.get_current_pid_tgid() >> 32 != me or ctx.file.f_inode.i_ino != marked:
+        return 0
+    e = tags.reserve(Tag)
+    if e is not None:
+        e.n = bpf.copy_from_user(e.tag, tag_addr)  # only sleepable programs may call it
+        tags.submit(e)
+    return -EPERM
+
+
+def test_lsm_s_file_open_copies_from_user_and_denies(tmp_path: Path) -> None:
+    """While attached, opening the marked file fails with EPERM and each try copies the
+    tag from this process's memory; another file opens; detached, the marked one opens."""
+    marked_file, other = tmp_path / "marked", tmp_path / "other"
+    marked_file.write_bytes(b"x")
+    other.write_bytes(b"y")
+    buf = ctypes.create_string_buffer(b"sleepable lsm", 16)
+    consts = {"me": os.getpid(), "marked": marked_file.stat().st_ino,
+              "tag_addr": ctypes.addressof(buf)}
+    with _load("lsm.s", guard_open, constants=consts) as coll:
+        with _lsm_attach(coll.guard_open):
+            for _ in range(2):
+                with pytest.raises(PermissionError):
+                    marked_file.read_bytes()
+            assert other.read_bytes() == b"y"
+        recs = list(coll.tags.read(Tag, timeout=1.0))
+        assert marked_file.read_bytes() == b"x"
+    assert [(r.n, r.tag.split(b"\0")[0]) for r in recs] == [(0, b"sleepable lsm")] * 2
+
+
+# -- fentry.s / fexit.s: the chdir syscall, when the kernel allows sleepable fentry ---------
+class Chdir(bpf.Struct):
+    n: i64
+    path: bpf.bytes_[64]
+
+
+paths = bpf.RingBuf(size=1 << 14)
+chdir_ret = bpf.var(i64, 1)
+
+
+@bpf.fentry("__x64_sys_chdir", sleepable=True)
+def chdir_in(ctx: Any) -> int:  # long __x64_sys_chdir(const struct pt_regs *regs)
+    if bpf.get_current_pid_tgid() >> 32 != me:
+        return 0
+    e = paths.reserve(Chdir)
+    if e is not None:
+        e.n = bpf.copy_from_user(e.path, ctx.regs.di)  # chdir(const char *filename)
+        paths.submit(e)
+    return 0
+
+
+@bpf.fexit("__x64_sys_chdir", sleepable=True)
+def chdir_out(ctx: Any) -> int:
+    global chdir_ret
+    if bpf.get_current_pid_tgid() >> 32 == me:
+        chdir_ret = ctx.ret
+    return 0
+
+
+@pytest.mark.skipif(platform.ARCH != "x86_64", reason="__x64_sys_chdir: an x86-64 syscall")
+def test_fentry_s_fexit_s_copy_the_chdir_path(tmp_path: Path) -> None:
+    target = tmp_path / ("d" * 40)
+    target.mkdir()
+    here = os.getcwd()
+    try:
+        coll = _load("fentry.s", chdir_in, chdir_out, constants={"me": os.getpid()})
+    except errors.VerifierError as e:
+        if e.errno == errno.EINVAL and any("is not sleepable" in ln for ln in e.log):
+            pytest.skip("fentry.s: EINVAL, __x64_sys_chdir is not sleepable on this kernel "
+                        "(no CONFIG_FUNCTION_ERROR_INJECTION)")
+        raise
+    with coll:
+        with attach_tracing(coll.chdir_in), attach_tracing(coll.chdir_out):
+            try:
+                os.chdir(target)
+            finally:
+                os.chdir(here)
+            with pytest.raises(FileNotFoundError):
+                os.chdir(target / "absent")
+        recs = list(coll.paths.read(Chdir, timeout=1.0))
+        assert coll.variables["chdir_ret"].get() == -errno.ENOENT
+    want = [str(target), here, str(target / "absent")]
+    assert [r.path.split(b"\0")[0] for r in recs] == [w.encode()[:64] for w in want]

@@ -3,7 +3,7 @@
 on synthetic BTF (typedef/const/volatile chains, enums by size and sign flag, bool, structs
 by value taking one or two slots) and on the running kernel's BTF (``bpf_fentry_test*`` of
 net/bpf/test_run.c); the code a narrow signed argument compiles to (a narrow load, then
-sign extension). The loads themselves are proved
+sign extension); the sleepable variants' sections and flags. The loads themselves are proved
 on the kernel by tests/kernel/test_bpf_typed_args.py."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ebpf import btf
+from ebpf import AttachType, ProgramFlags, ProgramType, btf
 from ebpf.bpf import i8, i16, i32, i64, u8, u16, u32, u64
 from ebpf.bpf._tracing import arg_layout, arg_offsets
 from ebpf.btf.writer import BTFWriter
@@ -169,6 +169,21 @@ def prog(ctx: Any) -> int:
     out[2] = ctx.c
     return 0
 
+
+@bpf.fentry("bpf_fentry_test7", sleepable=True)
+def sleepy(ctx: Any) -> int:
+    out[3] = ctx.arg.a
+    return 0
+
+
+@bpf.fexit("bpf_fentry_test1", sleepable=True)
+def sleepy_exit(ctx: Any) -> int:
+    return 0
+
+
+@bpf.lsm("file_open", sleepable=True)
+def sleepy_lsm(ctx: Any) -> int:
+    return 0
 '''
 
 
@@ -184,4 +199,34 @@ def test_narrow_signed_arguments_load_narrow_and_sign_extend(tmp_path: Path) -> 
     assert "*(u32 *)(r1 + 0x18)" in text  # ret: slot 3
     assert "s>= 0x0 goto" in text         # ctx.ret < 0: signed
     assert "*(u64 *)(r1 + 0x10)" in text or "*(u64 *)(r6 + 0x10)" in text
+
+
+@needs_vmlinux
+def test_sleepable_kinds_set_section_and_flag(tmp_path: Path) -> None:
+    from ebpf import bpf
+
+    m = import_source(tmp_path, "typed_args_progs", PROGRAMS)
+    spec, _ = bpf.build_spec((m.sleepy, m.sleepy_exit, m.sleepy_lsm, m.prog))
+    got = {n: (p.section, p.type, p.attach_type, p.attach_to, p.flags)
+           for n, p in spec.programs.items()}
+    s = int(ProgramFlags.SLEEPABLE)
+    assert got == {
+        "sleepy": ("fentry.s/bpf_fentry_test7", ProgramType.TRACING, AttachType.TRACE_FENTRY,
+                   "bpf_fentry_test7", s),
+        "sleepy_exit": ("fexit.s/bpf_fentry_test1", ProgramType.TRACING,
+                        AttachType.TRACE_FEXIT, "bpf_fentry_test1", s),
+        "sleepy_lsm": ("lsm.s/file_open", ProgramType.LSM, AttachType.LSM_MAC, "file_open", s),
+        "prog": ("fexit/bpf_fentry_test3", ProgramType.TRACING, AttachType.TRACE_FEXIT,
+                 "bpf_fentry_test3", 0),
+    }
+    # a struct pointer argument of a sleepable kind is still a BTF pointer (ctx.arg.a)
+    assert "*(u64 *)" in m.sleepy.asm()
+
+
+@pytest.mark.parametrize("deco", ["fentry", "fexit", "lsm"])
+def test_sleepable_must_be_a_bool(deco: str) -> None:
+    from ebpf import bpf
+
+    with pytest.raises(BPFError, match="sleepable is True or False"):
+        getattr(bpf, deco)("file_open", sleepable=1)
 

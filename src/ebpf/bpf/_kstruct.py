@@ -258,7 +258,7 @@ def ctx_arg(decl: Any, offset: int) -> KType | None:
     """The kernel type of the context slot at ``offset``: a struct/union pointer argument of a
     ``tp_btf``/``fentry``/``fexit``/``lsm`` program (a BTF pointer), or of a kprobe's function
     when vmlinux BTF has its prototype (an address for :func:`core_read`); else None."""
-    kind = str(decl.section).split("/", 1)[0]
+    kind = str(decl.section).split("/", 1)[0].removesuffix(".s")  # fentry.s: as fentry
     if decl.ctx_kind == "ptregs" and kind == "kprobe":
         comp = _kprobe_args(str(decl.attach_to)).get(offset)
         return None if comp is None else KType(comp, "probe")

@@ -16,6 +16,10 @@ says how ``ctx`` reads:
   also typed by their struct, see ``_kstruct``). A struct passed by value of 1, 2, 4 or 8
   bytes (``kuid_t``) reads as an unsigned integer of its bytes; a bigger one (two slots, Linux
   6.1) has no field but moves the later arguments, as in the kernel's ``get_ctx_arg_idx``.
+  ``fentry``/``fexit``/``lsm`` take ``sleepable=True`` (``fentry.s``/``fexit.s``/``lsm.s``,
+  ``BPF_F_SLEEPABLE``, Linux 5.10): the kernel then allows helpers that may fault pages
+  in (``bpf.copy_from_user``), and only on functions that allow error injection (syscalls)
+  or on its list of sleepable LSM hooks.
 * ``kprobe``: ``ctx.arg0`` .. ``ctx.arg4`` from ``struct pt_regs`` by the calling convention
   (``PT_REGS_PARM1..5``); ``kretprobe``: ``ctx.ret`` (``PT_REGS_RC``; the argument registers
   are clobbered by then, so they are not offered). These are whole registers, ``u64``: cast
@@ -28,7 +32,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .._types import AttachType, ProgramType
+from .._types import AttachType, ProgramFlags, ProgramType
 from ..errors import BPFError
 from ._decl import ProgramDecl
 from .types import IntType, int_type, u64
@@ -210,46 +214,56 @@ def kretprobe(function: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
     return deco
 
 
-def fentry(function: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+def _btf_kind(kind: str, target: str, sleepable: object, program_type: ProgramType,
+              attach_type: AttachType, with_ret: bool
+              ) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """The decorator of ``fentry``/``fexit``/``lsm`` (``kind``) on ``target``, plain or
+    sleepable (``<kind>.s/``, ``BPF_F_SLEEPABLE``)."""
+    if not isinstance(sleepable, bool):
+        raise BPFError(f"{kind}: sleepable is True or False, not {sleepable!r}")
+    section = f"{kind}{'.s' if sleepable else ''}/{target}"
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        d = _decl(fn, program_type, section, "btf", attach_type, target,
+                  lambda: _btf_args(kind, target, with_ret))
+        d.prog_flags = int(ProgramFlags.SLEEPABLE) if sleepable else 0
+        return d
+
+    return deco
+
+
+def fentry(function: str, *, sleepable: bool = False
+           ) -> Callable[[Callable[..., Any]], ProgramDecl]:
     """An fentry program (``SEC("fentry/function")``, a BPF trampoline, Linux 5.5): runs
     when ``function`` is entered; its arguments are ``ctx.arg0``.. and ``ctx.<param name>``
     (from vmlinux BTF), each of its C type (``int`` is ``i32``). Must return 0. Attach with
-    ``attach_tracing(coll.prog)``."""
+    ``attach_tracing(coll.prog)``. ``sleepable=True`` (``fentry.s``, Linux 5.10) may call
+    helpers that fault pages in (``bpf.copy_from_user``); the kernel allows it only on
+    functions that allow error injection, such as the syscalls (``__x64_sys_openat``)."""
     _check_name("fentry", function, "a kernel function")
-
-    def deco(fn: Callable[..., Any]) -> ProgramDecl:
-        return _decl(fn, ProgramType.TRACING, f"fentry/{function}", "btf",
-                     AttachType.TRACE_FENTRY, function,
-                     lambda: _btf_args("fentry", function, False))
-
-    return deco
+    return _btf_kind("fentry", function, sleepable, ProgramType.TRACING,
+                     AttachType.TRACE_FENTRY, False)
 
 
-def fexit(function: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+def fexit(function: str, *, sleepable: bool = False
+          ) -> Callable[[Callable[..., Any]], ProgramDecl]:
     """An fexit program (``SEC("fexit/function")``, Linux 5.5): runs when ``function``
     returns, with its arguments as in :func:`fentry` and ``ctx.ret``, the return value of
     the function's return type (an ``int`` result is an ``i32``: ``ctx.ret < 0`` is a
-    failure). Must return 0. Attach with ``attach_tracing(coll.prog)``."""
+    failure). Must return 0. Attach with ``attach_tracing(coll.prog)``. ``sleepable`` as
+    for :func:`fentry` (``fexit.s``)."""
     _check_name("fexit", function, "a kernel function")
-
-    def deco(fn: Callable[..., Any]) -> ProgramDecl:
-        return _decl(fn, ProgramType.TRACING, f"fexit/{function}", "btf",
-                     AttachType.TRACE_FEXIT, function,
-                     lambda: _btf_args("fexit", function, True))
-
-    return deco
+    return _btf_kind("fexit", function, sleepable, ProgramType.TRACING,
+                     AttachType.TRACE_FEXIT, True)
 
 
-def lsm(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+def lsm(hook: str, *, sleepable: bool = False) -> Callable[[Callable[..., Any]], ProgramDecl]:
     """A BPF LSM program on ``hook`` (``SEC("lsm/hook")``, ``BPF_LSM_MAC``, Linux 5.7 with
     ``CONFIG_BPF_LSM`` and ``bpf`` in the boot ``lsm=`` list): the hook's arguments are
-    ``ctx.arg0``.. and by name (``ctx.mode`` for ``inode_mkdir``, from ``bpf_lsm_<hook>``
-    in BTF). Returning 0 allows the operation, ``-errno`` denies it (the caller sees that
-    error). Attach with ``attach_tracing(coll.prog)``."""
+    ``ctx.arg0``.. and by name (``ctx.mode`` for ``inode_mkdir``, a ``u16``; from
+    ``bpf_lsm_<hook>`` in BTF). Returning 0 allows the operation, ``-errno`` denies it (the
+    caller sees that error). Attach with ``attach_tracing(coll.prog)``. ``sleepable=True``
+    (``lsm.s``, Linux 5.10) may call helpers that fault pages in; the kernel takes it only on
+    its sleepable hooks (``file_open``, ``bprm_committed_creds``, ...)."""
     _check_name("lsm", hook, "an LSM hook name")
-
-    def deco(fn: Callable[..., Any]) -> ProgramDecl:
-        return _decl(fn, ProgramType.LSM, f"lsm/{hook}", "btf", AttachType.LSM_MAC, hook,
-                     lambda: _btf_args("lsm", hook, False))
-
-    return deco
+    return _btf_kind("lsm", hook, sleepable, ProgramType.LSM, AttachType.LSM_MAC, False)
