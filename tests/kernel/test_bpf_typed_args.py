@@ -3,8 +3,9 @@
 
 * tp_btf (runs on this machine kind): ``fcntl_setlk``'s ``int ret`` is ``-EBADF`` for a
   write lock on a read-only file. A raw tracepoint on the same event reads the slot as the
-  kernel fills it (zero-extended, ``2**32 - EBADF``); the typed ``ctx.arg2`` is ``-EBADF``
-  and ``< 0``. ``sys_exit``'s ``long ret`` compares ``< 0`` with no cast.
+  kernel fills it (zero-extended, ``2**32 - EBADF``); the typed ``ctx.ret`` (by the name
+  its class's probe gives, ``DEFINE_EVENT``) and ``ctx.arg2`` are ``-EBADF`` and ``< 0``.
+  ``sys_exit``'s ``long ret`` compares ``< 0`` with no cast.
 * fentry/fexit (the 6.1 VM; this kernel refuses their loads with ``EPERM``): the ``char``,
   ``short``, ``int``, pointer and ``u64`` arguments of ``bpf_fentry_test3/5`` through
   ``BPF_PROG_TEST_RUN``, and ``do_unlinkat``'s ``int dfd`` = ``AT_FDCWD`` (-100) and its
@@ -68,9 +69,9 @@ setlk = bpf.Array(i64, max_entries=4)
 
 
 @bpf.tp_btf("fcntl_setlk")
-def typed_setlk(ctx: Any) -> int:  # (struct inode *, struct file_lock *, int ret)
-    if bpf.get_current_pid_tgid() >> 32 == me:
-        setlk[0] = ctx.arg2
+def typed_setlk(ctx: Any) -> int:  # (struct inode *inode, struct file_lock *fl, int ret)
+    if bpf.get_current_pid_tgid() >> 32 == me:  # names from its class's probe
+        setlk[0] = ctx.ret
         if ctx.arg2 < 0:
             setlk[1] += 1
     return 0

@@ -146,7 +146,9 @@ def test_tracepoint_and_lsm_arguments_from_kernel_btf() -> None:
     assert ex["regs"] == (0, u64) and ex["ret"] == (8, i64) == ex["arg1"]
     mk = _fields(bpf.lsm, "inode_mkdir")  # (struct inode *, struct dentry *, umode_t mode)
     assert mk["mode"] == (16, u16) and "ret" not in mk
-    assert _fields(bpf.tp_btf, "fcntl_setlk")["arg2"] == (16, i32)  # int ret
+    # a DEFINE_EVENT of class filelock_lock: its names come from __bpf_trace_filelock_lock
+    lk = _fields(bpf.tp_btf, "fcntl_setlk")  # (struct inode *, struct file_lock *, int ret)
+    assert lk["ret"] == lk["arg2"] == (16, i32) and lk["inode"] == (0, u64)
 
 
 PROGRAMS = '''

@@ -51,10 +51,37 @@ def _check_name(kind: str, name: object, what: str) -> str:
     return name
 
 
+#: per BTF spec (by id, with the spec kept so the id stays its): every ``__bpf_trace_*``
+#: probe's parameters after ``__data``, by their type ids
+_CLASS_PROBES: dict[int, tuple[Any, dict[tuple[int, ...], list[list[Any]]]]] = {}
+
+
+def _class_probes(spec: Any) -> dict[tuple[int, ...], list[list[Any]]]:
+    """The named parameters of every ``__bpf_trace_<class>`` probe in ``spec``, by their type
+    ids. A tracepoint made by ``DEFINE_EVENT`` has no probe of its own: its class's probe
+    takes the same types (one scan of vmlinux, about 0.2 s, on first need)."""
+    from .. import btf
+
+    got = _CLASS_PROBES.get(id(spec))
+    if got is not None and got[0] is spec:
+        return got[1]
+    out: dict[tuple[int, ...], list[list[Any]]] = {}
+    for f in spec.types(btf.Func):
+        if f.name.startswith("__bpf_trace_"):
+            proto = f.type
+            if isinstance(proto, btf.FuncProto):
+                ps = list(proto.params)[1:]
+                out.setdefault(tuple(p.type_id for p in ps), []).append(ps)
+    _CLASS_PROBES[id(spec)] = (spec, out)
+    return out
+
+
 def btf_params(kind: str, target: str) -> tuple[list[Any], Any]:
-    """The BTF parameters (``btf.Param``, names filled in for ``tp_btf`` from the
-    ``__bpf_trace_<name>`` probe when it has them) and return type (None for ``void``) of a
-    BTF-typed program's target, from the running kernel's vmlinux BTF."""
+    """The BTF parameters (``btf.Param``) and return type (None for ``void``) of a BTF-typed
+    program's target, from the running kernel's vmlinux BTF. A ``tp_btf`` typedef has no
+    parameter names: they come from the ``__bpf_trace_<name>`` probe, or for an event of a
+    class (``DEFINE_EVENT``) from the class probes with the same parameter types when those
+    all agree on the names (else the event has ``argN`` only)."""
     from .. import btf
 
     spec = btf.load_kernel()
@@ -65,13 +92,15 @@ def btf_params(kind: str, target: str) -> tuple[list[Any], Any]:
         if not isinstance(proto, btf.FuncProto):
             raise BPFError(f"btf_trace_{target} is not a function pointer typedef")
         params = list(proto.params)[1:]
-        try:  # the typedef has no parameter names; the class's __bpf_trace_ probe has them
+        try:  # the typedef has no parameter names; the event's __bpf_trace_ probe has them
             probe = spec.find(f"__bpf_trace_{target}", kind=btf.Func).type
             named = list(getattr(probe, "params", ()))[1:]
             if len(named) == len(params):
                 params = named
         except KeyError:
-            pass
+            same = _class_probes(spec).get(tuple(p.type_id for p in params), [])
+            if len({tuple(p.name for p in ps) for ps in same}) == 1:
+                params = same[0]
         return params, None
     fname = f"bpf_lsm_{target}" if kind == "lsm" else target
     fproto = spec.find(fname, kind=btf.Func).type
