@@ -58,8 +58,10 @@ from ._kinds import cgroup_sockopt as cgroup_sockopt
 from ._kinds import iter as iter
 from ._kinds import perf_event as perf_event
 from ._kinds import seq_write as seq_write
+from ._kinds import session_cookie as session_cookie
 from ._kinds import uprobe as uprobe
 from ._kinds import uprobe_multi as uprobe_multi
+from ._kinds import uprobe_session as uprobe_session
 from ._kinds import uretprobe as uretprobe
 from ._kinds import usdt as usdt
 from ._kstruct import core_read as core_read
@@ -166,6 +168,7 @@ __all__ = [
     "probe_read_user_str",
     "raw_tracepoint",
     "seq_write",
+    "session_cookie",
     "socket_filter",
     "struct_ops",
     "tc",
@@ -178,6 +181,7 @@ __all__ = [
     "u64",
     "uprobe",
     "uprobe_multi",
+    "uprobe_session",
     "uretprobe",
     "usdt",
     "var",

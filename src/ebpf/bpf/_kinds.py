@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ._compiler import V, _FunctionCompiler
 
 __all__ = ["cgroup_sock_addr", "cgroup_sockopt", "iter", "perf_event", "seq_write",
-           "uprobe", "uprobe_multi", "uretprobe", "usdt"]
+           "session_cookie", "uprobe", "uprobe_multi", "uprobe_session", "uretprobe", "usdt"]
 
 _SIZE = {1: asm.B, 2: asm.H, 4: asm.W, 8: asm.DW}
 Layout = dict[str, tuple[int, type[IntType]]]
@@ -289,6 +289,100 @@ def uprobe_multi(binary: str | os.PathLike[str], symbols: str | list[str] | tupl
         return d
 
     return deco
+
+
+# -- uprobe sessions ------------------------------------------------------------------------------
+def _session_kfunc(node: ast.AST, name: str) -> tuple[int, int]:
+    """The BTF id of session kfunc ``name`` in the running kernel and how many parameters it
+    takes (none in 6.13..6.18; a later kernel may pass the ctx)."""
+    from .. import btf
+
+    try:
+        spec = btf.load_kernel()
+        fn = spec.find(name, kind=btf.Func)
+    except (OSError, KeyError, BPFError) as e:
+        raise _err(node, f"{name} needs the kernel's BTF and a kernel with uprobe sessions "
+                         f"(Linux 6.13): {e}") from None
+    assert isinstance(fn, btf.Func)
+    n = len(fn.proto.params)
+    if n > 1:
+        raise _err(node, f"{name} takes {n} parameters in this kernel: not supported")
+    return fn.id, n
+
+
+def _session_call(c: _FunctionCompiler, node: ast.AST, name: str) -> None:
+    """Emit a call of session kfunc ``name`` (result in R0)."""
+    if c.decl.attach_type != AttachType.TRACE_UPROBE_SESSION:
+        raise _err(node, f"{name} is for uprobe session programs (@bpf.uprobe_session)")
+    fid, nparams = _session_kfunc(node, name)
+    if nparams:
+        c.emit(asm.load(asm.DW, R1, R10, c.ctx_slot))
+    c.emit(asm.kfunc_call(fid))
+
+
+class _SessionAccess(_MultiAccess):
+    """``ctx.arg0``..``arg4``, ``ctx.ret`` (meaningful at return), ``ctx.cookie`` and
+    ``ctx.func_ip`` as for uprobe_multi, and ``ctx.is_return`` (``bpf_session_is_return``:
+    1 in the run at the function's return, 0 at its entry)."""
+
+    def __init__(self) -> None:
+        super().__init__(False)
+        self.fields.update(_pt_regs(True).fields)
+        self.fields["is_return"] = Field(-1, 1, int_type(1, False))
+
+    def read(self, c: _FunctionCompiler, node: ast.Attribute) -> V:
+        if node.attr != "is_return":
+            return super().read(c, node)
+        _session_call(c, node, "bpf_session_is_return")
+        r = c.temp(node)
+        t = int_type(1, False)
+        c.emit(asm.mov(r, R0))
+        c.normalize(r, t)
+        return _V(ty=t, reg=r)
+
+
+def uprobe_session(binary: str | os.PathLike[str], symbols: str | list[str] | tuple[str, ...]
+                   ) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """One program run both at entry and at return of many functions of ``binary``
+    (``SEC("uprobe.session/...")``, ``BPF_PROG_TYPE_KPROBE`` loaded for
+    ``BPF_TRACE_UPROBE_SESSION``, Linux 6.13). ``symbols`` as for :func:`uprobe_multi`;
+    ``ctx`` has the fields of an uprobe_multi program (``arg0``..``arg4``, ``cookie``,
+    ``func_ip``) plus ``ctx.ret`` (the return value, in the return run) and
+    ``ctx.is_return``. :data:`session_cookie` is 8 bytes of storage the entry run of a call
+    shares with its return run. Returning non-zero from the entry run skips the return run
+    of that call. Attach with ``attach_uprobe_multi(coll.prog, binary,
+    decl.probe_target[1:])`` (no ``retprobe``); a kernel without sessions refuses the link
+    (``EINVAL``)."""
+    path, _ = _check_probe("uprobe_session", binary, "a symbol pattern", "x")
+    names = _multi_symbols(path, symbols)
+    pattern = symbols if isinstance(symbols, str) else ",".join(names)
+
+    def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        d = _decl(fn, ProgramType.KPROBE, f"uprobe.session/{path}:{pattern}", "uprobe",
+                  _SessionAccess, attach_type=AttachType.TRACE_UPROBE_SESSION)
+        d.probe_target = (path, *names)
+        return d
+
+    return deco
+
+
+class _SessionCookie(_KCall):
+    def compile(self, c: _FunctionCompiler, node: ast.Call) -> V:
+        from ._compiler import Ptr, _cell
+
+        if node.args or node.keywords:
+            raise _err(node, "session_cookie() takes no arguments")
+        _session_call(c, node, "bpf_session_cookie")
+        r = c.temp(node)
+        c.emit(asm.mov(r, R0))
+        return _V(reg=r, ptr=Ptr(_cell(u64), "session"))
+
+
+#: ``c = bpf.session_cookie()`` in a :func:`uprobe_session` program: a pointer to the u64
+#: the kernel keeps for this call of the probed function (``bpf_session_cookie``, Linux
+#: 6.13), 0 at entry; ``c.value = ...`` in the entry run is what ``c.value`` reads in the
+#: return run of the same call (a timestamp, an argument to pair with the result).
+session_cookie: Any = _SessionCookie("session_cookie")
 
 
 class _USDTAccess(CtxAccess):
