@@ -51,10 +51,8 @@ class Unsupported(Exception):
     """An instruction the passes do not model; the function is left unoptimised."""
 
 
-class Ins:
-    """One instruction (``op >= 0``) or a label (``op == LABEL``, name in ``target``).
-
-    ``dst``/``src`` may be virtual registers (16 and up) between the allocator's passes."""
+class _Fields:
+    """The fields of :class:`Ins` (also laid out for :class:`_Build`)."""
 
     __slots__ = ("_regs", "dst", "imm", "imm2", "off", "op", "ref", "src", "target")
     op: int
@@ -67,36 +65,65 @@ class Ins:
     ref: object
     _regs: tuple[int, int, int, int] | None
 
-    def __init__(self, op: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
-                 imm2: int = 0, target: str | None = None, ref: object = None) -> None:
-        put = object.__setattr__
-        put(self, "op", op)
-        put(self, "dst", dst)
-        put(self, "src", src)
-        put(self, "off", off)
-        put(self, "imm", imm)
-        put(self, "imm2", imm2)
-        put(self, "target", target)
-        put(self, "ref", ref)
-        put(self, "_regs", None)
+
+_set = object.__setattr__
+
+
+class Ins(_Fields):
+    """One instruction (``op >= 0``) or a label (``op == LABEL``, name in ``target``).
+
+    ``dst``/``src`` may be virtual registers (16 and up) between the allocator's passes.
+    Built by :class:`_Build` (plain slot writes), which then makes the object an ``Ins``:
+    writing nine fields through the invalidating ``__setattr__`` below cost four times as
+    much, and the passes create instructions by the thousand (copies, NOPs)."""
+
+    __slots__ = ()
+
+    def __new__(cls, op: int, dst: int = 0, src: int = 0, off: int = 0, imm: int = 0,
+                imm2: int = 0, target: str | None = None, ref: object = None) -> Ins:
+        return _new(op, dst, src, off, imm, imm2, target, ref, None)
 
     def __setattr__(self, name: str, value: object) -> None:
         # what the instruction reads and writes (see regs()) is kept until a field changes
-        object.__setattr__(self, name, value)
+        _set(self, name, value)
         if name != "_regs":
-            object.__setattr__(self, "_regs", None)
+            _set(self, "_regs", None)
 
     def copy(self) -> Ins:
-        new = Ins(self.op, self.dst, self.src, self.off, self.imm, self.imm2, self.target,
-                  self.ref)
-        object.__setattr__(new, "_regs", self._regs)
-        return new
+        return _new(self.op, self.dst, self.src, self.off, self.imm, self.imm2, self.target,
+                    self.ref, self._regs)
 
     def __repr__(self) -> str:
         if self.op == LABEL:
             return f"{self.target}:"
         return (f"Ins({self.op:#x}, dst={self.dst}, src={self.src}, off={self.off}, "
                 f"imm={self.imm}{', ' + self.target if self.target else ''})")
+
+
+class _Build(_Fields):
+    """An :class:`Ins` under construction: the same slots without the invalidating
+    ``__setattr__``; it becomes an ``Ins`` (same layout) once its fields are set."""
+
+    __slots__ = ()
+
+    def __init__(self, op: int, dst: int, src: int, off: int, imm: int, imm2: int,
+                 target: str | None, ref: object,
+                 regs: tuple[int, int, int, int] | None) -> None:
+        self.op = op
+        self.dst = dst
+        self.src = src
+        self.off = off
+        self.imm = imm
+        self.imm2 = imm2
+        self.target = target
+        self.ref = ref
+        self._regs = regs
+        self.__class__ = Ins  # type: ignore[assignment]
+
+
+#: ``_new(op, dst, src, off, imm, imm2, target, ref, regs)``: a new :class:`Ins`.
+_new: Callable[[int, int, int, int, int, int, str | None, object,
+                tuple[int, int, int, int] | None], Ins] = _Build  # type: ignore[assignment]
 
 
 Func = list[Ins]
@@ -111,7 +138,7 @@ def regs(i: Ins) -> tuple[int, int, int, int]:
     got = i._regs
     if got is None:
         got = _regs(i)
-        object.__setattr__(i, "_regs", got)
+        _set(i, "_regs", got)
     return got
 
 
@@ -232,10 +259,10 @@ def parse(items: Iterable[asm.Item]) -> Func:
     out: Func = []
     for it in items:
         if isinstance(it, Label):
-            out.append(Ins(LABEL, target=it.name))
+            out.append(_new(LABEL, 0, 0, 0, 0, 0, it.name, None, None))
         elif isinstance(it, Instruction):
-            ins = Ins(it.opcode, int(it.dst), int(it.src), it.off, it.imm, it.next_imm,
-                      it.target, it.reference)
+            ins = _new(it.opcode, int(it.dst), int(it.src), it.off, it.imm, it.next_imm,
+                       it.target, it.reference, None)
             if is_jump(ins) and ins.target is None:
                 raise Unsupported("a jump by offset")
             regs(ins)
@@ -366,13 +393,14 @@ class Flow:
         """Index -> registers live *after* that instruction, inside block ``b``."""
         out: dict[int, int] = {}
         live = self.live_out[b]
+        code = self.code
         for k in range(self.ends[b] - 1, self.starts[b] - 1, -1):
-            i = self.code[k]
+            i = code[k]
             if i.op == LABEL:
                 continue
             out[k] = live
-            u, d, _, _ = regs(i)
-            live = (live & ~d) | u
+            r = i._regs or regs(i)
+            live = (live & ~r[1]) | r[0]
         return out
 
     def reachable(self) -> list[bool]:
@@ -430,8 +458,11 @@ def compact(code: Func) -> Func:
     return [i for i in code if i.op != NOP]
 
 
+_NOP_REGS = (0, 0, 0, 0)
+
+
 def _nop() -> Ins:
-    return Ins(NOP)
+    return _new(NOP, 0, 0, 0, 0, 0, None, None, _NOP_REGS)
 
 
 # -- passes -----------------------------------------------------------------------------------
@@ -449,12 +480,15 @@ def dce(code: Func, f: Flow) -> bool:
                 code[k] = _nop()
                 changed = True
                 continue
-            u, d, _, _ = regs(i)
-            if (is_mov64x(i) and i.dst == i.src) or (not has_effect(i) and not d & live):
+            r = i._regs or regs(i)
+            d = r[1]
+            op = i.op   # (is_mov64x, has_effect inlined: this runs on every instruction)
+            if (op == _MOV64X and not i.off and i.dst == i.src) or (
+                    (op < 0 or (op & 7) not in (2, 3, 5, 6)) and not d & live):
                 code[k] = _nop()
                 changed = True
                 continue
-            live = (live & ~d) | u
+            live = (live & ~d) | r[0]
     return changed
 
 
@@ -680,7 +714,8 @@ def propagate(code: Func, f: Flow) -> bool:
             i = code[k]
             if i.op < 0:
                 continue
-            changed |= _subst_reads(i, copies)
+            if copies and _subst_reads(i, copies):
+                changed = True
             op = i.op
             cls = op & 7
             known: int | None = None
@@ -714,7 +749,7 @@ def propagate(code: Func, f: Flow) -> bool:
                                 i.op, i.src, i.off, i.imm = saved
                 elif is_mov64x(i) and i.src in consts:
                     known = consts[i.src]
-            elif cls == 5 and is_cond(i):
+            elif cls == 5 and op not in (_JA, _CALL, _EXIT):   # is_cond(i)
                 if op & 8 and i.src in consts and i.dst not in consts:
                     imm = _s32(consts[i.src])
                     if imm is not None:
@@ -738,9 +773,9 @@ def propagate(code: Func, f: Flow) -> bool:
                     i.imm2 = 0
                     changed = True
             # forget what this instruction overwrites
-            _, d, _, _ = regs(i)
-            if d:
-                for r in bits(d):
+            d = (i._regs or regs(i))[1]
+            if d and (consts or copies):
+                for r in (d.bit_length() - 1,) if not d & (d - 1) else bits(d):
                     consts.pop(r, None)
                     s2 = copies.pop(r, None)
                     if s2 is not None:
@@ -749,8 +784,8 @@ def propagate(code: Func, f: Flow) -> bool:
                         del copies[x]
             if known is not None:
                 consts[i.dst] = known
-            if is_mov64x(i) and i.dst != i.src and FP not in (i.src, i.dst) and not (
-                    i.dst >= _VIRT and i.src > i.dst):
+            if i.op == _MOV64X and not i.off and i.dst != i.src and FP not in (i.src, i.dst) \
+                    and not (i.dst >= _VIRT and i.src > i.dst):
                 # (a temporary copied into a local is left to coalescing, which keeps the
                 # local: reading the temporary instead would make it the long-lived one)
                 copies[i.dst] = i.src
@@ -936,11 +971,12 @@ def narrow(code: Func, f: Flow) -> bool:
                     _only_narrow_stores(code, f, b, k, i.dst, 32, live)):
                 i.op = _MOV64X  # a plain copy: propagation and coalescing remove it
                 changed = True
-            _, d, _, ed = regs(i)
+            _, d, _, ed = i._regs or regs(i)
             if d:
                 nw = _width_after(i, width) if ed and d == 1 << i.dst else 64
-                for r in bits(d):
-                    width.pop(r, None)
+                if width:
+                    for r in (d.bit_length() - 1,) if not d & (d - 1) else bits(d):
+                        width.pop(r, None)
                 if nw < 64 and ed:
                     width[i.dst] = nw
         # only what a successor can read: a longer chain of blocks does not drag along the
