@@ -33,6 +33,7 @@ from ._decl import Array as Array
 from ._decl import Const as Const
 from ._decl import FuncDecl as FuncDecl
 from ._decl import Hash as Hash
+from ._decl import LRUHash as LRUHash
 from ._decl import MapDecl as MapDecl
 from ._decl import PerCPUArray as PerCPUArray
 from ._decl import PerfEventArray as PerfEventArray
@@ -110,6 +111,7 @@ __all__ = [
     "Const",
     "FuncDecl",
     "Hash",
+    "LRUHash",
     "Loaded",
     "MapDecl",
     "PerCPUArray",

@@ -1699,23 +1699,70 @@ class _FunctionCompiler:
         self.maps[name] = m
         return name, m
 
-    def store_key(self, m: MapDecl, key: ast.expr) -> None:
-        if not (isinstance(m.key, type) and issubclass(m.key, IntType)):
-            raise _Err(key, "struct keys are not supported yet")
+    def store_key(self, m: MapDecl, key: ast.expr) -> Register | None:
+        """Evaluate the key of ``m``: an integer key is stored in the key slot (and None
+        returned); a struct key is a pointer to a record of the key's class, returned in a
+        temporary (the caller passes it as the key pointer and releases it)."""
+        if isinstance(m.key, type) and issubclass(m.key, Struct):
+            return self.struct_key(m.key, key)
+        kt = m.key
+        assert isinstance(kt, type) and issubclass(kt, IntType)
         v = self.expr(key)
-        r = self.to_reg(v, _host(m.key), key)
-        if m.key.big_endian:
-            self.emit(asm.to_be(r, m.key.size * 8))
-        self.emit(asm.store(_SIZE[m.key.size], R10, self.key_slot, r))
+        r = self.to_reg(v, _host(kt), key)
+        if kt.big_endian:
+            self.emit(asm.to_be(r, kt.size * 8))
+        self.emit(asm.store(_SIZE[kt.size], R10, self.key_slot, r))
         self.release(r)
+        return None
 
-    def lookup(self, name: str, m: MapDecl, key: ast.expr) -> None:
-        """r0 = bpf_map_lookup_elem(m, &key)."""
+    def struct_key(self, kt: type[Struct], key: ast.expr) -> Register:
+        """A pointer to the ``kt`` record ``key``: a local (a stack struct ``k = Key()``, a
+        checked map value or packet header of that class), or ``Key(f=v, ...)`` written
+        in place, which gets a zeroed stack struct of its own (padding included, so equal
+        keys hash equal)."""
+        fn = self.static(key.func) if isinstance(key, ast.Call) and \
+            self.is_static(key.func) else None
+        if isinstance(fn, type) and issubclass(fn, Struct) and fn is not kt:
+            raise _Err(key, f"the map's keys are {kt.__name__} records, not "
+                            f"{fn.__name__}")
+        if isinstance(key, ast.Call) and fn is kt:
+            name = f".key.{key.lineno}.{key.col_offset}"
+            loc = self.locals.setdefault(name, Local(0))
+            self.stack_object(ast.Name(id=name, ctx=ast.Load(), lineno=key.lineno,
+                                       col_offset=key.col_offset), loc, kt, key)
+            r = self.temp(key)
+            assert loc.obj is not None
+            self.emit(asm.mov(r, R10), asm.add(r, loc.obj))
+            return r
+        v = self.expr(key, allow_nullable=True)
+        if v.ptr is None or v.ptr.struct is not kt:
+            self.release(v)
+            raise _Err(key, f"the map's keys are {kt.__name__} records: pass a "
+                            f"{kt.__name__} (k = {kt.__name__}(...), then its fields)")
+        if v.nullable:
+            self.release(v)
+            raise _Err(key, f"{ast.unparse(key)} may be None here: check "
+                            f"`if {ast.unparse(key)} is None:` first")
+        assert v.reg is not None
+        return v.reg
+
+    def key_arg(self, kp: Register | None) -> None:
+        """r2 = the key pointer: the key slot, or the struct key in ``kp``."""
+        if kp is None:
+            self.emit(asm.mov(R2, R10), asm.add(R2, self.key_slot))
+        else:
+            self.emit(asm.mov(R2, kp))
+
+    def lookup(self, name: str, m: MapDecl, key: ast.expr) -> Register | None:
+        """r0 = bpf_map_lookup_elem(m, &key); the struct key's temporary (see
+        :meth:`store_key`), which the caller releases."""
         if isinstance(m, RingBuf):
             raise _Err(key, f"{name} is a ring buffer: use reserve/submit")
-        self.store_key(m, key)
-        self.emit(asm.load_map(R1, name), asm.mov(R2, R10), asm.add(R2, self.key_slot),
-                  asm.call(asm.Helper.MAP_LOOKUP_ELEM))
+        kp = self.store_key(m, key)
+        self.emit(asm.load_map(R1, name))
+        self.key_arg(kp)
+        self.emit(asm.call(asm.Helper.MAP_LOOKUP_ELEM))
+        return kp
 
     def int_value(self, m: MapDecl, node: ast.AST) -> type[IntType]:
         if not (isinstance(m.value, type) and issubclass(m.value, IntType)):
@@ -1725,7 +1772,7 @@ class _FunctionCompiler:
     def map_read(self, node: ast.Subscript) -> V:
         name, m = self.map_of(node.value)
         vt = self.int_value(m, node)
-        self.lookup(name, m, node.slice)
+        self.release(self.lookup(name, m, node.slice))
         r = self.temp(node)
         miss, done = self.label("miss"), self.label("found")
         self.emit(asm.jeq(R0, 0, miss), asm.load(_SIZE[vt.size], r, R0, 0))
@@ -1752,10 +1799,12 @@ class _FunctionCompiler:
             self.emit(asm.to_be(r, vt.size * 8))
         self.emit(asm.store(_SIZE[vt.size], R10, self.val_slot, r))
         self.release(r)
-        self.store_key(m, target.slice)
-        self.emit(asm.load_map(R1, name), asm.mov(R2, R10), asm.add(R2, self.key_slot),
-                  asm.mov(R3, R10), asm.add(R3, self.val_slot), asm.mov(R4, flags),
+        kp = self.store_key(m, target.slice)
+        self.emit(asm.load_map(R1, name))
+        self.key_arg(kp)
+        self.emit(asm.mov(R3, R10), asm.add(R3, self.val_slot), asm.mov(R4, flags),
                   asm.call(asm.Helper.MAP_UPDATE_ELEM))
+        self.release(kp)
 
     def map_update_struct(self, name: str, m: MapDecl, target: ast.Subscript,
                           value: ast.expr, flags: int) -> None:
@@ -1772,19 +1821,22 @@ class _FunctionCompiler:
             raise _Err(value, f"{ast.unparse(value)} may be None here: check "
                               f"`if {ast.unparse(value)} is None:` first")
         assert v.reg is not None
-        self.store_key(m, target.slice)
-        self.emit(asm.mov(R3, v.reg), asm.load_map(R1, name), asm.mov(R2, R10),
-                  asm.add(R2, self.key_slot), asm.mov(R4, flags),
-                  asm.call(asm.Helper.MAP_UPDATE_ELEM))
+        kp = self.store_key(m, target.slice)
+        self.emit(asm.mov(R3, v.reg), asm.load_map(R1, name))
+        self.key_arg(kp)
+        self.emit(asm.mov(R4, flags), asm.call(asm.Helper.MAP_UPDATE_ELEM))
+        self.release(kp)
         self.release(v)
 
     def map_delete(self, target: ast.Subscript) -> None:
         name, m = self.map_of(target.value)
         if not isinstance(m, Hash):
             raise _Err(target, f"{name} is not a hash map: its elements cannot be deleted")
-        self.store_key(m, target.slice)
-        self.emit(asm.load_map(R1, name), asm.mov(R2, R10), asm.add(R2, self.key_slot),
-                  asm.call(asm.Helper.MAP_DELETE_ELEM))
+        kp = self.store_key(m, target.slice)
+        self.emit(asm.load_map(R1, name))
+        self.key_arg(kp)
+        self.emit(asm.call(asm.Helper.MAP_DELETE_ELEM))
+        self.release(kp)
 
     def map_aug(self, target: ast.Subscript, op: str, value: ast.expr, node: ast.AST) -> None:
         name, m = self.map_of(target.value)
@@ -1798,7 +1850,7 @@ class _FunctionCompiler:
         if op == "-":
             self.emit(asm.neg(r))
             op = "+"
-        self.lookup(name, m, target.slice)
+        kp = self.lookup(name, m, target.slice)
         miss, done = self.label("miss"), self.label("updated")
         fn = {"+": asm.atomic_add, "|": asm.atomic_or, "&": asm.atomic_and,
               "^": asm.atomic_xor}[op]
@@ -1808,10 +1860,12 @@ class _FunctionCompiler:
             if op == "&":
                 self.emit(asm.mov(r, 0))
             self.emit(asm.store(_SIZE[vt.size], R10, self.val_slot, r),
-                      asm.load_map(R1, name), asm.mov(R2, R10), asm.add(R2, self.key_slot),
-                      asm.mov(R3, R10), asm.add(R3, self.val_slot), asm.mov(R4, 1),
+                      asm.load_map(R1, name))
+            self.key_arg(kp)
+            self.emit(asm.mov(R3, R10), asm.add(R3, self.val_slot), asm.mov(R4, 1),
                       asm.call(asm.Helper.MAP_UPDATE_ELEM))  # BPF_NOEXIST
         self.place(done)
+        self.release(kp)
         self.release(r)
 
     # calls
@@ -2009,11 +2063,28 @@ class _FunctionCompiler:
                 raise _Err(node, "lookup(key) takes one key")
             st = m.value if isinstance(m.value, type) and issubclass(m.value, Struct) \
                 else _cell(self.int_value(m, node))
-            self.lookup(name, m, node.args[0])
+            self.release(self.lookup(name, m, node.args[0]))
             r = self.temp(node)
             self.emit(asm.mov(r, R0))
             return V(reg=r, ptr=Ptr(st, "map"), nullable=True)
-        raise _Err(node, f"maps support m[k], m[k] = v, m[k] += v and lookup(k), not {meth}")
+        if meth == "update":  # m.update(k, v, flags=0): bpf_map_update_elem's result
+            args = node.args + [kw.value for kw in node.keywords if kw.arg == "flags"]
+            if len(node.args) < 2 or len(args) > 3 or \
+                    len(args) - len(node.args) != len(node.keywords):
+                raise _Err(node, "update(key, value, flags=0) takes a key, a value and "
+                                 "optional flags (BPF_ANY 0, BPF_NOEXIST 1, BPF_EXIST 2)")
+            fl = self.static_int(args[2]) if len(args) == 3 else 0
+            if fl not in (0, 1, 2):
+                raise _Err(node, "update flags are a constant: 0 (any), 1 (noexist) or "
+                                 "2 (exist)")
+            target = ast.Subscript(value=node.func.value, slice=node.args[0], ctx=ast.Store(),
+                                   lineno=node.lineno, col_offset=node.col_offset)
+            self.map_update(target, node.args[1], fl)
+            r = self.temp(node)
+            self.emit(asm.mov(r, R0))
+            return V(ty=i64, reg=r)
+        raise _Err(node, f"maps support m[k], m[k] = v, m[k] += v, lookup(k) and "
+                         f"update(k, v, flags), not {meth}")
 
     def helper_call(self, node: ast.Call, h: _HelperFn, discard: bool) -> V:
         if node.keywords:

@@ -19,6 +19,7 @@ __all__ = [
     "Const",
     "FuncDecl",
     "Hash",
+    "LRUHash",
     "MapDecl",
     "PerCPUArray",
     "PerfEventArray",
@@ -91,6 +92,11 @@ class MapDecl:
         """Pointer to the value of ``key`` or None (in programs)."""
         raise _only_compiled("map lookup")
 
+    def update(self, key: Any, value: Any, flags: int = 0) -> int:
+        """``bpf_map_update_elem(m, &key, &value, flags)`` (in programs): 0 or -errno;
+        ``flags`` 1 (``BPF_NOEXIST``) only inserts, 2 (``BPF_EXIST``) only replaces."""
+        raise _only_compiled("map update")
+
     def __repr__(self) -> str:
         return (f"<bpf.{type(self).__name__} key={getattr(self.key, '__name__', None)} "
                 f"value={getattr(self.value, '__name__', None)} max_entries={self.max_entries}>")
@@ -121,6 +127,13 @@ class Hash(MapDecl):
 
     def __init__(self, key: ValueType, value: ValueType, max_entries: int) -> None:
         super().__init__(key, value, max_entries)
+
+
+class LRUHash(Hash):
+    """``BPF_MAP_TYPE_LRU_HASH`` (Linux 4.10): a :class:`Hash` that, when full, evicts the
+    least recently used elements to make room for an insert instead of failing it."""
+
+    map_type = MapType.LRU_HASH
 
 
 class RingBuf(MapDecl):
