@@ -44,7 +44,14 @@ _SIZE = ctypes.sizeof(_A)
 _W_RETVAL = _A.retval.offset // 4
 _W_SIZE_OUT = _A.data_size_out.offset // 4
 _W_DURATION = _A.duration.offset // 4
+if (_W_RETVAL, _W_SIZE_OUT, _W_DURATION) != (1, 3, 9):  # the literal indexes in _closures
+    raise ImportError(f"unexpected bpf_attr test layout {_W_RETVAL, _W_SIZE_OUT, _W_DURATION}")
 _new_tuple = tuple.__new__
+# What the hot closures use and never rebind are module globals rather than cells: a closure's
+# cells are copied into (and cleared from) the frame on every call.
+_EVERY = slice(None)
+_fast_syscall = _sc.fast_syscall  # keeps the GIL: close() cannot run during the call
+_fast_errno = _sc.fast_errno
 
 
 def _address(buf: bytearray) -> int:
@@ -286,8 +293,6 @@ def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
     ctx_bytes = core.ctx_bytes
     new = _new_tuple
     res_type = TestRunResult
-    every = slice(None)
-    so, rv, dur = _W_SIZE_OUT, _W_RETVAL, _W_DURATION
 
     def sync() -> None:
         nonlocal din, dout, out_n, n, same_len, with_ctx
@@ -319,38 +324,37 @@ def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
 
         return run_long, slow
 
-    sys_call = _sc.fast_syscall  # keeps the GIL: close() cannot run during the call
-    get_errno = _sc.fast_errno
-    nr, cmd, size = _NR_BPF, _CMD, _SIZE
-    # A byref() made once: ctypes passes it as it is, where a c_void_p would be converted
-    # into a new argument object on every call.
-    ptr = ctypes.byref(core.attr)
+    # The syscall's arguments as one tuple with a byref() made once: ctypes takes the tuple
+    # as it is (separate arguments would be packed into a new one) and the byref as it is (a
+    # c_void_p would be converted into a new argument object on every call).
+    args = (_NR_BPF, _CMD, ctypes.byref(core.attr), _SIZE)
 
-    # BPF_PROG_TEST_RUN returns 0 or -1: a true result is the failure.
+    # BPF_PROG_TEST_RUN returns 0 or -1: a true result is the failure. The attr words are
+    # w[1] retval, w[3] data_size_out, w[9] duration (checked at import).
     def run(data: Data | None) -> tuple[int, bytes | None]:
         try:
-            din[every] = data
+            din[_EVERY] = data
         except (TypeError, ValueError):  # another size or kind of input, or none
             r = slow(data, None)
             return r[0], r[2]
-        w[so] = out_n
-        if sys_call(nr, cmd, ptr, size):
-            r = retry(get_errno())
+        w[3] = out_n
+        if _fast_syscall(*args):
+            r = retry(_fast_errno())
             return r[0], r[2]
-        k = w[so]
-        return w[rv], same_len() if k == n else dout[:k].tobytes()
+        k = w[3]
+        return w[1], same_len() if k == n else dout[:k].tobytes()
 
     def run_result(data: Data | None, ctx: Ctx | None = None) -> TestRunResult:
         if ctx is None:
             try:
-                din[every] = data
+                din[_EVERY] = data
             except (TypeError, ValueError):
                 return slow(data, None)
-            w[so] = out_n
-            if sys_call(nr, cmd, ptr, size):
-                return retry(get_errno())
-            k = w[so]
-            return new(res_type, (w[rv], w[dur],
+            w[3] = out_n
+            if _fast_syscall(*args):
+                return retry(_fast_errno())
+            k = w[3]
+            return new(res_type, (w[1], w[9],
                                   same_len() if k == n else dout[:k].tobytes(),
                                   ctx_bytes() if with_ctx else None))
         return slow(data, ctx)

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+from _ctypes import FUNCFLAG_CDECL as _FUNCFLAG_CDECL
+from _ctypes import FUNCFLAG_PYTHONAPI as _FUNCFLAG_PYTHONAPI
+from _ctypes import CFuncPtr as _CFuncPtr
 from collections.abc import Callable
 from typing import Any
 
@@ -39,12 +42,22 @@ libc = ctypes.CDLL(None, use_errno=True)
 _syscall = libc["syscall"]
 _syscall.restype = ctypes.c_long
 
-#: ``syscall`` called with the GIL held (``ctypes.pythonapi`` is a ``PyDLL``): about half the
-#: per-call cost of a GIL-releasing call. Only for commands that return at once (map element
-#: operations); never for ``BPF_PROG_LOAD`` or anything that may block. Pair it with
-#: :func:`fast_errno`, read right after the call.
-fast_syscall = ctypes.pythonapi["syscall"]
-fast_syscall.restype = ctypes.c_long
+
+class _GILHoldingFunc(_CFuncPtr):
+    """A foreign function called with the GIL held (as ``ctypes.pythonapi``'s) whose class has
+    no ``_restype_``: ctypes then returns the C ``int`` result as a Python int directly, where
+    a ``restype`` (even ``c_long``) costs a format-table scan per call."""
+
+    _flags_ = _FUNCFLAG_CDECL | _FUNCFLAG_PYTHONAPI
+
+
+#: ``syscall`` called with the GIL held: about half the per-call cost of a GIL-releasing
+#: call. Only for commands that return at once (map element operations, single test runs);
+#: never for ``BPF_PROG_LOAD`` or anything that may block. Its result is the C ``int``
+#: (``bpf(2)`` returns an int: 0, an fd, or -1). Pair it with :func:`fast_errno`, read right
+#: after the call. Hot paths call it as ``fast_syscall(*args)`` with a tuple built once:
+#: ctypes takes the tuple as it is, where separate arguments are packed into a new one.
+fast_syscall = _GILHoldingFunc(("syscall", ctypes.pythonapi))
 _errno_location = ctypes.pythonapi["__errno_location"]
 _errno_location.restype = ctypes.POINTER(ctypes.c_int)
 
@@ -126,14 +139,13 @@ def raw_caller(cmd: int, attr: Any) -> Callable[[], int]:
     :data:`fast_syscall`), so use it for commands that return at once. Errors still go through
     :func:`errors.from_errno`.
     """
-    ptr = ctypes.c_void_p(ctypes.addressof(attr))
     size = _sizeof(attr)
+    args = (_NR_BPF, cmd, _byref(attr), size)
     call = fast_syscall
-    nr = _NR_BPF
     get_errno = fast_errno
 
     def run() -> int:
-        r: int = call(nr, cmd, ptr, size)
+        r: int = call(*args)
         if r >= 0:
             return r
         return _fail(cmd, attr, size, get_errno())
