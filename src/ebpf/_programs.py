@@ -17,7 +17,19 @@ from ._types import AttachType, ProgramType
 from ._uapi import _generated_types as _t
 
 if TYPE_CHECKING:
+    from typing_extensions import TypedDict, Unpack
+
     from ._testrun import Ctx, TestRunner
+
+    class _TestRunOptions(TypedDict, total=False):
+        """The keywords of :meth:`Program.test_run` besides ``repeat``."""
+
+        ctx: bytes | bytearray | ctypes.Structure | None
+        data_out_size: int | None
+        ctx_out_size: int | None
+        flags: int
+        cpu: int
+        batch_size: int
 
 __all__ = ["Program", "ProgramInfo", "TestRunResult"]
 
@@ -345,18 +357,8 @@ class Program(KernelObject):
         commands.obj_pin(self.fileno(), path)
 
     # --- test run -------------------------------------------------------------------------
-    def test_run(
-        self,
-        data: bytes | bytearray | memoryview | None = None,
-        *,
-        ctx: bytes | bytearray | ctypes.Structure | None = None,
-        repeat: int = 0,
-        data_out_size: int | None = None,
-        ctx_out_size: int | None = None,
-        flags: int = 0,
-        cpu: int = 0,
-        batch_size: int = 0,
-    ) -> TestRunResult:
+    def test_run(self, data: bytes | bytearray | memoryview | None = None, *, repeat: int = 0,
+                 **options: Unpack[_TestRunOptions]) -> TestRunResult:
         """Run the program in the kernel on ``data``/``ctx`` (``BPF_PROG_TEST_RUN``, >= 4.12).
 
         ``repeat`` 0 (the default) runs once; raw tracepoint and syscall programs accept only
@@ -371,7 +373,33 @@ class Program(KernelObject):
         keeps a :class:`TestRunner` for them (see :meth:`test_runner`): one attr and one pair
         of buffers reused. For a hot loop, build a runner and call its ``run``. Like a runner,
         this is for one thread at a time: threads testing one program need a runner each.
+
+        Keywords: ``ctx``, ``repeat``, ``data_out_size``, ``ctx_out_size``, ``flags``, ``cpu``,
+        ``batch_size``.
         """
+        # The other keywords come as a dict (empty in the packet case): keyword-only
+        # parameters with defaults would cost one dict lookup each per call.
+        once = self._runner
+        if once is not None and once[0] == repeat and not options and data is not None:
+            return once[1](data)
+        for name in options:
+            if name not in _TEST_RUN_KEYWORDS:
+                raise TypeError(f"Program.test_run() got an unexpected keyword argument {name!r}")
+        return self._test_run(data, repeat=repeat, **options)
+
+    def _test_run(
+        self,
+        data: bytes | bytearray | memoryview | None = None,
+        *,
+        ctx: bytes | bytearray | ctypes.Structure | None = None,
+        repeat: int = 0,
+        data_out_size: int | None = None,
+        ctx_out_size: int | None = None,
+        flags: int = 0,
+        cpu: int = 0,
+        batch_size: int = 0,
+    ) -> TestRunResult:
+        """:meth:`test_run` with every keyword (its signature, see ``test_run.__wrapped__``)."""
         if data is not None and ctx is None and data_out_size is None and not (
                 flags or cpu or batch_size):
             once = self._runner
@@ -442,6 +470,7 @@ class Program(KernelObject):
             ctx_res = cin.raw
         return TestRunResult(attr.retval, attr.duration, data_res, ctx_res)
 
+    test_run.__wrapped__ = _test_run  # type: ignore[attr-defined]  # inspect.signature, help()
 
     def _oneshot_runner(self, repeat: int) -> Callable[[Any], TestRunResult]:
         """``run_result`` of the runner :meth:`test_run` keeps, made (or set to ``repeat``)
@@ -489,6 +518,9 @@ def _may_take_func_address(code: bytes) -> bool:
     subprogram's address", so loads without callbacks never import the BTF package."""
     return any(p in code for p in _PSEUDO_FUNC_LD)
 
+
+_TEST_RUN_KEYWORDS = frozenset(
+    {"ctx", "data_out_size", "ctx_out_size", "flags", "cpu", "batch_size"})
 
 #: Program types whose test run takes no ctx_out (the kernel refuses it with EINVAL); syscall
 #: programs write their context back into ctx_in instead.
