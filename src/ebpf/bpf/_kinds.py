@@ -388,38 +388,67 @@ session_cookie: Any = _SessionCookie("session_cookie")
 class _USDTAccess(CtxAccess):
     """``ctx.arg0``.. of a USDT probe, each fetched by the code its note's argument spec
     describes (:func:`ebpf.link.uprobe.usdt_argument`: a register, a constant, or memory
-    read with ``bpf_probe_read_user``), typed by the spec's size and sign."""
+    read with ``bpf_probe_read_user``), typed by the spec's size and sign.
+
+    When the probe's sites place an argument differently (:func:`ebpf.link.uprobe.
+    usdt_layouts`), the program carries the fetch of every layout and picks one by its
+    attach cookie (``bpf_get_attach_cookie``), which ``attach_usdt`` sets to the site's
+    layout number: the specs are constants of the code, no spec map is needed."""
 
     def __init__(self, binary: str, provider: str, name: str) -> None:
-        from ..link.uprobe import usdt_probes
+        from ..link.uprobe import usdt_layouts, usdt_probes
 
         sites = [p for p in usdt_probes(binary) if p.provider == provider and p.name == name]
         if not sites:
             raise BPFError(f"{binary} has no USDT probe {provider}:{name}")
-        specs = {tuple((a.kind, a.size, a.signed, a.register, a.offset, a.value)
-                       for a in s.arguments) for s in sites}
-        if len(specs) != 1:
-            raise BPFError(f"USDT probe {provider}:{name} has {len(sites)} sites whose "
-                           "arguments are in different places; one program per site "
-                           "layout is not supported yet")
-        self.args = list(sites[0].arguments)
-        super().__init__({f"arg{i}": Field(i, 8, int_type(a.size if a.size in (1, 2, 4, 8)
-                                                            else 8, a.signed))
-                          for i, a in enumerate(self.args)})
+        self.layouts = usdt_layouts(sites)[0]
+        counts = sorted({len(lay) for lay in self.layouts})
+        if len(counts) != 1:
+            raise BPFError(f"USDT probe {provider}:{name}: its sites have "
+                           f"{' or '.join(map(str, counts))} arguments; a probe's sites must "
+                           "agree on the count")
+        fields: dict[str, Field] = {}
+        for i in range(counts[0]):
+            kinds = {(a.size if a.size in (1, 2, 4, 8) else 8, a.signed)
+                     for a in (lay[i] for lay in self.layouts)}
+            size, signed = min(kinds) if len(kinds) == 1 else (
+                8, any(sg for _, sg in kinds))  # layouts disagree: the 64-bit extension
+            fields[f"arg{i}"] = Field(i, 8, int_type(size, signed))
+        super().__init__(fields)
 
     def read(self, c: _FunctionCompiler, node: ast.Attribute) -> V:
         from ..link.uprobe import usdt_argument
 
         f = self.fields[node.attr]
-        arg = self.args[f.offset]
-        r = self._ctx(c, node)
-        try:
-            code = usdt_argument(arg, r, ctx=r, stack_offset=c.alloc(8)
-                                 if arg.kind == "deref" else -8)
-        except (BPFError, ValueError) as e:
-            c.release(r)
-            raise _err(node, f"USDT argument {arg.text!r}: {e}") from None
-        c.emit(*code)
+        args = [lay[f.offset] for lay in self.layouts]
+        slot = c.alloc(8) if any(a.kind == "deref" for a in args) else -8
+        which = None
+        if len(args) > 1:  # the site's layout number is its attach cookie
+            c.emit(asm.load(asm.DW, R1, R10, c.ctx_slot),
+                   asm.call(asm.Helper.GET_ATTACH_COOKIE))
+            which = c.temp(node)
+            c.emit(asm.mov(which, R0))
+        r = c.temp(node)
+        end = c.label("usdt_arg")
+        for k, arg in enumerate(args):
+            nxt = c.label("usdt_layout")
+            last = k == len(args) - 1
+            if which is not None and not last:
+                c.emit(asm.jne(which, k, nxt))
+            c.emit(asm.load(asm.DW, r, R10, c.ctx_slot))
+            try:
+                code = usdt_argument(arg, r, ctx=r, stack_offset=slot)
+            except (BPFError, ValueError) as e:
+                c.release(r)
+                c.release(which)
+                raise _err(node, f"USDT argument {arg.text!r}: {e}") from None
+            c.emit(*code)
+            if which is not None and not last:
+                c.emit(asm.ja(end))
+                c.place(nxt)
+        if which is not None:
+            c.place(end)
+            c.release(which)
         return _V(ty=f.type, reg=r)
 
 
@@ -428,7 +457,9 @@ def usdt(binary: str | os.PathLike[str], provider: str, name: str
     """A USDT probe ``provider:name`` of ``binary`` (``SEC("usdt/...")``, a uprobe at each
     site, ``BPF_PROG_TYPE_KPROBE``): ``ctx.arg0``.. are the probe's arguments, typed by
     their note (``-4@%edi`` is an ``i32``) and fetched as the binary's ``.note.stapsdt``
-    says, read when the program is compiled (every site must place them alike). Attach with
+    says, read when the program is compiled. When sites place an argument differently (a
+    constant at one, a register at another) the program fetches it by the site's attach
+    cookie, which ``attach_usdt`` sets (do not pass it a ``cookie`` then). Attach with
     ``ebpf.link.uprobe.attach_usdt(coll.prog, binary, provider, name)``."""
     path, prov = _check_probe("usdt", binary, "a provider name", provider)
     if not isinstance(name, str) or not name:

@@ -65,6 +65,7 @@ __all__ = [
     "resolve_binary",
     "uprobe_offset",
     "usdt_argument",
+    "usdt_layouts",
     "usdt_probes",
 ]
 
@@ -389,6 +390,32 @@ def usdt_probes(path: str | os.PathLike[str]) -> list[USDTProbe]:
         return elf.usdt_probes()
 
 
+def _layout_key(arg: USDTArgument) -> tuple[Any, ...]:
+    return (arg.kind, arg.size, arg.signed, arg.register, arg.offset, arg.value,
+            arg.index_register, arg.scale)
+
+
+def usdt_layouts(sites: Sequence[USDTProbe]
+                 ) -> tuple[list[tuple[USDTArgument, ...]], list[int]]:
+    """The distinct argument layouts of the sites of one USDT probe and each site's layout.
+
+    A compiler may place one probe's arguments differently at each site (a constant at one,
+    a register or a stack slot at another). Returns the layouts in the order their first
+    site appears in the note, and for each site the index of its layout: the attach cookie
+    :func:`attach_usdt` gives that site by default when there is more than one layout, so
+    a program compiled with every layout picks the right one (``@bpf.usdt`` does)."""
+    layouts: list[tuple[USDTArgument, ...]] = []
+    keys: dict[tuple[Any, ...], int] = {}
+    index: list[int] = []
+    for s in sites:
+        key = tuple(_layout_key(a) for a in s.arguments)
+        if key not in keys:
+            keys[key] = len(layouts)
+            layouts.append(tuple(s.arguments))
+        index.append(keys[key])
+    return layouts, index
+
+
 def attach_usdt(
     program: Program,
     path: str | os.PathLike[str],
@@ -396,7 +423,7 @@ def attach_usdt(
     name: str,
     *,
     pid: int = -1,
-    cookie: int = 0,
+    cookie: int | None = None,
 ) -> PerfEventLinks | UprobeMultiLink:
     """Run ``program`` at every site of USDT probe ``provider:name`` in ``path``.
 
@@ -407,6 +434,10 @@ def attach_usdt(
     with ``TRACE_UPROBE_MULTI`` it is a single :class:`UprobeMultiLink` (>= 6.6).
     ``pid`` as in :func:`attach_uprobe` (-1 every process, 0 this one).
 
+    ``cookie`` (``bpf_get_attach_cookie``, >= 5.15) is given to every site. Left out, it is
+    0 at every site of a probe whose sites place the arguments alike, and the site's
+    layout number (:func:`usdt_layouts`) when they differ.
+
     Read the probe's arguments in the program with :func:`usdt_argument` (from
     :attr:`ebpf._elfsym.USDTProbe.arguments` of :func:`usdt_probes`). Raises
     :class:`~ebpf._elfsym.SymbolNotFoundError` when the file has no such probe (naming the
@@ -416,7 +447,7 @@ def attach_usdt(
     check_attach_type(program, (None, AttachType.TRACE_UPROBE_MULTI), what="attach_usdt")
     if not provider or not name:
         raise ValueError("attach_usdt: provider and name are required")
-    if cookie < 0:
+    if cookie is not None and cookie < 0:
         raise ValueError("attach_usdt: cookie must be a u64")
     real = resolve_binary(path)
     probes = usdt_probes(real)
@@ -426,20 +457,26 @@ def attach_usdt(
         raise SymbolNotFoundError(f"{provider}:{name}", real,
                                   difflib.get_close_matches(f"{provider}:{name}", known, n=3),
                                   kind="USDT probe")
+    if cookie is not None:
+        cookies = [cookie] * len(sites)
+    else:
+        layouts, cookies = usdt_layouts(sites)
+        if len(layouts) == 1:
+            cookies = [0] * len(sites)
     multi = program.expected_attach_type is not None and int(
         program.expected_attach_type) == AttachType.TRACE_UPROBE_MULTI
     if multi:
         return attach_uprobe_multi(
             program, real, offsets=[s.offset for s in sites],
             ref_ctr_offsets=[s.semaphore_offset for s in sites],
-            cookies=[cookie] * len(sites),
+            cookies=cookies,
             pid=0 if pid == -1 else _check_pid(pid, "attach_usdt", all_value=-1))
     pid = _check_pid(pid, "attach_usdt", all_value=-1)
     links: list[PerfEventLink] = []
     try:
-        for s in sites:
+        for s, c in zip(sites, cookies, strict=True):
             links.append(_attach_at(program, real, s.offset, retprobe=False, pid=pid,
-                                    cookie=cookie, ref_ctr_offset=s.semaphore_offset))
+                                    cookie=c, ref_ctr_offset=s.semaphore_offset))
     except BaseException:
         for link in links:
             link.close()
