@@ -132,6 +132,7 @@ _ONE_BY_ONE = frozenset((Kind.VOID, Kind.VAR, Kind.DATASEC, Kind.DECL_TAG))
 _TRAILING = (Kind.STRUCT, Kind.UNION, Kind.FUNC_PROTO, Kind.ENUM, Kind.ENUM64)
 #: info >> 24 (kind_flag, unused bits, kind) -> kind
 _LOW5 = bytes(b & 0x1F for b in range(256))
+_KIND_PTR, _KIND_ARRAY = int(Kind.PTR), int(Kind.ARRAY)
 
 #: Records indexed per step of the walk at first; each step doubles, up to the maximum.
 _WALK_CHUNK = 512
@@ -529,6 +530,33 @@ class Spec:
         offs = self._offs
         end = offs[i + 1] if i + 1 < len(offs) else len(self._words)
         return bytes(self._data[self._ts + 4 * offs[i] : self._ts + 4 * end])
+
+    def _pointee(self, type_id: int) -> int | None:
+        """The target id of pointer ``type_id``, read from its record without decoding it;
+        ``None`` when ``type_id`` is not a pointer of this indexed blob to one of its types
+        (the caller then goes through the decoded types, and their errors)."""
+        count = self._count
+        first = self._first
+        if count is None or not first <= type_id < count:
+            return None
+        o = self._offs[type_id - first]
+        words = self._words
+        target = words[o + 2]
+        if (words[o + 1] >> 24) & 0x1F != _KIND_PTR or not first <= target < count:
+            return None
+        return int(target)
+
+    def _pointee_nelems(self, type_id: int) -> int | None:
+        """``nelems`` of the array that pointer ``type_id`` points to directly (how libbpf's
+        ``__uint(name, n)`` encodes ``n``), as :meth:`_pointee` reads it."""
+        target = self._pointee(type_id)
+        if target is None:
+            return None
+        o = self._offs[target - self._first]
+        words = self._words
+        if (words[o + 1] >> 24) & 0x1F != _KIND_ARRAY:
+            return None
+        return int(words[o + 5])
 
     def _local(self, type_id: int) -> int:
         if not isinstance(type_id, int) or type_id < self._first or not self._has(type_id):

@@ -223,12 +223,11 @@ def _collect_externs(obj: _Obj) -> None:
 # --- maps ---------------------------------------------------------------------------------
 
 def _is_data_section(sec: Section) -> bool:
-    if sec.type not in (_SHT_PROGBITS, _SHT_NOBITS) or not sec.flags & 0x2:
+    n = sec.name  # the name first: most sections are not data (debug info, relocations)
+    if n not in _DATA_NAMES and not n.startswith(_DATA_PREFIXES):
         return False
-    if sec.executable:
-        return False
-    n = sec.name
-    return n in _DATA_NAMES or n.startswith(_DATA_PREFIXES)
+    # SHF_ALLOC and not SHF_EXECINSTR (int tests: the Section properties cost a call)
+    return sec.type in (_SHT_PROGBITS, _SHT_NOBITS) and sec.flags & 0x6 == 0x2
 
 
 _DATA_NAMES = frozenset((".data", ".rodata", ".bss"))
@@ -288,14 +287,19 @@ def _read_legacy_maps(obj: _Obj) -> None:
                                    value_size=vs, max_entries=me, flags=fl)
 
 
+#: ``MapType`` by value (a dict lookup: calling an enum class costs several of them)
+_MAP_TYPES: dict[int, MapType] = {int(m): m for m in MapType}
+_PIN_TYPES: dict[int, PinType] = {int(p): p for p in PinType}
+
+
 def _map_type(v: int) -> MapType | int:
-    try:
-        return MapType(v)
-    except ValueError:
-        return v
+    return _MAP_TYPES.get(v, v)
 
 
 def _uint_member(spec: _btf.Spec, m: _btf.Member, map_name: str) -> int:
+    n = spec._pointee_nelems(m.type_id)  # the usual pointer to an array, from the words
+    if n is not None:
+        return n
     t = spec.resolve(m.type)
     if not isinstance(t, _btf.Pointer):
         raise ParseError(f"map {map_name!r}: {m.name} is not a __uint() pointer")
@@ -323,17 +327,20 @@ def _btf_map(spec: _btf.Spec, name: str, t: _btf.Type, depth: int = 0
                       "value_size", "pinning", "map_extra"):
             kw[m.name] = _uint_member(spec, m, name)
         elif m.name in ("key", "value"):
-            p = spec.resolve(m.type)
-            if not isinstance(p, _btf.Pointer):
-                raise ParseError(f"map {name!r}: {m.name} is not a __type() pointer")
+            pointee = spec._pointee(m.type_id)  # the usual direct pointer, from its words
+            if pointee is None:
+                p = spec.resolve(m.type)
+                if not isinstance(p, _btf.Pointer):
+                    raise ParseError(f"map {name!r}: {m.name} is not a __type() pointer")
+                pointee = p.target.id  # a bad target id is a ParseError
             try:
-                size = spec.sizeof(p.target)
+                size = spec.sizeof(pointee)
             except ValueError as e:
                 raise ParseError(f"map {name!r}: {m.name} has no size ({e})") from None
             if m.name == "key":
-                key_size, key_id = size, p.target_id
+                key_size, key_id = size, pointee
             else:
-                value_size, value_id = size, p.target_id
+                value_size, value_id = size, pointee
         elif m.name == "values":
             arr = spec.resolve(m.type)
             if not isinstance(arr, _btf.Array):
@@ -358,10 +365,9 @@ def _btf_map(spec: _btf.Spec, name: str, t: _btf.Type, depth: int = 0
         raise ParseError(f"map {name!r}: value_size {vs} disagrees with value type "
                          f"({value_size})")
     pin = int(kw.pop("pinning", 0))  # type: ignore[call-overload]
-    try:
-        pinning = PinType(pin)
-    except ValueError:
-        raise ParseError(f"map {name!r}: unknown pinning {pin}") from None
+    pinning = _PIN_TYPES.get(pin)
+    if pinning is None:
+        raise ParseError(f"map {name!r}: unknown pinning {pin}")
     ms = MapSpec(
         name=name, type=_map_type(int(kw["type"])),  # type: ignore[call-overload]
         key_size=key_size if key_size is not None else ks,  # type: ignore[arg-type]
@@ -442,7 +448,7 @@ def _symbol(obj: _Obj, index: int, where: Section) -> Symbol:
 
 def _collect_funcs(obj: _Obj) -> None:
     for sec in obj.elf.sections:
-        if not sec.executable or sec.type != _SHT_PROGBITS or sec.size == 0:
+        if not sec.flags & 0x4 or sec.type != _SHT_PROGBITS or sec.size == 0:  # EXECINSTR
             continue
         if sec.size % 8:
             raise ParseError(f"section {sec.name!r} is not a whole number of instructions",
@@ -498,6 +504,24 @@ def _collect_relocs(obj: _Obj) -> None:
 
 def _classify(obj: _Obj, sec: Section, idx: int, code: int, src: int, imm: int,
               sym: Symbol) -> _Reloc:
+    shndx = sym.section_index
+    if shndx in obj.funcs:  # the common cases first
+        if code == _OP_CALL and src == _PSEUDO_CALL and not sym.value % 8:
+            return _Reloc("call", section=shndx, target=sym.value // 8 + imm + 1)
+        if code == _OP_LDDW and not (sym.value + imm) % 8:
+            return _Reloc("func", section=shndx, target=(sym.value + imm) // 8)
+    elif code == _OP_LDDW:
+        if shndx in obj.data_sections:
+            return _Reloc("data", obj.data_sections[shndx], offset=sym.value + imm)
+        if shndx in obj.map_sections and sym.name and sym.name in obj.maps \
+                and sym.type != _STT_SECTION:
+            return _Reloc("map", sym.name)
+    return _classify_checked(obj, sec, idx, code, src, imm, sym)
+
+
+def _classify_checked(obj: _Obj, sec: Section, idx: int, code: int, src: int, imm: int,
+                      sym: Symbol) -> _Reloc:
+    """:func:`_classify`, every case, with the error for a relocation it cannot take."""
     where = f"{sec.name!r} instruction {idx}"
     shndx = sym.section_index
     if sym.undefined:
@@ -564,7 +588,7 @@ def _weak_externs(obj: _Obj) -> set[str]:
     """Names of undefined ``STB_WEAK`` symbols (``__weak`` externs)."""
     weak = obj.weak
     if weak is None:
-        weak = obj.weak = {s.name for s in obj.syms if s.undefined and s.binding == 2}
+        weak = obj.weak = {s.name for s in obj.syms if s.binding == 2 and not s.section_index}
     return weak
 
 
