@@ -299,7 +299,7 @@ def value_btf(value_size: int, *, spin_lock: bool = False) -> tuple[FD, int, int
 class _Slot:
     """One pre-built ``MapElemAttr`` with its key and value buffers."""
 
-    __slots__ = ("attr", "kbuf", "kmv", "ref", "vaddr", "vbuf", "vmv")
+    __slots__ = ("attr", "kbuf", "kmv", "look", "ref", "upd", "vaddr", "vbuf", "vmv")
 
     def __init__(self, fd: int, ksize: int, vsize: int, kfmt: str | None,
                  vfmt: str | None) -> None:
@@ -313,6 +313,10 @@ class _Slot:
         attr.value = self.vaddr = ctypes.addressof(vc)
         self.attr = attr
         self.ref = ctypes.byref(attr)
+        # fast_syscall's arguments for the two hot commands, as tuples ctypes takes as they
+        # are (``_raw_syscall(*s.look)``): no argument tuple packed per call.
+        self.look = (_NR_BPF, _LOOKUP, self.ref, _ELEM_SIZE)
+        self.upd = (_NR_BPF, _UPDATE, self.ref, _ELEM_SIZE)
         kraw: Any = memoryview(self.kbuf)
         vraw: Any = memoryview(self.vbuf)
         self.kmv: Any = kraw.cast(kfmt) if kfmt else None
@@ -628,7 +632,7 @@ class Map(KernelObject):
                     self._kc.encode_into(key, s.kbuf)
             else:
                 self._kc.encode_into(key, s.kbuf)
-            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+            if _raw_syscall(*s.look) < 0:
                 _fail(_LOOKUP, s.attr, _ELEM_SIZE, _get_errno())
             if self._vfast:
                 return s.vmv[0]
@@ -657,7 +661,7 @@ class Map(KernelObject):
                     self._vc.encode_into(value, s.vbuf)
             else:
                 self._vc.encode_into(value, s.vbuf)
-            if _raw_syscall(_NR_BPF, _UPDATE, s.ref, _ELEM_SIZE) < 0:
+            if _raw_syscall(*s.upd) < 0:
                 _fail(_UPDATE, s.attr, _ELEM_SIZE, _get_errno())
         finally:
             pool.append(s)
@@ -729,7 +733,7 @@ class Map(KernelObject):
                     self._kc.encode_into(key, s.kbuf)
             else:
                 self._kc.encode_into(key, s.kbuf)
-            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+            if _raw_syscall(*s.look) < 0:
                 err = _get_errno()
                 if err == _ENOENT:
                     return default
@@ -1404,7 +1408,7 @@ class _ScalarMap(Map):
                 s.kmv[0] = key
             except (TypeError, ValueError):
                 self._not_int(key, self._kc, s.kbuf)
-            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+            if _raw_syscall(*s.look) < 0:
                 _fail(_LOOKUP, s.attr, _ELEM_SIZE, _get_errno())
             return s.vmv[0]
         finally:
@@ -1425,7 +1429,7 @@ class _ScalarMap(Map):
                 s.vmv[0] = value
             except (TypeError, ValueError):
                 self._not_int(value, self._vc, s.vbuf)
-            if _raw_syscall(_NR_BPF, _UPDATE, s.ref, _ELEM_SIZE) < 0:
+            if _raw_syscall(*s.upd) < 0:
                 _fail(_UPDATE, s.attr, _ELEM_SIZE, _get_errno())
         finally:
             pool.append(s)
@@ -1447,7 +1451,7 @@ class _ScalarMap(Map):
                 s.kmv[0] = key
             except (TypeError, ValueError):
                 self._not_int(key, self._kc, s.kbuf)
-            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+            if _raw_syscall(*s.look) < 0:
                 err = _get_errno()
                 if err == _ENOENT:
                     return default
@@ -1467,7 +1471,7 @@ class _ScalarMap(Map):
                 s.kmv[0] = key
             except (TypeError, ValueError):
                 self._not_int(key, self._kc, s.kbuf)
-            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+            if _raw_syscall(*s.look) < 0:
                 err = _get_errno()
                 if err == _ENOENT:
                     return False
@@ -1498,7 +1502,7 @@ class _ScalarBytesMap(_ScalarMap):
                     s.kmv[0] = key
                 except (TypeError, ValueError):
                     self._kc.encode_into(key, s.kbuf)
-            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+            if _raw_syscall(*s.look) < 0:
                 _fail(_LOOKUP, s.attr, _ELEM_SIZE, _get_errno())
             return s.vmv[0]
         finally:
@@ -1525,7 +1529,7 @@ class _ScalarBytesMap(_ScalarMap):
                     s.vmv[0] = value
                 except (TypeError, ValueError):
                     self._vc.encode_into(value, s.vbuf)
-            if _raw_syscall(_NR_BPF, _UPDATE, s.ref, _ELEM_SIZE) < 0:
+            if _raw_syscall(*s.upd) < 0:
                 _fail(_UPDATE, s.attr, _ELEM_SIZE, _get_errno())
         finally:
             pool.append(s)
@@ -1544,7 +1548,7 @@ class _ScalarBytesMap(_ScalarMap):
                     s.kmv[0] = key
                 except (TypeError, ValueError):
                     self._kc.encode_into(key, s.kbuf)
-            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+            if _raw_syscall(*s.look) < 0:
                 err = _get_errno()
                 if err == _ENOENT:
                     return default
@@ -1567,7 +1571,7 @@ class _ScalarBytesMap(_ScalarMap):
                     s.kmv[0] = key
                 except (TypeError, ValueError):
                     self._kc.encode_into(key, s.kbuf)
-            if _raw_syscall(_NR_BPF, _LOOKUP, s.ref, _ELEM_SIZE) < 0:
+            if _raw_syscall(*s.look) < 0:
                 err = _get_errno()
                 if err == _ENOENT:
                     return False
