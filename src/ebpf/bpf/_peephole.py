@@ -800,24 +800,30 @@ def _refs(i: Ins) -> tuple[int, int]:
     return allr, allr & ~(eu | ed)
 
 
-def coalesce(code: Func, f: Flow) -> bool:
+def coalesce(code: Func, f: Flow, lives: dict[int, dict[int, int]] | None = None) -> bool:
     """Remove ``mov rA, rB`` where ``rB`` dies, by renaming one side's value in the block.
 
     Each block is swept until a sweep removes nothing; the liveness inside the block is
     patched where a rename moves a value from one register to the other (exactly: the
-    renamed range is where the old register was live), not recomputed per move."""
+    renamed range is where the old register was live), not recomputed per move. ``lives``
+    receives the liveness of each block left as it was (for :func:`narrow`)."""
     changed = False
     for b in range(len(f.starts)):
-        live = f.local_live(b)
+        live: dict[int, int] | None = None   # computed at the first candidate move
+        touched = False
         again = True
         while again:
             again = False
             for p in range(f.starts[b], f.ends[b]):
                 m = code[p]
-                if m.op == LABEL or not is_mov64x(m) or m.dst == m.src:
+                if m.op != _MOV64X or m.off or m.dst == m.src:   # not is_mov64x(m)
                     continue
                 ra, rb = m.dst, m.src
-                if FP in (ra, rb) or live[p] & (1 << rb):
+                if FP in (ra, rb):
+                    continue
+                if live is None:
+                    live = f.local_live(b)
+                if live[p] & (1 << rb):
                     continue
                 # both virtual: the value keeps the lower number (the allocator numbers
                 # stack-slot locals below the code generator's temporaries)
@@ -825,7 +831,9 @@ def coalesce(code: Func, f: Flow) -> bool:
                 fwd_ok = not (ra >= _VIRT and rb >= _VIRT and rb > ra)
                 if (back_ok and _coalesce_back(code, f, b, p, ra, rb, live)) or \
                         (fwd_ok and _coalesce_forward(code, f, b, p, ra, rb, live)):
-                    changed = again = True
+                    changed = again = touched = True
+        if lives is not None and live is not None and not touched:
+            lives[b] = live
     return changed
 
 
@@ -943,32 +951,43 @@ def _width_after(i: Ins, width: dict[int, int]) -> int:
     return 64
 
 
-def narrow(code: Func, f: Flow) -> bool:
+def narrow(code: Func, f: Flow, lives: dict[int, dict[int, int]] | None = None) -> bool:
     """Drop zero-extensions and masks that change nothing: of a value known to fit, or
-    whose every use is a store that keeps fewer bytes."""
+    whose every use is a store that keeps fewer bytes. ``lives``: block -> its
+    :meth:`Flow.local_live` as it is now (what :func:`coalesce` computed for the blocks it
+    left as they were), used instead of computing it again."""
     changed = False
     nb = len(f.starts)
     at_end: dict[int, dict[int, int]] = {}
     for b in range(nb):
         width = _entry_widths(code, f, b, f.preds[b], at_end)
-        live = f.local_live(b)
+        # the liveness inside the block, at its first candidate (nothing changes before)
+        live: dict[int, int] | None = None
         for k in range(f.starts[b], f.ends[b]):
             i = code[k]
-            if i.op < 0:
-                continue
+            op = i.op
+            if op not in (_MOV32X, 0x57):
+                if op < 0:
+                    continue
+            elif live is None:
+                live = lives.pop(b, None) if lives else None
+                if live is None:
+                    live = f.local_live(b)
             keep: int | None = None
-            if i.op == _MOV32X and i.dst == i.src:
+            if op == _MOV32X and i.dst == i.src:
                 keep = 32
-            elif i.op == 0x57 and i.imm > 0 and (i.imm + 1) & i.imm == 0:
+            elif op == 0x57 and i.imm > 0 and (i.imm + 1) & i.imm == 0:
                 keep = i.imm.bit_length()
             if keep is not None and (width.get(i.dst, 64) <= keep or
-                                     _only_narrow_stores(code, f, b, k, i.dst, keep, live)):
+                                     _only_narrow_stores(code, f, b, k, i.dst, keep,
+                                                         live)):  # type: ignore[arg-type]
                 code[k] = _nop()
                 changed = True
                 continue
-            if i.op == _MOV32X and i.dst != i.src and (
+            if op == _MOV32X and i.dst != i.src and (
                     width.get(i.src, 64) <= 32 or
-                    _only_narrow_stores(code, f, b, k, i.dst, 32, live)):
+                    _only_narrow_stores(code, f, b, k, i.dst, 32,
+                                        live)):  # type: ignore[arg-type]
                 i.op = _MOV64X  # a plain copy: propagation and coalescing remove it
                 changed = True
             _, d, _, ed = i._regs or regs(i)
@@ -1315,8 +1334,9 @@ def clean(code: Func, rounds: int = 12, final: bool = False,
         if f is None:
             f = Flow(code)
         changed = propagate(code, f)
-        changed |= coalesce(code, f)
-        changed |= narrow(code, f)
+        lives: dict[int, dict[int, int]] = {}
+        changed |= coalesce(code, f, lives)
+        changed |= narrow(code, f, lives)
         changed |= jumps(code, f)
         if dce(code, f):
             changed = True

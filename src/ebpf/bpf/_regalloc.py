@@ -100,18 +100,20 @@ def _color(code: Func, entry_defs: int, first: Collection[int] = (),
             i = code[k]
             if i.op < 0:
                 continue
-            u, d, _, _ = ph.regs(i)
-            for r in ph.bits((u | d) >> _VBASE):
-                uses[r + _VBASE] = uses.get(r + _VBASE, 0) + 1
+            u, d, _, _ = i._regs or ph.regs(i)
+            v = (u | d) >> _VBASE
+            if v:
+                for r in (v.bit_length() - 1,) if not v & (v - 1) else ph.bits(v):
+                    uses[r + _VBASE] = uses.get(r + _VBASE, 0) + 1
             if not d:
                 continue
             out = live[k]
-            if ph.is_mov64x(i):
+            if i.op == 0xBF and not i.off:   # ph.is_mov64x(i)
                 out &= ~(1 << i.src)
                 if i.src >= _VBASE or i.dst >= _VBASE:
                     moves.setdefault(i.src, set()).add(i.dst)
                     moves.setdefault(i.dst, set()).add(i.src)
-            for r in ph.bits(d):
+            for r in (d.bit_length() - 1,) if not d & (d - 1) else ph.bits(d):
                 m = out & ~(1 << r)
                 if r < _VBASE:
                     m &= virt
@@ -183,29 +185,30 @@ def _split_webs(code: Func, regs: tuple[int, ...], first: int,
     f = _flow_of(code, f)
     nb = len(f.starts)
     made: set[int] = set()
+    # the register masks of every instruction, once: renaming one machine register's webs
+    # to virtual registers changes none of the bits of the others
+    masks = [ph.regs(i) for i in code]
+    implied = 0   # registers some instruction names implicitly
+    for u, d, eu, ed in masks:
+        implied |= (u | d) & ~(eu | ed)
+    block_of = [0] * len(code)   # instruction -> its block
+    for b in range(nb):
+        block_of[f.starts[b]:f.ends[b]] = [b] * (f.ends[b] - f.starts[b])
     for r in regs:
         bit = 1 << r
-        sites = []
-        bad = False
-        for k, i in enumerate(code):
-            if i.op < 0:
-                continue
-            u, d, eu, ed = ph.regs(i)
-            if (u | d) & bit & ~(eu | ed):
-                bad = True
-                break
-            if ed & bit:
-                sites.append(k)
-        if bad or not sites:
+        if implied & bit:
             continue
+        sites = [k for k, m in enumerate(masks) if m[3] & bit]
+        if not sites:
+            continue
+        bad = False
         index = {k: n for n, k in enumerate(sites)}
         entry = 1 << len(sites)
         gen = [0] * nb
         kills = [False] * nb
-        for b in range(nb):
-            for k in range(f.starts[b], f.ends[b]):
-                if k in index:
-                    gen[b], kills[b] = 1 << index[k], True
+        for k in sites:   # the last definition in each block
+            b = block_of[k]
+            gen[b], kills[b] = 1 << index[k], True
         def run(b: int, x: int, gen: list[int] = gen, kills: list[bool] = kills) -> int:
             return gen[b] if kills[b] else x
 
@@ -222,10 +225,9 @@ def _split_webs(code: Func, regs: tuple[int, ...], first: int,
         for b in range(nb):
             cur = inn[b]
             for k in range(f.starts[b], f.ends[b]):
-                i = code[k]
-                if i.op < 0:
+                _, _, eu, ed = masks[k]
+                if not (eu | ed) & bit:
                     continue
-                _, _, eu, ed = ph.regs(i)
                 if eu & bit:
                     if cur & entry or not cur:
                         bad = True
@@ -244,12 +246,10 @@ def _split_webs(code: Func, regs: tuple[int, ...], first: int,
         if bad:
             continue
         web_reg: dict[int, int] = {}
-        for k, i in enumerate(code):
-            if i.op < 0:
-                continue
-            _, _, eu, ed = ph.regs(i)
+        for k, (_, _, eu, ed) in enumerate(masks):
             if not (eu | ed) & bit:
                 continue
+            i = code[k]
             use_v = def_v = None
             if k in use_of:
                 use_v = web_reg.setdefault(find(use_of[k]), first + len(web_reg))
