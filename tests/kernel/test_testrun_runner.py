@@ -90,7 +90,7 @@ def test_runner_takes_other_lengths_and_no_data_is_refused_for_xdp() -> None:
             runner.run("not bytes")
         for bad in ("not bytes", 64):
             with pytest.raises(TypeError, match="bytes-like"):
-                prog.test_run(bad)  # type: ignore[arg-type]
+                prog.test_run(bad)
 
 
 def test_first_test_run_takes_the_general_path_with_the_same_results() -> None:
@@ -247,7 +247,7 @@ def test_closed_program_is_a_clear_error() -> None:
         prog.test_runner()
     assert "closed" in repr(runner) and "XDP" in repr(runner)
     with pytest.raises(TypeError, match="Program"):
-        ebpf.TestRunner(object())  # type: ignore[arg-type]
+        ebpf.TestRunner(object())
 
 
 def test_runner_function_outlives_the_runner_and_makes_no_cycle() -> None:
@@ -265,3 +265,33 @@ def test_runner_function_outlives_the_runner_and_makes_no_cycle() -> None:
             del prog
     finally:
         gc.enable()
+
+
+def test_test_run_keywords_signature_and_errors() -> None:
+    """test_run takes repeat and **options (no per-call keyword-default lookups): its
+    signature as introspected is the full one, every keyword still works, and a wrong
+    keyword or a second positional argument is a TypeError naming test_run."""
+    import inspect
+
+    from ebpf._programs import _TEST_RUN_KEYWORDS, Program
+
+    full = inspect.signature(Program._test_run)
+    assert inspect.signature(Program.test_run) == full
+    assert set(full.parameters) - {"self", "data", "repeat"} == _TEST_RUN_KEYWORDS
+    assert all(full.parameters[k].kind is inspect.Parameter.KEYWORD_ONLY
+               for k in _TEST_RUN_KEYWORDS | {"repeat"})
+    with ebpf.Program.load(PT.XDP, _XDP_BUMP) as prog:
+        pkt = _frame(64, 1)
+        want = _reference(prog, pkt)
+        for kw in ({}, {"repeat": 1}, {"flags": 0}, {"cpu": 0, "batch_size": 0},
+                   {"data_out_size": 64 + 256}, {"ctx_out_size": None}, {"ctx": None}):
+            for _ in range(3):  # first call general path, then the kept runner
+                got = prog.test_run(pkt, **kw)
+                assert (got.retval, got.data) == (want.retval, want.data), kw
+        with pytest.raises(TypeError, match=r"Program\.test_run\(\) got an unexpected "
+                                            r"keyword argument 'bogus'"):
+            prog.test_run(pkt, bogus=1)
+        with pytest.raises(TypeError, match=r"test_run\(\) takes from 1 to 2 positional"):
+            prog.test_run(pkt, 1)
+        with pytest.raises(errors.InvalidArgumentError):
+            prog.test_run(pkt, repeat=-1)
