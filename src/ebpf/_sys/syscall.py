@@ -14,6 +14,7 @@ import ctypes
 import errno as _errno
 from _ctypes import FUNCFLAG_CDECL as _FUNCFLAG_CDECL
 from _ctypes import FUNCFLAG_PYTHONAPI as _FUNCFLAG_PYTHONAPI
+from _ctypes import FUNCFLAG_USE_ERRNO as _FUNCFLAG_USE_ERRNO
 from _ctypes import CFuncPtr as _CFuncPtr
 from collections.abc import Callable
 from typing import Any
@@ -36,19 +37,26 @@ __all__ = [
 
 libc = ctypes.CDLL(None, use_errno=True)
 
-# No argtypes: converting arguments through argtypes costs more than the syscall's own entry
-# here. Numbers go as C ints (syscall numbers, commands and sizes are small and non-negative,
-# and libffi widens them to the register), pointers as byref()/c_void_p.
-_syscall = libc["syscall"]
-_syscall.restype = ctypes.c_long
+
+class _ErrnoFunc(_CFuncPtr):
+    """A foreign function of ``libc`` (GIL released, errno kept for ``ctypes.get_errno``) whose
+    class has no ``_restype_``: ctypes then returns the C ``int`` result as a Python int
+    directly, where a ``restype`` (even ``c_long``) costs a format-table scan per call.
+    ``bpf(2)`` returns an int (0, an fd, a count, or -1)."""
+
+    _flags_ = _FUNCFLAG_CDECL | _FUNCFLAG_USE_ERRNO
 
 
 class _GILHoldingFunc(_CFuncPtr):
-    """A foreign function called with the GIL held (as ``ctypes.pythonapi``'s) whose class has
-    no ``_restype_``: ctypes then returns the C ``int`` result as a Python int directly, where
-    a ``restype`` (even ``c_long``) costs a format-table scan per call."""
+    """As :class:`_ErrnoFunc`, called with the GIL held (as ``ctypes.pythonapi``'s)."""
 
     _flags_ = _FUNCFLAG_CDECL | _FUNCFLAG_PYTHONAPI
+
+
+# No argtypes: converting arguments through argtypes costs more than the syscall's own entry
+# here. Numbers go as C ints (syscall numbers, commands and sizes are small and non-negative,
+# and libffi widens them to the register), pointers as byref()/c_void_p.
+_syscall = _ErrnoFunc(("syscall", libc))
 
 
 #: ``syscall`` called with the GIL held: about half the per-call cost of a GIL-releasing
