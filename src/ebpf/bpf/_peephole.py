@@ -221,6 +221,9 @@ _JUMPS = frozenset([op for op in range(256) if op & 7 == 5 and op not in (0x85, 
                    [op for op in range(256) if op & 7 == 6])
 
 
+_ENDS = _JUMPS | {_EXIT}   # the instructions that end a block
+
+
 def is_jump(i: Ins) -> bool:
     """A jump within the function (``ja`` or conditional), not a call or an exit."""
     return i.op in _JUMPS
@@ -294,6 +297,7 @@ class Flow:
         self.code = code
         n = len(code)
         jumps_ = _JUMPS
+        ends_ = _ENDS
         targets = {i.target for i in code if i.op in jumps_}
         # block leaders: first instruction, each referenced label, each instruction after a
         # jump or exit; one pass also finds each block's last instruction and gen/kill
@@ -313,7 +317,7 @@ class Flow:
                     new_block = True
                     pending.append(i.target)  # type: ignore[arg-type]
                 continue
-            if new_block:
+            if new_block:   # (a label is pending only when a new block starts here)
                 if starts:
                     lasts.append(last)
                     gen.append(g)
@@ -321,17 +325,15 @@ class Flow:
                     g = k_ = 0
                 starts.append(k)
                 new_block = False
-            if pending:
-                for name in pending:
-                    label_block[name] = len(starts) - 1
-                pending = []
+                if pending:
+                    for name in pending:
+                        label_block[name] = len(starts) - 1
+                    pending = []
             last = k
-            r = i._regs
-            if r is None:
-                r = regs(i)
+            r = i._regs or regs(i)
             g |= r[0] & ~k_
             k_ |= r[1]
-            if op in jumps_ or op == _EXIT:
+            if op in ends_:
                 new_block = True
         if starts:
             lasts.append(last)
@@ -543,17 +545,17 @@ def stores(code: Func, f: Flow) -> bool:
                     if n2 is not None:
                         cur |= 1 << n2
             return cur
-        _, d, _, _ = regs(i)
-        r = 0
-        while d:
-            if d & 1:
+        d = (i._regs or regs(i))[1]
+        if d:
+            for r in (d.bit_length() - 1,) if not d & (d - 1) else bits(d):
                 if r in by_reg:
                     cur &= ~by_reg[r]
-                for x in eq.pop(r, set()):
-                    eq.get(x, set()).discard(r)
-            d >>= 1
-            r += 1
-        if is_mov64x(i) and i.dst != i.src:
+                if eq:
+                    for x in eq.pop(r, ()):
+                        others = eq.get(x)
+                        if others is not None:
+                            others.discard(r)
+        if op == _MOV64X and not i.off and i.dst != i.src:   # is_mov64x(i)
             group = same(i.src, eq)
             for x in group:
                 eq.setdefault(x, set()).add(i.dst)
@@ -992,7 +994,12 @@ def narrow(code: Func, f: Flow, lives: dict[int, dict[int, int]] | None = None) 
                 changed = True
             _, d, _, ed = i._regs or regs(i)
             if d:
-                nw = _width_after(i, width) if ed and d == 1 << i.dst else 64
+                if not (ed and d == 1 << i.dst):
+                    nw = 64
+                elif i.op == _MOV64X:   # the most common definition (as _width_after)
+                    nw = width.get(i.src, 64)
+                else:
+                    nw = _width_after(i, width)
                 if width:
                     for r in (d.bit_length() - 1,) if not d & (d - 1) else bits(d):
                         width.pop(r, None)
@@ -1063,13 +1070,20 @@ def jumps(code: Func, f: Flow | None = None) -> bool:
     ``jcc L; ja M; L:`` into ``j!cc M; L:``."""
     changed = False
     where: dict[str, int] = {}   # label -> index of the next instruction
+    js: list[int] = []   # the jumps, last first
     nxt = len(code)
     for k in range(len(code) - 1, -1, -1):
         i = code[k]
-        if i.op == LABEL:
+        op = i.op
+        if op == LABEL:
             where[i.target] = nxt  # type: ignore[index]
         else:
             nxt = k
+            if op in _JUMPS:
+                js.append(k)
+    if not js:
+        return False
+    js.reverse()
 
     def next_insn(k: int) -> int:
         k += 1
@@ -1083,9 +1097,8 @@ def jumps(code: Func, f: Flow | None = None) -> bool:
             t = next_insn(t)
         return t
 
-    for i in code:
-        if i.op not in _JUMPS:
-            continue
+    for k in js:
+        i = code[k]
         hops = 0
         while hops < 8:
             t = resolve(i.target)
@@ -1096,9 +1109,10 @@ def jumps(code: Func, f: Flow | None = None) -> bool:
             i.target = code[t].target
             changed = True
             hops += 1
-    targets = {i.target for i in code if i.op in _JUMPS}
-    for k, i in enumerate(code):
-        if i.op not in _JUMPS:
+    targets = {code[k].target for k in js}
+    for k in js:
+        i = code[k]
+        if i.op not in _JUMPS:   # the ja after an inverted jump, removed below
             continue
         n = next_insn(k)
         t = resolve(i.target)

@@ -332,9 +332,12 @@ def _cse(code: Func, ctx: int | None, first: int, skip: set[Expr],
         n = expr_of(i, alias)
         if n >= 0:
             cur |= 1 << n
-        d = ph.regs(i)[1]
-        alias.difference_update([r for r in alias if d >> r & 1 and r != ctx])
-        if ph.is_mov64x(i) and (i.src in alias):
+        d = (i._regs or ph.regs(i))[1]
+        if d:
+            drop = [r for r in alias if d >> r & 1 and r != ctx]
+            if drop:
+                alias.difference_update(drop)
+        if i.op == 0xBF and not i.off and i.src in alias:   # ph.is_mov64x(i)
             alias.add(i.dst)
         return cur
 
@@ -403,22 +406,26 @@ def _prepare(base: Func, slots: set[int], split: bool) -> Prepared:
 
 
 def _attempt(prepared: Prepared, entry_defs: int, cse_: bool, ctx_slot: int | None,
-             skip: set[Expr]) -> tuple[Func | None, set[int], set[Expr], bool]:
-    """One allocation of :func:`_prepare`'s output (left as it is): (code or None, slots to
-    keep on the stack next time, ctx fields to load again each time, whether a temporary
-    found no register with no local to blame)."""
+             skip: set[Expr], consume: bool = False
+             ) -> tuple[Func | None, set[int], set[Expr], bool]:
+    """One allocation of :func:`_prepare`'s output (left as it is, unless ``consume``: the
+    caller's last use of it): (code or None, slots to keep on the stack next time, ctx
+    fields to load again each time, whether a temporary found no register with no local to
+    blame). With ``cse_`` and nothing to reuse, None: the attempt without it gives that
+    code already."""
     ready, vregs, temps, early, f = prepared
     if ready is None:
         return None, early, set(), False
-    code = [i.copy() for i in ready]
+    code = list(ready) if consume else [i.copy() for i in ready]
     cse: dict[int, Expr] = {}
     if cse_:
         ctx = vregs.get(ctx_slot) if ctx_slot is not None else None
         cse = _cse(code, ctx, _VBASE + len(vregs), skip, f)
-        if cse:
-            flows: list[ph.Flow] = []
-            ph.clean(code, flow_out=flows)
-            f = flows[0] if flows else None
+        if not cse:   # nothing to reuse: the code (and its colouring) of the plain attempt
+            return None, set(), set(), False
+        flows: list[ph.Flow] = []
+        ph.clean(code, flow_out=flows)
+        f = flows[0] if flows else None
     got, failed = _color(code, entry_defs, temps, cse, f)
     if failed:
         lost = {s for s, v in vregs.items() if v in failed}
@@ -465,7 +472,7 @@ def optimize(items: list[asm.Item], slots: Collection[int] = (), entry_defs: int
             ctx_slot in cand or len(set(addrs)) < len(addrs)):
         # registers to spare: reuse ctx field loads and addresses too, if that is shorter
         # (from the same promoted and cleaned code: only the reuse and colouring differ)
-        code, _, _, _ = _attempt(prepared, entry_defs, True, ctx_slot, set())
+        code, _, _, _ = _attempt(prepared, entry_defs, True, ctx_slot, set(), consume=True)
         if code is not None and _slots(code) < _slots(best):
             best = code
     if best is not None:
