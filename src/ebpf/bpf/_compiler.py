@@ -280,6 +280,8 @@ class _FunctionCompiler:
         self.global_names: dict[str, ast.Global] = {}
         self.ret_type: type[IntType] | None = i64
         self.ctx_slot = 0
+        #: a subprogram's parameter that is the program's ctx (its index), see signature()
+        self.ctx_param: int | None = None
         self.key_slot = 0
         self.val_slot = 0
         #: stack offsets of scalar locals, the saved ctx and loop bounds: each is only ever
@@ -392,10 +394,20 @@ class _FunctionCompiler:
         self.epilogue(f.body)
 
     def signature(self) -> tuple[list[tuple[str, type[IntType]]], type[IntType] | None]:
-        """Parameter and return types of a subprogram, from its annotations."""
+        """Parameter and return types of a subprogram, from its annotations. The parameter
+        that is the context (``ctx`` unannotated, or annotated ``bpf.XDP``...; see
+        :meth:`is_ctx_param`) is listed as a ``u64`` and its index kept in
+        :attr:`ctx_param`."""
         f = self.fdef
         params: list[tuple[str, type[IntType]]] = []
-        for a in f.args.args:
+        self.ctx_param = None
+        for k, a in enumerate(f.args.args):
+            if self.is_ctx_param(a):
+                if self.ctx_param is not None:
+                    raise _Err(a, f"{a.arg}: a function takes the context once")
+                self.ctx_param = k
+                params.append((a.arg, u64))  # BTF: static, so the verifier keeps PTR_TO_CTX
+                continue
             if a.annotation is None:
                 raise _Err(a, f"parameter {a.arg} needs an integer type annotation (a: u32)")
             params.append((a.arg, self.type_of_annotation(a.annotation)))
@@ -407,11 +419,45 @@ class _FunctionCompiler:
             ret = self.type_of_annotation(f.returns)
         return params, ret
 
+    def is_ctx_param(self, a: ast.arg) -> bool:
+        """Whether subprogram parameter ``a`` is the program's context: unannotated and
+        named ``ctx``, or annotated with a context class that fits the program being
+        compiled (``bpf.XDP``, ``bpf.SocketFilter`` for socket/TC/cgroup skb programs,
+        ``bpf.TracepointContext``). It is passed in a register as the caller has it, so the
+        verifier still sees the ctx pointer and ``ctx.field``, ``ctx.load``,
+        ``events.output(ctx, r)`` and ``progs.tail_call(ctx, i)`` work in the function."""
+        from ._decl import XDP, SocketFilter, TracepointContext
+
+        if a.annotation is None:
+            return a.arg == "ctx"
+        if not self.is_static(a.annotation):
+            return False
+        t = self.static(a.annotation)
+        kinds = {XDP: ("xdp",), SocketFilter: ("skb", "tc", "cgskb")}
+        if t is TracepointContext:
+            ok = self.decl.tracepoint is not None
+        elif t in kinds:
+            ok = self.decl.ctx_kind in kinds[t]
+        else:
+            return False
+        if not ok:
+            raise _Err(a.annotation, f"{a.arg}: {ast.unparse(a.annotation)} is not the context "
+                                     f"of {self.decl.name}, which calls {self.fn.__name__} "
+                                     f"(annotate it as that program's, or leave ctx bare)")
+        return True
+
     def func_body(self) -> None:
         params, ret = self.signature()
         self.ret_type = ret
+        if self.ctx_param is not None:
+            self.ctx_name = self.fdef.args.args[self.ctx_param].arg
+            self.ctx_slot = self.alloc(8)
+            self.scalar_slots.add(self.ctx_slot)
         f = self.prologue(len(params))
         for k, (name, t) in enumerate(params):
+            if k == self.ctx_param:
+                self.emit(asm.store(asm.DW, R10, self.ctx_slot, Register(k + 1)))
+                continue
             loc = self.locals[name]
             loc.ty, loc.defined = t, True
             self.emit(asm.store(asm.DW, R10, loc.slot, Register(k + 1)))
@@ -1958,7 +2004,15 @@ class _FunctionCompiler:
         if len(node.args) != len(params):
             raise _Err(node, f"{fn.name} takes {len(params)} argument(s), got {len(node.args)}")
         regs: list[Register] = []
-        for a, (_pname, pt) in zip(node.args, params, strict=True):
+        for k, (a, (_pname, pt)) in enumerate(zip(node.args, params, strict=True)):
+            if k == callee.ctx_param:  # the context, in a register as this function has it
+                if not (isinstance(a, ast.Name) and self.ctx_name and a.id == self.ctx_name):
+                    raise _Err(a, f"{fn.name}: argument {_pname} is the context: pass "
+                                  f"{self.ctx_name or 'the program ctx'}")
+                r = self.temp(a)
+                self.emit(asm.load(asm.DW, r, R10, self.ctx_slot))
+                regs.append(r)
+                continue
             v = self.expr(a)
             if not v.is_int:
                 raise _Err(a, f"{fn.name}: argument {_pname} is an integer")
@@ -2028,9 +2082,9 @@ class _FunctionCompiler:
             if meth != "tail_call":
                 raise _Err(node, f"program arrays have tail_call(ctx, index), not {meth}")
             if len(node.args) != 2 or node.keywords or not (
-                    isinstance(node.args[0], ast.Name) and node.args[0].id == self.ctx_name
-                    and self.sub is None):
-                raise _Err(node, "tail_call(ctx, index) takes the program's ctx and an index")
+                    isinstance(node.args[0], ast.Name) and node.args[0].id == self.ctx_name):
+                raise _Err(node, "tail_call(ctx, index) takes the program's ctx (in a "
+                                 "@bpf.func, a ctx parameter) and an index")
             v = self.expr(node.args[1])
             if not v.is_int:
                 raise _Err(node.args[1], "a tail call index is an integer")
@@ -2043,10 +2097,9 @@ class _FunctionCompiler:
             if meth != "output":
                 raise _Err(node, f"perf event arrays have output(ctx, record), not {meth}")
             if len(node.args) != 2 or node.keywords or not (
-                    isinstance(node.args[0], ast.Name) and node.args[0].id == self.ctx_name
-                    and self.sub is None):
-                raise _Err(node, "output(ctx, record) takes the program's ctx and a struct "
-                                 "pointer")
+                    isinstance(node.args[0], ast.Name) and node.args[0].id == self.ctx_name):
+                raise _Err(node, "output(ctx, record) takes the program's ctx (in a "
+                                 "@bpf.func, a ctx parameter) and a struct pointer")
             v = self.expr(node.args[1])
             if v.ptr is None or v.nullable:
                 raise _Err(node.args[1], "output takes a (checked) struct pointer")
@@ -2362,7 +2415,9 @@ def compile_program(decl: ProgramDecl, *, optimize: bool = True) -> CompiledProg
             nparams = 1 if part.sub is None else len(part.signature()[0])
             part.items = _regalloc.optimize(part.items, part.scalar_slots,
                                             ((1 << (nparams + 1)) - 1) & ~1,
-                                            part.ctx_slot if part.sub is None and not (
+                                            part.ctx_slot if (
+                                                part.sub is None or part.ctx_param is not None
+                                            ) and not (
                                                 decl.ctx_access is not None and
                                                 decl.ctx_access.writes) else None)
         items.extend(part.items)

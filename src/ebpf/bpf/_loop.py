@@ -65,7 +65,7 @@ class _Loop:
             params, ret = callee.signature()
         except _Err as e:
             raise callee.error(e) from None
-        if len(params) > 1 or ret is None:
+        if len(params) > 1 or ret is None or callee.ctx_param is not None:
             raise _Err(node.args[1], f"bpf.loop(n, {fn.name}): {fn.name} takes the index "
                                      "(i: u32) or nothing and returns 0 (go on) or 1 (stop)")
         r = _count(c, node.args[0])
