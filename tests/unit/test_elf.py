@@ -302,3 +302,28 @@ def test_fuzzed_objects_raise_parse_error_or_load(objects: dict[str, bytes]) -> 
             load_collection_spec(bytes(buf))
 
     run()
+
+
+def test_fixup_and_linking_run_at_first_read(objects: dict[str, bytes]) -> None:
+    """The BTF fix-up and each program's linking are deferred to their first read (as libbpf
+    does them at load), once; replace() keeps them deferred; the values are the same."""
+    from ebpf._spec import _BLOB_SLOT, _Deferred
+    from ebpf._spec_types import _LINK_SLOTS, _Unlinked
+
+    spec = load_collection_spec(objects["subprog"])
+    assert type(_BLOB_SLOT.__get__(spec)) is _Deferred
+    progs = list(spec.programs.values())
+    assert progs and all(type(_LINK_SLOTS[0].__get__(p)) is _Unlinked for p in progs)
+    copy = spec.replace(byteorder=spec.byteorder).with_program(progs[0].name, autoload=False)
+    assert type(_BLOB_SLOT.__get__(copy)) is _Deferred
+    assert type(_LINK_SLOTS[0].__get__(copy.programs[progs[0].name])) is _Unlinked
+    blob = spec.btf_blob
+    assert isinstance(blob, bytes) and spec.btf_blob is blob and copy.btf_blob == blob
+    first = progs[0]
+    insns = first.instructions  # links: every linked field is filled at once
+    assert all(type(s.__get__(first)) is not _Unlinked for s in _LINK_SLOTS)
+    assert first.instructions is insns and len(insns) % 8 == 0 and first.func_info
+    again = load_collection_spec(objects["subprog"])
+    assert again.programs == spec.programs and again == spec
+    changed = first.replace(instructions=b"\x95" + bytes(7))
+    assert changed.insn_count == 1 and changed.references == first.references
