@@ -24,7 +24,7 @@ from ..asm.helpers import check_helper_allowed
 from ..errors import AssemblerError, BPFError
 from ._decl import ProgramDecl
 from ._kstruct import _KCall
-from .types import IntType, Struct, i64, int_type, u32, u64
+from .types import IntType, Struct, be16, be32, i32, i64, int_type, u16, u32, u64
 
 if TYPE_CHECKING:
     from ._compiler import V, _FunctionCompiler
@@ -610,6 +610,59 @@ _SOCK_ADDR = {
 }
 
 
+class BpfSock(Struct):
+    """``struct bpf_sock`` (uapi), what ``ctx.sk`` of the cgroup socket kinds points to
+    (``PTR_TO_SOCKET``, read-only): the socket's ``family``, ``type``, ``protocol``,
+    ``mark``, ``priority``, bound device, addresses and ports. ``src_port`` is in host order
+    (the kernel's), ``dst_port``/``src_ip4``/``dst_ip4`` are network-order words read in
+    host order here; ``src_ip6_0..3``/``dst_ip6_0..3`` are the raw 32-bit words."""
+
+    bound_dev_if: u32
+    family: u32
+    type: u32
+    protocol: u32
+    mark: u32
+    priority: u32
+    src_ip4: be32
+    src_ip6_0: u32
+    src_ip6_1: u32
+    src_ip6_2: u32
+    src_ip6_3: u32
+    src_port: u32
+    dst_port: be16
+    zero_pad: u16
+    dst_ip4: be32
+    dst_ip6_0: u32
+    dst_ip6_1: u32
+    dst_ip6_2: u32
+    dst_ip6_3: u32
+    state: u32
+    rx_queue_mapping: i32
+
+
+class _SockCtx(CtxAccess):
+    """A cgroup socket context with ``ctx.sk``: the ``struct bpf_sock *`` at ``sk_offset``
+    (a ``__bpf_md_ptr``, loaded as 8 bytes), a pointer to a read-only :class:`BpfSock`."""
+
+    def __init__(self, fields: dict[str, Field], sk_offset: int) -> None:
+        self.sk_offset = sk_offset
+        super().__init__({**fields, "sk": Field(sk_offset, 8, u64)})
+
+    def read(self, c: _FunctionCompiler, node: ast.Attribute) -> V:
+        if node.attr != "sk":
+            return super().read(c, node)
+        from ._compiler import Ptr
+
+        r = self._ctx(c, node)
+        c.emit(asm.load(asm.DW, r, r, self.sk_offset))
+        return _V(reg=r, ptr=Ptr(BpfSock, "sock"))
+
+    def write(self, c: _FunctionCompiler, target: ast.Attribute, value: ast.expr) -> None:
+        if target.attr == "sk":
+            raise _err(target, "ctx.sk is read-only")
+        super().write(c, target, value)
+
+
 def _sock_addr_ctx() -> CtxAccess:
     # struct bpf_sock_addr (uapi): addresses and ports in network byte order, read and
     # written here in host order; the verifier allows 4-byte writes only
@@ -625,7 +678,7 @@ def _sock_addr_ctx() -> CtxAccess:
     for i in range(4):
         f[f"user_ip6_{i}"] = Field(8 + 4 * i, 4, u32, True, 4)
         f[f"msg_src_ip6_{i}"] = Field(44 + 4 * i, 4, u32, True, 4)
-    return CtxAccess(f)
+    return _SockCtx(f, 64)
 
 
 def cgroup_sock_addr(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
@@ -633,8 +686,10 @@ def cgroup_sock_addr(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
     of bind4/6, connect4/6, sendmsg4/6, recvmsg4/6, getpeername4/6, getsockname4/6): runs on
     that call of a socket in the cgroup. ``ctx.user_ip4``, ``ctx.user_port`` (host order)
     and ``ctx.user_ip6_0..3`` are the address, readable and writable (a write redirects the
-    call); ``ctx.family``, ``ctx.type``, ``ctx.protocol`` read the socket. Returns 1 to
-    allow, 0 to deny (``EPERM``). Attach with ``ebpf.link.cgroup.attach_cgroup``."""
+    call); ``ctx.family``, ``ctx.type``, ``ctx.protocol`` read the socket, and ``ctx.sk``
+    points to its read-only ``struct bpf_sock`` (``ctx.sk.src_port`` once bound,
+    ``ctx.sk.mark``...). Returns 1 to allow, 0 to deny (``EPERM``). Attach with
+    ``ebpf.link.cgroup.attach_cgroup``."""
     if hook not in _SOCK_ADDR:
         raise BPFError(f"cgroup_sock_addr: hook is one of {', '.join(_SOCK_ADDR)}, "
                        f"not {hook!r}")
@@ -646,7 +701,7 @@ def cgroup_sock_addr(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
     return deco
 
 
-class _SockoptAccess(CtxAccess):
+class _SockoptAccess(_SockCtx):
     """``struct bpf_sockopt`` (uapi): the ``sk``, ``optval`` and ``optval_end`` pointers,
     then ``level``, ``optname``, ``optlen`` and ``retval`` (``__s32`` each, the fields);
     ``ctx.optval_load(T)`` reads the option's value from ``[optval, optval_end)``."""
@@ -656,7 +711,8 @@ class _SockoptAccess(CtxAccess):
     def __init__(self) -> None:
         i32 = int_type(4, True)
         super().__init__({name: Field(24 + 4 * k, 4, i32, store=4)
-                          for k, name in enumerate(("level", "optname", "optlen", "retval"))})
+                          for k, name in enumerate(("level", "optname", "optlen", "retval"))},
+                         0)
 
     def call(self, c: _FunctionCompiler, node: ast.Call, name: str) -> V:
         from ._compiler import _cell
@@ -697,7 +753,10 @@ def cgroup_sockopt(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
     (``SEC("cgroup/getsockopt")``, Linux 5.3): ``ctx.level``, ``ctx.optname``,
     ``ctx.optlen`` and (getsockopt) ``ctx.retval``, each an ``i32``; the verifier decides
     which a hook may write (``retval`` and ``optlen`` in getsockopt, ``level``, ``optname``
-    and ``optlen`` in setsockopt). Returns 1 to go on, 0 to fail the call with ``EPERM``.
+    and ``optlen`` in setsockopt); ``ctx.sk`` is the socket's read-only ``struct
+    bpf_sock`` (``ctx.sk.family``, ``ctx.sk.protocol``, ``ctx.sk.src_port``,
+    ``ctx.sk.dst_port`` in host order...). Returns 1 to go on, 0 to fail the call with
+    ``EPERM``.
     Attach with ``ebpf.link.cgroup.attach_cgroup``.
 
     ``p = ctx.optval_load(T)`` (``T`` an integer type or a ``bpf.Struct``) points to the
