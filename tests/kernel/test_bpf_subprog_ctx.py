@@ -188,6 +188,45 @@ def test_tracepoint_subprogram_output(tmp_path: Path) -> None:
     assert all((r.tgid, r.depth) == (os.getpid(), 3) for r in recs)
 
 
+SKB = '''
+from ebpf import bpf
+from ebpf.bpf import u32
+from ebpf.bpf.net import IPPROTO_UDP, UDP, IPv4
+
+@bpf.func
+def udp_port(skb: bpf.SocketFilter, off: u32) -> u32:
+    udp = skb.load(UDP, off)          # bpf_skb_load_bytes(skb, ...) in the function
+    if udp is None:
+        return 0
+    return udp.dport
+
+@bpf.socket_filter
+def dns_len(ctx: bpf.SocketFilter) -> int:
+    ip = ctx.load(IPv4)
+    if ip is None or ip.protocol != IPPROTO_UDP:
+        return 0
+    if udp_port(ctx, (ip.ver_ihl & 0xF) * 4) == 53:
+        return ctx.len
+    return 0
+'''
+
+
+def test_socket_filter_subprogram_reads_the_skb(tmp_path: Path) -> None:
+    from ebpf import bpf, packet
+
+    mod = import_source(tmp_path, "bpf_subctx_skb", SKB)
+
+    def frame(dport: int) -> bytes:
+        return bytes(packet.Ethernet() / packet.IPv4(src="10.0.0.1", dst="10.0.0.2")
+                     / packet.UDP(dport=dport) / b"payload")
+
+    with bpf.load(mod.dns_len) as coll:
+        dns = frame(53)
+        assert coll.dns_len.test_run(dns).retval == len(dns) - 14
+        assert coll.dns_len.test_run(frame(80)).retval == 0
+        assert coll.dns_len.test_run(dns[:14 + 20 + 4]).retval == 0   # UDP header cut
+
+
 BIG_CALLER = '''
 from ebpf import bpf
 from ebpf.bpf import u32, u64
