@@ -260,16 +260,19 @@ def src_is_reg(i: Ins) -> bool:
 def parse(items: Iterable[asm.Item]) -> Func:
     """The flat item list of one function (instructions and labels only) as :class:`Ins`."""
     out: Func = []
+    append = out.append
     for it in items:
-        if isinstance(it, Label):
-            out.append(_new(LABEL, 0, 0, 0, 0, 0, it.name, None, None))
-        elif isinstance(it, Instruction):
-            ins = _new(it.opcode, int(it.dst), int(it.src), it.off, it.imm, it.next_imm,
-                       it.target, it.reference, None)
-            if is_jump(ins) and ins.target is None:
+        if isinstance(it, Instruction):
+            # the instruction's own fields (what its properties return), read directly
+            op = it._op
+            ins = _new(op, int(it._dst), int(it._src), it._off, it._imm, it._imm2,
+                       it._target, it._ref, None)
+            if op in _JUMPS and it._target is None:
                 raise Unsupported("a jump by offset")
-            regs(ins)
-            out.append(ins)
+            _set(ins, "_regs", _regs(ins))
+            append(ins)
+        elif isinstance(it, Label):
+            append(_new(LABEL, 0, 0, 0, 0, 0, it.name, None, None))
         else:
             raise Unsupported(f"item {type(it).__name__}")
     return out

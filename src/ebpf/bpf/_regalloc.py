@@ -39,19 +39,24 @@ def _slot_accesses(code: Func, slots: Collection[int]) -> set[int]:
     real = [i for i in code if i.op >= 0]
     for i, j in itertools.pairwise(real):
         # an address taken (mov rX, r10; add rX, off): that slot is memory, not a value
-        if ph.is_mov64x(i) and i.src == FP and j.op == 0x07 and j.dst == i.dst:
+        if i.src == FP and i.op == 0xBF and not i.off and j.op == 0x07 and j.dst == i.dst:
             bad |= {s for s in ok if s <= j.imm < s + 8}
-    for i in code:
-        if i.op < 0:
-            continue
-        cls = i.op & 7
+    exact: set[int] = set()   # offsets of accesses already known to be exact slot accesses
+    for i in real:
+        op = i.op
+        cls = op & 7
         base = i.src if cls == 1 else i.dst if cls in (2, 3) else None
         if base != FP:
             continue
+        off = i.off
+        if off in exact and op in (_LDXDW, _STXDW, _STDW):
+            continue   # the same verdict as the last such access: nothing new is bad
         for s in ok:
-            if i.off + _size(i.op) > s and i.off < s + 8 and not (
-                    i.off == s and i.op in (_LDXDW, _STXDW, _STDW)):
+            if off + _size(op) > s and off < s + 8 and not (
+                    off == s and op in (_LDXDW, _STXDW, _STDW)):
                 bad.add(s)
+        if op in (_LDXDW, _STXDW, _STDW):
+            exact.add(off)
     return ok - bad
 
 
