@@ -1347,7 +1347,7 @@ def clean(code: Func, rounds: int = 12, final: bool = False,
     base = f"{code[0].target}.peep" if code and code[0].op == LABEL else "peep"
     names = [sum(1 for i in code if i.op == LABEL and (i.target or "").startswith(base + "."))]
     f: Flow | None = None
-    for _ in range(rounds):
+    for n in range(rounds):
         if f is None:
             f = Flow(code)
         changed = propagate(code, f)
@@ -1360,8 +1360,10 @@ def clean(code: Func, rounds: int = 12, final: bool = False,
             jumps(code, f)   # a jump the removed code left pointing at the next instruction
         if final:
             changed |= stores(code, f)
-        code[:] = compact(code)
-        f = Flow(code)
+        if changed or (n == 0 and any(i.op == NOP for i in code)):
+            code[:] = compact(code)
+            f = Flow(code)
+        # (else every pass left the code as it was: the round's flow still describes it)
         moved = thread(code, names, base, f)
         moved |= merge_exits(code, names, base)
         if moved:

@@ -84,13 +84,13 @@ def _live_at_entry(f: ph.Flow, slots: dict[int, int]) -> set[int]:
 
 
 def _color(code: Func, entry_defs: int, first: Collection[int] = (),
-           cheap: Collection[int] = (), f: ph.Flow | None = None
+           cheap: Collection[int] = (), f: ph.Flow | None = None, stop: bool = False
            ) -> tuple[dict[int, int], list[int]]:
     """A machine register for each virtual one, and the virtual registers that fit nowhere.
     Locals go first by decreasing use count, then the ``cheap`` ones (reused ctx loads,
     which can be loaded again instead), then the ``first`` ones (temporaries, which cannot
     go to the stack: a cheap or local neighbour gives up its register for them). ``f``:
-    the flow of ``code``, when the caller has it."""
+    the flow of ``code``, when the caller has it. ``stop``: return at the first failure."""
     f = _flow_of(code, f)
     # interference as bit masks: a definition's register against everything live after it,
     # one OR per definition; made symmetric once at the end (each edge visited once)
@@ -158,6 +158,8 @@ def _color(code: Func, entry_defs: int, first: Collection[int] = (),
                 if locals_:
                     loser = min(locals_, key=lambda x: (x not in cheap, uses[x], x))
             failed.append(loser)
+            if stop:   # the caller needs only to know that something failed
+                break
     return color, failed
 
 
@@ -417,7 +419,8 @@ def _attempt(prepared: Prepared, entry_defs: int, cse_: bool, ctx_slot: int | No
     caller's last use of it): (code or None, slots to keep on the stack next time, ctx
     fields to load again each time, whether a temporary found no register with no local to
     blame). With ``cse_`` and nothing to reuse, None: the attempt without it gives that
-    code already."""
+    code already; with ``cse_`` the colouring stops at its first failure (what is lost is
+    then only part of it: the caller keeps the attempt without reuse)."""
     ready, vregs, temps, early, f = prepared
     if ready is None:
         return None, early, set(), False
@@ -431,7 +434,7 @@ def _attempt(prepared: Prepared, entry_defs: int, cse_: bool, ctx_slot: int | No
         flows: list[ph.Flow] = []
         ph.clean(code, flow_out=flows)
         f = flows[0] if flows else None
-    got, failed = _color(code, entry_defs, temps, cse, f)
+    got, failed = _color(code, entry_defs, temps, cse, f, stop=cse_)
     if failed:
         lost = {s for s, v in vregs.items() if v in failed}
         lost_cse = {e for v, e in cse.items() if v in failed}
