@@ -971,30 +971,28 @@ def narrow(code: Func, f: Flow, lives: dict[int, dict[int, int]] | None = None) 
         for k in range(f.starts[b], f.ends[b]):
             i = code[k]
             op = i.op
-            if op not in (_MOV32X, 0x57):
-                if op < 0:
-                    continue
-            elif live is None:
-                live = lives.pop(b, None) if lives else None
+            if op in (_MOV32X, 0x57):   # the candidates
                 if live is None:
-                    live = f.local_live(b)
-            keep: int | None = None
-            if op == _MOV32X and i.dst == i.src:
-                keep = 32
-            elif op == 0x57 and i.imm > 0 and (i.imm + 1) & i.imm == 0:
-                keep = i.imm.bit_length()
-            if keep is not None and (width.get(i.dst, 64) <= keep or
-                                     _only_narrow_stores(code, f, b, k, i.dst, keep,
-                                                         live)):  # type: ignore[arg-type]
-                code[k] = _nop()
-                changed = True
+                    live = lives.pop(b, None) if lives else None
+                    if live is None:
+                        live = f.local_live(b)
+                keep: int | None = None
+                if op == _MOV32X and i.dst == i.src:
+                    keep = 32
+                elif op == 0x57 and i.imm > 0 and (i.imm + 1) & i.imm == 0:
+                    keep = i.imm.bit_length()
+                if keep is not None and (width.get(i.dst, 64) <= keep or
+                                         _only_narrow_stores(code, f, b, k, i.dst, keep, live)):
+                    code[k] = _nop()
+                    changed = True
+                    continue
+                if op == _MOV32X and i.dst != i.src and (
+                        width.get(i.src, 64) <= 32 or
+                        _only_narrow_stores(code, f, b, k, i.dst, 32, live)):
+                    i.op = _MOV64X  # a plain copy: propagation and coalescing remove it
+                    changed = True
+            elif op < 0:
                 continue
-            if op == _MOV32X and i.dst != i.src and (
-                    width.get(i.src, 64) <= 32 or
-                    _only_narrow_stores(code, f, b, k, i.dst, 32,
-                                        live)):  # type: ignore[arg-type]
-                i.op = _MOV64X  # a plain copy: propagation and coalescing remove it
-                changed = True
             _, d, _, ed = i._regs or regs(i)
             if d:
                 if not (ed and d == 1 << i.dst):

@@ -319,7 +319,7 @@ def _cse(code: Func, ctx: int | None, first: int, skip: set[Expr],
     def kills(i: Ins) -> bool:
         if i.op == 0x85:
             return i.src != 0 or i.imm not in _KEEP_CTX
-        return ctx is not None and bool(ph.regs(i)[1] & (1 << ctx))
+        return ctx is not None and bool((i._regs or ph.regs(i))[1] & (1 << ctx))
 
     def expr_of(i: Ins, alias: set[int]) -> int:
         if i.op >= 0 and i.op & 7 == 1 and i.src in alias:
@@ -356,6 +356,7 @@ def _cse(code: Func, ctx: int | None, first: int, skip: set[Expr],
 
     inn, _ = ph.forward(f, run, True, full)
     redundant: set[int] = set()
+    seen: list[tuple[int, int]] = []   # (expression, availability before) per instruction
     for b in range(nb):
         cur = inn[b]
         alias = set(start_alias)
@@ -363,27 +364,22 @@ def _cse(code: Func, ctx: int | None, first: int, skip: set[Expr],
             n = expr_of(code[k], alias)
             if n >= 0 and cur >> n & 1:
                 redundant.add(n)
+            seen.append((n, cur))
             cur = step(code[k], cur, alias)
     if not redundant:
         return {}
     vreg = {n: first + n for n in redundant}
     new: Func = code[:f.starts[0]]   # the labels before the first instruction
-    for b in range(nb):
-        cur = inn[b]
-        alias = set(start_alias)
-        for k in range(f.starts[b], f.ends[b]):
-            i = code[k]
-            n = expr_of(i, alias)
-            nxt = step(i, cur, alias)
-            if n in vreg and cur >> n & 1:
-                new.append(Ins(0xBF, i.dst, vreg[n]))
-            elif n in vreg:
-                first_ = i.copy()
-                first_.dst = vreg[n]
-                new += [first_, Ins(0xBF, i.dst, vreg[n])]
-            else:
-                new.append(i)
-            cur = nxt
+    # (the blocks cover the code from the first block on: ``seen`` is in code order)
+    for i, (n, cur) in zip(code[f.starts[0]:], seen, strict=True):
+        if n in vreg and cur >> n & 1:
+            new.append(Ins(0xBF, i.dst, vreg[n]))
+        elif n in vreg:
+            first_ = i.copy()
+            first_.dst = vreg[n]
+            new += [first_, Ins(0xBF, i.dst, vreg[n])]
+        else:
+            new.append(i)
     code[:] = new
     return {v: exprs[n] for n, v in vreg.items()}
 
