@@ -2266,12 +2266,18 @@ def _fold(op: str, a: int, b: int, node: ast.AST) -> int:
 
 
 def _global_names(f: ast.FunctionDef) -> dict[str, ast.Global]:
-    """Names declared ``global`` (each must be a ``bpf.var``), with their statement."""
+    """Names declared ``global`` (each must be a ``bpf.var``), with their statement.
+
+    Walks the statements only (a ``global`` is one; no expression holds one), breadth
+    first like ``ast.walk``, so the first declaration of a name is the same one."""
     out: dict[str, ast.Global] = {}
-    for n in ast.walk(f):
+    kinds = (ast.stmt, ast.excepthandler, ast.match_case)
+    todo: list[ast.AST] = [f]
+    for n in todo:   # the list grows while it is read: a breadth-first queue
         if isinstance(n, ast.Global):
             for name in n.names:
                 out.setdefault(name, n)
+        todo.extend(c for c in ast.iter_child_nodes(n) if isinstance(c, kinds))
     return out
 
 
