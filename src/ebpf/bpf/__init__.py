@@ -78,6 +78,7 @@ from ._loop import loop as loop
 from ._struct_ops import struct_ops as struct_ops
 from ._tracing import fentry as fentry
 from ._tracing import fexit as fexit
+from ._tracing import fmod_ret as fmod_ret
 from ._tracing import kprobe as kprobe
 from ._tracing import kretprobe as kretprobe
 from ._tracing import lsm as lsm
@@ -139,6 +140,7 @@ __all__ = [
     "emulate",
     "fentry",
     "fexit",
+    "fmod_ret",
     "func",
     "get_current_comm",
     "get_current_pid_tgid",

@@ -37,7 +37,7 @@ from ..errors import BPFError
 from ._decl import ProgramDecl
 from .types import IntType, int_type, u64
 
-__all__ = ["fentry", "fexit", "kprobe", "kretprobe", "lsm", "tp_btf"]
+__all__ = ["fentry", "fexit", "fmod_ret", "kprobe", "kretprobe", "lsm", "tp_btf"]
 
 Layout = dict[str, tuple[int, type[IntType]]]
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
@@ -284,6 +284,18 @@ def fexit(function: str, *, sleepable: bool = False
     _check_name("fexit", function, "a kernel function")
     return _btf_kind("fexit", function, sleepable, ProgramType.TRACING,
                      AttachType.TRACE_FEXIT, True)
+
+
+def fmod_ret(function: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """An fmod_ret program (``SEC("fmod_ret/function")``, ``BPF_MODIFY_RETURN``, Linux 5.6):
+    runs before ``function`` with its arguments as in :func:`fentry`, and ``ctx.ret``, the
+    return value the fmod_ret programs before it chose (0 if none). Returning 0 lets the
+    function run; any other value skips it and is what the caller gets (``-errno`` for an
+    ``int`` function). The kernel takes it only on functions that allow error injection and
+    on the ``security_*`` hooks. Attach with ``attach_tracing(coll.prog)``."""
+    _check_name("fmod_ret", function, "a kernel function")
+    return _btf_kind("fmod_ret", function, False, ProgramType.TRACING,
+                     AttachType.MODIFY_RETURN, True)
 
 
 def lsm(hook: str, *, sleepable: bool = False) -> Callable[[Callable[..., Any]], ProgramDecl]:
