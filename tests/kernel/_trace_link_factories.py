@@ -399,3 +399,16 @@ def target(target_bin: str) -> Iterator[Any]:
     """A running instance of the test binary, stopped at the end of the test."""
     with Target(target_bin) as t:
         yield t
+
+
+def bpf_load_or_skip(what: str, *progs: Any, **kw: Any) -> Any:
+    """``ebpf.bpf.load``, skipping only on the EPERM this machine kind gives fentry, fexit,
+    fmod_ret and LSM loads (they run in the 6.1 VM)."""
+    from ebpf import bpf
+
+    try:
+        return bpf.load(*progs, **kw)
+    except errors.SyscallError as e:
+        if e.errno == errno.EPERM and e.cmd == "BPF_PROG_LOAD":
+            pytest.skip(f"{what}: {e.cmd} refused with EPERM on this kernel")
+        raise

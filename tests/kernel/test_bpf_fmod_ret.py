@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,9 @@ import ebpf
 from ebpf import bpf, errors
 from ebpf.bpf import u32, u64
 from ebpf.link.tracing import attach_tracing
+from ebpf.testing.modules import import_file
+
+_load = import_file(Path(__file__).with_name("_trace_link_factories.py")).bpf_load_or_skip
 
 seen = bpf.Array(u64, max_entries=3)
 me = bpf.const(u32, 0)
@@ -47,13 +51,7 @@ def test_fmod_ret_declaration() -> None:
 
 def test_fmod_ret_denies_getsid_of_this_process_while_attached() -> None:
     pid = os.getpid()
-    try:
-        coll = bpf.load(deny_getsid, constants={"me": pid})
-    except errors.SyscallError as e:
-        if e.errno == errno.EPERM and e.cmd == "BPF_PROG_LOAD":
-            pytest.skip(f"fmod_ret: {e.cmd} refused with EPERM on this kernel")
-        raise
-    with coll:
+    with _load("fmod_ret", deny_getsid, constants={"me": pid}) as coll:
         sid = os.getsid(pid)  # getsid(0) skips the hook: ask for this process by pid
         with attach_tracing(coll.deny_getsid):
             for _ in range(3):

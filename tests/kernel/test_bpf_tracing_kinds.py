@@ -52,14 +52,7 @@ def _module(name: str, path: Path) -> ModuleType:
 H = _module("_trace_link_factories", Path(__file__).with_name("_trace_link_factories.py"))
 
 
-def _load(what: str, *progs: bpf.ProgramDecl, **kw: Any) -> bpf.Loaded:
-    """bpf.load, skipping only on the EPERM this machine kind gives fentry/fexit/LSM loads."""
-    try:
-        return bpf.load(*progs, **kw)
-    except errors.SyscallError as e:
-        if e.errno == errno.EPERM and e.cmd == "BPF_PROG_LOAD":
-            pytest.skip(f"{what}: {e.cmd} refused with EPERM on this kernel")
-        raise
+_load = H.bpf_load_or_skip
 
 
 def _kprobe(prog: ebpf.Program, fn: str, **kw: Any) -> Any:

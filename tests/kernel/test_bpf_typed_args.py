@@ -35,20 +35,14 @@ from ebpf import bpf, errors, platform
 from ebpf.bpf import i64, u32, u64
 from ebpf.link.raw_tracepoint import attach_raw_tracepoint
 from ebpf.link.tracing import attach_tracing
+from ebpf.testing.modules import import_file
 
 N = 4
 EPERM = 1
 AT_FDCWD = -100
 
 
-def _load(what: str, *progs: bpf.ProgramDecl, **kw: Any) -> bpf.Loaded:
-    """bpf.load, skipping only on the EPERM this machine kind gives fentry/fexit/LSM loads."""
-    try:
-        return bpf.load(*progs, **kw)
-    except errors.SyscallError as e:
-        if e.errno == errno.EPERM and e.cmd == "BPF_PROG_LOAD":
-            pytest.skip(f"{what}: {e.cmd} refused with EPERM on this kernel")
-        raise
+_load = import_file(Path(__file__).with_name("_trace_link_factories.py")).bpf_load_or_skip
 
 
 def _lsm_attach(prog: Any) -> Any:
