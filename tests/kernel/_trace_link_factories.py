@@ -21,7 +21,9 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import textwrap
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -412,3 +414,14 @@ def bpf_load_or_skip(what: str, *progs: Any, **kw: Any) -> Any:
         if e.errno == errno.EPERM and e.cmd == "BPF_PROG_LOAD":
             pytest.skip(f"{what}: {e.cmd} refused with EPERM on this kernel")
         raise
+
+
+def run_in_cgroup(cgroup: str | None, code: str) -> str:
+    """Run Python ``code`` in a child process that first joins ``cgroup``; return its stdout."""
+    prologue = ""
+    if cgroup is not None:
+        prologue = f"open({os.path.join(cgroup, 'cgroup.procs')!r}, 'w').write('0')\n"
+    out = subprocess.run([sys.executable, "-c", prologue + textwrap.dedent(code)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout

@@ -9,11 +9,8 @@ process in it: connect4 of a TCP socket bound to a known port (family, type, pro
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
-import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,17 +19,12 @@ import ebpf
 from ebpf import bpf
 from ebpf.bpf import u64
 from ebpf.link.cgroup import attach_cgroup
+from ebpf.testing.modules import import_file
 
 got = bpf.Array(u64, max_entries=8)
 
 
-def _in_cgroup(cgroup: str, code: str) -> str:
-    """Run Python ``code`` in a child process that first joins ``cgroup``; its stdout."""
-    prologue = f"open({os.path.join(cgroup, 'cgroup.procs')!r}, 'w').write('0')\n"
-    out = subprocess.run([sys.executable, "-c", prologue + textwrap.dedent(code)],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+_in_cgroup = import_file(Path(__file__).with_name("_trace_link_factories.py")).run_in_cgroup
 
 
 def _free_port(kind: int = socket.SOCK_STREAM) -> int:

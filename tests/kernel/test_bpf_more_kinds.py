@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -267,13 +264,7 @@ def test_task_iterator_writes_rows_we_decode() -> None:
 
 
 # -- cgroup sock_addr and sockopt --------------------------------------------------------------
-def _in_cgroup(cgroup: str, code: str) -> str:
-    """Run Python ``code`` in a child process that first joins ``cgroup``; its stdout."""
-    prologue = f"open({os.path.join(cgroup, 'cgroup.procs')!r}, 'w').write('0')\n"
-    out = subprocess.run([sys.executable, "-c", prologue + textwrap.dedent(code)],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+_in_cgroup = H.run_in_cgroup
 
 
 CONNECT = """

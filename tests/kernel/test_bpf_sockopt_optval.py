@@ -11,12 +11,9 @@ kernel's own ``EINVAL``); a getsockopt program adds 1000 to the mark it returns 
 from __future__ import annotations
 
 import errno
-import os
 import socket
 import struct
-import subprocess
-import sys
-import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +22,7 @@ import ebpf
 from ebpf import bpf
 from ebpf.bpf import i32, u64
 from ebpf.link.cgroup import attach_cgroup
+from ebpf.testing.modules import import_file
 
 pytestmark = pytest.mark.capabilities(ebpf.platform.Capability.SYS_ADMIN,
                                       ebpf.platform.Capability.NET_ADMIN)
@@ -83,15 +81,13 @@ with socket.socket() as s:
 """
 
 
+_run_in_cgroup = import_file(Path(__file__).with_name("_trace_link_factories.py")).run_in_cgroup
+
+
 def _in_cgroup(cgroup: str, steps: list[str]) -> list[str]:
     """Run ``steps`` (expressions on a socket ``s``) in a child process that joins
     ``cgroup`` first: each step's repr or errno name."""
-    prologue = f"open({os.path.join(cgroup, 'cgroup.procs')!r}, 'w').write('0')\n"
-    code = prologue + textwrap.dedent(CHILD.format(steps=steps))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout.splitlines()
+    return _run_in_cgroup(cgroup, CHILD.format(steps=steps)).splitlines()
 
 
 def _set(v: int | bytes) -> str:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +28,7 @@ from ebpf.link.cgroup import (
     attach_cgroup,
     query_cgroup,
 )
+from ebpf.testing.modules import import_file
 
 pytestmark = pytest.mark.capabilities(ebpf.platform.Capability.SYS_ADMIN)
 
@@ -61,15 +60,9 @@ def counts() -> Iterator[Map]:
         yield m
 
 
-def run_in_cgroup(cgroup: str | None, code: str) -> str:
-    """Run Python ``code`` in a child process that first joins ``cgroup``; return its stdout."""
-    prologue = ""
-    if cgroup is not None:
-        prologue = f"open({os.path.join(cgroup, 'cgroup.procs')!r}, 'w').write('0')\n"
-    out = subprocess.run([sys.executable, "-c", prologue + textwrap.dedent(code)],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+
+
+run_in_cgroup = import_file(Path(__file__).with_name("_trace_link_factories.py")).run_in_cgroup
 
 
 UDP_SENDER = """

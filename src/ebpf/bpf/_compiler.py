@@ -328,6 +328,14 @@ class _FunctionCompiler:
         if r is not None and r in _TEMPS and r not in self.free:
             self.free.append(r)
 
+    def not_none(self, v: V, node: ast.expr) -> None:
+        """Refuse ``v`` (releasing it) if it may be None: a pointer the program has not
+        checked yet."""
+        if v.nullable:
+            self.release(v)
+            raise _Err(node, f"{ast.unparse(node)} may be None here: check "
+                             f"`if {ast.unparse(node)} is None:` first")
+
     # -- entry -----------------------------------------------------------------------------
     def run(self) -> None:
         """Compile the function into :attr:`items` (raises CompileError)."""
@@ -1522,10 +1530,7 @@ class _FunctionCompiler:
             base = self.expr(node.value, allow_nullable=True)
         if base.ptr is None:
             raise _Err(node, f"{ast.unparse(node.value)} is not a struct pointer")
-        if base.nullable:
-            self.release(base)
-            raise _Err(node, f"{ast.unparse(node.value)} may be None here: check "
-                             f"`if {ast.unparse(node.value)} is None:` first")
+        self.not_none(base, node.value)
         try:
             fld = base.ptr.struct.field(node.attr)
         except BPFError as e:
@@ -1785,10 +1790,7 @@ class _FunctionCompiler:
             self.release(v)
             raise _Err(key, f"the map's keys are {kt.__name__} records: pass a "
                             f"{kt.__name__} (k = {kt.__name__}(...), then its fields)")
-        if v.nullable:
-            self.release(v)
-            raise _Err(key, f"{ast.unparse(key)} may be None here: check "
-                            f"`if {ast.unparse(key)} is None:` first")
+        self.not_none(v, key)
         assert v.reg is not None
         return v.reg
 
@@ -1862,10 +1864,7 @@ class _FunctionCompiler:
             self.release(v)
             raise _Err(value, f"{name} holds {st} records: assign a {st} (such as "
                               f"r = {st}())")
-        if v.nullable:
-            self.release(v)
-            raise _Err(value, f"{ast.unparse(value)} may be None here: check "
-                              f"`if {ast.unparse(value)} is None:` first")
+        self.not_none(v, value)
         assert v.reg is not None
         kp = self.store_key(m, target.slice)
         self.emit(asm.mov(R3, v.reg), asm.load_map(R1, name))

@@ -149,10 +149,7 @@ def pointer(c: _FunctionCompiler, a: ast.expr, name: str, pname: str
     if v.none:
         return 0, None
     if v.ptr is not None:
-        if v.nullable:
-            c.release(v)
-            raise _err(a, f"{ast.unparse(a)} may be None here: check "
-                          f"`if {ast.unparse(a)} is None:` first")
+        c.not_none(v, a)
         assert v.reg is not None
         return v.reg, v.ptr.struct.size
     if v.kt is not None and not v.kt.place:  # a BTF-typed kernel pointer

@@ -11,6 +11,9 @@
  *   always N    -> hits USDT probe ebpf_test:plain (no semaphore) N times, prints N
  *   mem N       -> hits ebpf_test:mem (a memory argument, -1000 * (i + 1)) and
  *                  ebpf_test:konst (a constant argument, -1234) N times, prints N
+ *   lay N       -> hits ebpf_lay:val, one probe at three sites that place its argument
+ *                  differently (constant 4242, register 3 * i, stack slot -1000 * (i + 1)),
+ *                  N times each, prints N
  *   sem         -> prints the value of the ebpf_test:tick semaphore
  *   quit        -> exits
  */
@@ -92,6 +95,17 @@ static void mem(int n)
     }
 }
 
+/* One probe whose sites place the argument differently, for @bpf.usdt's per-site layouts. */
+static void lay(int n)
+{
+    for (int i = 0; i < n; i++) {
+        volatile long long slot = -1000LL * (i + 1);
+        EBPF_USDT1(ebpf_lay, val, "0", "i", (int)4242);
+        EBPF_USDT1(ebpf_lay, val, "0", "r", i * 3);
+        EBPF_USDT1(ebpf_lay, val, "0", "m", slot);
+    }
+}
+
 int main(void)
 {
     char line[256];
@@ -112,6 +126,9 @@ int main(void)
             printf("%d\n", n);
         } else if (sscanf(line, "mem %d", &n) == 1) {
             mem(n);
+            printf("%d\n", n);
+        } else if (sscanf(line, "lay %d", &n) == 1) {
+            lay(n);
             printf("%d\n", n);
         } else if (strncmp(line, "sem", 3) == 0) {
             printf("%u\n", (unsigned)ebpf_test_tick_semaphore);
