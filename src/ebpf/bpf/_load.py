@@ -236,9 +236,10 @@ class GlobalView:
 
 
 def _typed_map(m: Map, decl: MapDecl | None) -> Map:
-    """``m`` typed by its declaration: a second :class:`Map` on the same fd (closing either
-    closes both) whose codecs are the declared key and value types' (``T.codec()``). Maps
-    without element types (ring buffers, perf event and program arrays, globals) stay ``m``."""
+    """``m`` typed by its declaration: a second :class:`Map` on a duplicate of its fd (closed
+    with the :class:`Loaded`) whose codecs are the declared key and value types'
+    (``T.codec()``). Maps without element types (ring buffers, perf event and program arrays,
+    globals) stay ``m``."""
     if decl is None or decl.key is None or decl.value is None or isinstance(
             decl, ProgArray) or m.type in (MapType.RINGBUF, MapType.PERF_EVENT_ARRAY):
         return m
@@ -260,9 +261,9 @@ class Loaded:
         decls = {n: d for c in compiled.values() for n, d in c.maps.items()}
         #: The maps by name, typed by their declarations: keys and values encode and decode
         #: with the declared types (``bpf.Struct`` instances, negative ints for signed types,
-        #: a :class:`ebpf.PerCPUValues` of them per key for per-CPU maps). Each shares its fd
-        #: with ``collection.maps[name]``, the same map with the default codecs (ints of
-        #: 1/2/4/8 bytes, else ``bytes``): the untyped view.
+        #: a :class:`ebpf.PerCPUValues` of them per key for per-CPU maps). Each holds a duplicate
+        #: of the fd of ``collection.maps[name]``, the same kernel map with the default codecs
+        #: (ints of 1/2/4/8 bytes, else ``bytes``): the untyped view.
         self.maps: dict[str, Map] = {}
         try:
             for n, m in collection.maps.items():
