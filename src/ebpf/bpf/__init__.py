@@ -34,8 +34,10 @@ from ._decl import Const as Const
 from ._decl import FuncDecl as FuncDecl
 from ._decl import Hash as Hash
 from ._decl import LRUHash as LRUHash
+from ._decl import LRUPerCPUHash as LRUPerCPUHash
 from ._decl import MapDecl as MapDecl
 from ._decl import PerCPUArray as PerCPUArray
+from ._decl import PerCPUHash as PerCPUHash
 from ._decl import PerfEventArray as PerfEventArray
 from ._decl import ProgArray as ProgArray
 from ._decl import ProgramDecl as ProgramDecl
@@ -113,9 +115,11 @@ __all__ = [
     "FuncDecl",
     "Hash",
     "LRUHash",
+    "LRUPerCPUHash",
     "Loaded",
     "MapDecl",
     "PerCPUArray",
+    "PerCPUHash",
     "PerfEventArray",
     "PerfView",
     "ProgArray",

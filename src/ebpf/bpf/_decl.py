@@ -20,8 +20,10 @@ __all__ = [
     "FuncDecl",
     "Hash",
     "LRUHash",
+    "LRUPerCPUHash",
     "MapDecl",
     "PerCPUArray",
+    "PerCPUHash",
     "PerfEventArray",
     "ProgArray",
     "ProgramDecl",
@@ -134,6 +136,24 @@ class LRUHash(Hash):
     least recently used elements to make room for an insert instead of failing it."""
 
     map_type = MapType.LRU_HASH
+
+
+class PerCPUHash(Hash):
+    """``BPF_MAP_TYPE_PERCPU_HASH`` (Linux 4.6): a :class:`Hash` with one value per CPU.
+
+    In programs every access (``m[k]``, ``+=``, ``lookup``) is to the running CPU's value, so
+    counters need no atomic contention; an insert from a program sets this CPU's value and
+    zeroes the others. In Python a key reads as an :class:`ebpf.PerCPUValues` of typed values.
+    """
+
+    map_type = MapType.PERCPU_HASH
+
+
+class LRUPerCPUHash(PerCPUHash):
+    """``BPF_MAP_TYPE_LRU_PERCPU_HASH`` (Linux 4.10): a :class:`PerCPUHash` that evicts the
+    least recently used keys when full instead of failing an insert."""
+
+    map_type = MapType.LRU_PERCPU_HASH
 
 
 class RingBuf(MapDecl):

@@ -199,6 +199,11 @@ class Struct:
     The class is the BPF side's type (with its BTF) and the Python side's decoder:
     ``Event.size``, ``Event.fields``, ``Event.decode(buf)``, ``Event(pid=1).encode()``,
     ``Event.dtype`` (numpy). Instances are plain records with one attribute per field.
+
+    ``class Key(bpf.Struct, frozen=True)`` makes instances immutable and hashable (by their
+    field values), so keys read from a map can be ``dict`` keys and set members: a field store
+    raises ``AttributeError``, and nested struct fields must be frozen classes too. Freezing
+    is a Python-side property only; programs build and fill such records as any other.
     """
 
     size: ClassVar[int] = 0
@@ -206,9 +211,12 @@ class Struct:
     fields: ClassVar[tuple[Field, ...]] = ()
     _by_name: ClassVar[dict[str, Field]] = {}
     _fmt: ClassVar[_struct.Struct]
+    _frozen: ClassVar[bool] = False
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(cls, frozen: bool | None = None, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if frozen is not None:
+            cls._frozen = bool(frozen)
         import inspect
         import typing
 
@@ -232,6 +240,9 @@ class Struct:
             if isinstance(t, str):
                 raise BPFError(f"{cls.__name__}.{name}: cannot resolve annotation {t!r}")
             size, al = _field_layout(t, f"{cls.__name__}.{name}")
+            if cls._frozen and isinstance(t, type) and issubclass(t, Struct) and not t._frozen:
+                raise BPFError(f"{cls.__name__}.{name}: a frozen struct's struct fields must "
+                               f"be frozen too ({t.__name__} is not)")
             pad = -off % al
             if pad:
                 fmt += f"{pad}x"
@@ -251,7 +262,7 @@ class Struct:
 
     def __init__(self, **values: Any) -> None:
         for f in self.fields:
-            setattr(self, f.name, values.pop(f.name, b"" if isinstance(f.type, _Bytes) else 0))
+            _set(self, f.name, values.pop(f.name, b"" if isinstance(f.type, _Bytes) else 0))
         if values:
             raise BPFError(f"{type(self).__name__} has no field(s) {sorted(values)}")
 
@@ -278,7 +289,7 @@ class Struct:
                 v = f.type.decode(raw)
             elif isinstance(raw, bytes):  # a big-endian integer
                 v = int.from_bytes(raw, "big")
-            setattr(obj, f.name, v)
+            _set(obj, f.name, v)
         return obj
 
     def encode(self) -> bytes:
@@ -329,11 +340,23 @@ class Struct:
             return NotImplemented
         return all(getattr(self, f.name) == getattr(other, f.name) for f in self.fields)
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        if not self._frozen:
+            raise TypeError(f"unhashable type: {type(self).__name__!r} (declare it with "
+                            f"frozen=True to use instances as dict keys)")
+        return hash((type(self), *(getattr(self, f.name) for f in self.fields)))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self._frozen:
+            raise AttributeError(f"{type(self).__name__} is frozen: cannot set {name!r}")
+        _set(self, name, value)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{f.name}={getattr(self, f.name, None)!r}" for f in self.fields)
         return f"{type(self).__name__}({inner})"
+
+
+_set = object.__setattr__
 
 
 def _fmt_of(t: FieldType) -> str:
