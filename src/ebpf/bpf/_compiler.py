@@ -1519,9 +1519,13 @@ class _FunctionCompiler:
         if isinstance(fld.type, _Bytes):
             raise _Err(node, f"{fld.name} is a byte array: it can only be assigned from "
                              "bpf.get_current_comm() for now")
-        if isinstance(fld.type, type) and issubclass(fld.type, Struct):
-            raise _Err(node, "nested struct fields are not supported yet")
         r = base.reg
+        if isinstance(fld.type, type) and issubclass(fld.type, Struct):
+            # a nested record: a pointer into the same region (a key, or a base for fields)
+            assert base.ptr is not None
+            if fld.offset:
+                self.emit(asm.add(r, fld.offset))
+            return V(reg=r, ptr=Ptr(fld.type, base.ptr.region))
         self.load_field(r, r, fld)
         return V(ty=_host(fld.type), reg=r)
 
@@ -1552,6 +1556,15 @@ class _FunctionCompiler:
         if t.big_endian:
             self.emit(asm.to_be(r, t.size * 8))
         self.emit(asm.store(_SIZE[t.size], base, fld.offset, r))
+
+    def copy_record(self, dst: Register, off: int, src: Register, st: type[Struct]) -> None:
+        """``*(dst + off) = *src`` for a ``st`` record, in units of its alignment (the
+        verifier wants aligned stack accesses; a record's offsets are multiples of it)."""
+        unit = min(st.align, 8)
+        t = self.temp(None)
+        for i in range(0, st.size, unit):
+            self.emit(asm.load(_SIZE[unit], t, src, i), asm.store(_SIZE[unit], dst, off + i, t))
+        self.release(t)
 
     def store_field(self, target: ast.Attribute, value: ast.expr) -> None:
         if isinstance(target.value, ast.Name) and target.value.id == self.ctx_name:
@@ -1591,7 +1604,11 @@ class _FunctionCompiler:
             self.release(base)
             return
         if isinstance(fld.type, type) and issubclass(fld.type, Struct):
-            raise _Err(target, "assigning a whole nested struct is not supported yet")
+            src = self.struct_key(fld.type, value, f"{fld.name} holds")
+            self.copy_record(base.reg, fld.offset, src, fld.type)
+            self.release(src)
+            self.release(base)
+            return
         v = self.expr(value)
         if not v.is_int:
             raise _Err(value, f"{fld.name} is an integer field")
@@ -1766,16 +1783,16 @@ class _FunctionCompiler:
         self.release(r)
         return None
 
-    def struct_key(self, kt: type[Struct], key: ast.expr) -> Register:
+    def struct_key(self, kt: type[Struct], key: ast.expr,
+                   role: str = "the map's keys are") -> Register:
         """A pointer to the ``kt`` record ``key``: a local (a stack struct ``k = Key()``, a
-        checked map value or packet header of that class), or ``Key(f=v, ...)`` written
-        in place, which gets a zeroed stack struct of its own (padding included, so equal
-        keys hash equal)."""
+        checked map value or packet header of that class, a nested record ``q.key``), or
+        ``Key(f=v, ...)`` written in place, which gets a zeroed stack struct of its own
+        (padding included, so equal keys hash equal). ``role`` starts the error message."""
         fn = self.static(key.func) if isinstance(key, ast.Call) and \
             self.is_static(key.func) else None
         if isinstance(fn, type) and issubclass(fn, Struct) and fn is not kt:
-            raise _Err(key, f"the map's keys are {kt.__name__} records, not "
-                            f"{fn.__name__}")
+            raise _Err(key, f"{role} {kt.__name__} records, not {fn.__name__}")
         if isinstance(key, ast.Call) and fn is kt:
             name = f".key.{key.lineno}.{key.col_offset}"
             loc = self.locals.setdefault(name, Local(0))
@@ -1788,7 +1805,7 @@ class _FunctionCompiler:
         v = self.expr(key, allow_nullable=True)
         if v.ptr is None or v.ptr.struct is not kt:
             self.release(v)
-            raise _Err(key, f"the map's keys are {kt.__name__} records: pass a "
+            raise _Err(key, f"{role} {kt.__name__} records: pass a "
                             f"{kt.__name__} (k = {kt.__name__}(...), then its fields)")
         self.not_none(v, key)
         assert v.reg is not None

@@ -262,7 +262,14 @@ class Struct:
 
     def __init__(self, **values: Any) -> None:
         for f in self.fields:
-            _set(self, f.name, values.pop(f.name, b"" if isinstance(f.type, _Bytes) else 0))
+            if f.name in values:
+                _set(self, f.name, values.pop(f.name))
+            elif isinstance(f.type, _Bytes):
+                _set(self, f.name, b"")
+            elif isinstance(f.type, type) and issubclass(f.type, Struct):
+                _set(self, f.name, f.type())  # a zeroed nested record
+            else:
+                _set(self, f.name, 0)
         if values:
             raise BPFError(f"{type(self).__name__} has no field(s) {sorted(values)}")
 
