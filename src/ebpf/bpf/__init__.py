@@ -60,6 +60,7 @@ from ._kinds import cgroup_sock_addr as cgroup_sock_addr
 from ._kinds import cgroup_sockopt as cgroup_sockopt
 from ._kinds import iter as iter
 from ._kinds import perf_event as perf_event
+from ._kinds import seq_printf as seq_printf
 from ._kinds import seq_write as seq_write
 from ._kinds import session_cookie as session_cookie
 from ._kinds import uprobe as uprobe
@@ -175,6 +176,7 @@ __all__ = [
     "probe_read_user",
     "probe_read_user_str",
     "raw_tracepoint",
+    "seq_printf",
     "seq_write",
     "session_cookie",
     "socket_filter",

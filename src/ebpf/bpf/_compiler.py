@@ -428,12 +428,13 @@ class _FunctionCompiler:
         return params, ret
 
     def is_ctx_param(self, a: ast.arg) -> bool:
-        """Whether subprogram parameter ``a`` is the program's context: unannotated and
-        named ``ctx``, or annotated with a context class that fits the program being
-        compiled (``bpf.XDP``, ``bpf.SocketFilter`` for socket/TC/cgroup skb programs,
-        ``bpf.TracepointContext``). It is passed in a register as the caller has it, so the
-        verifier still sees the ctx pointer and ``ctx.field``, ``ctx.load``,
-        ``events.output(ctx, r)`` and ``progs.tail_call(ctx, i)`` work in the function."""
+        """Whether subprogram parameter ``a`` is the program's context: named ``ctx`` and
+        unannotated or annotated ``typing.Any``, or annotated with a context class that
+        fits the program being compiled (``bpf.XDP``, ``bpf.SocketFilter`` for
+        socket/TC/cgroup skb programs, ``bpf.TracepointContext``). It is passed in a
+        register as the caller has it, so the verifier still sees the ctx pointer and
+        ``ctx.field``, ``ctx.load``, ``events.output(ctx, r)``, ``progs.tail_call(ctx, i)``
+        and ``bpf.seq_write(ctx, r)`` work in the function."""
         from ._decl import XDP, SocketFilter, TracepointContext
 
         if a.annotation is None:
@@ -441,6 +442,8 @@ class _FunctionCompiler:
         if not self.is_static(a.annotation):
             return False
         t = self.static(a.annotation)
+        if t is Any:  # ``ctx: Any``, as typed code writes a kind without a context class
+            return a.arg == "ctx"
         kinds = {XDP: ("xdp",), SocketFilter: ("skb", "tc", "cgskb")}
         if t is TracepointContext:
             ok = self.decl.tracepoint is not None

@@ -1,5 +1,6 @@
 """More program kinds: ``uprobe``/``uretprobe``/``uprobe_multi``/``usdt``, ``perf_event``, ``iter``,
-``cgroup_sock_addr`` and ``cgroup_sockopt``, and ``bpf.seq_write`` for iterators.
+``cgroup_sock_addr`` and ``cgroup_sockopt``, and ``bpf.seq_write``/``bpf.seq_printf`` for
+iterators.
 
 Each decorator fixes the program type, the expected attach type (and for iterators the BTF
 target) and how ``ctx`` reads: the compiler asks the declaration's :class:`CtxAccess` to
@@ -13,13 +14,14 @@ from __future__ import annotations
 import ast
 import fnmatch
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import asm
 from .._types import AttachType, ProgramFlags, ProgramType
-from ..asm import R0, R1, R2, R3, R10
+from ..asm import R0, R1, R2, R3, R4, R5, R10
 from ..asm.helpers import check_helper_allowed
 from ..errors import AssemblerError, BPFError
 from ._decl import ProgramDecl
@@ -29,7 +31,7 @@ from .types import IntType, Struct, be16, be32, i32, i64, int_type, u16, u32, u6
 if TYPE_CHECKING:
     from ._compiler import V, _FunctionCompiler
 
-__all__ = ["cgroup_sock_addr", "cgroup_sockopt", "iter", "perf_event", "seq_write",
+__all__ = ["cgroup_sock_addr", "cgroup_sockopt", "iter", "perf_event", "seq_printf", "seq_write",
            "session_cookie", "uprobe", "uprobe_multi", "uprobe_session", "uretprobe", "usdt"]
 
 _SIZE = {1: asm.B, 2: asm.H, 4: asm.W, 8: asm.DW}
@@ -562,31 +564,156 @@ def iter(target: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
     return deco
 
 
+def _seq_check(c: _FunctionCompiler, node: ast.Call, name: str, usage: str,
+               helper: asm.Helper) -> None:
+    """The checks shared by the seq helpers: ``ctx`` first (the program's, or a
+    ``@bpf.func``'s ctx parameter), an iterator program, a helper the type may call."""
+    if node.keywords or not node.args or not (
+            isinstance(node.args[0], ast.Name) and node.args[0].id == c.ctx_name
+            and (c.sub is None or c.ctx_param is not None)):
+        raise _err(node, f"{usage} takes the program's ctx (in a @bpf.func, a ctx "
+                         "parameter) first")
+    if c.decl.ctx_kind != "iter":
+        raise _err(node, f"{name} is for iterator programs (@bpf.iter)")
+    try:
+        check_helper_allowed(int(helper), c.decl.program_type)
+    except AssemblerError as e:
+        raise _err(node, str(e)) from None
+
+
+def _seq_r1(c: _FunctionCompiler) -> None:
+    """r1 = ctx->meta->seq."""
+    c.emit(asm.load(asm.DW, R1, R10, c.ctx_slot),
+           asm.load(asm.DW, R1, R1, 0),   # ctx->meta
+           asm.load(asm.DW, R1, R1, 0))   # meta->seq
+
+
 class _SeqWrite(_KCall):
     def compile(self, c: _FunctionCompiler, node: ast.Call) -> V:
-        if len(node.args) != 2 or node.keywords or not (
-                isinstance(node.args[0], ast.Name) and node.args[0].id == c.ctx_name
-                and c.sub is None):
-            raise _err(node, "seq_write(ctx, record) takes the program's ctx and a struct "
-                             "pointer")
-        if c.decl.ctx_kind != "iter":
-            raise _err(node, "seq_write is for iterator programs (@bpf.iter)")
-        try:
-            check_helper_allowed(int(asm.Helper.SEQ_WRITE), c.decl.program_type)
-        except AssemblerError as e:
-            raise _err(node, str(e)) from None
+        usage = "seq_write(ctx, record)"
+        _seq_check(c, node, "seq_write", usage, asm.Helper.SEQ_WRITE)
+        if len(node.args) != 2:
+            raise _err(node, f"{usage} takes the ctx and a struct pointer")
         v = c.expr(node.args[1])
         if v.ptr is None or v.nullable:
             raise _err(node.args[1], "seq_write takes a (checked) struct pointer")
         assert v.reg is not None
-        c.emit(asm.mov(R2, v.reg), asm.load(asm.DW, R1, R10, c.ctx_slot),
-               asm.load(asm.DW, R1, R1, 0),   # ctx->meta
-               asm.load(asm.DW, R1, R1, 0),   # meta->seq
-               asm.mov(R3, v.ptr.struct.size), asm.call(asm.Helper.SEQ_WRITE))
+        c.emit(asm.mov(R2, v.reg))
+        _seq_r1(c)
+        c.emit(asm.mov(R3, v.ptr.struct.size), asm.call(asm.Helper.SEQ_WRITE))
         c.release(v)
         r = c.temp(node)
         c.emit(asm.mov(r, R0))
         return _V(ty=i64, reg=r)
+
+
+#: A conversion ``bpf_seq_printf`` accepts (kernel/bpf/helpers.c, bpf_bprintf_prepare):
+#: ``%%``; flags ``0 +-`` and a width, no precision; ``%c``, ``%s``, ``%p``/``%pK``/``%px``
+#: and the integers ``d i u x X`` with an optional ``l``/``ll``.
+_CONV = re.compile(r"%(?:%|[0 +-]*(?:[1-9][0-9]*)?(?:(c|s)|(p[Kx]?)(?![a-zA-Z0-9])|"
+                   r"(?:ll|l)?([diuxX])))")
+_MAX_PRINTF_ARGS = 12   # MAX_BPRINTF_VARARGS
+_MAX_FMT = 256
+
+
+def printf_format(fmt: str, node: ast.AST) -> list[str]:
+    """The argument kinds of a ``bpf_seq_printf`` format (``"s"`` a string, ``"i"`` an
+    integer), or a compile error naming what the kernel would refuse at run time."""
+    kinds: list[str] = []
+    i = 0
+    while (j := fmt.find("%", i)) >= 0:
+        m = _CONV.match(fmt, j)
+        if m is None:
+            bad = fmt[j:j + 4]
+            raise _err(node, f"format {fmt!r}: {bad!r}... is not a conversion the kernel's "
+                             "bpf_seq_printf takes (%d %i %u %x %X with l/ll, %c, %s, %p, "
+                             "%pK, %px, %%; flags 0 +- and a width, no precision)")
+        if m.group(0) != "%%":
+            kinds.append("s" if m.group(1) == "s" else "i")
+        i = m.end()
+    if len(kinds) > _MAX_PRINTF_ARGS:
+        raise _err(node, f"bpf_seq_printf takes at most {_MAX_PRINTF_ARGS} values, the "
+                         f"format has {len(kinds)}")
+    return kinds
+
+
+class _SeqPrintf(_KCall):
+    def compile(self, c: _FunctionCompiler, node: ast.Call) -> V:
+        usage = 'seq_printf(ctx, "format", ...)'
+        _seq_check(c, node, "seq_printf", usage, asm.Helper.SEQ_PRINTF)
+        if len(node.args) < 2 or not isinstance(node.args[1], ast.Constant) or \
+                not isinstance(node.args[1].value, str):
+            raise _err(node, f"{usage} needs a literal format string after the ctx")
+        text = node.args[1].value
+        kinds = printf_format(text, node.args[1])
+        values = node.args[2:]
+        if len(values) != len(kinds):
+            raise _err(node, f"the format {text!r} takes {len(kinds)} value(s), "
+                             f"{len(values)} given")
+        fmt = text.encode() + b"\0"
+        if len(fmt) > _MAX_FMT:
+            raise _err(node.args[1], f"the format is {len(fmt)} bytes with its NUL; at most "
+                                     f"{_MAX_FMT} fit on the stack here")
+        data = c.alloc(8 * len(values)) if values else 0
+        for k, (kind, a) in enumerate(zip(kinds, values, strict=True)):
+            if kind == "s":
+                _string_address(c, a)
+                c.emit(asm.store(asm.DW, R10, data + 8 * k, R3))
+            else:
+                v = c.expr(a)
+                if not v.is_int:
+                    c.release(v)
+                    raise _err(a, f"value {k + 1} is printed as an integer: pass one")
+                r = c.to_reg(v, v.ty or i64, a)
+                c.emit(asm.store(asm.DW, R10, data + 8 * k, r))
+                c.release(r)
+        buf = c.alloc(len(fmt) + (-len(fmt) % 8))
+        padded = fmt + bytes(-len(fmt) % 4)
+        for k in range(0, len(padded), 4):
+            c.emit(asm.store_imm(asm.W, R10, buf + k, int.from_bytes(padded[k:k + 4],
+                                                                     "little")))
+        _seq_r1(c)
+        c.emit(asm.mov(R2, R10), asm.add(R2, buf), asm.mov(R3, len(fmt)))
+        if values:
+            c.emit(asm.mov(R4, R10), asm.add(R4, data), asm.mov(R5, 8 * len(values)))
+        else:
+            c.emit(asm.mov(R4, 0), asm.mov(R5, 0))
+        c.emit(asm.call(asm.Helper.SEQ_PRINTF))
+        r = c.temp(node)
+        c.emit(asm.mov(r, R0))
+        return _V(ty=i64, reg=r)
+
+
+def _string_address(c: _FunctionCompiler, a: ast.expr) -> None:
+    """r3 = the address of the string ``a`` for ``%s``: a ``bytes_[N]`` field of a record
+    (a stack struct, a map value) or a kernel char array (``task.comm``)."""
+    from ._kstruct import _address
+    from .types import _Bytes
+
+    msg = ("%s prints a bytes_ field of a record (row.comm) or a kernel char array "
+           "(ctx.task.comm)")
+    if not isinstance(a, ast.Attribute) or (isinstance(a.value, ast.Name)
+                                            and a.value.id == c.ctx_name):
+        raise _err(a, msg)
+    base = c.expr(a.value, allow_nullable=True)
+    if base.kt is not None:
+        from . import _kstruct
+
+        v = _kstruct.member(c, base, a)
+        kt = v.kt
+        if kt is None or kt.elem is None or v.reg is None:
+            c.release(v)
+            raise _err(a, msg)
+        _address(c, v.reg, kt, kt.offset)
+        c.release(v)
+        return
+    base, fld = c.field_ref(a, base)
+    assert base.reg is not None
+    if not isinstance(fld.type, _Bytes):
+        c.release(base)
+        raise _err(a, msg)
+    c.emit(asm.mov(R3, base.reg), asm.add(R3, fld.offset))
+    c.release(base)
 
 
 #: ``bpf.seq_write(ctx, record)`` in an iterator program: append the bytes of a struct
@@ -595,6 +722,15 @@ class _SeqWrite(_KCall):
 #: Returns 0, or ``-EOVERFLOW`` when the seq buffer is full (the kernel then calls the
 #: program again for the same object with an empty buffer).
 seq_write: Any = _SeqWrite("seq_write")
+
+#: ``bpf.seq_printf(ctx, "pid %d comm %s\\n", t.pid, t.comm)`` in an iterator program: append
+#: formatted text to the iterator's output (``bpf_seq_printf``, Linux 5.8). The format is a
+#: literal, checked when compiling against what the kernel takes (``%d %i %u %x %X`` with
+#: ``l``/``ll``, ``%c``, ``%s``, ``%p``/``%pK``/``%px``, ``%%``; flags ``0 +-`` and a width),
+#: with at most 12 values: integers, and for ``%s`` a record's ``bytes_`` field or a kernel
+#: char array. Returns 0, or ``-EOVERFLOW`` when the seq buffer is full (the kernel then
+#: calls the program again for the same object).
+seq_printf: Any = _SeqPrintf("seq_printf")
 
 
 # -- cgroup sock_addr and sockopt ------------------------------------------------------------------
