@@ -85,6 +85,7 @@ from ._tracing import fmod_ret as fmod_ret
 from ._tracing import kprobe as kprobe
 from ._tracing import kretprobe as kretprobe
 from ._tracing import lsm as lsm
+from ._tracing import lsm_cgroup as lsm_cgroup
 from ._tracing import tp_btf as tp_btf
 from .types import Struct as Struct
 from .types import be16 as be16
@@ -169,6 +170,7 @@ __all__ = [
     "load",
     "loop",
     "lsm",
+    "lsm_cgroup",
     "net",
     "perf_event",
     "probe_read_kernel",

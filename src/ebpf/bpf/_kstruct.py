@@ -262,7 +262,8 @@ def ctx_arg(decl: Any, offset: int) -> KType | None:
     if decl.ctx_kind == "ptregs" and kind == "kprobe":
         comp = _kprobe_args(str(decl.attach_to)).get(offset)
         return None if comp is None else KType(comp, "probe")
-    if decl.ctx_kind != "btf" or kind not in ("tp_btf", "fentry", "fexit", "fmod_ret", "lsm"):
+    if decl.ctx_kind != "btf" or kind not in ("tp_btf", "fentry", "fexit", "fmod_ret", "lsm",
+                                              "lsm_cgroup"):
         return None
     comp = _ctx_args(kind, str(decl.attach_to)).get(offset)
     return None if comp is None else KType(comp, "btf")

@@ -37,7 +37,7 @@ from ..errors import BPFError
 from ._decl import ProgramDecl
 from .types import IntType, int_type, u64
 
-__all__ = ["fentry", "fexit", "fmod_ret", "kprobe", "kretprobe", "lsm", "tp_btf"]
+__all__ = ["fentry", "fexit", "fmod_ret", "kprobe", "kretprobe", "lsm", "lsm_cgroup", "tp_btf"]
 
 Layout = dict[str, tuple[int, type[IntType]]]
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*\Z")
@@ -102,7 +102,7 @@ def btf_params(kind: str, target: str) -> tuple[list[Any], Any]:
             if len({tuple(p.name for p in ps) for ps in same}) == 1:
                 params = same[0]
         return params, None
-    fname = f"bpf_lsm_{target}" if kind == "lsm" else target
+    fname = f"bpf_lsm_{target}" if kind in ("lsm", "lsm_cgroup") else target
     fproto = spec.find(fname, kind=btf.Func).type
     if not isinstance(fproto, btf.FuncProto):
         raise BPFError(f"{fname} has no function prototype in BTF")
@@ -259,6 +259,17 @@ def _btf_kind(kind: str, target: str, sleepable: object, program_type: ProgramTy
         return d
 
     return deco
+
+
+def lsm_cgroup(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+    """A cgroup-scoped BPF LSM program on ``hook`` (``SEC("lsm_cgroup/hook")``,
+    ``BPF_LSM_CGROUP``, Linux 6.0): runs only for tasks in the cgroup it is attached to (and
+    its descendants), with the hook's arguments as in :func:`lsm`. Unlike ``lsm``, it
+    returns a verdict as the cgroup programs do: 1 allows, 0 denies (the caller sees
+    ``EPERM``). Attach with ``ebpf.link.attach_cgroup(coll.prog, cgroup)``; the hook needs no
+    ``lsm=bpf`` boot list entry."""
+    _check_name("lsm_cgroup", hook, "an LSM hook name")
+    return _btf_kind("lsm_cgroup", hook, False, ProgramType.LSM, AttachType.LSM_CGROUP, False)
 
 
 def fentry(function: str, *, sleepable: bool = False
