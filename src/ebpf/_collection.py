@@ -186,6 +186,9 @@ class Collection:
         reused: set[str] = set()
         pinned: list[str] = []  # pins this load created, removed again if it fails
         try:
+            # Read first (a parsed spec lists its variables and fixes its BTF up at the
+            # first read): a ParseError there is cleaned up as any other failure.
+            spec_vars = spec.variables
             if spec.btf_blob is not None:
                 from .btf.handle import BTFHandle
 
@@ -226,7 +229,7 @@ class Collection:
             if handle is not None:
                 handle.close()
         variables: dict[str, Variable] = {}
-        for vname, vs in spec.variables.items():
+        for vname, vs in spec_vars.items():
             if vs.map in maps:
                 variables[vname] = Variable(vs, maps[vs.map], spec.maps[vs.map].freeze)
         return cls(maps, progs, variables, btf_error)

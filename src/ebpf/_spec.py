@@ -50,10 +50,13 @@ class CollectionSpec:
 
     ``btf`` is the object's BTF as parsed; ``btf_blob`` the same BTF fixed up for
     ``BPF_BTF_LOAD`` (data section sizes, variable offsets, extern sections), or ``None``
-    when the object has no BTF. For a parsed object the fix-up runs when ``btf_blob`` is
-    first read (the load reads it; as libbpf fixes BTF up in ``bpf_object__load``), once;
-    BTF too malformed to fix up raises :class:`~ebpf.errors.ParseError` then. Treat the
-    mappings as read-only; use :meth:`replace`.
+    when the object has no BTF. Treat the mappings as read-only; use :meth:`replace`.
+
+    For a parsed object two fields are computed when first read, once (a copy made by
+    :meth:`replace` before that stays deferred): ``btf_blob`` (the fix-up; the load reads
+    it, as libbpf fixes BTF up in ``bpf_object__load``) and ``variables``. Malformed input
+    they reach raises :class:`~ebpf.errors.ParseError` then; see :mod:`ebpf.elf` for
+    which errors come at open and which at first use.
     """
 
     maps: Mapping[str, MapSpec] = field(default_factory=dict)
@@ -77,20 +80,24 @@ class CollectionSpec:
         from .elf.loader import parse_object
 
         p = parse_object(data)
-        blob = p.btf_blob
+        blob, variables = p.btf_blob, p.variables
+        # computed by the btf_blob and variables properties at their first read
         if callable(blob):
-            blob = cast(Any, _Deferred(blob))  # computed by the btf_blob property
-        return cls(maps=p.maps, programs=p.programs, variables=p.variables, btf=p.btf,
+            blob = cast(Any, _Deferred(blob))
+        if callable(variables):
+            variables = cast(Any, _Deferred(variables))
+        return cls(maps=p.maps, programs=p.programs, variables=variables, btf=p.btf,
                    btf_blob=blob, func_info_rec_size=p.func_info_rec_size,
                    line_info_rec_size=p.line_info_rec_size, byteorder=p.byteorder)
 
     def replace(self, **changes: Any) -> CollectionSpec:
-        """A copy with ``changes`` applied (``dataclasses.replace``); a BTF fix-up not run
-        yet stays deferred in the copy."""
-        if "btf_blob" not in changes:
-            raw = _BLOB_SLOT.__get__(self, CollectionSpec)
-            if type(raw) is _Deferred:
-                changes["btf_blob"] = raw
+        """A copy with ``changes`` applied (``dataclasses.replace``); a BTF fix-up or
+        variables not computed yet stay deferred in the copy."""
+        for name, slot in _DEFERRED_SLOTS.items():
+            if name not in changes:
+                raw = slot.__get__(self, CollectionSpec)
+                if type(raw) is _Deferred:
+                    changes[name] = raw
         return dataclasses.replace(self, **changes)
 
     def with_map(self, name: str, **changes: Any) -> CollectionSpec:
@@ -144,26 +151,35 @@ class CollectionSpec:
 
 
 class _Deferred:
-    """A ``btf_blob`` not computed yet: the function that computes it."""
+    """A field not computed yet (``btf_blob``, ``variables``): the function that
+    computes it."""
 
     __slots__ = ("make",)
 
-    def __init__(self, make: Callable[[], bytes]) -> None:
+    def __init__(self, make: Callable[[], Any]) -> None:
         self.make = make
 
 
+#: The slots of the fields that may be deferred (their value, or a :class:`_Deferred`).
+_DEFERRED_SLOTS: dict[str, Any] = {n: CollectionSpec.__dict__[n]
+                                   for n in ("variables", "btf_blob")}
 #: The slot that holds ``btf_blob`` (bytes, None or a :class:`_Deferred`).
-_BLOB_SLOT: Any = CollectionSpec.__dict__["btf_blob"]
+_BLOB_SLOT: Any = _DEFERRED_SLOTS["btf_blob"]
 
 
-def _get_blob(self: CollectionSpec) -> bytes | None:
-    raw = _BLOB_SLOT.__get__(self, CollectionSpec)
-    if type(raw) is _Deferred:
-        raw = raw.make()  # raises ParseError for BTF it cannot fix up (and stays deferred)
-        _BLOB_SLOT.__set__(self, raw)  # once: a frozen spec's one cached field
-    return cast("bytes | None", raw)
+def _deferred_field(slot: Any) -> property:
+    def get(self: CollectionSpec) -> Any:
+        raw = slot.__get__(self, CollectionSpec)
+        if type(raw) is _Deferred:
+            raw = raw.make()  # raises ParseError for input it cannot take (stays deferred)
+            slot.__set__(self, raw)  # once: a frozen spec's cached field
+        return raw
+
+    return property(get, slot.__set__)
 
 
-# ``btf_blob`` reads through the slot, running a deferred fix-up at the first read; the
-# dataclass __init__ (object.__setattr__) stores through it; instances stay frozen.
-CollectionSpec.btf_blob = property(_get_blob, _BLOB_SLOT.__set__)  # type: ignore[assignment,misc]
+# The deferred fields read through their slots, computed at the first read; the dataclass
+# __init__ (object.__setattr__) stores through them; instances stay frozen.
+CollectionSpec.btf_blob = _deferred_field(_BLOB_SLOT)  # type: ignore[assignment,misc]
+CollectionSpec.variables = _deferred_field(  # type: ignore[assignment,misc]
+    _DEFERRED_SLOTS["variables"])

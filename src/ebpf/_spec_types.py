@@ -245,7 +245,8 @@ class ObjectParts:
 
     maps: Mapping[str, MapSpec]
     programs: Mapping[str, ProgramSpec]
-    variables: Mapping[str, VariableSpec]
+    #: the variables, or the function that lists them (run at first use)
+    variables: Mapping[str, VariableSpec] | Callable[[], Mapping[str, VariableSpec]]
     btf: BTFSpec | None
     #: the fixed-up BTF, or the function that computes it (run at first use, as libbpf
     #: fixes BTF up in ``bpf_object__load``, not at open)

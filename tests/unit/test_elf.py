@@ -305,10 +305,20 @@ def test_fuzzed_objects_raise_parse_error_or_load(objects: dict[str, bytes]) -> 
 
 
 def test_fixup_and_linking_run_at_first_read(objects: dict[str, bytes]) -> None:
-    """The BTF fix-up and each program's linking are deferred to their first read (as libbpf
-    does them at load), once; replace() keeps them deferred; the values are the same."""
-    from ebpf._spec import _BLOB_SLOT, _Deferred
+    """The BTF fix-up, the variables and each program's linking are deferred to their first
+    read (as libbpf does them at load), once; replace() keeps them deferred; the values are
+    the same."""
+    from ebpf._spec import _BLOB_SLOT, _DEFERRED_SLOTS, _Deferred
     from ebpf._spec_types import _LINK_SLOTS, _Unlinked
+
+    var_slot = _DEFERRED_SLOTS["variables"]
+    spec = load_collection_spec(objects["globals"])
+    assert type(var_slot.__get__(spec)) is _Deferred
+    copy = spec.replace(byteorder=spec.byteorder)
+    assert type(var_slot.__get__(copy)) is _Deferred
+    variables = spec.variables
+    assert set(variables) >= {"packets", "verdict"} and spec.variables is variables
+    assert copy.variables == variables and copy == spec
 
     spec = load_collection_spec(objects["subprog"])
     assert type(_BLOB_SLOT.__get__(spec)) is _Deferred
@@ -327,3 +337,24 @@ def test_fixup_and_linking_run_at_first_read(objects: dict[str, bytes]) -> None:
     assert again.programs == spec.programs and again == spec
     changed = first.replace(instructions=b"\x95" + bytes(7))
     assert changed.insn_count == 1 and changed.references == first.references
+
+
+def test_btf_ext_records_are_read_at_first_link(objects: dict[str, bytes]) -> None:
+    """.BTF.ext: a bad header fails at open; a bad record (here a section name offset past
+    the strings) at the first read of a program's linked fields, as a ParseError."""
+    data = objects["globals"]
+    sec = ELFFile(data).get_section(".BTF.ext")
+    assert sec is not None
+    hdr_len, fi_off = struct.unpack_from("<I", data, sec.offset + 4)[0], \
+        struct.unpack_from("<I", data, sec.offset + 8)[0]
+    bad = bytearray(data)
+    struct.pack_into("<I", bad, sec.offset + hdr_len + fi_off + 4, 0xFFFFFF)  # sec_name_off
+    spec = load_collection_spec(bytes(bad))
+    assert spec.func_info_rec_size == 8 and spec.line_info_rec_size == 16
+    prog = next(iter(spec.programs.values()))
+    with pytest.raises(ParseError, match=r"\.BTF\.ext: .*string offset"):
+        _ = prog.instructions
+    bad = bytearray(data)
+    struct.pack_into("<I", bad, sec.offset + hdr_len + fi_off, 4)  # func_info record size
+    with pytest.raises(ParseError, match=r"\.BTF\.ext: .*func_info record size 4 too small"):
+        load_collection_spec(bytes(bad))

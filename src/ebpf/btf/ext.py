@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING
 from .._records import Record
 from ..errors import ParseError
 
-__all__ = ["CoreRelo", "CoreReloKind", "ExtHeader", "ExtInfo", "FuncInfo", "LineInfo"]
+__all__ = [
+    "CoreRelo",
+    "CoreReloKind",
+    "ExtHeader",
+    "ExtInfo",
+    "FuncInfo",
+    "LineInfo",
+    "record_sizes",
+]
 
 _MAGIC = 0xEB9F
 _HDR = {bo: struct.Struct(bo + "HBBIIIII") for bo in "<>"}  # struct btf_ext_header (v1)
@@ -151,27 +159,8 @@ class ExtInfo:
         """Parse ``data``. ``byteorder`` (``"<"``/``">"``) is detected from the magic when
         not given. Raises :class:`~ebpf.errors.ParseError` on malformed input."""
         data = bytes(data)
-        if len(data) < _HDR["<"].size:
-            raise ParseError("truncated .BTF.ext header", 0)
-        if byteorder is None:
-            magic = struct.unpack_from("<H", data)[0]
-            if magic == _MAGIC:
-                byteorder = "<"
-            elif struct.unpack_from(">H", data)[0] == _MAGIC:
-                byteorder = ">"
-            else:
-                raise ParseError(f"bad .BTF.ext magic {magic:#x}", 0)
-        bo = byteorder
-        fields = _HDR[bo].unpack_from(data)
-        hdr_len = fields[3]
-        if fields[0] != _MAGIC:
-            raise ParseError(f"bad .BTF.ext magic {fields[0]:#x}", 0)
-        if hdr_len < _HDR[bo].size or hdr_len > len(data):
-            raise ParseError(f"bad .BTF.ext header length {hdr_len}", 4)
-        core = (0, 0)
-        if hdr_len >= _HDR[bo].size + _CORE[bo].size:
-            core = _CORE[bo].unpack_from(data, _HDR[bo].size)
-        header = _tn(ExtHeader, fields + core)
+        header, bo = _header(data, byteorder)
+        hdr_len = header.hdr_len
         body = data[hdr_len:]
 
         def parse(
@@ -181,14 +170,10 @@ class ExtInfo:
             st: struct.Struct,
         ) -> tuple[dict[str, list[tuple[int, ...]]], int]:
             out: dict[str, list[tuple[int, ...]]] = {}
+            rec_size = _rec_size(body, off, length, what, st, hdr_len, bo)
             if not length:
-                return out, st.size
-            if off + length > len(body) or length < 4:
-                raise ParseError(f".BTF.ext {what} outside the section", hdr_len + off)
+                return out, rec_size
             chunk = body[off : off + length]
-            rec_size = _U32[bo].unpack_from(chunk)[0]
-            if rec_size < st.size:
-                raise ParseError(f".BTF.ext {what} record size {rec_size} too small", hdr_len + off)
             pos = 4
             while pos < len(chunk):
                 if pos + 8 > len(chunk):
@@ -237,3 +222,60 @@ def _string(strings: Callable[[int], str], off: int, at: int) -> str:
         raise
     except (KeyError, IndexError, ValueError) as e:
         raise ParseError(f".BTF.ext string offset {off} is invalid ({e})", at) from None
+
+
+def record_sizes(data: bytes, byteorder: str | None = None) -> tuple[int, int]:
+    """The func info and line info record sizes of a ``.BTF.ext`` section (as
+    :class:`ExtInfo` has them), from its header and the first word of each subsection,
+    without parsing the records. Raises the :class:`~ebpf.errors.ParseError` that
+    :meth:`ExtInfo.from_bytes` raises for a bad header, a subsection outside the section
+    or a record size too small; bad records are found by :meth:`ExtInfo.from_bytes`."""
+    header, bo = _header(data, byteorder)
+    hdr_len = header.hdr_len
+    body = memoryview(data)[hdr_len:]
+    fi = _rec_size(body, header.func_info_off, header.func_info_len, "func_info", _FUNC[bo],
+                   hdr_len, bo)
+    li = _rec_size(body, header.line_info_off, header.line_info_len, "line_info", _LINE[bo],
+                   hdr_len, bo)
+    _rec_size(body, header.core_relo_off, header.core_relo_len, "core_relo", _RELO[bo],
+              hdr_len, bo)
+    return fi, li
+
+
+def _header(data: bytes, byteorder: str | None) -> tuple[ExtHeader, str]:
+    """The header of ``data`` and its byte order (detected from the magic if ``None``)."""
+    if len(data) < _HDR["<"].size:
+        raise ParseError("truncated .BTF.ext header", 0)
+    if byteorder is None:
+        magic = struct.unpack_from("<H", data)[0]
+        if magic == _MAGIC:
+            byteorder = "<"
+        elif struct.unpack_from(">H", data)[0] == _MAGIC:
+            byteorder = ">"
+        else:
+            raise ParseError(f"bad .BTF.ext magic {magic:#x}", 0)
+    bo = byteorder
+    fields = _HDR[bo].unpack_from(data)
+    hdr_len = fields[3]
+    if fields[0] != _MAGIC:
+        raise ParseError(f"bad .BTF.ext magic {fields[0]:#x}", 0)
+    if hdr_len < _HDR[bo].size or hdr_len > len(data):
+        raise ParseError(f"bad .BTF.ext header length {hdr_len}", 4)
+    core = (0, 0)
+    if hdr_len >= _HDR[bo].size + _CORE[bo].size:
+        core = _CORE[bo].unpack_from(data, _HDR[bo].size)
+    return _tn(ExtHeader, fields + core), bo
+
+
+def _rec_size(body: bytes | memoryview, off: int, length: int, what: str, st: struct.Struct,
+              hdr_len: int, bo: str) -> int:
+    """The record size of the subsection at ``off`` of ``body`` (after the header), checked
+    to fit; ``st.size`` for an empty one."""
+    if not length:
+        return st.size
+    if off + length > len(body) or length < 4:
+        raise ParseError(f".BTF.ext {what} outside the section", hdr_len + off)
+    rec_size: int = _U32[bo].unpack_from(body, off)[0]
+    if rec_size < st.size:
+        raise ParseError(f".BTF.ext {what} record size {rec_size} too small", hdr_len + off)
+    return rec_size

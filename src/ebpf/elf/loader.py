@@ -24,6 +24,18 @@ What is understood:
 * ``.BTF``/``.BTF.ext``: func info, line info and CO-RE relocations per program; the BTF is
   fixed up for the kernel (data section sizes and variable offsets, extern sections);
 * ``license`` and ``version`` sections.
+
+What is checked when: as libbpf splits ``bpf_object__open`` and ``bpf_object__load``, the
+open (:func:`parse_object`) reads the ELF header, sections and symbols, the ``.BTF``
+header and the records it needs (DATASECs, map definitions), the ``.BTF.ext`` header and
+record sizes, the maps, global data sections, code relocations and the programs' names,
+sections and types; malformed input there raises :class:`~ebpf.errors.ParseError` at open.
+The rest runs at its first use, once, and raises its :class:`~ebpf.errors.ParseError`
+then: the ``.BTF.ext`` records and linking at the first read of a program's linked fields
+(``instructions``, ``references``...), the variables at the first read of
+``CollectionSpec.variables``, the BTF fix-up at the first read of ``btf_blob``. The load
+(:meth:`ebpf.Collection.load`) reads them inside its clean-up: a failure there closes what
+it created, as any other.
 """
 
 from __future__ import annotations
@@ -47,7 +59,7 @@ from .._spec_types import (
 )
 from .._types import MapType
 from .._uapi import _generated_types as _t
-from ..btf.ext import CoreRelo, ExtInfo, FuncInfo, LineInfo
+from ..btf.ext import CoreRelo, ExtInfo, FuncInfo, LineInfo, record_sizes
 from ..errors import ParseError
 from .reader import EM_BPF, SHN_LORESERVE, ELFFile, Section, Symbol
 from .sections import match_section
@@ -84,7 +96,11 @@ class _Obj:
     bo: str
     syms: tuple[Symbol, ...]
     btf: _btf.Spec | None
-    ext: ExtInfo | None
+    #: ``.BTF.ext`` (parsed at the first link: :func:`_ext`) and its record sizes (at open)
+    ext_sec: Section | None = None
+    ext: ExtInfo | None = None
+    func_info_rec_size: int = 8
+    line_info_rec_size: int = 16
     license: str = "GPL"
     kern_version: int = 0
     maps: dict[str, MapSpec] = field(default_factory=dict)
@@ -119,7 +135,7 @@ def parse_object(data: bytes) -> ObjectParts:
     if elf.e_type != 1:
         raise ParseError(f"not a relocatable object (e_type {elf.e_type})", 16)
     bo = elf.byteorder
-    obj = _Obj(elf, bo, elf.symbols(), None, None)
+    obj = _Obj(elf, bo, elf.symbols(), None)
     _read_meta(obj)
     _read_btf(obj)
     _collect_externs(obj)
@@ -130,15 +146,12 @@ def parse_object(data: bytes) -> ObjectParts:
     _collect_funcs(obj)
     _collect_relocs(obj)
     programs = _build_programs(obj)
-    variables = _variables(obj)
     # The fix-up for BPF_BTF_LOAD runs at first use (the load), as libbpf's does; the
-    # object's tables it reads are immutable.
+    # object's tables it reads are immutable. The variables are listed at first use too.
     blob = _deferred_fixup(obj.btf, obj.elf.sections, obj.syms) if obj.btf is not None else None
-    fi_size = obj.ext.func_info_rec_size if obj.ext else 8
-    li_size = obj.ext.line_info_rec_size if obj.ext else 16
-    return ObjectParts(maps=obj.maps, programs=programs, variables=variables, btf=obj.btf,
-                       btf_blob=blob, func_info_rec_size=fi_size,
-                       line_info_rec_size=li_size, byteorder=bo)
+    return ObjectParts(maps=obj.maps, programs=programs, variables=partial(_variables, obj),
+                       btf=obj.btf, btf_blob=blob, func_info_rec_size=obj.func_info_rec_size,
+                       line_info_rec_size=obj.line_info_rec_size, byteorder=bo)
 
 
 # --- metadata, BTF ---------------------------------------------------------------------------
@@ -164,12 +177,26 @@ def _read_btf(obj: _Obj) -> None:
     except ParseError as e:
         raise ParseError(f".BTF: {e.what}", sec.offset + (e.offset or 0)) from None
     ext = obj.elf.get_section(".BTF.ext")
-    if ext is not None:
+    if ext is not None:  # its header now, its records when a program is first linked
         try:
-            obj.ext = ExtInfo.from_bytes(obj.elf.section_data(ext), obj.btf.string,
-                                         obj.btf.byte_order)
+            obj.func_info_rec_size, obj.line_info_rec_size = record_sizes(
+                obj.elf.section_data(ext), obj.btf.byte_order)
         except ParseError as e:
             raise ParseError(f".BTF.ext: {e.what}", ext.offset + (e.offset or 0)) from None
+        obj.ext_sec = ext
+
+
+def _ext(obj: _Obj) -> ExtInfo | None:
+    """The object's ``.BTF.ext``, parsed at the first call (the first link)."""
+    sec = obj.ext_sec
+    if obj.ext is None and sec is not None:
+        assert obj.btf is not None
+        try:
+            obj.ext = ExtInfo.from_bytes(obj.elf.section_data(sec), obj.btf.string,
+                                         obj.btf.byte_order)
+        except ParseError as e:
+            raise ParseError(f".BTF.ext: {e.what}", sec.offset + (e.offset or 0)) from None
+    return obj.ext
 
 
 def _datasecs(obj: _Obj) -> dict[str, _btf.DataSec]:
@@ -664,10 +691,11 @@ def _is_called(obj: _Obj, f: _Func) -> bool:
 
 def _ext_for(obj: _Obj, sec_name: str
              ) -> tuple[tuple[FuncInfo, ...], tuple[LineInfo, ...], tuple[CoreRelo, ...]]:
-    if obj.ext is None:
+    ext = _ext(obj)
+    if ext is None:
         return (), (), ()
-    return (obj.ext.func_info.get(sec_name, ()), obj.ext.line_info.get(sec_name, ()),
-            obj.ext.core_relos.get(sec_name, ()))
+    return (ext.func_info.get(sec_name, ()), ext.line_info.get(sec_name, ()),
+            ext.core_relos.get(sec_name, ()))
 
 
 def _link_candidates(obj: _Obj, f: _Func, body: bytes) -> list[int]:
