@@ -2415,6 +2415,11 @@ def compile_program(decl: ProgramDecl, *, optimize: bool = True) -> CompiledProg
     pass (the milestone-1 stack-slot code, for comparison)."""
     main = _FunctionCompiler(decl)
     main.run()
+    for m in decl.uses_maps:
+        name = main.name_of(m, main.fdef)
+        if main.maps.setdefault(name, m) is not m:
+            raise CompileError(f"two different maps are called {name!r}", main.filename,
+                               main.fdef.lineno + main.line_shift)
     parts: list[_FunctionCompiler] = []
     done: dict[FuncDecl, _FunctionCompiler] = {}
     pending: list[FuncDecl] = []

@@ -344,6 +344,8 @@ class ProgramDecl:
         self.probe_target: tuple[str, ...] | None = None
         #: BPF_PROG_LOAD ``prog_flags`` (``BPF_F_SLEEPABLE`` for the ``.s`` kinds)
         self.prog_flags = 0
+        #: maps the program needs although its body may not name them (an iterator's map=)
+        self.uses_maps: tuple[MapDecl, ...] = ()
         self._compiled: Any = None
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn

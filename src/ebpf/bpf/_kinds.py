@@ -508,9 +508,10 @@ class _IterAccess(CtxAccess):
     """The fields of ``struct bpf_iter__<target>`` from vmlinux BTF: ``ctx.meta`` and the
     target's pointers (``ctx.task``) as BTF-typed kernel pointers, integers as integers."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, typed: dict[str, Any] | None = None) -> None:
         from . import _kstruct
 
+        self.typed = typed or {}
         try:
             st = _kstruct.kernel_type(f"bpf_iter__{target}")
         except KeyError:
@@ -542,24 +543,70 @@ class _IterAccess(CtxAccess):
                     fields[m.name] = Field(bit // 8, 8, u64)
 
         walk(st, 0)
+        for name in self.typed:
+            f = fields.get(name)
+            if f is None or name in self.targets or f.size != 8:
+                raise BPFError(f"iter/{target}: ctx.{name} is not a void * field of "
+                               f"struct bpf_iter__{target}, so it cannot be typed")
         super().__init__(fields)
 
     def kernel_type(self, name: str) -> Any:
         return self.targets.get(name)
 
+    def read(self, c: _FunctionCompiler, node: ast.Attribute) -> V:
+        t = self.typed.get(node.attr)
+        if t is None:
+            return super().read(c, node)
+        from ._compiler import Ptr, _cell
 
-def iter(target: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
+        st = t if isinstance(t, type) and issubclass(t, Struct) else _cell(t)
+        r = self._ctx(c, node)
+        c.emit(asm.load(asm.DW, r, r, self.fields[node.attr].offset))
+        return _V(reg=r, ptr=Ptr(st, "buf"), nullable=True)   # PTR_TO_BUF_OR_NULL
+
+
+def iter(target: str, *, key: Any = None, value: Any = None, map: Any = None
+         ) -> Callable[[Callable[..., Any]], ProgramDecl]:
     """An iterator program for ``target`` (``SEC("iter/task")``, ``BPF_TRACE_ITER``, Linux
     5.8): run once per object (``ctx.task``, a BTF-typed ``struct task_struct *``, ``None``
-    on the last call) and write its output with :data:`seq_write`. Attach with
-    ``ebpf.link.iter.attach_iter(coll.prog)`` and read it with the link's ``read()``."""
+    on the last call) and write its output with :data:`seq_write` or :data:`seq_printf`.
+    Attach with ``ebpf.link.iter.attach_iter(coll.prog)`` and read it with the link's
+    ``read()``.
+
+    For ``bpf_map_elem`` (Linux 5.9) ``ctx.key`` and ``ctx.value`` are addresses unless typed:
+    ``key=``/``value=`` (an integer type or a ``bpf.Struct``), or ``map=`` a map declaration
+    whose key and value types are taken, make them nullable pointers of those types (``k =
+    ctx.key``, ``if k is None: return 0``, then ``k.saddr`` or, for an integer, ``k.value``).
+    The value is writable in place. The kernel checks at attach (``attach_iter(prog,
+    map=m)``) that the map's key and value are at least as large as what the program reads;
+    a per-CPU map's value is every CPU's values in a row, so type it by one value only if
+    the first CPU's is what you want."""
     if not isinstance(target, str) or not target.isidentifier():
         raise BPFError(f"iter: expected an iterator target like 'task', not {target!r}")
+    from ._decl import MapDecl
+
+    if map is not None:
+        if not isinstance(map, MapDecl) or map.key is None or map.value is None:
+            raise BPFError(f"iter: map= takes a map declaration with key and value types, "
+                           f"not {map!r}")
+        if key is not None or value is not None:
+            raise BPFError("iter: give map= or key=/value=, not both")
+        key, value = map.key, map.value
+    typed: dict[str, Any] = {}
+    for name, t in (("key", key), ("value", value)):
+        if t is None:
+            continue
+        if not (isinstance(t, type) and issubclass(t, (IntType, Struct))):
+            raise BPFError(f"iter: {name}= is an integer type or a bpf.Struct, not {t!r}")
+        typed[name] = t
 
     def deco(fn: Callable[..., Any]) -> ProgramDecl:
-        return _decl(fn, ProgramType.TRACING, f"iter/{target}", "iter",
-                     lambda: _IterAccess(target), attach_type=AttachType.TRACE_ITER,
-                     attach_to=target)
+        d = _decl(fn, ProgramType.TRACING, f"iter/{target}", "iter",
+                  lambda: _IterAccess(target, typed), attach_type=AttachType.TRACE_ITER,
+                  attach_to=target)
+        if map is not None:
+            d.uses_maps = (map,)   # bpf.load creates it, so coll.<name> can be iterated
+        return d
 
     return deco
 
