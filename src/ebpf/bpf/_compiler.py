@@ -125,6 +125,8 @@ class CompiledProgram:
     #: (pc, line, col, source text, file) at the first instruction of each statement
     lines: list[tuple[int, int, int, str, str]] = field(default_factory=list)
     structs: list[type[Struct]] = field(default_factory=list)  # for the BTF
+    #: NUL-terminated string literals for ``.rodata`` (helper arguments), by global name
+    strings: dict[str, bytes] = field(default_factory=dict)
     #: (pc, name, params, return type) of the program (pc 0) and of each subprogram
     funcs: list[tuple[int, str, list[tuple[str, type[IntType]]], type[IntType] | None]] = \
         field(default_factory=list)
@@ -275,6 +277,7 @@ class _FunctionCompiler:
         self.lines: list[LineRecord] = []
         self.maps: dict[str, MapDecl] = {}
         self.consts: dict[str, Const[Any]] = {}
+        self.strings: dict[str, bytes] = {}
         self.structs: dict[type[Struct], None] = {}
         self.ctx_name = ""
         self.global_names: dict[str, ast.Global] = {}
@@ -1731,6 +1734,22 @@ class _FunctionCompiler:
                 return k
         raise _Err(node, "maps and constants must be module-level (or closure) variables")
 
+    def string_addr(self, text: str | bytes, node: ast.AST) -> Register:
+        """A register pointing at a NUL-terminated copy of literal ``text`` in ``.rodata``
+        (frozen and read-only to programs: what a ``const char *`` helper argument such as
+        ``bpf_snprintf``'s format or ``bpf_strncmp``'s second string must point to)."""
+        import hashlib
+
+        data = (text.encode() if isinstance(text, str) else bytes(text))
+        if b"\0" in data:
+            raise _Err(node, "a string literal passed to a helper cannot contain NUL bytes")
+        data += b"\0"
+        name = ".str." + hashlib.sha1(data).hexdigest()[:16]   # equal strings share one copy
+        self.strings[name] = data
+        r = self.temp(node)
+        self.emit(asm.load_map_value(r, f"global:{name}", 0))
+        return r
+
     def global_addr(self, c: Const[Any], node: ast.AST) -> Register:
         """A register pointing at global ``c`` (in .rodata, .data or .bss)."""
         name = self.name_of(c, node)
@@ -2459,6 +2478,7 @@ def compile_program(decl: ProgramDecl, *, optimize: bool = True) -> CompiledProg
     records: dict[int, tuple[int, int, int, str, str]] = {}
     maps: dict[str, MapDecl] = {}
     consts: dict[str, Const[Any]] = {}
+    strings: dict[str, bytes] = {}
     structs: dict[type[Struct], None] = {}
     funcs: list[tuple[int, str, list[tuple[str, type[IntType]]], type[IntType] | None]] = []
     starts = {pc: insn.size for pc, insn in iter_pcs(insns)}
@@ -2480,6 +2500,7 @@ def compile_program(decl: ProgramDecl, *, optimize: bool = True) -> CompiledProg
                 raise CompileError(f"two different maps are called {name!r}", part.filename,
                                    part.fdef.lineno + part.line_shift)
         consts.update(part.consts)
+        strings.update(part.strings)
         structs.update(part.structs)
         if part.sub is None:
             funcs.append((0, decl.name, [], i64))
@@ -2487,4 +2508,5 @@ def compile_program(decl: ProgramDecl, *, optimize: bool = True) -> CompiledProg
             params, ret = part.signature()
             funcs.append((pcs[f"{part.sub.name}/entry"], part.sub.name, params, ret))
     return CompiledProgram(decl, insns, maps, consts, main.filename,
-                           [records[k] for k in sorted(records)], list(structs), funcs)
+                           [records[k] for k in sorted(records)], list(structs), strings,
+                           funcs)

@@ -11,7 +11,11 @@ pass there:
   ``a = bpf.array(u8, 16)``: the address of those bytes;
 * a map (``events``), the program's ``ctx``;
 * ``None`` (NULL), or an integer: an address (``const void *unsafe_ptr`` of
-  ``probe_read_kernel`` is one).
+  ``probe_read_kernel`` is one);
+* a ``str``/``bytes`` literal: a NUL-terminated copy in ``.rodata``, frozen and read-only to
+  programs, which ``const char *`` arguments the verifier wants constant
+  (``ARG_PTR_TO_CONST_STR``: ``bpf_snprintf``'s format, ``bpf_strncmp``'s second string)
+  need; an implied size of it counts the NUL.
 
 The verifier has the last word on each (its message comes back at the Python line).
 
@@ -118,6 +122,9 @@ def pointer(c: _FunctionCompiler, a: ast.expr, name: str, pname: str
         r = c.temp(a)
         c.emit(asm.load(asm.DW, r, R10, c.ctx_slot))
         return r, None
+    if isinstance(a, ast.Constant) and isinstance(a.value, (str, bytes)):
+        text = a.value.encode() if isinstance(a.value, str) else a.value
+        return c.string_addr(text, a), len(text) + 1   # a size counts the NUL
     if isinstance(a, ast.Name) and a.id in c.locals and c.locals[a.id].elem is not None:
         loc = c.locals[a.id]
         if not loc.defined:

@@ -44,6 +44,7 @@ def build_spec(programs: tuple[ProgramDecl | StructOpsDecl, ...],
     compiled: dict[str, CompiledProgram] = {}
     maps: dict[str, MapDecl] = {}
     consts: dict[str, Const[Any]] = {}
+    strings: dict[str, bytes] = {}
     todo = list(programs)
     while todo:
         p = todo.pop(0)
@@ -67,6 +68,7 @@ def build_spec(programs: tuple[ProgramDecl | StructOpsDecl, ...],
         for name, k in c.consts.items():
             if consts.setdefault(name, k) is not k:
                 raise errors.BPFError(f"bpf.load: two different constants are called {name!r}")
+        strings.update(c.strings)
     clash = set(compiled) & set(maps)
     if clash:
         raise errors.BPFError(f"bpf.load: {sorted(clash)} name both a program and a map")
@@ -105,6 +107,10 @@ def build_spec(programs: tuple[ProgramDecl | StructOpsDecl, ...],
         placed[name] = (sec, len(data))
         data += int(value).to_bytes(size, "little", signed=k.type.signed)
         variables[name] = VariableSpec(name, sec, placed[name][1], size)
+    for name, text in sorted(strings.items()):  # helper string literals: not variables
+        data = sections.setdefault(".rodata", bytearray())
+        placed[name] = (".rodata", len(data))
+        data += text
     for sec, buf in sections.items():
         data = buf + bytes(-len(buf) % 8)
         ro = sec == ".rodata"
