@@ -358,3 +358,20 @@ def test_btf_ext_records_are_read_at_first_link(objects: dict[str, bytes]) -> No
     struct.pack_into("<I", bad, sec.offset + hdr_len + fi_off, 4)  # func_info record size
     with pytest.raises(ParseError, match=r"\.BTF\.ext: .*func_info record size 4 too small"):
         load_collection_spec(bytes(bad))
+
+
+def test_code_relocations_are_read_at_first_link(objects: dict[str, bytes]) -> None:
+    """A bad code relocation (a symbol index past the symbol table) is a ParseError at the
+    first read of a program's linked fields, every time; the open and the maps are fine."""
+    data = objects["globals"]
+    elf = ELFFile(data)
+    rel = elf.get_section(".relxdp")
+    assert rel is not None and rel.type == SectionType.REL
+    bad = bytearray(data)
+    struct.pack_into("<I", bad, rel.offset + 12, 0xFFFF)  # ELF64 r_info's symbol (high word)
+    spec = load_collection_spec(bytes(bad))
+    assert set(spec.maps) >= {"counts", ".data"}
+    prog = next(p for p in spec.programs.values() if p.section == "xdp")
+    for _ in range(2):
+        with pytest.raises(ParseError, match="relocation against missing symbol 65535"):
+            _ = prog.references

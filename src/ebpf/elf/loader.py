@@ -28,11 +28,13 @@ What is understood:
 What is checked when: as libbpf splits ``bpf_object__open`` and ``bpf_object__load``, the
 open (:func:`parse_object`) reads the ELF header, sections and symbols, the ``.BTF``
 header and the records it needs (DATASECs, map definitions), the ``.BTF.ext`` header and
-record sizes, the maps, global data sections, code relocations and the programs' names,
-sections and types; malformed input there raises :class:`~ebpf.errors.ParseError` at open.
-The rest runs at its first use, once, and raises its :class:`~ebpf.errors.ParseError`
-then: the ``.BTF.ext`` records and linking at the first read of a program's linked fields
-(``instructions``, ``references``...), the variables at the first read of
+record sizes, the maps, global data sections and the programs' names, sections and types;
+malformed input there raises :class:`~ebpf.errors.ParseError` at open. The rest runs at its
+first use, once, and raises its :class:`~ebpf.errors.ParseError` then: the ``.BTF.ext``
+records, code relocations (bad ones, references to unknown maps or externs) and linking at
+the first read of a program's linked fields (``instructions``, ``references``...; the
+relocations already at open for a section of several functions, to tell its programs from
+its subprograms), the variables at the first read of
 ``CollectionSpec.variables``, the BTF fix-up at the first read of ``btf_blob``. The load
 (:meth:`ebpf.Collection.load`) reads them inside its clean-up: a failure there closes what
 it created, as any other.
@@ -107,7 +109,8 @@ class _Obj:
     map_sections: set[int] = field(default_factory=set)
     data_sections: dict[int, str] = field(default_factory=dict)
     funcs: dict[int, list[_Func]] = field(default_factory=dict)
-    relocs: dict[tuple[int, int], _Reloc] = field(default_factory=dict)
+    #: (section, instruction) -> relocation, classified at the first link (:func:`_relocs`)
+    relocs: dict[tuple[int, int], _Reloc] | None = None
     extern_kinds: dict[str, str] = field(default_factory=dict)
     datasecs: dict[str, _btf.DataSec] | None = None
     #: ``__kconfig`` externs: name -> (offset in the ``.kconfig`` map, size, BTF var)
@@ -144,7 +147,6 @@ def parse_object(data: bytes) -> ObjectParts:
     _read_legacy_maps(obj)
     _read_btf_maps(obj)
     _collect_funcs(obj)
-    _collect_relocs(obj)
     programs = _build_programs(obj)
     # The fix-up for BPF_BTF_LOAD runs at first use (the load), as libbpf's does; the
     # object's tables it reads are immutable. The variables are listed at first use too.
@@ -510,7 +512,18 @@ def _insn(data: bytes, i: int, bo: str) -> tuple[int, int, int, int, int]:
     return code, regs >> 4, regs & 0xF, off, imm
 
 
-def _collect_relocs(obj: _Obj) -> None:
+def _relocs(obj: _Obj) -> dict[tuple[int, int], _Reloc]:
+    """The code relocations of the object, read and classified at the first call (the first
+    link, or a section of several functions telling its programs from its subprograms), as
+    the linking that uses them; a relocation it cannot take raises its ParseError then."""
+    if obj.relocs is None:
+        relocs: dict[tuple[int, int], _Reloc] = {}
+        _collect_relocs(obj, relocs)
+        obj.relocs = relocs
+    return obj.relocs
+
+
+def _collect_relocs(obj: _Obj, out: dict[tuple[int, int], _Reloc]) -> None:
     elf = obj.elf
     rels = elf.relocation_sections()
     for sec_index in obj.funcs:
@@ -526,7 +539,7 @@ def _collect_relocs(obj: _Obj) -> None:
             idx = r.offset // 8
             sym = _symbol(obj, r.symbol, rel)
             code, _dst, src, _off, imm = _insn(code_bytes, idx, obj.bo)
-            obj.relocs[(sec_index, idx)] = _classify(obj, sec, idx, code, src, imm, sym)
+            out[(sec_index, idx)] = _classify(obj, sec, idx, code, src, imm, sym)
 
 
 def _classify(obj: _Obj, sec: Section, idx: int, code: int, src: int, imm: int,
@@ -675,7 +688,8 @@ def _program(obj: _Obj, main: _Func, sec: Section, match: tuple[object, str | No
 
 
 def _is_called(obj: _Obj, f: _Func) -> bool:
-    for (sec, _idx), r in obj.relocs.items():
+    relocs = _relocs(obj)
+    for (sec, _idx), r in relocs.items():
         if r.kind in ("call", "func") and r.section == f.section and r.target == f.start:
             return True
         _ = sec
@@ -683,7 +697,7 @@ def _is_called(obj: _Obj, f: _Func) -> bool:
     for other in obj.funcs[f.section]:
         for i in range(other.start, other.start + other.count):
             c, _d, src, _o, imm = _insn(code, i, obj.bo)
-            if c == _OP_CALL and src == _PSEUDO_CALL and (f.section, i) not in obj.relocs \
+            if c == _OP_CALL and src == _PSEUDO_CALL and (f.section, i) not in relocs \
                     and i + imm + 1 == f.start:
                 return True
     return False
@@ -702,7 +716,7 @@ def _link_candidates(obj: _Obj, f: _Func, body: bytes) -> list[int]:
     """Indices (in ``f``) of the instructions linking may change: those with a relocation,
     and every call or ld_imm64 (bpf-to-bpf calls and function addresses); ascending."""
     opcodes = body[::8]
-    found = [i - f.start for s, i in obj.relocs if s == f.section
+    found = [i - f.start for s, i in _relocs(obj) if s == f.section
              and f.start <= i < f.start + f.count]
     for op in (_OP_CALL, _OP_LDDW):
         j = opcodes.find(op)
@@ -716,6 +730,7 @@ def _link(obj: _Obj, main: _Func) -> _Linked:
     """Program ``main`` with its subprograms appended: (instructions, references, CO-RE
     relocations, func info, line info), for :class:`~ebpf.ProgramSpec`."""
     bo = obj.bo
+    relocs = _relocs(obj)
     placed: dict[tuple[int, int], int] = {(main.section, main.start): 0}
     order: list[_Func] = [main]
     code = bytearray()
@@ -736,7 +751,7 @@ def _link(obj: _Obj, main: _Func) -> _Linked:
         for j in _link_candidates(obj, f, body):
             i = f.start + j
             out_i = base + j
-            r = obj.relocs.get((f.section, i))
+            r = relocs.get((f.section, i))
             c, _d, src, _o, imm = _insn(sec_code, i, bo)
             target: tuple[int, int] | None = None
             if r is not None and r.kind in ("call", "func"):
