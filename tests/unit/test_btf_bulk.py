@@ -162,3 +162,38 @@ def test_first_walk_keeps_nothing_second_keeps_all() -> None:
     assert second == first
     assert all(t is spec[t.id] for t in second)
     assert spec.find("s7").id == first[15].id
+
+
+def test_walk_reads_linkage_and_variadic_on_demand() -> None:
+    b = _Blob("<")
+    void_proto = b.add(13, 0, 0, False, 0)
+    vproto = b.add(13, 0, 2, False, 0, b.s("a"), 0, 0, 0)  # (a, ...)
+    funcs = [b.add(12, b.s(f"f{linkage}"), linkage, False, vproto) for linkage in range(3)]
+    spec = btf.Spec.from_bytes(b.build())
+    walked = {t.id: t for t in spec.types()}  # the first walk: columns, nothing kept
+    one = btf.Spec.from_bytes(b.build())
+    assert walked[void_proto].variadic is False and walked[vproto].variadic is True
+    assert [p.name for p in walked[vproto].params] == ["a"]
+    for linkage, fid in enumerate(funcs):
+        assert walked[fid].linkage is btf.Linkage(linkage) is one[fid].linkage
+        assert repr(walked[fid]) == repr(one[fid])
+    assert repr(walked[vproto]) == repr(one[vproto])
+
+
+@pytest.mark.parametrize("info_extra", [3, 0xFFFF, 1 << 31])
+def test_walk_with_an_odd_func_info_still_checks_it(info_extra: int) -> None:
+    b = _Blob("<")
+    proto = b.add(13, 0, 0, False, 0)
+    good = b.add(12, b.s("ok"), 1, False, proto)
+    flag = info_extra >> 31
+    odd = b.add(12, b.s("odd"), info_extra & 0xFFFF, bool(flag), proto)
+    spec = btf.Spec.from_bytes(b.build())
+    if flag:  # kind_flag is ignored on FUNC, as before: the walk decodes it
+        assert [t.linkage for t in spec.types() if isinstance(t, btf.Func)] == [
+            btf.Linkage.GLOBAL, btf.Linkage.STATIC]
+        return
+    with pytest.raises(ParseError, match="linkage"):
+        list(spec.types())
+    assert spec[good].linkage is btf.Linkage.GLOBAL
+    with pytest.raises(ParseError, match="linkage"):
+        spec[odd]

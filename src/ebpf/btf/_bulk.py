@@ -63,10 +63,14 @@ __all__ = [
 _tn = tuple.__new__
 _WORD = "I" if array.array("I").itemsize == 4 else "L"
 _LINKAGE = (Linkage.STATIC, Linkage.GLOBAL, Linkage.EXTERN)
+#: The largest FUNC ``info`` word without kind_flag and with a known linkage (vlen bits).
+_FUNC_INFO_MAX = Kind.FUNC << 24 | len(_LINKAGE) - 1
 #: info >> 24 (kind_flag, unused bits, kind) -> kind
 _LOW5 = bytes(b & 0x1F for b in range(256))
 #: Records decoded at once from which the whole string section is decoded first.
 _ALL_NAMES_AFTER = 1024
+#: Records in a blob from which a bulk decode hands its objects to the oldest generation.
+_SETTLE_RECORDS = 10_000
 
 
 def kinds_of(spec: Spec) -> bytes:
@@ -98,7 +102,22 @@ def decode_kinds(spec: Spec, kinds: Iterable[int] | None) -> Iterable[int]:
             return _decode_kinds(spec, kinds)
         finally:
             if was_enabled:
+                settle(spec)
                 gc.enable()
+
+
+def settle(spec: Spec) -> None:
+    """After a bulk decode of a large blob (with the collector paused): move every object
+    the collector tracks to its oldest generation without a pass over them (``gc.freeze``
+    then ``gc.unfreeze``: list splices), unless someone froze objects (then nothing is done).
+
+    Else the next young collection walks every new record and column (vmlinux: 5-20 ms), and
+    the next two again as they age. Other young objects only age sooner: a full collection
+    still finds any cycle among them. Small blobs (object files) are left alone, so that a
+    program loading many of them keeps its usual collections."""
+    if len(spec._offs) >= _SETTLE_RECORDS and not gc.get_freeze_count():
+        gc.freeze()
+        gc.unfreeze()
 
 
 def positions(kb: bytes, kind: int) -> list[int]:
@@ -198,7 +217,9 @@ def _enum(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
 
 def _func(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
     c = _Columns(spec, indices)
-    linkage = map(_LINKAGE.__getitem__, c.vlens())  # IndexError: bad linkage
+    linkage: Iterable[Linkage | None] = repeat(None)  # checked: read from the record on demand
+    if max(c.infos) > _FUNC_INFO_MAX:
+        linkage = map(_LINKAGE.__getitem__, c.vlens())  # IndexError: bad linkage
     return list(map(_tn, repeat(Func), zip(repeat(spec), c.ids, c.names, c.sizes, linkage)))
 
 
@@ -227,15 +248,8 @@ def _composite(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
 
 def _func_proto(spec: Spec, kind: int, indices: list[int]) -> list[Type]:
     c = _Columns(spec, indices)
-    w = spec._words
-    vlens = c.vlens()
-    # A last parameter with neither name nor type stands for "...". (For vlen 0 these
-    # words belong to the record itself; the vlen test discards them.)
-    last = list(map(add, c.offs, map(mul, vlens, repeat(2))))
-    last_name = map(getitem, repeat(w[1:]), last)
-    last_type = map(getitem, repeat(w[2:]), last)
-    variadic = map(and_, map(bool, vlens), map(not_, map(or_, last_name, last_type)))
-    fields = zip(repeat(spec), c.ids, c.names, c.sizes, repeat(None), variadic)
+    # params and variadic: read from the record on demand
+    fields = zip(repeat(spec), c.ids, c.names, c.sizes, repeat(None), repeat(None))
     return list(map(_tn, repeat(FuncProto), fields))
 
 
@@ -271,6 +285,7 @@ def decode_trailing(spec: Spec, groups: Iterable[int]) -> None:
                     pass  # malformed: decoded (and reported) type by type
         finally:
             if was_enabled:
+                settle(spec)
                 gc.enable()
 
 

@@ -38,7 +38,7 @@ from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import accumulate, chain, compress, filterfalse, islice, repeat
-from operator import add, and_, getitem, mul, not_, rshift
+from operator import add, and_, getitem, mul, rshift
 
 from ..errors import ParseError, TypeNotFoundError
 from . import _bulk, wire
@@ -124,8 +124,8 @@ _LINKAGE = (Linkage.STATIC, Linkage.GLOBAL, Linkage.EXTERN)
 
 #: Kinds whose only field is ``size_or_type``.
 _PLAIN = frozenset((Kind.PTR, Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.FLOAT))
-#: FUNC ``info`` words (no kind_flag) -> linkage (the vlen bits).
-_FUNC_LINKAGE = {Kind.FUNC << 24 | v: linkage for v, linkage in enumerate(_LINKAGE)}
+#: The largest FUNC ``info`` word without kind_flag and with a known linkage (vlen bits).
+_FUNC_INFO_MAX = Kind.FUNC << 24 | len(_LINKAGE) - 1
 #: Kinds :meth:`Spec._decode_whole` decodes record by record (few records, more checks).
 _ONE_BY_ONE = frozenset((Kind.VOID, Kind.VAR, Kind.DATASEC, Kind.DECL_TAG))
 #: Kinds with members, parameters or enumerators (:mod:`._bulk` decodes them in bulk).
@@ -254,7 +254,7 @@ class Spec:
     _finds: int
     _first: int
     _kind_bytes: bytes | None
-    _kind_records: dict[int, tuple[list[int], list[int]]]
+    _kind_records: dict[int, tuple[list[int], Sequence[int]]]
     _lock: _thread.RLock
     _name_offs: list[int] | None
     _names: _Names
@@ -647,6 +647,20 @@ class Spec:
                 found = self._value_cache[type_id] = _enum_values(self, o, self._words[o + 1])
         return found
 
+    def _variadic_of(self, type_id: int) -> bool:
+        """``variadic`` of func proto ``type_id`` of this blob, from its record: a last
+        parameter with neither name nor type stands for "..."."""
+        w = self._words
+        o = self._offs[type_id - self._first]
+        vlen = w[o + 1] & 0xFFFF
+        return vlen > 0 and not (w[o + 1 + 2 * vlen] or w[o + 2 + 2 * vlen])
+
+    def _func_linkage(self, type_id: int) -> Linkage:
+        """``linkage`` of func ``type_id`` of this blob, from its record (checked when the
+        type was made)."""
+        w = self._words
+        return _linkage(w[self._offs[type_id - self._first] + 1] & 0xFFFF, type_id)
+
     def _many_misses(self, group: int) -> bool:
         """Count a cache miss of ``group`` (:data:`._bulk.MEMBERS`...); at the
         :data:`_BULK_AFTER`-th, decode the whole group at once and return ``True``. Once every
@@ -772,6 +786,7 @@ class Spec:
                 return False
             finally:
                 if was_enabled:
+                    _bulk.settle(self)
                     gc.enable()
             self._types = fresh
             self._bulk_done.update(present)
@@ -795,11 +810,19 @@ class Spec:
         ``next`` over them picked by the kind bytes (in C). ``None`` if the blob is
         malformed (then it is decoded, and reported, record by record)."""
         with self._lock:
+            was_enabled = gc.isenabled()
+            # Large tuples and lists of columns, nothing cyclic: a collection in the middle
+            # would only walk them (about 10 ms on vmlinux).
+            gc.disable()
             try:
                 runs, _ids, _present = self._kind_runs()
+                return map(next, _getter(_bulk.kinds_of(self))(runs))
             except (ParseError, IndexError, _BadKind):
                 return None
-        return map(next, _getter(_bulk.kinds_of(self))(runs))
+            finally:
+                if was_enabled:
+                    _bulk.settle(self)
+                    gc.enable()
 
     def _kind_runs(self) -> tuple[list[Iterator[Type]], list[list[int]], list[int]]:
         """Per kind, an iterator making its types in id order, the ids of each kind, and the
@@ -819,12 +842,15 @@ class Spec:
             return runs, ids_of, []
         kb = _bulk.kinds_of(self)
         pick = _getter(kb)
-        offs_of: list[list[int]] = [[] for _ in range(32)]
         any(map(list.append, pick(ids_of), range(1, n + 1)))
-        any(map(list.append, pick(offs_of), offs))
+        by_id = [0]  # record offsets by type id
+        by_id += offs
+        offs_of: list[Sequence[int]] = [() for _ in range(32)]
         strings = self.strings
         text = strings.decode("ascii") if strings.isascii() else None
         present = [kind for kind in range(32) if ids_of[kind]]
+        for kind in present:
+            offs_of[kind] = _getter(ids_of[kind])(by_id)
         for trailing in _TRAILING:  # kept for _bulk.decode_trailing
             self._kind_records[trailing] = (ids_of[trailing], offs_of[trailing])
         spec = self
@@ -844,15 +870,15 @@ class Spec:
                 fields = zip(repeat(spec), ids, names, at(w[2:]))
             elif kind == Kind.FUNC:
                 infos = at(w[1:])
-                try:  # info -> linkage for the usual info words, else from the vlen bits
-                    linkage: Iterable[Linkage] = list(map(_FUNC_LINKAGE.__getitem__, infos))
-                except KeyError:
+                linkage: Iterable[Linkage | None]
+                if max(infos) <= _FUNC_INFO_MAX:  # no flag, good linkage: read when asked
+                    linkage = repeat(None)
+                else:
                     vlens = map(and_, infos, repeat(0xFFFF))
                     linkage = list(map(_LINKAGE.__getitem__, vlens))  # IndexError: bad linkage
                 fields = zip(repeat(spec), ids, names, at(w[2:]), linkage)
-            elif kind == Kind.FUNC_PROTO:
-                variadic = _variadic(w, at, offs_of[kind])
-                fields = zip(repeat(spec), ids, names, at(w[2:]), repeat(None), variadic)
+            elif kind == Kind.FUNC_PROTO:  # variadic: read from the record when asked for
+                fields = zip(repeat(spec), ids, names, at(w[2:]), repeat(None), repeat(None))
             elif kind in (Kind.STRUCT, Kind.UNION):
                 fields = zip(repeat(spec), ids, names, at(w[2:]), repeat(None))
             elif kind in (Kind.ENUM, Kind.ENUM64):
@@ -1185,24 +1211,6 @@ def _gunzip_btf(f: Any, path: str) -> bytes:
     if not d.eof:
         raise ParseError(f"bad gzip data in {path}: truncated stream (member {members})", 0)
     return bytes(out)
-
-
-def _variadic(
-    w: _Words, at: Callable[[Any], tuple[int, ...]], kind_offs: Sequence[int]
-) -> list[bool]:
-    """``variadic`` of the FUNC_PROTO records ``at`` reads: a last parameter with neither
-    name nor type stands for "...". Only the records whose last word is 0 (void return
-    without parameters, or "...") are looked at one by one."""
-    infos = at(w[1:])
-    # info -> words from the record start to the last parameter's type (vlen 0: the return)
-    step = {info: 2 + 2 * (info & 0xFFFF) for info in set(infos)}
-    last = _getter(list(map(add, kind_offs, map(step.__getitem__, infos))))(w)
-    variadic = [False] * len(infos)
-    for j in compress(range(len(infos)), map(not_, last)):
-        vlen = infos[j] & 0xFFFF
-        if vlen and not w[kind_offs[j] + 2 * vlen + 1]:
-            variadic[j] = True
-    return variadic
 
 
 _getter = _bulk.getter

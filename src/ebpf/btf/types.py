@@ -640,7 +640,8 @@ class FuncProto(Type):
     :class:`Param`; it sets ``variadic``.
 
     Fields: ``(spec, id, name, return_type_id, params, variadic)``; ``params=None`` is
-    decoded on demand, as for :class:`Composite`.
+    decoded on demand, as for :class:`Composite`, and so is ``variadic=None`` (read from the
+    record when asked for: few callers want it, and a walk over every type need not).
     """
 
     __slots__ = ()
@@ -651,11 +652,17 @@ class FuncProto(Type):
     if TYPE_CHECKING:
         return_type_id: int
         _params: tuple[Param, ...] | None
-        variadic: bool
+        _variadic: bool | None
     else:
         return_type_id = _field(3, "id of the return type (0: void)")
         _params = _field(4, "tuple of Param, or None: decoded on demand")
-        variadic = _field(5, "ends with ...")
+        _variadic = _field(5, "ends with ..., or None: read from the record on demand")
+
+    @property
+    def variadic(self) -> bool:
+        """The last parameter is ``...`` (not one of :attr:`params`)."""
+        variadic = self._variadic
+        return self._spec._variadic_of(self.id) if variadic is None else variadic
 
     @property
     def params(self) -> tuple[Param, ...]:
@@ -671,7 +678,8 @@ class FuncProto(Type):
 class Func(Type):
     """A function (``BTF_KIND_FUNC``): its ``proto`` and its ``linkage``.
 
-    Fields: ``(spec, id, name, proto_id, linkage)``.
+    Fields: ``(spec, id, name, proto_id, linkage)``; a spec may pass ``linkage=None`` once it
+    checked the record's linkage: it is then read from the record when asked for.
     """
 
     __slots__ = ()
@@ -681,10 +689,16 @@ class Func(Type):
 
     if TYPE_CHECKING:
         proto_id: int
-        linkage: Linkage
+        _linkage: Linkage | None
     else:
         proto_id = _field(3, "id of the FuncProto")
-        linkage = _field(4, "Linkage")
+        _linkage = _field(4, "Linkage, or None: read from the (checked) record on demand")
+
+    @property
+    def linkage(self) -> Linkage:
+        """:class:`Linkage` of the function (the record's ``vlen`` bits)."""
+        linkage = self._linkage
+        return self._spec._func_linkage(self.id) if linkage is None else linkage
 
     @property
     def proto(self) -> FuncProto:
