@@ -5,21 +5,21 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, final
 
 from . import errors
 from ._sys import attrs as _attrs
 from ._sys import commands
 from ._sys.fd import FD, KernelObject, adopt
-from ._sys.syscall import bpf, bpf_fd
+from ._sys.syscall import bpf, bpf_fd, fast_errno, fast_syscall
 from ._types import AttachType, ProgramType
 from ._uapi import _generated_types as _t
 
 if TYPE_CHECKING:
     from typing_extensions import TypedDict, Unpack
 
-    from ._testrun import Ctx, TestRunner
+    from ._testrun import Ctx, OneShot, TestRunner, _Core
 
     class _TestRunOptions(TypedDict, total=False):
         """The keywords of :meth:`Program.test_run` besides ``repeat``."""
@@ -141,8 +141,8 @@ class Program(KernelObject):
     Build one with :meth:`load`, :meth:`from_pin`, :meth:`from_id` or :meth:`from_fd`.
     """
 
-    __slots__ = ("_fd", "_insns", "_runner", "_test_attr", "expected_attach_type", "name", "type",
-                 "verifier_log")
+    __slots__ = ("_fd", "_insns", "_oneshot", "_ran", "_runner", "_test_attr",
+                 "expected_attach_type", "name", "type", "verifier_log")
 
     def __init__(self, fd: FD, prog_type: ProgramType | int, name: str = "",
                  insns: bytes | None = None,
@@ -152,9 +152,13 @@ class Program(KernelObject):
         self.name = name
         self._insns = insns
         self.expected_attach_type = expected_attach_type
+        # test_run: the attr of its general path (None while a call has it), whether it ran
+        # a packet once, the runner core of its packet-in, packet-out case from the second
+        # such run on, and that core's state (None while a call has it).
         self._test_attr: _t.ProgTestRunAttr | None = None
-        # test_run's packet-in, packet-out case: (repeat, runner.run_result, runner)
-        self._runner: tuple[int, Callable[[Any], TestRunResult], TestRunner] | None = None
+        self._ran = False
+        self._runner: _Core | None = None
+        self._oneshot: OneShot | None = None
         #: The verifier's log of this load when ``log_level`` was given to :meth:`load`
         #: (level 2 adds per-instruction states, 4 the statistics); "" otherwise.
         self.verifier_log = ""
@@ -370,22 +374,62 @@ class Program(KernelObject):
         ``ctx`` only; syscall programs write their context back into the input (returned too).
 
         From the second packet-in, packet-out call on (no ``ctx``, sizes or flags) the program
-        keeps a :class:`TestRunner` for them (see :meth:`test_runner`): one attr and one pair
-        of buffers reused. For a hot loop, build a runner and call its ``run``. Like a runner,
-        this is for one thread at a time: threads testing one program need a runner each.
+        keeps a runner for them (see :meth:`test_runner`): one attr and one pair of buffers
+        reused. Threads may share a program: a call that finds the runner in use by another
+        thread runs with an attr and buffers of its own (as the first call does). For a hot
+        loop, build a :class:`TestRunner` and call its ``run``.
 
         Keywords: ``ctx``, ``repeat``, ``data_out_size``, ``ctx_out_size``, ``flags``, ``cpu``,
         ``batch_size``.
         """
-        # The other keywords come as a dict (empty in the packet case): keyword-only
+        # The packet case runs here, on the kept runner's state, without a further call (see
+        # TestRunner.run for the words of the attr: w[1] retval, w[3] data_size_out, w[9]
+        # duration). The other keywords come as a dict (empty in the packet case): keyword-only
         # parameters with defaults would cost one dict lookup each per call.
-        once = self._runner
-        if once is not None and once[0] == repeat and not options and data is not None:
-            return once[1](data)
+        st = self._oneshot
+        if st is not None and not options:
+            # Take the runner: nothing between the read and this store can switch threads (no
+            # call), so another thread meanwhile finds None and takes the general path.
+            self._oneshot = None
+            rep, din, w, args, out_n, n, same_len, dout, core = st
+            if rep == repeat:
+                try:
+                    din[_EVERY] = data  # type: ignore[index,assignment]
+                except (TypeError, ValueError):  # another size or kind of input, or none
+                    return self._packet_run(core, data, repeat, 0)
+                w[3] = out_n
+                try:
+                    if not _fast_syscall(*args):  # 0 or -1: a true result is the failure
+                        k = w[3]
+                        res: TestRunResult = _new_tuple(TestRunResult, (
+                            w[1], w[9], same_len() if k == n else dout[:k].tobytes(), None))
+                        self._oneshot = st
+                        return res
+                    err = _fast_errno()
+                except BaseException:  # KeyboardInterrupt after the call: the state stands
+                    self._oneshot = st
+                    raise
+                return self._packet_run(core, data, repeat, err)
+            self._oneshot = st
         for name in options:
             if name not in _TEST_RUN_KEYWORDS:
                 raise TypeError(f"Program.test_run() got an unexpected keyword argument {name!r}")
         return self._test_run(data, repeat=repeat, **options)
+
+    def _packet_run(self, core: _Core, data: Any, repeat: int, err: int) -> TestRunResult:
+        """The slow paths of :meth:`test_run`'s packet case, with the runner taken (its state
+        None): another input size or kind, another ``repeat``, a run that failed with ``err``
+        (run again with the GIL released, after growing on ENOSPC). Puts the state back."""
+        try:
+            if err:
+                return core.retry(err)
+            if data is None:  # not a packet run: the general path
+                return self._test_run(None, repeat=repeat)
+            if repeat != core.repeat:
+                core.set_repeat(repeat)
+            return core.slow(data, None)
+        finally:
+            self._oneshot = core.oneshot()
 
     def _test_run(
         self,
@@ -402,18 +446,42 @@ class Program(KernelObject):
         """:meth:`test_run` with every keyword (its signature, see ``test_run.__wrapped__``)."""
         if data is not None and ctx is None and data_out_size is None and not (
                 flags or cpu or batch_size):
-            once = self._runner
-            if once is not None and once[0] == repeat:
-                return once[1](data)
-            if once is not None or self._test_attr is not None:  # not a program run once
-                return self._oneshot_runner(repeat)(data)
+            core = self._runner
+            if core is not None:
+                st = self._oneshot
+                if st is not None:
+                    self._oneshot = None  # taken (as in test_run)
+                    return self._packet_run(core, data, repeat, 0)
+                # else: in use by another thread: this call runs with its own attr and buffers
+            elif self._ran:  # the second packet run: from now on, the kept runner
+                from ._testrun import oneshot_core
+
+                core = oneshot_core(self, repeat,
+                                    len(data) if isinstance(data, bytes | bytearray) else 64)
+                self._runner = core
+                return self._packet_run(core, data, repeat, 0)
+            else:
+                self._ran = True
         if not 0 <= repeat <= 0xFFFFFFFF:  # u32 in the attr
             _attrs.check_int("repeat", repeat, 0, 0xFFFFFFFF, "u32")
+        # The attr kept for this path, taken for the call (a thread that finds it taken
+        # makes its own).
         attr = self._test_attr
+        self._test_attr = None
         if attr is None:
-            attr = self._test_attr = _t.ProgTestRunAttr()
+            attr = _t.ProgTestRunAttr()
         else:
             ctypes.memset(ctypes.addressof(attr), 0, ctypes.sizeof(attr))
+        try:
+            return self._test_run_with(attr, data, ctx, repeat, data_out_size, ctx_out_size,
+                                       flags, cpu, batch_size)
+        finally:
+            self._test_attr = attr
+
+    def _test_run_with(self, attr: _t.ProgTestRunAttr, data: Any, ctx: Any, repeat: int,
+                       data_out_size: int | None, ctx_out_size: int | None, flags: int,
+                       cpu: int, batch_size: int) -> TestRunResult:
+        """One test run with ``attr`` (zeroed) and buffers made for it."""
         _attrs.fill(attr, repeat=repeat, flags=flags, cpu=cpu, batch_size=batch_size)
         dout: Any = None
         din: Any = None
@@ -472,19 +540,6 @@ class Program(KernelObject):
 
     test_run.__wrapped__ = _test_run  # type: ignore[attr-defined]  # inspect.signature, help()
 
-    def _oneshot_runner(self, repeat: int) -> Callable[[Any], TestRunResult]:
-        """``run_result`` of the runner :meth:`test_run` keeps, made (or set to ``repeat``)
-        on first use."""
-        if self._runner is None:
-            from ._testrun import TestRunner
-
-            runner = TestRunner(self, repeat=repeat)
-        else:
-            runner = self._runner[2]
-            runner.repeat = repeat
-        self._runner = (runner.repeat, runner.run_result, runner)
-        return runner.run_result
-
     def test_runner(
         self,
         *,
@@ -508,6 +563,11 @@ class Program(KernelObject):
                           ctx=ctx, ctx_out_size=ctx_out_size, repeat=repeat, flags=flags,
                           cpu=cpu, batch_size=batch_size)
 
+
+_EVERY = slice(None)
+_new_tuple = tuple.__new__
+_fast_syscall = fast_syscall  # keeps the GIL: close() cannot run during the call
+_fast_errno = fast_errno
 
 #: ``ld_imm64 rX, <subprogram>`` (src_reg BPF_PSEUDO_FUNC) as its first two bytes, per rX.
 _PSEUDO_FUNC_LD = tuple(bytes((0x18, 0x40 | dst)) for dst in range(11))

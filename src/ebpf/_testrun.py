@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ._programs import Program, TestRunResult
     from ._sys.fd import FD
 
-__all__ = ["HEADROOM", "TestRunner"]
+__all__ = ["HEADROOM", "OneShot", "TestRunner", "oneshot_core"]
 
 Data = bytes | bytearray | memoryview
 Ctx = bytes | bytearray | memoryview | ctypes.Structure
@@ -83,7 +83,7 @@ class _Core:
     """A runner's attr, buffers and slow paths; it holds no reference to the hot closures,
     so a runner makes no reference cycle (its program's fd is freed by refcount alone)."""
 
-    __slots__ = ("attr", "cin", "cout", "din", "din_buf", "dout", "dout_addr", "fd",
+    __slots__ = ("args", "attr", "cin", "cout", "din", "din_buf", "dout", "dout_addr", "fd",
                  "no_ctx_out", "out_fixed", "out_n", "repeat", "type", "w")
 
     def __init__(self, prog: Program, hint: int, data_out_size: int | None,
@@ -105,6 +105,10 @@ class _Core:
         self.out_n = 0
         self.cin: memoryview | None = None
         self.cout: memoryview | None = None
+        # The syscall's arguments as one tuple with a byref() made once: ctypes takes the
+        # tuple as it is (separate arguments would be packed into a new one) and the byref as
+        # it is (a c_void_p would be converted into a new argument object on every call).
+        self.args = (_NR_BPF, _CMD, ctypes.byref(attr), _SIZE)
         attr.prog_fd = owner.fileno()
         # The GIL-holding run reads prog_fd from this attr: close() sets it to -1 first, so
         # such a run sees the live fd or EBADF, never a reused number.
@@ -117,9 +121,13 @@ class _Core:
         attr = self.attr
         buf = self.din_buf
         if n > len(buf):
-            buf = self.din_buf = bytearray(n)
-        self.din = memoryview(buf)[:n]
-        attr.data_in = _address(buf) if n else 0
+            buf = bytearray(n)
+        din = memoryview(buf)[:n]
+        addr = _address(buf) if n else 0
+        # No calls from here on (see set_output): the attr never names a freed buffer.
+        self.din_buf = buf
+        self.din = din
+        attr.data_in = addr
         attr.data_size_in = n
         if self.out_fixed is not None:
             self.set_output(self.out_fixed)
@@ -128,14 +136,21 @@ class _Core:
 
     def set_output(self, n: int) -> None:
         """An output buffer of ``n`` bytes (the current one when it has that size)."""
+        attr = self.attr
         if n != self.out_n or not self.dout_addr:
             out = bytearray(n)
-            self.dout = memoryview(out)
-            self.out_n = n
+            view = memoryview(out)
             # data_size_out 0 with a buffer lets the kernel copy any size: no buffer then.
-            self.dout_addr = _address(out) if n else 0
-        self.attr.data_out = self.dout_addr
-        self.attr.data_size_out = n
+            addr = _address(out) if n else 0
+            # The swap makes no call (attribute and ctypes field stores only): no signal
+            # handler or other thread runs in its middle, so the attr never names a freed
+            # buffer, nor a size past the buffer it names.
+            attr.data_out = addr
+            self.dout = view
+            self.out_n = n
+            self.dout_addr = addr
+        attr.data_out = self.dout_addr
+        attr.data_size_out = n
 
     def set_no_data(self) -> None:
         attr = self.attr
@@ -153,8 +168,10 @@ class _Core:
             cin = self.cin
             if cin is None or len(cin) != n:
                 buf = bytearray(n)
-                cin = self.cin = memoryview(buf)
-                attr.ctx_in = _address(buf) if n else 0
+                cin = memoryview(buf)
+                addr = _address(buf) if n else 0
+                self.cin = cin  # no call between the two stores (see set_output)
+                attr.ctx_in = addr
             cin[:] = raw
             attr.ctx_size_in = n
         if ctx_out_size is None:
@@ -163,8 +180,10 @@ class _Core:
             ctx_out_size = len(self.cin) if self.cin is not None else 0
         if ctx_out_size:
             buf = bytearray(ctx_out_size)
-            self.cout = memoryview(buf)
-            attr.ctx_out = _address(buf)
+            cout = memoryview(buf)
+            addr = _address(buf)
+            self.cout = cout  # no call between the two stores (see set_output)
+            attr.ctx_out = addr
         else:
             self.cout = None
             attr.ctx_out = 0
@@ -267,12 +286,39 @@ class _Core:
             return self.cin.tobytes()
         return None
 
+    def oneshot(self) -> OneShot:
+        """The state :meth:`ebpf.Program.test_run` runs from, for this core as it is now:
+        ``(repeat, din, w, args, out_n, n, same_len, dout, core)``. ``repeat`` is -1 when a
+        call releases the GIL (those take the slow path) or the core has no input buffer."""
+        din = self.din
+        n = -1 if din is None else len(din)
+        dout = self.dout
+        rep = -1 if n < 0 or self.releases_gil() else self.repeat
+        return (rep, din, self.w, self.args, self.out_n, n, (dout[:n] if n >= 0 else dout).tobytes,
+                dout, self)
+
+    def set_repeat(self, value: int) -> None:
+        self.repeat = _attrs.check(self.attr, "repeat", value)
+
     def result(self) -> TestRunResult:
         from ._programs import TestRunResult
 
         attr = self.attr
         data = None if self.din is None else self.dout[: attr.data_size_out].tobytes()
         return TestRunResult(attr.retval, attr.duration, data, self.ctx_bytes())
+
+
+#: What :meth:`ebpf.Program.test_run` keeps of its runner (see :meth:`_Core.oneshot`).
+OneShot = tuple[int, "memoryview | None", memoryview, tuple[Any, ...], int, int,
+                Callable[[], bytes], memoryview, _Core]
+
+
+def oneshot_core(prog: Program, repeat: int, hint: int) -> _Core:
+    """The runner core :meth:`ebpf.Program.test_run` keeps for its packet-in, packet-out
+    runs (no ctx, default output size, no flags)."""
+    attr = _A()
+    _attrs.fill(attr, repeat=repeat)
+    return _Core(prog, hint, None, attr, int(repeat))
 
 
 def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
@@ -324,10 +370,7 @@ def _closures(core: _Core) -> tuple[Callable[..., tuple[int, bytes | None]],
 
         return run_long, slow
 
-    # The syscall's arguments as one tuple with a byref() made once: ctypes takes the tuple
-    # as it is (separate arguments would be packed into a new one) and the byref as it is (a
-    # c_void_p would be converted into a new argument object on every call).
-    args = (_NR_BPF, _CMD, ctypes.byref(core.attr), _SIZE)
+    args = core.args
 
     # BPF_PROG_TEST_RUN returns 0 or -1: a true result is the failure. The attr words are
     # w[1] retval, w[3] data_size_out, w[9] duration (checked at import).

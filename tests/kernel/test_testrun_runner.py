@@ -10,6 +10,8 @@ import ctypes
 import errno
 import gc
 import struct
+import sys
+import threading
 
 import pytest
 
@@ -295,3 +297,87 @@ def test_test_run_keywords_signature_and_errors() -> None:
             prog.test_run(pkt, 1)
         with pytest.raises(errors.InvalidArgumentError):
             prog.test_run(pkt, repeat=-1)
+
+
+def test_kept_runner_takes_every_size_kind_and_repeat() -> None:
+    """test_run's kept runner (from its second packet run on) against the general path:
+    other lengths both ways, other buffer kinds, repeat switched, no data, a bad input."""
+    with ebpf.Program.load(PT.XDP, _XDP_BUMP) as prog:
+        prog.test_run(_frame(64))
+        for n in (64, 64, 20, 1500, 14, 64, 2000, 64):
+            pkt = _frame(n, n & 0xFF)
+            want = _reference(prog, pkt)
+            for data in (pkt, bytearray(pkt), memoryview(pkt), memoryview(pkt)[::1]):
+                res = prog.test_run(data)
+                assert (res.retval, res.data, res.ctx) == (want.retval, want.data, None), n
+                assert res.duration_ns >= 0
+                assert type(res) is ebpf.TestRunResult
+            for repeat in (1, 0, 1, 4, 1):  # XDP repeats run on one frame: 4 bumps
+                assert prog.test_run(pkt, repeat=repeat)[::2] == _reference(
+                    prog, pkt, repeat)[::2]
+        assert prog._runner is not None and prog._oneshot is not None
+        with pytest.raises(errors.SyscallError) as ei:
+            prog.test_run(b"")  # shorter than an Ethernet header, on the fast path
+        assert ei.value.errno == errno.EINVAL
+        with pytest.raises(TypeError, match="bytes-like"):
+            prog.test_run("not bytes")
+        with pytest.raises(errors.InvalidArgumentError, match="repeat"):
+            prog.test_run(_frame(64), repeat=1 << 32)
+        # each failure put the runner back: the fast path still serves
+        assert prog._oneshot is not None
+        assert prog.test_run(_frame(64)).data == _reference(prog, _frame(64)).data
+
+
+def test_kept_runner_grows_on_enospc_once() -> None:
+    """An output larger than the kept buffer: grown to the reported size, run once more."""
+    with ebpf.Map.create(ebpf.MapType.ARRAY, key_size=4, value_size=8, max_entries=1) as runs:
+        insns = [asm.mov(R6, R1), asm.load_map_value(R7, runs, 0), asm.mov(R1, 1),
+                 asm.atomic_add(asm.DW, R7, R1, 0), asm.mov(R1, R6), asm.mov(R2, 1024),
+                 asm.call(Helper.XDP_ADJUST_TAIL), asm.mov(R0, ebpf.XDPAction.PASS),
+                 asm.exit()]
+        with ebpf.Program.load(PT.XDP, insns) as prog:
+            prog.test_run(_frame(64), data_out_size=4096)  # general path: 1 run
+            assert int(runs[0]) == 1 and prog._runner is None
+            res = prog.test_run(_frame(64))  # the first packet run: general path, grown
+            assert len(res.data or b"") == 64 + 1024 and int(runs[0]) == 3
+            assert prog._runner is None
+            res = prog.test_run(_frame(64))  # the runner is made here, grows in its run
+            assert len(res.data or b"") == 64 + 1024 and int(runs[0]) == 5
+            for k in (6, 7):  # fast path, the grown buffer: one run each
+                res = prog.test_run(_frame(64))
+                assert len(res.data or b"") == 64 + 1024 and int(runs[0]) == k
+
+
+def test_kept_runner_shared_by_threads() -> None:
+    """Threads running one program at once each get their own packet back: a call that
+    finds the kept runner in use takes the general path with its own buffers."""
+    with ebpf.Program.load(PT.XDP, _XDP_BUMP) as prog:
+        prog.test_run(_frame(64))
+        prog.test_run(_frame(64))
+        errs: list[BaseException] = []
+        start = threading.Barrier(4)
+
+        def worker(k: int) -> None:
+            try:
+                start.wait()
+                for i in range(300):
+                    n = 40 + 30 * k + (i % 3)  # lengths differ per thread and per call
+                    pkt = _frame(n, (k * 50 + i) & 0xFF)
+                    res = prog.test_run(pkt, repeat=(i % 2))
+                    want = bytes([(pkt[0] + 1) & 0xFF]) + pkt[1:]
+                    assert (res.retval, res.data) == (ebpf.XDPAction.PASS, want), (k, i)
+            except BaseException as e:
+                errs.append(e)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        old = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)  # switch as often as the GIL allows
+        try:
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        finally:
+            sys.setswitchinterval(old)
+        assert not errs, errs[0]
+        assert prog._oneshot is not None
