@@ -114,6 +114,37 @@ def test_every_shape_assembles_as_the_reference_encoder(seed: int) -> None:
     assert first.tag() == asm.program_tag(first.encode(MAPS, check=False))
 
 
+@pytest.mark.parametrize("head", [0, 15, 16, 17, 300])
+@pytest.mark.parametrize("kind", ["label", "jump", "map", "imm64", "numeric", "none"])
+def test_straight_head_then_something_to_resolve(head: int, kind: str) -> None:
+    """A list whose first items need nothing (tried as a straight run first) and whose later
+    ones do: the same program as the reference encoder's, labels, references and checks."""
+    straight = [asm.mov(R0, i) for i in range(head)]
+    special: list[asm.Instruction | asm.Label] = {
+        "label": [asm.label("l"), asm.mov(R1, 1)],
+        "jump": [asm.jeq(R1, 0, "end")],
+        "map": [asm.load_map(R1, "m1")],
+        "imm64": [asm.load_imm64(R2, 1 << 40)],
+        "numeric": [asm.ja(0)],
+        "none": [],
+    }[kind]
+    items = [*straight, *special, asm.add(R0, 1), asm.label("end"), asm.exit()]
+    want = reference_encode(items)
+    for shape in (items, tuple(items), [items], [straight, items[head:]]):
+        prog = asm.Instructions(shape)
+        assert prog.encode(MAPS) == want
+        assert prog.slots == len(want) // 8
+        assert prog.labels["end"] == prog.slots - 1
+        assert ("l" in prog.labels) == (kind == "label")
+        assert prog.references == ([(head, "m1")] if kind == "map" else [])
+        assert [i.target for i in prog] == [
+            i.target for i in items if isinstance(i, Instruction)]
+    with pytest.raises(AssemblerError, match="outside the program"):
+        asm.Instructions([*straight, asm.ja(5_000), asm.exit()]).encode()
+    with pytest.raises(AssemblerError, match="undefined label 'nowhere'"):
+        asm.Instructions([*straight, asm.ja("nowhere"), asm.exit()])
+
+
 def test_duplicate_labels_in_bulk_and_across_pieces() -> None:
     with pytest.raises(AssemblerError, match="duplicate label 'a'"):
         asm.Instructions([asm.label("a"), asm.label("b"), asm.mov(R0, 0), asm.label("a"),

@@ -35,6 +35,8 @@ _IMM: Final = struct.Struct("<i")  # the imm field, at byte 4
 _OFF_IMM: Final = struct.Struct("<hi")  # both: kfunc calls
 _SLOT: Final = struct.Struct("<BBhi")
 _LABEL_FLAG: Final = 16
+#: How many first items of a list tell whether to try it as a straight run (see _flatten).
+_HEAD: Final = 16
 
 
 class Label:
@@ -208,20 +210,27 @@ class Instructions(Sequence[Instruction]):
         if type(items) is list or type(items) is tuple:
             try:
                 # The items that need attention: labels, and instructions with something to
-                # resolve, check or count (nonzero _flags). One attribute read per item.
+                # resolve, check or count (nonzero _flags). Code with none among its first
+                # items (most code has a label, jump or reference there) is tried as a
+                # straight run first: one pass that takes the encodings of the others only,
+                # so that it is one if they are all of them.
+                if not any([it._flags for it in items[:_HEAD]]):
+                    raws: list[bytes] = [it._raw for it in items if not it._flags]
+                    if len(raws) == len(items):  # a straight run: nothing to resolve or count
+                        self._insns.extend(items)
+                        end = pc + len(items)
+                        if top:  # the whole program: this is its encoding
+                            self._code = b"".join(raws)
+                            return end
+                        self._chunks.append(b"".join(raws))
+                        return end
                 specials = [i for i, it in enumerate(items) if it._flags]
             except AttributeError:
                 pass  # nested sequences or fragments: item by item below
             else:
-                raws: list[bytes] = [it._raw for it in items]  # a label's is b""
+                raws = [it._raw for it in items]  # a label's is b""
                 self._insns.extend(items)
-                if specials:
-                    end = self._flatten_flat(items, specials, scope, pc)
-                else:  # a straight run: nothing to resolve or count
-                    end = pc + len(items)
-                    if top:  # the whole program: this is its encoding
-                        self._code = b"".join(raws)
-                        return end
+                end = self._flatten_flat(items, specials, scope, pc)
                 self._chunks.append(b"".join(raws))
                 return end
         # Item by item, but runs of instructions and labels still go in bulk.
