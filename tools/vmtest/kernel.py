@@ -89,20 +89,26 @@ def _run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
 
 
 def resolve_package(series: str = DEFAULT_KERNEL) -> str:
-    """The newest ``linux-image-<series>.0-N-amd64`` apt knows (``series`` may also be a
-    full package name)."""
+    """The newest kernel image package of ``series`` apt knows: Debian names the 6.1 series'
+    ``linux-image-6.1.0-N-amd64`` (ABI number N) and the newer ones bookworm carries
+    ``linux-image-6.12.N+deb12-amd64`` (patch level N). ``series`` may also be a full
+    package name."""
     if series.startswith("linux-image-"):
         return series
     out = _run(["apt-cache", "search", "--names-only",
-                f"^linux-image-{re.escape(series)}\\.0-[0-9]+-amd64$"]).stdout
+                f"^linux-image-{re.escape(series)}\\.[0-9]"]).stdout
+    forms = (rf"linux-image-{re.escape(series)}\.0-(\d+)-amd64",
+             rf"linux-image-{re.escape(series)}\.(\d+)\+deb\d+-amd64")
     best: tuple[int, str] | None = None
     for line in out.splitlines():
         name = line.split(" ", 1)[0]
-        m = re.fullmatch(rf"linux-image-{re.escape(series)}\.0-(\d+)-amd64", name)
-        if m and (best is None or int(m.group(1)) > best[0]):
-            best = (int(m.group(1)), name)
+        for form in forms:
+            m = re.fullmatch(form, name)
+            if m and (best is None or int(m.group(1)) > best[0]):
+                best = (int(m.group(1)), name)
     if best is None:
-        raise VMTestError(f"apt knows no linux-image-{series}.0-*-amd64 package "
+        raise VMTestError(f"apt knows no linux-image-{series}.0-N-amd64 or "
+                          f"linux-image-{series}.N+debNN-amd64 package "
                           "(is bookworm in the apt sources, and apt-get update done?)")
     return best[1]
 
