@@ -569,14 +569,21 @@ _new_tuple = tuple.__new__
 _fast_syscall = fast_syscall  # keeps the GIL: close() cannot run during the call
 _fast_errno = fast_errno
 
-#: ``ld_imm64 rX, <subprogram>`` (src_reg BPF_PSEUDO_FUNC) as its first two bytes, per rX.
-_PSEUDO_FUNC_LD = tuple(bytes((0x18, 0x40 | dst)) for dst in range(11))
-
-
 def _may_take_func_address(code: bytes) -> bool:
     """A cheap over-approximation (unaligned substring search) of "the program takes a
-    subprogram's address", so loads without callbacks never import the BTF package."""
-    return any(p in code for p in _PSEUDO_FUNC_LD)
+    subprogram's address" (``ld_imm64 rX, <subprogram>``: bytes 0x18, 0x40 | rX, as src_reg
+    is BPF_PSEUDO_FUNC), so loads without callbacks never import the BTF package.
+
+    Visits each 0x18 byte (found by memchr) rather than searching for each of the eleven
+    pairs: those searches took 8 ms of a 100k-instruction load."""
+    find = code.find
+    last = len(code) - 1
+    p = find(b"\x18")
+    while 0 <= p < last:
+        if 0x40 <= code[p + 1] <= 0x4A:  # 0x40 | dst for dst r0..r10
+            return True
+        p = find(b"\x18", p + 1)
+    return False
 
 
 _TEST_RUN_KEYWORDS = frozenset(
