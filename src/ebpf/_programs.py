@@ -386,6 +386,10 @@ class Program(KernelObject):
         # TestRunner.run for the words of the attr: w[1] retval, w[3] data_size_out, w[9]
         # duration). The other keywords come as a dict (empty in the packet case): keyword-only
         # parameters with defaults would cost one dict lookup each per call.
+        # What this costs over TestRunner.run (about 2,500 user instructions, 7,600 vs 5,000
+        # on CPython 3.11, callgrind): the NamedTuple result (~1,340: tuple.__new__ of a
+        # subclass and its dealloc), the bound-method call with a keyword and **options
+        # (~550), taking and putting back the state and reading the duration (~650).
         st = self._oneshot
         if st is not None and not options:
             # Take the runner: nothing between the read and this store can switch threads (no
