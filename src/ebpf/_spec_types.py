@@ -96,6 +96,21 @@ class MapSpec:
         """A copy with ``changes`` applied (``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def _of(cls, *values: Any) -> MapSpec:
+        """A spec of every field, positionally in field order, set straight into the slots
+        (the ELF reader makes many; no keyword handling of the dataclass ``__init__``)."""
+        self: MapSpec = _new_object(cls)
+        for put, value in zip(_MAP_SETTERS, values, strict=True):
+            put(self, value)
+        return self
+
+
+_new_object: Any = object.__new__
+#: The slot setters of every field of a MapSpec, in field order (for MapSpec._of).
+_MAP_SETTERS: tuple[Any, ...] = tuple(
+    MapSpec.__dict__[f.name].__set__ for f in dataclasses.fields(MapSpec))
+
 
 @dataclass(frozen=True, slots=True)
 class ProgramSpec:
@@ -139,10 +154,20 @@ class ProgramSpec:
         return dataclasses.replace(self, **changes)
 
     @classmethod
-    def _link_later(cls, link: Callable[[], _Linked], **fields: Any) -> ProgramSpec:
-        """A spec whose linked fields ``link()`` computes at the first read of one."""
-        pending: dict[str, Any] = dict.fromkeys(_LINKED_FIELDS, _Unlinked(link))
-        return cls(**fields, **pending)
+    def _link_later(cls, link: Callable[[], _Linked], name: str, type: ProgramType | int,
+                    section: str, attach_type: AttachType | int | None,
+                    attach_to: str | None, license: str, flags: int, kern_version: int,
+                    byteorder: str, autoload: bool) -> ProgramSpec:
+        """A spec whose linked fields ``link()`` computes at the first read of one (every
+        field given; built without the dataclass ``__init__``'s keyword handling)."""
+        pending = _Unlinked(link)
+        self: ProgramSpec = _new_object(cls)
+        for put, value in zip(_PROGRAM_SETTERS, (
+                name, type, pending, section, attach_type, attach_to, license, flags,
+                kern_version, pending, pending, pending, pending, byteorder, autoload),
+                strict=True):
+            put(self, value)
+        return self
 
     @property
     def insn_count(self) -> int:
@@ -166,6 +191,9 @@ class _Unlinked:
 
 #: The slots that hold the linked fields (their values, or one :class:`_Unlinked`).
 _LINK_SLOTS: tuple[Any, ...] = tuple(ProgramSpec.__dict__[n] for n in _LINKED_FIELDS)
+#: The slot setters of every field of a ProgramSpec, in field order (for _link_later).
+_PROGRAM_SETTERS: tuple[Any, ...] = tuple(
+    ProgramSpec.__dict__[f.name].__set__ for f in dataclasses.fields(ProgramSpec))
 
 
 def _linked_field(i: int) -> property:

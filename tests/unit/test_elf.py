@@ -375,3 +375,20 @@ def test_code_relocations_are_read_at_first_link(objects: dict[str, bytes]) -> N
     for _ in range(2):
         with pytest.raises(ParseError, match="relocation against missing symbol 65535"):
             _ = prog.references
+
+
+def test_fast_spec_constructors_match_the_dataclass() -> None:
+    """MapSpec._of and ProgramSpec._link_later (the reader's constructors, which set the
+    slots directly) give what the dataclass __init__ gives."""
+    from ebpf._spec import MapSpec, PinType, ProgramSpec
+
+    ms = MapSpec._of("m", 2, 4, 8, 16, 1, 0, None, PinType.BY_NAME, None, ((0, b"x"),), True,
+                     1, 2)
+    assert ms == MapSpec(name="m", type=2, key_size=4, value_size=8, max_entries=16, flags=1,
+                         pinning=PinType.BY_NAME, contents=((0, b"x"),), freeze=True,
+                         btf_key_type_id=1, btf_value_type_id=2)
+    linked = (b"\x95" + bytes(7), (), (), ((0, 3),), ())
+    ps = ProgramSpec._link_later(lambda: linked, "p", 6, "xdp", 37, None, "GPL", 0, 0, "<",
+                                 False)
+    assert ps == ProgramSpec(name="p", type=6, instructions=linked[0], section="xdp",
+                             attach_type=37, func_info=((0, 3),), autoload=False)

@@ -64,7 +64,7 @@ from .._uapi import _generated_types as _t
 from ..btf.ext import CoreRelo, ExtInfo, FuncInfo, LineInfo, record_sizes
 from ..errors import ParseError
 from .reader import EM_BPF, SHN_LORESERVE, ELFFile, Section, Symbol
-from .sections import match_section
+from .sections import SectionDef, match_section
 
 __all__ = ["parse_object"]
 
@@ -112,7 +112,7 @@ class _Obj:
     #: (section, instruction) -> relocation, classified at the first link (:func:`_relocs`)
     relocs: dict[tuple[int, int], _Reloc] | None = None
     extern_kinds: dict[str, str] = field(default_factory=dict)
-    datasecs: dict[str, _btf.DataSec] | None = None
+    datasecs: dict[str, _DataSec] | None = None
     #: ``__kconfig`` externs: name -> (offset in the ``.kconfig`` map, size, BTF var)
     kconfig: dict[str, tuple[int, int, _btf.Type]] = field(default_factory=dict)
     weak: set[str] | None = None
@@ -201,16 +201,29 @@ def _ext(obj: _Obj) -> ExtInfo | None:
     return obj.ext
 
 
-def _datasecs(obj: _Obj) -> dict[str, _btf.DataSec]:
+#: A DATASEC read from its record: (type id, [(variable type id, offset, size), ...]).
+_DataSec = tuple[int, list[tuple[int, int, int]]]
+
+
+def _datasecs(obj: _Obj) -> dict[str, _DataSec]:
+    """The object's DATASECs by name (the last of a name), read from their records: the
+    ids of their variables, decoded by who needs them."""
     if obj.btf is None:
         return {}
     if obj.datasecs is None:
-        try:  # only the DATASEC records are decoded (found by their kind bytes)
-            spec = obj.btf
-            found = [spec[i] for i in spec.ids_of_kinds((_KIND_DATASEC,))]
-            obj.datasecs = {t.name: t for t in found if isinstance(t, _btf.DataSec)}
-        except (KeyError, ValueError, TypeError) as e:
+        spec = obj.btf
+        st = _SECINFO[spec.byte_order]
+        head, entries = st.unpack_from, st.iter_unpack
+        found: dict[str, _DataSec] = {}
+        try:  # only the DATASEC records are read (found by their kind bytes)
+            for tid in spec.ids_of_kinds((_KIND_DATASEC,)):
+                rec = spec.raw_record(tid)
+                name_off, info, _size = head(rec)
+                vars_end = 12 + 12 * (info & 0xFFFF)
+                found[spec.string(name_off)] = (tid, list(entries(rec[12:vars_end])))
+        except (KeyError, ValueError, TypeError, struct.error) as e:
             raise ParseError(f".BTF: bad DATASEC ({e})") from None
+        obj.datasecs = found
     return obj.datasecs
 
 
@@ -229,15 +242,16 @@ def _collect_externs(obj: _Obj) -> None:
 
     ``__kconfig`` externs get 8-byte aligned slots of the ``.kconfig`` map in DATASEC order,
     the same layout :class:`_BTFFixer` gives the kernel."""
-    for name, sec in _datasecs(obj).items():
+    spec = obj.btf
+    for name, (_tid, entries) in _datasecs(obj).items():
         if name not in (".ksyms", ".kconfig"):
             continue
+        assert spec is not None
         off = 0
-        for vs in sec.vars:
-            t = vs.type
+        for type_id, _o, _s in entries:
+            t = spec._ref(type_id)
             if name == ".kconfig":
-                assert obj.btf is not None
-                size = _extern_size(obj.btf, t)
+                size = _extern_size(spec, t)
                 obj.extern_kinds[t.name] = "kconfig"
                 obj.kconfig[t.name] = (off, size, t)
                 off += (size + 7) // 8 * 8
@@ -260,25 +274,29 @@ def _is_data_section(sec: Section) -> bool:
 
 
 _DATA_NAMES = frozenset((".data", ".rodata", ".bss"))
+_MMAPABLE_RDONLY = _t.BPF_F_MMAPABLE | _t.BPF_F_RDONLY_PROG
 #: ``.data.foo`` and the like (one ``str.startswith`` over the tuple)
 _DATA_PREFIXES = (".data.", ".rodata.", ".bss.")
 
 
+#: What every data section name starts with (a first filter, in one C call per name).
+_DATA_STARTS = (".data", ".rodata", ".bss")
+
+
 def _read_data_sections(obj: _Obj) -> None:
     secs = _datasecs(obj)
-    for sec in obj.elf.sections:
+    # the names first: most sections are not data (debug info, relocations)
+    for sec in [s for s in obj.elf.sections if s.name.startswith(_DATA_STARTS)]:
         if not _is_data_section(sec) or sec.size == 0:
             continue
         contents = obj.elf.section_data(sec)
         readonly = sec.name.startswith(".rodata")
-        flags = _t.BPF_F_MMAPABLE
-        if readonly:
-            flags |= _t.BPF_F_RDONLY_PROG
+        flags = _MMAPABLE_RDONLY if readonly else _t.BPF_F_MMAPABLE
         ds = secs.get(sec.name)
-        obj.maps[sec.name] = MapSpec(
-            name=sec.name, type=MapType.ARRAY, key_size=4, value_size=sec.size,
-            max_entries=1, flags=flags, contents=((0, contents),), freeze=readonly,
-            btf_value_type_id=ds.id if ds is not None else 0)
+        obj.maps[sec.name] = MapSpec._of(  # name, type, key/value size, max_entries, flags,
+            # map_extra, numa_node, pinning, inner, contents, freeze, BTF key/value
+            sec.name, MapType.ARRAY, 4, sec.size, 1, flags, 0, None, PinType.NONE, None,
+            ((0, contents),), readonly, 0, ds[0] if ds is not None else 0)
         obj.data_sections[sec.index] = sec.name
 
 
@@ -292,7 +310,7 @@ def _kconfig_map(obj: _Obj) -> None:
     obj.maps[".kconfig"] = MapSpec(
         name=".kconfig", type=MapType.ARRAY, key_size=4, value_size=size, max_entries=1,
         flags=_t.BPF_F_MMAPABLE | _t.BPF_F_RDONLY_PROG, freeze=True,
-        btf_value_type_id=ds.id if ds is not None else 0)
+        btf_value_type_id=ds[0] if ds is not None else 0)
 
 
 def _read_legacy_maps(obj: _Obj) -> None:
@@ -321,6 +339,11 @@ _MAP_TYPES: dict[int, MapType] = {int(m): m for m in MapType}
 _PIN_TYPES: dict[int, PinType] = {int(p): p for p in PinType}
 
 
+#: The ``__uint()`` members of a BTF map definition.
+_UINT_ATTRS = frozenset(("type", "max_entries", "map_flags", "numa_node", "key_size",
+                         "value_size", "pinning", "map_extra"))
+
+
 def _map_type(v: int) -> MapType | int:
     return _MAP_TYPES.get(v, v)
 
@@ -346,31 +369,33 @@ def _btf_map(spec: _btf.Spec, name: str, t: _btf.Type, depth: int = 0
     st = spec.resolve(t)
     if not isinstance(st, _btf.Struct):
         raise ParseError(f"map {name!r} is not defined by a struct")
-    kw: dict[str, object] = {}
+    kw: dict[str, int] = {}
     key_size = value_size = None
     key_id = value_id = 0
     inner: MapSpec | None = None
     values_off: int | None = None
+    pointee_nelems = spec._pointee_nelems
     for m in st.members:
-        if m.name in ("type", "max_entries", "map_flags", "numa_node", "key_size",
-                      "value_size", "pinning", "map_extra"):
-            kw[m.name] = _uint_member(spec, m, name)
-        elif m.name in ("key", "value"):
+        mname = m.name
+        if mname in _UINT_ATTRS:
+            n = pointee_nelems(m.type_id)  # the usual pointer to an array, from the words
+            kw[mname] = n if n is not None else _uint_member(spec, m, name)
+        elif mname in ("key", "value"):
             pointee = spec._pointee(m.type_id)  # the usual direct pointer, from its words
             if pointee is None:
                 p = spec.resolve(m.type)
                 if not isinstance(p, _btf.Pointer):
-                    raise ParseError(f"map {name!r}: {m.name} is not a __type() pointer")
+                    raise ParseError(f"map {name!r}: {mname} is not a __type() pointer")
                 pointee = p.target.id  # a bad target id is a ParseError
             try:
                 size = spec.sizeof(pointee)
             except ValueError as e:
-                raise ParseError(f"map {name!r}: {m.name} has no size ({e})") from None
-            if m.name == "key":
+                raise ParseError(f"map {name!r}: {mname} has no size ({e})") from None
+            if mname == "key":
                 key_size, key_id = size, pointee
             else:
                 value_size, value_id = size, pointee
-        elif m.name == "values":
+        elif mname == "values":
             arr = spec.resolve(m.type)
             if not isinstance(arr, _btf.Array):
                 raise ParseError(f"map {name!r}: values is not an array")
@@ -383,32 +408,28 @@ def _btf_map(spec: _btf.Spec, name: str, t: _btf.Type, depth: int = 0
             values_off = m.offset // 8
             value_size = 4
         else:
-            raise ParseError(f"map {name!r}: unknown map attribute {m.name!r}")
-    if "type" not in kw:
+            raise ParseError(f"map {name!r}: unknown map attribute {mname!r}")
+    map_type = kw.get("type")
+    if map_type is None:
         raise ParseError(f"map {name!r} has no type")
-    ks = kw.pop("key_size", None)
-    vs = kw.pop("value_size", None)
+    ks = kw.get("key_size")
+    vs = kw.get("value_size")
     if key_size is not None and ks is not None and ks != key_size:
         raise ParseError(f"map {name!r}: key_size {ks} disagrees with key type ({key_size})")
     if value_size is not None and vs is not None and vs != value_size and values_off is None:
         raise ParseError(f"map {name!r}: value_size {vs} disagrees with value type "
                          f"({value_size})")
-    pin = int(kw.pop("pinning", 0))  # type: ignore[call-overload]
+    pin = kw.get("pinning", 0)
     pinning = _PIN_TYPES.get(pin)
     if pinning is None:
         raise ParseError(f"map {name!r}: unknown pinning {pin}")
-    ms = MapSpec(
-        name=name, type=_map_type(int(kw["type"])),  # type: ignore[call-overload]
-        key_size=key_size if key_size is not None else ks,  # type: ignore[arg-type]
-        value_size=value_size if value_size is not None else vs,  # type: ignore[arg-type]
-        max_entries=kw.get("max_entries"),  # type: ignore[arg-type]
-        flags=int(kw.get("map_flags", 0)),  # type: ignore[call-overload]
-        map_extra=int(kw.get("map_extra", 0)),  # type: ignore[call-overload]
-        numa_node=kw.get("numa_node"),  # type: ignore[arg-type]
-        pinning=pinning, inner=inner,
-        btf_key_type_id=key_id if values_off is None else 0,
-        btf_value_type_id=value_id if values_off is None else 0,
-    )
+    plain = values_off is None
+    ms = MapSpec._of(  # every field, in order
+        name, _MAP_TYPES.get(map_type, map_type),
+        key_size if key_size is not None else ks, value_size if value_size is not None else vs,
+        kw.get("max_entries"), kw.get("map_flags", 0), kw.get("map_extra", 0),
+        kw.get("numa_node"), pinning, inner, (), False, key_id if plain else 0,
+        value_id if plain else 0)
     return ms, values_off
 
 
@@ -424,10 +445,10 @@ def _read_btf_maps(obj: _Obj) -> None:
         raise ParseError(".maps section has no BTF DATASEC", sec.offset)
     offsets: dict[str, int] = {s.name: s.value for s in _in_section(obj, sec.index) if s.name}
     values_at: list[tuple[int, int, str]] = []  # (values start, end, map name)
-    for vs in ds.vars:
-        var = vs.type
+    for type_id, voff, vsize in ds[1]:
+        var = obj.btf._ref(type_id)
         if not isinstance(var, _btf.Var):
-            raise ParseError(f".maps entry {vs.type_id} is not a variable")
+            raise ParseError(f".maps entry {type_id} is not a variable")
         try:
             ms, values_off = _btf_map(obj.btf, var.name, var.type)
         except (KeyError, ValueError) as e:
@@ -436,8 +457,8 @@ def _read_btf_maps(obj: _Obj) -> None:
             raise ParseError(f"map {var.name!r}: bad BTF ({e})") from None
         obj.maps[var.name] = ms
         if values_off is not None:
-            start = offsets.get(var.name, vs.offset) + values_off
-            values_at.append((start, offsets.get(var.name, vs.offset) + vs.size, var.name))
+            start = offsets.get(var.name, voff) + values_off
+            values_at.append((start, offsets.get(var.name, voff) + vsize, var.name))
     if not values_at:
         return
     rel = obj.elf.relocation_sections().get(sec.index)
@@ -665,26 +686,19 @@ def _build_programs(obj: _Obj) -> dict[str, ProgramSpec]:
     return out
 
 
-def _program(obj: _Obj, main: _Func, sec: Section, match: tuple[object, str | None] | None,
-             optional: bool) -> ProgramSpec:
+def _program(obj: _Obj, main: _Func, sec: Section,
+             match: tuple[SectionDef, str | None] | None, optional: bool) -> ProgramSpec:
     """The spec of program ``main``; linked (:func:`_link`) when first read, as libbpf
     appends subprograms at load (``bpf_object__relocate``), not at open."""
-    prog_type: object
-    attach_type = None
-    attach_to = None
-    flags = 0
-    if match is not None:
-        d, attach_to = match
-        prog_type = d.prog_type  # type: ignore[attr-defined]
-        attach_type = d.attach_type  # type: ignore[attr-defined]
-        flags = d.flags  # type: ignore[attr-defined]
-    else:
-        prog_type = 0  # BPF_PROG_TYPE_UNSPEC: the caller must set it with replace()
-    return ProgramSpec._link_later(
-        partial(_link, obj, main), name=main.name, type=prog_type,
-        section=sec.name[1:] if optional else sec.name, attach_type=attach_type,
-        attach_to=attach_to, license=obj.license, flags=flags, kern_version=obj.kern_version,
-        byteorder=obj.bo, autoload=not optional)
+    name = sec.name[1:] if optional else sec.name
+    if match is None:  # BPF_PROG_TYPE_UNSPEC: the caller must set it with replace()
+        return ProgramSpec._link_later(partial(_link, obj, main), main.name, 0, name, None,
+                                       None, obj.license, 0, obj.kern_version, obj.bo,
+                                       not optional)
+    d, attach_to = match
+    return ProgramSpec._link_later(partial(_link, obj, main), main.name, d.prog_type, name,
+                                   d.attach_type, attach_to, obj.license, d.flags,
+                                   obj.kern_version, obj.bo, not optional)
 
 
 def _is_called(obj: _Obj, f: _Func) -> bool:
@@ -817,8 +831,10 @@ def _variables(obj: _Obj) -> dict[str, VariableSpec]:
         by_name: dict[str, _btf.Type] = {}
         ds = secs.get(mname)
         if ds is not None:
-            for vs in ds.vars:
-                by_name[vs.type.name] = vs.type
+            assert obj.btf is not None
+            for type_id, _o, _s in ds[1]:
+                t = obj.btf._ref(type_id)
+                by_name[t.name] = t
         for s in _in_section(obj, shndx):
             if s.type != _STT_OBJECT or not s.name:
                 continue

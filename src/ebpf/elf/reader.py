@@ -28,9 +28,8 @@ import os
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
 from itertools import repeat
-from operator import add, and_, getitem, itemgetter, rshift
+from operator import and_, attrgetter, getitem, rshift
 from types import TracebackType
 from typing import (
     TYPE_CHECKING,
@@ -173,8 +172,7 @@ class Header:
 
 
 _tn = tuple.__new__
-#: Section header fields after ``sh_name``.
-_REST = slice(1, None)
+_NAME = attrgetter("name")
 
 
 class Segment(Record):
@@ -332,6 +330,9 @@ class ELFFile:
         self._contents: dict[int, bytes] = {}
         self._keep_contents = not isinstance(data, mmap.mmap)
         self._name_errors: NameErrors = name_errors
+        self._by_name: dict[str, Section] | None = None
+        #: ``sh_type`` of each section, in order
+        self._sh_types: tuple[int, ...] = ()
         d = self.data
         if len(d) < 16:
             raise ParseError(f"not an ELF file: too short ({len(d)} bytes) for the magic and "
@@ -413,12 +414,14 @@ class ELFFile:
             names_data = self._slice(r[4], r[5], "section name table")
         if not raws:
             return ()
-        name_offs = [r[0] for r in raws]
+        columns = list(zip(*raws, strict=True))  # sh_name, sh_type, ...: one tuple each
+        name_offs = list(columns[0])
         name_offs[0] = 0  # section 0 has no name
         names = self._cstrs(names_data, name_offs, "section name", h.shoff, h.shentsize)
         names[0] = ""
-        return tuple(map(_tn, repeat(Section), map(add, zip(range(shnum), names, strict=True),
-                                                        map(itemgetter(_REST), raws))))
+        self._sh_types = columns[1]
+        return tuple(map(_tn, repeat(Section), zip(range(shnum), names, *columns[1:],
+                                                   strict=True)))
 
     def _parse_segments(self) -> tuple[Segment, ...]:
         h = self.header
@@ -475,9 +478,11 @@ class ELFFile:
         if data and offs and max(offs) < len(data):
             if data.isascii():  # cut from the decoded table: str offsets are byte offsets
                 text = data.decode("ascii")
-                ends = list(map(text.find, repeat("\0"), offs))
-                if min(ends) >= 0:
-                    return list(map(getitem, repeat(text), map(slice, offs, ends)))
+                end = text.index
+                try:
+                    return [text[off:end("\0", off)] for off in offs]
+                except ValueError:  # one without its NUL: reported below
+                    pass
             else:
                 ends = list(map(data.find, repeat(b"\0"), offs))
                 if min(ends) >= 0:
@@ -510,11 +515,12 @@ class ELFFile:
         """The first section called ``name``, or ``None``."""
         return self._sections_by_name.get(name)
 
-    @cached_property
+    @property
     def _sections_by_name(self) -> dict[str, Section]:
-        by_name: dict[str, Section] = {}
-        for s in reversed(self.sections):  # the first of several of a name wins
-            by_name[s.name] = s
+        by_name = self._by_name
+        if by_name is None:  # the first of several of a name wins
+            secs = self.sections[::-1]
+            by_name = self._by_name = dict(zip(map(_NAME, secs), secs, strict=True))
         return by_name
 
     def section_data(self, sec: Section) -> bytes:
@@ -566,12 +572,11 @@ class ELFFile:
                          f"{self.path or 'the ELF file'}")
 
     # --- symbols ----------------------------------------------------------------------------
-    @cached_property
+    @property
     def symtab(self) -> Section | None:
-        for s in self.sections:
-            if s.type == _SHT_SYMTAB:
-                return s
-        return None
+        """The first ``SHT_SYMTAB`` section, or ``None``."""
+        types = self._sh_types
+        return self.sections[types.index(_SHT_SYMTAB)] if _SHT_SYMTAB in types else None
 
     def symbols(self, symtab: Section | None = None) -> tuple[Symbol, ...]:
         """Entries of ``symtab`` (default: the ``SHT_SYMTAB`` section); empty if there is none.
@@ -598,9 +603,10 @@ class ELFFile:
                              symtab.offset)
         strs = self._table(self.sections[symtab.link])
         shndx_data: bytes | None = None
-        for s in self.sections:
-            if s.type == _SHT_SYMTAB_SHNDX and s.link == symtab.index:
-                shndx_data = self._table(s)
+        if _SHT_SYMTAB_SHNDX in self._sh_types:
+            for s in self.sections:
+                if s.type == _SHT_SYMTAB_SHNDX and s.link == symtab.index:
+                    shndx_data = self._table(s)
         versions = self._versions(symtab) if symtab.type == _SHT_DYNSYM else None
         out: list[Symbol] = []
         count = len(data) // entsize
