@@ -450,12 +450,13 @@ class Program(KernelObject):
         """:meth:`test_run` with every keyword (its signature, see ``test_run.__wrapped__``)."""
         if data is not None and ctx is None and data_out_size is None and not (
                 flags or cpu or batch_size):
-            core = self._runner
-            if core is not None:
+            if self._runner is not None:
                 st = self._oneshot
                 if st is not None:
                     self._oneshot = None  # taken (as in test_run)
-                    return self._packet_run(core, data, repeat, 0)
+                    # The state's own core: a core is used only by the thread that took its
+                    # state (two threads making the first runner at once make two cores).
+                    return self._packet_run(st[8], data, repeat, 0)
                 # else: in use by another thread: this call runs with its own attr and buffers
             elif self._ran:  # the second packet run: from now on, the kept runner
                 from ._testrun import oneshot_core

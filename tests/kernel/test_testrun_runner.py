@@ -348,12 +348,15 @@ def test_kept_runner_grows_on_enospc_once() -> None:
                 assert len(res.data or b"") == 64 + 1024 and int(runs[0]) == k
 
 
-def test_kept_runner_shared_by_threads() -> None:
+@pytest.mark.parametrize("warm", [True, False])
+def test_kept_runner_shared_by_threads(warm: bool) -> None:
     """Threads running one program at once each get their own packet back: a call that
-    finds the kept runner in use takes the general path with its own buffers."""
+    finds the kept runner in use takes the general path with its own buffers. Cold, the
+    threads race to make the runner too."""
     with ebpf.Program.load(PT.XDP, _XDP_BUMP) as prog:
-        prog.test_run(_frame(64))
-        prog.test_run(_frame(64))
+        if warm:
+            prog.test_run(_frame(64))
+            prog.test_run(_frame(64))
         errs: list[BaseException] = []
         start = threading.Barrier(4)
 
