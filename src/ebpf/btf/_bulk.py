@@ -351,9 +351,15 @@ def _grouped(items: Iterable[_T], counts: Iterable[int]) -> Iterator[tuple[_T, .
 def _all_members(spec: Spec) -> dict[int, tuple[Member, ...]]:
     ids, offs, infos = _records(spec, (Kind.STRUCT, Kind.UNION))
     flags = list(map(rshift, infos, repeat(31)))
-    if not any(flags):
-        return _members(spec, ids, offs, infos, False)
-    # kind_flag (offset = bitfield_size << 24 | bit offset) on some: each half on its own
+    flagged = sum(flags)
+    if flagged * 8 <= len(flags):
+        fresh = _members(spec, ids, offs, infos, False)
+        # kind_flag (offset = bitfield_size << 24 | bit offset) on a few (vmlinux: 368 of
+        # 13k): those again, one by one (their names are decoded now)
+        for tid, o, info in compress(zip(ids, offs, infos, strict=True), flags):
+            fresh[tid] = decode_members(spec, o, info)
+        return fresh
+    # kind_flag on many: each half on its own
     plain = list(map(not_, flags))
     fresh = _members(spec, list(compress(ids, plain)), list(compress(offs, plain)),
                      list(compress(infos, plain)), False)

@@ -363,7 +363,12 @@ class Composite(Type):
     def members(self) -> tuple[Member, ...]:
         """The members, in declaration order."""
         members = self._members
-        return self._spec._members_of(self.id) if members is None else members
+        if members is None:  # decoded on demand: the spec's cache first (one call less)
+            spec = self._spec
+            members = spec._member_cache.get(self.id)
+            if members is None:
+                members = spec._members_of(self.id)
+        return members
 
     def member(self, name: str) -> Member:
         """The member called ``name``, also looked up through anonymous struct/union members.
@@ -455,7 +460,12 @@ class _Enumeration(Type):
     def values(self) -> tuple[EnumValue, ...]:
         """The enumerators, in declaration order."""
         values = self._values
-        return self._spec._values_of(self.id) if values is None else values
+        if values is None:  # decoded on demand: the spec's cache first (one call less)
+            spec = self._spec
+            values = spec._value_cache.get(self.id)
+            if values is None:
+                values = spec._values_of(self.id)
+        return values
 
     def value(self, name: str) -> int:
         """The value of enumerator ``name``; :class:`KeyError` if there is none."""
@@ -668,7 +678,12 @@ class FuncProto(Type):
     def params(self) -> tuple[Param, ...]:
         """The parameters (without the ``...`` of a variadic function)."""
         params = self._params
-        return self._spec._params_of(self.id) if params is None else params
+        if params is None:  # decoded on demand: the spec's cache first (one call less)
+            spec = self._spec
+            params = spec._param_cache.get(self.id)
+            if params is None:
+                params = spec._params_of(self.id)
+        return params
 
     @property
     def return_type(self) -> Type:
