@@ -71,8 +71,7 @@ class CollectionSpec:
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> CollectionSpec:
         """Parse a clang/libbpf-convention BPF object file (see :mod:`ebpf.elf`)."""
-        with open(path, "rb") as f:
-            return cls.from_bytes(f.read())
+        return cls.from_bytes(_read_file(path))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CollectionSpec:
@@ -148,6 +147,22 @@ class CollectionSpec:
         for name, buf in data.items():
             maps[name] = maps[name].replace(contents=((0, bytes(buf)),))
         return self.replace(maps=maps)
+
+
+def _read_file(path: str | os.PathLike[str]) -> bytes:
+    """The contents of ``path``: read at the size ``fstat`` gives, then to the end (a file
+    that grew, a size of 0); with ``os`` calls, no buffered file object."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        parts = [os.read(fd, size)] if size else []
+        while True:
+            more = os.read(fd, 1 << 16)
+            if not more:
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            parts.append(more)
+    finally:
+        os.close(fd)
 
 
 class _Deferred:

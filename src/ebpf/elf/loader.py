@@ -497,8 +497,9 @@ def _symbol(obj: _Obj, index: int, where: Section) -> Symbol:
 # --- functions and relocations ---------------------------------------------------------------
 
 def _collect_funcs(obj: _Obj) -> None:
-    for sec in obj.elf.sections:
-        if not sec.flags & 0x4 or sec.type != _SHT_PROGBITS or sec.size == 0:  # EXECINSTR
+    code = [s for s in obj.elf.sections if s.flags & 0x4]  # SHF_EXECINSTR, in one pass
+    for sec in code:
+        if sec.type != _SHT_PROGBITS or sec.size == 0:
             continue
         if sec.size % 8:
             raise ParseError(f"section {sec.name!r} is not a whole number of instructions",

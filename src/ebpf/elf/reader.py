@@ -173,6 +173,10 @@ class Header:
 
 _tn = tuple.__new__
 _NAME = attrgetter("name")
+#: ``st_info`` -> ``ST_TYPE``, ``ST_BIND``; ``st_other`` -> ``ST_VISIBILITY`` (per byte)
+_LOW4 = bytes(b & 0xF for b in range(256))
+_HIGH4 = bytes(b >> 4 for b in range(256))
+_LOW2 = bytes(b & 0x3 for b in range(256))
 
 
 class Segment(Record):
@@ -532,7 +536,7 @@ class ELFFile:
         zeros, e.g. a map the kernel zero-fills, pads to ``sec.size``). A ``SHT_NOBITS`` size
         above :data:`MAX_NOBITS` raises :class:`~ebpf.errors.ParseError` naming the section.
         """
-        if sec.nobits:
+        if sec.type == 8:  # SHT_NOBITS (an int test: no property call)
             if sec.size > MAX_NOBITS:
                 raise ParseError(
                     f"section {sec.name!r}: SHT_NOBITS size {sec.size:#x} is more than "
@@ -652,8 +656,9 @@ class ELFFile:
             return None
         names = self._cstrs(strs, list(name_off), "symbol name", symtab.offset,
                             symtab.entsize or _SYM[self._key].size)
-        fields = zip(range(len(entries)), names, value, size, map(and_, info, repeat(0xF)),
-                     map(rshift, info, repeat(4)), map(and_, other, repeat(3)), shndx,
+        infos = bytes(info)  # st_info and st_other are bytes: split by translation tables
+        fields = zip(range(len(entries)), names, value, size, infos.translate(_LOW4),
+                     infos.translate(_HIGH4), bytes(other).translate(_LOW2), shndx,
                      repeat(symtab.name), repeat(None), repeat(False), strict=False)
         return tuple(map(_tn, repeat(Symbol), fields))
 
