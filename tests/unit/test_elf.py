@@ -392,3 +392,21 @@ def test_fast_spec_constructors_match_the_dataclass() -> None:
                                  False)
     assert ps == ProgramSpec(name="p", type=6, instructions=linked[0], section="xdp",
                              attach_type=37, func_info=((0, 3),), autoload=False)
+
+
+def test_from_file_reads_the_whole_file(tmp_path: Path, objects: dict[str, bytes]) -> None:
+    """CollectionSpec.from_file reads with os calls: the whole object, an empty file (a
+    ParseError from the reader), a missing one (FileNotFoundError)."""
+    from ebpf._spec import CollectionSpec, _read_file
+
+    path = tmp_path / "globals.o"
+    path.write_bytes(objects["globals"])
+    assert _read_file(path) == objects["globals"]
+    assert CollectionSpec.from_file(path) == load_collection_spec(objects["globals"])
+    empty = tmp_path / "empty.o"
+    empty.write_bytes(b"")
+    assert _read_file(empty) == b""
+    with pytest.raises(ParseError):
+        CollectionSpec.from_file(empty)
+    with pytest.raises(FileNotFoundError):
+        CollectionSpec.from_file(tmp_path / "missing.o")
