@@ -56,14 +56,17 @@ def _session(prog: ebpf.Program, binary: str, names: tuple[str, ...], pid: int
 
 
 def _have_sessions() -> bool:
-    """Whether the kernel's BTF has the session kfuncs (6.13 and later)."""
+    """Whether the kernel has uprobe sessions (6.13): its BTF's ``enum bpf_attach_type``
+    names ``BPF_TRACE_UPROBE_SESSION``. (The ``bpf_session_cookie`` kfunc alone is not
+    enough: 6.10-6.12 have it for kprobe sessions only, and refuse it here with EACCES.)"""
     from ebpf import btf
 
     try:
-        btf.load_kernel().find("bpf_session_cookie", kind=btf.Func)
+        e = btf.load_kernel().find("bpf_attach_type", kind=btf.Enum)
     except (KeyError, OSError, errors.BPFError):
         return False
-    return True
+    assert isinstance(e, btf.Enum)
+    return any(v.name == "BPF_TRACE_UPROBE_SESSION" for v in e.values)
 
 
 def _body(ctx: Any) -> int:
@@ -83,7 +86,8 @@ def test_uprobe_session_declaration(target_bin: str) -> None:
 
 def test_uprobe_session_pairs_entry_and_return(target: Any, target_bin: str) -> None:
     if not _have_sessions():
-        pytest.skip("the kernel's BTF has no bpf_session_cookie (uprobe sessions are 6.13)")
+        pytest.skip("the kernel's BTF has no BPF_TRACE_UPROBE_SESSION (uprobe sessions are "
+                    "6.13)")
 
     @bpf.uprobe_session(target_bin, ["ebpf_target_add"])
     def on_add(ctx: Any) -> int:

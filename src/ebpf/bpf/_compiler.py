@@ -1597,6 +1597,9 @@ class _FunctionCompiler:
                                       "address) for the result)")
                 self.probe_read(value, fn.name, base, fld, value.args[0])
                 return
+            into = getattr(self.decl.ctx_access, "bytes_into", None)
+            if into is not None and into(self, base, fld, value):  # ctx bytes (_kinds.py)
+                return
             if not (isinstance(value, ast.Call) and self.is_static(value.func) and
                     self.static(value.func) is _helper_marker("get_current_comm")):
                 from . import _kstruct  # a kernel byte array (task.comm), or an error

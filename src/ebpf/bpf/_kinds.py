@@ -153,6 +153,11 @@ class _Lazy:
     def write(self, c: _FunctionCompiler, target: ast.Attribute, value: ast.expr) -> None:
         self._get().write(c, target, value)
 
+    def bytes_into(self, c: _FunctionCompiler, dst: V, fld: Any, value: ast.expr) -> bool:
+        """``record.field = <ctx bytes>`` when the kind has such a source (unix paths)."""
+        method = getattr(self._get(), "bytes_into", None)
+        return method is not None and bool(method(c, dst, fld, value))
+
     def call(self, c: _FunctionCompiler, node: ast.Call, name: str) -> V:
         """``ctx.<name>(...)``: the kind's own ctx method, if it has one."""
         method = getattr(self._get(), "call", None)
@@ -790,6 +795,11 @@ _SOCK_ADDR = {
     "getpeername6": AttachType.CGROUP_INET6_GETPEERNAME,
     "getsockname4": AttachType.CGROUP_INET4_GETSOCKNAME,
     "getsockname6": AttachType.CGROUP_INET6_GETSOCKNAME,
+    "connect_unix": AttachType.CGROUP_UNIX_CONNECT,
+    "sendmsg_unix": AttachType.CGROUP_UNIX_SENDMSG,
+    "recvmsg_unix": AttachType.CGROUP_UNIX_RECVMSG,
+    "getpeername_unix": AttachType.CGROUP_UNIX_GETPEERNAME,
+    "getsockname_unix": AttachType.CGROUP_UNIX_GETSOCKNAME,
 }
 
 
@@ -864,6 +874,120 @@ def _sock_addr_ctx() -> CtxAccess:
     return _SockCtx(f, 64)
 
 
+class _UnixAddrCtx(_SockCtx):
+    """The unix-socket sock_addr hooks (Linux 6.7): the socket fields of ``bpf_sock_addr``,
+    and the address through the kernel's own context (``bpf_cast_to_kern_ctx``, a kfunc):
+    ``ctx.uaddrlen`` and ``ctx.sun_path`` (copied into a ``bytes_`` field, its length taken
+    from ``uaddrlen``), rewritten with ``ctx.set_sun_path(b"...")``."""
+
+    _PATH_MAX = 108   # sizeof(sockaddr_un.sun_path)
+
+    def __init__(self) -> None:
+        super().__init__({"user_family": Field(0, 4, u32), "family": Field(28, 4, u32),
+                          "type": Field(32, 4, u32), "protocol": Field(36, 4, u32),
+                          "uaddrlen": Field(0, 4, u32), "sun_path": Field(0, 8, u64)}, 64)
+
+    @staticmethod
+    def _kern(c: _FunctionCompiler, node: ast.AST) -> tuple[Any, int, int, int]:
+        """r0 = the ``struct bpf_sock_addr_kern *`` of ctx; the kfunc's BTF id and the
+        offsets of ``uaddr``, ``uaddrlen`` and ``sockaddr_un.sun_path``."""
+        from .. import btf
+        from . import _kstruct
+
+        try:
+            spec = btf.load_kernel()
+            fn = spec.find("bpf_cast_to_kern_ctx", kind=btf.Func)
+            kern = _kstruct.kernel_type("bpf_sock_addr_kern")
+            sun = _kstruct.kernel_type("sockaddr_un")
+            offs = {f: _kstruct.resolve_field(kern, f).offset for f in ("uaddr", "uaddrlen")}
+            path = _kstruct.resolve_field(sun, "sun_path").offset
+        except (KeyError, OSError, BPFError) as e:
+            raise _err(node, f"unix-socket addresses need the kernel's BTF with "
+                             f"bpf_cast_to_kern_ctx and bpf_sock_addr_kern.uaddrlen (Linux "
+                             f"6.7): {e}") from None
+        c.emit(asm.load(asm.DW, R1, R10, c.ctx_slot), asm.kfunc_call(fn.id))
+        return fn, offs["uaddr"], offs["uaddrlen"], path
+
+    def read(self, c: _FunctionCompiler, node: ast.Attribute) -> V:
+        if node.attr == "sun_path":
+            raise _err(node, "ctx.sun_path is bytes: copy it into a bytes_ field "
+                             "(r.path = ctx.sun_path)")
+        if node.attr != "uaddrlen":
+            return super().read(c, node)
+        _, _, len_off, _ = self._kern(c, node)
+        r = c.temp(node)
+        c.emit(asm.load(asm.W, r, R0, len_off))
+        return _V(ty=u32, reg=r)
+
+    def write(self, c: _FunctionCompiler, target: ast.Attribute, value: ast.expr) -> None:
+        if target.attr in ("sun_path", "uaddrlen"):
+            raise _err(target, f"ctx.{target.attr} is read-only: rewrite the address with "
+                               "ctx.set_sun_path(b\"...\")")
+        super().write(c, target, value)
+
+    def bytes_into(self, c: _FunctionCompiler, dst: V, fld: Any, value: ast.expr) -> bool:
+        """``record.field = ctx.sun_path``: the path's ``uaddrlen - 2`` bytes (at most the
+        field's size), zeroes after them. False when ``value`` is something else."""
+        if not (isinstance(value, ast.Attribute) and value.attr == "sun_path" and
+                isinstance(value.value, ast.Name) and value.value.id == c.ctx_name):
+            return False
+        assert dst.reg is not None
+        size = int(fld.size)
+        off = 0
+        while off < size:   # zero the field first: a short path leaves zeroes after it
+            w = 8 if size - off >= 8 and (fld.offset + off) % 8 == 0 else \
+                4 if size - off >= 4 and (fld.offset + off) % 4 == 0 else 1
+            c.emit(asm.store_imm(_SIZE[w], dst.reg, fld.offset + off, 0))
+            off += w
+        _, addr_off, len_off, path_off = self._kern(c, value)
+        skip, ok = c.label("nopath"), c.label("pathlen")
+        n = min(size, self._PATH_MAX)
+        c.emit(asm.load(asm.W, R2, R0, len_off),
+               asm.jle(R2, path_off, skip),       # no path (an unnamed address)
+               asm.sub(R2, path_off),
+               asm.jle(R2, n, ok),
+               asm.mov(R2, n))
+        c.place(ok)
+        c.emit(asm.load(asm.DW, R3, R0, addr_off), asm.add(R3, path_off),
+               asm.mov(R1, dst.reg), asm.add(R1, fld.offset),
+               asm.call(asm.Helper.PROBE_READ_KERNEL))
+        c.place(skip)
+        c.release(dst)
+        return True
+
+    def call(self, c: _FunctionCompiler, node: ast.Call, name: str) -> V:
+        if name != "set_sun_path":
+            raise _err(node, f"ctx.{name}() is not supported (unix hooks have "
+                             "ctx.set_sun_path(path))")
+        a = node.args[0] if len(node.args) == 1 and not node.keywords else None
+        if not (isinstance(a, ast.Constant) and isinstance(a.value, (str, bytes))):
+            raise _err(node, 'ctx.set_sun_path(b"/path") takes one literal path')
+        path = a.value.encode() if isinstance(a.value, str) else a.value
+        if not 0 < len(path) <= self._PATH_MAX:
+            raise _err(a, f"a unix socket path is 1 to {self._PATH_MAX} bytes, not "
+                          f"{len(path)}")
+        from .. import btf
+
+        try:
+            fn = btf.load_kernel().find("bpf_sock_addr_set_sun_path", kind=btf.Func)
+        except (KeyError, OSError, BPFError) as e:
+            raise _err(node, f"ctx.set_sun_path needs the kfunc bpf_sock_addr_set_sun_path "
+                             f"(Linux 6.7): {e}") from None
+        # on the stack: the kernel takes kfunc memory arguments as writable, so the frozen
+        # .rodata is refused ("write into map forbidden")
+        buf = c.alloc(len(path) + (-len(path) % 8))
+        padded = path + bytes(-len(path) % 4)
+        for k in range(0, len(padded), 4):
+            c.emit(asm.store_imm(asm.W, R10, buf + k, int.from_bytes(padded[k:k + 4],
+                                                                     "little")))
+        self._kern(c, node)
+        c.emit(asm.mov(R1, R0), asm.mov(R2, R10), asm.add(R2, buf), asm.mov(R3, len(path)),
+               asm.kfunc_call(fn.id))
+        r = c.temp(node)
+        c.emit(asm.mov(r, R0))
+        return _V(ty=i64, reg=r)
+
+
 def cgroup_sock_addr(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
     """A cgroup sock_addr program (``SEC("cgroup/connect4")``, Linux 4.17; ``hook`` is one
     of bind4/6, connect4/6, sendmsg4/6, recvmsg4/6, getpeername4/6, getsockname4/6): runs on
@@ -872,14 +996,21 @@ def cgroup_sock_addr(hook: str) -> Callable[[Callable[..., Any]], ProgramDecl]:
     call); ``ctx.family``, ``ctx.type``, ``ctx.protocol`` read the socket, and ``ctx.sk``
     points to its read-only ``struct bpf_sock`` (``ctx.sk.src_port`` once bound,
     ``ctx.sk.mark``...). Returns 1 to allow, 0 to deny (``EPERM``). Attach with
-    ``ebpf.link.cgroup.attach_cgroup``."""
+    ``ebpf.link.cgroup.attach_cgroup``.
+
+    The unix-socket hooks (connect_unix, sendmsg_unix, recvmsg_unix, getpeername_unix,
+    getsockname_unix; Linux 6.7) have no IP fields; they read the socket (``ctx.family``,
+    ``ctx.type``, ``ctx.sk``), the address length ``ctx.uaddrlen``, the path into a record
+    (``r.path = ctx.sun_path``, a ``bytes_[N]`` field), and may rewrite it with
+    ``ctx.set_sun_path(b"/other")``."""
     if hook not in _SOCK_ADDR:
         raise BPFError(f"cgroup_sock_addr: hook is one of {', '.join(_SOCK_ADDR)}, "
                        f"not {hook!r}")
 
     def deco(fn: Callable[..., Any]) -> ProgramDecl:
+        access = _UnixAddrCtx() if hook.endswith("_unix") else _sock_addr_ctx()
         return _decl(fn, ProgramType.CGROUP_SOCK_ADDR, f"cgroup/{hook}", "sock_addr",
-                     _sock_addr_ctx(), attach_type=_SOCK_ADDR[hook])
+                     access, attach_type=_SOCK_ADDR[hook])
 
     return deco
 
