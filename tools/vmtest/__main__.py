@@ -6,7 +6,7 @@
                                                       # plus a smoke subset of every module
     python -m tools.vmtest test --all                 # the whole suite
     python -m tools.vmtest test -- tests/kernel/test_maps.py -k hash
-    python -m tools.vmtest table --host H.xml --vm V.xml --update-readme
+    python -m tools.vmtest table --host H.xml --vm V61.xml --vm V612.xml --update-readme
 
 ``--kernel`` picks the Debian kernel series or package (default 6.1); ``--accel`` kvm, tcg or
 auto (KVM when it boots, else TCG). Exit status: the command's, or pytest's.
@@ -22,6 +22,9 @@ from pathlib import Path
 
 from . import kernel as kmod
 from . import suite, table, vm
+
+#: The kernel series CI boots, in the order of the README table's columns.
+MATRIX = ("6.1", "6.12")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -53,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     p_tab = sub.add_parser("table", help="the README's kernel table from junit reports")
     p_tab.add_argument("--host", required=True, help="junit XML of the host run")
     p_tab.add_argument("--host-kernel", default=os.uname().release)
-    p_tab.add_argument("--vm", required=True, help="junit XML of the VM run")
-    p_tab.add_argument("--vm-kernel", default="6.1")
+    p_tab.add_argument("--vm", required=True, action="append",
+                       help="junit XML of a VM run (repeat for each kernel of the matrix)")
+    p_tab.add_argument("--vm-kernel", action="append",
+                       help="the kernel of each --vm, in order (default: 6.1, then 6.12)")
     p_tab.add_argument("--update-readme", action="store_true")
     p_prep = sub.add_parser("prepare", help="fetch the kernel and build its initramfs")
     p_prep.add_argument("--kernel", default=kmod.DEFAULT_KERNEL)
@@ -66,10 +71,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{k.package} {k.version}: {k.dir}")
             return 0
         if a.cmd == "table":
-            text = table.render([
-                (a.host_kernel, suite.parse_junit(a.host)),
-                (a.vm_kernel, suite.parse_junit(a.vm)),
-            ])
+            labels = list(a.vm_kernel or [])
+            labels += list(MATRIX[len(labels):len(a.vm)])
+            if len(labels) != len(a.vm):
+                ap.error("table: give a --vm-kernel for each --vm")
+            text = table.render([(a.host_kernel, suite.parse_junit(a.host))] + [
+                (k, suite.parse_junit(x)) for k, x in zip(labels, a.vm, strict=True)])
             if a.update_readme:
                 table.update_readme(Path(suite.REPO, "README.md"), text)
             else:
