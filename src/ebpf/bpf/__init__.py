@@ -33,6 +33,7 @@ from ._decl import Array as Array
 from ._decl import Const as Const
 from ._decl import FuncDecl as FuncDecl
 from ._decl import Hash as Hash
+from ._decl import LPMTrie as LPMTrie
 from ._decl import LRUHash as LRUHash
 from ._decl import LRUPerCPUHash as LRUPerCPUHash
 from ._decl import MapDecl as MapDecl
@@ -116,6 +117,7 @@ __all__ = [
     "Const",
     "FuncDecl",
     "Hash",
+    "LPMTrie",
     "LRUHash",
     "LRUPerCPUHash",
     "Loaded",

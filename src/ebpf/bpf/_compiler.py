@@ -28,6 +28,7 @@ from ._decl import (
     Const,
     FuncDecl,
     Hash,
+    LPMTrie,
     MapDecl,
     PerfEventArray,
     ProgArray,
@@ -1917,7 +1918,7 @@ class _FunctionCompiler:
 
     def map_delete(self, target: ast.Subscript) -> None:
         name, m = self.map_of(target.value)
-        if not isinstance(m, Hash):
+        if not isinstance(m, (Hash, LPMTrie)):
             raise _Err(target, f"{name} is not a hash map: its elements cannot be deleted")
         kp = self.store_key(m, target.slice)
         self.emit(asm.load_map(R1, name))

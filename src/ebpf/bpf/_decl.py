@@ -19,6 +19,7 @@ __all__ = [
     "Const",
     "FuncDecl",
     "Hash",
+    "LPMTrie",
     "LRUHash",
     "LRUPerCPUHash",
     "MapDecl",
@@ -61,6 +62,8 @@ class MapDecl:
     """A map declared at module level; the collection creates it at :func:`ebpf.bpf.load`."""
 
     map_type: MapType = MapType.UNSPEC
+    #: BPF_MAP_CREATE ``map_flags`` this kind needs
+    map_flags: int = 0
 
     def __init__(self, key: ValueType | None, value: ValueType | None, max_entries: int) -> None:
         if key is not None:
@@ -154,6 +157,38 @@ class LRUPerCPUHash(PerCPUHash):
     least recently used keys when full instead of failing an insert."""
 
     map_type = MapType.LRU_PERCPU_HASH
+
+
+class LPMTrie(MapDecl):
+    """``BPF_MAP_TYPE_LPM_TRIE`` (Linux 4.11): longest-prefix match. The key is a
+    ``bpf.Struct`` whose first field is ``prefixlen: u32`` (the number of leading bits of the
+    rest that count), followed by the data, big-endian as on the wire (``addr: be32``,
+    ``bpf.bytes_[16]``)::
+
+        class Prefix(bpf.Struct):
+            prefixlen: u32
+            addr: be32
+
+        routes = bpf.LPMTrie(Prefix, u32, max_entries=1024)
+
+    In programs ``routes.lookup(k)`` / ``routes[k]`` (0 when no prefix matches) find the
+    longest stored prefix of ``k`` (give ``prefixlen`` 32 for a full address), ``routes[k] =
+    v`` and ``del routes[k]`` store and remove the exact prefix, and ``routes[k] += v`` adds
+    to the matched prefix's value (no insert on a miss). Created with ``BPF_F_NO_PREALLOC``,
+    as the kernel requires. In Python keys read as ``Prefix`` instances."""
+
+    map_type = MapType.LPM_TRIE
+    map_flags = 1   # BPF_F_NO_PREALLOC
+
+    def __init__(self, key: ValueType, value: ValueType, max_entries: int) -> None:
+        fields = getattr(key, "fields", None) if isinstance(key, type) and \
+            issubclass(key, Struct) else None
+        if not fields or fields[0].name != "prefixlen" or fields[0].type is not u32 or \
+                len(fields) < 2:
+            raise BPFError("LPMTrie: the key is a bpf.Struct whose first field is "
+                           "'prefixlen: u32', followed by the data")
+        super().__init__(key, value, max_entries)
+        self.max_prefixlen = (int(key.size) - 4) * 8
 
 
 class RingBuf(MapDecl):

@@ -90,7 +90,8 @@ def build_spec(programs: tuple[ProgramDecl | StructOpsDecl, ...],
             continue
         map_specs[name] = MapSpec(
             name, m.map_type, key_size=m.key_size, value_size=m.value_size,
-            max_entries=m.max_entries, btf_key_type_id=_value_type_id(btf, m.key),
+            max_entries=m.max_entries, flags=m.map_flags,
+            btf_key_type_id=_value_type_id(btf, m.key),
             btf_value_type_id=_value_type_id(btf, m.value))
     variables: dict[str, VariableSpec] = {}
     placed: dict[str, tuple[str, int]] = {}  # global name -> (section, offset)
