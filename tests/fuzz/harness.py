@@ -140,8 +140,8 @@ def exercise_btf(spec: btf.Spec, limit: int = _TYPE_LIMIT, whole: bool = True) -
             _touch_type(spec, t)
     if whole:
         with contextlib.suppress(ParseError):
-            for _t in islice(spec.types(), limit):
-                pass
+            for t in islice(spec.types(), limit):
+                repr(t)  # the fields a walk reads from the record on demand (linkage...)
         with contextlib.suppress(ParseError):
             for t in islice(spec.types(btf.Struct), limit // 4):
                 t.members  # noqa: B018
