@@ -30,9 +30,11 @@ from ._compiler import CompileError as CompileError
 from ._compiler import _helper_marker, helper_namespace
 from ._decl import XDP as XDP
 from ._decl import Array as Array
+from ._decl import CgroupStorage as CgroupStorage
 from ._decl import Const as Const
 from ._decl import FuncDecl as FuncDecl
 from ._decl import Hash as Hash
+from ._decl import InodeStorage as InodeStorage
 from ._decl import LPMTrie as LPMTrie
 from ._decl import LRUHash as LRUHash
 from ._decl import LRUPerCPUHash as LRUPerCPUHash
@@ -43,7 +45,9 @@ from ._decl import PerfEventArray as PerfEventArray
 from ._decl import ProgArray as ProgArray
 from ._decl import ProgramDecl as ProgramDecl
 from ._decl import RingBuf as RingBuf
+from ._decl import SkStorage as SkStorage
 from ._decl import SocketFilter as SocketFilter
+from ._decl import TaskStorage as TaskStorage
 from ._decl import TracepointContext as TracepointContext
 from ._decl import Var as Var
 from ._decl import array as array
@@ -112,11 +116,13 @@ __all__ = [
     "XDP_REDIRECT",
     "XDP_TX",
     "Array",
+    "CgroupStorage",
     "CompileError",
     "CompiledProgram",
     "Const",
     "FuncDecl",
     "Hash",
+    "InodeStorage",
     "LPMTrie",
     "LRUHash",
     "LRUPerCPUHash",
@@ -130,8 +136,10 @@ __all__ = [
     "ProgramDecl",
     "RingBuf",
     "RingView",
+    "SkStorage",
     "SocketFilter",
     "Struct",
+    "TaskStorage",
     "TracepointContext",
     "Var",
     "array",

@@ -28,6 +28,7 @@ from ._decl import (
     Const,
     FuncDecl,
     Hash,
+    LocalStorage,
     LPMTrie,
     MapDecl,
     PerfEventArray,
@@ -1797,6 +1798,9 @@ class _FunctionCompiler:
         """Evaluate the key of ``m``: an integer key is stored in the key slot (and None
         returned); a struct key is a pointer to a record of the key's class, returned in a
         temporary (the caller passes it as the key pointer and releases it)."""
+        if isinstance(m, LocalStorage):
+            raise _Err(key, "a local storage has no keys in programs: use "
+                            "store.get(owner, create=True) and store.delete(owner)")
         if isinstance(m.key, type) and issubclass(m.key, Struct):
             return self.struct_key(m.key, key)
         kt = m.key
@@ -2078,6 +2082,10 @@ class _FunctionCompiler:
     def map_method(self, node: ast.Call, meth: str, discard: bool) -> V:
         assert isinstance(node.func, ast.Attribute)
         name, m = self.map_of(node.func.value)
+        if isinstance(m, LocalStorage):
+            from . import _storage
+
+            return _storage.method(self, node, name, m, meth)
         if isinstance(m, RingBuf):
             if meth == "reserve":
                 if len(node.args) != 1 or node.keywords:

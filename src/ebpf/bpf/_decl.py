@@ -16,12 +16,15 @@ from .types import IntType, Struct, u32
 __all__ = [
     "XDP",
     "Array",
+    "CgroupStorage",
     "Const",
     "FuncDecl",
     "Hash",
+    "InodeStorage",
     "LPMTrie",
     "LRUHash",
     "LRUPerCPUHash",
+    "LocalStorage",
     "MapDecl",
     "PerCPUArray",
     "PerCPUHash",
@@ -29,7 +32,9 @@ __all__ = [
     "ProgArray",
     "ProgramDecl",
     "RingBuf",
+    "SkStorage",
     "SocketFilter",
+    "TaskStorage",
     "TracepointContext",
     "Var",
     "array",
@@ -189,6 +194,79 @@ class LPMTrie(MapDecl):
                            "'prefixlen: u32', followed by the data")
         super().__init__(key, value, max_entries)
         self.max_prefixlen = (int(key.size) - 4) * 8
+
+
+class LocalStorage(MapDecl):
+    """A local-storage map: one value per kernel object (task, socket, cgroup, inode), made
+    when a program asks for it and freed with the object. Subclasses name the owner.
+
+    In programs ``s = store.get(owner)`` is the owner's value or None, ``store.get(owner,
+    create=True)`` makes a zeroed one if there is none (``BPF_LOCAL_STORAGE_GET_F_CREATE``;
+    None only when the kernel cannot), and ``store.delete(owner)`` removes it (0 or
+    ``-ENOENT``). The owner is a kernel pointer of the kind's type. From Python the map is
+    keyed by an fd of the owner (a pidfd, a socket's fd, a cgroup directory's fd)."""
+
+    #: the BPF_FUNC_*_storage_get / _delete helpers and the owner's kernel struct names
+    get_helper: ClassVar[int] = 0
+    delete_helper: ClassVar[int] = 0
+    owners: ClassVar[tuple[str, ...]] = ()
+    map_flags = 1   # BPF_F_NO_PREALLOC, which the kernel requires
+
+    def __init__(self, value: ValueType) -> None:
+        from .types import i32
+
+        super().__init__(i32, value, 1)
+        self.max_entries = 0   # the kernel insists on 0: storage grows with the owners
+
+    def get(self, owner: Any, create: bool = False) -> Any:
+        """The owner's value or None; ``create=True`` makes a zeroed one (in programs)."""
+        raise _only_compiled("local storage get")
+
+    def delete(self, owner: Any) -> int:
+        """Remove the owner's value: 0 or ``-ENOENT`` (in programs)."""
+        raise _only_compiled("local storage delete")
+
+
+class TaskStorage(LocalStorage):
+    """``BPF_MAP_TYPE_TASK_STORAGE`` (Linux 5.11): a value per task; the owner is a BTF
+    ``struct task_struct *`` (``bpf.get_current_task_btf()``, ``ctx.task``, tracing
+    arguments); from Python the key is a pidfd (``os.pidfd_open(pid)``)."""
+
+    map_type = MapType.TASK_STORAGE
+    get_helper = 156     # BPF_FUNC_task_storage_get
+    delete_helper = 157
+    owners = ("task_struct",)
+
+
+class SkStorage(LocalStorage):
+    """``BPF_MAP_TYPE_SK_STORAGE`` (Linux 5.2): a value per socket; the owner is a socket
+    pointer (``ctx.sk`` of the cgroup socket kinds, or a BTF ``struct sock *``); from Python
+    the key is the socket's fd."""
+
+    map_type = MapType.SK_STORAGE
+    get_helper = 107     # BPF_FUNC_sk_storage_get
+    delete_helper = 108
+    owners = ("sock", "sock_common", "socket")
+
+
+class CgroupStorage(LocalStorage):
+    """``BPF_MAP_TYPE_CGRP_STORAGE`` (Linux 6.2): a value per cgroup; the owner is a BTF
+    ``struct cgroup *``; from Python the key is an fd of the cgroup's directory."""
+
+    map_type = MapType.CGRP_STORAGE
+    get_helper = 210     # BPF_FUNC_cgrp_storage_get
+    delete_helper = 211
+    owners = ("cgroup",)
+
+
+class InodeStorage(LocalStorage):
+    """``BPF_MAP_TYPE_INODE_STORAGE`` (Linux 5.10, LSM programs): a value per inode; the
+    owner is a BTF ``struct inode *``; from Python the key is an fd of the file."""
+
+    map_type = MapType.INODE_STORAGE
+    get_helper = 145     # BPF_FUNC_inode_storage_get
+    delete_helper = 146
+    owners = ("inode",)
 
 
 class RingBuf(MapDecl):
