@@ -6,7 +6,8 @@ create=True)`` with ``bpf.get_current_task_btf()``), and ``sys_enter_getpgid`` d
 Python reads the record by a pidfd. A ``connect4`` program in a child cgroup keeps a per-socket
 record (``socks.get(ctx.sk, create=True)``); the child process reads it back by the socket's
 fd from the pinned map. A tracepoint counts a child cgroup's getppid calls in a per-cgroup
-record, read by the cgroup directory's fd. Records are per owner: another thread's calls,
+record, read by the cgroup directory's fd; an LSM ``file_open`` program counts opens per
+inode (the VM), read by a file's fd. Records are per owner: another thread's calls,
 another socket's connects do not mix.
 """
 
@@ -45,6 +46,7 @@ calls = bpf.TaskStorage(Calls)
 counts = bpf.TaskStorage(u64)
 socks = bpf.SkStorage(Conn)
 groups = bpf.CgroupStorage(u64)
+inodes = bpf.InodeStorage(u64)
 deleted = bpf.Array(u64, max_entries=2)
 
 @bpf.tracepoint("syscalls/sys_enter_getppid")
@@ -77,6 +79,15 @@ def on_getpgid(ctx) -> int:
 def per_cgroup(ctx) -> int:
     cg = bpf.get_current_task_btf().cgroups.dfl_cgrp   # the task's cgroup v2
     s = groups.get(cg, create=True)
+    if s is not None:
+        s.value += 1
+    return 0
+
+@bpf.lsm("file_open")
+def per_inode(ctx) -> int:
+    if bpf.get_current_pid_tgid() >> 32 != pid:
+        return 0
+    s = inodes.get(ctx.file.f_inode, create=True)
     if s is not None:
         s.value += 1
     return 0
@@ -180,6 +191,22 @@ def test_cgroup_storage_per_cgroup(mod: ModuleType, cgroup: str, tracefs: str) -
             assert coll.groups[fd] == 7                # only the child ran in that cgroup
         finally:
             os.close(fd)
+
+
+def test_inode_storage_per_inode(mod: ModuleType, tmp_path: Path) -> None:
+    """LSM (the VM: this host refuses LSM loads with EPERM)."""
+    from ebpf.link import attach_tracing
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"x")
+    b.write_bytes(b"y")
+    with H.bpf_load_or_skip("lsm/file_open", mod.per_inode) as coll, \
+            attach_tracing(coll.per_inode):
+        for _ in range(3):
+            a.read_bytes()
+        b.read_bytes()
+        with open(a, "rb") as fa, open(b, "rb") as fb:     # two more opens
+            assert (coll.inodes[fa.fileno()], coll.inodes[fb.fileno()]) == (4, 2)
 
 
 def test_storage_errors(tmp_path: Path) -> None:

@@ -63,16 +63,21 @@ def method(c: _FunctionCompiler, node: ast.Call, name: str, m: LocalStorage,
             raise _err(kw.value, f"{name}.get takes create=True or create=False (a literal)")
         create = kw.value.value
     r = _owner(c, m, name, node.args[0])
-    c.emit(asm.mov(R2, r), asm.load_map(R1, name))
+    # A NULL owner (a BTF pointer read through a NULL link) never reaches the helper: older
+    # kernels type some owners ARG_PTR_TO_BTF_ID, not _OR_NULL (inode storage on 6.1). The
+    # result is then None, or -ENOENT for delete.
+    out = c.temp(node)
+    done = c.label("noowner")
+    c.emit(asm.mov(out, -2 if meth == "delete" else 0), asm.jeq(r, 0, done),
+           asm.mov(R2, r), asm.load_map(R1, name))
     c.release(r)
     if meth == "delete":
-        c.emit(asm.call(m.delete_helper))
-        out = c.temp(node)
-        c.emit(asm.mov(out, R0))
+        c.emit(asm.call(m.delete_helper), asm.mov(out, R0))
+        c.place(done)
         return V(ty=i64, reg=out)
-    c.emit(asm.mov(R3, 0), asm.mov(R4, _F_CREATE if create else 0), asm.call(m.get_helper))
-    out = c.temp(node)
-    c.emit(asm.mov(out, R0))
+    c.emit(asm.mov(R3, 0), asm.mov(R4, _F_CREATE if create else 0), asm.call(m.get_helper),
+           asm.mov(out, R0))
+    c.place(done)
     st = m.value if isinstance(m.value, type) and issubclass(m.value, Struct) else \
         _cell(m.value)  # type: ignore[arg-type]
     return V(reg=out, ptr=Ptr(st, "map"), nullable=True)
