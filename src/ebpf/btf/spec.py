@@ -356,11 +356,12 @@ class Spec:
         if len(words):
             # The record after the one at word ``o`` starts at ``o + steps[info at o + 1]``.
             # ``_offs`` feeds itself: extending it from ``_feed`` reads the very list being
-            # extended, so the walk over the type section runs in C.
+            # extended, so the walk over the type section runs in C. (The running sum of the
+            # steps is each next offset: ``accumulate`` adds them without a call per record.)
             self._offs = [0]
             info_at = words[1:]
-            self._feed = map(
-                add, self._offs, map(_STEPS.__getitem__, map(getitem, repeat(info_at), self._offs))
+            self._feed = accumulate(
+                map(_STEPS.__getitem__, map(getitem, repeat(info_at), self._offs))
             )
             self._count = None
         else:
