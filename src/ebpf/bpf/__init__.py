@@ -44,9 +44,11 @@ from ._decl import PerCPUHash as PerCPUHash
 from ._decl import PerfEventArray as PerfEventArray
 from ._decl import ProgArray as ProgArray
 from ._decl import ProgramDecl as ProgramDecl
+from ._decl import Queue as Queue
 from ._decl import RingBuf as RingBuf
 from ._decl import SkStorage as SkStorage
 from ._decl import SocketFilter as SocketFilter
+from ._decl import Stack as Stack
 from ._decl import TaskStorage as TaskStorage
 from ._decl import TracepointContext as TracepointContext
 from ._decl import Var as Var
@@ -134,10 +136,12 @@ __all__ = [
     "PerfView",
     "ProgArray",
     "ProgramDecl",
+    "Queue",
     "RingBuf",
     "RingView",
     "SkStorage",
     "SocketFilter",
+    "Stack",
     "Struct",
     "TaskStorage",
     "TracepointContext",

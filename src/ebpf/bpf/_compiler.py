@@ -34,6 +34,7 @@ from ._decl import (
     PerfEventArray,
     ProgArray,
     ProgramDecl,
+    Queue,
     RingBuf,
     Var,
     array,
@@ -1801,6 +1802,9 @@ class _FunctionCompiler:
         if isinstance(m, LocalStorage):
             raise _Err(key, "a local storage has no keys in programs: use "
                             "store.get(owner, create=True) and store.delete(owner)")
+        if isinstance(m, Queue):
+            raise _Err(key, f"a {type(m).__name__.lower()} has no keys: use push(v), pop() "
+                            "and peek()")
         if isinstance(m.key, type) and issubclass(m.key, Struct):
             return self.struct_key(m.key, key)
         kt = m.key
@@ -2086,6 +2090,10 @@ class _FunctionCompiler:
             from . import _storage
 
             return _storage.method(self, node, name, m, meth)
+        if isinstance(m, Queue):
+            from . import _queue
+
+            return _queue.method(self, node, name, m, meth)
         if isinstance(m, RingBuf):
             if meth == "reserve":
                 if len(node.args) != 1 or node.keywords:

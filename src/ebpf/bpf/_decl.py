@@ -31,9 +31,11 @@ __all__ = [
     "PerfEventArray",
     "ProgArray",
     "ProgramDecl",
+    "Queue",
     "RingBuf",
     "SkStorage",
     "SocketFilter",
+    "Stack",
     "TaskStorage",
     "TracepointContext",
     "Var",
@@ -194,6 +196,37 @@ class LPMTrie(MapDecl):
                            "'prefixlen: u32', followed by the data")
         super().__init__(key, value, max_entries)
         self.max_prefixlen = (int(key.size) - 4) * 8
+
+
+class Queue(MapDecl):
+    """``BPF_MAP_TYPE_QUEUE`` (Linux 5.0): a FIFO of ``max_entries`` values, no keys.
+
+    In programs ``q.push(v)`` adds a value (0, or ``-E2BIG`` when full; ``overwrite=True``
+    drops the oldest instead, ``BPF_EXIST``), ``p = q.pop()`` takes the oldest into the
+    program's stack and ``p = q.peek()`` reads it without taking it: ``None`` when empty,
+    else a pointer to the value (``p.value`` for an integer, the fields of a struct). In
+    Python the map is an :class:`ebpf.QueueMap` (``push``, ``pop``, ``peek``)."""
+
+    map_type = MapType.QUEUE
+
+    def __init__(self, value: ValueType, max_entries: int) -> None:
+        super().__init__(None, value, max_entries)
+
+    def push(self, value: Any, overwrite: bool = False) -> int:
+        raise _only_compiled("queue push")
+
+    def pop(self) -> Any:
+        raise _only_compiled("queue pop")
+
+    def peek(self) -> Any:
+        raise _only_compiled("queue peek")
+
+
+class Stack(Queue):
+    """``BPF_MAP_TYPE_STACK`` (Linux 5.0): a :class:`Queue` that pops the newest value
+    first (LIFO)."""
+
+    map_type = MapType.STACK
 
 
 class LocalStorage(MapDecl):

@@ -247,9 +247,12 @@ def _typed_map(m: Map, decl: MapDecl | None) -> Map:
     with the :class:`Loaded`) whose codecs are the declared key and value types'
     (``T.codec()``). Maps without element types (ring buffers, perf event and program arrays,
     globals) stay ``m``."""
-    if decl is None or decl.key is None or decl.value is None or isinstance(
-            decl, ProgArray) or m.type in (MapType.RINGBUF, MapType.PERF_EVENT_ARRAY):
+    if decl is None or decl.value is None or isinstance(decl, ProgArray) or \
+            m.type in (MapType.RINGBUF, MapType.PERF_EVENT_ARRAY):
         return m
+    if decl.key is None:  # a queue or stack: values only
+        value = make_codec(decl.value.codec(), m.value_size, "value")
+        return Map.from_fd(m.fd, value=value)
     key = make_codec(decl.key.codec(), m.key_size, "key")  # checked before sharing the fd
     value = make_codec(decl.value.codec(), m.value_size, "value")
     return Map.from_fd(m.fd, key=key, value=value)
