@@ -682,6 +682,39 @@ def targets_summary(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
     return met, missed, na
 
 
+#: Why a target is missed, and what was tried: (bench, workload prefix, text). Shown under
+#: the table for each row that misses its target; a row that meets it shows nothing.
+MISS_REASONS: tuple[tuple[str, str, str], ...] = (
+    ("testrun", "test_run repeat=1",
+     "the one-shot call is ~7,600 user instructions against the ctypes loop's ~3,850 "
+     "(callgrind); 1.1x allows ~5,260. Inlining the packet path into Program.test_run and "
+     "keeping a runner per program took it from 7,943; the NamedTuple result is ~1,340 and "
+     "the keyword/**options call ~550, and even a plain tuple result predicts 1.18x (XDP). "
+     "TestRunner.run, the reusable form, meets 1.1x."),
+    ("elf", "open globals.o",
+     "about 55 us of Python object building (33 section and 24 symbol records, map and "
+     "program specs) and ~35 us in the BTF record walk remain; variables, .BTF.ext records, "
+     "code relocations, BTF fix-up and linking are already deferred to first use as libbpf "
+     "does. Pausing the collector or deferring `programs` were rejected as moving cost out "
+     "of the timer."),
+    ("btf", "decode every type",
+     "CPython's per-object cost: making a record object is ~1,200 instructions and cutting "
+     "its name ~2,500; the benchmark's own loop over cached objects is ~6 ms (t.name) and "
+     "~50 ms (members, 4.5x the C floor by itself). Tried: one id-ordered pass, a dict of "
+     "all strings by offset, shared name runs, bytes/array columns (all more instructions). "
+     "Done: bulk columns, lazy names, collector bypass for large blobs."),
+)
+
+
+def miss_reason(r: Mapping[str, Any]) -> str:
+    """The recorded reason a row misses its target ('' if none is recorded)."""
+    name = str(r.get("name") or r.get("workload") or "")
+    for bench, prefix, text in MISS_REASONS:
+        if r.get("bench") == bench and name.startswith(prefix):
+            return text
+    return ""
+
+
 def render_markdown(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any],
                     notes: Sequence[str] = (), plots: Sequence[str] = ()) -> str:
     """The whole results.md: header with date and machine, the table, notes, plots."""
@@ -705,6 +738,13 @@ def render_markdown(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any],
     ]
     body = markdown_table(rows)
     tail_lines: list[str] = []
+    misses = [r for r in rows if r.get("target") and r.get("target_met") is False]
+    if misses:
+        tail_lines += ["", "## Missed targets, and why", ""]
+        for r in misses:
+            why = miss_reason(r) or "no analysis recorded yet"
+            tail_lines.append(f"- {r.get('bench')}: {r.get('name') or r.get('workload')} "
+                              f"({r.get('target')}): {why}")
     if notes:
         tail_lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     if plots:

@@ -192,3 +192,21 @@ def test_text_table_aligns() -> None:
     lines = common.text_table(rows).splitlines()
     assert lines[0].split()[:3] == ["bench", "workload", "unit"]
     assert set(lines[1].replace(" ", "")) == {"-"}
+
+
+def test_missed_targets_are_listed_with_their_reason() -> None:
+    spec = {"vs": "ctypes", "max_ratio": 1.1}
+    rows = [
+        common.row("testrun", "test_run repeat=1, XDP, 64 B", "ns/op", [130],
+                   floors={"ctypes": [100]}, target="<= 1.1x", target_spec=spec),
+        common.row("x", "unexplained", "ns/op", [130], floors={"ctypes": [100]},
+                   target="<= 1.1x", target_spec=spec),
+        common.row("elf", "open globals.o", "ms", [1], floors={"ctypes": [1]},
+                   target="<= 1.1x", target_spec=spec),          # met: not listed
+    ]
+    md = common.render_markdown(rows, {})
+    tail = md.split("## Missed targets, and why", 1)[1]
+    assert "testrun: test_run repeat=1, XDP, 64 B (<= 1.1x): the one-shot call" in tail
+    assert "x: unexplained (<= 1.1x): no analysis recorded yet" in tail
+    assert "globals.o" not in tail
+    assert "## Missed targets" not in common.render_markdown(rows[2:], {})
