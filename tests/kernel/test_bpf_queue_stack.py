@@ -56,7 +56,7 @@ def ops(ctx: bpf.XDP) -> int:
             lifo.push(r)
         else:
             p.rc = fifo.push(p.val, overwrite=True)
-            lifo.push(r, overwrite=True)
+            lifo.push(Rec(v=p.val, tag=p.val & 0xFF), overwrite=True)   # in place
         return bpf.XDP_PASS
     if p.op == 2:
         q = fifo.pop()

@@ -12,6 +12,7 @@ import gc
 import struct
 import sys
 import threading
+from typing import Any
 
 import pytest
 
@@ -172,13 +173,17 @@ def test_output_grows_on_enospc() -> None:
         assert ei.value.errno == errno.ENOSPC
 
 
+def _counting_grower(runs: ebpf.Map) -> list[Any]:
+    """XDP: count the run in ``runs[0]``, grow the packet by 1024 bytes, pass."""
+    return [asm.mov(R6, R1), asm.load_map_value(R7, runs, 0), asm.mov(R1, 1),
+            asm.atomic_add(asm.DW, R7, R1, 0), asm.mov(R1, R6), asm.mov(R2, 1024),
+            asm.call(Helper.XDP_ADJUST_TAIL), asm.mov(R0, ebpf.XDPAction.PASS), asm.exit()]
+
+
 def test_growth_runs_the_program_once_more_only() -> None:
     """The fast path's ENOSPC grows to the size the kernel reported: one retry, not two."""
     with ebpf.Map.create(ebpf.MapType.ARRAY, key_size=4, value_size=8, max_entries=1) as runs:
-        insns = [asm.mov(R6, R1), asm.load_map_value(R7, runs, 0), asm.mov(R1, 1),
-                 asm.atomic_add(asm.DW, R7, R1, 0), asm.mov(R1, R6), asm.mov(R2, 1024),
-                 asm.call(Helper.XDP_ADJUST_TAIL), asm.mov(R0, ebpf.XDPAction.PASS),
-                 asm.exit()]
+        insns = _counting_grower(runs)
         with ebpf.Program.load(PT.XDP, insns) as prog:
             runner = prog.test_runner()
 
@@ -331,10 +336,7 @@ def test_kept_runner_takes_every_size_kind_and_repeat() -> None:
 def test_kept_runner_grows_on_enospc_once() -> None:
     """An output larger than the kept buffer: grown to the reported size, run once more."""
     with ebpf.Map.create(ebpf.MapType.ARRAY, key_size=4, value_size=8, max_entries=1) as runs:
-        insns = [asm.mov(R6, R1), asm.load_map_value(R7, runs, 0), asm.mov(R1, 1),
-                 asm.atomic_add(asm.DW, R7, R1, 0), asm.mov(R1, R6), asm.mov(R2, 1024),
-                 asm.call(Helper.XDP_ADJUST_TAIL), asm.mov(R0, ebpf.XDPAction.PASS),
-                 asm.exit()]
+        insns = _counting_grower(runs)
         with ebpf.Program.load(PT.XDP, insns) as prog:
             prog.test_run(_frame(64), data_out_size=4096)  # general path: 1 run
             assert int(runs[0]) == 1 and prog._runner is None

@@ -66,16 +66,9 @@ def _push(c: _FunctionCompiler, node: ast.Call, name: str, m: Queue, kind: str) 
         flags = _BPF_EXIST if kw.value.value else 0
     a = node.args[0]
     if isinstance(m.value, type) and issubclass(m.value, Struct):
-        st = m.value
-        v = c.expr(a, allow_nullable=True)
-        if v.ptr is None or v.ptr.struct is not st:
-            c.release(v)
-            raise _err(a, f"{name} holds {st.__name__} records: push a {st.__name__} "
-                          f"(such as r = {st.__name__}())")
-        c.not_none(v, a)
-        assert v.reg is not None
-        c.emit(asm.mov(R2, v.reg))
-        c.release(v)
+        r = c.struct_key(m.value, a, f"{name} holds")   # a record pointer, or Rec(...) in place
+        c.emit(asm.mov(R2, r))
+        c.release(r)
     else:
         vt = m.value
         assert isinstance(vt, type) and issubclass(vt, IntType)
