@@ -355,7 +355,10 @@ def member(c: _FunctionCompiler, base: V, node: ast.Attribute) -> V:
 
 
 def subscript(c: _FunctionCompiler, node: ast.Subscript) -> V:
-    """``a[i]`` of a kernel array of integers (``task.comm[0]``), constant ``i``."""
+    """``a[i]`` of a kernel array of integers (``task.comm[0]``): a constant ``i`` in range
+    is a direct load (BTF pointers) or one read; a variable ``i`` is read with
+    ``bpf_probe_read_kernel`` at the computed address, and reads 0 when out of range (as a
+    stack array's does) or through a NULL link."""
     base = c.expr(node.value)
     kt: KType | None = base.kt
     if kt is None or kt.elem is None:
@@ -363,6 +366,8 @@ def subscript(c: _FunctionCompiler, node: ast.Subscript) -> V:
         raise _err(node.value, f"{ast.unparse(node.value)} is not a map")
     assert base.reg is not None
     i = c.static_int(node.slice)
+    if i is None and kt.count:
+        return _variable_index(c, node, base, kt)
     if i is None or i < 0 or (kt.count and i >= kt.count):
         c.release(base)
         raise _err(node.slice, "a kernel array index is a constant in range"
@@ -377,6 +382,41 @@ def subscript(c: _FunctionCompiler, node: ast.Subscript) -> V:
     t = int_type(*it)
     c.normalize_loaded(base.reg, t)
     return _V(ty=t, reg=base.reg)
+
+
+def _variable_index(c: _FunctionCompiler, node: ast.Subscript, base: V, kt: KType) -> V:
+    it = _int_of(kt.elem) if kt.elem is not None else None
+    if it is None:
+        c.release(base)
+        raise _err(node, f"{ast.unparse(node.value)}: only integer elements are read")
+    _need_read(c, kt, node, ast.unparse(node))
+    size = it[0]
+    v = c.expr(node.slice)
+    if not v.is_int:
+        c.release(v)
+        c.release(base)
+        raise _err(node.slice, "a kernel array index is an integer")
+    idx = c.to_reg(v, u64, node.slice)
+    r = base.reg
+    assert r is not None
+    slot = _scratch(c)
+    zero, done = c.label("kidx0"), c.label("kidx")
+    c.emit(asm.jge(idx, kt.count, zero), asm.jeq(r, 0, zero), asm.mov(R3, idx))
+    if size & (size - 1) == 0:
+        if size > 1:
+            c.emit(asm.lsh(R3, size.bit_length() - 1))
+    else:
+        c.emit(asm.mul(R3, size))
+    c.emit(asm.add(R3, r), asm.add(R3, kt.offset), asm.mov(R1, R10), asm.add(R1, slot),
+           asm.mov(R2, size), asm.call(asm.Helper.PROBE_READ_KERNEL),
+           asm.load(_SIZE[size], r, R10, slot), asm.ja(done))
+    c.place(zero)
+    c.emit(asm.mov(r, 0))
+    c.place(done)
+    c.release(idx)
+    t = int_type(*it)
+    c.normalize_loaded(r, t)
+    return _V(ty=t, reg=r)
 
 
 def store_bytes(c: _FunctionCompiler, dst: V, fld: Any, value: ast.expr) -> None:
