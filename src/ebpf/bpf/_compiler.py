@@ -12,6 +12,7 @@ import ast
 import contextlib
 import inspect
 import linecache
+import re
 import textwrap
 import types as _pytypes
 from collections.abc import Iterator
@@ -2223,10 +2224,13 @@ class _FunctionCompiler:
 
         _helper_args.load_arguments(self, node, f"bpf_{h.name}", params)
         self.emit(asm.call(int(helper)))
-        if ret is None:
+        if ret is None and helper.signature is not None and \
+                helper.signature.return_type.strip() == "void":
             return V(lit=0)
         r = self.temp(node)
         self.emit(asm.mov(r, R0))
+        if ret is None:  # a struct pointer
+            return h.pointer_result(self, node, r)
         self.normalize(r, ret)
         return V(ty=ret, reg=r)
 
@@ -2406,13 +2410,37 @@ class _HelperFn:
             ret = None
         else:
             ret = _C_SCALARS.get(rt)
-            if ret is None:
-                raise _Err(node, f"bpf_{self.name} returns {rt}, which is not an integer; "
-                                 "not supported yet")
+            if ret is None and not _STRUCT_PTR.fullmatch(rt):
+                raise _Err(node, f"bpf_{self.name} returns {rt}, which is neither an integer "
+                                 "nor a struct pointer; not supported yet")
         return h, params, ret
+
+    def pointer_result(self, c: _FunctionCompiler, node: ast.AST, r: Register) -> V:
+        """The result in ``r`` of a helper returning ``struct X *``: a nullable BTF pointer
+        to the kernel's ``X`` (``skc_to_tcp_sock``...). The uapi views (``struct bpf_sock
+        *`` of ``sk_fullsock``, ``struct bpf_tcp_sock *``) are not BTF pointers: not yet."""
+        h = asm.Helper(asm.Helper.by_name(self.name))
+        assert h.signature is not None
+        m = _STRUCT_PTR.fullmatch(h.signature.return_type.strip())
+        assert m is not None
+        if m.group(1).startswith("bpf_"):
+            c.release(r)
+            raise _Err(node, f"bpf_{self.name} returns the uapi view struct {m.group(1)} *; "
+                             "not supported yet")
+        from ._kstruct import KType, kernel_type
+
+        try:
+            comp = kernel_type(m.group(1))
+        except (KeyError, OSError, BPFError):
+            c.release(r)
+            raise _Err(node, f"bpf_{self.name} returns struct {m.group(1)} *, which the "
+                             "kernel's BTF does not describe") from None
+        return V(ty=u64, reg=r, kt=KType(comp, "btf"))
 
 
 _HELPERS: dict[str, _HelperFn] = {}
+#: a helper result type ``struct X *``
+_STRUCT_PTR = re.compile(r"(?:const )?struct (\w+) \*")
 
 #: the memory-reading helpers that fill a ``bytes_[N]`` field (``bpf.probe_read_user_str``..)
 _READ_HELPERS: dict[str, asm.Helper] = {
