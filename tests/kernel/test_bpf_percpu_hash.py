@@ -28,6 +28,7 @@ LRU_FLOWS = 700   # past LRU_MAX (and 6.1's per-CPU free batches of 128 times 2 
 
 SOURCE = f'''
 from ebpf import bpf
+NCPU = {platform.possible_cpus()}
 from ebpf.bpf import u8, u16, u32, u64
 
 class Key(bpf.Struct, frozen=True):
@@ -57,6 +58,26 @@ def count(ctx: bpf.XDP) -> int:
     if v is not None:
         q.mine = v.value
     q.cpu = bpf.get_smp_processor_id()
+    return bpf.XDP_PASS
+
+class Total(bpf.Struct):    # the packet of `total`: a Key, then every CPU's sum
+    port: u16
+    proto: u8
+    pad: u8
+    cpus: u32               # CPUs whose value exists (lookup_percpu is not None)
+    sum: u64
+
+@bpf.xdp
+def total(ctx: bpf.XDP) -> int:
+    t = ctx.load(Total)
+    if t is None:
+        return bpf.XDP_ABORTED
+    k = Key(port=t.port, proto=t.proto)
+    for c in range(NCPU + 1):              # one past the last CPU: None there
+        v = counts.lookup_percpu(k, c)
+        if v is not None:
+            t.cpus += 1
+            t.sum += v.value
     return bpf.XDP_PASS
 '''
 
@@ -139,6 +160,20 @@ def test_python_writes_per_cpu_values_each_cpu_reads(coll: Any, mod: ModuleType)
         assert _send(coll, mod, 9, 17, 5, c).mine == 1000 * (c + 1) + 5
     coll.counts[key] = 7                                      # one value: every CPU
     assert list(coll.counts[key]) == [7] * n
+
+
+def test_lookup_percpu_reads_every_cpu(mod: ModuleType) -> None:
+    from ebpf import bpf
+
+    n = platform.possible_cpus()
+    with bpf.load(mod.total) as coll:
+        key = mod.Key(port=77, proto=6)
+        coll.counts[key] = [10 * (c + 1) for c in range(n)]
+        res = coll.total.test_run(mod.Total(port=77, proto=6).encode() + bytes(16))
+        out = mod.Total.decode(res.data)
+        assert (out.cpus, out.sum) == (n, sum(10 * (c + 1) for c in range(n)))
+        res = coll.total.test_run(mod.Total(port=78, proto=6).encode() + bytes(16))
+        assert mod.Total.decode(res.data).cpus == 0            # no such key
 
 
 def test_lru_per_cpu_hash_evicts_instead_of_failing(coll: Any, mod: ModuleType) -> None:

@@ -32,6 +32,8 @@ from ._decl import (
     LocalStorage,
     LPMTrie,
     MapDecl,
+    PerCPUArray,
+    PerCPUHash,
     PerfEventArray,
     ProgArray,
     ProgramDecl,
@@ -2176,6 +2178,27 @@ class _FunctionCompiler:
             st = m.value if isinstance(m.value, type) and issubclass(m.value, Struct) \
                 else _cell(self.int_value(m, node))
             self.release(self.lookup(name, m, node.args[0]))
+            r = self.temp(node)
+            self.emit(asm.mov(r, R0))
+            return V(reg=r, ptr=Ptr(st, "map"), nullable=True)
+        if meth == "lookup_percpu":  # bpf_map_lookup_percpu_elem (5.19): another CPU's value
+            if not isinstance(m, (PerCPUArray, PerCPUHash)) or len(node.args) != 2 or \
+                    node.keywords:
+                raise _Err(node, "lookup_percpu(key, cpu) is for PerCPUArray/PerCPUHash maps "
+                                 "and takes a key and a CPU number")
+            st = m.value if isinstance(m.value, type) and issubclass(m.value, Struct) \
+                else _cell(self.int_value(m, node))
+            cv = self.expr(node.args[1])
+            if not cv.is_int:
+                self.release(cv)
+                raise _Err(node.args[1], "the CPU is an integer")
+            cpu = self.to_reg(cv, u32, node.args[1])
+            kp = self.store_key(m, node.args[0])
+            self.emit(asm.load_map(R1, name))
+            self.key_arg(kp)
+            self.emit(asm.mov(R3, cpu), asm.call(asm.Helper.MAP_LOOKUP_PERCPU_ELEM))
+            self.release(kp)
+            self.release(cpu)
             r = self.temp(node)
             self.emit(asm.mov(r, R0))
             return V(reg=r, ptr=Ptr(st, "map"), nullable=True)

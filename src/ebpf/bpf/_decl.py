@@ -104,6 +104,11 @@ class MapDecl:
         """Pointer to the value of ``key`` or None (in programs)."""
         raise _only_compiled("map lookup")
 
+    def lookup_percpu(self, key: Any, cpu: int) -> Any:
+        """Pointer to CPU ``cpu``'s value of ``key`` in a per-CPU map, or None (in programs;
+        ``bpf_map_lookup_percpu_elem``, Linux 5.19)."""
+        raise _only_compiled("map lookup_percpu")
+
     def update(self, key: Any, value: Any, flags: int = 0) -> int:
         """``bpf_map_update_elem(m, &key, &value, flags)`` (in programs): 0 or -errno;
         ``flags`` 1 (``BPF_NOEXIST``) only inserts, 2 (``BPF_EXIST``) only replaces."""
