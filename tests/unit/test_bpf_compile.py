@@ -123,7 +123,7 @@ def compile_error(tmp_path: Path, body: str) -> str:
      @bpf.xdp
      def prog(ctx: bpf.XDP) -> int:
          return bpf.helper.map_lookup_elem(1, 2)
-     """, ":6:12:", "is not an integer"),
+     """, ":6:12:", "neither an integer nor a struct pointer"),
     ("""
      @bpf.xdp
      def prog(ctx: bpf.XDP) -> int:

@@ -1043,6 +1043,9 @@ class _FunctionCompiler:
             self.emit((asm.jeq if is_null == when else asm.jne)(v.reg, 0, target))
             self.release(v)
             return
+        if len(ops) == 1 and isinstance(ops[0], (ast.In, ast.NotIn)):
+            self.membership_branch(node, target, when != isinstance(ops[0], ast.NotIn))
+            return
         if len(ops) == 1:
             op = self.cmp_name(ops[0], node)
             left = self.expr(node.left)
@@ -1069,6 +1072,50 @@ class _FunctionCompiler:
             left = nxt
         if when:
             self.place(fail)
+
+    def membership_branch(self, node: ast.Compare, target: str, when: bool) -> None:
+        """``x in (a, b, ...)`` of constant integers: ``x`` evaluated once, then one compare
+        per element (jump to ``target`` if membership is ``when``)."""
+        seq = node.comparators[0]
+        items: list[int] | None = None
+        if isinstance(seq, (ast.Tuple, ast.List, ast.Set)):
+            got = [self.static_int(e) for e in seq.elts]
+            items = [g for g in got if g is not None] if None not in got else None
+        elif self.is_static(seq):
+            obj = self.static(seq)
+            if isinstance(obj, (tuple, list, set, frozenset, range)) and \
+                    all(isinstance(e, int) and not isinstance(e, bool) for e in obj):
+                items = sorted(obj) if isinstance(obj, (set, frozenset)) else list(obj)
+        if items is None or not items or len(items) > 64:
+            raise _Err(seq, "`x in ...` takes a tuple, list or set of 1 to 64 constant "
+                            "integers (or a module-level one)")
+        left = self.expr(node.left)
+        if left.lit is not None:
+            if (left.lit in items) == when:
+                self.emit(asm.ja(target))
+            return
+        if not left.is_int:
+            self.release(left)
+            raise _Err(node.left, "only integers can be compared (pointers: `is None`)")
+        assert left.ty is not None
+        t = left.ty
+        keep = self.to_reg(left, t, node.left)
+        miss = target if not when else self.label("notin")
+        hit = target if when else self.label("isin")
+        for item in items:
+            c = self.lit_for(item, t, seq)
+            if _fits_imm(c):
+                self.emit(asm.jeq(keep, c, hit))
+            else:
+                tr = self.temp(node)
+                self.emit(asm.load_imm64(tr, c), asm.jeq(keep, tr, hit))
+                self.release(tr)
+        self.release(keep)
+        if not when:
+            self.emit(asm.ja(miss))
+            self.place(hit)
+        else:
+            self.place(miss)
 
     def cmp_name(self, o: ast.cmpop, node: ast.AST) -> str:
         op = _CMP.get(type(o))
