@@ -65,7 +65,8 @@ def _error(tmp_path: Path, body: str, statement: str) -> str:
     ("bpf.helper.get_current_comm(p)", "p may be None here"),
     ("bpf.helper.get_ns_current_pid_tgid(m, 2, r)", "argument dev is an integer"),
     ("bpf.helper.get_current_comm(r.nope)", "nope"),
-    ("bpf.helper.map_lookup_elem(m, r)", "returns void *, which is neither an integer nor a struct pointer"),
+    ("bpf.helper.map_lookup_elem(m, r)",
+     "returns void *, which is neither an integer nor a struct pointer"),
 ])
 def test_pointer_argument_errors(tmp_path: Path, statement: str, message: str) -> None:
     assert message in _error(tmp_path, BODY, statement)
