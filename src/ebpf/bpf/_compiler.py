@@ -2330,6 +2330,25 @@ class _FunctionCompiler:
         self.emit(asm.mov(out, R0))
         return V(ty=i64, reg=out)
 
+    def stack_literal(self, data: bytes) -> int:
+        """A new stack slot (8-byte aligned) holding ``data``, written 4 bytes at a time;
+        its offset from r10 (formats and paths the helpers read from the stack)."""
+        buf = self.alloc(len(data) + (-len(data) % 8))
+        padded = data + bytes(-len(data) % 4)
+        for k in range(0, len(padded), 4):
+            self.emit(asm.store_imm(asm.W, R10, buf + k,
+                                    int.from_bytes(padded[k:k + 4], "little")))
+        return buf
+
+    def zero_range(self, base: Register, start: int, end: int) -> None:
+        """Zero bytes ``[start, end)`` at ``base``, in the widest aligned stores."""
+        off = start
+        while off < end:
+            w = 8 if end - off >= 8 and off % 8 == 0 else \
+                4 if end - off >= 4 and off % 4 == 0 else 1
+            self.emit(asm.store_imm(_SIZE[w], base, off, 0))
+            off += w
+
     def trace_printk(self, node: ast.Call) -> V:
         if not node.args or not isinstance(node.args[0], ast.Constant) or not isinstance(
                 node.args[0].value, str):
@@ -2338,17 +2357,13 @@ class _FunctionCompiler:
             raise _Err(node, "trace_printk takes at most 3 values")
         fmt = node.args[0].value.encode() + b"\0"
         size = len(fmt)
-        buf = self.alloc(size + (-size % 8))
-        padded = fmt + bytes(-len(fmt) % 4)
         regs: list[Register] = []
         for a in node.args[1:]:
             v = self.expr(a)
             if not v.is_int:
                 raise _Err(a, "trace_printk prints integers")
             regs.append(self.to_reg(v, v.ty or i64, a))
-        for k in range(0, len(padded), 4):
-            word = int.from_bytes(padded[k:k + 4], "little")
-            self.emit(asm.store_imm(asm.W, R10, buf + k, word))
+        buf = self.stack_literal(fmt)
         self.emit(asm.mov(R1, R10), asm.add(R1, buf), asm.mov(R2, size))
         for k, r in enumerate(regs):
             self.emit(asm.mov(Register(k + 3), r))

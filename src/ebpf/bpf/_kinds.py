@@ -719,11 +719,7 @@ class _SeqPrintf(_KCall):
                 r = c.to_reg(v, v.ty or i64, a)
                 c.emit(asm.store(asm.DW, R10, data + 8 * k, r))
                 c.release(r)
-        buf = c.alloc(len(fmt) + (-len(fmt) % 8))
-        padded = fmt + bytes(-len(fmt) % 4)
-        for k in range(0, len(padded), 4):
-            c.emit(asm.store_imm(asm.W, R10, buf + k, int.from_bytes(padded[k:k + 4],
-                                                                     "little")))
+        buf = c.stack_literal(fmt)
         _seq_r1(c)
         c.emit(asm.mov(R2, R10), asm.add(R2, buf), asm.mov(R3, len(fmt)))
         if values:
@@ -933,12 +929,7 @@ class _UnixAddrCtx(_SockCtx):
             return False
         assert dst.reg is not None
         size = int(fld.size)
-        off = 0
-        while off < size:   # zero the field first: a short path leaves zeroes after it
-            w = 8 if size - off >= 8 and (fld.offset + off) % 8 == 0 else \
-                4 if size - off >= 4 and (fld.offset + off) % 4 == 0 else 1
-            c.emit(asm.store_imm(_SIZE[w], dst.reg, fld.offset + off, 0))
-            off += w
+        c.zero_range(dst.reg, fld.offset, fld.offset + size)   # a short path: zeroes after
         _, addr_off, len_off, path_off = self._kern(c, value)
         skip, ok = c.label("nopath"), c.label("pathlen")
         n = min(size, self._PATH_MAX)
@@ -975,11 +966,7 @@ class _UnixAddrCtx(_SockCtx):
                              f"(Linux 6.7): {e}") from None
         # on the stack: the kernel takes kfunc memory arguments as writable, so the frozen
         # .rodata is refused ("write into map forbidden")
-        buf = c.alloc(len(path) + (-len(path) % 8))
-        padded = path + bytes(-len(path) % 4)
-        for k in range(0, len(padded), 4):
-            c.emit(asm.store_imm(asm.W, R10, buf + k, int.from_bytes(padded[k:k + 4],
-                                                                     "little")))
+        buf = c.stack_literal(path)
         self._kern(c, node)
         c.emit(asm.mov(R1, R0), asm.mov(R2, R10), asm.add(R2, buf), asm.mov(R3, len(path)),
                asm.kfunc_call(fn.id))

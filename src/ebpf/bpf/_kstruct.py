@@ -438,12 +438,7 @@ def store_bytes(c: _FunctionCompiler, dst: V, fld: Any, value: ast.expr) -> None
     _address(c, v.reg, kt, kt.offset)
     c.emit(asm.mov(R1, dst.reg), asm.add(R1, fld.offset), asm.mov(R2, c_size),
            asm.call(asm.Helper.PROBE_READ_KERNEL))
-    off = c_size
-    while off < size:
-        w = 8 if size - off >= 8 and (fld.offset + off) % 8 == 0 else \
-            4 if size - off >= 4 and (fld.offset + off) % 4 == 0 else 1
-        c.emit(asm.store_imm(_SIZE[w], dst.reg, fld.offset + off, 0))
-        off += w
+    c.zero_range(dst.reg, fld.offset + c_size, fld.offset + size)
     c.release(v)
     c.release(dst)
 
